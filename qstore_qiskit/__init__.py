@@ -1,0 +1,49 @@
+"""qstore-qiskit: fast Qiskit workloads on IonQ trapped-ion machines.
+
+The package has four parts, one data path::
+
+    circuit -> transpiler passes -> template cache -> payload -> batcher -> HTTP -> Result
+
+* :mod:`qstore_qiskit.transpiler`: the native-gate compiler (GPi, GPi2, MS, ZZ) as
+  Qiskit transpiler passes and stage plugins named ``qstore``.
+* :mod:`qstore_qiskit.cache`: :class:`CompiledTemplate` and :class:`TemplateCache`.
+* :mod:`qstore_qiskit.client`: the pooled, batching, retrying async submitter.
+* :mod:`qstore_qiskit.providers`: :class:`QStoreProvider` and its ``BackendV2`` backends.
+* :mod:`qstore_qiskit.server`: a local IonQ-API server for offline use and testing.
+
+Public names are imported lazily so that ``import qstore_qiskit`` stays cheap and the
+transpiler plugins can be loaded without the HTTP stack.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .version import __version__
+
+# name -> module that defines it (imported on first access, PEP 562).
+_LAZY = {
+    "generate_ionq_pass_manager": "qstore_qiskit.transpiler",
+    "estimated_fidelity": "qstore_qiskit.transpiler",
+    "ionq_target": "qstore_qiskit.transpiler",
+    "CompiledTemplate": "qstore_qiskit.cache",
+    "TemplateCache": "qstore_qiskit.cache",
+    "QStoreProvider": "qstore_qiskit.providers",
+    "LocalServer": "qstore_qiskit.server",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qstore_qiskit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
