@@ -1,0 +1,110 @@
+"""Exceptions raised by :mod:`qstore_qiskit.client`.
+
+Every message is built by this package from status codes, job ids and the server's
+error text; none of them ever contains the API key (the request headers are never
+formatted into a message, and the authentication error is raised ``from None`` so
+that no low-level exception carrying the request is chained to it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class IonQClientError(Exception):
+    """Base class of every error raised by the batching client."""
+
+
+class IonQAuthenticationError(IonQClientError):
+    """The API rejected the credentials (HTTP 401 or 403)."""
+
+    def __init__(self, status: int, message: str = "") -> None:
+        self.status = status
+        detail = f": {message}" if message else ""
+        super().__init__(
+            f"IonQ API rejected the credentials (HTTP {status}){detail}. "
+            "Check the API key passed as `token` or set in IONQ_API_KEY."
+        )
+
+
+class IonQRequestError(IonQClientError):
+    """The API rejected a request (HTTP 4xx other than 401/403/429)."""
+
+    def __init__(self, status: int, message: str, method: str = "", path: str = "") -> None:
+        self.status = status
+        self.server_message = message
+        where = f" {method} {path}" if method else ""
+        super().__init__(f"IonQ API error {status}{where}: {message}")
+
+
+class IonQServerError(IonQClientError):
+    """The API kept failing with 5xx responses (after all retries)."""
+
+    def __init__(self, status: int, message: str = "", method: str = "", path: str = "") -> None:
+        self.status = status
+        self.server_message = message
+        where = f" {method} {path}" if method else ""
+        super().__init__(f"IonQ API server error {status}{where}: {message or 'no detail'}")
+
+
+class IonQRateLimitError(IonQServerError):
+    """HTTP 429 after all retries.  ``retry_after`` is the server's hint in seconds."""
+
+    def __init__(self, retry_after: float | None, method: str = "", path: str = "") -> None:
+        super().__init__(429, "rate limited", method, path)
+        self.retry_after = retry_after
+
+
+class IonQConnectionError(IonQClientError):
+    """The API could not be reached (connection refused/reset, timeouts) after all retries."""
+
+
+class IonQResponseError(IonQClientError):
+    """A response was malformed: bad or truncated JSON, missing fields, wrong number of
+    child jobs or results, or results inconsistent with the submitted qubit count."""
+
+
+class IonQJobFailedError(IonQClientError):
+    """A job finished with status ``failed`` or ``canceled``."""
+
+    def __init__(self, job_id: str, status: str, code: str = "", error: str = "") -> None:
+        self.job_id = job_id
+        self.status = status
+        self.code = code
+        self.error = error
+        detail = f" ({code}: {error})" if (code or error) else ""
+        super().__init__(f"IonQ job {job_id} {status}{detail}")
+
+
+class QueueTimeoutError(IonQClientError):
+    """Jobs did not finish within ``max_queue_wait_time``.
+
+    The jobs are *not* cancelled or forgotten: pass :attr:`job_ids` to
+    :meth:`BatchSubmitter.retrieve` later to collect their results.
+    """
+
+    def __init__(self, job_ids: Iterable[str], waited: float) -> None:
+        self.job_ids = list(job_ids)
+        self.waited = waited
+        super().__init__(
+            f"{len(self.job_ids)} IonQ job(s) still queued after {waited:.1f} s: "
+            f"{', '.join(self.job_ids)}; retrieve them later with BatchSubmitter.retrieve()"
+        )
+
+
+class SubmitterClosedError(IonQClientError):
+    """Work was handed to a :class:`BatchSubmitter` that is closed."""
+
+
+__all__ = [
+    "IonQClientError",
+    "IonQAuthenticationError",
+    "IonQRequestError",
+    "IonQServerError",
+    "IonQRateLimitError",
+    "IonQConnectionError",
+    "IonQResponseError",
+    "IonQJobFailedError",
+    "QueueTimeoutError",
+    "SubmitterClosedError",
+]

@@ -1,0 +1,358 @@
+"""Async IonQ REST client on one pooled :class:`aiohttp.ClientSession`.
+
+Wire format follows qiskit-ionq's ``IonQClient`` (API v0.4): ``Authorization: apiKey
+<token>`` header, JSON bodies, ``POST /jobs``, ``GET /jobs/{id}``, ``GET /jobs?ids=...``,
+``PUT /jobs/{id}/status/cancel`` and results fetched from the job's
+``results.probabilities.url``.
+
+Retries use :mod:`tenacity` (``AsyncRetrying`` works natively with asyncio) with
+exponential backoff and full jitter on connection errors, timeouts and 5xx; on 429 the
+wait is the server's ``Retry-After``.  A client-side :class:`aiolimiter.AsyncLimiter`
+caps the request rate.  Requests that are *not* idempotent (job creation) are never
+retried here: :class:`~qstore_qiskit.client.submitter.BatchSubmitter` resolves an
+ambiguous create by looking the job up by its submission id first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import random
+import re
+import time
+from collections import Counter
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiolimiter import AsyncLimiter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from .exceptions import (
+    IonQAuthenticationError,
+    IonQConnectionError,
+    IonQRateLimitError,
+    IonQRequestError,
+    IonQResponseError,
+    IonQServerError,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "https://api.ionq.co/v0.4"
+_MAX_ERROR_TEXT = 500
+
+
+def _user_agent() -> str:
+    try:  # same shape as qiskit-ionq's, so the service sees a familiar client
+        from qiskit_ionq.helpers import get_user_agent
+
+        base = get_user_agent()
+    except Exception:  # pragma: no cover - qiskit-ionq is a dependency
+        base = "qiskit-ionq"
+    from ..version import __version__
+
+    return f"qstore-qiskit/{__version__} {base}"
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_credentials(token: str | None, url: str | None) -> tuple[str | None, str]:
+    """Token and base URL, falling back to ``IONQ_API_KEY`` etc. like qiskit-ionq."""
+    try:
+        from qiskit_ionq.helpers import resolve_credentials as _resolve
+
+        creds = _resolve(token, url)
+        return creds["token"], creds["url"]
+    except Exception:  # pragma: no cover
+        import os
+
+        return token or os.getenv("IONQ_API_KEY"), url or DEFAULT_URL
+
+
+class RetriableError(Exception):
+    """Internal: a failure worth retrying.  ``cause`` names it for the statistics."""
+
+    def __init__(self, cause: str, final: Exception, retry_after: float | None = None):
+        super().__init__(str(final))
+        self.cause = cause
+        # Callers that retry on their own (job creation) need the cause to tell a
+        # failure before the request was sent ("connect") from an ambiguous one.
+        final.cause = cause  # type: ignore[attr-defined]
+        self.final = final
+        self.retry_after = retry_after
+
+
+class IonQHttpClient:
+    """Minimal async IonQ API client.
+
+    Must be used from a single event loop (the session is created lazily in it).
+
+    Args:
+        token: API key; ``None`` reads ``IONQ_API_KEY`` like qiskit-ionq.
+        url: API base URL (default ``https://api.ionq.co/v0.4``).
+        connection_pool_size: max simultaneous TCP connections (``TCPConnector(limit=)``).
+        request_timeout: total timeout of one HTTP request, seconds.
+        max_retries: retries of a retriable failure (not counting the first attempt).
+        rate_limit: ``(requests, per_seconds)`` client-side limit, or ``None``.
+        allow_insecure_http: allow ``http://`` to non-loopback hosts.
+        backoff_base: first backoff step, seconds (doubles per retry, full jitter).
+        backoff_max: largest backoff step, seconds.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        url: str | None = None,
+        *,
+        connection_pool_size: int = 5,
+        request_timeout: float = 30.0,
+        max_retries: int = 6,
+        rate_limit: tuple[float, float] | None = None,
+        allow_insecure_http: bool = False,
+        backoff_base: float = 0.05,
+        backoff_max: float = 5.0,
+    ) -> None:
+        token, url = resolve_credentials(token, url)
+        url = url.rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"unsupported URL scheme in {url!r}")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname) and not allow_insecure_http:
+            raise ValueError(
+                f"refusing plain http:// to non-loopback host {parts.hostname!r}: the API key "
+                "would travel unencrypted; use https:// or pass allow_insecure_http=True"
+            )
+        self._token = token
+        self.url = url
+        # "/v0.4" prefix, stripped from server-relative result URLs like qiskit-ionq does.
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self.connection_pool_size = connection_pool_size
+        self.request_timeout = request_timeout
+        self.max_retries = max_retries
+        self.rate_limit = rate_limit
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self._session: aiohttp.ClientSession | None = None
+        self._limiter: AsyncLimiter | None = None
+        self._user_agent = _user_agent()
+        # Statistics (read by BatchSubmitter.stats()).
+        self.requests = Counter()  # "GET /jobs/{id}" style keys -> attempts
+        self.retries = Counter()  # cause -> retries
+        self.responses = Counter()  # status code -> count
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"{type(self).__name__}(url={self.url!r}, pool={self.connection_pool_size})"
+
+    @property
+    def has_token(self) -> bool:
+        """Whether a token is configured."""
+        return bool(self._token)
+
+    async def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self.connection_pool_size, ssl=True)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout),
+                # The token lives only in this per-session default header set.
+                headers={
+                    "Authorization": f"apiKey {self._token}" if self._token else "",
+                    "Content-Type": "application/json",
+                    "User-Agent": self._user_agent,
+                },
+                raise_for_status=False,
+            )
+            if self.rate_limit:
+                self._limiter = AsyncLimiter(*self.rate_limit)
+        return self._session
+
+    async def close(self) -> None:
+        """Close the session and its connection pool."""
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    # ------------------------------------------------------------------ requests
+    def _full_url(self, path: str) -> str:
+        if path.startswith("http://") or path.startswith("https://"):
+            return path
+        if re.match(r"^/v\d+\.\d+/", path):  # server-relative, already versioned
+            return self._origin + path
+        return f"{self.url}/{path.lstrip('/')}"
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RetriableError) and exc.retry_after is not None:
+            return min(max(exc.retry_after, 0.0), 60.0)
+        # Full jitter (AWS architecture blog): uniform(0, min(cap, base * 2^n)).
+        step = min(self.backoff_max, self.backoff_base * 2 ** (state.attempt_number - 1))
+        return random.uniform(step / 2, step)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Any = None,
+        retry: bool = True,
+        label: str | None = None,
+    ) -> Any:
+        """One API call with retries; returns the decoded JSON body.
+
+        Args:
+            method: HTTP verb.
+            path: path under the base URL (``"jobs/abc"``) or server-relative ``/v0.4/...``.
+            json_body: JSON request body.
+            params: query parameters.
+            retry: retry retriable failures (disable for non-idempotent calls).
+            label: key for the request statistics (defaults to ``method path``).
+
+        Raises:
+            IonQAuthenticationError: 401/403.
+            IonQRequestError: other 4xx.
+            IonQServerError: 5xx after all retries (``IonQRateLimitError`` for 429).
+            IonQConnectionError: network failures/timeouts after all retries.
+            IonQResponseError: body is not valid JSON.
+        """
+        label = label or f"{method} {path}"
+        attempts = self.max_retries + 1 if retry else 1
+
+        def _before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception()
+            cause = exc.cause if isinstance(exc, RetriableError) else type(exc).__name__
+            self.retries[cause] += 1
+            logger.debug("retrying %s after %s (attempt %d)", label, cause, state.attempt_number)
+
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(attempts),
+                wait=self._wait,
+                retry=retry_if_exception(lambda e: isinstance(e, RetriableError)),
+                before_sleep=_before_sleep,
+                reraise=True,
+            ):
+                with attempt:
+                    return await self._once(method, path, json_body, params, label)
+        except RetriableError as exc:
+            raise exc.final from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _once(self, method: str, path: str, json_body: Any, params: Any, label: str) -> Any:
+        session = await self._ensure_session()
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        self.requests[label] += 1
+        url = self._full_url(path)
+        data = None if json_body is None else json.dumps(json_body, separators=(",", ":"))
+        try:
+            async with session.request(method, url, data=data, params=params) as resp:
+                status = resp.status
+                self.responses[status] += 1
+                raw = await resp.read()
+                retry_after = resp.headers.get("Retry-After")
+        except asyncio.TimeoutError as exc:
+            raise RetriableError(
+                "timeout", IonQConnectionError(f"{method} {path} timed out after {self.request_timeout} s")
+            ) from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+            raise RetriableError(
+                "disconnect", IonQConnectionError(f"{method} {path}: connection dropped ({type(exc).__name__})")
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise RetriableError(
+                "connect", IonQConnectionError(f"{method} {path}: cannot connect ({exc.os_error})")
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise RetriableError(
+                "client_error", IonQConnectionError(f"{method} {path}: {type(exc).__name__}")
+            ) from exc
+        text = raw.decode("utf-8", errors="replace")
+        if status in (401, 403):
+            # Name the problem, never the key; raise from None (nothing chained).
+            raise IonQAuthenticationError(status, _error_message(text)) from None
+        if status == 429:
+            hint = _parse_retry_after(retry_after)
+            raise RetriableError(
+                "429", IonQRateLimitError(hint, method, path), retry_after=hint if hint is not None else None
+            )
+        if status >= 500:
+            raise RetriableError(
+                f"{status}", IonQServerError(status, _error_message(text), method, path)
+            )
+        if status >= 400:
+            raise IonQRequestError(status, _error_message(text), method, path)
+        try:
+            return json.loads(text) if text.strip() else None
+        except json.JSONDecodeError as exc:
+            raise IonQResponseError(
+                f"{method} {path}: malformed JSON in HTTP {status} response ({exc.msg} at char {exc.pos})"
+            ) from None
+
+    # -------------------------------------------------------------- API calls
+    async def create_job(self, body: dict) -> dict:
+        """``POST /jobs`` once (no retry; see the module docstring)."""
+        return await self.request("POST", "jobs", json_body=body, retry=False, label="POST /jobs")
+
+    async def get_job(self, job_id: str) -> dict:
+        """``GET /jobs/{id}``."""
+        return await self.request("GET", f"jobs/{job_id}", label="GET /jobs/{id}")
+
+    async def list_jobs(self, params: dict | list | None = None) -> dict:
+        """``GET /jobs`` with filters (``ids``, ``status``, ``limit``, ``next``, ...)."""
+        return await self.request("GET", "jobs", params=params, label="GET /jobs")
+
+    async def get_results(self, url: str) -> Any:
+        """Fetch a results URL (as advertised in the job's ``results`` map)."""
+        return await self.request("GET", url, label="GET results")
+
+    async def cancel_job(self, job_id: str) -> dict:
+        """``PUT /jobs/{id}/status/cancel``."""
+        return await self.request("PUT", f"jobs/{job_id}/status/cancel", label="PUT cancel")
+
+    async def get_backend(self, backend: str) -> dict:
+        """``GET /backends/{backend}``."""
+        return await self.request("GET", f"backends/{backend}", label="GET /backends/{b}")
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def _error_message(text: str) -> str:
+    """The server's error message from an IonQ error body (``{"error": ..., "message": ...}``)."""
+    try:
+        body = json.loads(text)
+    except (json.JSONDecodeError, ValueError):
+        return text.strip()[:_MAX_ERROR_TEXT]
+    if isinstance(body, dict):
+        parts = [str(body[k]) for k in ("error", "message", "detail") if body.get(k)]
+        if isinstance(body.get("error"), dict):
+            parts = [str(body["error"].get("message") or body["error"])]
+        return ": ".join(parts)[:_MAX_ERROR_TEXT] or text[:_MAX_ERROR_TEXT]
+    return text[:_MAX_ERROR_TEXT]
+
+
+__all__ = ["IonQHttpClient", "DEFAULT_URL", "resolve_credentials"]

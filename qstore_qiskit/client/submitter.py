@@ -1,0 +1,1057 @@
+"""The batching submitter: coalesce, pipeline and retry IonQ circuit jobs.
+
+A :class:`BatchSubmitter` owns a private asyncio event loop running in a daemon thread.
+Synchronous callers (scripts, Jupyter cells whose own loop is running, several threads)
+call :meth:`~BatchSubmitter.submit` and get a :class:`concurrent.futures.Future`; async
+callers ``await`` :meth:`~BatchSubmitter.submit_async` from any loop.
+
+Data path inside the loop::
+
+    submit() -> bucket (per backend/shots/gateset/noise/metadata)
+             -> flush after ``batch_window`` or at the circuits-per-job cap
+             -> job task: slot (max_jobs_in_flight) -> POST /jobs (idempotent create)
+             -> shared poller (one loop for all in-flight jobs; adaptive interval)
+             -> GET results -> validate -> deliver to each caller's future
+
+No lost and no duplicated work: every job carries a client-generated
+``metadata.submission_id``.  A create whose outcome is unknown (timeout, dropped
+connection, 5xx, unreadable response) is never blindly re-sent: the submitter first
+looks the submission id up in the job list and adopts the job if it exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import math
+import os
+import random
+import statistics
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .counts import build_counts, uses_sampler
+from .exceptions import (
+    IonQClientError,
+    IonQConnectionError,
+    IonQJobFailedError,
+    IonQRateLimitError,
+    IonQRequestError,
+    IonQResponseError,
+    IonQServerError,
+    QueueTimeoutError,
+    SubmitterClosedError,
+)
+from .rest import IonQHttpClient
+from .results import CircuitResult, parse_histogram
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_CIRCUITS_PER_JOB = 200
+_FINAL = {"completed", "failed", "canceled", "cancelled"}
+_ID_CHUNK = 100  # ids per GET /jobs?ids=... poll
+_LOOKUP_PAGES = 20  # pages of GET /jobs scanned when adopting an ambiguous create
+
+
+# --------------------------------------------------------------------------- records
+@dataclass
+class _Request:
+    """One ``submit`` call."""
+
+    circuits: list[dict]
+    key: tuple
+    settings: dict
+    future: concurrent.futures.Future
+    name: str | None
+    metadata: dict
+    submitted_at: float
+    results: list[CircuitResult | None] = field(default_factory=list)
+    remaining: int = 0
+    cancelled: bool = False
+    job_ids: list[str] = field(default_factory=list)
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+@dataclass
+class _Item:
+    """One circuit of one request."""
+
+    request: _Request
+    index: int
+
+
+@dataclass
+class _Job:
+    """One IonQ job (single- or multicircuit)."""
+
+    submission_id: str
+    settings: dict
+    items: list[_Item]
+    job_id: str | None = None
+    created_at: float = 0.0
+    done_at: float = 0.0
+    adopted: bool = False
+
+
+@dataclass
+class _Watch:
+    future: asyncio.Future
+    interval: float
+    next_poll: float
+    started: float = 0.0
+    failures: int = 0
+
+
+def _noise_key(noise: dict | None) -> str:
+    return json.dumps(noise, sort_keys=True) if noise else ""
+
+
+def _infer_qubits(body: dict) -> int:
+    top = -1
+    for gate in body.get("circuit", []):
+        for key in ("target", "control"):
+            if isinstance(gate.get(key), int):
+                top = max(top, gate[key])
+        for key in ("targets", "controls"):
+            for q in gate.get(key) or []:
+                top = max(top, int(q))
+    return top + 1
+
+
+def _validate_circuit(body: Any, index: int) -> dict:
+    if not isinstance(body, dict) or not isinstance(body.get("circuit"), list):
+        raise ValueError(f"circuit {index}: expected an IonQ circuit body {{'qubits': n, 'circuit': [...]}}")
+    qubits = body.get("qubits")
+    if qubits is None:
+        qubits = _infer_qubits(body)
+        body = {**body, "qubits": qubits}
+    if not isinstance(qubits, int) or qubits < 1:
+        raise ValueError(f"circuit {index}: 'qubits' must be a positive integer")
+    return body
+
+
+# --------------------------------------------------------------------------- submitter
+class BatchSubmitter:
+    """Pooled, coalescing, pipelining IonQ job submitter.
+
+    Args:
+        token: IonQ API key (``None``: ``IONQ_API_KEY`` etc., like qiskit-ionq).
+        url: API base URL (``None``: ``IONQ_API_URL`` or ``https://api.ionq.co/v0.4``).
+        connection_pool_size: max simultaneous HTTP connections.
+        batch_window: seconds to wait for more ``submit`` calls to coalesce into a job.
+        max_circuits_per_job: cap per multicircuit job; ``None`` asks the server
+            (``GET /backends/{backend}``, key ``max_circuits_per_job``/``max_circuits``)
+            and falls back to 200.
+        max_jobs_in_flight: jobs submitted and not yet finished, at most.
+        max_queue_wait_time: seconds a job may take from creation to a final state
+            before its callers get :class:`QueueTimeoutError` (jobs stay retrievable).
+        adaptive_batch_sizing: pick circuits per job from measured overhead and
+            per-circuit execution time instead of filling up to the cap.
+        use_batch_api: ``False`` sends one job per circuit (A/B comparisons).
+        request_timeout: total timeout of one HTTP request, seconds.
+        max_retries: retries per request (and per job create).
+        rate_limit: ``(requests, per_seconds)`` client-side limit, or ``None``.
+        journal_path: append-only JSON-lines journal of submissions (see :meth:`recover`).
+        allow_insecure_http: allow ``http://`` to non-loopback hosts.
+        poll_interval: ``(first, max)`` status polling interval, seconds.
+        compute_counts: also build integer counts (like qiskit-ionq) for each result.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        url: str | None = None,
+        *,
+        connection_pool_size: int = 5,
+        batch_window: float = 0.005,
+        max_circuits_per_job: int | None = None,
+        max_jobs_in_flight: int = 8,
+        max_queue_wait_time: float = 120.0,
+        adaptive_batch_sizing: bool = False,
+        use_batch_api: bool = True,
+        request_timeout: float = 30.0,
+        max_retries: int = 6,
+        rate_limit: tuple[float, float] | None = None,
+        journal_path: str | os.PathLike | None = None,
+        allow_insecure_http: bool = False,
+        poll_interval: tuple[float, float] = (0.005, 1.0),
+        compute_counts: bool = True,
+    ) -> None:
+        if max_jobs_in_flight < 1 or connection_pool_size < 1:
+            raise ValueError("max_jobs_in_flight and connection_pool_size must be >= 1")
+        if max_circuits_per_job is not None and max_circuits_per_job < 1:
+            raise ValueError("max_circuits_per_job must be >= 1")
+        self._http = IonQHttpClient(
+            token,
+            url,
+            connection_pool_size=connection_pool_size,
+            request_timeout=request_timeout,
+            max_retries=max_retries,
+            rate_limit=rate_limit,
+            allow_insecure_http=allow_insecure_http,
+        )
+        self.url = self._http.url
+        self.batch_window = batch_window
+        self.max_circuits_per_job = max_circuits_per_job
+        self.max_jobs_in_flight = max_jobs_in_flight
+        self.max_queue_wait_time = max_queue_wait_time
+        self.adaptive_batch_sizing = adaptive_batch_sizing
+        self.use_batch_api = use_batch_api
+        self.max_retries = max_retries
+        self.journal_path = os.fspath(journal_path) if journal_path else None
+        self.poll_interval = poll_interval
+        self.compute_counts = compute_counts
+        self._closed = False
+        self._caps: dict[str, int] = {}
+        self._cap_tasks: dict[str, asyncio.Task] = {}
+        self._buckets: dict[tuple, list[_Item]] = {}
+        self._bucket_timers: dict[tuple, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._jobs: dict[str, _Job] = {}  # job id -> job, every job ever created here
+        self._unfinished: set[str] = set()  # job ids whose callers gave up (timeout/cancel)
+        self._watch: dict[str, _Watch] = {}
+        self._ids_listing: bool | None = None  # does GET /jobs?ids= filter? (probed)
+        self._journal_lock = threading.Lock()
+        # statistics
+        self._counters: Counter = Counter()
+        self._circuits_per_job: list[int] = []
+        self._create_rtt: list[float] = []
+        self._queue_times: list[float] = []
+        self._exec_times: list[float] = []
+        self._round_trips: list[float] = []
+        self._first_submit: float | None = None
+        self._last_delivery: float | None = None
+        # adaptive sizing model: job latency ~ overhead + per_circuit * n
+        self._overhead_ewma: float | None = None
+        self._per_circuit_ewma: float | None = None
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._run_loop, name="qstore-batch-submitter", daemon=True
+        )
+        self._thread.start()
+        self._call(self._init_async()).result()
+
+    # ------------------------------------------------------------------ loop plumbing
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+
+    def _call(self, coro) -> concurrent.futures.Future:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    async def _init_async(self) -> None:
+        self._slots = asyncio.Semaphore(self.max_jobs_in_flight)
+        self._watch_event = asyncio.Event()
+        self._poller = self._loop.create_task(self._poll_loop())
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchSubmitter(url={self.url!r}, in_flight={len(self._watch)}, "
+            f"closed={self._closed})"
+        )
+
+    def __enter__(self) -> "BatchSubmitter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ public API
+    def submit(
+        self,
+        circuits: Sequence[dict],
+        *,
+        backend: str = "simulator",
+        shots: int = 1024,
+        gateset: str = "native",
+        noise: dict | None = None,
+        name: str | None = None,
+        metadata: dict | None = None,
+        sampler_seed: int | None = None,
+    ) -> concurrent.futures.Future:
+        """Hand circuits in; returns a future of ``list[CircuitResult]`` in input order.
+
+        Circuits handed in by separate calls within ``batch_window`` with the same
+        ``backend``, ``shots``, ``gateset``, ``noise``, ``metadata`` and
+        ``sampler_seed`` share multicircuit jobs.
+
+        Args:
+            circuits: IonQ circuit bodies ``{"qubits": n, "circuit": [...], "name"?: str}``.
+            backend: IonQ backend (``"simulator"``, ``"qpu.aria-1"``, ...).
+            shots: shots per circuit.
+            gateset: ``"native"`` or ``"qis"``.
+            noise: simulator noise settings, e.g. ``{"model": "aria-1", "seed": 7}``.
+            name: job name (jobs get ``"<name>"`` or ``"<n> circuits"``).
+            metadata: extra job metadata (string values; IonQ limits apply).
+            sampler_seed: seed for the counts sampler (see :mod:`.counts`).
+
+        Raises:
+            ValueError: malformed circuit bodies or settings.
+            SubmitterClosedError: the submitter is closed.
+        """
+        if self._closed:
+            raise SubmitterClosedError("BatchSubmitter is closed")
+        if not isinstance(shots, int) or shots < 1:
+            raise ValueError("shots must be a positive integer")
+        bodies = [_validate_circuit(c, i) for i, c in enumerate(circuits)]
+        metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
+        backend = backend.removeprefix("ionq_")
+        settings = {
+            "backend": backend,
+            "shots": shots,
+            "gateset": gateset,
+            "noise": dict(noise) if noise else None,
+            "metadata": metadata,
+            "sampler_seed": sampler_seed,
+            "name": name,
+        }
+        key = (backend, shots, gateset, _noise_key(noise), json.dumps(metadata, sort_keys=True), sampler_seed)
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        req = _Request(
+            circuits=bodies,
+            key=key,
+            settings=settings,
+            future=future,
+            name=name,
+            metadata=metadata,
+            submitted_at=time.monotonic(),
+            results=[None] * len(bodies),
+            remaining=len(bodies),
+        )
+        future.request_tag = req.tag  # type: ignore[attr-defined]  # names it in the journal
+        if not bodies:
+            future.set_result([])
+            return future
+        future.add_done_callback(self._on_future_done(req))
+        self._loop.call_soon_threadsafe(self._accept, req)
+        return future
+
+    async def submit_async(self, circuits: Sequence[dict], **kwargs: Any) -> list[CircuitResult]:
+        """Coroutine version of :meth:`submit`, usable from any event loop.
+
+        Cancelling the awaiting task cancels the submission.
+        """
+        return await asyncio.wrap_future(self.submit(circuits, **kwargs))
+
+    def cancel(self, future: concurrent.futures.Future) -> bool:
+        """Cancel a submission (same as ``future.cancel()``).
+
+        Circuits not yet sent are dropped; jobs whose circuits all belong to cancelled
+        submissions are cancelled on the server.
+        """
+        return future.cancel()
+
+    def retrieve(self, job_ids: Iterable[str], timeout: float | None = None) -> list[list[CircuitResult]]:
+        """Results of earlier jobs (e.g. after :class:`QueueTimeoutError` or a restart).
+
+        Waits (up to ``max_queue_wait_time``) for unfinished jobs.
+
+        Args:
+            job_ids: IonQ job ids (parent ids of multicircuit jobs).
+            timeout: overall timeout of this call, seconds.
+
+        Returns:
+            one list of :class:`CircuitResult` per job id, circuits in job order.
+        """
+        return self._call(self.retrieve_async_inner(list(job_ids))).result(timeout)
+
+    async def retrieve_async(self, job_ids: Iterable[str]) -> list[list[CircuitResult]]:
+        """Coroutine version of :meth:`retrieve`, usable from any event loop."""
+        return await asyncio.wrap_future(self._call(self.retrieve_async_inner(list(job_ids))))
+
+    def recover(self, journal_path: str | os.PathLike | None = None, timeout: float | None = None) -> dict[str, dict]:
+        """Recover the results of every journaled job that was not delivered.
+
+        Reads the JSON-lines journal (``journal_path`` or the one this submitter writes)
+        and, for every submission without a ``delivered`` record, finds its job (by the
+        journaled job id, or by looking the submission id up on the server when the
+        process died between sending and recording the create) and fetches its results.
+
+        Returns:
+            ``{submission_id: {"job_id", "name", "metadata", "circuits", "results"}}`` where
+            ``circuits`` is the journaled ``[[request_tag, circuit_index], ...]`` list and
+            ``results`` the circuits' :class:`CircuitResult` in job order (or the exception).
+        """
+        path = os.fspath(journal_path or self.journal_path or "")
+        if not path:
+            raise ValueError("no journal_path")
+        return self._call(self._recover_async(path)).result(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        """Per-stage statistics (see :meth:`_stats_snapshot` for the keys)."""
+        return self._call(self._stats_async()).result(10)
+
+    def close(self, wait: bool = True, timeout: float | None = None) -> None:
+        """Stop accepting work, finish (``wait``) or cancel outstanding work, free the pool."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._loop.is_closed():
+            return
+        try:
+            self._call(self._shutdown(wait)).result(timeout)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+            if not self._thread.is_alive():
+                self._loop.close()
+
+    # ------------------------------------------------------------------ accepting work
+    def _on_future_done(self, req: _Request):
+        def callback(fut: concurrent.futures.Future) -> None:
+            if fut.cancelled() and not self._loop.is_closed():
+                try:
+                    self._loop.call_soon_threadsafe(self._on_cancel, req)
+                except RuntimeError:  # loop closed meanwhile
+                    pass
+
+        return callback
+
+    def _accept(self, req: _Request) -> None:
+        if req.future.done():  # cancelled before it reached the loop
+            return
+        now = time.monotonic()
+        self._first_submit = self._first_submit or now
+        self._counters["submit_calls"] += 1
+        self._counters["circuits_submitted"] += len(req.circuits)
+        items = [_Item(req, i) for i in range(len(req.circuits))]
+        if not self.use_batch_api:
+            for item in items:
+                self._start_job(req.settings, [item])
+            return
+        bucket = self._buckets.setdefault(req.key, [])
+        bucket.extend(items)
+        cap = self._cap(req.settings["backend"])
+        while len(bucket) >= cap:
+            chunk, bucket[:] = bucket[:cap], bucket[cap:]
+            self._start_job(req.settings, chunk)
+        if not bucket:
+            self._buckets.pop(req.key, None)
+            timer = self._bucket_timers.pop(req.key, None)
+            if timer:
+                timer.cancel()
+        elif req.key not in self._bucket_timers:
+            self._bucket_timers[req.key] = self._loop.call_later(
+                self.batch_window, self._flush, req.key, req.settings
+            )
+
+    def _flush(self, key: tuple, settings: dict) -> None:
+        self._bucket_timers.pop(key, None)
+        items = [it for it in self._buckets.pop(key, []) if not it.request.cancelled]
+        if not items:
+            return
+        for chunk in self._split(items, self._cap(settings["backend"])):
+            self._start_job(settings, chunk)
+
+    def _split(self, items: list[_Item], cap: int) -> list[list[_Item]]:
+        size = cap
+        if self.adaptive_batch_sizing and self._overhead_ewma and self._per_circuit_ewma:
+            # Jobs of `size` circuits spend overhead + size*per_circuit; keeping
+            # size*per_circuit >= overhead bounds the overhead share to <= 50%, and
+            # spreading over all job slots pipelines the per-job overhead.
+            min_size = math.ceil(self._overhead_ewma / max(self._per_circuit_ewma, 1e-9))
+            spread = math.ceil(len(items) / self.max_jobs_in_flight)
+            size = max(1, min(cap, max(min_size, spread)))
+        elif self.adaptive_batch_sizing:
+            size = max(1, min(cap, math.ceil(len(items) / self.max_jobs_in_flight)))
+        return [items[i : i + size] for i in range(0, len(items), size)]
+
+    def _cap(self, backend: str) -> int:
+        if self.max_circuits_per_job is not None:
+            return self.max_circuits_per_job
+        if backend not in self._caps and backend not in self._cap_tasks:
+            self._cap_tasks[backend] = self._spawn(self._ask_cap(backend))
+        return self._caps.get(backend, DEFAULT_MAX_CIRCUITS_PER_JOB)
+
+    async def _ask_cap(self, backend: str) -> None:
+        try:
+            info = await self._http.get_backend(backend)
+        except IonQClientError:
+            info = None
+        cap = None
+        if isinstance(info, dict):
+            for key in ("max_circuits_per_job", "max_circuits"):
+                if isinstance(info.get(key), int) and info[key] > 0:
+                    cap = info[key]
+                    break
+        self._caps[backend] = cap or DEFAULT_MAX_CIRCUITS_PER_JOB
+
+    def _start_job(self, settings: dict, items: list[_Item]) -> None:
+        job = _Job(submission_id=uuid.uuid4().hex[:20], settings=settings, items=items)
+        self._spawn(self._run_job(job))
+
+    # ------------------------------------------------------------------ cancellation
+    def _on_cancel(self, req: _Request) -> None:
+        req.cancelled = True
+        self._counters["cancelled_submissions"] += 1
+        bucket = self._buckets.get(req.key)
+        if bucket:
+            bucket[:] = [it for it in bucket if it.request is not req]
+        for job_id in req.job_ids:
+            job = self._jobs.get(job_id)
+            if job and all(it.request.cancelled for it in job.items) and job_id in self._watch:
+                self._counters["jobs_cancelled"] += 1
+                self._spawn(self._cancel_remote(job_id))
+
+    async def _cancel_remote(self, job_id: str) -> None:
+        try:
+            await self._http.cancel_job(job_id)
+        except IonQClientError as exc:
+            logger.warning("could not cancel job %s: %s", job_id, exc)
+
+    # ------------------------------------------------------------------ one job
+    def _payload(self, job: _Job) -> dict:
+        s = job.settings
+        circuits = [it.request.circuits[it.index] for it in job.items]
+        qubits = max(c["qubits"] for c in circuits)
+        # Metadata values are strings (IonQ API); shots/sampler_seed as qiskit-ionq sends them.
+        metadata = {
+            **s["metadata"],
+            "submission_id": job.submission_id,
+            "shots": str(s["shots"]),
+            "sampler_seed": str(s["sampler_seed"]),
+            "client": "qstore-qiskit",
+        }
+        body: dict[str, Any] = {
+            "backend": s["backend"],
+            "shots": s["shots"],
+            "metadata": metadata,
+        }
+        if len(circuits) == 1:
+            body["type"] = "ionq.circuit.v1"
+            body["name"] = s["name"] or circuits[0].get("name") or f"qstore {job.submission_id}"
+            body["input"] = {"gateset": s["gateset"], "qubits": qubits, "circuit": circuits[0]["circuit"]}
+        else:
+            body["type"] = "ionq.multi-circuit.v1"
+            body["name"] = s["name"] or f"{len(circuits)} circuits"
+            # Each circuit is tagged "<index in job>:<submission id>" so results can be
+            # checked against the child jobs by name, not by position alone.
+            body["input"] = {
+                "gateset": s["gateset"],
+                "qubits": qubits,
+                "circuits": [
+                    {"name": f"{i}:{job.submission_id}", "circuit": c["circuit"]}
+                    for i, c in enumerate(circuits)
+                ],
+            }
+        if s["noise"] is not None:
+            body["noise"] = s["noise"]
+        elif s["backend"] == "simulator":
+            body["noise"] = {"model": "ideal"}
+        return body
+
+    async def _run_job(self, job: _Job) -> None:
+        await self._slots.acquire()
+        released = False
+        try:
+            if all(it.request.cancelled or it.request.future.done() for it in job.items):
+                return
+            body = self._payload(job)
+            self._journal({"event": "submit", "submission_id": job.submission_id,
+                           "backend": job.settings["backend"], "shots": job.settings["shots"],
+                           "name": job.settings["name"], "metadata": job.settings["metadata"],
+                           "circuits": [[it.request.tag, it.index] for it in job.items]})
+            await self._create(job, body)
+            self._jobs[job.job_id] = job
+            for it in job.items:
+                if job.job_id not in it.request.job_ids:
+                    it.request.job_ids.append(job.job_id)
+            self._journal({"event": "created", "submission_id": job.submission_id, "job_id": job.job_id})
+            self._circuits_per_job.append(len(job.items))
+            if all(it.request.cancelled for it in job.items):
+                await self._cancel_remote(job.job_id)
+            try:
+                doc = await asyncio.wait_for(self._wait_final(job.job_id), self.max_queue_wait_time)
+            except asyncio.TimeoutError:
+                self._counters["queue_timeouts"] += 1
+                self._unfinished.add(job.job_id)
+                self._watch.pop(job.job_id, None)
+                raise QueueTimeoutError([job.job_id], self.max_queue_wait_time) from None
+            job.done_at = time.monotonic()
+            self._slots.release()
+            released = True
+            results = await self._results_for(job.job_id, doc, job)
+            self._record_timings(job, doc)
+            self._journal({"event": "delivered", "submission_id": job.submission_id, "job_id": job.job_id})
+            for it, res in zip(job.items, results):
+                self._deliver(it, res)
+        except asyncio.CancelledError:
+            for it in job.items:
+                self._fail(it, SubmitterClosedError("BatchSubmitter closed before the job finished"))
+            raise
+        except Exception as exc:  # every error reaches the callers, none is swallowed
+            if not isinstance(exc, IonQClientError):
+                logger.exception("unexpected error in job %s", job.submission_id)
+            self._counters["jobs_failed"] += 1
+            if isinstance(exc, QueueTimeoutError):
+                # every caller learns all job ids it is waiting on
+                for it in job.items:
+                    self._fail(it, QueueTimeoutError(it.request.job_ids, exc.waited))
+            else:
+                for it in job.items:
+                    self._fail(it, exc)
+        finally:
+            if not released:
+                self._slots.release()
+
+    def _deliver(self, item: _Item, result: CircuitResult) -> None:
+        req = item.request
+        if req.future.done():
+            return
+        if req.results[item.index] is not None:  # never double-deliver a circuit
+            self._counters["duplicate_results_dropped"] += 1
+            return
+        result.circuit_index = item.index
+        result.name = req.circuits[item.index].get("name")
+        if req.metadata:
+            result.metadata = {**result.metadata, **req.metadata}
+        req.results[item.index] = result
+        req.remaining -= 1
+        self._counters["circuits_delivered"] += 1
+        if req.remaining == 0:
+            self._last_delivery = time.monotonic()
+            self._round_trips.append(self._last_delivery - req.submitted_at)
+            try:
+                req.future.set_result(list(req.results))
+            except concurrent.futures.InvalidStateError:  # cancelled meanwhile
+                pass
+
+    def _fail(self, item: _Item, exc: BaseException) -> None:
+        fut = item.request.future
+        if not fut.done():
+            self._counters["submissions_failed"] += 1
+            try:
+                fut.set_exception(exc)
+            except concurrent.futures.InvalidStateError:
+                pass
+
+    # ------------------------------------------------------------------ idempotent create
+    async def _create(self, job: _Job, body: dict) -> None:
+        """POST the job exactly once, adopting it if an ambiguous attempt created it."""
+        ambiguous = False
+        attempt = 0
+        last: IonQClientError = IonQServerError(429, "rate limited")
+        while True:
+            if ambiguous:
+                found = await self._find_submission(job.submission_id)
+                if found is not None:
+                    job.job_id, job.adopted = found, True
+                    job.created_at = time.monotonic()
+                    self._counters["jobs_adopted"] += 1
+                    return
+            start = time.monotonic()
+            try:
+                resp = await self._http.create_job(body)
+                if not isinstance(resp, dict) or not isinstance(resp.get("id"), str) or not resp["id"]:
+                    raise IonQResponseError("POST /jobs: response has no job id")
+                job.job_id = resp["id"]
+                job.created_at = time.monotonic()
+                self._create_rtt.append(job.created_at - start)
+                self._counters["jobs_created"] += 1
+                return
+            except IonQRateLimitError as exc:  # 429: rejected before creating anything
+                delay = exc.retry_after if exc.retry_after is not None else self._backoff(attempt)
+                self._http.retries["429"] += 1
+                last = exc
+            except IonQConnectionError as exc:
+                # Only a refused connection proves the request never reached the server.
+                ambiguous = ambiguous or getattr(exc, "cause", "") != "connect"
+                self._http.retries[getattr(exc, "cause", "connection")] += 1
+                delay = self._backoff(attempt)
+                last = exc
+            except IonQServerError as exc:  # a 5xx may come from a proxy after creation
+                ambiguous = True
+                self._http.retries[str(exc.status)] += 1
+                delay = self._backoff(attempt)
+                last = exc
+            except IonQResponseError:
+                # Unreadable success response: the job probably exists; look once.
+                found = await self._find_submission(job.submission_id)
+                if found is None:
+                    raise
+                job.job_id, job.adopted = found, True
+                job.created_at = time.monotonic()
+                self._counters["jobs_adopted"] += 1
+                return
+            attempt += 1
+            if attempt > self.max_retries:
+                if ambiguous:
+                    found = await self._find_submission(job.submission_id)
+                    if found is not None:
+                        job.job_id, job.adopted = found, True
+                        job.created_at = time.monotonic()
+                        self._counters["jobs_adopted"] += 1
+                        return
+                raise last
+            self._counters["create_retries"] += 1
+            await asyncio.sleep(min(delay, 60.0))
+
+    def _backoff(self, attempt: int) -> float:
+        step = min(self._http.backoff_max, self._http.backoff_base * 2**attempt)
+        return random.uniform(step / 2, step)
+
+    async def _find_submission(self, submission_id: str) -> str | None:
+        """Job id of the job tagged ``metadata.submission_id``, or ``None``.
+
+        IonQ's ``GET /jobs`` has no metadata filter, so the most recent pages are scanned
+        client-side (newest first); the server's own filter param is passed too, servers
+        that do not know it ignore it.
+        """
+        self._counters["submission_lookups"] += 1
+        cursor = None
+        for _ in range(_LOOKUP_PAGES):
+            params = {"limit": "100", "metadata.submission_id": submission_id}
+            if cursor:
+                params["next"] = cursor
+            page = await self._http.list_jobs(params)
+            jobs = page.get("jobs") if isinstance(page, dict) else page
+            if not isinstance(jobs, list):
+                raise IonQResponseError("GET /jobs: response has no job list")
+            for doc in jobs:
+                meta = doc.get("metadata") or {} if isinstance(doc, dict) else {}
+                if isinstance(meta, dict) and meta.get("submission_id") == submission_id:
+                    return doc.get("id")
+            cursor = page.get("next") if isinstance(page, dict) else None
+            if not cursor or not jobs:
+                return None
+        return None
+
+    # ------------------------------------------------------------------ polling
+    async def _wait_final(self, job_id: str) -> dict:
+        fut = self._loop.create_future()
+        now = self._loop.time()
+        first = self._first_poll_delay()
+        self._watch[job_id] = _Watch(fut, interval=first, next_poll=now + first, started=now)
+        self._watch_event.set()
+        try:
+            return await fut
+        finally:
+            self._watch.pop(job_id, None)
+
+    def _first_poll_delay(self) -> float:
+        return self.poll_interval[0]
+
+    async def _poll_loop(self) -> None:
+        """One loop polls every in-flight job (one ``GET /jobs?ids=`` per 100 ids when
+        the server supports it, else concurrent ``GET /jobs/{id}``)."""
+        while True:
+            if not self._watch:
+                self._watch_event.clear()
+                await self._watch_event.wait()
+                continue
+            now = self._loop.time()
+            due = [jid for jid, w in self._watch.items() if w.next_poll <= now]
+            if not due:
+                wait = min(w.next_poll for w in self._watch.values()) - now
+                self._watch_event.clear()
+                try:
+                    await asyncio.wait_for(self._watch_event.wait(), max(wait, 0.0))
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            try:
+                await self._poll_once(due)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the poller must never die
+                logger.exception("status poll failed")
+                await asyncio.sleep(0.05)
+
+    async def _poll_once(self, due: list[str]) -> None:
+        self._counters["poll_rounds"] += 1
+        docs: dict[str, dict | Exception] = {}
+        if self._ids_listing is not False and len(due) > 1:
+            for i in range(0, len(due), _ID_CHUNK):
+                chunk = due[i : i + _ID_CHUNK]
+                try:
+                    page = await self._http.list_jobs({"ids": ",".join(chunk), "limit": str(len(chunk))})
+                    jobs = page.get("jobs") if isinstance(page, dict) else None
+                    got = {d.get("id"): d for d in jobs or [] if isinstance(d, dict)}
+                    if jobs is None or set(got) - set(chunk):
+                        self._ids_listing = False  # server ignores the ids filter
+                        break
+                    self._ids_listing = True
+                    docs.update({k: v for k, v in got.items() if k in chunk})
+                except IonQRequestError:
+                    self._ids_listing = False
+                    break
+                except IonQClientError as exc:
+                    docs.update({jid: exc for jid in chunk})
+        missing = [jid for jid in due if jid not in docs]
+        if missing:
+            fetched = await asyncio.gather(*(self._http.get_job(j) for j in missing), return_exceptions=True)
+            docs.update(dict(zip(missing, fetched)))
+        now = self._loop.time()
+        for jid in due:
+            w = self._watch.get(jid)
+            if w is None or w.future.done():
+                continue
+            doc = docs.get(jid)
+            if isinstance(doc, BaseException):
+                w.failures += 1
+                if w.failures > 3 or not isinstance(doc, (IonQConnectionError, IonQServerError)):
+                    w.future.set_exception(doc)
+                    continue
+            elif not isinstance(doc, dict) or not isinstance(doc.get("status"), str):
+                w.future.set_exception(IonQResponseError(f"GET /jobs/{jid}: no status in response"))
+                continue
+            elif doc["status"] in _FINAL:
+                w.future.set_result(doc)
+                continue
+            else:
+                w.failures = 0
+            # Adaptive interval: fast first, backing off x1.5 up to the max; a server
+            # hint (predicted remaining time) shortens or lengthens the next wait.
+            # The interval grows with the job's age (10% of it, between the configured
+            # min and max), so a job finishing at time t is seen by ~1.1 t: the relative
+            # overshoot stays bounded while long jobs cost few polls.  One poll round
+            # covers every due job, so more jobs do not mean more requests.
+            hint = _poll_hint(doc) if isinstance(doc, dict) else None
+            age = now - w.started
+            w.interval = min(max(self.poll_interval[0], 0.1 * age), self.poll_interval[1])
+            delay = w.interval if hint is None else min(max(hint, self.poll_interval[0]), self.poll_interval[1] * 5)
+            w.next_poll = now + delay
+
+    # ------------------------------------------------------------------ results
+    async def _results_for(self, job_id: str, doc: dict, job: _Job | None) -> list[CircuitResult]:
+        """Fetch, validate and convert the results of a finished job."""
+        status = doc.get("status")
+        if status != "completed":
+            failure = doc.get("failure") or {}
+            raise IonQJobFailedError(job_id, str(status), str(failure.get("code", "")), str(failure.get("error", "")))
+        meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        children = doc.get("child_job_ids") or doc.get("children") or []
+        n_sent = len(job.items) if job else None
+        qubits_sent = (
+            [job.items[i].request.circuits[job.items[i].index]["qubits"] for i in range(n_sent)] if job else None
+        )
+        stats = doc.get("stats") if isinstance(doc.get("stats"), dict) else {}
+        job_qubits = stats.get("qubits") or doc.get("qubits")
+        if job is not None and job_qubits is not None and int(job_qubits) != max(qubits_sent):
+            raise IonQResponseError(
+                f"job {job_id}: server reports {job_qubits} qubits, {max(qubits_sent)} were submitted (wrong qubit count)"
+            )
+        results_map = doc.get("results") if isinstance(doc.get("results"), dict) else {}
+        prob = results_map.get("probabilities")
+        url = prob.get("url") if isinstance(prob, dict) else None
+        url = url or f"jobs/{job_id}/results/probabilities"
+        raw = await self._http.get_results(url)
+        multi = bool(children) or (n_sent is not None and n_sent > 1)
+        if multi:
+            if not isinstance(raw, dict):
+                raise IonQResponseError(f"job {job_id}: multicircuit results are not a map by child id")
+            if n_sent is not None and len(children) != n_sent:
+                raise IonQResponseError(f"job {job_id}: {len(children)} child jobs for {n_sent} circuits")
+            if set(raw) != set(children) or len(raw) != len(children):
+                raise IonQResponseError(f"job {job_id}: result keys do not match the child job ids")
+            histograms = [(cid, raw[cid]) for cid in children]  # mapped by child id
+        else:
+            histograms = [(None, raw)]
+        shots = int(meta.get("shots") or (job.settings["shots"] if job else doc.get("shots") or 1024))
+        seed_txt = str(meta.get("sampler_seed", ""))
+        seed = int(seed_txt) if seed_txt.lstrip("-").isdigit() else None
+        backend = job.settings["backend"] if job else str(doc.get("backend") or doc.get("target") or "")
+        noise = job.settings["noise"] if job else doc.get("noise")
+        sampler = uses_sampler(backend, noise)
+        ideal = not noise or (isinstance(noise, dict) and noise.get("model") in (None, "ideal"))
+        width = int(job_qubits) if job_qubits is not None else (max(qubits_sent) if qubits_sent else 64)
+        out = []
+        for pos, (cid, hist) in enumerate(histograms):
+            nq = qubits_sent[pos] if qubits_sent and ideal else width
+            probs = parse_histogram(hist, nq, f"job {job_id}" + (f" child {cid}" if cid else ""))
+            counts = build_counts(probs, shots, use_sampler=sampler, sampler_seed=seed) if self.compute_counts else None
+            out.append(
+                CircuitResult(
+                    probabilities=probs,
+                    counts=counts,
+                    shots=shots,
+                    job_id=job_id,
+                    child_job_id=cid,
+                    num_qubits=qubits_sent[pos] if qubits_sent else width,
+                    circuit_index=pos,
+                    metadata=dict(meta),
+                )
+            )
+        return out
+
+    def _record_timings(self, job: _Job, doc: dict) -> None:
+        execution = _seconds(doc, "execution_duration_ms", "execution_time")
+        if execution is not None:
+            self._exec_times.append(execution)
+        queue = _seconds(doc, "queue_duration_ms", "queue_time")
+        if queue is not None:
+            self._queue_times.append(queue)
+        latency = job.done_at - job.created_at
+        n = len(job.items)
+        # EWMA model for adaptive batch sizing: latency = overhead + n * per_circuit
+        per_circuit = (execution / n) if execution else None
+        overhead = latency - (execution or 0.0)
+        alpha = 0.3
+        if per_circuit:
+            self._per_circuit_ewma = per_circuit if self._per_circuit_ewma is None else (
+                (1 - alpha) * self._per_circuit_ewma + alpha * per_circuit)
+        self._overhead_ewma = max(overhead, 0.0) if self._overhead_ewma is None else (
+            (1 - alpha) * self._overhead_ewma + alpha * max(overhead, 0.0))
+
+    # ------------------------------------------------------------------ retrieve / recover
+    async def retrieve_async_inner(self, job_ids: list[str]) -> list[list[CircuitResult]]:
+        async def one(job_id: str) -> list[CircuitResult]:
+            doc = await asyncio.wait_for(self._wait_final(job_id), self.max_queue_wait_time)
+            job = self._jobs.get(job_id)
+            results = await self._results_for(job_id, doc, job)
+            self._unfinished.discard(job_id)
+            if job is not None:  # restore the caller's circuit indices/names
+                for it, res in zip(job.items, results):
+                    res.circuit_index = it.index
+                    res.name = it.request.circuits[it.index].get("name")
+            return results
+
+        return list(await asyncio.gather(*(one(j) for j in job_ids)))
+
+    async def _recover_async(self, path: str) -> dict[str, dict]:
+        entries: dict[str, dict] = {}
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:  # a torn last line after a crash
+                    continue
+                sid = rec.get("submission_id")
+                if not sid:
+                    continue
+                entry = entries.setdefault(sid, {"job_id": None, "delivered": False})
+                if rec.get("event") == "submit":
+                    entry.update(name=rec.get("name"), metadata=rec.get("metadata"), circuits=rec.get("circuits"))
+                elif rec.get("event") == "created":
+                    entry["job_id"] = rec.get("job_id")
+                elif rec.get("event") == "delivered":
+                    entry["delivered"] = True
+        pending = {sid: e for sid, e in entries.items() if not e["delivered"]}
+
+        async def one(sid: str, entry: dict) -> None:
+            try:
+                if not entry["job_id"]:
+                    entry["job_id"] = await self._find_submission(sid)
+                if not entry["job_id"]:
+                    entry["results"] = None  # never reached the server: resubmit it
+                    return
+                doc = await asyncio.wait_for(self._wait_final(entry["job_id"]), self.max_queue_wait_time)
+                entry["results"] = await self._results_for(entry["job_id"], doc, None)
+            except Exception as exc:  # reported per submission
+                entry["results"] = exc
+
+        await asyncio.gather(*(one(s, e) for s, e in pending.items()))
+        for entry in pending.values():
+            entry.pop("delivered", None)
+        return pending
+
+    def _journal(self, record: dict) -> None:
+        if not self.journal_path:
+            return
+        record = {"time": time.time(), **record}
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        # One write() of one line on an O_APPEND file: records never interleave.
+        with self._journal_lock, open(self.journal_path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    # ------------------------------------------------------------------ stats / shutdown
+    async def _stats_async(self) -> dict[str, Any]:
+        return self._stats_snapshot()
+
+    def _stats_snapshot(self) -> dict[str, Any]:
+        """Statistics: ``requests`` (by endpoint), ``http_status``, ``retries`` (by cause),
+        ``api_calls``, counters (``jobs_created``, ``jobs_adopted``, ...),
+        ``circuits_per_job``, ``create_rtt``/``queue_time``/``exec_time``/``round_trip``
+        summaries (seconds) and ``throughput_circuits_per_s``."""
+        span = (self._last_delivery - self._first_submit) if self._first_submit and self._last_delivery else None
+        delivered = self._counters["circuits_delivered"]
+        return {
+            "requests": dict(self._http.requests),
+            "api_calls": sum(self._http.requests.values()),
+            "http_status": {str(k): v for k, v in self._http.responses.items()},
+            "retries": dict(self._http.retries),
+            **{k: v for k, v in self._counters.items()},
+            "jobs_in_flight": len(self._watch),
+            "unfinished_jobs": sorted(self._unfinished),
+            "circuits_per_job": _summary(self._circuits_per_job),
+            "create_rtt": _summary(self._create_rtt),
+            "queue_time": _summary(self._queue_times),
+            "exec_time": _summary(self._exec_times),
+            "round_trip": _summary(self._round_trips),
+            "throughput_circuits_per_s": (delivered / span) if span else None,
+        }
+
+    async def _shutdown(self, wait: bool) -> None:
+        for key, timer in list(self._bucket_timers.items()):
+            timer.cancel()
+            self._bucket_timers.pop(key, None)
+            settings = next((it.request.settings for it in self._buckets.get(key, [])), None)
+            if settings is not None:
+                if wait:
+                    self._flush(key, settings)
+                else:
+                    for it in self._buckets.pop(key, []):
+                        self._fail(it, SubmitterClosedError("BatchSubmitter closed"))
+        if wait:
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        else:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self._poller.cancel()
+        await asyncio.gather(self._poller, return_exceptions=True)
+        await self._http.close()
+
+
+def _poll_hint(doc: dict) -> float | None:
+    """Seconds until the job is expected to finish, if the server says."""
+    for key in ("predicted_wait_time_ms", "predicted_execution_time", "retry_after_ms"):
+        value = doc.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            return value / 1000.0
+    return None
+
+
+def _seconds(doc: dict, ms_key: str, s_key: str) -> float | None:
+    value = doc.get(ms_key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value / 1000.0
+    value = doc.get(s_key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value / 1000.0  # IonQ reports execution_time in ms
+    return None
+
+
+def _summary(values: Sequence[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {
+        "n": len(values),
+        "mean": statistics.fmean(values),
+        "median": statistics.median(values),
+        "max": max(values),
+        "total": sum(values),
+    }
+
+
+__all__ = ["BatchSubmitter", "CircuitResult", "DEFAULT_MAX_CIRCUITS_PER_JOB"]

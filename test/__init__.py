@@ -1,0 +1,1 @@
+"""qstore-qiskit tests."""

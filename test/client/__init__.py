@@ -1,0 +1,1 @@
+"""Tests of :mod:`qstore_qiskit.client`."""
