@@ -1,0 +1,294 @@
+"""Serializer from IonQ-native Qiskit circuits to the ``ionq.circuit.v1`` native body.
+
+The input is a circuit that already contains only IonQ native gates (the output contract
+of :mod:`qstore_qiskit.transpiler`):
+
+* ``gpi(phi)`` / ``gpi2(phi)`` -- single-qubit, phase in turns;
+* ``ms(phi0, phi1, theta)`` -- Mølmer–Sørensen, phases and angle in turns (Aria);
+* ``zz(theta)`` -- ``RZZ(2*pi*theta)`` (Forte);
+* ``rz(lam)`` -- a *virtual* Z frame (radians);
+* ``measure`` and ``barrier``.
+
+The emitted gate dictionaries are byte-for-byte what
+:func:`qiskit_ionq.helpers.qiskit_circ_to_ionq_circ` produces with ``gateset="native"`` for
+an already-normalised circuit (same keys in the same order: ``gate``, ``target`` /
+``targets``, ``phase`` / ``phases``, ``angle``; measurements and barriers are not emitted),
+with these additions, all exact up to a global phase:
+
+* **Z frames are virtual.** An ``rz`` is never emitted. It is pushed forward through the rest
+  of its wire (``GPI(phi) . RZ(lam) = RZ(lam) . GPI(phi - lam / 2pi)``, likewise for GPI2
+  and for each half of MS; ZZ commutes with it) and whatever frame is left at the end of
+  the wire is dropped: IonQ measures every qubit in the Z basis at the end of the circuit,
+  and a Z rotation immediately before a Z measurement cannot change any outcome
+  probability. The compiler only leaves ``rz`` at the end of wires; supporting it anywhere
+  costs nothing and makes the serializer robust.
+* **Phases** are reduced modulo 1 into ``[0, 1)`` (``GPI(phi + 1) == GPI(phi)`` exactly).
+* **MS angle** ``theta`` is brought into IonQ's accepted range ``[0, 0.25]``:
+
+  1. ``theta`` is reduced modulo 1 into ``(-1/2, 1/2]``:
+     ``RXX(2pi(theta + 1)) = -RXX(2pi theta)``, a global phase.
+  2. If ``|theta| > 1/4``: ``RXX(2pi theta) = RXX(2pi(theta -+ 1/2)) . RXX(+-pi)`` and
+     ``RXX(+-pi) = -+i X(x)X``. Conjugated by the MS frames ``RZ(2pi phi0) (x) RZ(2pi phi1)``,
+     ``X`` becomes ``GPI(phi0)`` / ``GPI(phi1)``, so
+     ``MS(phi0, phi1, theta) ~ MS(phi0, phi1, theta -+ 1/2) . (GPI(phi0) (x) GPI(phi1))``:
+     two GPI gates are emitted *before* the MS and the new angle lies in ``[-1/4, 1/4]``.
+  3. If ``theta < 0``: ``MS(phi0, phi1, theta) = MS(phi0 + 1/2, phi1, -theta)`` (shifting a
+     frame by half a turn maps the axis ``n`` to ``-n``, flipping the sign of ``n0 n1``).
+
+* **ZZ angle** is reduced modulo 1 into ``(-1/2, 1/2]`` (``ZZ(theta + 1) = -ZZ(theta)``) and
+  if ``|theta| > 1/4``, ``ZZ(theta) ~ ZZ(theta -+ 1/2) . (Z (x) Z)``; the ``Z (x) Z`` is a
+  half-turn frame on both qubits, pushed forward like any ``rz``. Negative ZZ angles are
+  kept: IonQ's ZZ gate takes a signed angle (qiskit-ionq's own rewrite rules emit
+  ``ZZGate(-theta)``), so the emitted angle lies in ``[-1/4, 1/4]``.
+
+The inverse, :func:`ionq_native_to_circuit`, rebuilds a Qiskit circuit from a body so that
+tests can compare unitaries with :class:`~qiskit.quantum_info.Operator`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from qiskit.circuit import ParameterExpression, QuantumCircuit
+from qiskit.circuit.library import RZGate
+from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate, ZZGate
+
+__all__ = [
+    "QStorePayloadError",
+    "NATIVE_GATES",
+    "MS_MAX_ANGLE",
+    "normalize_phase",
+    "circuit_to_native_gates",
+    "native_body",
+    "measurement_map",
+    "dense_width",
+    "ionq_native_to_circuit",
+]
+
+#: Gates that are emitted into a native body.
+NATIVE_GATES = frozenset({"gpi", "gpi2", "ms", "zz"})
+#: Instructions accepted on input but never emitted.
+_SILENT = frozenset({"measure", "barrier", "rz", "id", "delay"})
+#: Largest MS / |ZZ| angle (turns) that is emitted.
+MS_MAX_ANGLE = 0.25
+#: Angles this close above 1/4 are clamped instead of rewritten (float noise from ``x/(2pi)``).
+ANGLE_TOL = 1e-12
+_TWO_PI = 2.0 * math.pi
+
+
+class QStorePayloadError(ValueError):
+    """Raised when a circuit cannot be serialized to an IonQ native body."""
+
+
+def normalize_phase(phase: float) -> float:
+    """Reduce a phase in turns into ``[0, 1)``.
+
+    Args:
+        phase: phase in turns.
+
+    Returns:
+        The equivalent phase in ``[0, 1)``.
+    """
+    out = phase % 1.0
+    # ``-1e-17 % 1.0 == 1.0`` in floating point: fold it back to 0.
+    return 0.0 if out >= 1.0 else out + 0.0
+
+
+def _reduce_half(theta: float) -> float:
+    """Reduce an angle in turns modulo 1 into ``(-1/2, 1/2]``."""
+    out = theta - round(theta)
+    return 0.5 if out <= -0.5 else out + 0.0
+
+
+def _float(value: Any, what: str) -> float:
+    if isinstance(value, ParameterExpression):
+        if value.parameters:
+            raise QStorePayloadError(
+                f"{what} has unbound parameters {sorted(p.name for p in value.parameters)}; "
+                "bind them (or use a CompiledTemplate) before serializing"
+            )
+        value = value.numeric()
+    try:
+        out = float(value)
+    except TypeError as exc:  # complex from a numeric expression
+        raise QStorePayloadError(f"{what} is not a real number: {value!r}") from exc
+    if not math.isfinite(out):
+        raise QStorePayloadError(f"{what} is not finite: {out!r}")
+    return out
+
+
+def dense_width(circuit: QuantumCircuit) -> int:
+    """Number of qubits as qiskit-ionq counts it: highest used index + 1, barriers ignored."""
+    qidx = {q: i for i, q in enumerate(circuit.qubits)}
+    width = 0
+    for inst in circuit.data:
+        if inst.name in ("barrier", "delay"):
+            continue
+        for q in inst.qubits:
+            width = max(width, qidx[q] + 1)
+    return width
+
+
+def measurement_map(circuit: QuantumCircuit) -> list[int | None]:
+    """Clbit index -> measured qubit index (``None`` if unmeasured), as qiskit-ionq builds it."""
+    qidx = {q: i for i, q in enumerate(circuit.qubits)}
+    cidx = {c: i for i, c in enumerate(circuit.clbits)}
+    out: list[int | None] = [None] * circuit.num_clbits
+    for inst in circuit.data:
+        if inst.name == "measure":
+            out[cidx[inst.clbits[0]]] = qidx[inst.qubits[0]]
+    return out
+
+
+def circuit_to_native_gates(
+    circuit: QuantumCircuit, *, return_frames: bool = False
+) -> list[dict[str, Any]] | tuple[list[dict[str, Any]], list[float]]:
+    """Serialize a bound native circuit into a list of IonQ native gate dictionaries.
+
+    Args:
+        circuit: a circuit of ``gpi``, ``gpi2``, ``ms``, ``zz``, ``rz``, ``measure`` and
+            ``barrier`` with all parameters bound.
+        return_frames: also return the Z frame (radians) left on each qubit at the end of
+            the circuit, i.e. the dropped trailing ``RZ`` angles. Appending ``RZ(frame[q])``
+            to the circuit rebuilt from the gates reproduces the input unitary exactly
+            (up to global phase).
+
+    Returns:
+        The gate list, or ``(gates, frames)`` if ``return_frames``.
+
+    Raises:
+        QStorePayloadError: on a non-native instruction, an unbound or non-finite parameter,
+            or a gate after a measurement on the same qubit (not expressible in v1).
+    """
+    qidx = {q: i for i, q in enumerate(circuit.qubits)}
+    frame = [0.0] * circuit.num_qubits  # pending Z frame per qubit, in turns
+    measured: set[int] = set()
+    gates: list[dict[str, Any]] = []
+    for inst in circuit.data:
+        name = inst.name
+        qubits = [qidx[q] for q in inst.qubits]
+        if name in ("barrier", "id", "delay"):
+            continue
+        if name == "measure":
+            measured.add(qubits[0])
+            continue
+        if measured.intersection(qubits):
+            raise QStorePayloadError(
+                f"'{name}' on qubit(s) {qubits} after a measurement: mid-circuit measurement "
+                "cannot be expressed in the ionq.circuit.v1 native format"
+            )
+        params = inst.params
+        if name == "rz":
+            frame[qubits[0]] += _float(params[0], "rz angle") / _TWO_PI
+        elif name in ("gpi", "gpi2"):
+            q = qubits[0]
+            phase = normalize_phase(_float(params[0], f"{name} phase") - frame[q])
+            gates.append({"gate": name, "target": q, "phase": phase})
+        elif name == "ms":
+            q0, q1 = qubits
+            phi0 = normalize_phase(_float(params[0], "ms phase 0") - frame[q0])
+            phi1 = normalize_phase(_float(params[1], "ms phase 1") - frame[q1])
+            theta = _reduce_half(_float(params[2], "ms angle"))
+            if abs(theta) > MS_MAX_ANGLE + ANGLE_TOL:
+                # RXX(pi) ~ X(x)X; in the MS frame that is GPI(phi0) (x) GPI(phi1), applied first.
+                gates.append({"gate": "gpi", "target": q0, "phase": phi0})
+                gates.append({"gate": "gpi", "target": q1, "phase": phi1})
+                theta = theta - 0.5 if theta > 0 else theta + 0.5
+            if theta < 0:
+                phi0 = normalize_phase(phi0 + 0.5)
+                theta = -theta
+            theta = min(theta, MS_MAX_ANGLE) + 0.0
+            gates.append({"gate": "ms", "targets": [q0, q1], "phases": [phi0, phi1], "angle": theta})
+        elif name == "zz":
+            q0, q1 = qubits
+            theta = _reduce_half(_float(params[0], "zz angle"))
+            if abs(theta) > MS_MAX_ANGLE + ANGLE_TOL:
+                # ZZ(+-1/2) ~ Z(x)Z: a half-turn frame on both qubits, pushed forward.
+                theta = theta - 0.5 if theta > 0 else theta + 0.5
+                frame[q0] += 0.5
+                frame[q1] += 0.5
+            theta = max(-MS_MAX_ANGLE, min(theta, MS_MAX_ANGLE)) + 0.0
+            gates.append({"gate": "zz", "targets": [q0, q1], "angle": theta})
+        else:
+            raise QStorePayloadError(
+                f"instruction '{name}' is not an IonQ native gate; compile the circuit with "
+                "qstore_qiskit.transpiler.generate_ionq_pass_manager first"
+            )
+    if return_frames:
+        return gates, [f * _TWO_PI for f in frame]
+    return gates
+
+
+def native_body(circuit: QuantumCircuit) -> dict[str, Any]:
+    """The ``input`` block of an ``ionq.circuit.v1`` job for a bound native circuit.
+
+    Args:
+        circuit: a bound native circuit (see :func:`circuit_to_native_gates`).
+
+    Returns:
+        ``{"gateset": "native", "qubits": n, "circuit": [...]}`` with the same ``qubits``
+        count qiskit-ionq computes (highest used qubit index + 1, barriers ignored).
+    """
+    gates = circuit_to_native_gates(circuit)
+    return {"gateset": "native", "qubits": dense_width(circuit), "circuit": gates}
+
+
+def ionq_native_to_circuit(
+    body: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    num_qubits: int | None = None,
+    frames: Sequence[float] | None = None,
+) -> QuantumCircuit:
+    """Rebuild a Qiskit circuit of IonQ native gates from a native body or gate list.
+
+    Args:
+        body: a body ``{"circuit": [...], "qubits": n, ...}`` or just its gate list.
+        num_qubits: width of the circuit; default: the body's ``qubits`` or the highest
+            target index + 1.
+        frames: optional Z frames (radians) to append as trailing ``RZ`` gates, e.g. the
+            frames returned by :func:`circuit_to_native_gates` with ``return_frames=True``.
+
+    Returns:
+        The circuit (no measurements). Its unitary equals the serialized circuit's up to
+        global phase (and up to the dropped trailing Z frames unless ``frames`` is given).
+
+    Raises:
+        QStorePayloadError: on an unknown gate or malformed entry.
+    """
+    if isinstance(body, Mapping):
+        gates = body.get("circuit")
+        if gates is None:
+            raise QStorePayloadError("body has no 'circuit' entry")
+        if num_qubits is None:
+            num_qubits = body.get("qubits")
+    else:
+        gates = body
+    if num_qubits is None:
+        num_qubits = 0
+        for g in gates:
+            targets = g.get("targets", [g.get("target", -1)])
+            num_qubits = max(num_qubits, *(t + 1 for t in targets))
+    if frames is not None:
+        num_qubits = max(num_qubits, len(frames))
+    circ = QuantumCircuit(num_qubits)
+    for g in gates:
+        name = g.get("gate")
+        try:
+            if name == "gpi":
+                circ.append(GPIGate(g["phase"]), [g["target"]])
+            elif name == "gpi2":
+                circ.append(GPI2Gate(g["phase"]), [g["target"]])
+            elif name == "ms":
+                circ.append(MSGate(g["phases"][0], g["phases"][1], g.get("angle", 0.25)), g["targets"])
+            elif name == "zz":
+                circ.append(ZZGate(g["angle"]), g["targets"])
+            else:
+                raise QStorePayloadError(f"unknown native gate {name!r}")
+        except KeyError as exc:
+            raise QStorePayloadError(f"malformed {name!r} entry {g!r}: missing {exc}") from exc
+    if frames is not None:
+        for q, lam in enumerate(frames):
+            if lam:
+                circ.append(RZGate(lam), [q])
+    return circ
