@@ -107,6 +107,7 @@ class _Watch:
     next_poll: float
     started: float = 0.0
     failures: int = 0
+    hint_used: int = 0
 
 
 def _noise_key(noise: dict | None) -> str:
@@ -162,6 +163,9 @@ class BatchSubmitter:
         allow_insecure_http: allow ``http://`` to non-loopback hosts.
         poll_interval: ``(first, max)`` status polling interval, seconds.
         compute_counts: also build integer counts (like qiskit-ionq) for each result.
+        verify_children: list each multicircuit job's children (``GET /jobs?parent_job_id=``,
+            concurrently with the results) and check every child's name tag against the
+            circuit at its position.
     """
 
     def __init__(
@@ -183,6 +187,7 @@ class BatchSubmitter:
         allow_insecure_http: bool = False,
         poll_interval: tuple[float, float] = (0.005, 1.0),
         compute_counts: bool = True,
+        verify_children: bool = True,
     ) -> None:
         if max_jobs_in_flight < 1 or connection_pool_size < 1:
             raise ValueError("max_jobs_in_flight and connection_pool_size must be >= 1")
@@ -208,6 +213,7 @@ class BatchSubmitter:
         self.journal_path = os.fspath(journal_path) if journal_path else None
         self.poll_interval = poll_interval
         self.compute_counts = compute_counts
+        self.verify_children = verify_children
         self._closed = False
         self._caps: dict[str, int] = {}
         self._cap_tasks: dict[str, asyncio.Task] = {}
@@ -820,10 +826,16 @@ class BatchSubmitter:
             # min and max), so a job finishing at time t is seen by ~1.1 t: the relative
             # overshoot stays bounded while long jobs cost few polls.  One poll round
             # covers every due job, so more jobs do not mean more requests.
-            hint = _poll_hint(doc) if isinstance(doc, dict) else None
+            # A server prediction (queue wait + execution, from submission) moves the
+            # next poll to the predicted completion when that is later.
             age = now - w.started
             w.interval = min(max(self.poll_interval[0], 0.1 * age), self.poll_interval[1])
-            delay = w.interval if hint is None else min(max(hint, self.poll_interval[0]), self.poll_interval[1] * 5)
+            delay = w.interval
+            hint = _poll_hint(doc) if isinstance(doc, dict) else None
+            if hint is not None and w.hint_used < 2:
+                w.hint_used += 1
+                predicted_done = w.started + hint
+                delay = max(delay, min(predicted_done - now, self.poll_interval[1] * 5))
             w.next_poll = now + delay
 
     # ------------------------------------------------------------------ results
@@ -849,8 +861,15 @@ class BatchSubmitter:
         prob = results_map.get("probabilities")
         url = prob.get("url") if isinstance(prob, dict) else None
         url = url or f"jobs/{job_id}/results/probabilities"
-        raw = await self._http.get_results(url)
         multi = bool(children) or (n_sent is not None and n_sent > 1)
+        if multi and job is not None and self.verify_children:
+            # Results and child records are fetched concurrently: one round trip.
+            raw, child_docs = await asyncio.gather(
+                self._http.get_results(url), self._list_children(job_id, len(children))
+            )
+            self._check_child_names(job, job_id, children, child_docs)
+        else:
+            raw = await self._http.get_results(url)
         if multi:
             if not isinstance(raw, dict):
                 raise IonQResponseError(f"job {job_id}: multicircuit results are not a map by child id")
@@ -887,6 +906,37 @@ class BatchSubmitter:
                 )
             )
         return out
+
+    async def _list_children(self, job_id: str, expected: int) -> dict[str, dict]:
+        docs: dict[str, dict] = {}
+        cursor = None
+        for _ in range(1 + expected // 100 + 5):
+            params = {"parent_job_id": job_id, "limit": str(min(max(expected, 1), 1000))}
+            if cursor:
+                params["next"] = cursor
+            page = await self._http.list_jobs(params)
+            jobs = page.get("jobs") if isinstance(page, dict) else None
+            if not isinstance(jobs, list):
+                raise IonQResponseError(f"GET /jobs?parent_job_id={job_id}: no job list")
+            docs.update({d["id"]: d for d in jobs if isinstance(d, dict) and isinstance(d.get("id"), str)})
+            cursor = page.get("next")
+            if not cursor or len(docs) >= expected or not jobs:
+                break
+        return docs
+
+    @staticmethod
+    def _check_child_names(job: _Job, job_id: str, children: list[str], docs: dict[str, dict]) -> None:
+        """Child ``i`` must carry the tag ``"<i>:<submission id>"`` we gave circuit ``i``."""
+        for pos, cid in enumerate(children):
+            doc = docs.get(cid)
+            if doc is None:
+                raise IonQResponseError(f"job {job_id}: child {cid} is not listed under its parent")
+            name = doc.get("name")
+            if name is not None and name != f"{pos}:{job.submission_id}":
+                raise IonQResponseError(
+                    f"job {job_id}: child {cid} at position {pos} is circuit {name!r}; "
+                    "children are out of order"
+                )
 
     def _record_timings(self, job: _Job, doc: dict) -> None:
         execution = _seconds(doc, "execution_duration_ms", "execution_time")
@@ -1024,12 +1074,16 @@ class BatchSubmitter:
 
 
 def _poll_hint(doc: dict) -> float | None:
-    """Seconds until the job is expected to finish, if the server says."""
-    for key in ("predicted_wait_time_ms", "predicted_execution_time", "retry_after_ms"):
+    """Seconds from submission until the job is predicted to finish, if the server says
+    (``predicted_wait_time_ms`` + ``predicted_execution_duration_ms``)."""
+    total = 0.0
+    found = False
+    for key in ("predicted_wait_time_ms", "predicted_execution_duration_ms"):
         value = doc.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            return value / 1000.0
-    return None
+            total += value / 1000.0
+            found = True
+    return total if found else None
 
 
 def _seconds(doc: dict, ms_key: str, s_key: str) -> float | None:

@@ -124,6 +124,15 @@ class MiniServer:
 
     async def _list(self, request: web.Request) -> web.Response:
         self._auth(request)
+        parent = request.query.get("parent_job_id")
+        if parent:
+            job = self.jobs[parent]
+            names = [c.get("name") for c in job["circuits"]]
+            if self.mode == "swapped_children":
+                names = names[::-1]
+            return web.json_response(
+                {"jobs": [{"id": cid, "status": "completed", "name": n} for cid, n in zip(job["children"], names)]}
+            )
         return web.json_response({"jobs": [self._doc(j) for j in self.jobs]})
 
     async def _results(self, request: web.Request) -> web.Response:

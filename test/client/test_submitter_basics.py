@@ -202,6 +202,10 @@ class TestMalformedResponses(unittest.TestCase):
         err = self._expect("wrong_result_keys", [x_circuit(1), x_circuit(2)])
         self.assertIn("child job ids", str(err))
 
+    def test_children_out_of_order(self) -> None:
+        err = self._expect("swapped_children", [x_circuit(1), x_circuit(2)])
+        self.assertIn("out of order", str(err))
+
     def test_unreadable_create_response(self) -> None:
         # The job was created but the answer is garbage: it is adopted via its
         # submission id, never sent twice.
