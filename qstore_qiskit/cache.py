@@ -520,8 +520,23 @@ class CompiledTemplate:
             for c, v in aff.coef.items():
                 A[s, c] += v
             b[s] = aff.const
-        self._A_T = np.ascontiguousarray(A.T)  # (n_cols, n_slots) for X @ A_T
+        self._A_T = np.ascontiguousarray(A.T)  # (n_cols, n_slots), kept for introspection
         self._b = b
+        # A is very sparse (a slot depends on the few parameters feeding its wire). Instead
+        # of a BLAS matmul, whose rounding depends on the batch shape, slots are accumulated
+        # in "layers": layer r adds the r-th term of every slot that has one. The summation
+        # order per slot is then fixed, so bind() and bind_many() give bit-identical
+        # numbers (and identical cached bodies), and the cost is O(nnz) per binding.
+        per_slot = [sorted((c, v) for c, v in aff.coef.items() if v != 0.0) for aff in slots]
+        layers = []
+        for r in range(max((len(t) for t in per_slot), default=0)):
+            sl = [s for s, t in enumerate(per_slot) if len(t) > r]
+            cl = [per_slot[s][r][0] for s in sl]
+            cf = np.array([per_slot[s][r][1] for s in sl])
+            layers.append(
+                (np.array(sl, dtype=np.intp), np.array(cl, dtype=np.intp), None if np.all(cf == 1.0) else cf)
+            )
+        self._layers = layers
         self._n_par = n_par
         self._extra = extra
         self._extra_cols = [
@@ -709,8 +724,13 @@ class CompiledTemplate:
                     ext[r, k] = val
             _check_values(ext, "non-affine expression values")
             Xc = np.concatenate([Xc, ext], axis=1)
-        S = Xc @ self._A_T
-        S += self._b
+        S = np.empty((B, self._b.size))
+        S[:] = self._b
+        for sl, cl, cf in self._layers:
+            if cf is None:
+                S[:, sl] += Xc[:, cl]
+            else:
+                S[:, sl] += Xc[:, cl] * cf
         tol = MS_MAX_ANGLE + ANGLE_TOL
         if self._zz_t.size:
             th = S[:, self._zz_t]
