@@ -1,0 +1,23 @@
+"""A local server speaking IonQ's REST API (v0.4, with v0.3 paths), backed by a simulator.
+
+It is the default target of the demo, tests and benchmarks: the official
+``qiskit-ionq`` client works against it unchanged::
+
+    from qiskit_ionq import IonQProvider
+    from qstore_qiskit.server import LocalServer
+
+    with LocalServer(profile="cloud") as srv:
+        backend = IonQProvider("any-key", url=srv.url).get_backend("simulator")
+
+Modules: :mod:`.config` (``ServerConfig``, ``PROFILES``), :mod:`.simulator` (numpy
+state vectors), :mod:`.circuits` / :mod:`.qasm` (input validation), :mod:`.jobs`
+(records and store), :mod:`.runner` (latency model and execution), :mod:`.faults`
+(seeded fault injection), :mod:`.app` (aiohttp routes), :mod:`.local_server`
+(background-thread runner) and :mod:`.cli` (``qstore-qiskit serve``).
+"""
+
+from .app import create_app
+from .config import FAULT_KINDS, PROFILES, ServerConfig
+from .local_server import LocalServer
+
+__all__ = ["LocalServer", "ServerConfig", "PROFILES", "FAULT_KINDS", "create_app"]

@@ -1,0 +1,198 @@
+"""Configuration of the local IonQ-API server: limits, latency model and fault knobs.
+
+A :class:`ServerConfig` is a frozen dataclass; the named :data:`PROFILES` are
+starting points that :func:`dataclasses.replace` specialises (``LocalServer``
+passes its keyword overrides through that).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+# Every fault kind the server can inject. ``http_*``, ``drop_connection`` and
+# ``slow_response`` are request-level faults; ``job_failed``, ``late_result`` and
+# ``create_response_lost`` only apply to job creation.
+FAULT_KINDS: tuple[str, ...] = (
+    "http_500",
+    "http_502",
+    "http_503",
+    "drop_connection",
+    "slow_response",
+    "job_failed",
+    "late_result",
+    "create_response_lost",
+)
+
+# Faults that can be drawn for any request under ``/jobs``.
+REQUEST_FAULT_KINDS: tuple[str, ...] = (
+    "http_500",
+    "http_502",
+    "http_503",
+    "drop_connection",
+    "slow_response",
+)
+
+# Faults that only make sense for a job creation.
+CREATE_ONLY_FAULT_KINDS: tuple[str, ...] = ("job_failed", "late_result", "create_response_lost")
+
+
+def _default_fault_weights() -> dict[str, float]:
+    return {kind: 1.0 for kind in FAULT_KINDS}
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything that shapes the server's behaviour.
+
+    Times are in seconds. ``None`` for a limit means "unlimited".
+
+    Attributes:
+        api_key: Key accepted in ``Authorization: apiKey <KEY>``; ``None`` accepts any
+            (or no) key. Never shown by ``repr``.
+        max_qubits: Widest circuit the simulator accepts (state vector of
+            ``2**max_qubits`` amplitudes); also the qubit count advertised for the
+            ``simulator`` backend.
+        max_shots: Largest ``shots`` value accepted.
+        default_shots: Shots used when a job does not give any.
+        max_circuits_per_job: Cap on circuits in a multicircuit job (413 beyond it).
+        max_body_bytes: Largest request body accepted (413 beyond it).
+        max_gates_per_circuit: Cap on instructions in one circuit (413 beyond it).
+        network_delay: Base delay added to every request (models one round trip).
+        network_jitter: Extra uniform ``[0, network_jitter)`` delay per request.
+        queue_wait: Time a job waits in the queue before it may start.
+        job_overhead: Fixed execution time per job.
+        per_circuit_time: Execution time per circuit.
+        per_shot_time: Execution time per shot, per circuit.
+        per_gate_shot_time: Execution time per native gate, per shot.
+        max_running_jobs: Cap on jobs executing at the same time (others wait).
+        inline_execution: Finish a job before answering its creation request, so a
+            client's first status poll already sees it completed (``instant``).
+        rate_limit: Sustained requests per second per server (token bucket), ``None``
+            for no limit; requests beyond it get 429 with ``Retry-After``.
+        rate_limit_burst: Bucket size of the rate limiter.
+        seed: Seed for fault schedule, noise and sampling (``None``: from entropy).
+        fault_rate: Probability that a request under ``/jobs`` gets a fault.
+        fault_weights: Relative weight of each fault kind in :data:`FAULT_KINDS`.
+        slow_response_delay: How long a ``slow_response`` fault stalls.
+        late_result_delay: Extra running time of a ``late_result`` job.
+        access_log: Whether to write an aiohttp access log (never includes headers).
+    """
+
+    api_key: str | None = field(default=None, repr=False)
+    max_qubits: int = 20
+    max_shots: int = 1_000_000
+    default_shots: int = 100
+    max_circuits_per_job: int = 1000
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_gates_per_circuit: int = 100_000
+    network_delay: float = 0.0
+    network_jitter: float = 0.0
+    queue_wait: float = 0.0
+    job_overhead: float = 0.0
+    per_circuit_time: float = 0.0
+    per_shot_time: float = 0.0
+    per_gate_shot_time: float = 0.0
+    max_running_jobs: int | None = None
+    inline_execution: bool = True
+    rate_limit: float | None = None
+    rate_limit_burst: int = 100
+    seed: int | None = None
+    fault_rate: float = 0.0
+    fault_weights: Mapping[str, float] = field(default_factory=_default_fault_weights)
+    slow_response_delay: float = 5.0
+    late_result_delay: float = 2.0
+    access_log: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.fault_rate <= 1.0:
+            raise ValueError(f"fault_rate must be within [0, 1], got {self.fault_rate}")
+        unknown = set(self.fault_weights) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
+        if any(w < 0 for w in self.fault_weights.values()):
+            raise ValueError("fault weights must be non-negative")
+        if self.max_qubits < 1 or self.max_shots < 1 or self.max_circuits_per_job < 1:
+            raise ValueError("max_qubits, max_shots and max_circuits_per_job must be >= 1")
+        if self.rate_limit is not None and self.rate_limit <= 0:
+            raise ValueError("rate_limit must be positive or None")
+        # A partial mapping (e.g. ``{"http_503": 1}``) selects only those kinds: every
+        # kind it leaves out gets weight 0.
+        weights = {kind: float(self.fault_weights.get(kind, 0.0)) for kind in FAULT_KINDS}
+        object.__setattr__(self, "fault_weights", weights)
+
+    def with_overrides(self, **overrides) -> "ServerConfig":
+        """Return a copy with ``overrides`` applied (unknown names raise ``TypeError``)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = set(overrides) - names
+        if unknown:
+            raise TypeError(f"unknown ServerConfig field(s): {sorted(unknown)}")
+        return dataclasses.replace(self, **overrides)
+
+    # -- latency model -------------------------------------------------------------
+
+    def circuit_execution_seconds(self, native_gates: int, shots: int) -> float:
+        """Modelled execution time of one circuit.
+
+        Args:
+            native_gates: (Estimated) native gate count of the circuit.
+            shots: Shots it is run for.
+
+        Returns:
+            Seconds the circuit occupies the machine.
+        """
+        return self.per_circuit_time + shots * (
+            self.per_shot_time + self.per_gate_shot_time * max(0, native_gates)
+        )
+
+    def job_execution_seconds(self, gate_counts: list[int], shots: int) -> float:
+        """Modelled execution time of a job holding circuits with ``gate_counts``."""
+        return self.job_overhead + math.fsum(
+            self.circuit_execution_seconds(g, shots) for g in gate_counts
+        )
+
+    def lower_bound_seconds(self, gate_counts: list[int], shots: int) -> float:
+        """Minimum wall time to run ``gate_counts`` circuits as one batch job.
+
+        One request round trip (the creation; jitter at its minimum of zero), the
+        queue wait and the execution time. Result retrieval is not included.
+        """
+        return self.network_delay + self.queue_wait + self.job_execution_seconds(
+            list(gate_counts), shots
+        )
+
+
+# ``instant``: no artificial delays, jobs complete before the create call returns.
+# ``cloud``: tens of milliseconds per request, a queue wait per job and an execution
+# time that grows with shots and native gates; 200 circuits in 2 batch jobs take
+# about a second, one job per circuit takes ~0.25 s each plus polling.
+PROFILES: dict[str, ServerConfig] = {
+    "instant": ServerConfig(),
+    "cloud": ServerConfig(
+        network_delay=0.03,
+        network_jitter=0.02,
+        queue_wait=0.15,
+        job_overhead=0.02,
+        per_circuit_time=0.002,
+        per_shot_time=1e-6,
+        per_gate_shot_time=4e-8,
+        max_running_jobs=4,
+        max_circuits_per_job=100,
+        inline_execution=False,
+        rate_limit=200.0,
+        rate_limit_burst=100,
+        slow_response_delay=5.0,
+        late_result_delay=2.0,
+    ),
+}
+
+
+__all__ = [
+    "ServerConfig",
+    "PROFILES",
+    "FAULT_KINDS",
+    "REQUEST_FAULT_KINDS",
+    "CREATE_ONLY_FAULT_KINDS",
+]

@@ -1,0 +1,209 @@
+"""OpenQASM input (``ionq.qasm3.v1``): parse with Qiskit, lower to simulator operations.
+
+Mid-circuit measurement, reset and ``if``/``else`` on classical bits are supported;
+other control flow (loops, ``switch``) is rejected with a 400.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import simulator as sim
+from .errors import bad_request, unprocessable
+
+_SKIP = {"barrier", "delay", "id", "global_phase"}
+
+
+@dataclass(frozen=True)
+class QasmProgram:
+    """A lowered OpenQASM program.
+
+    Attributes:
+        num_qubits: Qubits in the program.
+        num_clbits: Classical bits in the program.
+        registers: ``(name, [clbit index, ...])`` for each classical register.
+        prefix: Operations up to the last non-terminal measurement (branch-simulated).
+        terminal: ``(qubit, clbit)`` measurements at the very end (sampled directly).
+        gates_1q: Single-qubit gate count.
+        gates_2q: Multi-qubit gate count.
+    """
+
+    num_qubits: int
+    num_clbits: int
+    registers: tuple[tuple[str, tuple[int, ...]], ...]
+    prefix: tuple[sim.Operation, ...]
+    terminal: tuple[tuple[int, int], ...]
+    gates_1q: int
+    gates_2q: int
+
+
+class _Lowering:
+    def __init__(self) -> None:
+        self.cache: dict[Any, np.ndarray] = {}
+        self.n1 = 0
+        self.n2 = 0
+
+    def matrix(self, operation) -> np.ndarray:
+        try:
+            key = (operation.name, tuple(float(p) for p in operation.params),
+                   operation.num_qubits)
+        except (TypeError, ValueError):
+            key = None
+        if key is not None and key in self.cache:
+            return self.cache[key]
+        try:
+            mat = np.asarray(operation.to_matrix(), dtype=complex)
+        except Exception:  # pylint: disable=broad-except
+            from qiskit.quantum_info import Operator  # pylint: disable=import-outside-toplevel
+
+            try:
+                mat = np.asarray(Operator(operation).data, dtype=complex)
+            except Exception as exc:  # pylint: disable=broad-except
+                raise bad_request(f"cannot simulate instruction '{operation.name}': {exc}")
+        if key is not None:
+            self.cache[key] = mat
+        return mat
+
+    def lower(self, circuit, qmap: list[int], cmap: list[int]) -> list[sim.Operation]:
+        from qiskit.circuit import ClassicalRegister, Clbit, IfElseOp  # pylint: disable=C0415
+        from qiskit.circuit import ControlFlowOp  # pylint: disable=C0415
+
+        out: list[sim.Operation] = []
+        for inst in circuit.data:
+            op = inst.operation
+            qubits = [qmap[circuit.find_bit(q).index] for q in inst.qubits]
+            clbits = [cmap[circuit.find_bit(c).index] for c in inst.clbits]
+            if op.name in _SKIP:
+                continue
+            if op.name == "measure":
+                out.append(sim.Measure(qubits[0], clbits[0]))
+            elif op.name == "reset":
+                out.append(sim.Reset(qubits[0]))
+            elif isinstance(op, IfElseOp):
+                cond = op.condition
+                if not isinstance(cond, tuple):
+                    raise bad_request("only 'if' conditions comparing bits/registers to an "
+                                      "integer are supported")
+                target, value = cond
+                if isinstance(target, Clbit):
+                    cbits = (cmap[circuit.find_bit(target).index],)
+                elif isinstance(target, ClassicalRegister):
+                    cbits = tuple(cmap[circuit.find_bit(b).index] for b in target)
+                else:  # pragma: no cover - qiskit only builds the two above
+                    raise bad_request("unsupported 'if' condition")
+                bodies = []
+                for block in op.blocks:
+                    inner_q = qubits
+                    inner_c = clbits
+                    bodies.append(tuple(self.lower(block, inner_q, inner_c)))
+                out.append(sim.Conditional(cbits, int(value), bodies[0],
+                                           bodies[1] if len(bodies) > 1 else ()))
+            elif isinstance(op, ControlFlowOp):
+                raise bad_request(f"control flow '{op.name}' is not supported")
+            else:
+                if getattr(op, "_directive", False):
+                    continue
+                if len(qubits) == 1:
+                    self.n1 += 1
+                else:
+                    self.n2 += 1
+                out.append(sim.Unitary(self.matrix(op), tuple(qubits)))
+        return out
+
+
+def load_program(source: str, max_qubits: int, declared_qubits: int | None = None
+                 ) -> QasmProgram:
+    """Parse OpenQASM 3 (or 2) text into a :class:`QasmProgram`.
+
+    Raises:
+        ApiError: 400 on a parse error or unsupported construct, 422 if too wide.
+    """
+    if not isinstance(source, str) or not source.strip():
+        raise bad_request("input.data must be a non-empty OpenQASM string")
+    try:
+        if source.lstrip().startswith("OPENQASM 2"):
+            from qiskit import qasm2  # pylint: disable=import-outside-toplevel
+
+            circuit = qasm2.loads(source, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
+        else:
+            from qiskit import qasm3  # pylint: disable=import-outside-toplevel
+
+            circuit = qasm3.loads(source)
+    except Exception as exc:  # pylint: disable=broad-except
+        raise bad_request(f"could not parse OpenQASM: {exc}") from None
+    if circuit.num_qubits > max_qubits:
+        raise unprocessable(
+            f"circuit uses {circuit.num_qubits} qubits; this backend supports at most "
+            f"{max_qubits}"
+        )
+    if declared_qubits is not None and declared_qubits < circuit.num_qubits:
+        raise bad_request(
+            f"input.qubits is {declared_qubits} but the program declares {circuit.num_qubits}"
+        )
+    lowering = _Lowering()
+    ops = lowering.lower(circuit, list(range(circuit.num_qubits)),
+                         list(range(circuit.num_clbits)))
+    # Split off the trailing measurements: they can be sampled from the final
+    # distribution instead of branching the state once per measured qubit.
+    cut = len(ops)
+    while cut > 0 and isinstance(ops[cut - 1], sim.Measure):
+        cut -= 1
+    terminal = tuple((m.qubit, m.clbit) for m in ops[cut:])  # type: ignore[union-attr]
+    registers = tuple(
+        (reg.name, tuple(circuit.find_bit(b).index for b in reg)) for reg in circuit.cregs
+    )
+    return QasmProgram(
+        num_qubits=max(circuit.num_qubits, 1),
+        num_clbits=circuit.num_clbits,
+        registers=registers,
+        prefix=tuple(ops[:cut]),
+        terminal=terminal,
+        gates_1q=lowering.n1,
+        gates_2q=lowering.n2,
+    )
+
+
+def sample_program(program: QasmProgram, shots: int, rng: np.random.Generator,
+                   noise: sim.NoiseModel | None = None) -> list[int]:
+    """Sample ``shots`` classical outcomes (clbit 0 = LSB) of ``program``."""
+    n = program.num_qubits
+    branches = sim._run_branching(  # pylint: disable=protected-access
+        program.prefix, [sim._Branch(sim.zero_state(n), 0, shots)], n, rng
+    )
+    outcomes: list[int] = []
+    for br in branches:
+        if not program.terminal:
+            outcomes.extend([br.clbits] * br.shots)
+            continue
+        probs = sim.probabilities(br.state)
+        if noise is not None:
+            probs = noise.apply(probs, n, program.gates_1q, program.gates_2q)
+        draws = rng.choice(probs.size, size=br.shots, p=probs / probs.sum())
+        # Later measurements into the same clbit win, as in sequential execution.
+        for draw in draws:
+            value = br.clbits
+            for qubit, clbit in program.terminal:
+                value = (value & ~(1 << clbit)) | (((int(draw) >> qubit) & 1) << clbit)
+            outcomes.append(value)
+    order = rng.permutation(len(outcomes))
+    return [outcomes[i] for i in order]
+
+
+def shots_artifact(program: QasmProgram, outcomes: list[int]) -> dict[str, Any]:
+    """The ``ionq.result.shots.json.v2`` payload: one ``{"registers": ...}`` per shot.
+
+    Each register maps to a list of its bit values indexed by bit position (bit 0
+    first), which is how qiskit-ionq's ``_format_result_qasm3`` reads them.
+    """
+    shots = []
+    for value in outcomes:
+        shots.append({"registers": {
+            name: [(value >> c) & 1 for c in bits] for name, bits in program.registers
+        }})
+    return {"shots": shots}
+
+
+__all__ = ["QasmProgram", "load_program", "sample_program", "shots_artifact"]

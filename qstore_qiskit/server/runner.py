@@ -1,0 +1,186 @@
+"""Job execution: queue wait, the running-jobs cap, modelled execution time, simulation.
+
+Each job is one asyncio task on the server loop. The CPU-bound simulation runs in a
+small thread pool while the task sleeps out the modelled execution time, so the
+wall time of a job is ``max(model, simulation)`` after its queue wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+
+import numpy as np
+
+from . import simulator as sim
+from .config import ServerConfig
+from .jobs import SHOTS_V2, Job
+from .qasm import sample_program, shots_artifact
+
+LOG = logging.getLogger(__name__)
+
+
+def job_rng(job: Job, server_seed: int | None) -> np.random.Generator:
+    """The RNG for a job's noise/sampling: ``noise.seed`` if given, else derived from the
+    server seed and the job's sequence number, else fresh entropy."""
+    if job.spec.noise_seed is not None:
+        return np.random.default_rng([job.spec.noise_seed, job.circuit_index])
+    if server_seed is not None:
+        return np.random.default_rng([server_seed, job.seq, job.circuit_index])
+    return np.random.default_rng()
+
+
+def simulate_job(job: Job, server_seed: int | None) -> None:
+    """Compute the results of ``job`` (and its children) in place. CPU-bound."""
+    spec = job.spec
+    if spec.dry_run:
+        return
+    noise = sim.NOISE_MODELS[spec.noise_model]
+    if spec.program is not None:
+        rng = job_rng(job, server_seed)
+        outcomes = sample_program(spec.program, spec.shots, rng,
+                                  None if noise.is_ideal else noise)
+        hist: dict[int, int] = {}
+        for value in outcomes:
+            hist[value] = hist.get(value, 0) + 1
+        job.probabilities = {str(k): v / spec.shots for k, v in sorted(hist.items())}
+        aid = f"{job.id}-shots"
+        job.artifacts[SHOTS_V2] = aid
+        job.artifact_payloads[aid] = shots_artifact(spec.program, outcomes)
+        return
+    targets = job.children if job.children else [job]
+    for child in targets:
+        circuit = child.circuit
+        assert circuit is not None
+        state = sim.simulate_unitary_circuit(circuit.num_qubits, circuit.ops)
+        probs = sim.probabilities(state)
+        if noise.is_ideal:
+            # Like IonQ's ideal simulator: exact probabilities, no sampling.
+            child.probabilities = sim.probability_dict(probs)
+        else:
+            probs = noise.apply(probs, circuit.num_qubits, circuit.gates_1q, circuit.gates_2q)
+            rng = job_rng(child, server_seed)
+            child.histogram = sim.sample_histogram(probs, spec.shots, rng)
+            child.probabilities = {
+                str(k): v / spec.shots for k, v in sorted(child.histogram.items())
+            }
+            child.sample_seed = int(rng.integers(2**63 - 1))
+
+
+class JobRunner:
+    """Runs jobs on the server's event loop.
+
+    Args:
+        config: The server configuration.
+    """
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix="qstore-sim"
+        )
+        self._semaphore: asyncio.Semaphore | None = None
+        self._tasks: dict[str, asyncio.Task] = {}
+
+    def _sem(self) -> asyncio.Semaphore | None:
+        if self.config.max_running_jobs is None:
+            return None
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.config.max_running_jobs)
+        return self._semaphore
+
+    def predicted_exec_seconds(self, job: Job) -> float:
+        """Modelled execution time of ``job`` (without an injected late result)."""
+        return self.config.job_execution_seconds(job.spec.native_gate_counts, job.spec.shots)
+
+    def submit(self, job: Job) -> asyncio.Task:
+        """Start ``job``'s task; returns it."""
+        job.predicted_wait = self.config.queue_wait
+        job.predicted_exec = self.predicted_exec_seconds(job)
+        task = asyncio.get_running_loop().create_task(self._run(job), name=f"job-{job.id}")
+        self._tasks[job.id] = task
+        task.add_done_callback(lambda _t, jid=job.id: self._tasks.pop(jid, None))
+        return task
+
+    def cancel(self, job: Job) -> bool:
+        """Cancel ``job`` if not final. Returns whether it was cancelled."""
+        if job.status not in ("submitted", "ready", "started"):
+            return False
+        self._set_status(job, "canceled")
+        task = self._tasks.get(job.id)
+        if task is not None:
+            task.cancel()
+        return True
+
+    @staticmethod
+    def _set_status(job: Job, status: str, now: float | None = None) -> None:
+        for j in [job, *job.children]:
+            j.status = status
+            if status == "started":
+                j.started = now
+            elif status in ("completed", "failed"):
+                j.completed = now
+
+    async def _run(self, job: Job) -> None:
+        cfg = self.config
+        try:
+            if cfg.queue_wait > 0:
+                await asyncio.sleep(cfg.queue_wait)
+            if job.status == "canceled":
+                return
+            self._set_status(job, "ready")
+            sem = self._sem()
+            if sem is not None:
+                await sem.acquire()
+            try:
+                if job.status == "canceled":
+                    return
+                start = time.time()
+                self._set_status(job, "started", start)
+                exec_time = job.predicted_exec
+                if job.fault == "late_result":
+                    exec_time += cfg.late_result_delay
+                loop = asyncio.get_running_loop()
+                future = loop.run_in_executor(self._executor, simulate_job, job, cfg.seed)
+                if exec_time > 0:
+                    await asyncio.sleep(exec_time)
+                try:
+                    await future
+                except Exception as exc:  # pylint: disable=broad-except
+                    LOG.exception("simulation of job %s failed", job.id)
+                    self._fail(job, "simulation_error", f"simulation failed: {exc}")
+                    return
+                if job.fault == "job_failed":
+                    self._fail(job, "internal_error",
+                               "Job failed during execution (injected fault)")
+                    return
+                self._set_status(job, "completed", time.time())
+            finally:
+                if sem is not None:
+                    sem.release()
+        except asyncio.CancelledError:
+            if job.status in ("submitted", "ready", "started"):
+                self._set_status(job, "canceled")
+            raise
+
+    def _fail(self, job: Job, code: str, message: str) -> None:
+        now = time.time()
+        for j in [job, *job.children]:
+            j.failure = {"code": code, "error": message}
+            j.probabilities = None
+            j.histogram = None
+        self._set_status(job, "failed", now)
+
+    async def shutdown(self) -> None:
+        """Cancel running jobs and stop the thread pool."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+__all__ = ["JobRunner", "simulate_job", "job_rng"]
