@@ -1,0 +1,1 @@
+"""Tests of the local IonQ-API server (:mod:`qstore_qiskit.server`)."""
