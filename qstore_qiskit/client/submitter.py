@@ -57,7 +57,13 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_CIRCUITS_PER_JOB = 200
 _FINAL = {"completed", "failed", "canceled", "cancelled"}
 _ID_CHUNK = 100  # ids per GET /jobs?ids=... poll
-_LOOKUP_PAGES = 20  # pages of GET /jobs scanned when adopting an ambiguous create
+_LOOKUP_PAGES = 20
+# Counters always present in stats() (zero when nothing happened).
+_COUNTERS = (
+    "submit_calls", "circuits_submitted", "circuits_delivered", "jobs_created", "jobs_adopted",
+    "submission_lookups", "create_retries", "poll_rounds", "queue_timeouts", "jobs_failed",
+    "submissions_failed", "cancelled_submissions", "jobs_cancelled",
+)  # pages of GET /jobs scanned when adopting an ambiguous create
 
 
 # --------------------------------------------------------------------------- records
@@ -784,7 +790,8 @@ class BatchSubmitter:
             for i in range(0, len(due), _ID_CHUNK):
                 chunk = due[i : i + _ID_CHUNK]
                 try:
-                    page = await self._http.list_jobs({"ids": ",".join(chunk), "limit": str(len(chunk))})
+                    # `ids` is a query array (repeated key), as in IonQ's v0.4 OpenAPI spec.
+                    page = await self._http.list_jobs([("ids", j) for j in chunk] + [("limit", str(len(chunk)))])
                     jobs = page.get("jobs") if isinstance(page, dict) else None
                     got = {d.get("id"): d for d in jobs or [] if isinstance(d, dict)}
                     if jobs is None or set(got) - set(chunk):
@@ -1039,7 +1046,8 @@ class BatchSubmitter:
             "api_calls": sum(self._http.requests.values()),
             "http_status": {str(k): v for k, v in self._http.responses.items()},
             "retries": dict(self._http.retries),
-            **{k: v for k, v in self._counters.items()},
+            **{k: self._counters.get(k, 0) for k in _COUNTERS},
+            **{k: v for k, v in self._counters.items() if k not in _COUNTERS},
             "jobs_in_flight": len(self._watch),
             "unfinished_jobs": sorted(self._unfinished),
             "circuits_per_job": _summary(self._circuits_per_job),
