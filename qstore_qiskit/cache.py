@@ -27,6 +27,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import math
+import re
 import sys
 import threading
 import time
@@ -313,7 +314,11 @@ class _Affine:
 
 
 def _check_values(x: np.ndarray, what: str = "parameter values") -> None:
-    if not np.all(np.isfinite(x)):
+    # Fast path: NaN / inf propagate into the sum; only a non-finite sum needs the full check
+    # (it may also just be an overflow of huge finite values, which are accepted).
+    if math.isfinite(x.sum()):
+        return
+    if not np.isfinite(x).all():
         raise QStoreCacheError(f"{what} must be finite (got NaN or inf)")
 
 
@@ -585,6 +590,7 @@ class CompiledTemplate:
         for kind, _, _ in plan:
             counts[kind] = counts.get(kind, 0) + 1
         self.native_gate_counts = counts
+        self._n_emit_slots = n_slots - len(final_slots)
         self._emit = self._make_emitter(plan)
         self._nbytes = int(
             A.nbytes + b.nbytes + F.nbytes + gather.nbytes + weight.nbytes + 400 * len(plan) + 200 * native.size()
@@ -607,7 +613,17 @@ class CompiledTemplate:
                 )
             else:
                 items.append(f'{{"gate": "zz", "targets": [{qs[0]}, {qs[1]}], "angle": v[{ss[0]}]}}')
-        src = "def _emit(v):\n    return [" + ",\n        ".join(items) + "]\n"
+        n_slots = 1 + max((x for _, _, ss in plan for x in ss), default=-1)
+        body = "[" + ",\n        ".join(items) + "]"
+        if 0 < n_slots <= 20000:
+            # Unpack all slot values into locals once: LOAD_FAST per number instead of a
+            # list subscript per number (~15% faster for gate-heavy templates). Emitted slots
+            # come first in the layout; callers pass exactly those (``_n_emit_slots``).
+            names = [f"v{i}" for i in range(n_slots)]
+            body = re.sub(r"v\[(\d+)\]", r"v\1", body)
+            src = f"def _emit(v):\n    {', '.join(names)}, = v\n    return {body}\n"
+        else:
+            src = f"def _emit(v):\n    return {body}\n"
         namespace: dict[str, Any] = {}
         exec(compile(src, "<qstore-template>", "exec"), namespace)  # noqa: S102 - our own code
         return namespace["_emit"]
@@ -756,7 +772,7 @@ class CompiledTemplate:
         a0, a1 = n_phase + n_ms, n_phase + n_ms + self._n_zz  # angle blocks
         if self._n_zz:
             th = S[:, a0:a1]  # view
-            th -= np.round(th)
+            th -= np.rint(th)
             th[th <= -0.5] = 0.5
             big = np.abs(th) > tol
             if big.any():
@@ -767,7 +783,7 @@ class CompiledTemplate:
         ms_big = ms_pre = None
         if n_ms:
             th = S[:, n_phase:a0]  # view
-            th -= np.round(th)
+            th -= np.rint(th)
             th[th <= -0.5] = 0.5
             big = np.abs(th) > tol
             if big.any():
@@ -801,7 +817,7 @@ class CompiledTemplate:
 
     def _gate_lists(self, X: np.ndarray) -> list[list[dict[str, Any]]]:
         S, ms_big, ms_pre = self._slots(X)
-        rows = S.tolist()
+        rows = S[:, : self._n_emit_slots].tolist()
         emit = self._emit
         # Building thousands of small dicts triggers CPython's cyclic GC over and over, and
         # each pass re-walks every dict built so far (3x slower for 1000 bindings). None of
