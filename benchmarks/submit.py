@@ -83,7 +83,10 @@ def run(sizes: list[int], shots: int, seed: int, qiskit_ionq_per_circuit_max: in
                     job.result(wait=0.05)
                 return n
 
-            with BatchSubmitter("benchmark", srv.url, adaptive_batch_sizing=True) as sub:
+            # IonQ documents its per-job circuit cap; the local server's is in its config.
+            with BatchSubmitter(
+                "benchmark", srv.url, adaptive_batch_sizing=True, max_circuits_per_job=cap
+            ) as sub:
                 sub.submit([native_body(circuits[0])], shots=shots).result()  # warm the pool
 
                 def ours_per_circuit() -> int:

@@ -151,6 +151,7 @@ class IonQHttpClient:
         self.requests = Counter()  # "GET /jobs/{id}" style keys -> attempts
         self.retries = Counter()  # cause -> retries
         self.responses = Counter()  # status code -> count
+        self.rtt = 0.0  # EWMA of successful GET latencies, seconds (poll scheduling)
 
     def __repr__(self) -> str:  # never shows the token
         return f"{type(self).__name__}(url={self.url!r}, pool={self.connection_pool_size})"
@@ -257,12 +258,16 @@ class IonQHttpClient:
         self.requests[label] += 1
         url = self._full_url(path)
         data = None if json_body is None else json.dumps(json_body, separators=(",", ":"))
+        started = time.monotonic()
         try:
             async with session.request(method, url, data=data, params=params) as resp:
                 status = resp.status
                 self.responses[status] += 1
                 raw = await resp.read()
                 retry_after = resp.headers.get("Retry-After")
+            if method == "GET" and status < 300:
+                took = time.monotonic() - started
+                self.rtt = took if not self.rtt else 0.8 * self.rtt + 0.2 * took
         except asyncio.TimeoutError as exc:
             raise RetriableError(
                 "timeout", IonQConnectionError(f"{method} {path} timed out after {self.request_timeout} s")

@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import random
+import re
 import statistics
 import threading
 import time
@@ -62,7 +63,8 @@ _LOOKUP_PAGES = 20
 _COUNTERS = (
     "submit_calls", "circuits_submitted", "circuits_delivered", "jobs_created", "jobs_adopted",
     "submission_lookups", "create_retries", "poll_rounds", "queue_timeouts", "jobs_failed",
-    "submissions_failed", "cancelled_submissions", "jobs_cancelled",
+    "submissions_failed", "cancelled_submissions", "jobs_cancelled", "jobs_resplit",
+    "speculative_fetches", "speculative_hits",
 )  # pages of GET /jobs scanned when adopting an ambiguous create
 
 
@@ -114,6 +116,8 @@ class _Watch:
     started: float = 0.0
     failures: int = 0
     hint_used: int = 0
+    predicted_done: float | None = None  # loop time the server predicts completion
+    spec_budget: int = 2  # speculative result fetches left (see _speculate)
 
 
 def _noise_key(noise: dict | None) -> str:
@@ -496,11 +500,16 @@ class BatchSubmitter:
             info = None
         cap = None
         if isinstance(info, dict):
+            # IonQ's backend record has no such key today; servers that add one are
+            # honoured, and a 413 teaches the cap otherwise (see _resplit).
             for key in ("max_circuits_per_job", "max_circuits"):
                 if isinstance(info.get(key), int) and info[key] > 0:
                     cap = info[key]
                     break
-        self._caps[backend] = cap or DEFAULT_MAX_CIRCUITS_PER_JOB
+        if cap:
+            self._caps[backend] = min(cap, self._caps.get(backend, cap))
+        else:  # keep a cap learnt from a 413 meanwhile
+            self._caps.setdefault(backend, DEFAULT_MAX_CIRCUITS_PER_JOB)
 
     def _start_job(self, settings: dict, items: list[_Item]) -> None:
         job = _Job(submission_id=uuid.uuid4().hex[:20], settings=settings, items=items)
@@ -577,7 +586,14 @@ class BatchSubmitter:
                            "backend": job.settings["backend"], "shots": job.settings["shots"],
                            "name": job.settings["name"], "metadata": job.settings["metadata"],
                            "circuits": [[it.request.tag, it.index] for it in job.items]})
-            await self._create(job, body)
+            try:
+                await self._create(job, body)
+            except IonQRequestError as exc:
+                if exc.status != 413 or len(job.items) < 2:
+                    raise
+                # Too many circuits / too large: nothing was created, so re-split.
+                self._resplit(job, exc)
+                return
             self._jobs[job.job_id] = job
             for it in job.items:
                 if job.job_id not in it.request.job_ids:
@@ -587,7 +603,7 @@ class BatchSubmitter:
             if all(it.request.cancelled for it in job.items):
                 await self._cancel_remote(job.job_id)
             try:
-                doc = await asyncio.wait_for(self._wait_final(job.job_id), self.max_queue_wait_time)
+                doc, prefetched = await asyncio.wait_for(self._wait_final(job.job_id), self.max_queue_wait_time)
             except asyncio.TimeoutError:
                 self._counters["queue_timeouts"] += 1
                 self._unfinished.add(job.job_id)
@@ -596,7 +612,7 @@ class BatchSubmitter:
             job.done_at = time.monotonic()
             self._slots.release()
             released = True
-            results = await self._results_for(job.job_id, doc, job)
+            results = await self._results_for(job.job_id, doc, job, prefetched)
             self._record_timings(job, doc)
             self._journal({"event": "delivered", "submission_id": job.submission_id, "job_id": job.job_id})
             for it, res in zip(job.items, results):
@@ -619,6 +635,27 @@ class BatchSubmitter:
         finally:
             if not released:
                 self._slots.release()
+
+    def _resplit(self, job: _Job, exc: IonQRequestError) -> None:
+        """Split a job the server refused as too large (413) and start the parts.
+
+        The server's limit is learnt from its message ("... limit of N per job") when it
+        gives one (the cap used for later jobs of that backend); otherwise halve.
+        """
+        backend = job.settings["backend"]
+        match = re.search(r"limit of (\d+)", exc.server_message or "")
+        if match and int(match.group(1)) < len(job.items):
+            size = int(match.group(1))
+            if self.max_circuits_per_job is None or size < self.max_circuits_per_job:
+                self._caps[backend] = size
+                self.max_circuits_per_job = None if self.max_circuits_per_job is None else size
+        else:
+            size = math.ceil(len(job.items) / 2)
+        self._counters["jobs_resplit"] += 1
+        self._journal({"event": "abandoned", "submission_id": job.submission_id, "reason": "413"})
+        logger.info("job of %d circuits refused (413); resubmitting in parts of %d", len(job.items), size)
+        for i in range(0, len(job.items), size):
+            self._start_job(job.settings, job.items[i : i + size])
 
     def _deliver(self, item: _Item, result: CircuitResult) -> None:
         req = item.request
@@ -743,7 +780,8 @@ class BatchSubmitter:
         return None
 
     # ------------------------------------------------------------------ polling
-    async def _wait_final(self, job_id: str) -> dict:
+    async def _wait_final(self, job_id: str) -> tuple[dict, tuple | None]:
+        """Final status document of a job, plus prefetched ``(results, children)`` if any."""
         fut = self._loop.create_future()
         now = self._loop.time()
         first = self._first_poll_delay()
@@ -785,6 +823,48 @@ class BatchSubmitter:
 
     async def _poll_once(self, due: list[str]) -> None:
         self._counters["poll_rounds"] += 1
+        spec = [j for j in due if self._should_speculate(self._watch.get(j))]
+        normal = [j for j in due if j not in spec]
+        await asyncio.gather(self._poll_docs(normal), *(self._speculate(j) for j in spec))
+
+    def _should_speculate(self, w: _Watch | None) -> bool:
+        return bool(
+            w is not None and w.predicted_done is not None and w.spec_budget > 0
+            and self._loop.time() >= w.predicted_done - self._http.rtt / 2
+        )
+
+    async def _speculate(self, jid: str) -> None:
+        """At the predicted completion, fetch status, results (and children) at once.
+
+        If the job is done this saves the round trip of a separate results fetch; if it
+        is not, the results request gets a 409 and the status counts as a normal poll.
+        """
+        w = self._watch.get(jid)
+        if w is None:
+            return
+        w.spec_budget -= 1
+        self._counters["speculative_fetches"] += 1
+        job = self._jobs.get(jid)
+        multi = job is not None and len(job.items) > 1
+        calls = [self._http.get_job(jid), self._http.get_results(f"jobs/{jid}/results/probabilities")]
+        if multi and self.verify_children:
+            calls.append(self._list_children(jid, len(job.items)))
+        out = await asyncio.gather(*calls, return_exceptions=True)
+        doc, raw = out[0], out[1]
+        children = out[2] if len(out) > 2 else None
+        prefetched = None
+        if (
+            isinstance(doc, dict) and doc.get("status") == "completed"
+            and not isinstance(raw, BaseException)
+            and not isinstance(children, BaseException)
+        ):
+            prefetched = (raw, children)
+            self._counters["speculative_hits"] += 1
+        self._after_doc(jid, doc, self._loop.time(), prefetched)
+
+    async def _poll_docs(self, due: list[str]) -> None:
+        if not due:
+            return
         docs: dict[str, dict | Exception] = {}
         if self._ids_listing is not False and len(due) > 1:
             for i in range(0, len(due), _ID_CHUNK):
@@ -810,44 +890,49 @@ class BatchSubmitter:
             docs.update(dict(zip(missing, fetched)))
         now = self._loop.time()
         for jid in due:
-            w = self._watch.get(jid)
-            if w is None or w.future.done():
-                continue
-            doc = docs.get(jid)
-            if isinstance(doc, BaseException):
-                w.failures += 1
-                if w.failures > 3 or not isinstance(doc, (IonQConnectionError, IonQServerError)):
-                    w.future.set_exception(doc)
-                    continue
-            elif not isinstance(doc, dict) or not isinstance(doc.get("status"), str):
-                w.future.set_exception(IonQResponseError(f"GET /jobs/{jid}: no status in response"))
-                continue
-            elif doc["status"] in _FINAL:
-                w.future.set_result(doc)
-                continue
-            else:
-                w.failures = 0
-            # Adaptive interval: fast first, backing off x1.5 up to the max; a server
-            # hint (predicted remaining time) shortens or lengthens the next wait.
-            # The interval grows with the job's age (10% of it, between the configured
-            # min and max), so a job finishing at time t is seen by ~1.1 t: the relative
-            # overshoot stays bounded while long jobs cost few polls.  One poll round
-            # covers every due job, so more jobs do not mean more requests.
-            # A server prediction (queue wait + execution, from submission) moves the
-            # next poll to the predicted completion when that is later.
-            age = now - w.started
-            w.interval = min(max(self.poll_interval[0], 0.1 * age), self.poll_interval[1])
-            delay = w.interval
-            hint = _poll_hint(doc) if isinstance(doc, dict) else None
-            if hint is not None and w.hint_used < 2:
-                w.hint_used += 1
-                predicted_done = w.started + hint
-                delay = max(delay, min(predicted_done - now, self.poll_interval[1] * 5))
-            w.next_poll = now + delay
+            self._after_doc(jid, docs.get(jid), now, None)
+
+    def _after_doc(self, jid: str, doc: Any, now: float, prefetched: tuple | None) -> None:
+        """Resolve a watched job from a status document, or schedule its next poll."""
+        w = self._watch.get(jid)
+        if w is None or w.future.done():
+            return
+        if isinstance(doc, BaseException):
+            w.failures += 1
+            if w.failures > 3 or not isinstance(doc, (IonQConnectionError, IonQServerError)):
+                w.future.set_exception(doc)
+                return
+        elif not isinstance(doc, dict) or not isinstance(doc.get("status"), str):
+            w.future.set_exception(IonQResponseError(f"GET /jobs/{jid}: no status in response"))
+            return
+        elif doc["status"] in _FINAL:
+            w.future.set_result((doc, prefetched))
+            return
+        else:
+            w.failures = 0
+        # The interval grows with the job's age (10% of it, between the configured
+        # min and max), so a job finishing at time t is seen by ~1.1 t: the relative
+        # overshoot stays bounded while long jobs cost few polls.  One poll round covers
+        # every due job, so more jobs do not mean more requests.
+        age = now - w.started
+        w.interval = min(max(self.poll_interval[0], 0.1 * age), self.poll_interval[1])
+        delay = w.interval
+        # A server prediction (queue wait + execution, from submission) moves the next
+        # poll to the predicted completion, less half a round trip (the moment a
+        # request is looked at by the server), and makes that poll speculative.
+        hint = _poll_hint(doc) if isinstance(doc, dict) else None
+        if hint is not None and w.hint_used < 2:
+            w.hint_used += 1
+            w.predicted_done = w.started + hint
+            target = w.predicted_done - self._http.rtt / 2
+            delay = max(delay, min(target - now, self.poll_interval[1] * 5))
+        w.next_poll = now + delay
 
     # ------------------------------------------------------------------ results
-    async def _results_for(self, job_id: str, doc: dict, job: _Job | None) -> list[CircuitResult]:
-        """Fetch, validate and convert the results of a finished job."""
+    async def _results_for(
+        self, job_id: str, doc: dict, job: _Job | None, prefetched: tuple | None = None
+    ) -> list[CircuitResult]:
+        """Fetch (unless ``prefetched``), validate and convert the results of a finished job."""
         status = doc.get("status")
         if status != "completed":
             failure = doc.get("failure") or {}
@@ -869,7 +954,11 @@ class BatchSubmitter:
         url = prob.get("url") if isinstance(prob, dict) else None
         url = url or f"jobs/{job_id}/results/probabilities"
         multi = bool(children) or (n_sent is not None and n_sent > 1)
-        if multi and job is not None and self.verify_children:
+        if prefetched is not None and (prefetched[1] is not None or not (multi and job is not None and self.verify_children)):
+            raw, child_docs = prefetched
+            if child_docs is not None and job is not None:
+                self._check_child_names(job, job_id, children, child_docs)
+        elif multi and job is not None and self.verify_children:
             # Results and child records are fetched concurrently: one round trip.
             raw, child_docs = await asyncio.gather(
                 self._http.get_results(url), self._list_children(job_id, len(children))
@@ -967,9 +1056,9 @@ class BatchSubmitter:
     # ------------------------------------------------------------------ retrieve / recover
     async def retrieve_async_inner(self, job_ids: list[str]) -> list[list[CircuitResult]]:
         async def one(job_id: str) -> list[CircuitResult]:
-            doc = await asyncio.wait_for(self._wait_final(job_id), self.max_queue_wait_time)
+            doc, prefetched = await asyncio.wait_for(self._wait_final(job_id), self.max_queue_wait_time)
             job = self._jobs.get(job_id)
-            results = await self._results_for(job_id, doc, job)
+            results = await self._results_for(job_id, doc, job, prefetched)
             self._unfinished.discard(job_id)
             if job is not None:  # restore the caller's circuit indices/names
                 for it, res in zip(job.items, results):
@@ -998,7 +1087,7 @@ class BatchSubmitter:
                     entry.update(name=rec.get("name"), metadata=rec.get("metadata"), circuits=rec.get("circuits"))
                 elif rec.get("event") == "created":
                     entry["job_id"] = rec.get("job_id")
-                elif rec.get("event") == "delivered":
+                elif rec.get("event") in ("delivered", "abandoned"):
                     entry["delivered"] = True
         pending = {sid: e for sid, e in entries.items() if not e["delivered"]}
 
@@ -1009,8 +1098,10 @@ class BatchSubmitter:
                 if not entry["job_id"]:
                     entry["results"] = None  # never reached the server: resubmit it
                     return
-                doc = await asyncio.wait_for(self._wait_final(entry["job_id"]), self.max_queue_wait_time)
-                entry["results"] = await self._results_for(entry["job_id"], doc, None)
+                doc, prefetched = await asyncio.wait_for(
+                    self._wait_final(entry["job_id"]), self.max_queue_wait_time
+                )
+                entry["results"] = await self._results_for(entry["job_id"], doc, None, prefetched)
             except Exception as exc:  # reported per submission
                 entry["results"] = exc
 
