@@ -483,7 +483,8 @@ def _evaluate_targets(
         if p_sum:
             families.append(f"{fam} {o_sum}/{p_sum}={o_sum / p_sum:.3f}x")
     add(
-        f"2q count <= {STRUCTURED_MS_RATIO}x qiskit-ionq's on every {', '.join(STRUCTURED)} circuit",
+        f"2q count <= {STRUCTURED_MS_RATIO}x qiskit-ionq's on every "
+        f"{', '.join(STRUCTURED)} circuit",
         bool(ratios) and not bad and not missing,
         ("above on: " + ", ".join(bad) + "; " if bad else "")
         + (f"not compared: {', '.join(missing)}; " if missing else "")
@@ -566,7 +567,10 @@ def _report(
         row += [_fmt_int(r.one_qubit) if r.ok else "ERR" for r in res]
         row += [_fmt_prob(r.fidelity) if r.ok else "ERR" for r in res]
         row += [_fmt_ms(r.seconds) if r.ok else "ERR" for r in res]
-        row += [_fmt_equiv(c.results[case.label].equivalent, c.results[case.label].ok) for c in verified]
+        row += [
+            _fmt_equiv(c.results[case.label].equivalent, c.results[case.label].ok)
+            for c in verified
+        ]
         rows.append(row)
 
     summary: dict[str, Any] = {}

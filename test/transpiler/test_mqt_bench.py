@@ -186,7 +186,10 @@ class TestMQTBenchEquivalence(unittest.TestCase):
             if device not in self._peers:
                 self._peers[device] = qiskit_ionq_backend(*PEERS[device])
             native = transpile(
-                self.circuits[label], self._peers[device], optimization_level=1, seed_transpiler=SEED
+                self.circuits[label],
+                self._peers[device],
+                optimization_level=1,
+                seed_transpiler=SEED,
             )
             self._peer_counts[key] = two_qubit_count(native)
         return self._peer_counts[key]
