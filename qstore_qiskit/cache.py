@@ -71,7 +71,7 @@ LIFTABLE_GATES = frozenset(
     {
         "rx", "ry", "rz", "p", "u", "u1", "u2", "u3", "r", "rv",
         "rxx", "ryy", "rzz", "rzx", "cp", "crx", "cry", "crz", "cu", "cu1", "cu3",
-        "mcphase", "xx_plus_yy", "xx_minus_yy", "global_phase",
+        "mcphase", "xx_plus_yy", "xx_minus_yy",
         "gpi", "gpi2", "ms", "zz",
     }
 )  # fmt: skip
@@ -139,17 +139,23 @@ class _Analysis:
 def _analyse(circuit: QuantumCircuit, lift: bool) -> _Analysis:
     """Compute the structural key, canonical parameter columns and lifted values.
 
-    Parameters are numbered by first appearance (``$0``, ``$1``, ...), so names never
+    Parameters are numbered by first appearance (column ``0``, ``1``, ...), so names never
     matter but positions do. Affine expressions are encoded by their coefficients;
     anything else by its string form with parameters renamed to their column.
+
+    This runs for every bound circuit the backend sees, so the loop is kept tight: the
+    canonical form is a list of plain tuples (column references as ``int``, everything
+    else as ``str``, so the two can never be confused) hashed once via ``repr``.
     """
-    qidx = {q: i for i, q in enumerate(circuit.qubits)}
-    cidx = {c: i for i, c in enumerate(circuit.clbits)}
+    qget = {q: i for i, q in enumerate(circuit.qubits)}.__getitem__
+    cget = {c: i for i, c in enumerate(circuit.clbits)}.__getitem__
     col_of: dict[Parameter, int] = {}
     columns: list[Parameter | None] = []
-    lifted: dict[int, float] = {}
+    lifted_cols: list[int] = []
+    lifted_vals: list[float] = []
     lift_sites: dict[int, list[tuple[int, int]]] = {}
-    parts = [f"{circuit.num_qubits}q{circuit.num_clbits}c"]
+    parts: list[Any] = [circuit.num_qubits, circuit.num_clbits]
+    append = parts.append
 
     def col(p: Parameter) -> int:
         c = col_of.get(p)
@@ -160,51 +166,70 @@ def _analyse(circuit: QuantumCircuit, lift: bool) -> _Analysis:
 
     for i, inst in enumerate(circuit.data):
         name = inst.name
-        if name in _CONTROL_FLOW:
-            raise QStoreCacheError(f"control flow ('{name}') cannot be sent as a native body")
-        liftable = lift and name in LIFTABLE_GATES
-        enc = []
-        for j, p in enumerate(inst.params):
-            if isinstance(p, Parameter):
-                enc.append(f"${col(p)}")
-            elif isinstance(p, ParameterExpression):
-                if not p.parameters:
-                    p = p.numeric()
-                    enc.append(_encode_numeric(p))
+        params = inst.params
+        if params:
+            if name in _CONTROL_FLOW:
+                raise QStoreCacheError(f"control flow ('{name}') cannot be sent as a native body")
+            if name == "global_phase":
+                # Only a global phase: irrelevant to the payload, so not part of the key.
+                append((name, (), (), ()))
+                continue
+            liftable = lift and name in LIFTABLE_GATES
+            enc: list[Any] = []
+            for j, p in enumerate(params):
+                if type(p) is float and liftable:  # the hot path for bound circuits
+                    c = len(columns)
+                    columns.append(None)
+                    lifted_cols.append(c)
+                    lifted_vals.append(p)
+                    lift_sites.setdefault(i, []).append((j, c))
+                    enc.append(c)
                     continue
-                affine = _affine_terms(p)
-                if affine is not None:
-                    terms, const = affine
-                    enc.append(
-                        "A(" + "+".join(f"{c!r}*${col(q)}" for q, c in terms) + f"+{const!r})"
-                    )
+                if isinstance(p, ParameterExpression):
+                    if isinstance(p, Parameter):
+                        enc.append(col(p))
+                        continue
+                    if p.parameters:
+                        enc.append(_encode_expression(p, col, col_of))
+                        continue
+                    p = p.numeric()
+                if (
+                    liftable
+                    and isinstance(p, (int, float, np.floating, np.integer))
+                    and not isinstance(p, bool)
+                ):
+                    c = len(columns)
+                    columns.append(None)
+                    lifted_cols.append(c)
+                    lifted_vals.append(float(p))
+                    lift_sites.setdefault(i, []).append((j, c))
+                    enc.append(c)
                 else:
-                    for q in sorted(p.parameters, key=lambda q: q.name):
-                        col(q)
-                    renamed = p.subs(
-                        {q: Parameter(f"__c{col_of[q]}") for q in p.parameters},
-                        allow_unknown_parameters=True,
-                    )
-                    enc.append(f"E({renamed})")
-            elif liftable and isinstance(p, (int, float, np.floating, np.integer)) and not isinstance(
-                p, bool
-            ):
-                c = len(columns)
-                columns.append(None)
-                lifted[c] = float(p)
-                lift_sites.setdefault(i, []).append((j, c))
-                enc.append(f"${c}")
-            else:
-                enc.append(_encode_numeric(p))
-        parts.append(
-            f"{name}|{','.join(str(qidx[q]) for q in inst.qubits)}"
-            f"|{','.join(str(cidx[c]) for c in inst.clbits)}|{';'.join(enc)}"
-        )
-    key = hashlib.blake2b("\n".join(parts).encode(), digest_size=20).hexdigest()
+                    enc.append(_encode_numeric(p))
+            append((name, tuple(map(qget, inst.qubits)), tuple(map(cget, inst.clbits)), tuple(enc)))
+        else:
+            if name in _CONTROL_FLOW:
+                raise QStoreCacheError(f"control flow ('{name}') cannot be sent as a native body")
+            append((name, tuple(map(qget, inst.qubits)), tuple(map(cget, inst.clbits))))
+    key = hashlib.blake2b(repr(parts).encode(), digest_size=20).hexdigest()
     values = np.full(len(columns), np.nan)
-    for c, v in lifted.items():
-        values[c] = v
+    if lifted_cols:
+        values[lifted_cols] = lifted_vals
     return _Analysis(key, columns, values, lift_sites)
+
+
+def _encode_expression(p: ParameterExpression, col: Callable, col_of: dict) -> str:
+    """Canonical text of a parameter expression, parameters renamed by column."""
+    affine = _affine_terms(p)
+    if affine is not None:
+        terms, const = affine
+        return "A(" + "+".join(f"{c!r}*${col(q)}" for q, c in terms) + f"+{const!r})"
+    for q in sorted(p.parameters, key=lambda q: q.name):
+        col(q)
+    renamed = p.subs(
+        {q: Parameter(f"__c{col_of[q]}") for q in p.parameters}, allow_unknown_parameters=True
+    )
+    return f"E({renamed})"
 
 
 def structural_key(circuit: QuantumCircuit, *, lift: bool = False) -> str:
@@ -374,13 +399,16 @@ class CompiledTemplate:
             The template; its :attr:`parameters` follow ``circuit.parameters`` order.
         """
         analysis = _analyse(circuit, lift=False)
+        columns = list(analysis.columns)
+        # Parameters that only occur in the global phase get (all-zero) columns too, so
+        # that ``circuit.parameters``-ordered values are accepted as they are.
+        seen = set(columns)
+        columns += [p for p in circuit.parameters if p not in seen]
         compile_fn = compile_fn or default_compile
         start = time.perf_counter()
         native = compile_fn(circuit, device, optimization_level)
         elapsed = time.perf_counter() - start
-        template = cls._build(
-            native, list(analysis.columns), device, optimization_level, analysis.key, elapsed
-        )
+        template = cls._build(native, columns, device, optimization_level, analysis.key, elapsed)
         return template._relabel(list(circuit.parameters), ordered=True)
 
     @classmethod
@@ -1083,7 +1111,7 @@ class TemplateCache:
         values = analysis.values.copy()
         free = [(c, p) for c, p in enumerate(analysis.columns) if p is not None]
         if not free:
-            if parameter_values is not None and len(parameter_values):
+            if parameter_values is not None and len(parameter_values) and not circuit.parameters:
                 raise QStoreCacheError("the circuit has no free parameters but values were given")
             return values
         if parameter_values is None:
@@ -1101,7 +1129,10 @@ class TemplateCache:
                 )
             given = dict(zip(order, parameter_values))
         known = {p for _, p in free}
-        unknown = [k for k in given if k not in known]
+        # Parameters of the circuit that no instruction uses (global phase only) are
+        # accepted and ignored: they cannot change the payload.
+        in_circuit = set(circuit.parameters)
+        unknown = [k for k in given if k not in known and k not in in_circuit]
         if unknown:
             raise QStoreCacheError(f"values given for unknown parameter(s) {unknown}")
         for c, p in free:

@@ -341,6 +341,35 @@ class TestLifting(unittest.TestCase):
         self.assertEqual(compile_fn.calls, 2)
 
 
+    def test_global_phase_parameters(self):
+        g, a = Parameter("g"), Parameter("a")
+        qc = QuantumCircuit(2, global_phase=g)
+        qc.rx(a, 0)
+        qc.cx(0, 1)
+        template = CompiledTemplate.compile(qc, compile_fn=toy_compile)
+        self.assertEqual(template.parameters, tuple(qc.parameters))
+        bound = qc.assign_parameters([0.4, 1.1])
+        gates = template.bind([0.4, 1.1])
+        assert_body_equiv(self, gates, template.final_frames([0.4, 1.1]), bound, 2)
+        cache = TemplateCache(compile_fn=toy_compile)
+        self.assertEqual(cache.payload(qc, [0.4, 1.1])["circuit"], gates)
+        self.assertEqual(cache.payload(qc, {a: 0.4})["circuit"], gates)
+
+    def test_global_phase_gate_ignored_in_key(self):
+        from qiskit.circuit.library import GlobalPhaseGate
+
+        compile_fn = CountingCompile()
+        cache = TemplateCache(compile_fn=compile_fn)
+        for phase in (0.1, 0.7):
+            qc = QuantumCircuit(1)
+            qc.append(GlobalPhaseGate(phase), [])
+            qc.rx(phase, 0)
+            body = cache.payload(qc)
+            template, values = cache.get_template(qc)
+            assert_body_equiv(self, body["circuit"], template.final_frames(values), qc, 1)
+        self.assertEqual(compile_fn.calls, 1)
+
+
 class TestCacheBehaviour(unittest.TestCase):
     def test_level2_hits(self):
         cache = TemplateCache(compile_fn=CountingCompile())
