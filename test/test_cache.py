@@ -307,6 +307,22 @@ class TestLifting(unittest.TestCase):
         self.assertEqual(stats["template_misses"], 1)
         self.assertEqual(stats["template_hits"], 11)
 
+    def test_lifted_compile_with_real_compiler(self):
+        if real_compile_or_none() is None:
+            self.skipTest("qstore_qiskit.transpiler not available yet")
+        cache = TemplateCache()
+        rng = np.random.default_rng(5)
+        for device in ("aria-1", "forte-1"):
+            for trial in range(8):
+                qc = random_circuit(rng, 1 + trial % 4, 12)
+                with self.subTest(device=device, trial=trial):
+                    body = cache.payload(qc, device=device)
+                    assert_in_range(self, body["circuit"])
+                    template, values = cache.get_template(qc, device=device)
+                    assert_body_equiv(
+                        self, body["circuit"], template.final_frames(values), qc, qc.num_qubits
+                    )
+
     def test_free_parameters_with_values(self):
         compile_fn = CountingCompile()
         cache = TemplateCache(compile_fn=compile_fn)
