@@ -1,0 +1,7 @@
+"""Transpiler passes of the qstore native-gate compiler (one pass per module)."""
+
+from .check_ionq_input import CheckIonQInput
+from .lower_to_native import LowerToIonQNative
+from .resynthesize_native import ResynthesizeNativeBlocks
+
+__all__ = ["CheckIonQInput", "LowerToIonQNative", "ResynthesizeNativeBlocks"]

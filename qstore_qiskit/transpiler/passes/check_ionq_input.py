@@ -1,0 +1,65 @@
+"""Reject circuits that IonQ devices cannot run, before any work is spent on them."""
+
+from __future__ import annotations
+
+from qiskit.circuit import ControlFlowOp
+from qiskit.dagcircuit import DAGCircuit
+from qiskit.transpiler import Target
+from qiskit.transpiler.basepasses import AnalysisPass
+from qiskit.transpiler.exceptions import TranspilerError
+
+#: Non-unitary instructions that pass through to IonQ (mid-circuit ones as OpenQASM 3).
+PASS_THROUGH = frozenset({"measure", "reset", "barrier"})
+
+
+class CheckIonQInput(AnalysisPass):
+    """Raise a clear :class:`~qiskit.transpiler.exceptions.TranspilerError` on input IonQ rejects.
+
+    Guarantees that, when it returns, the circuit:
+
+    * has no classical control flow (``if_else``, ``while_loop``, ``for_loop``,
+      ``switch_case``, ``box``): IonQ's gate-list and OpenQASM 3 inputs do not accept it;
+    * has no ``delay`` or other timing/classical-only instructions;
+    * fits the target's qubit count;
+
+    The error names the offending instruction and the reason. Mid-circuit ``measure`` and
+    ``reset`` are accepted (they are sent as OpenQASM 3 jobs). Sets
+    ``property_set["ionq_mid_circuit_measurement"]`` when a measurement or reset is
+    followed by further operations on the same qubit.
+
+    Args:
+        target: Target whose ``num_qubits`` bounds the circuit width.
+    """
+
+    def __init__(self, target: Target | None = None) -> None:
+        super().__init__()
+        self.target = target
+
+    def run(self, dag: DAGCircuit) -> None:
+        limit = getattr(self.target, "num_qubits", None)
+        if limit is not None and dag.num_qubits() > limit:
+            raise TranspilerError(
+                f"Circuit '{dag.name}' uses {dag.num_qubits()} qubits but the target has only "
+                f"{limit}."
+            )
+        mid_circuit = False
+        for node in dag.op_nodes():
+            op = node.op
+            if isinstance(op, ControlFlowOp):
+                raise TranspilerError(
+                    f"Instruction '{op.name}' (classical control flow) is not supported on IonQ "
+                    "devices; unroll it or run the branches as separate circuits."
+                )
+            if op.name == "delay":
+                raise TranspilerError("Instruction 'delay' is not supported on IonQ devices.")
+            if op.name in ("store",) or (node.cargs and op.name not in PASS_THROUGH):
+                raise TranspilerError(
+                    f"Instruction '{op.name}' acts on classical data and is not supported on "
+                    "IonQ devices."
+                )
+            if op.name in ("measure", "reset") and not mid_circuit:
+                for succ in dag.quantum_successors(node):
+                    if hasattr(succ, "op") and succ.op.name not in ("measure", "barrier"):
+                        mid_circuit = True
+                        break
+        self.property_set["ionq_mid_circuit_measurement"] = mid_circuit

@@ -1,0 +1,493 @@
+"""Lower a circuit of one- and two-qubit instructions to IonQ native gates."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from qiskit.circuit import Barrier, Measure, Reset
+from qiskit.circuit.library import RZGate
+from qiskit.converters import circuit_to_dag
+from qiskit.dagcircuit import DAGCircuit, DAGOpNode
+from qiskit.quantum_info import Operator
+from qiskit.transpiler import Target
+from qiskit.transpiler.basepasses import TransformationPass
+from qiskit.transpiler.exceptions import TranspilerError
+from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate, ZZGate
+
+from ..synthesis import (
+    ANGLE_TOL,
+    H,
+    SX,
+    TWO_PI,
+    W_ZY,
+    W_ZY_DG,
+    canonical_fidelity,
+    diagonal_angle,
+    gpi_matrix,
+    is_diagonal,
+    is_symbolic,
+    rz_matrix,
+    weyl,
+)
+from ..affine import Affine, affine_or_float
+from ..target import DeviceSpec, spec_from_target
+
+_X = np.array([[0, 1], [1, 0]], dtype=complex)
+_HALF_PI = 0.5 * math.pi
+
+# Gates that are a pure Z rotation by their (first) parameter, up to global phase.
+_Z_ROTATIONS = frozenset({"rz", "p", "u1"})
+
+
+def _norm_turns(value):
+    """Reduce a phase in turns to ``[0, 1)`` (expressions: their constant to ``[-1/2, 1/2]``)."""
+    if isinstance(value, Affine):
+        return value.reduce_const(1.0).to_expression()
+    value = float(value) % 1.0
+    return 0.0 if abs(value - 1.0) < 1e-12 or abs(value) < 1e-12 else value
+
+
+def _is_zero_angle(value) -> bool:
+    if isinstance(value, Affine):
+        return False
+    return abs(math.remainder(float(value), TWO_PI)) < ANGLE_TOL
+
+
+class _Wire:
+    """Per-qubit state of the sweep: a virtual Z frame and not-yet-emitted 1q work.
+
+    Invariant: (what the original circuit applied so far on this qubit) equals
+    ``RZ(frame) . (emitted natives) `` followed by ``pending``, in circuit order.
+    ``pending`` holds 2x2 matrices (fused eagerly) and symbolic Z rotations.
+    """
+
+    __slots__ = ("frame", "pending", "last_is_measure")
+
+    def __init__(self) -> None:
+        self.frame: Any = 0.0
+        self.pending: list = []
+        self.last_is_measure = False
+
+    def push_matrix(self, u: np.ndarray) -> None:
+        if self.pending and isinstance(self.pending[-1], np.ndarray):
+            self.pending[-1] = u @ self.pending[-1]
+        else:
+            self.pending.append(u)
+
+    def push_rz(self, angle) -> None:
+        angle = affine_or_float(angle)
+        if isinstance(angle, float):
+            self.push_matrix(rz_matrix(angle))
+        elif self.pending and isinstance(self.pending[-1], Affine):
+            self.pending[-1] = self.pending[-1] + angle
+        else:
+            self.pending.append(angle)
+
+    def add_frame(self, angle) -> None:
+        frame = self.frame + angle
+        if isinstance(frame, Affine):
+            frame = frame.reduce_const(TWO_PI) if frame.terms else frame.const
+        if isinstance(frame, float):
+            frame = math.remainder(frame, TWO_PI)  # RZ(t + 2 pi) = -RZ(t): a global phase
+        self.frame = frame
+
+
+class LowerToIonQNative(TransformationPass):
+    """Lower one- and two-qubit instructions to GPi, GPi2, MS (and ZZ) with virtual RZ.
+
+    Guarantees, for an input of instructions acting on at most two qubits (run
+    :class:`~qiskit.transpiler.passes.HighLevelSynthesis` first for wider gates):
+
+    * the output holds only ``gpi``, ``gpi2``, ``ms``, ``zz`` (only when the target has
+      it), ``measure``, ``reset``, ``barrier``, and ``rz`` *only* as the last operation of
+      a wire that is not measured at its end (the virtual frame left over, which IonQ's
+      final Z-basis readout makes irrelevant; it is kept so the circuit's unitary is
+      exactly the input's up to global phase);
+    * every maximal run of bound one-qubit gates becomes at most two GPi2, or one GPi,
+      with every Z rotation absorbed into the phases of later native gates;
+    * every bound two-qubit gate or block (e.g. a ``unitary`` from
+      :class:`~qiskit.transpiler.passes.ConsolidateBlocks`) is resynthesised from its
+      Weyl coordinates with one partial-angle MS (or ZZ) per non-zero coordinate, which
+      is the minimum, choosing MS or ZZ by the target's estimated error;
+    * parameterized gates keep their parameters: phases and MS/ZZ angles become affine
+      :class:`~qiskit.circuit.ParameterExpression` s of the input's parameters
+      (``rz``/``p``/``u1``/``rx``/``ry``/``r``/``u``/``u2``/``u3``/``gpi``/``gpi2`` and
+      ``rxx``/``ryy``/``rzz``/``rzx``/``cp``/``cu1``/``crx``/``cry``/``crz``/``ms``/``zz``
+      directly; other parameterized gates through their definitions). A symbolic MS
+      angle may leave IonQ's ``[0, 1/4]`` turn range once bound; the payload serializer
+      folds it back at bind time;
+    * the transformation is idempotent on its own output up to the values of phases.
+
+    Args:
+        target: The IonQ target (an :class:`~qstore_qiskit.transpiler.IonQTarget` or any
+            target holding the native gates); decides ZZ availability and error rates.
+        approximation_degree: ``1.0`` (default) for exact synthesis; a value below one,
+            or ``None`` for "as good as the hardware", lets the pass drop Weyl
+            coordinates whose removal costs less fidelity than the gate would.
+    """
+
+    def __init__(
+        self,
+        target: Target | None = None,
+        approximation_degree: float | None = 1.0,
+        device: DeviceSpec | None = None,
+    ) -> None:
+        super().__init__()
+        self.spec = device if device is not None else spec_from_target(target)
+        self.target = target
+        self.approximation_degree = approximation_degree
+        self._use_zz = self.spec.has_zz and (target is None or "zz" in target.operation_names)
+
+    # ------------------------------------------------------------------ driver
+    def run(self, dag: DAGCircuit) -> DAGCircuit:
+        self._out = dag.copy_empty_like()
+        self._wires: dict[Any, _Wire] = {q: _Wire() for q in dag.qubits}
+        for node in dag.topological_op_nodes():
+            self._lower(node.op, node.qargs, node.cargs)
+        for qubit, wire in self._wires.items():
+            self._flush(qubit)
+            if not wire.last_is_measure and not _is_zero_angle(wire.frame):
+                frame = wire.frame.to_expression() if isinstance(wire.frame, Affine) else wire.frame
+                self._out.apply_operation_back(RZGate(frame), (qubit,), (), check=False)
+        out = self._out
+        del self._out, self._wires
+        return out
+
+    # ------------------------------------------------------------------ dispatch
+    def _lower(self, op, qargs, cargs) -> None:
+        name = op.name
+        if isinstance(op, Measure) or name == "measure":
+            (q,) = qargs
+            self._flush(q)
+            self._emit(op, qargs, cargs)
+            self._wires[q].last_is_measure = True
+            return
+        if isinstance(op, Reset) or name == "reset":
+            (q,) = qargs
+            wire = self._wires[q]
+            # A local unitary right before a reset cannot change anything: drop it.
+            wire.pending.clear()
+            wire.frame = 0.0
+            self._emit(op, qargs, cargs)
+            return
+        if isinstance(op, Barrier) or name == "barrier":
+            for q in qargs:
+                self._flush(q)
+            self._emit(op, qargs, cargs)
+            return
+        if getattr(op, "_directive", False):
+            self._emit(op, qargs, cargs)
+            return
+        if cargs or op.num_clbits:
+            raise TranspilerError(
+                f"Instruction '{name}' uses classical bits and cannot be lowered to IonQ native gates."
+            )
+        if len(qargs) == 1:
+            self._lower_1q(op, qargs[0])
+        elif len(qargs) == 2:
+            self._lower_2q(op, qargs[0], qargs[1])
+        else:
+            self._lower_definition(op, qargs)
+
+    def _lower_definition(self, op, qargs) -> None:
+        definition = getattr(op, "definition", None)
+        if definition is None:
+            reason = "it has unbound parameters and no rule" if any(
+                is_symbolic(p) for p in getattr(op, "params", [])
+            ) else "it has no definition"
+            raise TranspilerError(
+                f"Cannot lower instruction '{op.name}' on {len(qargs)} qubit(s) to IonQ native "
+                f"gates: {reason}."
+            )
+        qubit_map = dict(zip(definition.qubits, qargs))
+        for inner in definition.data:
+            if inner.clbits:
+                raise TranspilerError(
+                    f"Instruction '{op.name}' has a definition with classical bits; cannot lower it."
+                )
+            self._lower(inner.operation, tuple(qubit_map[q] for q in inner.qubits), ())
+
+    @staticmethod
+    def _matrix(op) -> np.ndarray | None:
+        """Numeric matrix of a bound unitary instruction, or ``None`` if symbolic."""
+        params = getattr(op, "params", [])
+        if any(is_symbolic(p) for p in params):
+            return None
+        try:
+            return np.asarray(op.to_matrix(), dtype=complex)
+        except Exception:  # noqa: BLE001 - gates without to_matrix: go through Operator
+            try:
+                return Operator(op).data
+            except Exception as exc:  # noqa: BLE001
+                raise TranspilerError(
+                    f"Cannot lower instruction '{op.name}' to IonQ native gates: it is not a "
+                    f"unitary gate ({exc})."
+                ) from exc
+
+    # ------------------------------------------------------------------ 1q
+    def _lower_1q(self, op, q) -> None:
+        wire = self._wires[q]
+        matrix = self._matrix(op)
+        if matrix is not None:
+            wire.push_matrix(matrix)
+            return
+        name, params = op.name, [affine_or_float(p) for p in op.params]
+        if name in _Z_ROTATIONS:
+            wire.push_rz(params[0])
+        elif name == "ry":
+            self._push_ry(wire, params[0])
+        elif name == "rx":  # RX(t) = RZ(-pi/2) RY(t) RZ(pi/2)
+            wire.push_rz(_HALF_PI)
+            self._push_ry(wire, params[0])
+            wire.push_rz(-_HALF_PI)
+        elif name in ("u", "u3"):
+            theta, phi, lam = params
+            self._push_u(wire, theta, phi, lam)
+        elif name == "u2":
+            self._push_u(wire, _HALF_PI, params[0], params[1])
+        elif name == "r":  # R(t, p) = U(t, p - pi/2, pi/2 - p)
+            theta, phi = params
+            self._push_u(wire, theta, phi - _HALF_PI, _HALF_PI - phi)
+        elif name in ("gpi", "gpi2"):  # G(p) = RZ(2 pi p) G(0) RZ(-2 pi p)
+            angle = TWO_PI * params[0]
+            wire.push_rz(-angle)
+            wire.push_matrix(_X if name == "gpi" else SX)
+            wire.push_rz(angle)
+        else:
+            self._lower_definition(op, (q,))
+
+    def _push_u(self, wire: _Wire, theta, phi, lam) -> None:
+        wire.push_rz(lam)
+        self._push_ry(wire, theta)
+        wire.push_rz(phi)
+
+    @staticmethod
+    def _push_ry(wire: _Wire, theta) -> None:
+        theta = affine_or_float(theta)
+        if isinstance(theta, float):
+            c, s = math.cos(theta / 2), math.sin(theta / 2)
+            wire.push_matrix(np.array([[c, -s], [s, c]], dtype=complex))
+            return
+        # RY(t) = RZ(pi) SX RZ(t + pi) SX (circuit order: SX, RZ(t+pi), SX, RZ(pi)).
+        wire.push_matrix(SX)
+        wire.push_rz(theta + math.pi)
+        wire.push_matrix(SX)
+        wire.push_rz(math.pi)
+
+    # ------------------------------------------------------------------ flushing 1q work
+    def _flush(self, q) -> None:
+        wire = self._wires[q]
+        if not wire.pending:
+            return
+        pending, wire.pending = wire.pending, []
+        for item in pending:
+            if isinstance(item, np.ndarray):
+                self._emit_1q_matrix(q, wire, item)
+            else:
+                wire.add_frame(item)
+
+    def _emit_1q_matrix(self, q, wire: _Wire, u: np.ndarray) -> None:
+        """Emit ``u`` as <= 2 GPi2 or 1 GPi, Z parts going to the frame."""
+        if is_diagonal(u):
+            wire.add_frame(diagonal_angle(u))
+            return
+        det = u[0, 0] * u[1, 1] - u[0, 1] * u[1, 0]
+        su = u / np.sqrt(det)
+        theta = 2.0 * math.atan2(abs(su[1, 0]), abs(su[0, 0]))
+        phi_plus_lam = 2.0 * np.angle(su[1, 1])
+        phi_minus_lam = 2.0 * np.angle(su[1, 0])
+        phi = 0.5 * (phi_plus_lam + phi_minus_lam)
+        lam = 0.5 * (phi_plus_lam - phi_minus_lam)
+        # u = RZ(phi) RY(theta) RZ(lam), up to global phase.
+        wire.add_frame(lam)
+        if abs(theta - math.pi) < ANGLE_TOL:
+            self._emit_equatorial(q, wire, GPIGate, 0.25)  # RY(pi) ~ Y = GPI(1/4)
+        elif abs(theta - _HALF_PI) < ANGLE_TOL:
+            self._emit_equatorial(q, wire, GPI2Gate, 0.25)  # RY(pi/2) = GPI2(1/4)
+        elif theta > ANGLE_TOL:
+            # RY(t) = RZ(pi) SX RZ(t + pi) SX, SX = GPI2(0).
+            self._emit_equatorial(q, wire, GPI2Gate, 0.0)
+            wire.add_frame(theta + math.pi)
+            self._emit_equatorial(q, wire, GPI2Gate, 0.0)
+            wire.add_frame(math.pi)
+        wire.add_frame(phi)
+
+    def _emit_equatorial(self, q, wire: _Wire, gate_cls, phase_turns) -> None:
+        """Emit a GPi/GPi2 whose logical phase is ``phase_turns``, through the frame."""
+        self._emit(gate_cls(_norm_turns(phase_turns - wire.frame / TWO_PI)), (q,), ())
+
+    # ------------------------------------------------------------------ 2q
+    def _lower_2q(self, op, a, b) -> None:
+        matrix = self._matrix(op)
+        if matrix is not None:
+            self._synthesize_2q(matrix, a, b)
+            return
+        name, params = op.name, [affine_or_float(p) for p in op.params]
+        wa, wb = self._wires[a], self._wires[b]
+        if name == "rxx":
+            self._emit_ms(a, b, 0.0, 0.0, params[0] / TWO_PI)
+        elif name == "ryy":
+            self._emit_ms(a, b, 0.25, 0.25, params[0] / TWO_PI)
+        elif name == "rzz":
+            self._emit_zz_interaction(a, b, params[0] / TWO_PI)
+        elif name == "zz":
+            self._emit_zz_interaction(a, b, params[0])
+        elif name == "ms":
+            self._emit_ms(a, b, params[0], params[1], params[2])
+        elif name == "rzx":  # Z on a, X on b: H_a RXX H_a... via RZZ conjugated on b.
+            wb.push_matrix(H)
+            self._emit_zz_interaction(a, b, params[0] / TWO_PI)
+            wb.push_matrix(H)
+        elif name in ("cp", "cu1"):  # CP(l) = RZ_a(l/2) RZ_b(l/2) RZZ(-l/2)
+            lam = params[0]
+            wa.push_rz(lam / 2)
+            wb.push_rz(lam / 2)
+            self._emit_zz_interaction(a, b, -lam / (2 * TWO_PI))
+        elif name in ("crz", "crx", "cry"):
+            theta = params[0]
+            pre, post = {"crz": (None, None), "crx": (H, H), "cry": (W_ZY_DG, W_ZY)}[name]
+            if pre is not None:
+                wb.push_matrix(pre)
+            wb.push_rz(theta / 2)  # CRZ(t) = RZ_b(t/2) RZZ(-t/2)
+            self._emit_zz_interaction(a, b, -theta / (2 * TWO_PI))
+            if post is not None:
+                wb.push_matrix(post)
+        else:
+            self._lower_definition(op, (a, b))
+
+    def _emit_zz_interaction(self, a, b, turns) -> None:
+        """Emit ``RZZ(2 pi turns)``: a native ZZ, or an MS conjugated by Hadamards."""
+        if self._use_zz and self._prefer_zz(turns):
+            self._flush(a)
+            self._flush(b)
+            self._emit_zz(a, b, turns)
+            return
+        wa, wb = self._wires[a], self._wires[b]
+        wa.push_matrix(H)
+        wb.push_matrix(H)
+        self._emit_ms(a, b, 0.0, 0.0, turns)
+        wa.push_matrix(H)
+        wb.push_matrix(H)
+
+    def _prefer_zz(self, turns) -> bool:
+        angle = 0.25 if isinstance(turns, Affine) else float(turns)
+        return self.spec.zz_error_at(angle) <= self.spec.ms_error_at(angle)
+
+    def _emit_zz(self, a, b, turns) -> None:
+        turns = affine_or_float(turns)
+        if isinstance(turns, float):
+            turns = math.remainder(turns, 1.0)  # ZZ(t + 1) = -ZZ(t)
+            if abs(turns) < ANGLE_TOL:
+                return
+        else:
+            turns = turns.to_expression()
+        self._emit(ZZGate(turns), (a, b), ())
+
+    def _emit_ms(self, a, b, phase0, phase1, turns) -> None:
+        """Emit the logical ``MS(phase0, phase1, turns)`` through both frames."""
+        turns = affine_or_float(turns)
+        phase0, phase1 = affine_or_float(phase0), affine_or_float(phase1)
+        post_x = False
+        if isinstance(turns, float):
+            turns = math.remainder(turns, 1.0)  # MS(t + 1) = -MS(t)
+            if abs(turns) < ANGLE_TOL / TWO_PI:
+                return
+            if abs(turns) > 0.25:
+                # RXX(2 pi t) = (X (x) X) RXX(2 pi (t -+ 1/2)) up to phase, in MS's frame.
+                turns = turns - math.copysign(0.5, turns)
+                post_x = True
+            if turns < 0:  # MS(p0, p1, -t) = MS(p0 + 1/2, p1, t)
+                phase0 = phase0 + 0.5
+                turns = -turns
+        self._flush(a)
+        self._flush(b)
+        wa, wb = self._wires[a], self._wires[b]
+        p0 = _norm_turns(phase0 - wa.frame / TWO_PI)
+        p1 = _norm_turns(phase1 - wb.frame / TWO_PI)
+        if isinstance(turns, Affine):
+            turns = turns.to_expression()
+        self._emit(MSGate(p0, p1, turns), (a, b), ())
+        if post_x:
+            for wire, phase in ((wa, phase0), (wb, phase1)):
+                self._push_logical_gpi(wire, phase)
+
+    def _push_logical_gpi(self, wire: _Wire, phase) -> None:
+        if isinstance(phase, float):
+            wire.push_matrix(gpi_matrix(phase))
+        else:
+            wire.push_rz(-TWO_PI * phase)
+            wire.push_matrix(_X)
+            wire.push_rz(TWO_PI * phase)
+
+    def _synthesize_2q(self, matrix: np.ndarray, a, b) -> None:
+        """Resynthesise a bound 2q unitary from its Weyl coordinates."""
+        dec = weyl(matrix)
+        wa, wb = self._wires[a], self._wires[b]
+        wa.push_matrix(np.asarray(dec.K2r))
+        wb.push_matrix(np.asarray(dec.K2l))
+        terms = self._choose_terms((dec.a, dec.b, dec.c))
+        for axis, coef in terms:
+            turns = -coef / math.pi  # exp(i k PP) = RPP(-2k) = MS(..., -k/pi)
+            if axis == "xx":
+                self._emit_ms(a, b, 0.0, 0.0, turns)
+            elif axis == "yy":
+                self._emit_ms(a, b, 0.25, 0.25, turns)
+            else:
+                self._emit_zz_interaction(a, b, turns)
+        wa.push_matrix(np.asarray(dec.K1r))
+        wb.push_matrix(np.asarray(dec.K1l))
+
+    def _choose_terms(self, coords: tuple[float, float, float]) -> list[tuple[str, float]]:
+        """Pick which Weyl terms to realise (all non-zero ones unless approximating).
+
+        The ZZ term goes first: on MS-only devices it needs Hadamard conjugation, and
+        placing it next to the K2 locals lets one side of that conjugation merge into
+        them.
+        """
+        axes = ("xx", "yy", "zz")
+        nonzero = [(ax, c) for ax, c in zip(axes, coords) if abs(c) > ANGLE_TOL]
+        if self.approximation_degree is not None and self.approximation_degree >= 1.0:
+            chosen = nonzero
+        else:
+            chosen = self._approximate(coords, nonzero)
+        return sorted(chosen, key=lambda t: t[0] != "zz")
+
+    def _approximate(self, coords, nonzero):
+        """Drop trailing Weyl terms when that raises estimated success.
+
+        Weyl coordinates are ordered ``a >= b >= |c|``, so the candidates are: keep
+        the first ``k`` non-zero terms, ``k = 0..3``. Each is priced as
+        (fidelity to the exact block) x (success of its MS gates); with an explicit
+        ``approximation_degree`` < 1 the block fidelity must also stay above it.
+        """
+        best, best_score = nonzero, -1.0
+        for k in range(len(nonzero) + 1):
+            kept = nonzero[:k]
+            kept_coords = tuple(
+                next((c for ax, c in kept if ax == axis), 0.0) for axis in ("xx", "yy", "zz")
+            )
+            block_fid = canonical_fidelity(kept_coords, tuple(coords))
+            if self.approximation_degree is not None and block_fid < self.approximation_degree:
+                continue
+            gate_fid = 1.0
+            for _, coef in kept:
+                gate_fid *= 1.0 - self.spec.ms_error_at(abs(coef) / math.pi)
+            score = block_fid * gate_fid
+            if score > best_score + 1e-15:
+                best, best_score = kept, score
+        return best
+
+    # ------------------------------------------------------------------ output
+    def _emit(self, op, qargs, cargs) -> None:
+        for q in qargs:
+            self._wires[q].last_is_measure = False
+        self._out.apply_operation_back(op, tuple(qargs), tuple(cargs), check=False)
+
+
+def lower_circuit_to_native(circuit, target: Target | None = None):
+    """Convenience: run :class:`LowerToIonQNative` on a circuit (no other passes)."""
+    from qiskit.converters import dag_to_circuit
+
+    return dag_to_circuit(LowerToIonQNative(target).run(circuit_to_dag(circuit)))

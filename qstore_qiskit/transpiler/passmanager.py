@@ -1,0 +1,101 @@
+"""Pass managers of the qstore native-gate compiler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qiskit.circuit.library import get_standard_gate_name_mapping
+from qiskit.transpiler import PassManager, Target
+from qiskit.transpiler.passes import Collect2qBlocks, ConsolidateBlocks, HighLevelSynthesis
+
+from .passes import CheckIonQInput, LowerToIonQNative, ResynthesizeNativeBlocks
+from .target import DeviceSpec, ionq_target
+
+#: Instructions the lowering handles itself; wider gates are unrolled first.
+_LOWERING_BASIS = sorted(
+    {name for name, gate in get_standard_gate_name_mapping().items() if gate.num_qubits <= 2}
+    | {"gpi", "gpi2", "ms", "zz", "unitary", "measure", "reset", "barrier"}
+)
+
+
+def translation_passes(
+    target: Target | None,
+    optimization_level: int = 2,
+    approximation_degree: float | None = 1.0,
+) -> list:
+    """The passes that turn any circuit into IonQ native gates.
+
+    1. :class:`CheckIonQInput` rejects what IonQ cannot run, with a clear error.
+    2. Qiskit's :class:`HighLevelSynthesis` unrolls gates on three or more qubits
+       (and custom gates) into one- and two-qubit gates.
+    3. At ``optimization_level >= 1``, :class:`Collect2qBlocks` +
+       :class:`ConsolidateBlocks` merge each run of bound gates on a qubit pair into one
+       two-qubit unitary, so that the lowering resynthesises it with the fewest MS.
+    4. :class:`LowerToIonQNative` emits GPi/GPi2/MS/ZZ with virtual RZ.
+    """
+    passes: list = [
+        CheckIonQInput(target),
+        HighLevelSynthesis(basis_gates=_LOWERING_BASIS, min_qubits=3, qubits_initially_zero=False),
+    ]
+    if optimization_level >= 1:
+        passes += [Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)]
+    passes.append(LowerToIonQNative(target, approximation_degree=approximation_degree))
+    return passes
+
+
+def optimization_passes(
+    target: Target | None,
+    optimization_level: int = 2,
+    approximation_degree: float | None = 1.0,
+) -> list:
+    """Passes that re-optimise an already native circuit.
+
+    Re-collecting two-qubit blocks on native gates and resynthesising them merges MS
+    gates that other stages left adjacent and re-fuses single-qubit runs; the result is
+    never worse than the input because Weyl resynthesis is optimal per block.
+    """
+    if optimization_level < 1:
+        return []
+    return [ResynthesizeNativeBlocks(target, approximation_degree=approximation_degree)]
+
+
+def generate_ionq_pass_manager(
+    device: Any = "aria-1",
+    optimization_level: int = 2,
+    *,
+    target: Target | None = None,
+    num_qubits: int | None = None,
+    approximation_degree: float | None = 1.0,
+) -> PassManager:
+    """Build a pass manager that compiles any circuit to IonQ native gates.
+
+    The returned pass manager keeps the circuit's own qubits (trivial layout, no
+    ancillas; IonQ devices are all-to-all) and outputs only ``gpi``, ``gpi2``, ``ms``
+    (``zz`` on Forte-class targets), ``measure``, ``reset``, ``barrier`` and trailing
+    virtual ``rz``.
+
+    Args:
+        device: A device name (``"aria-1"``, ``"forte-1"``, ``"simulator"``, ...), a
+            :class:`DeviceSpec`, or a backend with a ``target``.
+        optimization_level: 0 lowers gate by gate; 1-3 also consolidate two-qubit blocks
+            and resynthesise them with partial-angle MS gates.
+        target: Use this target instead of building one from ``device``.
+        num_qubits: Qubit count of the target built from ``device``.
+        approximation_degree: 1.0 for exact synthesis, ``None`` to approximate up to
+            the hardware's error, or a fidelity floor in ``(0, 1)``.
+
+    Returns:
+        A :class:`~qiskit.transpiler.PassManager`.
+    """
+    if optimization_level not in (0, 1, 2, 3):
+        raise ValueError(f"optimization_level must be 0, 1, 2 or 3, got {optimization_level!r}")
+    if target is None:
+        backend_target = getattr(device, "target", None)
+        if isinstance(backend_target, Target):
+            target = backend_target
+        elif isinstance(device, (str, DeviceSpec)):
+            target = ionq_target(device, num_qubits=num_qubits)
+        else:
+            raise TypeError(f"device must be a device name, DeviceSpec or backend, got {device!r}")
+    pm = PassManager(translation_passes(target, optimization_level, approximation_degree))
+    return pm

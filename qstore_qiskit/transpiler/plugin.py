@@ -1,0 +1,60 @@
+"""Qiskit transpiler stage plugins named ``qstore`` (translation and optimization).
+
+Registered through the ``qiskit.transpiler.translation`` and
+``qiskit.transpiler.optimization`` entry points, so that::
+
+    transpile(qc, target=ionq_target("aria-1"),
+              translation_method="qstore", optimization_method="qstore")
+
+and ``transpile(qc, backend=qstore_backend)`` (whose default translation stage is
+``qstore``) compile to IonQ native gates.
+"""
+
+from __future__ import annotations
+
+from qiskit.transpiler import PassManager, PassManagerConfig
+from qiskit.transpiler.preset_passmanagers.plugin import PassManagerStagePlugin
+
+from .passmanager import optimization_passes, translation_passes
+from .target import ionq_target
+
+
+def _target(config: PassManagerConfig | None):
+    target = getattr(config, "target", None)
+    if target is None:
+        # No target given (e.g. only basis_gates): compile for Aria, IonQ's default QPU.
+        target = ionq_target("aria-1")
+    return target
+
+
+def _approximation(config: PassManagerConfig | None):
+    return getattr(config, "approximation_degree", 1.0) if config is not None else 1.0
+
+
+class QStoreTranslationPlugin(PassManagerStagePlugin):
+    """Translation stage: lower any circuit to IonQ native gates.
+
+    Idempotent on native circuits (Qiskit re-runs the translation stage inside its
+    optimization loop), leaves the global ``SessionEquivalenceLibrary`` untouched (the
+    lowering carries its own rules), and never changes the layout.
+    """
+
+    def pass_manager(
+        self, pass_manager_config: PassManagerConfig, optimization_level: int | None = None
+    ) -> PassManager:
+        level = 2 if optimization_level is None else optimization_level
+        return PassManager(
+            translation_passes(_target(pass_manager_config), level, _approximation(pass_manager_config))
+        )
+
+
+class QStoreOptimizationPlugin(PassManagerStagePlugin):
+    """Optimization stage: re-consolidate native two-qubit blocks and resynthesise them."""
+
+    def pass_manager(
+        self, pass_manager_config: PassManagerConfig, optimization_level: int | None = None
+    ) -> PassManager:
+        level = 2 if optimization_level is None else optimization_level
+        return PassManager(
+            optimization_passes(_target(pass_manager_config), level, _approximation(pass_manager_config))
+        )
