@@ -283,7 +283,10 @@ async def create_job(request: web.Request) -> web.StreamResponse:
     """``POST /jobs``."""
     state = _state(request)
     body = await _read_json(request)
-    spec = parse_job_request(body, state.config)
+    # Validation is CPU work proportional to the gate count: keep it off the loop.
+    spec = await asyncio.get_running_loop().run_in_executor(
+        state.runner.executor, parse_job_request, body, state.config
+    )
     job_id, seq = state.store.new_id()
     job = Job(id=job_id, spec=spec, seq=seq)
     if spec.type == MULTI_TYPE:
@@ -292,8 +295,8 @@ async def create_job(request: web.Request) -> web.StreamResponse:
             job.children.append(Job(id=child_id, spec=spec, seq=child_seq, parent_id=job_id,
                                     circuit_index=index, created=job.created))
     fault = request.get("fault")
+    job.fault = fault
     if fault in ("job_failed", "late_result"):
-        job.fault = fault
         state.faults.record(fault)
     state.store.add(job)
     state.stats.job_created(spec.num_circuits)

@@ -55,7 +55,8 @@ class ParsedCircuit:
     Attributes:
         name: Circuit name (may be ``None``).
         num_qubits: Width of the simulated register.
-        ops: Unitaries in order.
+        gates: ``(matrix recipe, number of controls, qubits)`` per gate, in order;
+            qubits are ``targets + controls``. See :meth:`unitaries`.
         gates_1q: Number of single-qubit gates as submitted.
         gates_2q: Number of multi-qubit gates as submitted.
         native_gates: Native gate count (exact for ``native``, estimated for ``qis``);
@@ -64,10 +65,24 @@ class ParsedCircuit:
 
     name: str | None
     num_qubits: int
-    ops: tuple[sim.Unitary, ...]
+    gates: tuple[tuple[MatrixRecipe, int, tuple[int, ...]], ...]
     gates_1q: int
     gates_2q: int
     native_gates: int
+
+    def unitaries(self) -> list[sim.Unitary]:
+        """Build the gate matrices (memoized per recipe within the circuit)."""
+        memo: dict = {}
+        out = []
+        for recipe, num_controls, qubits in self.gates:
+            key = (id(recipe[0]), recipe[1], num_controls) if recipe[0] is not None else None
+            matrix = memo.get(key) if key is not None else None
+            if matrix is None:
+                matrix = sim.controlled(build_matrix(recipe), num_controls)
+                if key is not None:
+                    memo[key] = matrix
+            out.append(sim.Unitary(matrix, qubits))
+        return out
 
 
 def _is_number(value: Any) -> bool:
@@ -125,7 +140,22 @@ def _native_cost_qis(name: str, num_controls: int, num_targets: int, gate: dict)
     return 5 * ladder * (3 if name == "swap" else 1)
 
 
-def _qis_matrix(name: str, gate: dict, targets: list[int], where: str) -> np.ndarray:
+# A gate's matrix, built lazily (in the simulation thread, not the request handler):
+# ``(function, args)``, where ``function`` is None when ``args[0]`` is the matrix.
+MatrixRecipe = tuple[Callable[..., np.ndarray] | None, tuple]
+
+
+def _fixed(matrix: np.ndarray) -> MatrixRecipe:
+    return (None, (matrix,))
+
+
+def build_matrix(recipe: MatrixRecipe) -> np.ndarray:
+    """Materialize a :data:`MatrixRecipe`."""
+    fn, args = recipe
+    return args[0] if fn is None else fn(*args)
+
+
+def _qis_matrix(name: str, gate: dict, targets: list[int], where: str) -> MatrixRecipe:
     if name in ("cnot",):
         name = "x"
     if name in _QIS_FIXED_1Q:
@@ -133,20 +163,20 @@ def _qis_matrix(name: str, gate: dict, targets: list[int], where: str) -> np.nda
             raise bad_request(f"{where}: gate '{name}' takes exactly one target")
         if name == "z" and "rotation" in gate:
             # qiskit-ionq sends PhaseGate / CPhase / MCPhase as ``z`` + rotation.
-            return sim.phase(_number(gate, "rotation", where))
-        return _QIS_FIXED_1Q[name]
+            return (sim.phase, (_number(gate, "rotation", where),))
+        return _fixed(_QIS_FIXED_1Q[name])
     if name in _QIS_ROT_1Q:
         if len(targets) != 1:
             raise bad_request(f"{where}: gate '{name}' takes exactly one target")
-        return _QIS_ROT_1Q[name](_number(gate, "rotation", where))
+        return (_QIS_ROT_1Q[name], (_number(gate, "rotation", where),))
     if name in _QIS_ROT_2Q:
         if len(targets) != 2:
             raise bad_request(f"{where}: gate '{name}' takes exactly two targets")
-        return _QIS_ROT_2Q[name](_number(gate, "rotation", where))
+        return (_QIS_ROT_2Q[name], (_number(gate, "rotation", where),))
     if name == "swap":
         if len(targets) != 2:
             raise bad_request(f"{where}: gate 'swap' takes exactly two targets")
-        return sim.SWAP
+        return _fixed(sim.SWAP)
     if name == "pauliexp":
         terms = gate.get("terms")
         coeffs = gate.get("coefficients")
@@ -163,16 +193,16 @@ def _qis_matrix(name: str, gate: dict, targets: list[int], where: str) -> np.nda
         if len(targets) > 10:
             raise unprocessable(f"{where}: 'pauliexp' on more than 10 qubits is not supported")
         time = _number(gate, "time", where, default=gate.get("rotation"))
-        return sim.pauli_exponential(terms, coeffs, time)
+        return (sim.pauli_exponential, (tuple(terms), tuple(float(c) for c in coeffs), time))
     raise bad_request(f"{where}: unknown gate '{name}' for gateset 'qis'")
 
 
-def _native_matrix(name: str, gate: dict, targets: list[int], where: str) -> np.ndarray:
+def _native_matrix(name: str, gate: dict, targets: list[int], where: str) -> MatrixRecipe:
     if name in ("gpi", "gpi2"):
         if len(targets) != 1:
             raise bad_request(f"{where}: gate '{name}' takes exactly one target")
         fn = sim.gpi if name == "gpi" else sim.gpi2
-        return fn(_number(gate, "phase", where))
+        return (fn, (_number(gate, "phase", where),))
     if name == "ms":
         if len(targets) != 2:
             raise bad_request(f"{where}: gate 'ms' takes exactly two targets")
@@ -182,11 +212,11 @@ def _native_matrix(name: str, gate: dict, targets: list[int], where: str) -> np.
         ):
             raise bad_request(f"{where}: 'ms' needs 'phases', a list of two numbers (turns)")
         angle = _number(gate, "angle", where, default=0.25)
-        return sim.ms(float(phases[0]), float(phases[1]), angle)
+        return (sim.ms, (float(phases[0]), float(phases[1]), angle))
     if name == "zz":
         if len(targets) != 2:
             raise bad_request(f"{where}: gate 'zz' takes exactly two targets")
-        return sim.zz(_number(gate, "angle", where))
+        return (sim.zz, (_number(gate, "angle", where),))
     raise bad_request(f"{where}: unknown gate '{name}' for gateset 'native'")
 
 
@@ -225,7 +255,7 @@ def parse_circuit(
         raise unprocessable(
             f"circuit uses {declared_qubits} qubits; this backend supports at most {max_qubits}"
         )
-    pending: list[tuple[np.ndarray, tuple[int, ...]]] = []
+    pending: list[tuple[MatrixRecipe, int, tuple[int, ...]]] = []
     n1 = n2 = native = 0
     highest = -1
     for idx, gate in enumerate(gates):
@@ -244,19 +274,18 @@ def parse_circuit(
         if gateset == "native":
             if controls:
                 raise bad_request(f"{here}: native gates take no controls")
-            matrix = _native_matrix(gname, gate, targets, here)
+            recipe = _native_matrix(gname, gate, targets, here)
             native += 1
         else:
-            matrix = _qis_matrix(gname, gate, targets, here)
+            recipe = _qis_matrix(gname, gate, targets, here)
             native += _native_cost_qis(gname, len(controls), len(targets), gate)
-            matrix = sim.controlled(matrix, len(controls))
         qubits = tuple(targets + controls)
         highest = max(highest, *qubits)
         if len(qubits) == 1:
             n1 += 1
         else:
             n2 += 1
-        pending.append((matrix, qubits))
+        pending.append((recipe, len(controls), qubits))
     if declared_qubits is None:
         num_qubits = highest + 1
     else:
@@ -270,8 +299,7 @@ def parse_circuit(
         raise unprocessable(
             f"circuit uses {num_qubits} qubits; this backend supports at most {max_qubits}"
         )
-    ops = tuple(sim.Unitary(m, q) for m, q in pending)
-    return ParsedCircuit(name, num_qubits, ops, n1, n2, native)
+    return ParsedCircuit(name, num_qubits, tuple(pending), n1, n2, native)
 
 
-__all__ = ["ParsedCircuit", "parse_circuit", "QIS_GATES", "NATIVE_GATES"]
+__all__ = ["ParsedCircuit", "parse_circuit", "build_matrix", "MatrixRecipe", "QIS_GATES", "NATIVE_GATES"]

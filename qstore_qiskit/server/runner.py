@@ -54,7 +54,7 @@ def simulate_job(job: Job, server_seed: int | None) -> None:
     for child in targets:
         circuit = child.circuit
         assert circuit is not None
-        state = sim.simulate_unitary_circuit(circuit.num_qubits, circuit.ops)
+        state = sim.simulate_unitary_circuit(circuit.num_qubits, circuit.unitaries())
         probs = sim.probabilities(state)
         if noise.is_ideal:
             # Like IonQ's ideal simulator: exact probabilities, no sampling.
@@ -82,6 +82,10 @@ class JobRunner:
             max_workers=2, thread_name_prefix="qstore-sim"
         )
         self._semaphore: asyncio.Semaphore | None = None
+        # Request validation runs here too, off the event loop.
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix="qstore-parse"
+        )
         self._tasks: dict[str, asyncio.Task] = {}
 
     def _sem(self) -> asyncio.Semaphore | None:
@@ -181,6 +185,7 @@ class JobRunner:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 __all__ = ["JobRunner", "simulate_job", "job_rng"]

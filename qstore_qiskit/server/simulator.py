@@ -205,17 +205,105 @@ def apply_unitary(state: np.ndarray, matrix: np.ndarray, qubits: Sequence[int],
                   num_qubits: int) -> np.ndarray:
     """Apply a k-qubit ``matrix`` on ``qubits`` of a flat ``num_qubits`` state.
 
-    The state is viewed as a ``(2,)*n`` tensor whose axis ``a`` is qubit ``n-1-a``; the
-    gate is contracted with ``tensordot`` and the new axes moved back in place, so the
-    cost is ``O(4**k * 2**n)`` with no ``2**n x 2**n`` operator ever built.
+    One-qubit gates (and two-qubit gates on up to 16 qubits) use a reshape that
+    isolates the touched axes (``(a, 2, c)`` / ``(a, 2, b, 2, c)``) and one
+    ``matmul``/``einsum`` call, with no transposed copy; otherwise the state is viewed
+    as a ``(2,)*n`` tensor (axis ``a`` is qubit ``n-1-a``), contracted with
+    ``tensordot`` and the axes moved back. The kernel choice was measured: each wins
+    in its range. No ``2**n x 2**n`` operator is ever built.
     """
     k = len(qubits)
+    if k == 1:
+        q = qubits[0]
+        view = state.reshape(1 << (num_qubits - 1 - q), 2, 1 << q)
+        if q >= 2 or num_qubits < 8:
+            return np.matmul(matrix, view).reshape(-1)
+        # matmul over a tiny trailing axis is slow; combine the two halves instead.
+        out = np.empty_like(view)
+        lo_half, hi_half = view[:, 0, :], view[:, 1, :]
+        np.multiply(lo_half, matrix[0, 0], out=out[:, 0, :])
+        out[:, 0, :] += matrix[0, 1] * hi_half
+        np.multiply(lo_half, matrix[1, 0], out=out[:, 1, :])
+        out[:, 1, :] += matrix[1, 1] * hi_half
+        return out.reshape(-1)
+    if k == 2 and num_qubits <= 16:  # einsum wins below ~16 qubits, tensordot above
+        q0, q1 = qubits
+        lo, hi = (q0, q1) if q0 < q1 else (q1, q0)
+        view = state.reshape(1 << (num_qubits - 1 - hi), 2, 1 << (hi - lo - 1), 2, 1 << lo)
+        gate = matrix.reshape(2, 2, 2, 2)  # [out_q1, out_q0, in_q1, in_q0]
+        if q0 > q1:  # make it [out_hi, out_lo, in_hi, in_lo]
+            gate = gate.transpose(1, 0, 3, 2)
+        return np.einsum("xyXY,aXbYc->axbyc", gate, view).reshape(-1)
     tensor = state.reshape((2,) * num_qubits)
     gate = matrix.reshape((2,) * (2 * k))  # axes: out_{k-1}..out_0, in_{k-1}..in_0
     axes = [num_qubits - 1 - q for q in reversed(qubits)]  # matches in_{k-1}..in_0
     out = np.tensordot(gate, tensor, axes=(list(range(k, 2 * k)), axes))
     out = np.moveaxis(out, list(range(k)), axes)
     return np.ascontiguousarray(out).reshape(-1)
+
+
+def _kron_for(qubits: Sequence[int], singles: dict[int, np.ndarray]) -> np.ndarray:
+    """``⊗ singles[q]`` in matrix order (``qubits[0]`` least significant)."""
+    out = np.ones((1, 1), dtype=complex)
+    for q in reversed(qubits):
+        out = np.kron(out, singles.get(q, I2))
+    return out
+
+
+def _reorder(matrix: np.ndarray, src: Sequence[int], dst: Sequence[int]) -> np.ndarray:
+    """Re-express a matrix on qubits ``src`` as one on the same qubits ordered ``dst``."""
+    if list(src) == list(dst):
+        return matrix
+    k = len(src)
+    # tensor axes are [out_{k-1}..out_0, in_{k-1}..in_0] in ``src`` order
+    perm_src = [k - 1 - src.index(q) for q in reversed(dst)]
+    tensor = matrix.reshape((2,) * (2 * k))
+    tensor = tensor.transpose(perm_src + [k + p for p in perm_src])
+    return tensor.reshape(1 << k, 1 << k)
+
+
+def fuse_unitaries(ops: Iterable[Unitary], max_fused_qubits: int = 2) -> list[Unitary]:
+    """Fuse a unitary circuit into fewer, equivalent operations.
+
+    Hand-written peephole fusion (exact, order-preserving): single-qubit gates are
+    accumulated per qubit and folded into the next multi-qubit gate on that qubit
+    (or emitted at the end), and a multi-qubit gate is merged into the last emitted
+    gate acting on the same qubits when nothing emitted since touched them. On
+    native (GPI/GPI2/MS) circuits this removes most of the per-gate overhead.
+    """
+    pending: dict[int, np.ndarray] = {}
+    emitted: list[list] = []  # [matrix, qubits]
+    last: dict[int, int] = {}  # qubit -> index in ``emitted`` of its last op
+    for op in ops:
+        if len(op.qubits) == 1:
+            q = op.qubits[0]
+            pending[q] = op.matrix @ pending[q] if q in pending else op.matrix
+            continue
+        qubits = op.qubits
+        matrix = op.matrix
+        if any(q in pending for q in qubits) and len(qubits) <= max_fused_qubits:
+            matrix = matrix @ _kron_for(qubits, pending)
+            for q in qubits:
+                pending.pop(q, None)
+        elif any(q in pending for q in qubits):
+            for q in qubits:  # too wide to fold: flush the singles first
+                if q in pending:
+                    last[q] = len(emitted)
+                    emitted.append([pending.pop(q), (q,)])
+        targets = {last.get(q) for q in qubits}
+        if len(targets) == 1 and None not in targets:
+            index = targets.pop()
+            prev_matrix, prev_qubits = emitted[index]
+            if set(prev_qubits) == set(qubits):
+                emitted[index][0] = matrix @ _reorder(prev_matrix, prev_qubits, qubits)
+                emitted[index][1] = tuple(qubits)
+                continue
+        for q in qubits:
+            last[q] = len(emitted)
+        emitted.append([matrix, tuple(qubits)])
+    for q, matrix in pending.items():
+        emitted.append([matrix, (q,)])
+    return [Unitary(m, q) for m, q in emitted]
 
 
 def probabilities(state: np.ndarray) -> np.ndarray:
@@ -228,7 +316,7 @@ def probabilities(state: np.ndarray) -> np.ndarray:
 def simulate_unitary_circuit(num_qubits: int, ops: Iterable[Unitary]) -> np.ndarray:
     """Final state of a circuit made only of unitaries, from ``|0...0>``."""
     state = zero_state(num_qubits)
-    for op in ops:
+    for op in fuse_unitaries(ops):
         state = apply_unitary(state, op.matrix, op.qubits, num_qubits)
     return state
 
@@ -396,6 +484,7 @@ __all__ = [
     "zero_state",
     "probabilities",
     "simulate_unitary_circuit",
+    "fuse_unitaries",
     "sample_histogram",
     "sample_shots",
     "probability_dict",
