@@ -8,6 +8,8 @@ outcome integer has qubit 0 as its least significant bit.  qiskit-ionq
   ``shots`` outcomes with ``np.random.RandomState(sampler_seed).choice`` over the outcomes
   in the order the API returned them, with the normalised probabilities as weights.
   We do exactly the same, so for the same payload and seed the counts are identical.
+  Without a seed (qiskit-ionq then draws from fresh OS entropy) we draw the same
+  multinomial distribution directly (``RandomState.multinomial``), which is faster.
 * **everything else** (QPU, noisy simulator): it uses ``round(p * shots)``.  For QPU
   histograms that already sums to ``shots``; for a noisy simulator it may not, so we
   repair the sum with the largest-remainder method (only bins whose rounding was off by
@@ -18,9 +20,42 @@ outcome integer has qubit 0 as its least significant bit.  qiskit-ionq
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping
 
 import numpy as np
+
+
+# Building ``np.random.RandomState(seed)`` costs ~1 ms (legacy MT19937 seeding), more
+# than sampling itself; with hundreds of circuits per job that dominated result handling.
+# So each thread keeps one RandomState: for a seed, the seeded state is computed once and
+# restored with ``set_state`` (bit-identical draws to a fresh ``RandomState(seed)``, as
+# qiskit-ionq makes per circuit); without a seed the thread's generator simply continues
+# (qiskit-ionq draws from fresh OS entropy each time: statistically the same).
+_local = threading.local()
+_seeded_states: dict[int, tuple] = {}
+_MAX_SEEDS = 64
+
+
+def _random_state(seed: int | None) -> np.random.RandomState:
+    rand = getattr(_local, "rand", None)
+    if rand is None:
+        rand = _local.rand = np.random.RandomState()
+        _local.seeded = False
+    if seed is None:
+        if _local.seeded:  # leave a seeded sequence: reseed from entropy
+            rand.seed()
+            _local.seeded = False
+        return rand
+    state = _seeded_states.get(seed)
+    if state is None:
+        state = np.random.RandomState(seed).get_state()
+        if len(_seeded_states) >= _MAX_SEEDS:
+            _seeded_states.pop(next(iter(_seeded_states)))
+        _seeded_states[seed] = state
+    rand.set_state(state)
+    _local.seeded = True
+    return rand
 
 
 def uses_sampler(backend: str, noise: Mapping | None) -> bool:
@@ -55,10 +90,14 @@ def build_counts(
     if total <= 0:
         return {}
     if use_sampler:
-        rand = np.random.RandomState(sampler_seed)
-        sampled = np.bincount(
-            rand.choice(len(outcomes), shots, p=weights / total), minlength=len(outcomes)
-        )
+        rand = _random_state(sampler_seed)
+        if sampler_seed is None:
+            # Same distribution as counting `shots` categorical draws, in O(outcomes).
+            sampled = rand.multinomial(shots, weights / total)
+        else:  # bit-identical to qiskit-ionq for the same seed
+            sampled = np.bincount(
+                rand.choice(len(outcomes), shots, p=weights / total), minlength=len(outcomes)
+            )
         return {k: int(c) for k, c in zip(outcomes, sampled) if c}
     # qiskit-ionq: round(p * shots); then largest-remainder repair of the total.
     exact = weights / total * shots

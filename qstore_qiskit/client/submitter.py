@@ -156,7 +156,9 @@ class BatchSubmitter:
         token: IonQ API key (``None``: ``IONQ_API_KEY`` etc., like qiskit-ionq).
         url: API base URL (``None``: ``IONQ_API_URL`` or ``https://api.ionq.co/v0.4``).
         connection_pool_size: max simultaneous HTTP connections.
-        batch_window: seconds to wait for more ``submit`` calls to coalesce into a job.
+        batch_window: seconds to wait for more ``submit`` calls to coalesce into a job;
+            restarted by every arrival, but a circuit is held at most
+            ``max(20 * batch_window, 0.05)`` seconds.
         max_circuits_per_job: cap per multicircuit job; ``None`` asks the server
             (``GET /backends/{backend}``, key ``max_circuits_per_job``/``max_circuits``)
             and falls back to 200.
@@ -229,6 +231,8 @@ class BatchSubmitter:
         self._cap_tasks: dict[str, asyncio.Task] = {}
         self._buckets: dict[tuple, list[_Item]] = {}
         self._bucket_timers: dict[tuple, asyncio.TimerHandle] = {}
+        self._bucket_started: dict[tuple, float] = {}
+        self._max_hold = max(20 * batch_window, 0.05)
         self._tasks: set[asyncio.Task] = set()
         self._jobs: dict[str, _Job] = {}  # job id -> job, every job ever created here
         self._unfinished: set[str] = set()  # job ids whose callers gave up (timeout/cancel)
@@ -457,16 +461,26 @@ class BatchSubmitter:
             self._start_job(req.settings, chunk)
         if not bucket:
             self._buckets.pop(req.key, None)
+            self._bucket_started.pop(req.key, None)
             timer = self._bucket_timers.pop(req.key, None)
             if timer:
                 timer.cancel()
-        elif req.key not in self._bucket_timers:
-            self._bucket_timers[req.key] = self._loop.call_later(
-                self.batch_window, self._flush, req.key, req.settings
-            )
+        else:
+            # Debounce: the window restarts with every arrival (a caller streaming
+            # circuits in a loop fills one job instead of many tiny ones), but a bucket
+            # is never held longer than `_max_hold` after its first circuit.
+            now = self._loop.time()
+            first = self._bucket_started.setdefault(req.key, now)
+            when = min(now + self.batch_window, first + self._max_hold)
+            timer = self._bucket_timers.get(req.key)
+            if timer is None or timer.when() < when:
+                if timer is not None:
+                    timer.cancel()
+                self._bucket_timers[req.key] = self._loop.call_at(when, self._flush, req.key, req.settings)
 
     def _flush(self, key: tuple, settings: dict) -> None:
         self._bucket_timers.pop(key, None)
+        self._bucket_started.pop(key, None)
         items = [it for it in self._buckets.pop(key, []) if not it.request.cancelled]
         if not items:
             return
