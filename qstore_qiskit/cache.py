@@ -48,7 +48,6 @@ from qiskit.circuit import (
 from .payload import (
     ANGLE_TOL,
     MS_MAX_ANGLE,
-    QStorePayloadError,
     dense_width,
     ionq_native_to_circuit,
     measurement_map,
@@ -453,6 +452,9 @@ class CompiledTemplate:
         self.num_qubits = native.num_qubits
         self.num_clbits = native.num_clbits
         self.meas_map = measurement_map(native)
+        # The compiler keeps virtual == physical qubits (IonQ is all-to-all); a layout, if
+        # one is ever set, is kept for callers that need to map results.
+        self.layout = native.layout
         self.body_qubits = dense_width(native)
         self._canon = list(columns)
         n_par = len(columns)
