@@ -135,7 +135,7 @@ class _Analysis:
     lift_sites: dict[int, list[tuple[int, int]]]
 
 
-def _analyse(circuit: QuantumCircuit, lift: bool) -> _Analysis:
+def _analyse(circuit: QuantumCircuit, lift: bool, sites: bool = False) -> _Analysis:
     """Compute the structural key, canonical parameter columns and lifted values.
 
     Parameters are numbered by first appearance (column ``0``, ``1``, ...), so names never
@@ -150,9 +150,9 @@ def _analyse(circuit: QuantumCircuit, lift: bool) -> _Analysis:
     cget = {c: i for i, c in enumerate(circuit.clbits)}.__getitem__
     col_of: dict[Parameter, int] = {}
     columns: list[Parameter | None] = []
-    lifted_cols: list[int] = []
-    lifted_vals: list[float] = []
-    lift_sites: dict[int, list[tuple[int, int]]] = {}
+    vals: list[float] = []  # per column: lifted value, NaN for a circuit parameter
+    lift_sites: dict[int, list[tuple[int, int]]] = {}  # only filled if ``sites``
+    nan = math.nan
     parts: list[Any] = [circuit.num_qubits, circuit.num_clbits]
     append = parts.append
 
@@ -161,6 +161,7 @@ def _analyse(circuit: QuantumCircuit, lift: bool) -> _Analysis:
         if c is None:
             c = col_of[p] = len(columns)
             columns.append(p)
+            vals.append(nan)
         return c
 
     for i, inst in enumerate(circuit.data):
@@ -179,9 +180,9 @@ def _analyse(circuit: QuantumCircuit, lift: bool) -> _Analysis:
                 if type(p) is float and liftable:  # the hot path for bound circuits
                     c = len(columns)
                     columns.append(None)
-                    lifted_cols.append(c)
-                    lifted_vals.append(p)
-                    lift_sites.setdefault(i, []).append((j, c))
+                    vals.append(p)
+                    if sites:
+                        lift_sites.setdefault(i, []).append((j, c))
                     enc.append(c)
                     continue
                 if isinstance(p, ParameterExpression):
@@ -199,9 +200,9 @@ def _analyse(circuit: QuantumCircuit, lift: bool) -> _Analysis:
                 ):
                     c = len(columns)
                     columns.append(None)
-                    lifted_cols.append(c)
-                    lifted_vals.append(float(p))
-                    lift_sites.setdefault(i, []).append((j, c))
+                    vals.append(float(p))
+                    if sites:
+                        lift_sites.setdefault(i, []).append((j, c))
                     enc.append(c)
                 else:
                     enc.append(_encode_numeric(p))
@@ -211,10 +212,7 @@ def _analyse(circuit: QuantumCircuit, lift: bool) -> _Analysis:
                 raise QStoreCacheError(f"control flow ('{name}') cannot be sent as a native body")
             append((name, tuple(map(qget, inst.qubits)), tuple(map(cget, inst.clbits))))
     key = hashlib.blake2b(repr(parts).encode(), digest_size=20).hexdigest()
-    values = np.full(len(columns), np.nan)
-    if lifted_cols:
-        values[lifted_cols] = lifted_vals
-    return _Analysis(key, columns, values, lift_sites)
+    return _Analysis(key, columns, np.array(vals, dtype=float), lift_sites)
 
 
 def _encode_expression(p: ParameterExpression, col: Callable, col_of: dict) -> str:
@@ -261,7 +259,7 @@ def lift_parameters(circuit: QuantumCircuit) -> tuple[QuantumCircuit, dict[Param
         ``(lifted, values)``: the lifted circuit (parameters ``_qstore_lift[i]``) and the
         value of each lifted parameter. ``lifted.assign_parameters(values)`` is the input.
     """
-    analysis = _analyse(circuit, lift=True)
+    analysis = _analyse(circuit, lift=True, sites=True)
     lifted, _, mapping = _build_lifted(circuit, analysis)
     return lifted, {mapping[c]: float(analysis.values[c]) for c in mapping}
 
@@ -1069,7 +1067,8 @@ class TemplateCache:
                 self._saved_seconds += template.compile_seconds
             return template, analysis, key
         try:
-            lifted, columns, _ = _build_lifted(circuit, analysis)
+            # The hot path skips recording where angles were lifted; redo it on a miss.
+            lifted, columns, _ = _build_lifted(circuit, _analyse(circuit, lift=True, sites=True))
             start = time.perf_counter()
             native = self._compile_fn(lifted, device, optimization_level)
             elapsed = time.perf_counter() - start
