@@ -151,6 +151,8 @@ class ServerState:
 
 
 STATE: web.AppKey[ServerState] = web.AppKey("qstore_state", ServerState)
+# The job-level fault drawn for a create request (applied by ``create_job``).
+FAULT: web.RequestKey[str] = web.RequestKey("qstore_fault", str)
 
 
 class _ConnectionDropped(Exception):
@@ -257,7 +259,7 @@ async def _handle(request: web.Request, handler: Handler, state: ServerState, ro
                     # that would be an unaccounted duplicate.
                     return error_response(504, "Injected fault: gateway timeout")
             else:
-                request["fault"] = kind  # job-level kinds, applied by create_job
+                request[FAULT] = kind  # job-level kinds, applied by create_job
     return await handler(request)
 
 
@@ -294,7 +296,7 @@ async def create_job(request: web.Request) -> web.StreamResponse:
             child_id, child_seq = state.store.new_id()
             job.children.append(Job(id=child_id, spec=spec, seq=child_seq, parent_id=job_id,
                                     circuit_index=index, created=job.created))
-    fault = request.get("fault")
+    fault = request.get(FAULT)
     job.fault = fault
     if fault in ("job_failed", "late_result"):
         state.faults.record(fault)
