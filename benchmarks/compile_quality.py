@@ -36,8 +36,9 @@ Methodology:
   success therefore excludes readout error.
 * Compile time is wall-clock time of the whole call, including building the pass
   manager (``transpile`` builds one per call too), best of ``--repeat`` runs (a
-  compiler taking over 1 s on a circuit is timed once). Every compiler compiles a small
-  circuit once, untimed, before it is measured.
+  compiler taking over 1 s on a circuit is timed once). The runs of the compilers are
+  interleaved circuit by circuit, so that load on a shared machine affects them alike.
+  Every compiler compiles a small circuit once, untimed, before it is measured.
 * The peers get ``seed_transpiler=10`` so the runs are reproducible.
 * MQT Bench registers its IonQ gate equivalences in Qiskit's process-global
   ``SessionEquivalenceLibrary`` under the same gate names as qiskit-ionq's, so the
@@ -306,30 +307,56 @@ def _make_fidelity(ours_api: tuple[Any, Any, Any] | None, device: str) -> tuple[
     )
 
 
-def _compile_one(
+def _time_phase(
+    compilers: Sequence[Compiler], case: BenchmarkCircuit, repeat: int
+) -> dict[str, tuple[QuantumCircuit | None, float, str | None]]:
+    """Compile ``case`` with every compiler, interleaving their timed runs.
+
+    Round ``r`` runs each compiler once, so that load spikes on a shared machine hit all
+    compilers alike; each keeps its best time. A compiler that fails or takes more than
+    :data:`SLOW_SECONDS` is not run again.
+
+    Returns:
+        ``name -> (output or None, best seconds, error or None)``.
+    """
+    outcome: dict[str, tuple[QuantumCircuit | None, float, str | None]] = {
+        comp.name: (None, math.inf, None) for comp in compilers
+    }
+    active = list(compilers)
+    for _ in range(max(1, repeat)):
+        for comp in list(active):
+            _, best, _ = outcome[comp.name]
+            try:
+                start = time.perf_counter()
+                output = comp.compile(case.circuit)
+                elapsed = time.perf_counter() - start
+            except Exception as exc:  # pylint: disable=broad-except
+                error = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+                outcome[comp.name] = (None, math.inf, error)
+                active.remove(comp)
+                continue
+            outcome[comp.name] = (output, min(best, elapsed), None)
+            if elapsed > SLOW_SECONDS:
+                active.remove(comp)
+    return outcome
+
+
+def _evaluate(
     compiler: Compiler,
     case: BenchmarkCircuit,
+    output: QuantumCircuit | None,
+    seconds: float,
+    error: str | None,
     fidelity: Callable[[QuantumCircuit], float],
-    repeat: int,
     max_verify_qubits: int,
 ) -> CompileResult:
-    best = math.inf
-    output = None
-    try:
-        for _ in range(max(1, repeat)):
-            start = time.perf_counter()
-            output = compiler.compile(case.circuit)
-            elapsed = time.perf_counter() - start
-            best = min(best, elapsed)
-            if elapsed > SLOW_SECONDS:
-                break
-    except Exception as exc:  # pylint: disable=broad-except
-        return CompileResult(error=f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
-    assert output is not None
+    """Metrics of one (untimed) compiled output."""
+    if output is None:
+        return CompileResult(error=error or "no output")
     result = CompileResult(
         two_qubit=count_two_qubit(output),
         one_qubit=count_native_1q(output),
-        seconds=best,
+        seconds=seconds,
     )
     try:
         result.fidelity = fidelity(output)
@@ -719,11 +746,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for phase in phases:
         for comp in phase:
             _warm_up(comp)
-            for case in cases:
-                comp.results[case.label] = _compile_one(
-                    comp, case, fidelity, args.repeat, args.max_verify_qubits
+        for case in cases:
+            outcome = _time_phase(phase, case, args.repeat)
+            for comp in phase:
+                output, seconds, error = outcome[comp.name]
+                res = _evaluate(
+                    comp, case, output, seconds, error, fidelity, args.max_verify_qubits
                 )
-                res = comp.results[case.label]
+                comp.results[case.label] = res
                 if not res.ok:
                     print(f"! {comp.name} failed on {case.label}: {res.error}", file=sys.stderr)
     # Display order: qiskit-ionq, qiskit-mqt, ours...
