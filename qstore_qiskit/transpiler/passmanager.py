@@ -22,6 +22,7 @@ def translation_passes(
     target: Target | None,
     optimization_level: int = 2,
     approximation_degree: float | None = 1.0,
+    qubits_initially_zero: bool = False,
 ) -> list:
     """The passes that turn any circuit into IonQ native gates.
 
@@ -39,7 +40,13 @@ def translation_passes(
     ]
     if optimization_level >= 1:
         passes += [Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)]
-    passes.append(LowerToIonQNative(target, approximation_degree=approximation_degree))
+    passes.append(
+        LowerToIonQNative(
+            target,
+            approximation_degree=approximation_degree,
+            qubits_initially_zero=qubits_initially_zero,
+        )
+    )
     return passes
 
 
@@ -47,6 +54,7 @@ def optimization_passes(
     target: Target | None,
     optimization_level: int = 2,
     approximation_degree: float | None = 1.0,
+    qubits_initially_zero: bool = False,
 ) -> list:
     """Passes that re-optimise an already native circuit.
 
@@ -56,7 +64,13 @@ def optimization_passes(
     """
     if optimization_level < 1:
         return []
-    return [ResynthesizeNativeBlocks(target, approximation_degree=approximation_degree)]
+    return [
+        ResynthesizeNativeBlocks(
+            target,
+            approximation_degree=approximation_degree,
+            qubits_initially_zero=qubits_initially_zero,
+        )
+    ]
 
 
 def generate_ionq_pass_manager(
@@ -66,6 +80,7 @@ def generate_ionq_pass_manager(
     target: Target | None = None,
     num_qubits: int | None = None,
     approximation_degree: float | None = 1.0,
+    qubits_initially_zero: bool = False,
 ) -> PassManager:
     """Build a pass manager that compiles any circuit to IonQ native gates.
 
@@ -83,6 +98,12 @@ def generate_ionq_pass_manager(
         num_qubits: Qubit count of the target built from ``device``.
         approximation_degree: 1.0 for exact synthesis, ``None`` to approximate up to
             the hardware's error, or a fidelity floor in ``(0, 1)``.
+        qubits_initially_zero: ``False`` (default) keeps the output equal to the input
+            as a unitary (up to global phase). ``True`` lets the compiler use that
+            qubits start in ``|0>``, as on hardware (and as Qiskit's ``transpile``
+            assumes): the output then prepares the same state from ``|0...0>``, hence
+            gives the same measurement statistics, often with fewer MS gates. Our
+            backends compile with ``True``.
 
     Returns:
         A :class:`~qiskit.transpiler.PassManager`.
@@ -97,5 +118,6 @@ def generate_ionq_pass_manager(
             target = ionq_target(device, num_qubits=num_qubits)
         else:
             raise TypeError(f"device must be a device name, DeviceSpec or backend, got {device!r}")
-    pm = PassManager(translation_passes(target, optimization_level, approximation_degree))
-    return pm
+    return PassManager(
+        translation_passes(target, optimization_level, approximation_degree, qubits_initially_zero)
+    )

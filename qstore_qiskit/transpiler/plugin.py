@@ -27,8 +27,14 @@ def _target(config: PassManagerConfig | None):
     return target
 
 
-def _approximation(config: PassManagerConfig | None):
-    return getattr(config, "approximation_degree", 1.0) if config is not None else 1.0
+def _options(config: PassManagerConfig | None) -> dict:
+    """Compiler options read from Qiskit's pass-manager configuration."""
+    approximation = getattr(config, "approximation_degree", 1.0) if config is not None else 1.0
+    return {
+        "approximation_degree": 1.0 if approximation is None and config is None else approximation,
+        # Qiskit's transpile assumes qubits start in |0> unless told otherwise.
+        "qubits_initially_zero": bool(getattr(config, "qubits_initially_zero", True)),
+    }
 
 
 class QStoreTranslationPlugin(PassManagerStagePlugin):
@@ -44,7 +50,7 @@ class QStoreTranslationPlugin(PassManagerStagePlugin):
     ) -> PassManager:
         level = 2 if optimization_level is None else optimization_level
         return PassManager(
-            translation_passes(_target(pass_manager_config), level, _approximation(pass_manager_config))
+            translation_passes(_target(pass_manager_config), level, **_options(pass_manager_config))
         )
 
 
@@ -56,5 +62,5 @@ class QStoreOptimizationPlugin(PassManagerStagePlugin):
     ) -> PassManager:
         level = 2 if optimization_level is None else optimization_level
         return PassManager(
-            optimization_passes(_target(pass_manager_config), level, _approximation(pass_manager_config))
+            optimization_passes(_target(pass_manager_config), level, **_options(pass_manager_config))
         )

@@ -63,12 +63,14 @@ class _Wire:
     ``pending`` holds 2x2 matrices (fused eagerly) and symbolic Z rotations.
     """
 
-    __slots__ = ("frame", "pending", "last_is_measure")
+    __slots__ = ("frame", "pending", "last_is_measure", "fresh")
 
     def __init__(self) -> None:
         self.frame: Any = 0.0
         self.pending: list = []
         self.last_is_measure = False
+        # True while nothing was emitted on the wire: it is still in |0> up to `pending`.
+        self.fresh = True
 
     def push_matrix(self, u: np.ndarray) -> None:
         if self.pending and isinstance(self.pending[-1], np.ndarray):
@@ -126,6 +128,12 @@ class LowerToIonQNative(TransformationPass):
         approximation_degree: ``1.0`` (default) for exact synthesis; a value below one,
             or ``None`` for "as good as the hardware", lets the pass drop Weyl
             coordinates whose removal costs less fidelity than the gate would.
+        qubits_initially_zero: Let the pass use that every qubit starts in ``|0>`` (as
+            on hardware, and as Qiskit's ``transpile`` assumes by default): the first
+            two-qubit block on a pair of untouched qubits only has to prepare a state,
+            which takes at most one partial MS (Schmidt decomposition) instead of up to
+            three. The output then equals the input on ``|0...0>`` (same state, hence
+            same measurement statistics) rather than as a unitary. ``False`` by default.
     """
 
     def __init__(
@@ -133,8 +141,10 @@ class LowerToIonQNative(TransformationPass):
         target: Target | None = None,
         approximation_degree: float | None = 1.0,
         device: DeviceSpec | None = None,
+        qubits_initially_zero: bool = False,
     ) -> None:
         super().__init__()
+        self.qubits_initially_zero = qubits_initially_zero
         self.spec = device if device is not None else spec_from_target(target)
         self.target = target
         self.approximation_degree = approximation_degree
@@ -423,8 +433,10 @@ class LowerToIonQNative(TransformationPass):
 
     def _synthesize_2q(self, matrix: np.ndarray, a, b) -> None:
         """Resynthesise a bound 2q unitary from its Weyl coordinates."""
-        dec = weyl(matrix)
         wa, wb = self._wires[a], self._wires[b]
+        if self.qubits_initially_zero and wa.fresh and wb.fresh and self._prepare_state(matrix, a, b):
+            return
+        dec = weyl(matrix)
         wa.push_matrix(np.asarray(dec.K2r))
         wb.push_matrix(np.asarray(dec.K2l))
         terms = self._choose_terms((dec.a, dec.b, dec.c))
@@ -438,6 +450,30 @@ class LowerToIonQNative(TransformationPass):
                 self._emit_zz_interaction(a, b, turns)
         wa.push_matrix(np.asarray(dec.K1r))
         wb.push_matrix(np.asarray(dec.K1l))
+
+    def _prepare_state(self, matrix: np.ndarray, a, b) -> bool:
+        """Replace a block acting on two untouched qubits by the preparation of its state.
+
+        ``psi = U (Pb (x) Pa) |00>`` (``P`` = pending 1q work) has a Schmidt form
+        ``(B (x) A) (s0 |00> + s1 |11>)``; ``RXX(t)|00> = cos(t/2)|00> - i sin(t/2)|11>``,
+        so one MS of ``t / 2 pi`` turns, an ``S`` on ``a`` and the locals ``A``, ``B``
+        prepare it. Returns False (nothing done) when pending work is symbolic.
+        """
+        wa, wb = self._wires[a], self._wires[b]
+        if any(not isinstance(x, np.ndarray) for x in wa.pending + wb.pending):
+            return False
+        pa = wa.pending[0] if wa.pending else np.eye(2, dtype=complex)
+        pb = wb.pending[0] if wb.pending else np.eye(2, dtype=complex)
+        psi = (matrix @ np.kron(pb, pa))[:, 0]
+        u_b, sv, vh_a = np.linalg.svd(psi.reshape(2, 2))  # rows: qubit b, columns: qubit a
+        theta = 2.0 * math.atan2(sv[1], sv[0])
+        wa.pending.clear()
+        wb.pending.clear()
+        wa.frame = wb.frame = 0.0  # a Z frame on |0> is a global phase
+        self._emit_ms(a, b, 0.0, 0.0, theta / TWO_PI)
+        wa.push_matrix(vh_a.T @ np.diag([1.0, 1j]))
+        wb.push_matrix(u_b)
+        return True
 
     def _choose_terms(self, coords: tuple[float, float, float]) -> list[tuple[str, float]]:
         """Pick which Weyl terms to realise (all non-zero ones unless approximating).
@@ -482,7 +518,9 @@ class LowerToIonQNative(TransformationPass):
     # ------------------------------------------------------------------ output
     def _emit(self, op, qargs, cargs) -> None:
         for q in qargs:
-            self._wires[q].last_is_measure = False
+            wire = self._wires[q]
+            wire.last_is_measure = False
+            wire.fresh = False
         self._out.apply_operation_back(op, tuple(qargs), tuple(cargs), check=False)
 
 

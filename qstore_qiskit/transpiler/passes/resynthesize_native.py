@@ -29,7 +29,8 @@ def native_cost(dag: DAGCircuit, spec) -> tuple[float, int]:
 class ResynthesizeNativeBlocks(TransformationPass):
     """Consolidate native two-qubit blocks, resynthesise them, keep the better circuit.
 
-    Guarantees: the output is unitary-equivalent (up to global phase) to the input, holds
+    Guarantees: the output is unitary-equivalent (up to global phase) to the input
+    (state-equivalent from ``|0...0>`` with ``qubits_initially_zero``), holds
     only native instructions, and its estimated success probability (ties broken by
     native gate count) is at least the input's: a candidate that is not strictly better
     is discarded, which makes the pass safe to run in Qiskit's optimization loop.
@@ -37,16 +38,27 @@ class ResynthesizeNativeBlocks(TransformationPass):
     Args:
         target: The IonQ target (error rates and ZZ availability).
         approximation_degree: Forwarded to :class:`LowerToIonQNative`.
+        qubits_initially_zero: Forwarded to :class:`LowerToIonQNative`; when true the
+            output equals the input on ``|0...0>`` instead of as a unitary.
     """
 
-    def __init__(self, target: Target | None = None, approximation_degree: float | None = 1.0) -> None:
+    def __init__(
+        self,
+        target: Target | None = None,
+        approximation_degree: float | None = 1.0,
+        qubits_initially_zero: bool = False,
+    ) -> None:
         super().__init__()
         self.spec = spec_from_target(target)
         self._inner = PassManager(
             [
                 Collect2qBlocks(),
                 ConsolidateBlocks(force_consolidate=True),
-                LowerToIonQNative(target, approximation_degree=approximation_degree),
+                LowerToIonQNative(
+                    target,
+                    approximation_degree=approximation_degree,
+                    qubits_initially_zero=qubits_initially_zero,
+                ),
             ]
         )
 
