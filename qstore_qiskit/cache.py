@@ -294,14 +294,18 @@ def _build_lifted(
 
 CompileFn = Callable[[QuantumCircuit, str, int], QuantumCircuit]
 
-_PM_CACHE: dict[tuple[str, int], Any] = {}
-_PM_LOCK = threading.Lock()
+# Pass managers are memoised per thread: passes keep per-run state (``property_set``) on
+# the pass objects, so one instance must not run in two threads at once.
+_PM_LOCAL = threading.local()
 
 
 def default_compile(circuit: QuantumCircuit, device: str, optimization_level: int) -> QuantumCircuit:
     """Compile with :func:`qstore_qiskit.transpiler.generate_ionq_pass_manager` (memoised)."""
+    cache = getattr(_PM_LOCAL, "pms", None)
+    if cache is None:
+        cache = _PM_LOCAL.pms = {}
     key = (device, optimization_level)
-    pm = _PM_CACHE.get(key)
+    pm = cache.get(key)
     if pm is None:
         try:
             from .transpiler import generate_ionq_pass_manager
@@ -310,12 +314,9 @@ def default_compile(circuit: QuantumCircuit, device: str, optimization_level: in
                 "qstore_qiskit.transpiler.generate_ionq_pass_manager is not available; "
                 "pass compile_fn= to use another native compiler"
             ) from exc
-        with _PM_LOCK:
-            pm = _PM_CACHE.get(key)
-            if pm is None:
-                pm = _PM_CACHE[key] = generate_ionq_pass_manager(
-                    device=device, optimization_level=optimization_level
-                )
+        pm = cache[key] = generate_ionq_pass_manager(
+            device=device, optimization_level=optimization_level
+        )
     return pm.run(circuit)
 
 

@@ -548,6 +548,32 @@ class TestThreadSafety(unittest.TestCase):
                 self, body["circuit"], template.final_frames(values), s_circ, s_circ.num_qubits
             )
 
+    def test_concurrent_real_compiles(self):
+        if real_compile_or_none() is None:
+            self.skipTest("qstore_qiskit.transpiler not available yet")
+        cache = TemplateCache()
+        rng = np.random.default_rng(21)
+        circuits = [random_circuit(rng, 2 + i % 3, 10) for i in range(12)]
+        errors: list[BaseException] = []
+
+        def worker(chunk):
+            try:
+                for qc in chunk:
+                    cache.payload(qc)
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(circuits[i::4],)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        for qc in circuits:
+            template, values = cache.get_template(qc)
+            body = cache.payload(qc)
+            assert_body_equiv(self, body["circuit"], template.final_frames(values), qc, qc.num_qubits)
+
     def test_concurrent_first_compile_dedup(self):
         compile_fn = CountingCompile(delay=0.2)
         cache = TemplateCache(compile_fn=compile_fn)
