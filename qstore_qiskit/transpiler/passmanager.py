@@ -8,7 +8,12 @@ from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.transpiler import PassManager, Target
 from qiskit.transpiler.passes import Collect2qBlocks, ConsolidateBlocks, HighLevelSynthesis
 
-from .passes import CheckIonQInput, LowerToIonQNative, ResynthesizeNativeBlocks
+from .passes import (
+    CheckIonQInput,
+    CommuteIntoTwoQubitBlocks,
+    LowerToIonQNative,
+    ResynthesizeNativeBlocks,
+)
 from .target import DeviceSpec, ionq_target
 
 #: Instructions the lowering handles itself; wider gates are unrolled first.
@@ -29,15 +34,20 @@ def translation_passes(
     1. :class:`CheckIonQInput` rejects what IonQ cannot run, with a clear error.
     2. Qiskit's :class:`HighLevelSynthesis` unrolls gates on three or more qubits
        (and custom gates) into one- and two-qubit gates.
-    3. At ``optimization_level >= 1``, :class:`Collect2qBlocks` +
+    3. At ``optimization_level >= 2``, :class:`CommuteIntoTwoQubitBlocks` moves
+       two-qubit gates back through gates they commute with onto an earlier block of
+       the same pair.
+    4. At ``optimization_level >= 1``, :class:`Collect2qBlocks` +
        :class:`ConsolidateBlocks` merge each run of bound gates on a qubit pair into one
        two-qubit unitary, so that the lowering resynthesises it with the fewest MS.
-    4. :class:`LowerToIonQNative` emits GPi/GPi2/MS/ZZ with virtual RZ.
+    5. :class:`LowerToIonQNative` emits GPi/GPi2/MS/ZZ with virtual RZ.
     """
     passes: list = [
         CheckIonQInput(target),
         HighLevelSynthesis(basis_gates=_LOWERING_BASIS, min_qubits=3, qubits_initially_zero=False),
     ]
+    if optimization_level >= 2:
+        passes.append(CommuteIntoTwoQubitBlocks())
     if optimization_level >= 1:
         passes += [Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)]
     passes.append(

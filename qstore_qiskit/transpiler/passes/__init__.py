@@ -1,7 +1,10 @@
 """Transpiler passes of the qstore native-gate compiler (one pass per module)."""
 
 from .check_ionq_input import CheckIonQInput
+from .commute_into_blocks import CommuteIntoTwoQubitBlocks
 from .lower_to_native import LowerToIonQNative
 from .resynthesize_native import ResynthesizeNativeBlocks
 
-__all__ = ["CheckIonQInput", "LowerToIonQNative", "ResynthesizeNativeBlocks"]
+__all__ = [
+    "CheckIonQInput",
+    "CommuteIntoTwoQubitBlocks", "LowerToIonQNative", "ResynthesizeNativeBlocks"]
