@@ -121,8 +121,8 @@ def run_case(num_qubits: int, layers: int, n: int, n_slow: int, n_mid: int, veri
         # would let the allocator recycle the same memory and flatter this row).
         return [template.bind(x) for x in X]
 
-    rows.append(("(c) qstore CompiledTemplate.bind, one at a time", n, per_binding(run_c, n, 3)))
-    rows.append(("(d) qstore CompiledTemplate.bind_many", n, per_binding(lambda: template.bind_many(X), n, 3)))
+    rows.append(("(c) qstore CompiledTemplate.bind, one at a time", n, per_binding(run_c, n, 5)))
+    rows.append(("(d) qstore CompiledTemplate.bind_many", n, per_binding(lambda: template.bind_many(X), n, 5)))
 
     def run_d_json():
         for body in template.bodies(X):
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     n_mid = 10 if args.quick else 200
     print("qstore-qiskit bind benchmark" + (" (quick)" if args.quick else ""))
     print(f"python {sys.version.split()[0]}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; (a)/(b') timed on {n_slow} bindings, (b)/(e) on {n_mid}, "
-          f"(c)/(d) on {n} (best of 3)")
+          f"(c)/(d) on {n} (best of 5)")
     run_case(8, 4, n, n_slow, n_mid, verify=True)
     run_case(16, 4, n, n_slow, n_mid, verify=False)
     return 0
