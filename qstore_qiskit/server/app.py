@@ -329,8 +329,9 @@ async def list_jobs(request: web.Request) -> web.Response:
     query = {k: v for k, v in request.query.items() if k not in ("ids", "ids[]", "limit",
                                                                  "next", "include_children")}
     ids = _query_ids(request)
+    default_limit = max(100, len(ids)) if ids else 100
     try:
-        limit = int(request.query.get("limit", "100"))
+        limit = int(request.query.get("limit", str(default_limit)))
     except ValueError:
         raise bad_request("'limit' must be an integer") from None
     if not 1 <= limit <= 1000:

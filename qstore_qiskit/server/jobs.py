@@ -183,8 +183,11 @@ def parse_job_request(body: Any, config: ServerConfig) -> JobSpec:
                 raise bad_request(f"{where} must be an object")
             cq = _opt_int(item.get("qubits"), f"{where}.qubits")
             cname = item.get("name")
+            cgateset = item.get("gateset", gateset)
+            if cgateset not in ("qis", "native"):
+                raise bad_request(f"{where}: unknown gateset {cgateset!r}")
             circuits.append(parse_circuit(
-                item.get("circuit"), item.get("gateset", gateset), cq or qubits or None,
+                item.get("circuit"), cgateset, cq or qubits or None,
                 max_qubits, config.max_gates_per_circuit,
                 name=cname if isinstance(cname, str) else None, where=f"{where}.circuit",
             ))
