@@ -456,15 +456,9 @@ class BatchSubmitter:
         bucket = self._buckets.setdefault(req.key, [])
         bucket.extend(items)
         cap = self._cap(req.settings["backend"])
-        while len(bucket) >= cap:
-            chunk, bucket[:] = bucket[:cap], bucket[cap:]
-            self._start_job(req.settings, chunk)
-        if not bucket:
-            self._buckets.pop(req.key, None)
-            self._bucket_started.pop(req.key, None)
-            timer = self._bucket_timers.pop(req.key, None)
-            if timer:
-                timer.cancel()
+        if len(bucket) >= cap:
+            # A full job's worth is waiting: no reason to wait for the window.
+            self._flush(req.key, req.settings)
         else:
             # Debounce: the window restarts with every arrival (a caller streaming
             # circuits in a loop fills one job instead of many tiny ones), but a bucket
@@ -479,7 +473,9 @@ class BatchSubmitter:
                 self._bucket_timers[req.key] = self._loop.call_at(when, self._flush, req.key, req.settings)
 
     def _flush(self, key: tuple, settings: dict) -> None:
-        self._bucket_timers.pop(key, None)
+        timer = self._bucket_timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
         self._bucket_started.pop(key, None)
         items = [it for it in self._buckets.pop(key, []) if not it.request.cancelled]
         if not items:
