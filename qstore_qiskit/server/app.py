@@ -340,8 +340,19 @@ async def list_jobs(request: web.Request) -> web.Response:
         "parent_job_id" in query or ids is not None
         or request.query.get("include_children", "").lower() == "true"
     )
-    jobs = state.store.all() if with_children else state.store.top_level()
-    jobs = [j for j in reversed(jobs) if matches_filters(j, query, ids)]
+    if ids is not None:
+        # Direct lookups: clients poll in-flight jobs with ``?ids=`` often.
+        wanted = []
+        for job_id in dict.fromkeys(ids):
+            try:
+                wanted.append(state.store.get(job_id))
+            except ApiError:
+                continue
+        jobs = sorted(wanted, key=lambda j: j.seq, reverse=True)
+        jobs = [j for j in jobs if matches_filters(j, query, None)]
+    else:
+        jobs = state.store.all() if with_children else state.store.top_level()
+        jobs = [j for j in reversed(jobs) if matches_filters(j, query, None)]
     cursor = request.query.get("next")
     if cursor:
         position = next((i for i, j in enumerate(jobs) if j.id == cursor), None)

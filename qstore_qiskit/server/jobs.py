@@ -27,6 +27,8 @@ JOB_TYPES = (CIRCUIT_TYPE, MULTI_TYPE, QASM3_TYPE)
 SHOTS_V2 = "ionq.result.shots.json.v2"
 
 ACTIVE_STATUSES = ("submitted", "ready", "started")
+# Cap on state-vector amplitudes the mid-circuit sampler may hold at once (~1 GiB).
+MAX_BRANCH_AMPLITUDES = 1 << 26
 FINAL_STATUSES = ("completed", "failed", "canceled")
 
 
@@ -193,6 +195,12 @@ def parse_job_request(body: Any, config: ServerConfig) -> JobSpec:
             ))
     else:
         program = load_program(inp.get("data"), max_qubits, qubits or None)
+        if program.max_branch_amplitudes(shots) > MAX_BRANCH_AMPLITUDES:
+            raise unprocessable(
+                "too many mid-circuit measurement branches to simulate "
+                f"({program.branch_points} measurements/resets on {program.num_qubits} "
+                f"qubits with {shots} shots); use fewer shots or qubits"
+            )
 
     dry_run = body.get("dry_run", False)
     if not isinstance(dry_run, bool):

@@ -29,6 +29,7 @@ class QasmProgram:
         terminal: ``(qubit, clbit)`` measurements at the very end (sampled directly).
         gates_1q: Single-qubit gate count.
         gates_2q: Multi-qubit gate count.
+        branch_points: Measurements and resets in ``prefix`` (each may split a branch).
     """
 
     num_qubits: int
@@ -38,6 +39,22 @@ class QasmProgram:
     terminal: tuple[tuple[int, int], ...]
     gates_1q: int
     gates_2q: int
+    branch_points: int = 0
+
+    def max_branch_amplitudes(self, shots: int) -> int:
+        """Upper bound on the amplitudes held at once by the branching sampler."""
+        branches = min(shots, 1 << min(self.branch_points, 62))
+        return branches << self.num_qubits
+
+
+def _count_branch_points(ops) -> int:
+    count = 0
+    for op in ops:
+        if isinstance(op, (sim.Measure, sim.Reset)):
+            count += 1
+        elif isinstance(op, sim.Conditional):
+            count += max(_count_branch_points(op.true_body), _count_branch_points(op.false_body))
+    return count
 
 
 class _Lowering:
@@ -163,6 +180,7 @@ def load_program(source: str, max_qubits: int, declared_qubits: int | None = Non
         terminal=terminal,
         gates_1q=lowering.n1,
         gates_2q=lowering.n2,
+        branch_points=_count_branch_points(ops[:cut]),
     )
 
 
@@ -181,13 +199,12 @@ def sample_program(program: QasmProgram, shots: int, rng: np.random.Generator,
         probs = sim.probabilities(br.state)
         if noise is not None:
             probs = noise.apply(probs, n, program.gates_1q, program.gates_2q)
-        draws = rng.choice(probs.size, size=br.shots, p=probs / probs.sum())
+        draws = rng.choice(probs.size, size=br.shots, p=probs / probs.sum()).astype(np.int64)
+        values = np.full(br.shots, br.clbits, dtype=np.int64)
         # Later measurements into the same clbit win, as in sequential execution.
-        for draw in draws:
-            value = br.clbits
-            for qubit, clbit in program.terminal:
-                value = (value & ~(1 << clbit)) | (((int(draw) >> qubit) & 1) << clbit)
-            outcomes.append(value)
+        for qubit, clbit in program.terminal:
+            values = (values & ~(1 << clbit)) | (((draws >> qubit) & 1) << clbit)
+        outcomes.extend(int(v) for v in values)
     order = rng.permutation(len(outcomes))
     return [outcomes[i] for i in order]
 

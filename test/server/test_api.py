@@ -84,6 +84,11 @@ class TestRestSurface(unittest.TestCase):
             self.assertEqual(child_record["name"], f"c{i}")
             own = self.client.get_results(child_record["results"]["probabilities"]["url"])
             self.assertEqual(own, {str(i): 1.0})
+        status, _, listing = http("GET", f"{self.srv.url}/jobs?parent_job_id={job_id}",
+                                  key="any")
+        self.assertEqual(status, 200)
+        self.assertEqual(sorted(j["id"] for j in listing["jobs"]), sorted(children))
+        self.assertEqual({j["name"] for j in listing["jobs"]}, {f"c{i}" for i in range(5)})
 
     def test_native_gateset_job(self):
         body = bell_body()
@@ -113,8 +118,9 @@ class TestRestSurface(unittest.TestCase):
                 key="any")
             seen += [j["id"] for j in payload["jobs"]]
         self.assertEqual(seen, ids[::-1])  # newest first
-        _, _, payload = http("GET", f"{self.srv.url}/jobs?ids={ids[0]},{ids[1]}", key="any")
-        self.assertEqual({j["id"] for j in payload["jobs"]}, {ids[0], ids[1]})
+        _, _, payload = http("GET", f"{self.srv.url}/jobs?ids={ids[0]},{ids[1]},unknown",
+                             key="any")
+        self.assertEqual([j["id"] for j in payload["jobs"]], [ids[1], ids[0]])
         _, _, payload = http("GET", self.srv.url + "/jobs?status=failed", key="any")
         self.assertTrue(all(j["status"] == "failed" for j in payload["jobs"]))
         status, _, payload = http("GET", self.srv.url + "/jobs?limit=0", key="any")

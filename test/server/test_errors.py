@@ -6,6 +6,7 @@ import io
 import logging
 import unittest
 import warnings
+from unittest import mock
 
 import requests
 from qiskit_ionq.exceptions import IonQAPIError
@@ -152,6 +153,16 @@ class TestErrors(unittest.TestCase):
         status, payload = self.post(body)
         self.assertIn(status, (400, 422))
         self.assertApiError(status, status, payload)
+
+    def test_mid_circuit_program_too_large(self):
+        lines = ['OPENQASM 3.0; include "stdgates.inc"; qubit[8] q; bit[8] c;']
+        for i in range(8):
+            lines.append(f"h q[{i}]; c[{i}] = measure q[{i}]; reset q[{i}];")
+        lines.append("x q[0];")
+        body = {"type": "ionq.qasm3.v1", "backend": "simulator", "shots": 5000,
+                "input": {"qubits": 8, "data": " ".join(lines)}}
+        with mock.patch("qstore_qiskit.server.jobs.MAX_BRANCH_AMPLITUDES", 1 << 16):
+            self.expect(self.post(body), 422, "mid-circuit")
 
     def test_too_many_circuits(self):
         circuit = [{"gate": "h", "targets": [0]}]
