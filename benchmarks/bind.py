@@ -9,7 +9,9 @@ binds N random parameter sets into ready-to-send IonQ native gate lists, four wa
 (c) qstore: ``CompiledTemplate.bind`` one binding at a time;
 (d) qstore: ``CompiledTemplate.bind_many`` over all bindings.
 
-Extra rows: (b') with qiskit-ionq's full ``qiskit_to_ionq`` job JSON instead of just the
+Extra rows: (c') like (c) but keeping every result alive, which lets CPython's cyclic GC
+run full collections over the interpreter's whole heap (``bind_many`` pauses GC while it
+builds its batch); (b') with qiskit-ionq's full ``qiskit_to_ionq`` job JSON instead of just the
 gate list, (d') ``bind_many`` + ``json.dumps`` of each body, and (e) the backend's path for
 *bound* circuits, ``TemplateCache.payload(bound_circuit)`` (parameter lifting + structural
 key + bind, template already cached; the ``assign_parameters`` that made the circuit is
@@ -117,11 +119,16 @@ def run_case(num_qubits: int, layers: int, n: int, n_slow: int, n_mid: int, veri
     ours_compile = time.perf_counter() - start
 
     def run_c():
-        # Keep the results, as a caller that sends them does (discarding each one at once
-        # would let the allocator recycle the same memory and flatter this row).
+        for x in X:
+            template.bind(x)
+
+    def run_c_keep():
+        # Keeping 1000 results alive while looping lets CPython's cyclic GC run full
+        # collections over the whole (Qiskit-sized) heap; bind_many pauses GC instead.
         return [template.bind(x) for x in X]
 
     rows.append(("(c) qstore CompiledTemplate.bind, one at a time", n, per_binding(run_c, n, 5)))
+    rows.append(("(c') same, keeping all results (GC runs)", n, per_binding(run_c_keep, n, 5)))
     rows.append(("(d) qstore CompiledTemplate.bind_many", n, per_binding(lambda: template.bind_many(X), n, 5)))
 
     def run_d_json():
