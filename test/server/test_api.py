@@ -345,9 +345,19 @@ class TestProfilesAndLimits(unittest.TestCase):
         import threading
 
         before = {t.name for t in threading.enumerate()}
-        srv = LocalServer(profile="cloud").start()
-        http("POST", srv.url + "/jobs", body=bell_body(), key="k")  # leave a job running
+        srv = LocalServer(profile="cloud", fault_rate=1.0, seed=1,
+                          fault_weights={"slow_response": 1.0}, slow_response_delay=60.0)
+        srv.start()
+        stalled = threading.Thread(
+            target=lambda: self.assertRaises(Exception, requests.get, srv.url + "/jobs",
+                                             timeout=30))
+        stalled.start()  # a request stalled inside the server while it stops
+        while srv.fault_counts()["slow_response"] == 0:
+            time.sleep(0.01)
+        thread = srv._thread  # pylint: disable=protected-access
         srv.stop()
+        self.assertFalse(thread.is_alive())
+        stalled.join(30)
         srv.stop()  # idempotent
         time.sleep(0.05)
         leaked = {t.name for t in threading.enumerate()} - before

@@ -179,6 +179,21 @@ class TestOfficialClient(unittest.TestCase):
         self.assertEqual(len(memory), 500)
         self.assertEqual({m: memory.count(m) for m in set(memory)}, dict(counts))
 
+    def test_native_zz_family(self):
+        """Forte-family targets transpile to ZZ; the server simulates ``zz`` (turns)."""
+        backend = self.provider.get_backend("simulator", gateset="native")
+        backend.set_options(noise_model="forte-1")
+        tqc = transpile(ghz(3), backend, optimization_level=1)
+        self.assertIn("zz", tqc.count_ops())
+        counts = backend.run(tqc, shots=1000).result(wait=0.05).get_counts()
+        self.assertGreater(counts.get("000", 0) + counts.get("111", 0), 900)
+        ideal = self.provider.get_backend("simulator", gateset="native")
+        job = ideal.run(tqc, shots=100)
+        job.result(wait=0.05)
+        probs = raw_probabilities(ideal, job)
+        self.assertEqual(set(probs), {"0", "7"})
+        self.assertAlmostEqual(probs["0"], 0.5, places=9)
+
     def test_qpu_backend_runs_with_noise(self):
         qpu = self.provider.get_backend("qpu.aria-1")
         counts = qpu.run(transpile(ghz(2), qpu, optimization_level=1), shots=300).result(
