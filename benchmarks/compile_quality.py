@@ -579,7 +579,7 @@ def _report(
     names = [c.name for c in compilers]
     shorts = [c.short or c.name for c in compilers]
     verified = [c for c in compilers if c.verify]
-    two_q_label = "ZZ" if "forte" in device else "MS"
+    two_q_label = "2q (MS+ZZ)" if "forte" in device else "MS"
     groups: list[tuple[str, list[str]]] = [
         ("", ["circuit", "n"]),
         (f"{two_q_label} count", shorts),
