@@ -196,7 +196,7 @@ class IonQHttpClient:
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RetriableError) and exc.retry_after is not None:
-            return min(max(exc.retry_after, 0.0), 60.0)
+            return retry_after_wait(exc.retry_after)
         # Full jitter (AWS architecture blog): uniform(0, min(cap, base * 2^n)).
         step = min(self.backoff_max, self.backoff_base * 2 ** (state.attempt_number - 1))
         return random.uniform(step / 2, step)
@@ -330,6 +330,13 @@ class IonQHttpClient:
     async def get_backend(self, backend: str) -> dict:
         """``GET /backends/{backend}``."""
         return await self.request("GET", f"backends/{backend}", label="GET /backends/{b}")
+
+
+def retry_after_wait(retry_after: float) -> float:
+    """Seconds to wait after a 429: the server's ``Retry-After`` plus up to 50% jitter
+    (at most 1 s), so that requests throttled together do not all return together."""
+    base = min(max(retry_after, 0.0), 60.0)
+    return base + random.uniform(0.0, min(0.5 * base, 1.0) if base else 0.05)
 
 
 def _parse_retry_after(value: str | None) -> float | None:

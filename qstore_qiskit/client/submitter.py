@@ -50,7 +50,7 @@ from .exceptions import (
     QueueTimeoutError,
     SubmitterClosedError,
 )
-from .rest import IonQHttpClient
+from .rest import IonQHttpClient, retry_after_wait
 from .results import CircuitResult, parse_histogram
 
 logger = logging.getLogger(__name__)
@@ -723,7 +723,7 @@ class BatchSubmitter:
                 self._counters["jobs_created"] += 1
                 return
             except IonQRateLimitError as exc:  # 429: rejected before creating anything
-                delay = exc.retry_after if exc.retry_after is not None else self._backoff(attempt)
+                delay = retry_after_wait(exc.retry_after) if exc.retry_after is not None else self._backoff(attempt)
                 self._http.retries["429"] += 1
                 last = exc
             except IonQConnectionError as exc:

@@ -163,7 +163,7 @@ class TestRateLimit(unittest.TestCase):
         # Retry-After is whole seconds (>= 1), so keep the number of 429 rounds small.
         with LocalServer(profile="instant", seed=2, rate_limit=30.0, rate_limit_burst=3) as srv:
             with BatchSubmitter("k", srv.url, use_batch_api=False, max_jobs_in_flight=16,
-                                connection_pool_size=16) as sub:
+                                connection_pool_size=16, max_retries=10) as sub:
                 res = sub.submit(bodies).result(120)
                 stats = sub.stats()
             limited = srv.stats()["rate_limited"]
