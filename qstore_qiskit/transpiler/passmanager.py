@@ -120,6 +120,10 @@ def generate_ionq_pass_manager(
     """
     if optimization_level not in (0, 1, 2, 3):
         raise ValueError(f"optimization_level must be 0, 1, 2 or 3, got {optimization_level!r}")
+    hook = getattr(device, "qstore_pass_manager", None)
+    if target is None and callable(hook):
+        # A qstore backend: its pass manager shares the backend's template cache.
+        return hook(optimization_level)
     if target is None:
         backend_target = getattr(device, "target", None)
         if isinstance(backend_target, Target):

@@ -1,0 +1,501 @@
+"""``BackendV2`` for IonQ devices: compile once, bind many, submit in batches.
+
+Data path of :meth:`QStoreBackend.run`::
+
+    circuits -> (parameter_binds expanded) -> template cache (compile a structure once,
+    bind values into ready JSON) -> BatchSubmitter (coalesced multicircuit jobs, pooled
+    HTTP, retries) -> per-circuit results -> qiskit.result.Result
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+import numpy as np
+from qiskit.circuit import Parameter, QuantumCircuit
+from qiskit.providers import BackendV2, Options
+from qiskit.transpiler import PassManager, Target
+
+from ..cache import TemplateCache
+from ..client import BatchSubmitter
+from ..client.submitter import DEFAULT_MAX_CIRCUITS_PER_JOB
+from ..payload import measurement_map, native_body
+from ..transpiler import DeviceSpec, generate_ionq_pass_manager, ionq_target
+from ..transpiler.target import DEVICES, instruction_error
+from ..version import __version__
+from .job import QStoreJob
+from .stats import PerformanceTracker, format_report
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .provider import QStoreProvider
+
+#: The seed's feature flags, all switchable per backend or per run for A/B comparison.
+FEATURE_OPTIONS = ("use_batch_api", "use_native_gates", "enable_smart_caching", "adaptive_batch_sizing")
+#: Options that configure the HTTP submitter (a new submitter is made when they change).
+_SUBMITTER_OPTIONS = (
+    "connection_pool_size",
+    "batch_window",
+    "max_queue_wait_time",
+    "adaptive_batch_sizing",
+    "use_batch_api",
+)
+_NOT_GATES = frozenset({"measure", "barrier", "reset"})
+
+
+@dataclass
+class PreparedCircuit:
+    """One circuit ready to send, plus what is needed to decode its result."""
+
+    name: str
+    body: dict[str, Any]
+    gateset: str
+    meas_map: list[int | None]
+    payload_qubits: int
+    creg_sizes: list
+    clbit_labels: list
+    metadata: dict = field(default_factory=dict)
+    native_gate_counts: dict = field(default_factory=dict)
+    estimated_fidelity: float | None = None
+    input_gates: int = 0
+
+
+def _payload_fidelity(gates: list[dict], spec: DeviceSpec) -> float:
+    """Estimated success of a native gate list (same model as ``estimated_fidelity``)."""
+    log_f = 0.0
+    for gate in gates:
+        name = gate["gate"]
+        params = [0.0, 0.0, gate.get("angle", 0.25)] if name == "ms" else [gate.get("angle", 0.25)]
+        log_f += np.log1p(-min(instruction_error(name, params, spec), 1 - 1e-15))
+    return float(np.exp(log_f))
+
+
+def _gate_counts(gates: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for gate in gates:
+        counts[gate["gate"]] = counts.get(gate["gate"], 0) + 1
+    return counts
+
+
+def _registers(circuit: QuantumCircuit) -> tuple[list, list]:
+    sizes = [[reg.name, reg.size] for reg in circuit.cregs]
+    labels = [[reg.name, i] for reg in circuit.cregs for i in range(reg.size)]
+    return sizes, labels
+
+
+class QStoreBackend(BackendV2):
+    """An IonQ device (or IonQ's simulator) behind qstore's compiler, cache and submitter.
+
+    Options (set with :meth:`set_options` or per :meth:`run` call):
+
+    * ``shots`` (1024), ``memory`` (False), ``sampler_seed`` (None): as in qiskit-ionq.
+    * ``use_batch_api`` (True): many circuits per IonQ job; False sends one job each.
+    * ``use_native_gates`` (True): compile to GPi/GPi2/MS with the ``qstore`` compiler;
+      False sends IonQ's ``qis`` gate set (transpiled per circuit, the plain way).
+    * ``enable_smart_caching`` (True): compile each circuit structure once into a
+      :class:`~qstore_qiskit.CompiledTemplate` and bind values into payloads.
+    * ``adaptive_batch_sizing`` (False): pick circuits per job from measured timings.
+    * ``connection_pool_size`` (5), ``batch_window`` (0.005 s), ``max_queue_wait_time``
+      (120 s): HTTP pool size, coalescing window, queue timeout.
+    * ``noise_model`` (None): IonQ simulator noise model (``"ideal"``, ``"aria-1"``, ...).
+    * ``optimization_level`` (2): compiler level. ``progress_bar`` (None: automatic).
+    """
+
+    def __init__(
+        self,
+        provider: "QStoreProvider",
+        name: str,
+        device: str,
+        api_backend: str,
+        description: str,
+        simulator: bool,
+    ) -> None:
+        super().__init__(provider=provider, name=name, description=description, backend_version=__version__)
+        self._device = device
+        self._api_backend = api_backend
+        self._simulator = simulator
+        self._target = ionq_target(device)
+        self._lock = threading.Lock()
+        self._submitters: dict[tuple, BatchSubmitter] = {}
+        self._cache = TemplateCache(
+            compile_fn=self._compile,
+            compile_options={"qubits_initially_zero": True},
+        )
+        self._tracker = PerformanceTracker(self._cache_stats, self._client_stats, self._features)
+        self._pms = threading.local()
+
+    # ------------------------------------------------------------------ BackendV2
+    @classmethod
+    def _default_options(cls) -> Options:
+        options = Options(
+            shots=1024,
+            memory=False,
+            sampler_seed=None,
+            use_batch_api=True,
+            use_native_gates=True,
+            enable_smart_caching=True,
+            adaptive_batch_sizing=False,
+            connection_pool_size=5,
+            batch_window=0.005,
+            max_queue_wait_time=120.0,
+            noise_model=None,
+            optimization_level=2,
+            progress_bar=None,
+        )
+        options.set_validator("shots", (1, 1_000_000))
+        options.set_validator("connection_pool_size", (1, 1024))
+        options.set_validator("batch_window", (0.0, 10.0))
+        options.set_validator("max_queue_wait_time", (0.001, 7 * 24 * 3600.0))
+        options.set_validator("optimization_level", [0, 1, 2, 3])
+        for flag in (*FEATURE_OPTIONS, "memory"):
+            options.set_validator(flag, bool)
+        return options
+
+    @property
+    def target(self) -> Target:
+        """Native gates with device error rates on every qubit and every qubit pair."""
+        return self._target
+
+    @property
+    def max_circuits(self) -> int:
+        """Circuits per IonQ job; longer ``run`` inputs are split and sent concurrently."""
+        return DEFAULT_MAX_CIRCUITS_PER_JOB
+
+    def get_translation_stage_plugin(self) -> str:
+        """``transpile(qc, backend)`` lowers with the ``qstore`` plugin by default."""
+        return "qstore"
+
+    @property
+    def device(self) -> str:
+        """The device name the compiler targets (e.g. ``"aria-1"``)."""
+        return self._device
+
+    def __repr__(self) -> str:
+        return f"<QStoreBackend('{self.name}')>"
+
+    # ------------------------------------------------------------------ compile helpers
+    def _compile(self, circuit: QuantumCircuit, device: str, optimization_level: int) -> QuantumCircuit:
+        return self._pass_manager(device, optimization_level).run(circuit)
+
+    def _pass_manager(self, device: str, optimization_level: int) -> PassManager:
+        # Pass objects hold per-run state: one pass manager per thread.
+        pms = getattr(self._pms, "pms", None)
+        if pms is None:
+            pms = self._pms.pms = {}
+        key = (device, optimization_level)
+        if key not in pms:
+            pms[key] = generate_ionq_pass_manager(
+                device, optimization_level, num_qubits=self._target.num_qubits, qubits_initially_zero=True
+            )
+        return pms[key]
+
+    def _compile_device(self, opts: Options | Mapping) -> str:
+        noise = opts.get("noise_model") if isinstance(opts, Mapping) else getattr(opts, "noise_model", None)
+        if self._simulator and noise and noise in DEVICES:
+            return noise  # compile for the device whose noise the simulator mimics
+        return self._device
+
+    def qstore_pass_manager(self, optimization_level: int | None = None) -> "PassManager":
+        """A pass manager backed by this backend's template cache (see
+        :func:`~qstore_qiskit.generate_ionq_pass_manager`)."""
+        from .passmanager import CachedIonQPassManager
+
+        level = self.options.optimization_level if optimization_level is None else optimization_level
+        return CachedIonQPassManager(self, level)
+
+    # ------------------------------------------------------------------ run
+    def run(self, run_input: QuantumCircuit | Sequence[QuantumCircuit], **options: Any) -> QStoreJob:
+        """Compile (through the template cache) and submit circuits in batches.
+
+        Args:
+            run_input: A circuit or a list of circuits (any gates; they are compiled to
+                native gates here, so logical circuits are fine).
+            **options: Per-call overrides of the backend options, plus
+                ``parameter_binds``: one ``{Parameter: value or [values]}`` dict per
+                circuit; a circuit runs once per value set (as in Qiskit Aer).
+
+        Returns:
+            A :class:`QStoreJob` (already submitted).
+
+        Raises:
+            ValueError: unknown option, bad option value, unbound parameters without
+                ``parameter_binds``, wrong ``parameter_binds`` shape.
+            qiskit.transpiler.exceptions.TranspilerError: a circuit IonQ cannot run
+                (control flow, too many qubits, ...), naming the instruction.
+        """
+        circuits = [run_input] if isinstance(run_input, QuantumCircuit) else list(run_input)
+        if not all(isinstance(c, QuantumCircuit) for c in circuits):
+            raise TypeError("run() takes a QuantumCircuit or a list of QuantumCircuit")
+        parameter_binds = options.pop("parameter_binds", None)
+        opts = self._merged_options(options)
+        start = time.perf_counter()
+        prepared = self._prepare(circuits, parameter_binds, opts)
+        prep_seconds = time.perf_counter() - start
+        self._tracker.record_run(
+            len(prepared),
+            prep_seconds,
+            sum(p.input_gates for p in prepared),
+            (
+                sum(sum(p.native_gate_counts.values()) for p in prepared),
+                sum(p.native_gate_counts.get("ms", 0) + p.native_gate_counts.get("zz", 0) for p in prepared),
+            ),
+        )
+        noise = None
+        if self._simulator and opts["noise_model"]:
+            noise = {"model": opts["noise_model"]}
+            if opts["sampler_seed"] is not None:
+                noise["seed"] = opts["sampler_seed"]
+        gateset = prepared[0].gateset if prepared else "native"
+        future = self._submitter(opts).submit(
+            [p.body for p in prepared],
+            backend=self._api_backend,
+            shots=opts["shots"],
+            gateset=gateset,
+            noise=noise,
+            sampler_seed=opts["sampler_seed"],
+        )
+        return QStoreJob(
+            self,
+            uuid.uuid4().hex,
+            prepared,
+            [(slice(0, len(prepared)), future)],
+            shots=opts["shots"],
+            memory=opts["memory"],
+            seed=opts["sampler_seed"],
+            progress_bar=opts["progress_bar"],
+        )
+
+    def _merged_options(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(overrides) - set(self.options.__dict__))
+        if unknown:
+            raise ValueError(
+                f"unknown run option(s) {', '.join(map(repr, unknown))} for backend {self.name}; "
+                f"known: {', '.join(sorted(self.options.__dict__))}"
+            )
+        checked = self._default_options()
+        opts = dict(self.options.__dict__)
+        for key, value in overrides.items():
+            try:
+                checked.update_options(**{key: value})
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"bad value for run option {key!r}: {exc}") from exc
+            opts[key] = value
+        if not isinstance(opts["shots"], (int, np.integer)) or isinstance(opts["shots"], bool):
+            raise ValueError(f"shots must be an integer, got {opts['shots']!r}")
+        opts["shots"] = int(opts["shots"])
+        return opts
+
+    def set_options(self, **fields: Any) -> None:
+        """Set backend options; a bad value raises ``ValueError`` naming the option."""
+        unknown = sorted(set(fields) - set(self.options.__dict__))
+        if unknown:
+            raise ValueError(f"unknown option(s) {', '.join(map(repr, unknown))} for backend {self.name}")
+        try:
+            super().set_options(**fields)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"bad option value: {exc}") from exc
+
+    # ------------------------------------------------------------------ preparation
+    def _prepare(
+        self,
+        circuits: list[QuantumCircuit],
+        parameter_binds: Sequence[Mapping] | None,
+        opts: dict[str, Any],
+    ) -> list[PreparedCircuit]:
+        if parameter_binds is not None and len(parameter_binds) != len(circuits):
+            raise ValueError(
+                f"parameter_binds has {len(parameter_binds)} entries for {len(circuits)} circuits; "
+                "give one dict per circuit"
+            )
+        for circuit in circuits:
+            if circuit.num_qubits > self._target.num_qubits:
+                raise ValueError(
+                    f"circuit '{circuit.name}' has {circuit.num_qubits} qubits; backend {self.name} "
+                    f"has {self._target.num_qubits}"
+                )
+        prepared: list[PreparedCircuit] = []
+        for index, circuit in enumerate(circuits):
+            binds = parameter_binds[index] if parameter_binds is not None else None
+            value_sets = self._value_sets(circuit, binds)
+            prepared.extend(self._prepare_one(circuit, value_sets, opts))
+        return prepared
+
+    @staticmethod
+    def _value_sets(circuit: QuantumCircuit, binds: Mapping | None) -> np.ndarray | None:
+        """Rows of values ordered like ``circuit.parameters``; ``None`` if unparameterized."""
+        params = list(circuit.parameters)
+        if not params:
+            if binds:
+                raise ValueError(f"parameter_binds given for circuit '{circuit.name}', which has no parameters")
+            return None
+        if not binds:
+            names = ", ".join(p.name for p in params[:5])
+            raise ValueError(
+                f"circuit '{circuit.name}' has unbound parameters ({names}{', ...' if len(params) > 5 else ''}); "
+                "bind them or pass parameter_binds"
+            )
+        by_name = {p.name: p for p in params}
+        columns: dict[Parameter, np.ndarray] = {}
+        for key, value in binds.items():
+            param = key if isinstance(key, Parameter) else by_name.get(str(key))
+            if param is None or param not in circuit.parameters:
+                raise ValueError(f"parameter_binds names {key!s}, which circuit '{circuit.name}' does not have")
+            columns[param] = np.atleast_1d(np.asarray(value, dtype=float))
+        missing = [p.name for p in params if p not in columns]
+        if missing:
+            raise ValueError(f"parameter_binds for circuit '{circuit.name}' lacks {', '.join(missing)}")
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"parameter_binds for circuit '{circuit.name}' have different lengths {sorted(lengths)}")
+        table = np.column_stack([columns[p] for p in params])
+        if not np.all(np.isfinite(table)):
+            raise ValueError(f"parameter_binds for circuit '{circuit.name}' contain NaN or infinite values")
+        return table
+
+    def _prepare_one(
+        self, circuit: QuantumCircuit, value_sets: np.ndarray | None, opts: dict[str, Any]
+    ) -> list[PreparedCircuit]:
+        from qiskit_ionq.helpers import circuit_requires_qasm3
+
+        if circuit_requires_qasm3(circuit):
+            raise ValueError(
+                f"circuit '{circuit.name}' measures or resets a qubit mid-circuit; qstore backends "
+                "batch gate-list jobs only. Run it with qiskit-ionq's backend (OpenQASM 3 jobs)."
+            )
+        input_gates = sum(1 for inst in circuit.data if inst.operation.name not in _NOT_GATES)
+        sizes, labels = _registers(circuit)
+        device = self._compile_device(opts)
+        level = opts["optimization_level"]
+        spec = DEVICES.get(device, self._target.device)
+        rows = [None] if value_sets is None else list(value_sets)
+        if opts["use_native_gates"]:
+            if opts["enable_smart_caching"]:
+                if value_sets is None:
+                    bodies = [self._cache.payload(circuit, device=device, optimization_level=level)]
+                else:
+                    bodies = self._cache_bind_many(circuit, value_sets, device, level)
+            else:
+                bodies = []
+                pm = self._pass_manager(device, level)
+                for row in rows:
+                    bound = circuit if row is None else circuit.assign_parameters(row)
+                    bodies.append(native_body(pm.run(bound)))
+            meas_map = measurement_map(circuit)  # the compiler keeps measurements in place
+            gateset = "native"
+        else:
+            bodies, meas_map = self._qis_bodies(circuit, rows)
+            gateset = "qis"
+        out = []
+        for i, body in enumerate(bodies):
+            qubits = body["qubits"]
+            mmap = meas_map if any(q is not None for q in meas_map) else list(range(qubits))
+            name = circuit.name if len(bodies) == 1 else f"{circuit.name}[{i}]"
+            gates = body["circuit"]
+            out.append(
+                PreparedCircuit(
+                    name=name,
+                    body={"qubits": qubits, "circuit": gates, "name": name},
+                    gateset=gateset,
+                    meas_map=mmap,
+                    payload_qubits=qubits,
+                    creg_sizes=sizes if any(q is not None for q in meas_map) else [["meas", qubits]],
+                    clbit_labels=labels if any(q is not None for q in meas_map) else [["meas", j] for j in range(qubits)],
+                    metadata=dict(circuit.metadata or {}),
+                    native_gate_counts=_gate_counts(gates) if gateset == "native" else {},
+                    estimated_fidelity=_payload_fidelity(gates, spec) if gateset == "native" else None,
+                    input_gates=input_gates,
+                )
+            )
+        return out
+
+    def _cache_bind_many(self, circuit: QuantumCircuit, value_sets: np.ndarray, device: str, level: int) -> list[dict]:
+        template, base = self._cache.get_template(circuit, device=device, optimization_level=level)
+        col = {p: i for i, p in enumerate(template.parameters)}
+        table = np.repeat(base[None, :], len(value_sets), axis=0)
+        for j, param in enumerate(circuit.parameters):
+            table[:, col[param]] = value_sets[:, j]
+        return template.bodies(table)
+
+    def _qis_bodies(self, circuit: QuantumCircuit, rows: list) -> tuple[list[dict], list[int | None]]:
+        """The plain path: transpile to IonQ's QIS gate set and serialize per circuit."""
+        from qiskit import transpile
+        from qiskit_ionq.helpers import GATESET_MAP, qiskit_circ_to_ionq_circ
+
+        bodies = []
+        meas_map: list[int | None] = measurement_map(circuit)
+        for row in rows:
+            bound = circuit if row is None else circuit.assign_parameters(row)
+            qis = transpile(bound, basis_gates=list(GATESET_MAP["qis"]), optimization_level=1)
+            gates, _, _ = qiskit_circ_to_ionq_circ(qis, "qis")
+            width = max([circuit.num_qubits] + [1])
+            bodies.append({"qubits": width, "circuit": gates})
+        return bodies, meas_map
+
+    # ------------------------------------------------------------------ submitter
+    def _submitter(self, opts: Mapping[str, Any]) -> BatchSubmitter:
+        key = tuple(opts[k] for k in _SUBMITTER_OPTIONS)
+        with self._lock:
+            sub = self._submitters.get(key)
+            if sub is None:
+                token, url = self._provider._credentials(self)
+                sub = BatchSubmitter(
+                    token,
+                    url,
+                    connection_pool_size=opts["connection_pool_size"],
+                    batch_window=opts["batch_window"],
+                    max_queue_wait_time=opts["max_queue_wait_time"],
+                    adaptive_batch_sizing=opts["adaptive_batch_sizing"],
+                    use_batch_api=opts["use_batch_api"],
+                )
+                self._submitters[key] = sub
+            return sub
+
+    def close(self) -> None:
+        """Finish outstanding work and close this backend's HTTP sessions."""
+        with self._lock:
+            subs, self._submitters = list(self._submitters.values()), {}
+        for sub in subs:
+            sub.close()
+
+    # ------------------------------------------------------------------ performance
+    def _cache_stats(self) -> dict | None:
+        return self._cache.stats()
+
+    def _client_stats(self) -> dict:
+        with self._lock:
+            subs = list(self._submitters.values())
+        merged: dict[str, Any] = {"api_calls": 0, "jobs_created": 0, "circuits_submitted": 0, "retries": {}}
+        per_job: list[float] = []
+        for sub in subs:
+            st = sub.stats()
+            merged["api_calls"] += st.get("api_calls", 0)
+            merged["jobs_created"] += st.get("jobs_created", 0)
+            merged["circuits_submitted"] += st.get("circuits_submitted", 0)
+            for cause, n in (st.get("retries") or {}).items():
+                merged["retries"][cause] = merged["retries"].get(cause, 0) + n
+            cpj = st.get("circuits_per_job")
+            if cpj:
+                per_job.append(cpj["total"])
+        merged["circuits_per_job"] = (
+            {"mean": merged["circuits_submitted"] / merged["jobs_created"]} if merged["jobs_created"] else None
+        )
+        return merged
+
+    def _features(self) -> dict[str, Any]:
+        return {name: getattr(self.options, name) for name in FEATURE_OPTIONS}
+
+    def performance_stats(self) -> dict[str, Any]:
+        """Throughput, batches, cache hit rates and time saved, gate reduction, API calls,
+        retries (a dict; see ``docs/backend.rst`` for every key)."""
+        return self._tracker.snapshot()
+
+    def print_performance_report(self, file=None) -> None:
+        """Print the performance report (the seed's CircuitBatchManager report)."""
+        print(format_report(self.performance_stats(), f"QSTORE-QISKIT PERFORMANCE REPORT: {self.name}"), file=file)
+
+    def reset_performance_stats(self) -> None:
+        """Start counting afresh (the cache keeps its entries)."""
+        self._tracker.reset()
