@@ -23,6 +23,7 @@ ERROR_TYPES: dict[int, str] = {
     422: "unprocessable_entity",
     429: "rate_limit_exceeded",
     500: "internal_error",
+    501: "not_implemented",
     502: "bad_gateway",
     503: "service_unavailable",
     504: "gateway_timeout",

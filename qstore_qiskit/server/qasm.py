@@ -6,13 +6,20 @@ other control flow (loops, ``switch``) is rejected with a 400.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import simulator as sim
-from .errors import bad_request, unprocessable
+from .errors import ApiError, bad_request, unprocessable
+
+
+def qasm3_available() -> bool:
+    """Whether OpenQASM 3 parsing is possible (``qiskit.qasm3.loads`` needs the
+    ``qiskit-qasm3-import`` package)."""
+    return importlib.util.find_spec("qiskit_qasm3_import") is not None
 
 _SKIP = {"barrier", "delay", "id", "global_phase"}
 
@@ -146,9 +153,14 @@ def load_program(source: str, max_qubits: int, declared_qubits: int | None = Non
 
             circuit = qasm2.loads(source, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
         else:
+            if not qasm3_available():
+                raise ApiError(501, "OpenQASM 3 input needs the 'qiskit-qasm3-import' package "
+                                    "on the server")
             from qiskit import qasm3  # pylint: disable=import-outside-toplevel
 
             circuit = qasm3.loads(source)
+    except ApiError:
+        raise
     except Exception as exc:  # pylint: disable=broad-except
         raise bad_request(f"could not parse OpenQASM: {exc}") from None
     if circuit.num_qubits > max_qubits:
@@ -223,4 +235,4 @@ def shots_artifact(program: QasmProgram, outcomes: list[int]) -> dict[str, Any]:
     return {"shots": shots}
 
 
-__all__ = ["QasmProgram", "load_program", "sample_program", "shots_artifact"]
+__all__ = ["QasmProgram", "qasm3_available", "load_program", "sample_program", "shots_artifact"]

@@ -11,6 +11,7 @@ from qiskit_ionq.ionq_client import IonQClient
 
 from qstore_qiskit.server import PROFILES, LocalServer, ServerConfig, create_app
 from qstore_qiskit.server.app import STATE
+from qstore_qiskit.server.qasm import qasm3_available
 
 from .helpers import http
 from .test_errors import bell_body
@@ -164,6 +165,7 @@ class TestRestSurface(unittest.TestCase):
         self.assertEqual(len(shots), 300)
         self.assertEqual({str(s) for s in shots}, set(hist))
 
+    @unittest.skipUnless(qasm3_available(), "needs qiskit-qasm3-import")
     def test_qasm3_job_artifact(self):
         body = {"type": "ionq.qasm3.v1", "backend": "simulator", "shots": 100,
                 "metadata": {"m": "1"},

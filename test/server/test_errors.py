@@ -12,6 +12,7 @@ import requests
 from qiskit_ionq.exceptions import IonQAPIError
 
 from qstore_qiskit.server import LocalServer
+from qstore_qiskit.server.qasm import qasm3_available
 
 from .helpers import http
 
@@ -144,6 +145,7 @@ class TestErrors(unittest.TestCase):
         body["input"]["gateset"] = "weird"
         self.expect(self.post(body), 400, "gateset")
 
+    @unittest.skipUnless(qasm3_available(), "needs qiskit-qasm3-import")
     def test_bad_qasm(self):
         body = {"type": "ionq.qasm3.v1", "backend": "simulator", "shots": 10,
                 "input": {"qubits": 1, "data": "OPENQASM 3.0; qubit[1] q; nonsense q[0];"}}
@@ -154,6 +156,7 @@ class TestErrors(unittest.TestCase):
         self.assertIn(status, (400, 422))
         self.assertApiError(status, status, payload)
 
+    @unittest.skipUnless(qasm3_available(), "needs qiskit-qasm3-import")
     def test_mid_circuit_program_too_large(self):
         lines = ['OPENQASM 3.0; include "stdgates.inc"; qubit[8] q; bit[8] c;']
         for i in range(8):

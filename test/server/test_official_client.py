@@ -12,6 +12,7 @@ from qiskit_ionq import IonQProvider
 from qiskit_ionq.exceptions import IonQAPIError
 
 from qstore_qiskit.server import LocalServer
+from qstore_qiskit.server.qasm import qasm3_available
 
 from .helpers import assert_counts_match, exact_counts_distribution, ionq_env, map_to_clbits
 
@@ -140,6 +141,7 @@ class TestOfficialClient(unittest.TestCase):
             self.qis.client.retrieve_job(job.job_id())
         self.assertEqual(ctx.exception.status_code, 404)
 
+    @unittest.skipUnless(qasm3_available(), "needs qiskit-qasm3-import")
     def test_mid_circuit_measurement_and_reset_qasm3(self):
         qr, cr = QuantumRegister(2, "q"), ClassicalRegister(3, "c")
         qc = QuantumCircuit(qr, cr)
@@ -155,6 +157,7 @@ class TestOfficialClient(unittest.TestCase):
         self.assertEqual(sum(counts.values()), SHOTS)
         assert_counts_match(self, counts, {"001": 0.5, "101": 0.5}, SHOTS)
 
+    @unittest.skipUnless(qasm3_available(), "needs qiskit-qasm3-import")
     def test_mid_circuit_feedforward_qasm3(self):
         qc = QuantumCircuit(2, 2)
         qc.h(0)

@@ -16,7 +16,7 @@ from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate, ZZGate
 
 from qstore_qiskit.server import simulator as sim
 from qstore_qiskit.server.circuits import parse_circuit
-from qstore_qiskit.server.qasm import load_program, sample_program
+from qstore_qiskit.server.qasm import load_program, qasm3_available, sample_program
 
 # Standard-gate names among the qis gates qiskit-ionq's converter accepts.
 _QIS_BASIS = ["h", "x", "y", "z", "s", "sdg", "t", "tdg", "sx", "sxdg", "rx", "ry", "rz", "p",
@@ -208,6 +208,7 @@ class TestSampling(unittest.TestCase):
         state = Statevector(qc).data
         self.assertEqual(sim.probability_dict(sim.probabilities(state)), {"5": 1.0})
 
+    @unittest.skipUnless(qasm3_available(), "needs qiskit-qasm3-import")
     def test_branching_sampler_mid_circuit(self):
         program = load_program(
             'OPENQASM 3.0; include "stdgates.inc"; qubit[2] q; bit[3] c;'
