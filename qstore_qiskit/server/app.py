@@ -29,7 +29,7 @@ from .config import ServerConfig
 from .errors import ApiError, bad_request, error_response
 from .faults import FaultInjector
 from .jobs import (
-    ACTIVE_STATUSES,
+    BACKEND_ALIASES,
     MULTI_TYPE,
     Job,
     JobStore,
@@ -532,8 +532,6 @@ def _backend_record(state: ServerState, name: str) -> dict[str, Any]:
 
 
 def _lookup_backend(state: ServerState, name: str) -> str:
-    from .jobs import BACKEND_ALIASES  # pylint: disable=import-outside-toplevel
-
     name = BACKEND_ALIASES.get(name, name)
     if name not in state.backends:
         raise ApiError(404, f"backend '{name}' not found")

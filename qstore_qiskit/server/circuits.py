@@ -302,4 +302,11 @@ def parse_circuit(
     return ParsedCircuit(name, num_qubits, tuple(pending), n1, n2, native)
 
 
-__all__ = ["ParsedCircuit", "parse_circuit", "build_matrix", "MatrixRecipe", "QIS_GATES", "NATIVE_GATES"]
+__all__ = [
+    "ParsedCircuit",
+    "parse_circuit",
+    "build_matrix",
+    "MatrixRecipe",
+    "QIS_GATES",
+    "NATIVE_GATES",
+]

@@ -11,7 +11,6 @@ import urllib.request
 from typing import Any
 from unittest import mock
 
-import numpy as np
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import Statevector
 

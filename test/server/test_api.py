@@ -285,6 +285,22 @@ class TestProfilesAndLimits(unittest.TestCase):
             self.assertEqual(rec["predicted_wait_time_ms"], 500)
             self.assertGreater(rec["predicted_execution_duration_ms"], 0)
 
+    def test_fewer_native_gates_predict_less_time(self):
+        def native_body(num_gates):
+            gates = [{"gate": "gpi2", "target": i % 2, "phase": 0.1 * i}
+                     for i in range(num_gates)]
+            return {"type": "ionq.circuit.v1", "backend": "simulator", "shots": 1000,
+                    "input": {"gateset": "native", "qubits": 2, "circuit": gates}}
+
+        with LocalServer(profile="cloud", queue_wait=0.0, rate_limit=None) as srv:
+            short = http("POST", srv.url + "/jobs", body=native_body(10), key="k")[2]["id"]
+            long_ = http("POST", srv.url + "/jobs", body=native_body(400), key="k")[2]["id"]
+            fast = srv.job_record(short)["predicted_execution_duration_ms"]
+            slow = srv.job_record(long_)["predicted_execution_duration_ms"]
+            self.assertLess(fast, slow)
+            cfg = srv.config
+            self.assertEqual(slow, round(1000 * cfg.job_execution_seconds([400], 1000)))
+
     def test_cancel_queued_job(self):
         with LocalServer(profile="cloud", queue_wait=30.0, rate_limit=None) as srv:
             job_id = http("POST", srv.url + "/jobs", body=bell_body(), key="k")[2]["id"]
