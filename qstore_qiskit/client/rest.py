@@ -169,7 +169,7 @@ class IonQHttpClient:
                 timeout=aiohttp.ClientTimeout(total=self.request_timeout),
                 # The token lives only in this per-session default header set.
                 headers={
-                    "Authorization": f"apiKey {self._token}" if self._token else "",
+                    **({"Authorization": f"apiKey {self._token}"} if self._token else {}),
                     "Content-Type": "application/json",
                     "User-Agent": self._user_agent,
                 },

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import datetime
 import json
 import logging
 import math
@@ -1049,6 +1050,10 @@ class BatchSubmitter:
         if execution is not None:
             self._exec_times.append(execution)
         queue = _seconds(doc, "queue_duration_ms", "queue_time")
+        if queue is None:  # v0.4 records give timestamps instead
+            submitted, started = _iso(doc.get("submitted_at")), _iso(doc.get("started_at"))
+            if submitted is not None and started is not None:
+                queue = max(started - submitted, 0.0)
         if queue is not None:
             self._queue_times.append(queue)
         latency = job.done_at - job.created_at
@@ -1203,6 +1208,16 @@ def _seconds(doc: dict, ms_key: str, s_key: str) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value / 1000.0  # IonQ reports execution_time in ms
     return None
+
+
+def _iso(value: Any) -> float | None:
+    """Epoch seconds of an ISO-8601 timestamp like ``2026-01-01T00:00:00.000Z``."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _summary(values: Sequence[float]) -> dict[str, float] | None:

@@ -101,11 +101,16 @@ class TestAgainstMiniServer(unittest.TestCase):
         """Like Jupyter: a loop is running in this thread; submit().result() still works."""
         with BatchSubmitter(TOKEN, self.server.url) as sub:
 
-            async def cell() -> list:
-                return sub.submit([x_circuit(3)]).result(30)  # blocking call inside a loop
+            async def cell() -> tuple[list, list]:
+                blocking = sub.submit([x_circuit(3)]).result(30)  # blocking call inside a loop
+                # ...and from a worker thread while this loop keeps running
+                loop = asyncio.get_running_loop()
+                threaded = await loop.run_in_executor(None, lambda: sub.submit([x_circuit(5)]).result(30))
+                return blocking, threaded
 
-            out = asyncio.run(cell())
+            out, threaded = asyncio.run(cell())
         self.assertEqual(out[0].probabilities, {3: 1.0})
+        self.assertEqual(threaded[0].probabilities, {5: 1.0})
 
     def test_many_threads(self) -> None:
         with BatchSubmitter(TOKEN, self.server.url, batch_window=0.02) as sub:
