@@ -451,11 +451,11 @@ get_results = get_probabilities  # v0.3 ``/jobs/{id}/results`` has the same shap
 
 
 async def get_histogram(request: web.Request) -> web.Response:
-    """``GET /jobs/{id}/results/histogram``: shot counts of sampled (noisy) jobs."""
+    """``GET /jobs/{id}/results/histogram``: sampled shot counts (seeded)."""
     job = _completed(request)
     targets = job.children or [job]
     if any(t.histogram is None for t in targets):
-        raise ApiError(404, f"job '{job.id}' has no histogram (ideal simulation)")
+        raise ApiError(404, f"job '{job.id}' has no histogram")
     hists = {t.id: {str(k): v for k, v in sorted(t.histogram.items())} for t in targets}
     return _json(hists if job.children else hists[job.id])
 
@@ -474,7 +474,7 @@ async def get_shots(request: web.Request) -> web.Response:
     job = _completed(request)
     targets = job.children or [job]
     if any(t.histogram is None for t in targets):
-        raise ApiError(404, f"job '{job.id}' has no per-shot data (ideal simulation)")
+        raise ApiError(404, f"job '{job.id}' has no per-shot data")
     if job.children:
         return _json({t.id: _expand_shots(t) for t in targets})
     return _json(_expand_shots(job))
@@ -526,6 +526,8 @@ def _backend_record(state: ServerState, name: str) -> dict[str, Any]:
         "has_access": True,
         "degraded": False,
         "native_2q_gate": info.native_2q,
+        "max_circuits_per_job": state.config.max_circuits_per_job,
+        "max_shots": state.config.max_shots,
         "noise_models": sorted(sim.NOISE_MODELS) if info.simulator else [info.noise_model],
         "characterization_id": None if info.simulator else _characterization_id(name),
     }

@@ -56,17 +56,19 @@ def simulate_job(job: Job, server_seed: int | None) -> None:
         assert circuit is not None
         state = sim.simulate_unitary_circuit(circuit.num_qubits, circuit.unitaries())
         probs = sim.probabilities(state)
+        rng = job_rng(child, server_seed)
         if noise.is_ideal:
-            # Like IonQ's ideal simulator: exact probabilities, no sampling.
+            # Like IonQ's ideal simulator: exact probabilities (the sampled histogram
+            # and per-shot outcomes are offered besides them).
             child.probabilities = sim.probability_dict(probs)
+            child.histogram = sim.sample_histogram(probs, spec.shots, rng)
         else:
             probs = noise.apply(probs, circuit.num_qubits, circuit.gates_1q, circuit.gates_2q)
-            rng = job_rng(child, server_seed)
             child.histogram = sim.sample_histogram(probs, spec.shots, rng)
             child.probabilities = {
                 str(k): v / spec.shots for k, v in sorted(child.histogram.items())
             }
-            child.sample_seed = int(rng.integers(2**63 - 1))
+        child.sample_seed = int(rng.integers(2**63 - 1))
 
 
 class JobRunner:

@@ -166,6 +166,20 @@ class TestRestSurface(unittest.TestCase):
         self.assertEqual({str(s) for s in shots}, set(hist))
 
     @unittest.skipUnless(qasm3_available(), "needs qiskit-qasm3-import")
+    def test_ideal_job_sampled_histogram_is_seeded(self):
+        hists = []
+        for _ in range(2):
+            with LocalServer(seed=42) as srv:
+                job_id = http("POST", srv.url + "/jobs", body=bell_body(shots=4000),
+                              key="k")[2]["id"]
+                record = srv.job_record(job_id)
+                hists.append(http("GET", srv.base_url + record["results"]["histogram"]["url"],
+                                  key="k")[2])
+        self.assertEqual(hists[0], hists[1])
+        self.assertEqual(set(hists[0]), {"0", "3"})
+        self.assertEqual(sum(hists[0].values()), 4000)
+        self.assertLess(abs(hists[0]["0"] / 4000 - 0.5), 5 * (0.25 / 4000) ** 0.5)
+
     def test_qasm3_job_artifact(self):
         body = {"type": "ionq.qasm3.v1", "backend": "simulator", "shots": 100,
                 "metadata": {"m": "1"},
