@@ -239,6 +239,7 @@ class BatchSubmitter:
         self._unfinished: set[str] = set()  # job ids whose callers gave up (timeout/cancel)
         self._watch: dict[str, _Watch] = {}
         self._ids_listing: bool | None = None  # does GET /jobs?ids= filter? (probed)
+        self._metadata_filter = True  # send GET /jobs?metadata.submission_id= (until refused)
         self._journal_lock = threading.Lock()
         # statistics
         self._counters: Counter = Counter()
@@ -767,17 +768,27 @@ class BatchSubmitter:
     async def _find_submission(self, submission_id: str) -> str | None:
         """Job id of the job tagged ``metadata.submission_id``, or ``None``.
 
-        IonQ's ``GET /jobs`` has no metadata filter, so the most recent pages are scanned
-        client-side (newest first); the server's own filter param is passed too, servers
-        that do not know it ignore it.
+        Asks ``GET /jobs?metadata.submission_id=<id>`` (the local server filters on it)
+        and checks every returned record itself, paging through the newest jobs, so a
+        server that ignores the filter is scanned client-side; one that rejects it
+        (400/422) is asked without it from then on.
         """
         self._counters["submission_lookups"] += 1
         cursor = None
         for _ in range(_LOOKUP_PAGES):
-            params = {"limit": "100", "metadata.submission_id": submission_id}
+            params = {"limit": "100"}
+            if self._metadata_filter:
+                params["metadata.submission_id"] = submission_id
             if cursor:
                 params["next"] = cursor
-            page = await self._http.list_jobs(params)
+            try:
+                page = await self._http.list_jobs(params)
+            except IonQRequestError as exc:
+                if not self._metadata_filter or exc.status not in (400, 422):
+                    raise
+                self._metadata_filter = False  # server rejects the filter: scan instead
+                cursor = None
+                continue
             jobs = page.get("jobs") if isinstance(page, dict) else page
             if not isinstance(jobs, list):
                 raise IonQResponseError("GET /jobs: response has no job list")
