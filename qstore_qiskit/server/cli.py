@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
 from typing import Any
 
 from .config import FAULT_KINDS, PROFILES
+
+# Environment variable read for the API key when ``--api-key`` is not given.
+API_KEY_ENV = "QSTORE_SERVER_API_KEY"
 
 
 def _fault_weight(text: str) -> tuple[str, float]:
@@ -38,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="instant",
                         help="latency/capacity profile (default: instant)")
     parser.add_argument("--api-key", default=None,
-                        help="require this API key (default: accept any key)")
+                        help="require this API key (default: $QSTORE_SERVER_API_KEY if set, "
+                             "else accept any key); prefer the environment variable, "
+                             "command lines are visible to other local users")
     parser.add_argument("--fault-rate", type=float, default=0.0,
                         help="probability of an injected fault per /jobs request")
     parser.add_argument("--fault-weight", type=_fault_weight, action="append", default=[],
@@ -67,9 +73,10 @@ def main(args: argparse.Namespace) -> int:
 
         logging.basicConfig(level=logging.INFO, stream=sys.stderr)
         overrides["access_log"] = True
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     server = LocalServer(
         profile=args.profile,
-        api_key=args.api_key,
+        api_key=api_key,
         host=args.host,
         port=args.port,
         seed=args.seed,
@@ -86,7 +93,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         print(server.url, flush=True)
         print(f"qstore local IonQ API server, profile {args.profile!r}, "
-              f"auth {'required' if args.api_key else 'disabled'}; Ctrl-C to stop",
+              f"auth {'required' if api_key else 'disabled'}; Ctrl-C to stop",
               file=sys.stderr, flush=True)
         while not stop.wait(0.5):
             pass

@@ -15,8 +15,9 @@ from qstore_qiskit.server import cli
 from .helpers import http
 
 
-def _start(*args: str) -> tuple[subprocess.Popen, str]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def _start(*args: str, **env_extra: str) -> tuple[subprocess.Popen, str]:
+    env = {k: v for k, v in os.environ.items() if k != "QSTORE_SERVER_API_KEY"}
+    env.update(PYTHONUNBUFFERED="1", **env_extra)
     proc = subprocess.Popen(
         [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=env,
@@ -59,11 +60,14 @@ class TestCli(unittest.TestCase):
 
     def test_qstore_qiskit_serve_cloud_with_faults_sigterm(self):
         proc, url = _start("-m", "qstore_qiskit.cli", "serve", "--profile", "cloud",
-                           "--fault-rate", "1.0", "--fault-weight", "http_503=1", "--seed", "7")
+                           "--fault-rate", "1.0", "--fault-weight", "http_503=1", "--seed", "7",
+                           QSTORE_SERVER_API_KEY="env-secret")
         try:
             self.assertTrue(url.startswith("http://127.0.0.1:"), url)
             self.assertTrue(url.endswith("/v0.4"))
-            status, _, payload = http("GET", url + "/jobs", key="any")
+            status, _, _ = http("GET", url + "/jobs", key="any")
+            self.assertEqual(status, 401)  # key taken from the environment
+            status, _, payload = http("GET", url + "/jobs", key="env-secret")
             self.assertEqual(status, 503)
             self.assertIn("error", payload)
         finally:

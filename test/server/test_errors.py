@@ -230,7 +230,8 @@ class TestErrors(unittest.TestCase):
         self.assertNotIn(KEY, str(self.srv.stats()))
 
     def test_server_survives_garbage(self):
-        for raw in (b"\xff\xfe\x00", b"null", b"1e999999", b'{"input": null}'):
+        deep = b"[" * 100_000 + b"]" * 100_000
+        for raw in (b"\xff\xfe\x00", b"null", b"1e999999", b'{"input": null}', deep):
             status, payload = self.post(raw=raw)
             self.assertIn(status, (400, 422))
             self.assertApiError(status, status, payload)
