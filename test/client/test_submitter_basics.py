@@ -285,5 +285,62 @@ class TestCounts(unittest.TestCase):
         self.assertEqual(build_counts({0: 0.5, 1: 0.5}, 10, use_sampler=False), {0: 5, 1: 5})
 
 
+class TestWireFormat(unittest.TestCase):
+    """Our job bodies have the shape qiskit-ionq sends (the official service accepts)."""
+
+    def test_payload_matches_qiskit_ionq(self) -> None:
+        from qiskit import QuantumCircuit
+        from qiskit_ionq import IonQProvider
+        from qiskit_ionq.helpers import qiskit_to_ionq
+
+        from qstore_qiskit.client.submitter import _Item, _Job, _Request
+
+        qcs = []
+        for b in range(2):
+            qc = QuantumCircuit(2, name=f"c{b}")
+            qc.x(b)
+            qc.measure_all()
+            qcs.append(qc)
+        with MiniServer() as srv:
+            backend = IonQProvider("k", url=srv.url).get_backend("simulator")
+            with warnings_ignored():
+                theirs = json.loads(qiskit_to_ionq(qcs, backend, {"shots": 100}))
+            with BatchSubmitter("k", srv.url) as sub:
+                fut = concurrent.futures.Future()
+                settings = {"backend": "simulator", "shots": 100, "gateset": "qis", "noise": None,
+                            "metadata": {}, "sampler_seed": None, "name": None}
+                bodies = [{"qubits": 2, "circuit": c["circuit"]} for c in theirs["input"]["circuits"]]
+                req = _Request(bodies, (), settings, fut, None, {}, 0.0)
+                ours = sub._payload(_Job("sid", settings, [_Item(req, 0), _Item(req, 1)]))
+        self.assertLessEqual(set(ours), set(theirs))
+        for key in ("type", "backend", "shots"):
+            self.assertEqual(ours[key], theirs[key])
+        self.assertEqual(set(ours["input"]), set(theirs["input"]))
+        self.assertEqual(ours["input"]["qubits"], theirs["input"]["qubits"])
+        self.assertEqual([set(c) for c in ours["input"]["circuits"]], [set(c) for c in theirs["input"]["circuits"]])
+        self.assertEqual([c["circuit"] for c in ours["input"]["circuits"]],
+                         [c["circuit"] for c in theirs["input"]["circuits"]])
+        self.assertTrue(all(isinstance(v, str) for v in ours["metadata"].values()))
+        self.assertEqual(ours["noise"]["model"], theirs["noise"]["model"])
+
+
+def warnings_ignored():
+    """Silence qiskit-ionq's network warnings (no real IonQ host here)."""
+    import warnings
+
+    ctx = warnings.catch_warnings()
+    ctx.__enter__()
+    warnings.simplefilter("ignore")
+
+    class _Exit:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            ctx.__exit__(*exc)
+
+    return _Exit()
+
+
 if __name__ == "__main__":
     unittest.main()
