@@ -34,6 +34,7 @@ import statistics
 import threading
 import time
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -260,6 +261,9 @@ class BatchSubmitter:
         )
         self._thread.start()
         self._call(self._init_async()).result()
+        # A submitter that is never closed still closes its HTTP session at interpreter
+        # exit (the finalizer must not reference self; the loop thread keeps self alive).
+        self._finalizer = weakref.finalize(self, _stop_loop, self._loop, self._thread, self._http)
 
     # ------------------------------------------------------------------ loop plumbing
     def _run_loop(self) -> None:
@@ -424,6 +428,7 @@ class BatchSubmitter:
         self._closed = True
         if self._loop.is_closed():
             return
+        self._finalizer.detach()
         try:
             self._call(self._shutdown(wait)).result(timeout)
         finally:
@@ -1196,6 +1201,18 @@ class BatchSubmitter:
         self._poller.cancel()
         await asyncio.gather(self._poller, return_exceptions=True)
         await self._http.close()
+
+
+def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread, http: IonQHttpClient) -> None:
+    """Finalizer of an unclosed submitter: close the session, stop the loop thread."""
+    if loop.is_closed() or not thread.is_alive():
+        return
+    try:
+        asyncio.run_coroutine_threadsafe(http.close(), loop).result(2)
+    except Exception:  # pylint: disable=broad-except  # best effort at exit
+        pass
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(2)
 
 
 def _poll_hint(doc: dict) -> float | None:
