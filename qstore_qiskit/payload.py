@@ -65,6 +65,7 @@ __all__ = [
     "measurement_map",
     "dense_width",
     "ionq_native_to_circuit",
+    "body_operator",
 ]
 
 #: Gates that are emitted into a native body.
@@ -292,3 +293,27 @@ def ionq_native_to_circuit(
             if lam:
                 circ.append(RZGate(lam), [q])
     return circ
+
+
+def body_operator(
+    body: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    num_qubits: int | None = None,
+    frames: Sequence[float] | None = None,
+):
+    """The unitary of a native body, as a :class:`~qiskit.quantum_info.Operator`.
+
+    Compare it with ``Operator(bound_source).equiv(...)`` (equal up to global phase); pass
+    the dropped trailing ``frames`` (see :func:`circuit_to_native_gates`) to compare with
+    circuits whose final Z rotations matter.
+
+    Args:
+        body: a body or gate list.
+        num_qubits: width (default: from the body).
+        frames: optional trailing Z frames in radians.
+
+    Returns:
+        The operator.
+    """
+    from qiskit.quantum_info import Operator
+
+    return Operator(ionq_native_to_circuit(body, num_qubits, frames))

@@ -15,6 +15,7 @@ from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate, ZZGate
 
 from qstore_qiskit.payload import (
     QStorePayloadError,
+    body_operator,
     circuit_to_native_gates,
     dense_width,
     ionq_native_to_circuit,
@@ -250,6 +251,14 @@ class TestFormat(unittest.TestCase):
         gates, frames = circuit_to_native_gates(qc, return_frames=True)
         self.assertEqual(gates, [{"gate": "gpi2", "target": 0, "phase": 0.1}])
         self.assertAlmostEqual(frames[0], 1.234)
+
+    def test_body_operator(self):
+        rng = np.random.default_rng(12)
+        source = random_circuit(rng, 3, 15)
+        native = toy_compile(source)
+        gates, frames = circuit_to_native_gates(native, return_frames=True)
+        body = {"gateset": "native", "qubits": 3, "circuit": gates}
+        self.assertTrue(body_operator(body, frames=frames).equiv(Operator(source)))
 
     def test_roundtrip(self):
         rng = np.random.default_rng(8)
