@@ -445,8 +445,10 @@ async def get_probabilities(request: web.Request) -> web.Response:
     parent ``{child_id: {state: p}}`` in submission order."""
     job = _completed(request)
     if job.children:
-        return _json({c.id: c.probabilities for c in job.children})
-    return _json(job.probabilities)
+        text = "{" + ",".join(f'"{c.id}":{c.probabilities_json}' for c in job.children) + "}"
+    else:
+        text = job.probabilities_json or "{}"
+    return web.Response(text=text, content_type="application/json")
 
 
 get_results = get_probabilities  # v0.3 ``/jobs/{id}/results`` has the same shape

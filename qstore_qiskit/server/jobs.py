@@ -241,7 +241,7 @@ class Job:
     fault: str | None = None
     children: list["Job"] = field(default_factory=list)
     # Results (set when completed).
-    probabilities: dict[str, float] | None = None
+    probabilities_json: str | None = None  # serialized once, off the event loop
     histogram: dict[int, int] | None = None
     shot_outcomes: list[int] | None = None
     artifacts: dict[str, str] = field(default_factory=dict)  # format -> artifact id

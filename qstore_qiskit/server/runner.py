@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import time
 
@@ -45,7 +46,9 @@ def simulate_job(job: Job, server_seed: int | None) -> None:
         hist: dict[int, int] = {}
         for value in outcomes:
             hist[value] = hist.get(value, 0) + 1
-        job.probabilities = {str(k): v / spec.shots for k, v in sorted(hist.items())}
+        job.probabilities_json = json.dumps(
+            {str(k): v / spec.shots for k, v in sorted(hist.items())}
+        )
         aid = f"{job.id}-shots"
         job.artifacts[SHOTS_V2] = aid
         job.artifact_payloads[aid] = shots_artifact(spec.program, outcomes)
@@ -60,14 +63,14 @@ def simulate_job(job: Job, server_seed: int | None) -> None:
         if noise.is_ideal:
             # Like IonQ's ideal simulator: exact probabilities (the sampled histogram
             # and per-shot outcomes are offered besides them).
-            child.probabilities = sim.probability_dict(probs)
+            child.probabilities_json = sim.probability_json(probs)
             child.histogram = sim.sample_histogram(probs, spec.shots, rng)
         else:
             probs = noise.apply(probs, circuit.num_qubits, circuit.gates_1q, circuit.gates_2q)
             child.histogram = sim.sample_histogram(probs, spec.shots, rng)
-            child.probabilities = {
-                str(k): v / spec.shots for k, v in sorted(child.histogram.items())
-            }
+            child.probabilities_json = json.dumps(
+                {str(k): v / spec.shots for k, v in sorted(child.histogram.items())}
+            )
         child.sample_seed = int(rng.integers(2**63 - 1))
 
 
@@ -175,7 +178,7 @@ class JobRunner:
         now = time.time()
         for j in [job, *job.children]:
             j.failure = {"code": code, "error": message}
-            j.probabilities = None
+            j.probabilities_json = None
             j.histogram = None
         self._set_status(job, "failed", now)
 

@@ -379,7 +379,7 @@ def sample_histogram(probs: np.ndarray, shots: int, rng: np.random.Generator) ->
     """Draw ``shots`` outcomes; return ``{basis index: count}`` of the non-zero bins."""
     counts = rng.multinomial(shots, probs / probs.sum())
     nonzero = np.flatnonzero(counts)
-    return {int(i): int(counts[i]) for i in nonzero}
+    return dict(zip(nonzero.tolist(), counts[nonzero].tolist()))
 
 
 def sample_shots(probs: np.ndarray, shots: int, rng: np.random.Generator) -> list[int]:
@@ -387,10 +387,23 @@ def sample_shots(probs: np.ndarray, shots: int, rng: np.random.Generator) -> lis
     return [int(i) for i in rng.choice(probs.size, size=shots, p=probs / probs.sum())]
 
 
+def probability_json(probs: np.ndarray, cutoff: float = 1e-14) -> str:
+    """:func:`probability_dict` serialized straight to JSON text.
+
+    Written by hand (no intermediate dict, floats via ``repr``, which is valid JSON for
+    finite values) because a 20-qubit distribution has a million entries and this runs
+    once per circuit in the simulation thread, never on the server's event loop.
+    """
+    nonzero = np.flatnonzero(probs > cutoff)
+    keys = nonzero.tolist()
+    values = probs[nonzero].tolist()
+    return "{" + ",".join([f'"{k}":{v!r}' for k, v in zip(keys, values)]) + "}"
+
+
 def probability_dict(probs: np.ndarray, cutoff: float = 1e-14) -> dict[str, float]:
     """IonQ's result shape: decimal basis index (qubit 0 = LSB) -> probability."""
     nonzero = np.flatnonzero(probs > cutoff)
-    return {str(int(i)): float(probs[i]) for i in nonzero}
+    return dict(zip(map(str, nonzero.tolist()), probs[nonzero].tolist()))
 
 
 @dataclass
@@ -488,6 +501,7 @@ __all__ = [
     "sample_histogram",
     "sample_shots",
     "probability_dict",
+    "probability_json",
     "run_branching",
     "BranchingResult",
     "controlled",
