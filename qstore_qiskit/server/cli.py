@@ -51,6 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="KIND=WEIGHT",
                         help="relative weight of a fault kind (repeatable; kinds not "
                              "named get weight 0 once any is given)")
+    parser.add_argument("--slow-response-delay", type=float, default=None, metavar="SECONDS",
+                        help="stall of a slow_response fault (default from the profile: 5)")
+    parser.add_argument("--late-result-delay", type=float, default=None, metavar="SECONDS",
+                        help="extra running time of a late_result fault (default: 2)")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed for the fault schedule, noise and sampling")
     parser.add_argument("--max-qubits", type=int, default=None,
@@ -66,30 +70,41 @@ def main(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.fault_weight:
         overrides["fault_weights"] = dict(args.fault_weight)
-    if args.max_qubits is not None:
-        overrides["max_qubits"] = args.max_qubits
+    for name in ("max_qubits", "slow_response_delay", "late_result_delay"):
+        if getattr(args, name, None) is not None:
+            overrides[name] = getattr(args, name)
     if args.access_log:
         import logging  # pylint: disable=import-outside-toplevel
 
         logging.basicConfig(level=logging.INFO, stream=sys.stderr)
         overrides["access_log"] = True
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
-    server = LocalServer(
-        profile=args.profile,
-        api_key=api_key,
-        host=args.host,
-        port=args.port,
-        seed=args.seed,
-        fault_rate=args.fault_rate,
-        **overrides,
-    )
+    try:
+        server = LocalServer(
+            profile=args.profile,
+            api_key=api_key,
+            host=args.host,
+            port=args.port,
+            seed=args.seed,
+            fault_rate=args.fault_rate,
+            **overrides,
+        )
+    except (TypeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
 
     def _on_signal(signum, _frame):  # pragma: no cover - exercised via subprocess
         stop.set()
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    server.start()
+    try:
+        server.start()
+    except RuntimeError as exc:  # e.g. the port is taken
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     try:
         print(server.url, flush=True)
         print(f"qstore local IonQ API server, profile {args.profile!r}, "

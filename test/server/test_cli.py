@@ -88,6 +88,7 @@ class TestCli(unittest.TestCase):
             parser.parse_args(["--fault-weight", "bogus=1"])
         with self.assertRaises(SystemExit):
             parser.parse_args(["--profile", "nope"])
+        self.assertEqual(cli.main(parser.parse_args(["--fault-rate", "3"])), 2)
 
 
 if __name__ == "__main__":
