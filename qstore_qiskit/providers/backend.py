@@ -23,7 +23,7 @@ from qiskit.transpiler import PassManager, Target
 from ..cache import TemplateCache
 from ..client import BatchSubmitter
 from ..client.submitter import DEFAULT_MAX_CIRCUITS_PER_JOB
-from ..payload import measurement_map, native_body
+from ..payload import dense_width, measurement_map, native_body
 from ..transpiler import DeviceSpec, generate_ionq_pass_manager, ionq_target
 from ..transpiler.target import DEVICES, instruction_error
 from ..version import __version__
@@ -78,6 +78,21 @@ def _gate_counts(gates: list[dict]) -> dict[str, int]:
     for gate in gates:
         counts[gate["gate"]] = counts.get(gate["gate"], 0) + 1
     return counts
+
+
+_QIS_BASIS: list[str] | None = None
+
+
+def _qis_basis() -> list[str]:
+    """IonQ's QIS gate names that Qiskit's ``transpile(basis_gates=...)`` accepts."""
+    global _QIS_BASIS
+    if _QIS_BASIS is None:
+        from qiskit.circuit.library import get_standard_gate_name_mapping
+        from qiskit_ionq.helpers import GATESET_MAP
+
+        standard = get_standard_gate_name_mapping()
+        _QIS_BASIS = sorted(g for g in GATESET_MAP["qis"] if g in standard)
+    return _QIS_BASIS
 
 
 def _registers(circuit: QuantumCircuit) -> tuple[list, list]:
@@ -230,6 +245,12 @@ class QStoreBackend(BackendV2):
         if not all(isinstance(c, QuantumCircuit) for c in circuits):
             raise TypeError("run() takes a QuantumCircuit or a list of QuantumCircuit")
         parameter_binds = options.pop("parameter_binds", None)
+        # Qiskit's BackendSamplerV2/BackendEstimatorV2 always pass ``seed_simulator``
+        # (Aer's name); it is our ``sampler_seed`` unless that is given explicitly.
+        if "seed_simulator" in options:
+            seed = options.pop("seed_simulator")
+            if seed is not None and options.get("sampler_seed") is None:
+                options["sampler_seed"] = seed
         opts = self._merged_options(options)
         start = time.perf_counter()
         prepared = self._prepare(circuits, parameter_binds, opts)
@@ -422,15 +443,19 @@ class QStoreBackend(BackendV2):
     def _qis_bodies(self, circuit: QuantumCircuit, rows: list) -> tuple[list[dict], list[int | None]]:
         """The plain path: transpile to IonQ's QIS gate set and serialize per circuit."""
         from qiskit import transpile
-        from qiskit_ionq.helpers import GATESET_MAP, qiskit_circ_to_ionq_circ
+        from qiskit_ionq.helpers import qiskit_circ_to_ionq_circ
 
         bodies = []
         meas_map: list[int | None] = measurement_map(circuit)
         for row in rows:
             bound = circuit if row is None else circuit.assign_parameters(row)
-            qis = transpile(bound, basis_gates=list(GATESET_MAP["qis"]), optimization_level=1)
+            # Qiskit 2 rejects non-standard names (``i``, ``cnot``, ``mcx``...) in
+            # ``basis_gates``; the standard QIS gates are all IonQ accepts anyway.
+            qis = transpile(bound, basis_gates=_qis_basis(), optimization_level=1)
             gates, _, _ = qiskit_circ_to_ionq_circ(qis, "qis")
-            width = max([circuit.num_qubits] + [1])
+            # Like the native path: highest used qubit + 1 (a 29-qubit preset-transpiled
+            # circuit that uses 2 qubits is a 2-qubit job).
+            width = max(dense_width(bound), dense_width(qis), 1)
             bodies.append({"qubits": width, "circuit": gates})
         return bodies, meas_map
 
