@@ -75,7 +75,7 @@ class LocalServer:
             raise RuntimeError(f"local server failed to start: {self._error}") from self._error
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
         """Stop serving, cancel running jobs and join the thread."""
         if self._thread is None:
             return
