@@ -247,6 +247,7 @@ class Job:
     artifacts: dict[str, str] = field(default_factory=dict)  # format -> artifact id
     artifact_payloads: dict[str, Any] = field(default_factory=dict)  # id -> payload
     sample_seed: Any = None
+    deleted: bool = False
 
     @property
     def is_parent(self) -> bool:
@@ -380,6 +381,7 @@ class JobStore:
 
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
+        self._log: list[Job] = []  # every top-level job ever stored, deleted ones too
         self._lock = threading.Lock()
         self._seq = 0
 
@@ -393,6 +395,8 @@ class JobStore:
         """Store ``job`` and its children."""
         with self._lock:
             self._jobs[job.id] = job
+            if job.parent_id is None:
+                self._log.append(job)
             for child in job.children:
                 self._jobs[child.id] = child
 
@@ -414,6 +418,7 @@ class JobStore:
             job = self._jobs.pop(job_id, None)
             if job is None:
                 raise ApiError(404, f"job '{job_id}' not found")
+            job.deleted = True
             for child in job.children:
                 self._jobs.pop(child.id, None)
             return job
@@ -426,6 +431,11 @@ class JobStore:
     def top_level(self) -> list[Job]:
         """Jobs that are not children, oldest first."""
         return [j for j in self.all() if j.parent_id is None]
+
+    def history(self) -> list[Job]:
+        """Every top-level job ever stored (deleted ones included), oldest first."""
+        with self._lock:
+            return list(self._log)
 
 
 def matches_filters(job: Job, query: dict[str, str], ids: Iterable[str] | None) -> bool:

@@ -158,11 +158,12 @@ class LocalServer:
         return self._require_state().faults.counts()
 
     def jobs(self) -> list[dict[str, Any]]:
-        """Top-level job records, oldest first: ``id``, ``status``, ``metadata``,
-        ``circuits``, ``created`` (epoch s), ``backend``, ``type``, ``shots``,
-        ``fault``, ``child_job_ids``."""
+        """Every top-level job ever created, oldest first, deleted ones included (so a
+        duplicate cannot hide): ``id``, ``status``, ``metadata``, ``circuits``,
+        ``created`` (epoch s), ``backend``, ``type``, ``shots``, ``fault``,
+        ``child_job_ids``, ``deleted``."""
         out = []
-        for job in self._require_state().store.top_level():
+        for job in self._require_state().store.history():
             out.append({
                 "id": job.id,
                 "status": job.status,
@@ -174,6 +175,7 @@ class LocalServer:
                 "shots": job.spec.shots,
                 "fault": job.fault,
                 "child_job_ids": [c.id for c in job.children],
+                "deleted": job.deleted,
             })
         return out
 

@@ -140,6 +140,9 @@ class TestRestSurface(unittest.TestCase):
     def test_delete_and_bulk(self):
         ids = [self.create(bell_body()) for _ in range(3)]
         self.assertEqual(self.client.delete_job(ids[0])["status"], "deleted")
+        logged = {j["id"]: j for j in self.srv.jobs()}
+        self.assertTrue(logged[ids[0]]["deleted"])  # the job log keeps deleted jobs
+        self.assertFalse(logged[ids[1]]["deleted"])
         status, _, _ = http("GET", f"{self.srv.url}/jobs/{ids[0]}", key="any")
         self.assertEqual(status, 404)
         status, _, payload = http("DELETE", self.srv.url + "/jobs", body={"ids": ids[1:]},
