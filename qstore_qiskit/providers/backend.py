@@ -101,6 +101,61 @@ def _registers(circuit: QuantumCircuit) -> tuple[list, list]:
     return sizes, labels
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_option(key: str, value: Any, what: str) -> Any:
+    """The validated (normalised) value of one option; ``ValueError`` naming it otherwise."""
+
+    def bad(expected: str) -> ValueError:
+        return ValueError(f"bad value for {what} {key!r}: expected {expected}, got {value!r}")
+
+    if key == "shots":
+        if not _is_int(value):
+            raise bad("an integer")
+        if not 1 <= int(value) <= 1_000_000:
+            raise bad("1 <= shots <= 1000000")
+        return int(value)
+    if key in (*FEATURE_OPTIONS, "memory"):
+        if not isinstance(value, (bool, np.bool_)):
+            raise bad("True or False")
+        return bool(value)
+    if key == "sampler_seed":
+        if value is not None and (not _is_int(value) or int(value) < 0):
+            raise bad("None or a non-negative integer")
+        return None if value is None else int(value)
+    if key == "connection_pool_size":
+        if not _is_int(value) or not 1 <= int(value) <= 1024:
+            raise bad("an integer in [1, 1024]")
+        return int(value)
+    if key == "batch_window":
+        if not _is_number(value) or not 0.0 <= float(value) <= 10.0:
+            raise bad("seconds in [0, 10]")
+        return float(value)
+    if key == "max_queue_wait_time":
+        if not _is_number(value) or not 0.001 <= float(value) <= 7 * 24 * 3600.0:
+            raise bad("seconds in [0.001, 604800]")
+        return float(value)
+    if key == "noise_model":
+        if value is not None and not isinstance(value, str):
+            raise bad("None or a noise model name such as 'ideal' or 'aria-1'")
+        return value
+    if key == "optimization_level":
+        if not _is_int(value) or int(value) not in (0, 1, 2, 3):
+            raise bad("0, 1, 2 or 3")
+        return int(value)
+    if key == "progress_bar":
+        if value is not None and not isinstance(value, (bool, np.bool_)):
+            raise bad("None, True or False")
+        return None if value is None else bool(value)
+    return value
+
+
 class QStoreBackend(BackendV2):
     """An IonQ device (or IonQ's simulator) behind qstore's compiler, cache and submitter.
 
@@ -296,26 +351,22 @@ class QStoreBackend(BackendV2):
                 f"unknown run option(s) {', '.join(map(repr, unknown))} for backend {self.name}; "
                 f"known: {', '.join(sorted(self.options.__dict__))}"
             )
-        checked = self._default_options()
         opts = dict(self.options.__dict__)
         for key, value in overrides.items():
-            try:
-                checked.update_options(**{key: value})
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"bad value for run option {key!r}: {exc}") from exc
-            opts[key] = value
-        if not isinstance(opts["shots"], (int, np.integer)) or isinstance(opts["shots"], bool):
-            raise ValueError(f"shots must be an integer, got {opts['shots']!r}")
-        opts["shots"] = int(opts["shots"])
+            opts[key] = _check_option(key, value, "run option")
         return opts
 
     def set_options(self, **fields: Any) -> None:
         """Set backend options; a bad value raises ``ValueError`` naming the option."""
         unknown = sorted(set(fields) - set(self.options.__dict__))
         if unknown:
-            raise ValueError(f"unknown option(s) {', '.join(map(repr, unknown))} for backend {self.name}")
+            raise ValueError(
+                f"unknown option(s) {', '.join(map(repr, unknown))} for backend {self.name}; "
+                f"known: {', '.join(sorted(self.options.__dict__))}"
+            )
+        checked = {key: _check_option(key, value, "option") for key, value in fields.items()}
         try:
-            super().set_options(**fields)
+            super().set_options(**checked)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"bad option value: {exc}") from exc
 
@@ -379,8 +430,17 @@ class QStoreBackend(BackendV2):
     def _prepare_one(
         self, circuit: QuantumCircuit, value_sets: np.ndarray | None, opts: dict[str, Any]
     ) -> list[PreparedCircuit]:
+        from qiskit.circuit import ControlFlowOp
+        from qiskit.transpiler.exceptions import TranspilerError
         from qiskit_ionq.helpers import circuit_requires_qasm3
 
+        for inst in circuit.data:
+            if isinstance(inst.operation, ControlFlowOp):
+                raise TranspilerError(
+                    f"circuit '{circuit.name}' contains '{inst.operation.name}' (classical control "
+                    "flow), which IonQ devices do not support; unroll it or run the branches as "
+                    "separate circuits."
+                )
         if circuit_requires_qasm3(circuit):
             raise ValueError(
                 f"circuit '{circuit.name}' measures or resets a qubit mid-circuit; qstore backends "
@@ -409,10 +469,14 @@ class QStoreBackend(BackendV2):
         else:
             bodies, meas_map = self._qis_bodies(circuit, rows)
             gateset = "qis"
+        measured = any(q is not None for q in meas_map)
         out = []
         for i, body in enumerate(bodies):
-            qubits = body["qubits"]
-            mmap = meas_map if any(q is not None for q in meas_map) else list(range(qubits))
+            # IonQ wants >= 1 qubit even for a circuit without gates (all zeros).
+            qubits = max(int(body["qubits"]), 1)
+            # Without measurements: report every qubit of the circuit (unused ones read 0).
+            width = max(circuit.num_qubits, 1)
+            mmap = meas_map if measured else list(range(width))
             name = circuit.name if len(bodies) == 1 else f"{circuit.name}[{i}]"
             gates = body["circuit"]
             out.append(
@@ -422,8 +486,8 @@ class QStoreBackend(BackendV2):
                     gateset=gateset,
                     meas_map=mmap,
                     payload_qubits=qubits,
-                    creg_sizes=sizes if any(q is not None for q in meas_map) else [["meas", qubits]],
-                    clbit_labels=labels if any(q is not None for q in meas_map) else [["meas", j] for j in range(qubits)],
+                    creg_sizes=sizes if measured else [["meas", width]],
+                    clbit_labels=labels if measured else [["meas", j] for j in range(width)],
                     metadata=dict(circuit.metadata or {}),
                     native_gate_counts=_gate_counts(gates) if gateset == "native" else {},
                     estimated_fidelity=_payload_fidelity(gates, spec) if gateset == "native" else None,

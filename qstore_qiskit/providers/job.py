@@ -8,7 +8,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from qiskit.providers import JobStatus, JobV1
+from qiskit.providers import JobError, JobStatus, JobV1
 from qiskit.result import Result
 
 from .results import experiment_result
@@ -92,8 +92,14 @@ class QStoreJob(JobV1):
 
     def cancel(self) -> bool:
         """Cancel every part not yet finished. Returns whether anything was cancelled."""
-        cancelled = [fut.cancel() for _, fut in self._futures if not fut.done()]
-        return any(cancelled)
+        cancelled = False
+        for _, fut in self._futures:
+            if not fut.done() and fut.cancel():
+                # Move the future to CANCELLED_AND_NOTIFIED: wakes result()/as_completed
+                # waiters, which otherwise keep waiting on a merely CANCELLED future.
+                fut.set_running_or_notify_cancel()
+                cancelled = True
+        return cancelled
 
     def ionq_job_ids(self) -> list[str]:
         """IonQ job ids of the finished parts (parent ids of multicircuit jobs)."""
@@ -114,12 +120,15 @@ class QStoreJob(JobV1):
 
         Raises:
             concurrent.futures.TimeoutError: if ``timeout`` passes first.
+            qiskit.providers.JobError: the job was cancelled.
             qstore_qiskit.client.IonQClientError: the submission failed (the subclass says
                 why: authentication, bad request, server errors beyond the retry budget,
                 queue timeout with the job ids, failed job...).
         """
         if self._result is not None:
             return self._result
+        if any(f.cancelled() for _, f in self._futures):
+            raise JobError(f"job {self._job_id} was cancelled; it has no result")
         deadline = None if timeout is None else time.monotonic() + timeout
         futures = [f for _, f in self._futures]
         bar = None
@@ -132,6 +141,8 @@ class QStoreJob(JobV1):
             for fut in concurrent.futures.as_completed(
                 futures, timeout=None if deadline is None else max(0.0, deadline - time.monotonic())
             ):
+                if fut.cancelled():
+                    raise JobError(f"job {self._job_id} was cancelled; it has no result")
                 fut.result()  # raise the first failure
                 if bar is not None:
                     bar.update(len(fut.result()))
@@ -142,7 +153,9 @@ class QStoreJob(JobV1):
         for part, fut in self._futures:
             for prepared, circuit_result in zip(self._prepared[part], fut.result()):
                 experiments.append(
-                    experiment_result(prepared, circuit_result, self._shots, self._memory, self._seed)
+                    experiment_result(
+                        prepared, circuit_result, self._shots, self._memory, self._seed, len(experiments)
+                    )
                 )
         self._result = Result.from_dict(
             {

@@ -8,14 +8,15 @@ them.
 
 Per-shot memory: IonQ returns a histogram, not a shot list, so memory is made from the
 integer counts: every outcome repeated ``count`` times, in an order shuffled by a
-generator seeded with the backend's ``sampler_seed`` option (reproducible when set).
+generator seeded with the backend's ``sampler_seed`` option and the circuit's position in
+the ``run`` call (so the same run with the same seed gives the same memory; without a
+seed the order comes from fresh entropy).
 Counts and memory therefore always agree exactly; the order of shots carries no
 information, as on IonQ's service.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,8 +49,10 @@ def experiment_result(
     shots: int,
     memory: bool,
     seed: int | None,
+    position: int = 0,
 ) -> dict[str, Any]:
-    """One ``Result.from_dict`` experiment for one circuit."""
+    """One ``Result.from_dict`` experiment for one circuit (``position``: its index in
+    the ``run`` call, which seeds the memory order together with ``seed``)."""
     if result.num_qubits < prepared.payload_qubits:
         raise ValueError(
             f"result for circuit '{prepared.name}' covers {result.num_qubits} qubits, "
@@ -62,8 +65,7 @@ def experiment_result(
             np.fromiter(counts.keys(), dtype=np.int64, count=len(counts)),
             np.fromiter(counts.values(), dtype=np.int64, count=len(counts)),
         )
-        digest = hashlib.sha256(f"{seed}:{result.job_id}:{result.circuit_index}".encode()).digest()
-        rng = np.random.default_rng(int.from_bytes(digest[:8], "little") if seed is not None else None)
+        rng = np.random.default_rng(None if seed is None else [int(seed), int(position)])
         rng.shuffle(outcomes)
         data["memory"] = [hex(int(x)) for x in outcomes]
     metadata = {
