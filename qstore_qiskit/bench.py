@@ -316,6 +316,9 @@ def markdown_report(results: dict[str, Any]) -> str:
         "",
         markdown_table(results),
         "",
+        "The two `qstore vs` columns are improvement factors (higher is better): the other mode's "
+        "time or call count divided by qstore's, or qstore's rate divided by the other's.",
+        "",
     ]
     if results.get("qstore_template_compile_seconds") is not None:
         out += [f"qstore's one-off template compile (in the warm-up, not in the table): "
@@ -351,6 +354,11 @@ def write_plot(results: dict[str, Any], path: str) -> str | None:
             ax.plot([r["n"] for r in rows], [r["batch_seconds"] for r in rows], marker=marker, label=mode)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    sizes = sorted({r["n"] for rows in results["sweep"].values() for r in rows})
+    if sizes:
+        ax.set_xticks(sizes)
+        ax.set_xticklabels([str(n) for n in sizes])
+        ax.minorticks_off()
     ax.set_xlabel("circuits in the batch (parameter sets)")
     ax.set_ylabel("batch time, s (parameters -> counts)")
     cfg = results["config"]

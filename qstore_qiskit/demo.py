@@ -292,8 +292,8 @@ def _fmt_ratio(a: float, b: float) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """Run the demo; returns 0 when both sides ran and agree, 1 otherwise."""
-    total = args.circuits or (QUICK_CIRCUITS if args.quick else DEFAULT_CIRCUITS)
-    num_rounds = args.rounds or (QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS)
+    total = args.circuits if args.circuits is not None else (QUICK_CIRCUITS if args.quick else DEFAULT_CIRCUITS)
+    num_rounds = args.rounds if args.rounds is not None else (QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS)
     if total < 1 or num_rounds < 1 or args.shots < 1:
         print("error: --circuits, --rounds and --shots must be positive", file=sys.stderr)
         return 2
