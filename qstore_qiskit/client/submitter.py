@@ -234,6 +234,7 @@ class BatchSubmitter:
         self._buckets: dict[tuple, list[_Item]] = {}
         self._bucket_timers: dict[tuple, asyncio.TimerHandle] = {}
         self._bucket_started: dict[tuple, float] = {}
+        self._active_jobs = 0  # jobs started whose slot is not released yet
         self._max_hold = max(20 * batch_window, 0.05)
         self._tasks: set[asyncio.Task] = set()
         self._jobs: dict[str, _Job] = {}  # job id -> job, every job ever created here
@@ -492,15 +493,16 @@ class BatchSubmitter:
 
     def _split(self, items: list[_Item], cap: int) -> list[list[_Item]]:
         size = cap
-        if self.adaptive_batch_sizing and self._overhead_ewma and self._per_circuit_ewma:
-            # Jobs of `size` circuits spend overhead + size*per_circuit; keeping
-            # size*per_circuit >= overhead bounds the overhead share to <= 50%, and
-            # spreading over all job slots pipelines the per-job overhead.
-            min_size = math.ceil(self._overhead_ewma / max(self._per_circuit_ewma, 1e-9))
-            spread = math.ceil(len(items) / self.max_jobs_in_flight)
-            size = max(1, min(cap, max(min_size, spread)))
-        elif self.adaptive_batch_sizing:
-            size = max(1, min(cap, math.ceil(len(items) / self.max_jobs_in_flight)))
+        if self.adaptive_batch_sizing:
+            # Spread the circuits over the job slots that are free now (a busy
+            # submitter makes fewer, larger jobs), but keep each job's execution time
+            # at least its fixed overhead (measured: latency = overhead + n * per_circuit),
+            # which bounds the overhead share to <= 50%.
+            free = max(1, self.max_jobs_in_flight - self._active_jobs)
+            size = math.ceil(len(items) / free)
+            if self._overhead_ewma and self._per_circuit_ewma:
+                size = max(size, math.ceil(self._overhead_ewma / max(self._per_circuit_ewma, 1e-9)))
+            size = max(1, min(cap, size))
         return [items[i : i + size] for i in range(0, len(items), size)]
 
     def _cap(self, backend: str) -> int:
@@ -530,6 +532,7 @@ class BatchSubmitter:
 
     def _start_job(self, settings: dict, items: list[_Item]) -> None:
         job = _Job(submission_id=uuid.uuid4().hex[:20], settings=settings, items=items)
+        self._active_jobs += 1  # until its slot is released
         self._spawn(self._run_job(job))
 
     # ------------------------------------------------------------------ cancellation
@@ -628,6 +631,7 @@ class BatchSubmitter:
                 raise QueueTimeoutError([job.job_id], self.max_queue_wait_time) from None
             job.done_at = time.monotonic()
             self._slots.release()
+            self._active_jobs -= 1
             released = True
             results = await self._results_for(job.job_id, doc, job, prefetched)
             self._record_timings(job, doc)
@@ -652,6 +656,7 @@ class BatchSubmitter:
         finally:
             if not released:
                 self._slots.release()
+                self._active_jobs -= 1
 
     def _resplit(self, job: _Job, exc: IonQRequestError) -> None:
         """Split a job the server refused as too large (413) and start the parts.
