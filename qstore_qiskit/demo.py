@@ -286,6 +286,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7, help="seed of parameters, server and sampling")
 
 
+def _less(base: float, ours: float, better: str, worse: str) -> str:
+    """``"3.1x faster"`` when ``ours`` is the smaller (better) value, ``"1.2x slower"`` otherwise."""
+    if base <= 0 or ours <= 0:
+        return ""
+    if abs(base - ours) <= 0.05 * max(base, ours):
+        return "about the same"
+    if ours <= base:
+        return f"{base / ours:.1f}x {better}"
+    return f"{ours / base:.1f}x {worse}"
+
+
 def _fmt_ratio(a: float, b: float) -> str:
     return f"{a / b:.1f}x" if b > 0 else "n/a"
 
@@ -337,19 +348,22 @@ def main(args: argparse.Namespace) -> int:
 
     rows = [
         ("wall time", f"{plain.wall_seconds:.2f} s", f"{ours.wall_seconds:.2f} s",
-         _fmt_ratio(plain.wall_seconds, ours.wall_seconds) + " faster"),
+         _less(plain.wall_seconds, ours.wall_seconds, "faster", "slower")),
         ("circuits/s", f"{plain.circuits_per_second:.1f}", f"{ours.circuits_per_second:.1f}",
-         _fmt_ratio(ours.circuits_per_second, plain.circuits_per_second)),
+         _less(ours.circuits_per_second, plain.circuits_per_second, "higher", "lower")),
         ("circuit preparation", f"{plain.prep_seconds:.2f} s", f"{ours.prep_seconds:.3f} s",
-         _fmt_ratio(plain.prep_seconds, ours.prep_seconds) + " faster"),
+         _less(plain.prep_seconds, ours.prep_seconds, "faster", "slower")),
         ("API calls (server)", str(plain.server["api_calls"]), str(ours.server["api_calls"]),
-         _fmt_ratio(plain.server["api_calls"], ours.server["api_calls"])),
+         _less(plain.server["api_calls"], ours.server["api_calls"], "fewer", "more")),
         ("jobs created (server)", str(plain.server["jobs_created"]), str(ours.server["jobs_created"]), ""),
         ("server execution (model)", f"{plain.server['execution_seconds']:.2f} s",
          f"{ours.server['execution_seconds']:.2f} s",
-         _fmt_ratio(plain.server["execution_seconds"], ours.server["execution_seconds"])),
-        ("2q gates / circuit", f"{plain.gates_2q:.0f} CX", f"{ours.gates_2q:.0f} MS", ""),
-        ("1q gates / circuit", f"{plain.gates_1q:.0f} RY/RZ", f"{ours.gates_1q:.0f} GPi/GPi2", ""),
+         _less(plain.server["execution_seconds"], ours.server["execution_seconds"], "less", "more")),
+        ("2q gates / circuit", f"{plain.gates_2q:.0f} CX (qis)", f"{ours.gates_2q:.0f} MS", ""),
+        ("1q gates / circuit", f"{plain.gates_1q:.0f} RY/RZ (qis)", f"{ours.gates_1q:.0f} GPi/GPi2", ""),
+        ("native gates / circuit", f"{plain.server['native_gates_per_circuit']:.0f} (server est.)",
+         f"{ours.gates_1q + ours.gates_2q:.0f}",
+         _less(plain.server["native_gates_per_circuit"], ours.gates_1q + ours.gates_2q, "fewer", "more")),
     ]
     stats = ours.extra["performance_stats"]
     cache = stats.get("circuit_cache") or {}
@@ -357,12 +371,12 @@ def main(args: argparse.Namespace) -> int:
     print("\n" + "=" * 72)
     print("SUMMARY (same workload, same server profile)")
     print("=" * 72)
-    print(f"{'':<{width}}  {'plain qiskit-ionq':>18}  {'qstore-qiskit':>15}  change")
+    print(f"{'':<{width}}  {'plain qiskit-ionq':>18}  {'qstore-qiskit':>15}  qstore vs plain")
     for name, a, b, c in rows:
         print(f"{name:<{width}}  {a:>18}  {b:>15}  {c}")
     print(f"{'cache hit rate':<{width}}  {'-':>18}  {cache.get('template_hit_rate', 0.0):>15.0%}  "
           f"({cache.get('compiles', 0)} compile for {total} circuits in {num_rounds} runs)")
-    print(f"\nGate notes: plain = {plain.gate_note}; qstore = {ours.gate_note}.")
+    print(f"\nGates: plain = {plain.gate_note};\n       qstore = {ours.gate_note}.")
     print("\nResults agree:" if agree else "\nRESULTS DISAGREE:")
     print(f"  max |E_plain - E_qstore| = {np.abs(e_plain - e_ours).max():.3f} "
           f"(energies in [{e_exact.min():.2f}, {e_exact.max():.2f}])")
