@@ -26,6 +26,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import warnings
@@ -156,6 +157,7 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=5, help="runs per fast mode (median)")
     args = parser.parse_args()
+    print(f"# load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print_table(run(args.sizes, args.shots, args.seed, args.qiskit_ionq_per_circuit_max, args.repeat))
 
 

@@ -364,7 +364,10 @@ class BatchSubmitter:
             future.set_result([])
             return future
         future.add_done_callback(self._on_future_done(req))
-        self._loop.call_soon_threadsafe(self._accept, req)
+        try:
+            self._loop.call_soon_threadsafe(self._accept, req)
+        except RuntimeError:  # closed concurrently
+            raise SubmitterClosedError("BatchSubmitter is closed") from None
         return future
 
     async def submit_async(self, circuits: Sequence[dict], **kwargs: Any) -> list[CircuitResult]:
