@@ -7,7 +7,7 @@ import os
 import tempfile
 import unittest
 
-from qstore_qiskit.client import BatchSubmitter, QueueTimeoutError
+from qstore_qiskit.client import BatchSubmitter, IonQRequestError, QueueTimeoutError
 from qstore_qiskit.server import LocalServer
 
 from .mini_server import MiniServer
@@ -64,6 +64,15 @@ class TestLocalServer(unittest.TestCase):
                 (again,) = fresh.retrieve([res[0].job_id], timeout=60)
         self.assertEqual([r.probabilities for r in again], [r.probabilities for r in res])
         self.assertEqual([r.child_job_id for r in again], [r.child_job_id for r in res])
+
+    def test_request_error_carries_server_message(self) -> None:
+        bad = {"qubits": 1, "circuit": [{"gate": "x", "target": 0}]}  # not a native gate
+        with LocalServer(profile="instant", seed=6) as srv:
+            with BatchSubmitter("k", srv.url) as sub:
+                with self.assertRaises(IonQRequestError) as ctx:
+                    sub.submit([bad], gateset="native").result(60)
+        self.assertEqual(ctx.exception.status, 400)
+        self.assertIn("unknown gate 'x'", str(ctx.exception))
 
     def test_seeded_counts_reproducible(self) -> None:
         with LocalServer(profile="instant", seed=5) as srv:
