@@ -21,15 +21,27 @@ class TestLocalServer(unittest.TestCase):
     def setUpClass(cls) -> None:
         cls.bodies, cls.exact = make_workload(120, seed=77)
 
-    def test_cap_learnt_from_413(self) -> None:
+    def test_cap_from_backend_record(self) -> None:
         with LocalServer(profile="instant", seed=1, max_circuits_per_job=25) as srv:
-            with BatchSubmitter("k", srv.url) as sub:  # cap unknown: default 200
+            with BatchSubmitter("k", srv.url) as sub:  # cap=None: asks GET /backends/{b}
+                sub.submit(self.bodies[:1]).result(60)
                 res = sub.submit(self.bodies).result(60)
                 stats = sub.stats()
             jobs = srv.jobs()
         for r, e in zip(res, self.exact):
             assert_matches(self, r, e)
-        self.assertEqual(stats["jobs_resplit"], 1)
+        self.assertEqual(stats["jobs_resplit"], 0)
+        self.assertEqual(max(j["circuits"] for j in jobs), 25)
+
+    def test_cap_learnt_from_413(self) -> None:
+        with LocalServer(profile="instant", seed=1, max_circuits_per_job=25) as srv:
+            with BatchSubmitter("k", srv.url, max_circuits_per_job=60) as sub:  # too high
+                res = sub.submit(self.bodies).result(60)
+                stats = sub.stats()
+            jobs = srv.jobs()
+        for r, e in zip(res, self.exact):
+            assert_matches(self, r, e)
+        self.assertEqual(stats["jobs_resplit"], 2)  # both 60-circuit parts refused once
         self.assertTrue(all(j["circuits"] <= 25 for j in jobs))
         self.assertEqual(sum(j["circuits"] for j in jobs), 120)
 
