@@ -65,12 +65,19 @@ class PreparedCircuit:
 
 def _payload_fidelity(gates: list[dict], spec: DeviceSpec) -> float:
     """Estimated success of a native gate list (same model as ``estimated_fidelity``)."""
+    if not (spec.oneq_error or spec.ms_error or spec.zz_error):
+        return 1.0  # the ideal simulator: every error is zero
+    log_1q = np.log1p(-min(spec.oneq_error, 1 - 1e-15))
+    n_1q = 0
     log_f = 0.0
     for gate in gates:
         name = gate["gate"]
+        if name in ("gpi", "gpi2"):
+            n_1q += 1
+            continue
         params = [0.0, 0.0, gate.get("angle", 0.25)] if name == "ms" else [gate.get("angle", 0.25)]
         log_f += np.log1p(-min(instruction_error(name, params, spec), 1 - 1e-15))
-    return float(np.exp(log_f))
+    return float(np.exp(log_f + n_1q * log_1q))
 
 
 def _gate_counts(gates: list[dict]) -> dict[str, int]:
