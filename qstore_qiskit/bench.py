@@ -4,7 +4,7 @@ Reproduces the four rows of the "Quantum-Native Database v3.4" performance table
 time for 20 circuits, circuits/second, circuit preparation, execution time) side by side
 for qiskit-ionq and qstore-qiskit against the embedded local IonQ-API server, as measured
 ratios, plus a sweep of batch sizes. Writes ``bench.md`` (Markdown table), ``bench.json``
-(every number) and ``bench.png`` (time against batch size; needs matplotlib) to ``--out``.
+(every number), ``bench.csv`` (the table) and ``bench.png`` (time against batch size; needs matplotlib) to ``--out``.
 
 Workload: the demo's 6-qubit hardware-efficient ansatz (36 parameters, 10 CX) bound to
 seeded random parameter sets, 1024 shots. Modes:
@@ -40,6 +40,7 @@ the batch-size sweep runs each other size once.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -304,6 +305,13 @@ def markdown_table(results: dict[str, Any]) -> str:
     return "\n".join(line for line in lines if line)
 
 
+def table_rows(results: dict[str, Any]) -> list[list[str]]:
+    """The performance table as rows of cells (header first), for CSV/Markdown."""
+    md = markdown_table(results).splitlines()
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in md]
+    return [rows[0]] + rows[2:]
+
+
 def markdown_report(results: dict[str, Any]) -> str:
     """The whole Markdown file: table, setup, definitions."""
     cfg, machine = results["config"], results["machine"]
@@ -409,14 +417,17 @@ def main(args: argparse.Namespace) -> int:
     md_path = os.path.join(args.out, "bench.md")
     json_path = os.path.join(args.out, "bench.json")
     png_path = os.path.join(args.out, "bench.png")
+    csv_path = os.path.join(args.out, "bench.csv")
     with open(md_path, "w", encoding="utf-8") as fh:
         fh.write(markdown_report(results))
     with open(json_path, "w", encoding="utf-8") as fh:
         json.dump(results, fh, indent=2)
+    with open(csv_path, "w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows(table_rows(results))
     print()
     print(markdown_table(results))
     print()
-    written = [md_path, json_path]
+    written = [md_path, json_path, csv_path]
     if args.no_plot:
         print("plot: skipped (--no-plot)")
     else:
