@@ -5,8 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from qiskit.circuit.library import get_standard_gate_name_mapping
+from qiskit.passmanager.flow_controllers import ConditionalController
 from qiskit.transpiler import PassManager, Target
-from qiskit.transpiler.passes import Collect2qBlocks, ConsolidateBlocks, HighLevelSynthesis
+from qiskit.transpiler.passes import (
+    Collect2qBlocks,
+    ConsolidateBlocks,
+    GatesInBasis,
+    HighLevelSynthesis,
+)
 
 from .passes import (
     CheckIonQInput,
@@ -15,6 +21,9 @@ from .passes import (
     ResynthesizeNativeBlocks,
 )
 from .target import DeviceSpec, ionq_target
+
+#: Instructions a native circuit may hold (``rz`` is virtual).
+_NATIVE_INSTRUCTIONS = frozenset({"gpi", "gpi2", "ms", "zz", "rz", "measure", "reset", "barrier"})
 
 #: Instructions the lowering handles itself; wider gates are unrolled first.
 _LOWERING_BASIS = sorted(
@@ -31,7 +40,8 @@ def translation_passes(
 ) -> list:
     """The passes that turn any circuit into IonQ native gates.
 
-    1. :class:`CheckIonQInput` rejects what IonQ cannot run, with a clear error.
+    1. :class:`CheckIonQInput` rejects what IonQ cannot run, with a clear error; a
+       circuit that is already native skips the rest (idempotence).
     2. Qiskit's :class:`HighLevelSynthesis` unrolls gates on three or more qubits
        (and custom gates) into one- and two-qubit gates.
     3. At ``optimization_level >= 2``, :class:`CommuteIntoTwoQubitBlocks` moves
@@ -42,22 +52,31 @@ def translation_passes(
        two-qubit unitary, so that the lowering resynthesises it with the fewest MS.
     5. :class:`LowerToIonQNative` emits GPi/GPi2/MS/ZZ with virtual RZ.
     """
-    passes: list = [
-        CheckIonQInput(target),
+    lowering: list = [
         HighLevelSynthesis(basis_gates=_LOWERING_BASIS, min_qubits=3, qubits_initially_zero=False),
     ]
     if optimization_level >= 2:
-        passes.append(CommuteIntoTwoQubitBlocks())
+        lowering.append(CommuteIntoTwoQubitBlocks())
     if optimization_level >= 1:
-        passes += [Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)]
-    passes.append(
+        lowering += [Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)]
+    lowering.append(
         LowerToIonQNative(
             target,
             approximation_degree=approximation_degree,
             qubits_initially_zero=qubits_initially_zero,
         )
     )
-    return passes
+    # A circuit already made of native instructions is left as it is: the stage is then
+    # idempotent, as Qiskit's optimization loop (which re-runs translation) requires.
+    return [
+        CheckIonQInput(target),
+        GatesInBasis(basis_gates=sorted(_NATIVE_INSTRUCTIONS)),
+        ConditionalController(lowering, condition=_not_native),
+    ]
+
+
+def _not_native(property_set) -> bool:
+    return not property_set["all_gates_in_basis"]
 
 
 def optimization_passes(

@@ -35,6 +35,43 @@ from ..affine import Affine, affine_or_float
 from ..target import DeviceSpec, spec_from_target
 
 _X = np.array([[0, 1], [1, 0]], dtype=complex)
+_Y = np.array([[0, -1j], [1j, 0]], dtype=complex)
+_I2 = np.eye(2, dtype=complex)
+
+
+def _rotation(pauli: np.ndarray, angle: float) -> np.ndarray:
+    return math.cos(angle / 2) * _I2 - 1j * math.sin(angle / 2) * pauli
+
+
+def _diagonalizing_angle(k: np.ndarray, pauli: np.ndarray) -> float | None:
+    """``alpha`` with ``R_P(-alpha) k`` diagonal, if one exists."""
+    pk = pauli @ k
+    if abs(pk[0, 1]) < 1e-12:
+        return 0.0 if abs(k[0, 1]) < 1e-9 else None
+    t = 1j * k[0, 1] / pk[0, 1]
+    if abs(t.imag) > 1e-9:
+        return None
+    alpha = 2.0 * math.atan(t.real)
+    return alpha if is_diagonal(_rotation(pauli, -alpha) @ k, 1e-9) else None
+
+
+def _gauge(pauli: np.ndarray, before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Move a rotation about ``pauli`` from one local to the other (the interaction
+    ``exp(i k P P)`` commutes with it) to make ``before``, else ``after``, diagonal."""
+    alpha = _diagonalizing_angle(before, pauli)
+    if alpha is None:
+        alpha = _diagonalizing_angle(after.conj().T, pauli)
+    if alpha is None or abs(alpha) < 1e-15:
+        return before, after
+    return _rotation(pauli, -alpha) @ before, after @ _rotation(pauli, alpha)
+
+
+def _non_diagonal(mats) -> int:
+    return sum(0 if is_diagonal(m, 1e-9) or _anti_diagonal(m) else 1 for m in mats)
+
+
+def _anti_diagonal(m: np.ndarray) -> bool:
+    return abs(m[0, 0]) < 1e-9 and abs(m[1, 1]) < 1e-9
 _HALF_PI = 0.5 * math.pi
 
 # Gates that are a pure Z rotation by their (first) parameter, up to global phase.
@@ -437,9 +474,13 @@ class LowerToIonQNative(TransformationPass):
         if self.qubits_initially_zero and wa.fresh and wb.fresh and self._prepare_state(matrix, a, b):
             return
         dec = weyl(matrix)
-        wa.push_matrix(np.asarray(dec.K2r))
-        wb.push_matrix(np.asarray(dec.K2l))
+        k2r, k2l, k1r, k1l = (np.asarray(k) for k in (dec.K2r, dec.K2l, dec.K1r, dec.K1l))
         terms = self._choose_terms((dec.a, dec.b, dec.c))
+        if len(terms) == 1:
+            self._single_interaction(terms[0], (k2r, k2l, k1r, k1l), a, b)
+            return
+        wa.push_matrix(k2r)
+        wb.push_matrix(k2l)
         for axis, coef in terms:
             turns = -coef / math.pi  # exp(i k PP) = RPP(-2k) = MS(..., -k/pi)
             if axis == "xx":
@@ -448,8 +489,60 @@ class LowerToIonQNative(TransformationPass):
                 self._emit_ms(a, b, 0.25, 0.25, turns)
             else:
                 self._emit_zz_interaction(a, b, turns)
-        wa.push_matrix(np.asarray(dec.K1r))
-        wb.push_matrix(np.asarray(dec.K1l))
+        wa.push_matrix(k1r)
+        wb.push_matrix(k1l)
+
+    def _single_interaction(self, term, locals_, a, b) -> None:
+        """Emit a one-coordinate block as one MS or ZZ, whichever is estimated better.
+
+        Locals are first moved along the interaction's symmetry (rotations about its own
+        axis commute with it) so that they become diagonal where possible: a lone native
+        gate then costs no single-qubit gates at all. Candidates are priced by their
+        two-qubit error plus one single-qubit error per non-diagonal local.
+        """
+        axis, coef = term
+        turns = -coef / math.pi
+        k2r, k2l, k1r, k1l = locals_
+        wa, wb = self._wires[a], self._wires[b]
+        candidates = []
+        if axis in ("xx", "yy"):
+            pauli = _X if axis == "xx" else _Y
+            ms_locals = [*_gauge(pauli, k2r, k1r), *_gauge(pauli, k2l, k1l)]
+            cost = self.spec.ms_error_at(turns) + self.spec.oneq_error * _non_diagonal(ms_locals)
+            candidates.append((cost, "ms", ms_locals))
+            if self._use_zz:
+                # exp(ik PP) = (V (x) V) exp(ik ZZ) (V^ (x) V^), V = H for X, S H for Y.
+                v = H if axis == "xx" else W_ZY
+                zz_locals = [v.conj().T @ k2r, k1r @ v, v.conj().T @ k2l, k1l @ v]
+                cost = self.spec.zz_error_at(turns) + self.spec.oneq_error * _non_diagonal(zz_locals)
+                candidates.append((cost, "zz", zz_locals))
+        else:
+            zz_locals = [k2r, k1r, k2l, k1l]
+            if self._use_zz:
+                cost = self.spec.zz_error_at(turns) + self.spec.oneq_error * _non_diagonal(zz_locals)
+                candidates.append((cost, "zz", zz_locals))
+            ms_locals = [*_gauge(_X, H @ k2r, k1r @ H), *_gauge(_X, H @ k2l, k1l @ H)]
+            cost = self.spec.ms_error_at(turns) + self.spec.oneq_error * _non_diagonal(ms_locals)
+            candidates.append((cost, "ms", ms_locals))
+        _, kind, (pre_a, post_a, pre_b, post_b) = min(candidates, key=lambda c: c[0])
+        if kind == "zz":
+            # X on one qubit anticommutes with ZZ: pull anti-diagonal locals through it
+            # by flipping the angle, so they can become diagonal too.
+            if _anti_diagonal(pre_a):
+                pre_a, post_a, turns = _X @ pre_a, post_a @ _X, -turns
+            if _anti_diagonal(pre_b):
+                pre_b, post_b, turns = _X @ pre_b, post_b @ _X, -turns
+        wa.push_matrix(pre_a)
+        wb.push_matrix(pre_b)
+        if kind == "zz":
+            self._flush(a)
+            self._flush(b)
+            self._emit_zz(a, b, turns)
+        else:
+            phase = 0.25 if axis == "yy" else 0.0
+            self._emit_ms(a, b, phase, phase, turns)
+        wa.push_matrix(post_a)
+        wb.push_matrix(post_b)
 
     def _prepare_state(self, matrix: np.ndarray, a, b) -> bool:
         """Replace a block acting on two untouched qubits by the preparation of its state.
