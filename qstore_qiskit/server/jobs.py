@@ -419,8 +419,11 @@ class JobStore:
             if job is None:
                 raise ApiError(404, f"job '{job_id}' not found")
             job.deleted = True
-            for child in job.children:
-                self._jobs.pop(child.id, None)
+            for j in [job, *job.children]:
+                self._jobs.pop(j.id, None)
+                # Free the results; the log keeps only the record.
+                j.probabilities_json = j.histogram = None
+                j.artifact_payloads = {}
             return job
 
     def all(self) -> list[Job]:
