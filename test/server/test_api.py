@@ -280,7 +280,7 @@ class TestProfilesAndLimits(unittest.TestCase):
                 self.assertEqual(fast.lower_bound_seconds([100, 50], 1000), 0.0)
 
     def test_cloud_lifecycle_and_predictions(self):
-        with LocalServer(profile="cloud", queue_wait=0.5, rate_limit=None) as srv:
+        with LocalServer(profile="cloud", queue_wait=1.0, rate_limit=None) as srv:
             status, _, created = http("POST", srv.url + "/jobs", body=bell_body(), key="k")
             self.assertEqual(created["status"], "submitted")
             seen = set()
@@ -299,7 +299,7 @@ class TestProfilesAndLimits(unittest.TestCase):
             self.assertLessEqual(early_codes, {409, 200})
             self.assertIn("completed", seen)
             self.assertIn("submitted", seen)
-            self.assertEqual(rec["predicted_wait_time_ms"], 500)
+            self.assertEqual(rec["predicted_wait_time_ms"], 1000)
             self.assertGreater(rec["predicted_execution_duration_ms"], 0)
 
     def test_fewer_native_gates_predict_less_time(self):
@@ -347,7 +347,7 @@ class TestProfilesAndLimits(unittest.TestCase):
                 self.assertLessEqual(end, start)  # never two running at once
 
     def test_rate_limit_429_with_retry_after(self):
-        with LocalServer(rate_limit=0.5, rate_limit_burst=2) as srv:
+        with LocalServer(rate_limit=0.05, rate_limit_burst=2) as srv:
             codes = []
             headers = None
             for _ in range(4):
@@ -355,8 +355,7 @@ class TestProfilesAndLimits(unittest.TestCase):
                 codes.append(status)
                 if status == 429:
                     headers, body = hdrs, payload
-            self.assertEqual(codes[:2], [200, 200])
-            self.assertIn(429, codes)
+            self.assertEqual(codes, [200, 200, 429, 429])
             self.assertGreaterEqual(int(headers["Retry-After"]), 1)
             self.assertEqual(body["error"]["type"], "rate_limit_exceeded")
             self.assertGreaterEqual(srv.stats()["rate_limited"], 1)
