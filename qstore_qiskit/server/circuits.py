@@ -85,19 +85,37 @@ class ParsedCircuit:
         return out
 
 
+def _as_float(value: Any) -> float | None:
+    """A finite float from a JSON number, else ``None``.
+
+    Numeric strings are accepted too: qiskit-ionq's JSON encoder falls back to
+    ``str()`` for parameter objects it cannot encode (e.g. a bound
+    ``ParameterExpression`` in ``ms``/``zz`` angles).
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
-        value
-    )
+    return _as_float(value) is not None
 
 
 def _number(gate: dict, key: str, where: str, default: float | None = None) -> float:
     value = gate.get(key, default)
     if value is None:
         raise bad_request(f"{where}: gate '{gate.get('gate')}' requires '{key}'")
-    if not _is_number(value):
+    number = _as_float(value)
+    if number is None:
         raise bad_request(f"{where}: '{key}' must be a finite number, got {value!r}")
-    return float(value)
+    return number
 
 
 def _indices(gate: dict, plural: str, singular: str, where: str) -> list[int]:
@@ -193,7 +211,7 @@ def _qis_matrix(name: str, gate: dict, targets: list[int], where: str) -> Matrix
         if len(targets) > 10:
             raise unprocessable(f"{where}: 'pauliexp' on more than 10 qubits is not supported")
         time = _number(gate, "time", where, default=gate.get("rotation"))
-        return (sim.pauli_exponential, (tuple(terms), tuple(float(c) for c in coeffs), time))
+        return (sim.pauli_exponential, (tuple(terms), tuple(_as_float(c) for c in coeffs), time))
     raise bad_request(f"{where}: unknown gate '{name}' for gateset 'qis'")
 
 
@@ -212,7 +230,7 @@ def _native_matrix(name: str, gate: dict, targets: list[int], where: str) -> Mat
         ):
             raise bad_request(f"{where}: 'ms' needs 'phases', a list of two numbers (turns)")
         angle = _number(gate, "angle", where, default=0.25)
-        return (sim.ms, (float(phases[0]), float(phases[1]), angle))
+        return (sim.ms, (_as_float(phases[0]), _as_float(phases[1]), angle))
     if name == "zz":
         if len(targets) != 2:
             raise bad_request(f"{where}: gate 'zz' takes exactly two targets")

@@ -109,6 +109,11 @@ class TestErrors(unittest.TestCase):
         body["input"]["gateset"] = "qis"
         body["input"]["circuit"] = [{"gate": "rx", "targets": [0], "rotation": "abc"}]
         self.expect(self.post(body), 400, "rotation")
+        body["input"]["circuit"] = [{"gate": "rx", "targets": [0], "rotation": float("nan")}]
+        self.expect(self.post(body), 400, "rotation")
+        # numeric strings pass (qiskit-ionq's encoder emits str() for parameter objects)
+        body["input"]["circuit"] = [{"gate": "rx", "targets": [0], "rotation": "0.5"}]
+        self.assertEqual(self.post(body)[0], 200)
         body["input"]["circuit"] = [{"gate": "cnot", "targets": [0], "controls": [0]}]
         self.expect(self.post(body), 400, "twice")
 
