@@ -331,7 +331,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     query = {k: v for k, v in request.query.items() if k not in ("ids", "ids[]", "limit",
                                                                  "next", "include_children")}
     ids = _query_ids(request)
-    default_limit = max(100, len(ids)) if ids else 100
+    default_limit = min(1000, max(100, len(ids))) if ids else 100
     try:
         limit = int(request.query.get("limit", str(default_limit)))
     except ValueError:
