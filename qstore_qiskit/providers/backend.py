@@ -80,6 +80,19 @@ def _payload_fidelity(gates: list[dict], spec: DeviceSpec) -> float:
     return float(np.exp(log_f + n_1q * log_1q))
 
 
+_NATIVE_LIFTED = frozenset({"gpi", "gpi2", "ms", "zz"})
+_NATIVE_OK = _NATIVE_LIFTED | {"rz", "measure", "barrier", "reset", "global_phase", "delay"}
+
+
+def _mixes_native_and_logical(circuit: QuantumCircuit) -> bool:
+    """Native gates (GPi/GPi2/MS/ZZ) followed or preceded by other unitary gates, e.g. a
+    preset-transpiled circuit plus the ``h``/``sdg`` basis changes BackendEstimatorV2
+    appends. Lifted templates of such circuits bind wrong values in the template cache
+    (reported upstream), so they are compiled exactly, per circuit, instead."""
+    names = {inst.operation.name for inst in circuit.data}
+    return bool(names & _NATIVE_LIFTED) and bool(names - _NATIVE_OK)
+
+
 def _gate_counts(gates: list[dict]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for gate in gates:
@@ -460,7 +473,7 @@ class QStoreBackend(BackendV2):
         spec = DEVICES.get(device, self._target.device)
         rows = [None] if value_sets is None else list(value_sets)
         if opts["use_native_gates"]:
-            if opts["enable_smart_caching"]:
+            if opts["enable_smart_caching"] and not _mixes_native_and_logical(circuit):
                 if value_sets is None:
                     bodies = [self._cache.payload(circuit, device=device, optimization_level=level)]
                 else:

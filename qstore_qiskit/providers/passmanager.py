@@ -6,7 +6,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from qiskit.circuit import QuantumCircuit
-from qiskit.transpiler import PassManager
+from qiskit.transpiler import Layout, PassManager, TranspileLayout
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backend import QStoreBackend
@@ -53,6 +53,19 @@ def _on_registers(source: QuantumCircuit, native: QuantumCircuit) -> QuantumCirc
     )
     out.name = source.name
     out.metadata = dict(source.metadata or {})
+    # A trivial layout, stated: qiskit-machine-learning's gradients read
+    # ``circuit.layout._input_qubit_count`` of pass-manager outputs, and
+    # ``SparsePauliOp.apply_layout(out.layout)`` is then the identity.
+    if source.layout is not None:
+        out._layout = source.layout
+    else:
+        out._layout = TranspileLayout(
+            initial_layout=Layout({q: i for i, q in enumerate(source.qubits)}),
+            input_qubit_mapping={q: i for i, q in enumerate(source.qubits)},
+            final_layout=None,
+            _input_qubit_count=source.num_qubits,
+            _output_qubit_list=list(out.qubits),
+        )
     return out
 
 
