@@ -200,9 +200,8 @@ def sample_program(program: QasmProgram, shots: int, rng: np.random.Generator,
                    noise: sim.NoiseModel | None = None) -> list[int]:
     """Sample ``shots`` classical outcomes (clbit 0 = LSB) of ``program``."""
     n = program.num_qubits
-    branches = sim._run_branching(  # pylint: disable=protected-access
-        program.prefix, [sim._Branch(sim.zero_state(n), 0, shots)], n, rng
-    )
+    branches = sim.run_branches(program.prefix, [sim.Branch(sim.zero_state(n), 0, shots)], n,
+                                rng)
     outcomes: list[int] = []
     for br in branches:
         if not program.terminal:

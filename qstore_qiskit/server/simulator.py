@@ -407,7 +407,9 @@ def probability_dict(probs: np.ndarray, cutoff: float = 1e-14) -> dict[str, floa
 
 
 @dataclass
-class _Branch:
+class Branch:
+    """One measurement history: a (collapsed) state, its classical bits and its shots."""
+
     state: np.ndarray
     clbits: int
     shots: int
@@ -427,15 +429,26 @@ class BranchingResult:
     num_clbits: int = 0
 
 
-def _run_branching(ops: Sequence[Operation], branches: list[_Branch], num_qubits: int,
-                   rng: np.random.Generator) -> list[_Branch]:
+def run_branches(ops: Sequence[Operation], branches: list[Branch], num_qubits: int,
+                 rng: np.random.Generator) -> list[Branch]:
+    """Advance ``branches`` through ``ops``; measurements and resets split branches.
+
+    Args:
+        ops: Operations to apply.
+        branches: Current branches (consumed).
+        num_qubits: Register width.
+        rng: Randomness for the binomial shot splits.
+
+    Returns:
+        The branches after ``ops`` (every one with at least one shot).
+    """
     for op in ops:
         if isinstance(op, Unitary):
             for br in branches:
                 br.state = apply_unitary(br.state, op.matrix, op.qubits, num_qubits)
         elif isinstance(op, (Measure, Reset)):
             mask = _qubit_one_mask(num_qubits, op.qubit)
-            new: list[_Branch] = []
+            new: list[Branch] = []
             for br in branches:
                 p1 = float(np.sum(np.abs(br.state[mask]) ** 2))
                 p1 = min(max(p1, 0.0), 1.0)
@@ -451,7 +464,7 @@ def _run_branching(ops: Sequence[Operation], branches: list[_Branch], num_qubits
                         clbits = (clbits & ~(1 << op.clbit)) | (bit << op.clbit)
                     elif bit == 1:  # reset: flip |1> back to |0>
                         state = apply_unitary(state, X, (op.qubit,), num_qubits)
-                    new.append(_Branch(state, clbits, count))
+                    new.append(Branch(state, clbits, count))
             branches = new
         elif isinstance(op, Conditional):
             new = []
@@ -460,7 +473,7 @@ def _run_branching(ops: Sequence[Operation], branches: list[_Branch], num_qubits
                 for i, c in enumerate(op.clbits):
                     value |= ((br.clbits >> c) & 1) << i
                 body = op.true_body if value == op.value else op.false_body
-                new.extend(_run_branching(body, [br], num_qubits, rng) if body else [br])
+                new.extend(run_branches(body, [br], num_qubits, rng) if body else [br])
             branches = new
         else:  # pragma: no cover - guarded by the parsers
             raise TypeError(f"unknown operation {op!r}")
@@ -476,7 +489,7 @@ def run_branching(num_qubits: int, num_clbits: int, ops: Sequence[Operation], sh
     histories (at most ``shots``), which makes this an exact sampler that is usually
     far cheaper than per-shot simulation.
     """
-    branches = _run_branching(ops, [_Branch(zero_state(num_qubits), 0, shots)], num_qubits,
+    branches = run_branches(ops, [Branch(zero_state(num_qubits), 0, shots)], num_qubits,
                               rng)
     outcomes: list[int] = []
     for br in branches:
@@ -503,6 +516,8 @@ __all__ = [
     "probability_dict",
     "probability_json",
     "run_branching",
+    "run_branches",
+    "Branch",
     "BranchingResult",
     "controlled",
     "pauli_exponential",
