@@ -977,6 +977,10 @@ class TemplateCache:
         compile_fn: ``f(circuit, device, optimization_level) -> native circuit``; default:
             the qstore pass manager.
         round_decimals: decimals of the level-2 value rounding.
+        adaptive_lifting: compile a bound circuit exactly the first time its structure is
+            seen (best native gates for one-off circuits) and lift its angles into a
+            bind-many template only when the structure returns with other values.
+            ``False`` lifts from the first sight.
     """
 
     def __init__(
@@ -988,6 +992,7 @@ class TemplateCache:
         compile_fn: CompileFn | None = None,
         compile_options: Mapping[str, Any] | None = None,
         round_decimals: int = 12,
+        adaptive_lifting: bool = True,
     ) -> None:
         if max_templates < 1 or max_bound < 0 or (max_bytes is not None and max_bytes < 0):
             raise QStoreCacheError("cache limits must be non-negative (max_templates >= 1)")
@@ -997,6 +1002,8 @@ class TemplateCache:
         self._compile_fn = compile_fn or default_compile
         self._compile_options = tuple(sorted((compile_options or {}).items()))
         self._round = round_decimals
+        self.adaptive_lifting = adaptive_lifting
+        self._sightings: OrderedDict[tuple, None] = OrderedDict()
         self._lock = threading.Lock()
         self._templates: OrderedDict[tuple, _Entry] = OrderedDict()
         self._bound: OrderedDict[tuple, tuple[dict[str, Any], int]] = OrderedDict()
@@ -1048,13 +1055,53 @@ class TemplateCache:
     ) -> tuple[CompiledTemplate, _Analysis, tuple]:
         analysis = _analyse(circuit, lift=True)
         key = (analysis.key, device, optimization_level, self._compile_options)
+        if self.adaptive_lifting and analysis.columns and all(p is None for p in analysis.columns):
+            # A bound circuit. The first time its lifted structure is seen, compile it
+            # exactly: numeric angles let the compiler fuse single-qubit runs and merge
+            # blocks, which a template with symbolic angles cannot. Only when the
+            # structure comes back with other values is the lifted (bind-many) template
+            # compiled. Exact repeats keep hitting their exact entry while it is cached.
+            exact_key = ("exact", analysis.key, analysis.values.tobytes(), device, optimization_level,
+                         self._compile_options)
+            with self._lock:
+                exact_known = exact_key in self._templates or exact_key in self._inflight
+                lifted_known = key in self._templates or key in self._inflight
+                first = key not in self._sightings
+                if first:
+                    self._sightings[key] = None
+                    while len(self._sightings) > 4 * self.max_templates:
+                        self._sightings.popitem(last=False)
+            if exact_known or (first and not lifted_known):
+                exact = _Analysis(key=analysis.key, columns=[], values=np.empty(0), lift_sites={})
+                template = self._lookup_or_compile(
+                    exact_key, lambda: (circuit, []), device, optimization_level, analysis.key
+                )
+                return template, exact, exact_key
+
+        def lifted():
+            # The hot path skips recording where angles were lifted; redo it on a miss.
+            circ, columns, _ = _build_lifted(circuit, _analyse(circuit, lift=True, sites=True))
+            return circ, columns
+
+        template = self._lookup_or_compile(key, lifted, device, optimization_level, analysis.key)
+        return template, analysis, key
+
+    def _lookup_or_compile(
+        self,
+        key: tuple,
+        build: Callable[[], tuple[QuantumCircuit, list[Parameter]]],
+        device: str,
+        optimization_level: int,
+        structural: str,
+    ) -> CompiledTemplate:
+        """Level-1 lookup; on a miss compile once (concurrent requests wait for it)."""
         with self._lock:
             entry = self._templates.get(key)
             if entry is not None:
                 self._templates.move_to_end(key)
                 self._stats["template_hits"] += 1
                 self._saved_seconds += entry.template.compile_seconds
-                return entry.template, analysis, key
+                return entry.template
             future = self._inflight.get(key)
             owner = future is None
             if owner:
@@ -1066,15 +1113,14 @@ class TemplateCache:
             template = future.result()  # re-raises the owner's compile error
             with self._lock:
                 self._saved_seconds += template.compile_seconds
-            return template, analysis, key
+            return template
         try:
-            # The hot path skips recording where angles were lifted; redo it on a miss.
-            lifted, columns, _ = _build_lifted(circuit, _analyse(circuit, lift=True, sites=True))
+            source, columns = build()
             start = time.perf_counter()
-            native = self._compile_fn(lifted, device, optimization_level)
+            native = self._compile_fn(source, device, optimization_level)
             elapsed = time.perf_counter() - start
             template = CompiledTemplate._build(
-                native, columns, device, optimization_level, analysis.key, elapsed
+                native, columns, device, optimization_level, structural, elapsed
             )._relabel(columns)
         except BaseException as exc:
             with self._lock:
@@ -1090,7 +1136,7 @@ class TemplateCache:
             self._bytes += template.nbytes
             self._evict()
         future.set_result(template)
-        return template, analysis, key
+        return template
 
     @staticmethod
     def _served(template: CompiledTemplate, analysis: _Analysis) -> CompiledTemplate:

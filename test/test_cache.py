@@ -290,8 +290,9 @@ class TestLifting(unittest.TestCase):
         self.assertTrue(Operator(lifted.assign_parameters(values)).equiv(Operator(qc)))
 
     def test_bound_circuits_share_template(self):
+        # adaptive_lifting=False: one lifted template from the first sight.
         compile_fn = CountingCompile()
-        cache = TemplateCache(compile_fn=compile_fn)
+        cache = TemplateCache(compile_fn=compile_fn, adaptive_lifting=False)
         source = ansatz(3, 2)
         rng = np.random.default_rng(11)
         for i in range(6):
@@ -306,6 +307,32 @@ class TestLifting(unittest.TestCase):
         stats = cache.stats()
         self.assertEqual(stats["template_misses"], 1)
         self.assertEqual(stats["template_hits"], 11)
+
+    def test_adaptive_lifting_compiles_exactly_first(self):
+        # Default: the first sight compiles the bound circuit exactly (no lifted
+        # parameters); the structure coming back with other values gets the lifted
+        # template, and from then on every binding is a hit. Identical repeats hit the
+        # exact entry.
+        compile_fn = CountingCompile()
+        cache = TemplateCache(compile_fn=compile_fn)
+        source = ansatz(3, 2)
+        rng = np.random.default_rng(11)
+        first = source.assign_parameters(rng.uniform(-3, 3, source.num_parameters))
+        template, values = cache.get_template(first, device="aria-1")
+        self.assertEqual(len(template.parameters), 0)
+        self.assertEqual(len(values), 0)
+        assert_body_equiv(self, cache.payload(first, device="aria-1")["circuit"],
+                          template.final_frames(values), first, 3)
+        self.assertEqual(compile_fn.calls, 1)
+        for _ in range(5):
+            bound = source.assign_parameters(rng.uniform(-3, 3, source.num_parameters))
+            template, values = cache.get_template(bound, device="aria-1")
+            self.assertGreater(len(template.parameters), 0)
+            body = cache.payload(bound, device="aria-1")
+            assert_body_equiv(self, body["circuit"], template.final_frames(values), bound, 3)
+        self.assertEqual(compile_fn.calls, 2)
+        template, values = cache.get_template(first, device="aria-1")
+        self.assertEqual(compile_fn.calls, 2)
 
     def test_lifted_compile_with_real_compiler(self):
         if real_compile_or_none() is None:
@@ -325,7 +352,7 @@ class TestLifting(unittest.TestCase):
 
     def test_free_parameters_with_values(self):
         compile_fn = CountingCompile()
-        cache = TemplateCache(compile_fn=compile_fn)
+        cache = TemplateCache(adaptive_lifting=False, compile_fn=compile_fn)
         a, b = Parameter("a"), Parameter("b")
         qc = QuantumCircuit(2)
         qc.rx(a, 0)
@@ -375,7 +402,7 @@ class TestLifting(unittest.TestCase):
         from qiskit.circuit.library import GlobalPhaseGate
 
         compile_fn = CountingCompile()
-        cache = TemplateCache(compile_fn=compile_fn)
+        cache = TemplateCache(adaptive_lifting=False, compile_fn=compile_fn)
         for phase in (0.1, 0.7):
             qc = QuantumCircuit(1)
             qc.append(GlobalPhaseGate(phase), [])
@@ -462,7 +489,7 @@ class TestCacheBehaviour(unittest.TestCase):
 
     def test_payload_many(self):
         compile_fn = CountingCompile()
-        cache = TemplateCache(compile_fn=compile_fn)
+        cache = TemplateCache(adaptive_lifting=False, compile_fn=compile_fn)
         rng = np.random.default_rng(4)
         src = [ansatz(3, 1), ansatz(2, 2)]
         circuits, refs = [], []
@@ -501,7 +528,8 @@ class TestCacheBehaviour(unittest.TestCase):
 class TestThreadSafety(unittest.TestCase):
     def test_hammer(self):
         compile_fn = CountingCompile(delay=0.05)
-        cache = TemplateCache(max_templates=3, max_bound=50, compile_fn=compile_fn)
+        # One template per shape (free and bound circuits share it): no adaptive lifting.
+        cache = TemplateCache(max_templates=3, max_bound=50, compile_fn=compile_fn, adaptive_lifting=False)
         shapes = [ansatz(2, 1), ansatz(3, 1), ansatz(2, 2)]
         errors: list[BaseException] = []
         results: dict[tuple, dict] = {}
