@@ -397,11 +397,11 @@ class BatchSubmitter:
         Returns:
             one list of :class:`CircuitResult` per job id, circuits in job order.
         """
-        return self._call(self.retrieve_async_inner(list(job_ids))).result(timeout)
+        return self._call(self._retrieve_inner(list(job_ids))).result(timeout)
 
     async def retrieve_async(self, job_ids: Iterable[str]) -> list[list[CircuitResult]]:
         """Coroutine version of :meth:`retrieve`, usable from any event loop."""
-        return await asyncio.wrap_future(self._call(self.retrieve_async_inner(list(job_ids))))
+        return await asyncio.wrap_future(self._call(self._retrieve_inner(list(job_ids))))
 
     def recover(self, journal_path: str | os.PathLike | None = None, timeout: float | None = None) -> dict[str, dict]:
         """Recover the results of every journaled job that was not delivered.
@@ -1093,7 +1093,7 @@ class BatchSubmitter:
             (1 - alpha) * self._overhead_ewma + alpha * max(overhead, 0.0))
 
     # ------------------------------------------------------------------ retrieve / recover
-    async def retrieve_async_inner(self, job_ids: list[str]) -> list[list[CircuitResult]]:
+    async def _retrieve_inner(self, job_ids: list[str]) -> list[list[CircuitResult]]:
         async def one(job_id: str) -> list[CircuitResult]:
             doc, prefetched = await asyncio.wait_for(self._wait_final(job_id), self.max_queue_wait_time)
             job = self._jobs.get(job_id)
