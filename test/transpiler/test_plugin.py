@@ -184,10 +184,8 @@ class TestTranspile(unittest.TestCase):
                     # ``out`` (its gates, as a plain circuit) is the second run's input
                     self.assertTrue(Operator.from_circuit(again).equiv(Operator(out)))
 
-    # BUG: transpiling a native circuit again can add GPi/GPi2 gates, e.g. a lone
-    # MS(0, 0, 0.25) becomes 1 MS + 8 GPi2 + 2 rz at every level, and random circuits
-    # grow by a few 1q gates (see test_lower_to_native.py for the underlying cases).
-    @unittest.expectedFailure
+    # Regression (fixed in 0dcd568): a lone MS(0, 0, 0.25) used to become
+    # 1 MS + 8 GPi2 + 2 rz, and random circuits grew by a few 1q gates.
     def test_translation_idempotent_one_qubit_count(self):
         native = QuantumCircuit(2)
         native.append(MSGate(0, 0, 0.25), [0, 1])
