@@ -30,6 +30,8 @@ _LAZY = {
     "CompiledTemplate": "qstore_qiskit.cache",
     "TemplateCache": "qstore_qiskit.cache",
     "QStoreProvider": "qstore_qiskit.providers",
+    "QStoreBackend": "qstore_qiskit.providers",
+    "BatchSubmitter": "qstore_qiskit.client",
     "LocalServer": "qstore_qiskit.server",
 }
 
