@@ -10,26 +10,38 @@ from qiskit.transpiler import PassManager, Target
 from qiskit.transpiler.passes import (
     Collect2qBlocks,
     ConsolidateBlocks,
-    GatesInBasis,
     HighLevelSynthesis,
 )
 
 from .passes import (
     CheckIonQInput,
+    CheckNativeForm,
     CommuteIntoTwoQubitBlocks,
     LowerToIonQNative,
     ResynthesizeNativeBlocks,
 )
 from .target import DeviceSpec, ionq_target
 
-#: Instructions a native circuit may hold (``rz`` is virtual).
-_NATIVE_INSTRUCTIONS = frozenset({"gpi", "gpi2", "ms", "zz", "rz", "measure", "reset", "barrier"})
-
 #: Instructions the lowering handles itself; wider gates are unrolled first.
 _LOWERING_BASIS = sorted(
     {name for name, gate in get_standard_gate_name_mapping().items() if gate.num_qubits <= 2}
     | {"gpi", "gpi2", "ms", "zz", "unitary", "measure", "reset", "barrier"}
 )
+
+
+def init_passes(qubits_initially_zero: bool = True) -> list:
+    """Init stage: unroll gates on three or more qubits into gates the lowering handles.
+
+    Qiskit's default init stage translates such gates into the *target's* basis through
+    the global equivalence library, which has no path to GPi/GPi2/MS (qiskit-ionq adds
+    one by mutating that library; we do not). Use ``init_method="qstore"`` for circuits
+    with gates on three or more qubits.
+    """
+    return [
+        HighLevelSynthesis(
+            basis_gates=_LOWERING_BASIS, min_qubits=3, qubits_initially_zero=qubits_initially_zero
+        )
+    ]
 
 
 def translation_passes(
@@ -41,7 +53,8 @@ def translation_passes(
     """The passes that turn any circuit into IonQ native gates.
 
     1. :class:`CheckIonQInput` rejects what IonQ cannot run, with a clear error; a
-       circuit that is already native skips the rest (idempotence).
+       circuit already in native output form (:class:`CheckNativeForm`) skips the
+       rest, which makes the stage idempotent.
     2. Qiskit's :class:`HighLevelSynthesis` unrolls gates on three or more qubits
        (and custom gates) into one- and two-qubit gates.
     3. At ``optimization_level >= 2``, :class:`CommuteIntoTwoQubitBlocks` moves
@@ -70,13 +83,13 @@ def translation_passes(
     # idempotent, as Qiskit's optimization loop (which re-runs translation) requires.
     return [
         CheckIonQInput(target),
-        GatesInBasis(basis_gates=sorted(_NATIVE_INSTRUCTIONS)),
+        CheckNativeForm(target),
         ConditionalController(lowering, condition=_not_native),
     ]
 
 
 def _not_native(property_set) -> bool:
-    return not property_set["all_gates_in_basis"]
+    return not property_set["ionq_native_form"]
 
 
 def optimization_passes(

@@ -7,7 +7,8 @@ Registered through the ``qiskit.transpiler.translation`` and
               translation_method="qstore", optimization_method="qstore")
 
 and ``transpile(qc, backend=qstore_backend)`` (whose default translation stage is
-``qstore``) compile to IonQ native gates.
+``qstore``) compile to IonQ native gates. Circuits with gates on three or more qubits
+also need ``init_method="qstore"`` (see :func:`~.passmanager.init_passes`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from qiskit.transpiler import PassManager, PassManagerConfig
 from qiskit.transpiler.preset_passmanagers.plugin import PassManagerStagePlugin
 
-from .passmanager import optimization_passes, translation_passes
+from .passmanager import init_passes, optimization_passes, translation_passes
 from .target import ionq_target
 
 
@@ -64,3 +65,13 @@ class QStoreOptimizationPlugin(PassManagerStagePlugin):
         return PassManager(
             optimization_passes(_target(pass_manager_config), level, **_options(pass_manager_config))
         )
+
+
+class QStoreInitPlugin(PassManagerStagePlugin):
+    """Init stage: unroll gates on three or more qubits without touching the global
+    equivalence library (``init_method="qstore"``)."""
+
+    def pass_manager(
+        self, pass_manager_config: PassManagerConfig, optimization_level: int | None = None
+    ) -> PassManager:
+        return PassManager(init_passes(_options(pass_manager_config)["qubits_initially_zero"]))

@@ -18,7 +18,8 @@ Sources of the figures (means over the device, as published):
   ``e_full * (PARTIAL_FLOOR + (1 - PARTIAL_FLOOR) * theta / 0.25)``: half the full-MS
   error as the angle goes to zero, the full error at a quarter turn. This is a modelling
   assumption, stated here so that estimated fidelities are reproducible.
-* ``simulator``: IonQ's cloud simulator is ideal by default, so every error is zero.
+* ``simulator``: IonQ's cloud simulator is ideal by default, so every error is zero; its
+  native gate set is Aria's (GPi, GPi2, MS).
 * ``rz`` is virtual (a frame change in the control software): zero error and duration.
 """
 
@@ -115,7 +116,7 @@ DEVICES: dict[str, DeviceSpec] = {
         num_qubits=29,
         oneq_error=0.0,
         ms_error=0.0,
-        zz_error=0.0,
+        zz_error=None,
         spam_error=0.0,
         oneq_duration=0.0,
         twoq_duration=0.0,
@@ -164,9 +165,16 @@ class IonQTarget(Target):
         obj.device = device
         return obj
 
-    def __reduce__(self):  # keep the spec when targets are pickled (parallel transpile)
-        state = super().__reduce__()
+    # Pickling (parallel transpile) and deepcopy rebuild the target from its spec: the
+    # Rust base class cannot reduce a subclass instance itself.
+    def __reduce__(self):
         return (_rebuild_target, (self.device, self.num_qubits))
+
+    def __reduce_ex__(self, protocol):
+        return self.__reduce__()
+
+    def __deepcopy__(self, memo):
+        return _rebuild_target(self.device, self.num_qubits)
 
 
 def _rebuild_target(device: DeviceSpec, num_qubits: int) -> IonQTarget:

@@ -1,10 +1,12 @@
 """Transpiler passes of the qstore native-gate compiler (one pass per module)."""
 
 from .check_ionq_input import CheckIonQInput
+from .check_native_form import CheckNativeForm
 from .commute_into_blocks import CommuteIntoTwoQubitBlocks
 from .lower_to_native import LowerToIonQNative
 from .resynthesize_native import ResynthesizeNativeBlocks
 
 __all__ = [
     "CheckIonQInput",
+    "CheckNativeForm",
     "CommuteIntoTwoQubitBlocks", "LowerToIonQNative", "ResynthesizeNativeBlocks"]
