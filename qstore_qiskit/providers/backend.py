@@ -84,13 +84,47 @@ _NATIVE_LIFTED = frozenset({"gpi", "gpi2", "ms", "zz"})
 _NATIVE_OK = _NATIVE_LIFTED | {"rz", "measure", "barrier", "reset", "global_phase", "delay"}
 
 
-def _mixes_native_and_logical(circuit: QuantumCircuit) -> bool:
-    """Native gates (GPi/GPi2/MS/ZZ) followed or preceded by other unitary gates, e.g. a
+def _scan(circuit: QuantumCircuit) -> tuple[int, bool]:
+    """One pass over ``circuit``: ``(gate count, mixes native and logical gates)``.
+
+    Raises a clear error for what a gate-list job cannot carry: classical control flow
+    (``TranspilerError``), mid-circuit measurement or reset (``ValueError``).
+
+    "Mixed" means native gates (GPi/GPi2/MS/ZZ) next to other unitary gates, e.g. a
     preset-transpiled circuit plus the ``h``/``sdg`` basis changes BackendEstimatorV2
     appends. Lifted templates of such circuits bind wrong values in the template cache
-    (reported upstream), so they are compiled exactly, per circuit, instead."""
-    names = {inst.operation.name for inst in circuit.data}
-    return bool(names & _NATIVE_LIFTED) and bool(names - _NATIVE_OK)
+    (reported upstream), so they are compiled exactly, per circuit, instead.
+    """
+    from qiskit.circuit import ControlFlowOp
+    from qiskit.transpiler.exceptions import TranspilerError
+
+    measured: set = set()
+    gates = 0
+    native = logical = False
+    for inst in circuit.data:
+        op = inst.operation
+        name = op.name
+        if name in ("barrier", "delay"):
+            continue
+        if isinstance(op, ControlFlowOp):
+            raise TranspilerError(
+                f"circuit '{circuit.name}' contains '{name}' (classical control flow), which IonQ "
+                "devices do not support; unroll it or run the branches as separate circuits."
+            )
+        if name == "measure":
+            measured.update(inst.qubits)
+            continue
+        if name == "reset" or (measured and not measured.isdisjoint(inst.qubits)):
+            raise ValueError(
+                f"circuit '{circuit.name}' measures or resets a qubit mid-circuit; qstore backends "
+                "batch gate-list jobs only. Run it with qiskit-ionq's backend (OpenQASM 3 jobs)."
+            )
+        gates += 1
+        if name in _NATIVE_LIFTED:
+            native = True
+        elif name not in _NATIVE_OK:
+            logical = True
+    return gates, native and logical
 
 
 def _gate_counts(gates: list[dict]) -> dict[str, int]:
@@ -408,11 +442,28 @@ class QStoreBackend(BackendV2):
                     f"circuit '{circuit.name}' has {circuit.num_qubits} qubits; backend {self.name} "
                     f"has {self._target.num_qubits}"
                 )
+        scans = [_scan(circuit) for circuit in circuits]  # clear errors before any work
+        value_sets = [
+            self._value_sets(circuit, parameter_binds[i] if parameter_binds is not None else None)
+            for i, circuit in enumerate(circuits)
+        ]
+        # Bound circuits that go through the template cache bind in one batch per
+        # structure (one matmul for all of them) instead of one bind per circuit.
+        batched: dict[int, dict] = {}
+        if opts["use_native_gates"] and opts["enable_smart_caching"]:
+            idx = [i for i, c in enumerate(circuits) if value_sets[i] is None and not scans[i][1]]
+            if idx:
+                bodies = self._cache.payload_many(
+                    [circuits[i] for i in idx],
+                    device=self._compile_device(opts),
+                    optimization_level=opts["optimization_level"],
+                )
+                batched = dict(zip(idx, bodies))
         prepared: list[PreparedCircuit] = []
         for index, circuit in enumerate(circuits):
-            binds = parameter_binds[index] if parameter_binds is not None else None
-            value_sets = self._value_sets(circuit, binds)
-            prepared.extend(self._prepare_one(circuit, value_sets, opts))
+            prepared.extend(
+                self._prepare_one(circuit, value_sets[index], opts, scans[index], batched.get(index))
+            )
         return prepared
 
     @staticmethod
@@ -448,32 +499,23 @@ class QStoreBackend(BackendV2):
         return table
 
     def _prepare_one(
-        self, circuit: QuantumCircuit, value_sets: np.ndarray | None, opts: dict[str, Any]
+        self,
+        circuit: QuantumCircuit,
+        value_sets: np.ndarray | None,
+        opts: dict[str, Any],
+        scan: tuple[int, bool],
+        body: dict | None = None,
     ) -> list[PreparedCircuit]:
-        from qiskit.circuit import ControlFlowOp
-        from qiskit.transpiler.exceptions import TranspilerError
-        from qiskit_ionq.helpers import circuit_requires_qasm3
-
-        for inst in circuit.data:
-            if isinstance(inst.operation, ControlFlowOp):
-                raise TranspilerError(
-                    f"circuit '{circuit.name}' contains '{inst.operation.name}' (classical control "
-                    "flow), which IonQ devices do not support; unroll it or run the branches as "
-                    "separate circuits."
-                )
-        if circuit_requires_qasm3(circuit):
-            raise ValueError(
-                f"circuit '{circuit.name}' measures or resets a qubit mid-circuit; qstore backends "
-                "batch gate-list jobs only. Run it with qiskit-ionq's backend (OpenQASM 3 jobs)."
-            )
-        input_gates = sum(1 for inst in circuit.data if inst.operation.name not in _NOT_GATES)
+        input_gates, mixed = scan
         sizes, labels = _registers(circuit)
         device = self._compile_device(opts)
         level = opts["optimization_level"]
         spec = DEVICES.get(device, self._target.device)
         rows = [None] if value_sets is None else list(value_sets)
         if opts["use_native_gates"]:
-            if opts["enable_smart_caching"] and not _mixes_native_and_logical(circuit):
+            if body is not None:
+                bodies = [body]
+            elif opts["enable_smart_caching"] and not mixed:
                 if value_sets is None:
                     bodies = [self._cache.payload(circuit, device=device, optimization_level=level)]
                 else:
