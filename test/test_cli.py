@@ -1,7 +1,10 @@
 """End-to-end tests of the ``qstore-qiskit`` sub-commands ``demo``, ``bench`` and ``run``.
 
-They run in-process through :func:`qstore_qiskit.cli.main` with stdout/stderr captured,
-against the embedded local server (no network, no API key).
+All run against the embedded local server (no network, no API key). ``run`` is tested
+in-process through :func:`qstore_qiskit.cli.main` with stdout/stderr captured. ``demo``
+and ``bench`` run in a subprocess: they transpile with qiskit-ionq's backends, which
+registers qiskit-ionq's gate equivalences in Qiskit's process-global
+``SessionEquivalenceLibrary``, and that must not leak into other tests.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import io
 import json
 import os
 import re
+import subprocess
+import sys
 import tempfile
 import unittest
 from unittest import mock
@@ -58,12 +63,22 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def run_cli_subprocess(*argv: str, timeout: float = 120) -> tuple[int, str, str]:
+    """``qstore-qiskit argv...`` in a fresh interpreter: (exit code, stdout, stderr)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "qstore_qiskit.cli", *argv],
+        capture_output=True, text=True, timeout=timeout, check=False,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
 class TestDemo(unittest.TestCase):
     """``qstore-qiskit demo --quick`` end to end."""
 
     @classmethod
     def setUpClass(cls):
-        cls.code, cls.out, cls.err = run_cli("demo", "--quick", "--seed", "3")
+        cls.code, cls.out, cls.err = run_cli_subprocess("demo", "--quick", "--seed", "3")
 
     def test_exit_code_and_no_errors(self):
         self.assertEqual(self.code, 0, self.out + self.err)
@@ -105,7 +120,7 @@ class TestBench(unittest.TestCase):
 
     def test_writes_markdown_json_and_plot(self):
         with tempfile.TemporaryDirectory() as tmp:
-            code, out, err = run_cli(
+            code, out, err = run_cli_subprocess(
                 "bench", "--profile", "instant", "--circuits", "2", "--repeat", "1",
                 "--sizes", "1", "2", "--shots", "64", "--out", tmp,
             )
