@@ -170,10 +170,8 @@ class TestEveryStandardGate(NativeAssertions):
                     self.assertBoundAnglesInRange(out)
                     self.assertEquivalent(out, qc)
 
-    # BUG (0dcd568, "skip lowering for already-native circuits"): the skip tests the
-    # circuit against a fixed native name set that includes "zz", whatever the target,
-    # so a ZZ gate given to an Aria pass manager is returned unchanged.
-    @unittest.expectedFailure
+    # Regression (0dcd568, fixed in 60fc82e): the native-circuit skip used to return a ZZ
+    # given to an Aria pass manager unchanged.
     def test_zz_input_lowered_on_aria(self):
         qc = self.native_input(with_zz=True)
         for level in LEVELS:
@@ -182,9 +180,7 @@ class TestEveryStandardGate(NativeAssertions):
                 self.assertNativeOnly(out, "aria-1")
                 self.assertEquivalent(out, qc)
 
-    # BUG (0dcd568): an already-native circuit is returned as is, so an rz that is not
-    # the last operation on its wire survives (rz(0.3) then gpi2(0.1) on one qubit).
-    @unittest.expectedFailure
+    # Regression (0dcd568, fixed in 60fc82e): a non-trailing rz in native input survived.
     def test_native_input_rz_made_trailing(self):
         qc = QuantumCircuit(1)
         qc.rz(0.3, 0)
@@ -195,9 +191,7 @@ class TestEveryStandardGate(NativeAssertions):
                 self.assertRzOnlyTrailing(out)
                 self.assertEquivalent(out, qc)
 
-    # BUG (0dcd568): an already-native circuit is returned as is, so MS angles and
-    # phases outside IonQ's ranges are not normalised (MS(-0.2, 1.7, 0.4) stays).
-    @unittest.expectedFailure
+    # Regression (0dcd568, fixed in 60fc82e): out-of-range native angles were kept.
     def test_native_input_angles_normalised(self):
         qc = QuantumCircuit(2)
         qc.append(MSGate(-0.2, 1.7, 0.4), [0, 1])
@@ -208,9 +202,7 @@ class TestEveryStandardGate(NativeAssertions):
                 self.assertBoundAnglesInRange(out)
                 self.assertEquivalent(out, qc)
 
-    # BUG (0dcd568): an already-native circuit is returned as is, so a run of five
-    # GPi2 on one qubit is not fused into at most two natives.
-    @unittest.expectedFailure
+    # Regression (0dcd568, fixed in 60fc82e): a run of five native GPi2 was not fused.
     def test_native_input_runs_fused(self):
         qc = QuantumCircuit(1)
         for k in range(5):

@@ -65,6 +65,7 @@ class TestDiscovery(unittest.TestCase):
     def test_plugins_listed(self):
         self.assertIn("qstore", list_stage_plugins("translation"))
         self.assertIn("qstore", list_stage_plugins("optimization"))
+        self.assertIn("qstore", list_stage_plugins("init"))
 
     def test_plugin_manager_loads_ours(self):
         from qiskit.transpiler.preset_passmanagers.plugin import PassManagerStagePluginManager
@@ -113,20 +114,33 @@ class TestTranspile(unittest.TestCase):
                 out = qstore_transpile(qc, level)
                 self.assertEqual(count(out, TWO_Q), 1)
 
-    # BUG: any gate on >= 3 qubits (ccx, cswap, ccz, rccx, ...) makes transpile fail with
-    # "Unable to translate the operations in the circuit: {("ccx", 3)} to the backend's
-    # ... target basis": Qiskit's default *init* stage (HighLevelSynthesis +
-    # BasisTranslator with min_qubits=3) translates 3q+ gates to the target basis before
-    # our translation stage runs, and the equivalence library has no path to gpi/gpi2/ms.
-    @unittest.expectedFailure
+    # Qiskit's default *init* stage translates gates on >= 3 qubits to the target basis
+    # through the global equivalence library, which has no path to gpi/gpi2/ms ("Unable
+    # to translate the operations in the circuit: {("ccx", 3)} ..."); since 60fc82e the
+    # ``qstore`` init plugin unrolls them instead.
     def test_three_qubit_gates(self):
-        qc = QuantumCircuit(3)
+        qc = QuantumCircuit(4)
         qc.h(0)
         qc.ccx(0, 1, 2)
         qc.cswap(2, 0, 1)
+        qc.rccx(3, 1, 0)
+        qc.mcx([0, 1, 2], 3)
         for level in range(4):
-            with self.subTest(level=level):
-                out = qstore_transpile(qc, level, qubits_initially_zero=False)
+            for device in ("aria-1", "forte-1"):
+                with self.subTest(level=level, device=device):
+                    out = qstore_transpile(
+                        qc, level, device, init_method="qstore", qubits_initially_zero=False
+                    )
+                    self.assertNative(out, device)
+                    self.assertTrue(Operator.from_circuit(out).equiv(Operator(qc)))
+
+    def test_random_circuits_with_init_plugin(self):
+        for seed in range(8):
+            n = 3 + seed % 2
+            qc = random_circuit(n, 4, max_operands=3, seed=100 + seed)
+            level = seed % 4
+            with self.subTest(seed=seed, level=level):
+                out = qstore_transpile(qc, level, init_method="qstore", qubits_initially_zero=False)
                 self.assertNative(out)
                 self.assertTrue(Operator.from_circuit(out).equiv(Operator(qc)))
 
@@ -222,6 +236,8 @@ class TestTranspile(unittest.TestCase):
         qc.u(0.1, 0.2, 0.3, 2)
         for level in range(4):
             qstore_transpile(qc, level)
+        qc.ccx(0, 1, 2)
+        qstore_transpile(qc, 2, init_method="qstore")
         generate_ionq_pass_manager("forte-1", 2, num_qubits=3).run(qc)
         self.assertEqual(equivalence_snapshot(), before)
 
@@ -242,7 +258,8 @@ class TestTranspile(unittest.TestCase):
             qc = QuantumCircuit(2)
             qc.h(0)
             qc.cx(0, 1)
-            transpile(qc, target=ionq_target("aria-1", num_qubits=2),
+            qc.ccx(0, 1, 2) if qc.num_qubits > 2 else None
+            transpile(qc, target=ionq_target("aria-1", num_qubits=2), init_method="qstore",
                       translation_method="qstore", optimization_method="qstore")
             print(json.dumps({"before": before, "after": snap()}))
             """

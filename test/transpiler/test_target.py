@@ -76,15 +76,11 @@ class TestIonQTarget(unittest.TestCase):
 
     def test_zz_only_on_forte(self):
         for name in DEVICES:
-            if name == "simulator":
-                continue  # see test_simulator_has_no_zz
             with self.subTest(device=name):
                 ops = ionq_target(name, num_qubits=SMALL_N).operation_names
                 self.assertEqual("zz" in ops, name.startswith("forte"), sorted(ops))
 
-    # The brief/output contract says ZZ is Forte-only, but the simulator spec has
-    # zz_error=0.0 (not None), so `has_zz` is true and its target lists "zz".
-    @unittest.expectedFailure
+    # Regression (fixed in 60fc82e): the simulator's target used to list "zz".
     def test_simulator_has_no_zz(self):
         self.assertNotIn("zz", ionq_target("simulator", num_qubits=SMALL_N).operation_names)
 
@@ -181,10 +177,8 @@ class TestIonQTarget(unittest.TestCase):
             device_spec("harmony-x")
         self.assertIn("harmony-x", str(ctx.exception))
 
-    # BUG: IonQTarget.__reduce__ first calls super().__reduce__(), which raises
-    # "TypeError: 'IonQTarget' object is not an instance of 'str' while processing
-    # 'description'" (the Rust base class), so pickling and deepcopy of any target fail.
-    @unittest.expectedFailure
+    # Regression (fixed in 60fc82e): IonQTarget.__reduce__ used to raise "TypeError:
+    # 'IonQTarget' object is not an instance of 'str' while processing 'description'".
     def test_pickle_round_trip(self):
         for name in DEVICES:
             with self.subTest(device=name):
@@ -196,7 +190,6 @@ class TestIonQTarget(unittest.TestCase):
                 self.assertEqual(set(clone.operation_names), set(target.operation_names))
                 self.assertEqual(clone["ms"][(0, 1)].error, target["ms"][(0, 1)].error)
 
-    @unittest.expectedFailure  # same root cause as test_pickle_round_trip
     def test_deepcopy(self):
         target = ionq_target("forte-1", num_qubits=SMALL_N)
         self.assertEqual(copy.deepcopy(target).device, target.device)
