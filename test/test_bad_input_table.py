@@ -469,7 +469,7 @@ ROWS: list[Row] = [
     Row("empty circuit list", "backend.run", lambda c: c.backend.run([]), None,
         "a Result with no experiments", when="result", check=_empty_result),
     Row("empty circuit (no gates)", "backend.run", lambda c: c.backend.run(QuantumCircuit(2)), None,
-        "all shots read |0...0>", when="result", check=_all_zero),
+        "all shots read 00...0", when="result", check=_all_zero),
     Row("measurement-free circuit", "backend.run", lambda c: c.backend.run(_no_measure()), None,
         "every qubit is measured at the end (IonQ semantics)", when="result", check=_all_qubits_measured),
 ]
