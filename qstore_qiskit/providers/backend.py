@@ -84,16 +84,19 @@ _NATIVE_LIFTED = frozenset({"gpi", "gpi2", "ms", "zz"})
 _NATIVE_OK = _NATIVE_LIFTED | {"rz", "measure", "barrier", "reset", "global_phase", "delay"}
 
 
-def _scan(circuit: QuantumCircuit) -> tuple[int, bool]:
-    """One pass over ``circuit``: ``(gate count, mixes native and logical gates)``.
+def _scan(circuit: QuantumCircuit) -> tuple[int, str]:
+    """One pass over ``circuit``: ``(gate count, kind)``, kind ``"logical"`` (no native
+    gates), ``"native"`` (only GPi/GPi2/MS/ZZ/RZ) or ``"mixed"``.
 
     Raises a clear error for what a gate-list job cannot carry: classical control flow
     (``TranspilerError``), mid-circuit measurement or reset (``ValueError``).
 
-    "Mixed" means native gates (GPi/GPi2/MS/ZZ) next to other unitary gates, e.g. a
-    preset-transpiled circuit plus the ``h``/``sdg`` basis changes BackendEstimatorV2
-    appends. Lifted templates of such circuits bind wrong values in the template cache
-    (reported upstream), so they are compiled exactly, per circuit, instead.
+    Circuits holding native gates do not go through the template cache: lifted
+    templates of native angles currently bind wrong values for other angles (reported
+    upstream). Already-native circuits (e.g. the output of ``transpile(qc, backend)``)
+    need no compiler anyway and are serialized directly; "mixed" ones (native gates next
+    to others, e.g. a preset-transpiled circuit plus the ``h``/``sdg`` basis changes
+    ``BackendEstimatorV2`` appends) are compiled exactly, per circuit.
     """
     from qiskit.circuit import ControlFlowOp
     from qiskit.transpiler.exceptions import TranspilerError
@@ -124,7 +127,7 @@ def _scan(circuit: QuantumCircuit) -> tuple[int, bool]:
             native = True
         elif name not in _NATIVE_OK:
             logical = True
-    return gates, native and logical
+    return gates, ("mixed" if logical else "native") if native else "logical"
 
 
 def _gate_counts(gates: list[dict]) -> dict[str, int]:
@@ -451,7 +454,7 @@ class QStoreBackend(BackendV2):
         # structure (one matmul for all of them) instead of one bind per circuit.
         batched: dict[int, dict] = {}
         if opts["use_native_gates"] and opts["enable_smart_caching"]:
-            idx = [i for i, c in enumerate(circuits) if value_sets[i] is None and not scans[i][1]]
+            idx = [i for i, c in enumerate(circuits) if value_sets[i] is None and scans[i][1] == "logical"]
             if idx:
                 bodies = self._cache.payload_many(
                     [circuits[i] for i in idx],
@@ -503,10 +506,10 @@ class QStoreBackend(BackendV2):
         circuit: QuantumCircuit,
         value_sets: np.ndarray | None,
         opts: dict[str, Any],
-        scan: tuple[int, bool],
+        scan: tuple[int, str],
         body: dict | None = None,
     ) -> list[PreparedCircuit]:
-        input_gates, mixed = scan
+        input_gates, kind = scan
         sizes, labels = _registers(circuit)
         device = self._compile_device(opts)
         level = opts["optimization_level"]
@@ -515,7 +518,12 @@ class QStoreBackend(BackendV2):
         if opts["use_native_gates"]:
             if body is not None:
                 bodies = [body]
-            elif opts["enable_smart_caching"] and not mixed:
+            elif kind == "native":
+                bodies = []
+                for row in rows:
+                    bound = circuit if row is None else circuit.assign_parameters(row)
+                    bodies.append(native_body(bound))
+            elif opts["enable_smart_caching"] and kind == "logical":
                 if value_sets is None:
                     bodies = [self._cache.payload(circuit, device=device, optimization_level=level)]
                 else:

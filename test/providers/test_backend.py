@@ -266,7 +266,7 @@ class TestBackendDescription(ProviderTestCase):
         self.assertIsInstance(self.backend, QStoreBackend)
 
     def test_target_lists_all_pairs(self):
-        for name, has_zz in (("ionq_qpu.aria-1", False), ("ionq_qpu.forte-1", True), ("ionq_simulator", True)):
+        for name, has_zz in (("ionq_qpu.aria-1", False), ("ionq_qpu.forte-1", True), ("ionq_simulator", False)):
             backend = self.provider.get_backend(name)
             target = backend.target
             n = target.num_qubits
