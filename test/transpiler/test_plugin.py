@@ -258,7 +258,6 @@ class TestTranspile(unittest.TestCase):
             qc = QuantumCircuit(2)
             qc.h(0)
             qc.cx(0, 1)
-            qc.ccx(0, 1, 2) if qc.num_qubits > 2 else None
             transpile(qc, target=ionq_target("aria-1", num_qubits=2), init_method="qstore",
                       translation_method="qstore", optimization_method="qstore")
             print(json.dumps({"before": before, "after": snap()}))
