@@ -143,6 +143,12 @@ class TestTranspile(unittest.TestCase):
                 out = qstore_transpile(qc, level, init_method="qstore", qubits_initially_zero=False)
                 self.assertNative(out)
                 self.assertTrue(Operator.from_circuit(out).equiv(Operator(qc)))
+                # default: qubits start in |0>, the output prepares the same state
+                out = qstore_transpile(qc, level, init_method="qstore")
+                self.assertNative(out)
+                reference = QuantumCircuit(qc.num_qubits)
+                reference.compose(qc, qubits=out.layout.final_index_layout(), inplace=True)
+                self.assertTrue(Statevector(reference).equiv(Statevector(out)))
 
     def test_measurements_kept(self):
         qr = QuantumRegister(3, "q")
