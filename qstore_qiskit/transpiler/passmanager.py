@@ -150,7 +150,9 @@ def generate_ionq_pass_manager(
     Returns:
         A :class:`~qiskit.transpiler.PassManager`.
     """
-    if optimization_level not in (0, 1, 2, 3):
+    if isinstance(optimization_level, bool) or optimization_level not in (0, 1, 2, 3) or not isinstance(
+        optimization_level, int
+    ):
         raise ValueError(f"optimization_level must be 0, 1, 2 or 3, got {optimization_level!r}")
     hook = getattr(device, "qstore_pass_manager", None)
     if target is None and callable(hook):

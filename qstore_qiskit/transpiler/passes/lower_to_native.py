@@ -268,9 +268,13 @@ class LowerToIonQNative(TransformationPass):
             try:
                 return Operator(op).data
             except Exception as exc:  # noqa: BLE001
+                why = (
+                    "it is an opaque gate (no definition and no matrix)"
+                    if getattr(op, "definition", None) is None
+                    else f"it is not a unitary gate ({exc})"
+                )
                 raise TranspilerError(
-                    f"Cannot lower instruction '{op.name}' to IonQ native gates: it is not a "
-                    f"unitary gate ({exc})."
+                    f"Cannot lower instruction '{op.name}' to IonQ native gates: {why}."
                 ) from exc
 
     # ------------------------------------------------------------------ 1q
