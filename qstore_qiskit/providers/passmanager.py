@@ -147,4 +147,15 @@ class CachedIonQPassManager(PassManager):
     def run(self, circuits: Any, output_name: str | None = None, callback=None, num_processes=None):  # noqa: D102
         if isinstance(circuits, QuantumCircuit):
             return self._run_one(circuits)
-        return [self._run_one(c) for c in circuits]
+        # qiskit-machine-learning passes one circuit object once per shifted value set
+        # ([circuit] * n): compile each distinct object once per call, copy for repeats.
+        seen: dict[int, QuantumCircuit] = {}
+        out = []
+        for circuit in circuits:
+            done = seen.get(id(circuit))
+            if done is None:
+                done = seen[id(circuit)] = self._run_one(circuit)
+                out.append(done)
+            else:
+                out.append(done.copy())
+        return out
