@@ -191,5 +191,75 @@ class TestCrashRecovery(unittest.TestCase):
             self.assertGreater(self.recovery["in_flight_at_kill"], 0, "no job was running at the kill")
 
 
+SPANNING_CHILD = textwrap.dedent(
+    """
+    import json, sys, time
+    sys.path.insert(0, sys.argv[4])
+    from qstore_qiskit.client import BatchSubmitter
+    from test.test_crash_recovery import workload
+    url, key, journal = sys.argv[1:4]
+    bodies, _ = workload(40)
+    sub = BatchSubmitter(key, url, journal_path=journal, max_circuits_per_job=5, max_jobs_in_flight=2)
+    future = sub.submit(bodies, shots=100, gateset="qis")  # one call, 8 jobs
+    print(json.dumps({"tag": future.request_tag}), flush=True)
+    future.result()
+    print(json.dumps({"done": True}), flush=True)
+    time.sleep(120)
+    """
+)
+
+
+class TestRecoverAccountsForEveryCircuit(unittest.TestCase):
+    """One ``submit`` spanning several jobs, killed after some of them finished: the
+    journal alone accounts for every circuit, since the caller got none of them
+    (regression test: jobs were journaled ``delivered`` when their results reached the
+    submitter, not the caller, and jobs waiting for a slot were not journaled)."""
+
+    @unittest.expectedFailure  # TEMPORARY: client fix pending (client owners until 21:35)
+    def test_spanning_submit(self) -> None:
+        bodies, exact = workload(40)
+        key = secrets.token_hex(16)
+        with tempfile.TemporaryDirectory() as tmp, LocalServer("cloud", api_key=key, seed=9) as srv:
+            journal = os.path.join(tmp, "journal.jsonl")
+            child = subprocess.Popen(
+                [sys.executable, "-c", SPANNING_CHILD, srv.url, key, journal, str(ROOT)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            try:
+                tag = json.loads(child.stdout.readline())["tag"]
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    if sum(j["status"] == "completed" for j in srv.jobs()) >= 3:
+                        break
+                    time.sleep(0.01)
+                os.kill(child.pid, signal.SIGKILL)
+                child.wait(10)
+            finally:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait(10)
+            self.assertEqual(child.returncode, -signal.SIGKILL, "the child finished before the kill")
+            with BatchSubmitter(key, srv.url) as rescuer:
+                recovered = rescuer.recover(journal, timeout=120)
+            with_results, to_resend = {}, set()
+            for entry in recovered.values():
+                self.assertNotIsInstance(entry["results"], BaseException)
+                for (t, i), res in zip(entry["circuits"], entry["results"] or [None] * len(entry["circuits"])):
+                    self.assertEqual(t, tag)
+                    if res is None:
+                        to_resend.add(i)
+                    else:
+                        self.assertNotIn(i, with_results)
+                        with_results[i] = res
+            self.assertGreaterEqual(len(with_results), 15, "finished jobs were not recovered")
+            self.assertEqual(set(with_results) | to_resend, set(range(40)))
+            self.assertEqual(set(with_results) & to_resend, set())
+            for i, res in with_results.items():
+                probs = np.zeros(4)
+                for outcome, p in res.probabilities.items():
+                    probs[outcome] = p
+                np.testing.assert_allclose(probs, exact[i], atol=1e-9)
+
+
 if __name__ == "__main__":
     unittest.main()
