@@ -281,6 +281,18 @@ class BadInputContext:
         sub.close()
         return sub.submit([{"qubits": 1, "circuit": []}])
 
+    def expired_job_id(self) -> str:
+        """A job that existed and was deleted on the server (what an expired id looks like)."""
+        import urllib.request
+
+        res = self.submitter.submit(_qis([{"gate": "h", "target": 0}]), gateset="qis").result(60)
+        job_id = res[0].job_id
+        req = urllib.request.Request(f"{self.server.url}/jobs/{job_id}", method="DELETE",
+                                     headers={"Authorization": f"apiKey {self.key}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
+        return job_id
+
     def template(self):
         return self.cache.get_template(with_param(), device="aria-1")[0]
 
@@ -439,6 +451,9 @@ ROWS: list[Row] = [
     Row("unknown job id (retrieve)", "submitter.retrieve",
         lambda c: c.submitter.retrieve(["no-such-job"], timeout=30),
         IonQRequestError, "job 'no-such-job' not found"),
+    Row("expired (deleted) job id (retrieve)", "submitter.retrieve",
+        lambda c: c.closing(BatchSubmitter(c.key, c.server.url)).retrieve([c.expired_job_id()], timeout=30),
+        IonQRequestError, "not found"),
     Row("unknown backend name", "provider.get_backend", lambda c: c.provider.get_backend("ionq_qpu.nope"),
         ValueError, "unknown backend 'ionq_qpu.nope'"),
     Row("backend name not a string", "provider.get_backend", lambda c: c.provider.get_backend(42),
