@@ -279,6 +279,7 @@ def _worker(
     cancel_rate: float,
     result_timeout: float,
     window: int,
+    run_options: dict | None = None,
 ) -> None:
     rng = np.random.default_rng(seed + 1000 * wid)
     pending: list[Submission] = []
@@ -290,7 +291,7 @@ def _worker(
         gateset = gatesets[int(rng.integers(len(gatesets)))]
         values = rng.uniform(-math.pi, math.pi, size=(k, tmpl.num_parameters))
         expected = [exact_probabilities(tmpl.assign_parameters(row)) for row in values]
-        opts = {"shots": shots, "use_native_gates": gateset == "native"}
+        opts = {**(run_options or {}), "shots": shots, "use_native_gates": gateset == "native"}
         if rng.random() < 0.5:
             binds = {p: values[:, j].tolist() for j, p in enumerate(tmpl.parameters)}
             job = backend.run(tmpl, parameter_binds=[binds], **opts)
@@ -349,6 +350,7 @@ def run_soak(
     alpha: float = 0.01,
     result_timeout: float = 300.0,
     window: int = 40,
+    run_options: dict | None = None,
 ) -> dict[str, Any]:
     """Phase 1; returns the report dict (see :func:`format_table`)."""
     from qstore_qiskit.providers import QStoreProvider
@@ -370,7 +372,7 @@ def run_soak(
         backend = provider.get_backend("ionq_simulator")
         # The backend has no option for the HTTP request timeout: set it on the (one)
         # submitter before its session exists, so slow responses outlast it.
-        sub = backend._submitter(backend._merged_options({}))  # noqa: SLF001
+        sub = backend._submitter(backend._merged_options(dict(run_options or {})))  # noqa: SLF001
         sub._http.request_timeout = client_timeout  # noqa: SLF001
         qis_error = _qis_works(backend)
         gatesets = ["native"] if qis_error else ["native", "qis"]
@@ -384,7 +386,7 @@ def run_soak(
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
             futs = [
                 pool.submit(_worker, i, share[i], backend, tmpls, gatesets, tally, seed,
-                            cancel_rate, result_timeout, window)
+                            cancel_rate, result_timeout, window, run_options)
                 for i in range(threads)
             ]
             for f in futs:
@@ -416,6 +418,7 @@ def run_soak(
         "profile": profile,
         "seed": seed,
         "fault_rate": fault_rate,
+        "run_options": dict(run_options or {}),
         "run_calls": tally.run_calls,
         "submitted": tally.submitted,
         "received": tally.received,
@@ -620,11 +623,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="600 circuits, 10,000 templates")
     ap.add_argument("--skip-cache-phase", action="store_true")
     ap.add_argument("--json", help="also write the report as JSON to this path")
+    ap.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                    help="backend run option for every run call (Python literal), repeatable, "
+                         "e.g. --option use_batch_api=False --option memory=True")
     args = ap.parse_args(argv)
     if args.quick:
         args.circuits = min(args.circuits, 600)
         args.templates = min(args.templates, 10_000)
-    soak = run_soak(args.circuits, args.threads, args.seed, args.fault_rate, args.profile)
+    import ast
+
+    run_options = {}
+    for item in args.option:
+        name, _, value = item.partition("=")
+        run_options[name.strip()] = ast.literal_eval(value.strip())
+    soak = run_soak(args.circuits, args.threads, args.seed, args.fault_rate, args.profile,
+                    run_options=run_options)
     cache = None if args.skip_cache_phase else run_cache_phase(args.templates)
     print(format_table(soak, cache))
     if args.json:
