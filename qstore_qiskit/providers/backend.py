@@ -9,6 +9,7 @@ Data path of :meth:`QStoreBackend.run`::
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -123,6 +124,11 @@ def _scan(circuit: QuantumCircuit) -> tuple[int, str]:
                 "batch gate-list jobs only. Run it with qiskit-ionq's backend (OpenQASM 3 jobs)."
             )
         gates += 1
+        for value in op.params:
+            if type(value) is float and not math.isfinite(value):  # noqa: E721 (hot path)
+                raise ValueError(
+                    f"circuit '{circuit.name}': instruction '{name}' has angle {value}; angles must be finite"
+                )
         if name in _NATIVE_LIFTED:
             native = True
         elif name not in _NATIVE_OK:
@@ -483,13 +489,30 @@ class QStoreBackend(BackendV2):
                 f"circuit '{circuit.name}' has unbound parameters ({names}{', ...' if len(params) > 5 else ''}); "
                 "bind them or pass parameter_binds"
             )
+        if not isinstance(binds, Mapping):
+            raise ValueError(
+                f"parameter_binds entry for circuit '{circuit.name}' is a {type(binds).__name__}; "
+                "give one {Parameter: value or [values]} dict per circuit"
+            )
         by_name = {p.name: p for p in params}
         columns: dict[Parameter, np.ndarray] = {}
         for key, value in binds.items():
             param = key if isinstance(key, Parameter) else by_name.get(str(key))
             if param is None or param not in circuit.parameters:
                 raise ValueError(f"parameter_binds names {key!s}, which circuit '{circuit.name}' does not have")
-            columns[param] = np.atleast_1d(np.asarray(value, dtype=float))
+            try:
+                column = np.asarray(value, dtype=float)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"parameter_binds value for {param.name} of circuit '{circuit.name}' is not a number "
+                    f"or a flat list of numbers: {value!r}"
+                ) from exc
+            if column.ndim > 1:
+                raise ValueError(
+                    f"parameter_binds value for {param.name} of circuit '{circuit.name}' must be a number "
+                    f"or a flat list of numbers, got shape {column.shape}"
+                )
+            columns[param] = np.atleast_1d(column)
         missing = [p.name for p in params if p not in columns]
         if missing:
             raise ValueError(f"parameter_binds for circuit '{circuit.name}' lacks {', '.join(missing)}")

@@ -28,6 +28,8 @@ _BACKENDS: dict[str, tuple[str, str, str, bool]] = {
 
 
 def _canonical(name: str) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"backend name must be a string such as 'ionq_simulator', got {name!r}")
     key = name.strip().lower()
     if key in _BACKENDS:
         return key

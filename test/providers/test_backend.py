@@ -134,6 +134,9 @@ class TestParameterBinds(ProviderTestCase):
             "does not have": dict(parameter_binds=[{t: [1.0], u: [1.0], Parameter("w"): [1.0]}]),
             "different lengths": dict(parameter_binds=[{t: [1.0, 2.0], u: [1.0]}]),
             "NaN": dict(parameter_binds=[{t: [float("nan")], u: [1.0]}]),
+            "parameter_binds value for t.*flat list": dict(parameter_binds=[{t: [[1.0, 2.0], [3.0]], u: [1.0]}]),
+            "parameter_binds value for t.*not a number": dict(parameter_binds=[{t: ["a"], u: [1.0]}]),
+            "parameter_binds entry.*is a list": dict(parameter_binds=[[1.0, 2.0]]),
         }
         for message, kwargs in cases.items():
             with self.subTest(message), self.assertRaisesRegex(ValueError, message):
@@ -242,6 +245,14 @@ class TestOptionsAndErrors(ProviderTestCase):
         with self.assertRaisesRegex(ValueError, "mid-circuit"):
             self.backend.run(qc)
 
+    def test_non_finite_angle(self):
+        for value in (float("nan"), float("inf")):
+            qc = QuantumCircuit(1, name="angle")
+            qc.rx(value, 0)
+            qc.measure_all()
+            with self.subTest(value=value), self.assertRaisesRegex(ValueError, "must be finite"):
+                self.backend.run(qc)
+
     def test_not_a_circuit(self):
         with self.assertRaises(TypeError):
             self.backend.run(["not a circuit"])
@@ -249,6 +260,8 @@ class TestOptionsAndErrors(ProviderTestCase):
     def test_unknown_backend_name(self):
         with self.assertRaisesRegex(ValueError, "unknown backend"):
             self.provider.get_backend("ionq_qpu.nope")
+        with self.assertRaisesRegex(TypeError, "backend name"):
+            self.provider.get_backend(42)
 
 
 class TestBackendDescription(ProviderTestCase):
