@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from qiskit.circuit import QuantumCircuit
 from qiskit.transpiler import Layout, PassManager, TranspileLayout
 
+_NATIVE_LIFTED = frozenset({"gpi", "gpi2", "ms", "zz"})
+
 if TYPE_CHECKING:  # pragma: no cover
     from .backend import QStoreBackend
 
@@ -121,6 +123,10 @@ class CachedIonQPassManager(PassManager):
                 logical, seen_order = hit
                 mapping = {old: new for old, new in zip(seen_order, order) if old is not new}
                 out = logical.assign_parameters(mapping) if mapping else logical.copy()
+        elif {inst.operation.name for inst in circuit.data} & _NATIVE_LIFTED:
+            # Already (partly) native: lifted templates of native angles bind wrong values
+            # for other angles (see QStoreBackend), so compile this circuit exactly.
+            out = self.backend._compile(circuit, device, self.optimization_level)
         else:
             template, values = self.backend._cache.get_template(
                 circuit, device=device, optimization_level=self.optimization_level

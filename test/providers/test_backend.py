@@ -316,6 +316,30 @@ class TestBackendDescription(ProviderTestCase):
         self.assertEqual([c.name for c in out.cregs], ["meas"])
 
 
+    def test_native_inputs_with_many_angles(self):
+        # Lifted templates of native angles are wrong for other angles in the template
+        # cache; the backend and the cached pass manager must not use them.
+        import qstore_qiskit
+        from qiskit.quantum_info import Statevector
+        from qiskit_ionq.ionq_gates import GPI2Gate, MSGate
+
+        pm = qstore_qiskit.generate_ionq_pass_manager(self.backend)
+        rng = np.random.default_rng(3)
+        circuits = []
+        for x, y in rng.uniform(-1, 1, (5, 2)):
+            qc = QuantumCircuit(2)
+            qc.append(GPI2Gate(x), [0])
+            qc.append(MSGate(0, 0, 0.25), [0, 1])
+            qc.append(GPI2Gate(y), [1])
+            out = pm.run(qc)
+            np.testing.assert_allclose(Statevector(out).probabilities(), Statevector(qc).probabilities(), atol=1e-9)
+            qc.measure_all()
+            circuits.append(qc)
+        result = self.backend.run(circuits, shots=SHOTS, sampler_seed=8).result()
+        for i, qc in enumerate(circuits):
+            assert_counts_match(self, result.get_counts(i), exact_distribution(qc), SHOTS)
+
+
 class TestFeatureFlags(ProviderTestCase):
     def test_every_flag_combination_agrees(self):
         circuits = [asymmetric(), bell()]
