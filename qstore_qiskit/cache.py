@@ -75,6 +75,7 @@ LIFTABLE_GATES = frozenset(
     }
 )  # fmt: skip
 
+_PYTHON_GATES = frozenset({"gpi", "gpi2", "ms", "zz", "rv"})
 _CONTROL_FLOW = frozenset({"if_else", "while_loop", "for_loop", "switch_case", "box"})
 _LIFT_VECTOR_NAME = "_qstore_lift"
 
@@ -282,7 +283,15 @@ def _build_lifted(
             for j, c in sites:
                 params[j] = mapping[c] = vec[k]
                 k += 1
-            inst = inst.replace(params=params)
+            if inst.operation.name in _PYTHON_GATES:
+                # Gates defined in Python (qiskit-ionq's GPI, GPI2, MS, ZZ) keep their
+                # parameters on the operation object: ``replace(params=...)`` alone
+                # would leave the old numbers in the gate.
+                op = inst.operation.copy()
+                op.params = params
+                inst = inst.replace(operation=op)
+            else:
+                inst = inst.replace(params=params)
         out._append(inst)
     columns = [p if p is not None else mapping[c] for c, p in enumerate(analysis.columns)]
     return out, columns, mapping

@@ -686,3 +686,25 @@ class TestBadInput(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestLiftedNativeGates(unittest.TestCase):
+    """Regression: lifting qiskit-ionq's Python-defined gates must change their params."""
+
+    def test_native_gates_bind_their_own_values(self):
+        from qiskit.quantum_info import Statevector
+        from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate
+
+        cache = TemplateCache(compile_options={"qubits_initially_zero": True})
+        rng = np.random.default_rng(5)
+        for _ in range(6):
+            x, y, z, t = rng.uniform(-1, 1, 4)
+            qc = QuantumCircuit(2)
+            qc.append(GPI2Gate(x), [0])
+            qc.append(MSGate(y, 0.1, abs(t) / 4), [0, 1])
+            qc.append(GPIGate(z), [1])
+            qc.append(GPI2Gate(y), [1])
+            template, values = cache.get_template(qc, device="simulator")
+            got = Statevector(template.to_circuit(values)).probabilities()
+            self.assertTrue(np.allclose(got, Statevector(qc).probabilities(), atol=1e-9))
+        self.assertGreaterEqual(cache.stats()["template_hits"], 1)
