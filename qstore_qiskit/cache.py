@@ -75,6 +75,7 @@ LIFTABLE_GATES = frozenset(
     }
 )  # fmt: skip
 
+_INF = math.inf
 _PYTHON_GATES = frozenset({"gpi", "gpi2", "ms", "zz", "rv"})
 _CONTROL_FLOW = frozenset({"if_else", "while_loop", "for_loop", "switch_case", "box"})
 _LIFT_VECTOR_NAME = "_qstore_lift"
@@ -179,6 +180,8 @@ def _analyse(circuit: QuantumCircuit, lift: bool, sites: bool = False) -> _Analy
             enc: list[Any] = []
             for j, p in enumerate(params):
                 if type(p) is float and liftable:  # the hot path for bound circuits
+                    if not -_INF < p < _INF:  # NaN fails every comparison
+                        raise QStoreCacheError(f"instruction '{name}' (#{i}) has a non-finite angle {p}")
                     c = len(columns)
                     columns.append(None)
                     vals.append(p)
@@ -199,6 +202,8 @@ def _analyse(circuit: QuantumCircuit, lift: bool, sites: bool = False) -> _Analy
                     and isinstance(p, (int, float, np.floating, np.integer))
                     and not isinstance(p, bool)
                 ):
+                    if not math.isfinite(p):
+                        raise QStoreCacheError(f"instruction '{name}' (#{i}) has a non-finite angle {p}")
                     c = len(columns)
                     columns.append(None)
                     vals.append(float(p))

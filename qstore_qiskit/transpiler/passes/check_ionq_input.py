@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from qiskit.circuit import ControlFlowOp
 from qiskit.dagcircuit import DAGCircuit
 from qiskit.transpiler import Target
@@ -21,6 +23,7 @@ class CheckIonQInput(AnalysisPass):
       ``switch_case``, ``box``): IonQ's gate-list and OpenQASM 3 inputs do not accept it;
     * has no ``delay`` or other timing/classical-only instructions;
     * fits the target's qubit count;
+    * has only finite numeric gate parameters;
 
     The error names the offending instruction and the reason. Mid-circuit ``measure`` and
     ``reset`` are accepted (they are sent as OpenQASM 3 jobs). Sets
@@ -57,6 +60,12 @@ class CheckIonQInput(AnalysisPass):
                     f"Instruction '{op.name}' acts on classical data and is not supported on "
                     "IonQ devices."
                 )
+            for param in getattr(op, "params", ()):
+                if isinstance(param, (int, float)) and not math.isfinite(param):
+                    raise TranspilerError(
+                        f"Instruction '{op.name}' has a non-finite parameter ({param}); IonQ "
+                        "gates need finite angles."
+                    )
             if op.name in ("measure", "reset") and not mid_circuit:
                 for succ in dag.quantum_successors(node):
                     if hasattr(succ, "op") and succ.op.name not in ("measure", "barrier"):
