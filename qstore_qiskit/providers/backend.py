@@ -44,6 +44,7 @@ _SUBMITTER_OPTIONS = (
     "adaptive_batch_sizing",
     "use_batch_api",
 )
+_NATIVE_NAMES = frozenset({"gpi", "gpi2", "ms", "zz"})
 _NOT_GATES = frozenset({"measure", "barrier", "reset"})
 
 
@@ -606,6 +607,11 @@ class QStoreBackend(BackendV2):
         meas_map: list[int | None] = measurement_map(circuit)
         for row in rows:
             bound = circuit if row is None else circuit.assign_parameters(row)
+            if _NATIVE_NAMES.intersection(bound.count_ops()):
+                # Unroll IonQ native gates through their own definitions: once qiskit-ionq
+                # has registered its equivalences in Qiskit's global library, the basis
+                # translator would look for (non-existent) paths from them instead.
+                bound = bound.decompose(gates_to_decompose=sorted(_NATIVE_NAMES))
             # Qiskit 2 rejects non-standard names (``i``, ``cnot``, ``mcx``...) in
             # ``basis_gates``; the standard QIS gates are all IonQ accepts anyway.
             qis = transpile(bound, basis_gates=_qis_basis(), optimization_level=1)
