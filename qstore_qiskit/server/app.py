@@ -219,6 +219,12 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         response = error_response(exc.status, message)
     except asyncio.CancelledError:
         raise
+    except ConnectionResetError:
+        # The client went away mid-request (crashed, killed, gave up): nothing to answer
+        # and nothing wrong with the server.
+        LOG.debug("client disconnected during %s", route)
+        state.stats.record(route, 0)
+        return web.Response(status=499)
     except Exception:  # pylint: disable=broad-except
         LOG.exception("unhandled error in %s", route)
         response = error_response(500, "internal server error")
