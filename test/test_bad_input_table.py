@@ -566,7 +566,6 @@ class TestBadCircuitIsolation(unittest.TestCase):
     """A circuit the server rejects (400/422) must not fail other callers' circuits that
     the submitter coalesced into the same multicircuit job (regression test)."""
 
-    @unittest.expectedFailure  # TEMPORARY: client fix pending (client owners until 21:35)
     def test_rejected_circuit_does_not_fail_coalesced_neighbours(self) -> None:
         key = secrets.token_hex(16)
         good_body = {"qubits": 2, "circuit": [{"gate": "h", "target": 0},

@@ -612,11 +612,15 @@ class BatchSubmitter:
             try:
                 await self._create(job, body)
             except IonQRequestError as exc:
-                if exc.status != 413 or len(job.items) < 2:
-                    raise
-                # Too many circuits / too large: nothing was created, so re-split.
-                self._resplit(job, exc)
-                return
+                if exc.status == 413 and len(job.items) >= 2:
+                    # Too many circuits / too large: nothing was created, so re-split.
+                    self._resplit(job, exc)
+                    return
+                if exc.status in (400, 422) and len({id(it.request) for it in job.items}) > 1:
+                    # One caller's bad circuit must not fail the others coalesced with it.
+                    self._isolate(job, exc)
+                    return
+                raise
             self._jobs[job.job_id] = job
             for it in job.items:
                 if job.job_id not in it.request.job_ids:
@@ -681,6 +685,19 @@ class BatchSubmitter:
         logger.info("job of %d circuits refused (413); resubmitting in parts of %d", len(job.items), size)
         for i in range(0, len(job.items), size):
             self._start_job(job.settings, job.items[i : i + size])
+
+    def _isolate(self, job: _Job, exc: IonQRequestError) -> None:
+        """Resend a job the server rejected (400/422) as one job per ``submit`` call, so
+        only the caller whose circuits are bad gets the error."""
+        groups: dict[int, list[_Item]] = {}
+        for it in job.items:
+            groups.setdefault(id(it.request), []).append(it)
+        self._counters["jobs_isolated"] += 1
+        self._journal({"event": "abandoned", "submission_id": job.submission_id, "reason": str(exc.status)})
+        logger.info("job of %d circuits from %d callers refused (%d); resubmitting per caller",
+                    len(job.items), len(groups), exc.status)
+        for items in groups.values():
+            self._start_job(job.settings, items)
 
     def _deliver(self, item: _Item, result: CircuitResult) -> None:
         req = item.request
