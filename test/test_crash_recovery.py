@@ -215,7 +215,6 @@ class TestRecoverAccountsForEveryCircuit(unittest.TestCase):
     (regression test: jobs were journaled ``delivered`` when their results reached the
     submitter, not the caller, and jobs waiting for a slot were not journaled)."""
 
-    @unittest.expectedFailure  # TEMPORARY: client fix pending (client owners until 21:35)
     def test_spanning_submit(self) -> None:
         bodies, exact = workload(40)
         key = secrets.token_hex(16)

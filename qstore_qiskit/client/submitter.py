@@ -108,6 +108,7 @@ class _Job:
     created_at: float = 0.0
     done_at: float = 0.0
     adopted: bool = False
+    journaled: bool = False  # "delivered" written to the journal
 
 
 @dataclass
@@ -535,6 +536,12 @@ class BatchSubmitter:
 
     def _start_job(self, settings: dict, items: list[_Item]) -> None:
         job = _Job(submission_id=uuid.uuid4().hex[:20], settings=settings, items=items)
+        # Journaled as soon as it is formed (not when it gets a job slot), so that after a
+        # crash recover() also reports the circuits that were still waiting to be sent.
+        self._journal({"event": "submit", "submission_id": job.submission_id,
+                       "backend": settings["backend"], "shots": settings["shots"],
+                       "name": settings["name"], "metadata": settings["metadata"],
+                       "circuits": [[it.request.tag, it.index] for it in items]})
         self._active_jobs += 1  # until its slot is released
         self._spawn(self._run_job(job))
 
@@ -603,12 +610,9 @@ class BatchSubmitter:
         released = False
         try:
             if all(it.request.cancelled or it.request.future.done() for it in job.items):
+                self._journal({"event": "abandoned", "submission_id": job.submission_id, "reason": "cancelled"})
                 return
             body = self._payload(job)
-            self._journal({"event": "submit", "submission_id": job.submission_id,
-                           "backend": job.settings["backend"], "shots": job.settings["shots"],
-                           "name": job.settings["name"], "metadata": job.settings["metadata"],
-                           "circuits": [[it.request.tag, it.index] for it in job.items]})
             try:
                 await self._create(job, body)
             except IonQRequestError as exc:
@@ -642,9 +646,9 @@ class BatchSubmitter:
             released = True
             results = await self._results_for(job.job_id, doc, job, prefetched)
             self._record_timings(job, doc)
-            self._journal({"event": "delivered", "submission_id": job.submission_id, "job_id": job.job_id})
             for it, res in zip(job.items, results):
                 self._deliver(it, res)
+            self._journal_if_settled(job)
         except asyncio.CancelledError:
             for it in job.items:
                 self._fail(it, SubmitterClosedError("BatchSubmitter closed before the job finished"))
@@ -720,6 +724,20 @@ class BatchSubmitter:
                 req.future.set_result(list(req.results))
             except concurrent.futures.InvalidStateError:  # cancelled meanwhile
                 pass
+            for job_id in req.job_ids:  # other jobs this caller was waiting on
+                other = self._jobs.get(job_id)
+                if other is not None:
+                    self._journal_if_settled(other)
+
+    def _journal_if_settled(self, job: _Job) -> None:
+        """Journal ``delivered`` once every caller with circuits in ``job`` has its
+        future resolved: until then a crash must leave the job to :meth:`recover`, since
+        a caller whose ``submit`` spans several jobs gets nothing before the last one."""
+        if job.journaled or job.job_id is None or job.done_at == 0.0:
+            return
+        if all(it.request.future.done() for it in job.items):
+            job.journaled = True
+            self._journal({"event": "delivered", "submission_id": job.submission_id, "job_id": job.job_id})
 
     def _fail(self, item: _Item, exc: BaseException) -> None:
         fut = item.request.future
@@ -729,6 +747,10 @@ class BatchSubmitter:
                 fut.set_exception(exc)
             except concurrent.futures.InvalidStateError:
                 pass
+            for job_id in item.request.job_ids:
+                other = self._jobs.get(job_id)
+                if other is not None:
+                    self._journal_if_settled(other)
 
     # ------------------------------------------------------------------ idempotent create
     async def _create(self, job: _Job, body: dict) -> None:
