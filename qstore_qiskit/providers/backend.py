@@ -10,6 +10,7 @@ Data path of :meth:`QStoreBackend.run`::
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 import uuid
@@ -43,6 +44,9 @@ _SUBMITTER_OPTIONS = (
     "max_queue_wait_time",
     "adaptive_batch_sizing",
     "use_batch_api",
+    "request_timeout",
+    "max_retries",
+    "journal_path",
 )
 _NATIVE_NAMES = frozenset({"gpi", "gpi2", "ms", "zz"})
 _NOT_GATES = frozenset({"measure", "barrier", "reset"})
@@ -205,6 +209,18 @@ def _check_option(key: str, value: Any, what: str) -> Any:
         if not _is_number(value) or not 0.001 <= float(value) <= 7 * 24 * 3600.0:
             raise bad("seconds in [0.001, 604800]")
         return float(value)
+    if key == "request_timeout":
+        if not _is_number(value) or not 0.001 <= float(value) <= 3600.0:
+            raise bad("seconds in [0.001, 3600]")
+        return float(value)
+    if key == "max_retries":
+        if not _is_int(value) or not 0 <= int(value) <= 100:
+            raise bad("an integer in [0, 100]")
+        return int(value)
+    if key == "journal_path":
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise bad("None or a file path")
+        return None if value is None else os.fspath(value)
     if key == "noise_model":
         if value is not None and not isinstance(value, str):
             raise bad("None or a noise model name such as 'ideal' or 'aria-1'")
@@ -234,6 +250,9 @@ class QStoreBackend(BackendV2):
     * ``adaptive_batch_sizing`` (False): pick circuits per job from measured timings.
     * ``connection_pool_size`` (5), ``batch_window`` (0.005 s), ``max_queue_wait_time``
       (120 s): HTTP pool size, coalescing window, queue timeout.
+    * ``request_timeout`` (30 s), ``max_retries`` (6): per HTTP request.
+    * ``journal_path`` (None): append-only journal of submitted jobs, for
+      :meth:`recover_jobs` after a crash.
     * ``noise_model`` (None): IonQ simulator noise model (``"ideal"``, ``"aria-1"``, ...).
     * ``optimization_level`` (2): compiler level. ``progress_bar`` (None: automatic).
     """
@@ -275,6 +294,9 @@ class QStoreBackend(BackendV2):
             connection_pool_size=5,
             batch_window=0.005,
             max_queue_wait_time=120.0,
+            request_timeout=30.0,
+            max_retries=6,
+            journal_path=None,
             noise_model=None,
             optimization_level=2,
             progress_bar=None,
@@ -283,6 +305,8 @@ class QStoreBackend(BackendV2):
         options.set_validator("connection_pool_size", (1, 1024))
         options.set_validator("batch_window", (0.0, 10.0))
         options.set_validator("max_queue_wait_time", (0.001, 7 * 24 * 3600.0))
+        options.set_validator("request_timeout", (0.001, 3600.0))
+        options.set_validator("max_retries", (0, 100))
         options.set_validator("optimization_level", [0, 1, 2, 3])
         for flag in (*FEATURE_OPTIONS, "memory"):
             options.set_validator(flag, bool)
@@ -637,9 +661,29 @@ class QStoreBackend(BackendV2):
                     max_queue_wait_time=opts["max_queue_wait_time"],
                     adaptive_batch_sizing=opts["adaptive_batch_sizing"],
                     use_batch_api=opts["use_batch_api"],
+                    request_timeout=opts["request_timeout"],
+                    max_retries=opts["max_retries"],
+                    journal_path=opts["journal_path"],
                 )
                 self._submitters[key] = sub
             return sub
+
+    def recover_jobs(self, journal_path: str | None = None, timeout: float | None = None) -> dict[str, dict]:
+        """Results of every journaled submission that was not delivered (crash recovery).
+
+        Reads the JSON-lines journal written when the ``journal_path`` option is set
+        (``journal_path`` here, or the option's value) and fetches the results of every
+        job recorded there whose results never reached their caller, e.g. because the
+        process was killed. See :meth:`qstore_qiskit.client.BatchSubmitter.recover`.
+
+        Returns:
+            ``{submission_id: {"job_id", "name", "metadata", "circuits", "results"}}``.
+        """
+        path = journal_path or self.options.journal_path
+        if not path:
+            raise ValueError("no journal: pass journal_path or set the backend's journal_path option")
+        opts = self._merged_options({"journal_path": path})
+        return self._submitter(opts).recover(path, timeout=timeout)
 
     def close(self) -> None:
         """Finish outstanding work and close this backend's HTTP sessions."""
