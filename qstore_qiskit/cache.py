@@ -1256,18 +1256,25 @@ class TemplateCache:
         values = self._fill_free(circuit, analysis, parameter_values)
         return self._bound_body(template, key, values)
 
+    def _bound_lookup(self, bkey: tuple) -> dict[str, Any] | None:
+        """Level-2 lookup (counts the hit or miss)."""
+        with self._lock:
+            hit = self._bound.get(bkey)
+            if hit is None:
+                self._stats["bound_misses"] += 1
+                return None
+            self._bound.move_to_end(bkey)
+            self._stats["bound_hits"] += 1
+            self._saved_seconds += self._bind_seconds_est
+            return hit[0]
+
     def _bound_body(self, template: CompiledTemplate, key: tuple, values: np.ndarray) -> dict[str, Any]:
         if self.max_bound == 0:
             return template.body(values)
         bkey = (key, np.round(values, self._round).tobytes())
-        with self._lock:
-            hit = self._bound.get(bkey)
-            if hit is not None:
-                self._bound.move_to_end(bkey)
-                self._stats["bound_hits"] += 1
-                self._saved_seconds += self._bind_seconds_est
-                return hit[0]
-            self._stats["bound_misses"] += 1
+        hit = self._bound_lookup(bkey)
+        if hit is not None:
+            return hit
         start = time.perf_counter()
         body = template.body(values)
         elapsed = time.perf_counter() - start
@@ -1304,16 +1311,10 @@ class TemplateCache:
             template, analysis, key = self._template_for(circ, device, optimization_level)
             values = self._fill_free(circ, analysis, None)
             if self.max_bound:
-                bkey = (key, np.round(values, self._round).tobytes())
-                with self._lock:
-                    hit = self._bound.get(bkey)
-                    if hit is not None:
-                        self._bound.move_to_end(bkey)
-                        self._stats["bound_hits"] += 1
-                        self._saved_seconds += self._bind_seconds_est
-                        out[i] = hit[0]
-                        continue
-                    self._stats["bound_misses"] += 1
+                hit = self._bound_lookup((key, np.round(values, self._round).tobytes()))
+                if hit is not None:
+                    out[i] = hit
+                    continue
             group = groups.setdefault(key, (template, [], []))
             group[1].append(i)
             group[2].append(values)
