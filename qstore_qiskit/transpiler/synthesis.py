@@ -35,19 +35,6 @@ def is_symbolic(value) -> bool:
     return isinstance(value, ParameterExpression) and bool(value.parameters)
 
 
-def as_number(value):
-    """Return ``value`` as a float when it is numeric (bound expressions included)."""
-    if isinstance(value, ParameterExpression):
-        if value.parameters:
-            return value
-        value = value.numeric()
-    if isinstance(value, complex):
-        if abs(value.imag) > 1e-12:
-            raise ValueError(f"complex gate parameter {value!r}")
-        value = value.real
-    return float(value)
-
-
 def rz_matrix(angle: float) -> np.ndarray:
     """``RZ(angle)`` as a 2x2 matrix."""
     half = 0.5 * angle

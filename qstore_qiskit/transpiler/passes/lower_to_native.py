@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 from qiskit.circuit import Barrier, Measure, Reset
 from qiskit.circuit.library import RZGate
-from qiskit.converters import circuit_to_dag
-from qiskit.dagcircuit import DAGCircuit, DAGOpNode
+from qiskit.dagcircuit import DAGCircuit
 from qiskit.quantum_info import Operator
 from qiskit.transpiler import Target
 from qiskit.transpiler.basepasses import TransformationPass
@@ -30,6 +29,7 @@ from ..synthesis import (
     is_symbolic,
     rz_matrix,
     weyl,
+    zyz_angles,
 )
 from ..affine import Affine, affine_or_float
 from ..target import DeviceSpec, spec_from_target
@@ -344,14 +344,7 @@ class LowerToIonQNative(TransformationPass):
         if is_diagonal(u):
             wire.add_frame(diagonal_angle(u))
             return
-        det = u[0, 0] * u[1, 1] - u[0, 1] * u[1, 0]
-        su = u / np.sqrt(det)
-        theta = 2.0 * math.atan2(abs(su[1, 0]), abs(su[0, 0]))
-        phi_plus_lam = 2.0 * np.angle(su[1, 1])
-        phi_minus_lam = 2.0 * np.angle(su[1, 0])
-        phi = 0.5 * (phi_plus_lam + phi_minus_lam)
-        lam = 0.5 * (phi_plus_lam - phi_minus_lam)
-        # u = RZ(phi) RY(theta) RZ(lam), up to global phase.
+        theta, phi, lam = zyz_angles(u)  # u = RZ(phi) RY(theta) RZ(lam), up to phase
         wire.add_frame(lam)
         if abs(theta - math.pi) < ANGLE_TOL:
             self._emit_equatorial(q, wire, GPIGate, 0.25)  # RY(pi) ~ Y = GPI(1/4)
@@ -620,9 +613,3 @@ class LowerToIonQNative(TransformationPass):
             wire.fresh = False
         self._out.apply_operation_back(op, tuple(qargs), tuple(cargs), check=False)
 
-
-def lower_circuit_to_native(circuit, target: Target | None = None):
-    """Convenience: run :class:`LowerToIonQNative` on a circuit (no other passes)."""
-    from qiskit.converters import dag_to_circuit
-
-    return dag_to_circuit(LowerToIonQNative(target).run(circuit_to_dag(circuit)))
