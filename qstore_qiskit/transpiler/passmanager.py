@@ -14,6 +14,7 @@ from qiskit.transpiler.passes import (
 )
 
 from .passes import (
+    AbsorbPiPulses,
     CheckIonQInput,
     CheckNativeForm,
     CommuteIntoTwoQubitBlocks,
@@ -64,6 +65,8 @@ def translation_passes(
        :class:`ConsolidateBlocks` merge each run of bound gates on a qubit pair into one
        two-qubit unitary, so that the lowering resynthesises it with the fewest MS.
     5. :class:`LowerToIonQNative` emits GPi/GPi2/MS/ZZ with virtual RZ.
+    6. At ``optimization_level >= 1``, :class:`AbsorbPiPulses` commutes the remaining
+       GPi gates forward as a Pauli frame and merges them into later gates.
     """
     lowering: list = [
         HighLevelSynthesis(basis_gates=_LOWERING_BASIS, min_qubits=3, qubits_initially_zero=False),
@@ -79,6 +82,8 @@ def translation_passes(
             qubits_initially_zero=qubits_initially_zero,
         )
     )
+    if optimization_level >= 1:
+        lowering.append(AbsorbPiPulses())
     # A circuit already made of native instructions is left as it is: the stage is then
     # idempotent, as Qiskit's optimization loop (which re-runs translation) requires.
     return [

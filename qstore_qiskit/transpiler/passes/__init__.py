@@ -1,5 +1,6 @@
 """Transpiler passes of the qstore native-gate compiler (one pass per module)."""
 
+from .absorb_pi_pulses import AbsorbPiPulses
 from .check_ionq_input import CheckIonQInput
 from .check_native_form import CheckNativeForm
 from .commute_into_blocks import CommuteIntoTwoQubitBlocks
@@ -7,6 +8,10 @@ from .lower_to_native import LowerToIonQNative
 from .resynthesize_native import ResynthesizeNativeBlocks
 
 __all__ = [
+    "AbsorbPiPulses",
     "CheckIonQInput",
     "CheckNativeForm",
-    "CommuteIntoTwoQubitBlocks", "LowerToIonQNative", "ResynthesizeNativeBlocks"]
+    "CommuteIntoTwoQubitBlocks",
+    "LowerToIonQNative",
+    "ResynthesizeNativeBlocks",
+]

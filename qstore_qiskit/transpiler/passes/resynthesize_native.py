@@ -10,6 +10,7 @@ from qiskit.transpiler.basepasses import TransformationPass
 from qiskit.transpiler.passes import Collect2qBlocks, ConsolidateBlocks
 
 from ..target import instruction_error, spec_from_target
+from .absorb_pi_pulses import AbsorbPiPulses
 from .lower_to_native import LowerToIonQNative
 
 
@@ -59,6 +60,7 @@ class ResynthesizeNativeBlocks(TransformationPass):
                     approximation_degree=approximation_degree,
                     qubits_initially_zero=qubits_initially_zero,
                 ),
+                AbsorbPiPulses(),
             ]
         )
 
