@@ -329,9 +329,10 @@ class TestNoUnsafeDeserialization(unittest.TestCase):
 
         src = (PACKAGE / "cache.py").read_text(encoding="utf-8")
         body = src[src.index("def _make_emitter"): src.index("def _relabel")]
-        # Every f-string placeholder is an index into qs/ss (ints) or a fixed gate kind.
+        # Every f-string placeholder is an index into qs/ss (ints), a fixed gate kind or
+        # a name made of both (`proto`).
         placeholders = set(re.findall(r"\{([^{}\"']+)\}", body))
-        allowed = {"kind", "i", "qs[0]", "qs[1]", "ss[0]", "ss[1]", "ss[2]", "', '.join(names)", "body"}
+        allowed = {"kind", "i", "qs[0]", "qs[1]", "ss[0]", "ss[1]", "ss[2]", "', '.join(names)", "body", "proto"}
         self.assertLessEqual(placeholders, allowed, placeholders - allowed)
         self.assertIn('if kind in ("gpi", "gpi2")', body)
         emit = CompiledTemplate._make_emitter([("gpi", (0,), (0,))])
