@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,8 +168,9 @@ class BatchSubmitter:
         max_jobs_in_flight: jobs submitted and not yet finished, at most.
         max_queue_wait_time: seconds a job may take from creation to a final state
             before its callers get :class:`QueueTimeoutError` (jobs stay retrievable).
-        adaptive_batch_sizing: pick circuits per job from measured overhead and
-            per-circuit execution time instead of filling up to the cap.
+        adaptive_batch_sizing: on the simulator, spread a bucket over the free job
+            slots, limited by a per-job vs per-circuit execution-time model fitted on
+            finished jobs; QPU buckets are never split beyond the cap.
         use_batch_api: ``False`` sends one job per circuit (A/B comparisons).
         request_timeout: total timeout of one HTTP request, seconds.
         max_retries: retries per request (and per job create).
@@ -253,9 +254,9 @@ class BatchSubmitter:
         self._round_trips: list[float] = []
         self._first_submit: float | None = None
         self._last_delivery: float | None = None
-        # adaptive sizing model: job latency ~ overhead + per_circuit * n
-        self._overhead_ewma: float | None = None
-        self._per_circuit_ewma: float | None = None
+        # adaptive sizing model, per backend: (circuits, execution seconds) of the last
+        # finished jobs, fitted as execution ~ per_job + per_circuit * circuits.
+        self._exec_samples: dict[str, deque[tuple[int, float]]] = {}
 
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -492,22 +493,65 @@ class BatchSubmitter:
         items = [it for it in self._buckets.pop(key, []) if not it.request.cancelled]
         if not items:
             return
-        for chunk in self._split(items, self._cap(settings["backend"])):
+        for chunk in self._split(items, self._cap(settings["backend"]), settings["backend"]):
             self._start_job(settings, chunk)
 
-    def _split(self, items: list[_Item], cap: int) -> list[list[_Item]]:
-        size = cap
+    def _split(self, items: list[_Item], cap: int, backend: str = "") -> list[list[_Item]]:
+        """Cut a bucket into jobs: at the cap, or adaptively (see :meth:`_adaptive_parts`)."""
+        n = len(items)
+        parts = math.ceil(n / cap)
         if self.adaptive_batch_sizing:
-            # Spread the circuits over the job slots that are free now (a busy
-            # submitter makes fewer, larger jobs), but keep each job's execution time
-            # at least its fixed overhead (measured: latency = overhead + n * per_circuit),
-            # which bounds the overhead share to <= 50%.
-            free = max(1, self.max_jobs_in_flight - self._active_jobs)
-            size = math.ceil(len(items) / free)
-            if self._overhead_ewma and self._per_circuit_ewma:
-                size = max(size, math.ceil(self._overhead_ewma / max(self._per_circuit_ewma, 1e-9)))
-            size = max(1, min(cap, size))
-        return [items[i : i + size] for i in range(0, len(items), size)]
+            parts = max(parts, self._adaptive_parts(n, backend))
+        # Balanced parts (sizes differ by at most one): a batch is as late as its largest job.
+        size, extra = divmod(n, parts)
+        out, start = [], 0
+        for k in range(parts):
+            end = start + size + (1 if k < extra else 0)
+            out.append(items[start:end])
+            start = end
+        return out
+
+    def _adaptive_parts(self, n: int, backend: str) -> int:
+        """How many concurrent jobs finish ``n`` circuits soonest without waste.
+
+        A QPU executes one job at a time, so splitting cannot shorten a batch there:
+        one job (up to the cap). A simulator runs jobs side by side: the batch is spread
+        over the job slots free now (a busy submitter makes fewer, larger jobs), but no
+        job gets fewer circuits than ``per_job / per_circuit``, from the execution-time
+        model fitted on finished jobs (:meth:`_exec_model`), so that fixed per-job
+        execution cost never exceeds half of a job's execution time. Queue wait and round
+        trips are not counted as per-job cost: concurrent jobs wait and travel in parallel.
+        """
+        if not backend.startswith("simulator"):
+            return 1
+        parts = max(1, min(n, self.max_jobs_in_flight - self._active_jobs))
+        model = self._exec_model(backend)
+        if model is not None:
+            per_job, per_circuit = model
+            if per_job > 0:
+                parts = min(parts, max(1, int(n * per_circuit / per_job)))
+        return parts
+
+    def _exec_model(self, backend: str) -> tuple[float, float] | None:
+        """``(per_job, per_circuit)`` execution seconds, least squares over recent jobs.
+
+        ``None`` before the first finished job. While all recent jobs had the same size
+        the two terms cannot be told apart and the whole time counts as per-circuit
+        (``per_job = 0``): the next split then has other sizes to learn from.
+        """
+        samples = self._exec_samples.get(backend)
+        if not samples:
+            return None
+        ns = [float(c) for c, _ in samples]
+        ts = [t for _, t in samples]
+        mean_n, mean_t = statistics.fmean(ns), statistics.fmean(ts)
+        var_n = sum((x - mean_n) ** 2 for x in ns)
+        if var_n > 0:
+            per_circuit = sum((x - mean_n) * (t - mean_t) for x, t in zip(ns, ts)) / var_n
+            per_job = mean_t - per_circuit * mean_n
+            if per_circuit > 0 and per_job >= 0:
+                return per_job, per_circuit
+        return 0.0, max(mean_t / max(mean_n, 1.0), 1e-9)
 
     def _cap(self, backend: str) -> int:
         if self.max_circuits_per_job is not None:
@@ -1119,17 +1163,9 @@ class BatchSubmitter:
                 queue = max(started - submitted, 0.0)
         if queue is not None:
             self._queue_times.append(queue)
-        latency = job.done_at - job.created_at
-        n = len(job.items)
-        # EWMA model for adaptive batch sizing: latency = overhead + n * per_circuit
-        per_circuit = (execution / n) if execution else None
-        overhead = latency - (execution or 0.0)
-        alpha = 0.3
-        if per_circuit:
-            self._per_circuit_ewma = per_circuit if self._per_circuit_ewma is None else (
-                (1 - alpha) * self._per_circuit_ewma + alpha * per_circuit)
-        self._overhead_ewma = max(overhead, 0.0) if self._overhead_ewma is None else (
-            (1 - alpha) * self._overhead_ewma + alpha * max(overhead, 0.0))
+        if execution is not None and job.items:
+            samples = self._exec_samples.setdefault(job.settings["backend"], deque(maxlen=32))
+            samples.append((len(job.items), execution))
 
     # ------------------------------------------------------------------ retrieve / recover
     async def _retrieve_inner(self, job_ids: list[str]) -> list[list[CircuitResult]]:

@@ -247,7 +247,8 @@ class QStoreBackend(BackendV2):
       False sends IonQ's ``qis`` gate set (transpiled per circuit, the plain way).
     * ``enable_smart_caching`` (True): compile each circuit structure once into a
       :class:`~qstore_qiskit.CompiledTemplate` and bind values into payloads.
-    * ``adaptive_batch_sizing`` (False): pick circuits per job from measured timings.
+    * ``adaptive_batch_sizing`` (False): on the simulator, run each batch as parallel jobs
+      sized from measured execution times (QPU batches are not split).
     * ``connection_pool_size`` (5), ``batch_window`` (0.005 s), ``max_queue_wait_time``
       (120 s): HTTP pool size, coalescing window, queue timeout.
     * ``request_timeout`` (30 s), ``max_retries`` (6): per HTTP request.

@@ -78,8 +78,8 @@ class TestAgainstMiniServer(unittest.TestCase):
         with BatchSubmitter(TOKEN, self.server.url, max_circuits_per_job=7) as sub:
             res = sub.submit([x_circuit(b % 16) for b in range(30)]).result(30)
             stats = sub.stats()
-        self.assertEqual(stats["jobs_created"], 5)  # 7+7+7+7+2
-        self.assertEqual(stats["circuits_per_job"]["max"], 7)
+        self.assertEqual(stats["jobs_created"], 5)  # ceil(30 / 7), balanced: 6+6+6+6+6
+        self.assertEqual(stats["circuits_per_job"]["max"], 6)
         self.assertEqual([r.probabilities for r in res], [{b % 16: 1.0} for b in range(30)])
 
     def test_no_batch_api_one_job_per_circuit(self) -> None:
