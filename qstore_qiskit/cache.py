@@ -606,6 +606,21 @@ class CompiledTemplate:
             w = np.array([per_slot[s_i][r][1] for s_i in rows])[:, None]
             ranks.append((np.array(rows, dtype=np.intp), cols, None if np.all(w == 1.0) else w))
         self._ranks = ranks
+        # The same sums for a handful of bindings, where the per-rank numpy calls would
+        # dominate: one padded gather ``[b | w0 x[c0] | ... ]`` per slot (column 0 is b,
+        # gathered as 1.0 * b; padding is weight 0 on a zero column) and a cumulative sum
+        # along it, which numpy evaluates strictly left to right - the rank loop's order.
+        # Adding a padding zero never changes a value (only, possibly, the sign of a zero,
+        # which normalisation erases), so both paths give bit-identical bodies.
+        gather = np.full((n_slots, R + 1), n_cols, dtype=np.intp)
+        weight = np.zeros((n_slots, R + 1))
+        gather[:, 0] = n_cols + 1
+        weight[:, 0] = b
+        for s_i, terms in enumerate(per_slot):
+            for r, (c, v) in enumerate(terms):
+                gather[s_i, r + 1] = c
+                weight[s_i, r + 1] = v
+        self._gather, self._weight = gather, weight
         self._n_par = n_par
         self._n_cols = n_cols
         self._extra = extra
@@ -634,7 +649,7 @@ class CompiledTemplate:
         self._n_emit_slots = n_slots - len(final_slots)
         self._emit = self._make_emitter(plan)
         self._nbytes = int(
-            A.nbytes + b.nbytes + F.nbytes + sum(r.nbytes + c.nbytes for r, c, _ in ranks) * 2 + 400 * len(plan) + 200 * native.size()
+            A.nbytes + b.nbytes + F.nbytes + sum(r.nbytes + c.nbytes for r, c, _ in ranks) * 2 + gather.nbytes + weight.nbytes + 400 * len(plan) + 200 * native.size()
         )
         return self
 
@@ -804,6 +819,16 @@ class CompiledTemplate:
             _check_values(ext, "non-affine expression values")
             Xc = np.concatenate([Xc, ext], axis=1)
         n_slots = self._b.size
+        if 0 < B <= 4 and self._ranks:
+            S = np.empty((B, n_slots))
+            padded = np.zeros(self._n_cols + 2)
+            padded[-1] = 1.0
+            for r in range(B):
+                padded[: self._n_cols] = Xc[r]
+                table = padded.take(self._gather)
+                table *= self._weight
+                S[r] = table.cumsum(axis=1)[:, -1]
+            return self._normalise(S)
         ST = np.empty((n_slots, B))  # transposed: one contiguous row per slot
         ST[:] = self._b[:, None]
         if self._ranks:
@@ -813,7 +838,10 @@ class CompiledTemplate:
                 if w is not None:
                     terms *= w
                 ST[rows] += terms
-        S = np.ascontiguousarray(ST.T)
+        return self._normalise(np.ascontiguousarray(ST.T))
+
+    def _normalise(self, S: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Fold raw slot values ``S`` (bindings x slots, in place) into IonQ's ranges."""
         tol = MS_MAX_ANGLE + ANGLE_TOL
         n_ms, n_phase = self._n_ms, self._n_phase
         a0, a1 = n_phase + n_ms, n_phase + n_ms + self._n_zz  # angle blocks
