@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -85,6 +85,31 @@ class ParsedCircuit:
         return out
 
 
+def iter_probabilities(circuits: Sequence[ParsedCircuit]) -> Iterator[np.ndarray]:
+    """Born probabilities of each circuit, in order.
+
+    Circuits :func:`simulator.batchable <qstore_qiskit.server.simulator.batchable>` takes
+    (2-12 qubits, gates on at most two) are simulated up front, all those of one width in
+    one :func:`~qstore_qiskit.server.simulator.simulate_small_batch` call; the others,
+    with the general kernel one at a time as the iteration reaches them (so only one
+    wide state is alive at once).
+    """
+    small: dict[int, np.ndarray] = {}
+    by_width: dict[int, list[int]] = {}
+    for i, circuit in enumerate(circuits):
+        if sim.batchable(circuit.num_qubits, circuit.gates):
+            by_width.setdefault(circuit.num_qubits, []).append(i)
+    for width, indices in by_width.items():
+        probs = sim.simulate_small_batch(width, [circuits[i].gates for i in indices])
+        small.update(zip(indices, probs))
+    for i, circuit in enumerate(circuits):
+        if i in small:
+            yield small.pop(i)
+        else:
+            state = sim.simulate_unitary_circuit(circuit.num_qubits, circuit.unitaries())
+            yield sim.probabilities(state)
+
+
 def _as_float(value: Any) -> float | None:
     """A finite float from a JSON number, else ``None``.
 
@@ -92,6 +117,8 @@ def _as_float(value: Any) -> float | None:
     ``str()`` for parameter objects it cannot encode (e.g. a bound
     ``ParameterExpression`` in ``ms``/``zz`` angles).
     """
+    if type(value) is float:  # the common case first (this runs for every gate parameter)
+        return value if math.isfinite(value) else None
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -128,7 +155,7 @@ def _indices(gate: dict, plural: str, singular: str, where: str) -> list[int]:
     else:
         return []
     for v in values:
-        if not isinstance(v, int) or isinstance(v, bool):
+        if type(v) is not int and (not isinstance(v, int) or isinstance(v, bool)):
             raise bad_request(f"{where}: qubit indices must be integers, got {v!r}")
         if v < 0:
             raise bad_request(f"{where}: qubit index {v} is negative")
@@ -225,12 +252,13 @@ def _native_matrix(name: str, gate: dict, targets: list[int], where: str) -> Mat
         if len(targets) != 2:
             raise bad_request(f"{where}: gate 'ms' takes exactly two targets")
         phases = gate.get("phases")
-        if not isinstance(phases, list) or len(phases) != 2 or not all(
-            _is_number(p) for p in phases
-        ):
+        phi0 = phi1 = None
+        if isinstance(phases, list) and len(phases) == 2:
+            phi0, phi1 = _as_float(phases[0]), _as_float(phases[1])
+        if phi0 is None or phi1 is None:
             raise bad_request(f"{where}: 'ms' needs 'phases', a list of two numbers (turns)")
         angle = _number(gate, "angle", where, default=0.25)
-        return (sim.ms, (_as_float(phases[0]), _as_float(phases[1]), angle))
+        return (sim.ms, (phi0, phi1, angle))
     if name == "zz":
         if len(targets) != 2:
             raise bad_request(f"{where}: gate 'zz' takes exactly two targets")
@@ -287,7 +315,9 @@ def parse_circuit(
         controls = _indices(gate, "controls", "control", here)
         if not targets:
             raise bad_request(f"{here}: gate '{gname}' has no targets")
-        if len(set(targets + controls)) != len(targets) + len(controls):
+        if (controls or len(targets) > 1) and (
+            len(set(targets + controls)) != len(targets) + len(controls)
+        ):
             raise bad_request(f"{here}: a qubit appears twice in targets/controls")
         if gateset == "native":
             if controls:
@@ -297,8 +327,10 @@ def parse_circuit(
         else:
             recipe = _qis_matrix(gname, gate, targets, here)
             native += _native_cost_qis(gname, len(controls), len(targets), gate)
-        qubits = tuple(targets + controls)
-        highest = max(highest, *qubits)
+        qubits = tuple(targets + controls) if controls else tuple(targets)
+        top = max(qubits)
+        if top > highest:
+            highest = top
         if len(qubits) == 1:
             n1 += 1
         else:
@@ -323,6 +355,7 @@ def parse_circuit(
 __all__ = [
     "ParsedCircuit",
     "parse_circuit",
+    "iter_probabilities",
     "build_matrix",
     "MatrixRecipe",
     "QIS_GATES",

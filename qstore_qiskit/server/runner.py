@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from . import simulator as sim
+from .circuits import iter_probabilities
 from .config import ServerConfig
 from .jobs import SHOTS_V2, Job
 from .qasm import sample_program, shots_artifact
@@ -54,11 +55,10 @@ def simulate_job(job: Job, server_seed: int | None) -> None:
         job.artifact_payloads[aid] = shots_artifact(spec.program, outcomes)
         return
     targets = job.children if job.children else [job]
-    for child in targets:
-        circuit = child.circuit
-        assert circuit is not None
-        state = sim.simulate_unitary_circuit(circuit.num_qubits, circuit.unitaries())
-        probs = sim.probabilities(state)
+    circuits = [child.circuit for child in targets]
+    assert all(circuit is not None for circuit in circuits)
+    # Small circuits are simulated together in one batch (see iter_probabilities).
+    for child, circuit, probs in zip(targets, circuits, iter_probabilities(circuits)):
         rng = job_rng(child, server_seed)
         if noise.is_ideal:
             # Like IonQ's ideal simulator: exact probabilities (the sampled histogram

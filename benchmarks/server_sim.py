@@ -1,0 +1,149 @@
+"""CPU cost of the local server's simulation thread per job (``simulate_job``).
+
+Builds multicircuit jobs of random IonQ circuits (native GPI/GPI2/MS, and qis) exactly
+as the server does (``parse_job_request`` + child ``Job`` records), then measures with
+``time.process_time`` (best of several runs):
+
+* ``parse``: validating the request into circuits (runs in the server's parse pool);
+* ``simulate``: :func:`qstore_qiskit.server.runner.simulate_job` (probabilities,
+  seeded histograms, JSON text), i.e. what the server's simulation thread spends;
+* ``old``: the previous ``simulate_job`` loop, kept here: every circuit on its own
+  through the general kernel (``simulate_unitary_circuit(parsed.unitaries())``: peephole
+  fusion + einsum/tensordot), then the numpy-path JSON text and histogram. It shares
+  this checkout's general kernel, so it runs a little faster than the code before the
+  batched kernel did (its 2-qubit ``np.kron`` was replaced too).
+
+Run: ``python benchmarks/server_sim.py`` (``--quick`` for fewer repetitions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from qstore_qiskit.server import simulator as sim
+from qstore_qiskit.server.config import ServerConfig
+from qstore_qiskit.server.jobs import Job, parse_job_request
+from qstore_qiskit.server.runner import job_rng, simulate_job
+
+
+def native_circuit(n: int, num_gates: int, rng: np.random.Generator) -> list[dict]:
+    """Random native gates, about two single-qubit pulses per MS (like compiled ansatzes)."""
+    gates: list[dict] = []
+    for _ in range(num_gates):
+        kind = rng.random()
+        if kind < 0.33:
+            a, b = (int(x) for x in rng.choice(n, 2, replace=False))
+            gates.append({"gate": "ms", "targets": [a, b],
+                          "phases": [float(rng.random()), float(rng.random())],
+                          "angle": 0.25})
+        elif kind < 0.5:
+            gates.append({"gate": "gpi", "target": int(rng.integers(n)),
+                          "phase": float(rng.random())})
+        else:
+            gates.append({"gate": "gpi2", "target": int(rng.integers(n)),
+                          "phase": float(rng.random())})
+    return gates
+
+
+def qis_circuit(n: int, num_gates: int, rng: np.random.Generator) -> list[dict]:
+    """Random qis gates: rotations, fixed 1q gates, cnot and rzz."""
+    gates: list[dict] = []
+    for _ in range(num_gates):
+        kind = rng.random()
+        if kind < 0.3:
+            a, b = (int(x) for x in rng.choice(n, 2, replace=False))
+            gates.append({"gate": "x", "targets": [a], "controls": [b]})
+        elif kind < 0.4:
+            a, b = (int(x) for x in rng.choice(n, 2, replace=False))
+            gates.append({"gate": "zz", "targets": [a, b], "rotation": float(rng.random())})
+        elif kind < 0.7:
+            gates.append({"gate": str(rng.choice(["rx", "ry", "rz"])),
+                          "targets": [int(rng.integers(n))], "rotation": float(rng.random())})
+        else:
+            gates.append({"gate": str(rng.choice(["h", "s", "t", "v"])),
+                          "targets": [int(rng.integers(n))]})
+    return gates
+
+
+def make_job(gateset: str, circuits: int, n: int, num_gates: int, seed: int):
+    """A multicircuit job body of random circuits and the server config to parse it."""
+    rng = np.random.default_rng(seed)
+    make = native_circuit if gateset == "native" else qis_circuit
+    body = {
+        "type": "ionq.multi-circuit.v1", "backend": "simulator", "shots": 1024,
+        "input": {"gateset": gateset, "qubits": n,
+                  "circuits": [{"circuit": make(n, num_gates, rng)} for _ in range(circuits)]},
+    }
+    config = ServerConfig()
+    return body, config
+
+
+def build(body, config) -> Job:
+    """Parse ``body`` and make the job with its child records, as the server does."""
+    spec = parse_job_request(body, config)
+    job = Job(id="j", spec=spec, seq=1)
+    for i in range(len(spec.circuits)):
+        job.children.append(Job(id=f"j-{i}", spec=spec, seq=2 + i, parent_id="j",
+                                circuit_index=i))
+    return job
+
+
+def cpu(fn, repeat: int) -> float:
+    """Best-of-``repeat`` CPU seconds of ``fn()`` (fewer repeats once 2 s are spent)."""
+    best = float("inf")
+    spent = 0.0
+    for _ in range(repeat):
+        if spent > 2.0:
+            break
+        t0 = time.process_time()
+        fn()
+        elapsed = time.process_time() - t0
+        best = min(best, elapsed)
+        spent += elapsed
+    return best
+
+
+def old_simulate_job(job: Job, server_seed: int) -> None:
+    """``simulate_job`` before the batched kernel (ideal noise, circuit jobs)."""
+    for child in job.children or [job]:
+        c = child.circuit
+        probs = sim.probabilities(sim.simulate_unitary_circuit(c.num_qubits, c.unitaries()))
+        rng = job_rng(child, server_seed)
+        nonzero = np.flatnonzero(probs > 1e-14)
+        child.probabilities_json = "{" + ",".join(
+            [f'"{k}":{v!r}' for k, v in zip(nonzero.tolist(), probs[nonzero].tolist())]
+        ) + "}"
+        counts = rng.multinomial(job.spec.shots, probs / probs.sum())
+        nonzero = np.flatnonzero(counts)
+        child.histogram = dict(zip(nonzero.tolist(), counts[nonzero].tolist()))
+        child.sample_seed = int(rng.integers(2**63 - 1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    repeat = 3 if args.quick else 15
+    cases = [("native", 96, 4, 20), ("native", 96, 4, 30), ("native", 96, 4, 60),
+             ("native", 96, 6, 45), ("native", 96, 8, 20), ("native", 96, 8, 60),
+             ("native", 96, 8, 100), ("qis", 96, 4, 30), ("qis", 96, 8, 60),
+             ("native", 1, 4, 30), ("native", 4, 12, 100)]
+    print(f"CPU ms per job (best of {repeat}), shots=1024")
+    print(f"{'gateset':8} {'circ':>4} {'qubits':>6} {'gates':>5} | {'parse':>8} "
+          f"{'simulate':>9} {'old':>9} {'old/sim':>7}")
+    for gateset, circuits, n, num_gates in cases:
+        body, config = make_job(gateset, circuits, n, num_gates, seed=n * 1000 + num_gates)
+        job = build(body, config)
+        t_parse = cpu(lambda: build(body, config), repeat)
+        t_sim = cpu(lambda: simulate_job(job, 42), repeat)
+        t_old = cpu(lambda: old_simulate_job(job, 42), repeat)
+        print(f"{gateset:8} {circuits:4} {n:6} {num_gates:5} | {t_parse * 1e3:8.2f} "
+              f"{t_sim * 1e3:9.2f} {t_old * 1e3:9.2f} {t_old / t_sim:7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
