@@ -116,7 +116,7 @@ class IonQHttpClient:
         token: str | None = None,
         url: str | None = None,
         *,
-        connection_pool_size: int = 5,
+        connection_pool_size: int = 16,
         request_timeout: float = 30.0,
         max_retries: int = 6,
         rate_limit: tuple[float, float] | None = None,

@@ -249,7 +249,7 @@ class QStoreBackend(BackendV2):
       :class:`~qstore_qiskit.CompiledTemplate` and bind values into payloads.
     * ``adaptive_batch_sizing`` (False): on the simulator, run each batch as parallel jobs
       sized from measured execution times (QPU batches are not split).
-    * ``connection_pool_size`` (5), ``batch_window`` (0.005 s), ``max_queue_wait_time``
+    * ``connection_pool_size`` (16), ``batch_window`` (0.005 s), ``max_queue_wait_time``
       (120 s): HTTP pool size, coalescing window, queue timeout.
     * ``request_timeout`` (30 s), ``max_retries`` (6): per HTTP request.
     * ``journal_path`` (None): append-only journal of submitted jobs, for
@@ -292,7 +292,7 @@ class QStoreBackend(BackendV2):
             use_native_gates=True,
             enable_smart_caching=True,
             adaptive_batch_sizing=False,
-            connection_pool_size=5,
+            connection_pool_size=16,
             batch_window=0.005,
             max_queue_wait_time=120.0,
             request_timeout=30.0,
