@@ -4,7 +4,9 @@ One classifier (``zz_feature_map`` + ``real_amplitudes`` on 4 qubits, ``Estimato
 with parameter-shift gradients, ``NeuralNetworkClassifier``, full-batch gradient descent
 from the same initial point) is trained three times against the local IonQ-API server in
 its ``cloud`` profile (network delay, queue wait, execution time, 100 circuits per job).
-Each setup gets its own fresh server, so request counts are separable:
+Each setup gets its own fresh server, so request counts are separable. The server runs in
+its own process, as IonQ's service does not share the client's GIL (``--in-process``
+runs it in a thread of the benchmark instead):
 
 (a) qiskit-ionq: ``IonQProvider(token, url=srv.url).get_backend("simulator")``, its
     preset pass manager (``generate_preset_pass_manager(backend, optimization_level=1)``),
@@ -22,8 +24,9 @@ Each setup gets its own fresh server, so request counts are separable:
 An epoch is one full-batch gradient step (forward + parameter-shift backward over the
 whole dataset) plus the loss at the new point. Usage::
 
-    python benchmarks/training.py            # 3 epochs, 6 samples
-    python benchmarks/training.py --quick    # 1 epoch, 4 samples
+    python benchmarks/training.py               # 3 epochs, 6 samples
+    python benchmarks/training.py --quick       # 1 epoch, 4 samples
+    python benchmarks/training.py --in-process  # server in a thread of this process
 
 The dataset is small because qiskit-ionq sends every circuit of a ``run`` call as one
 job and the server rejects more than 100 circuits per job (6 samples x 16 shifted
@@ -67,6 +70,26 @@ class Run:
     @property
     def mean_epoch(self) -> float:
         return float(np.mean(self.epoch_seconds)) if self.epoch_seconds else math.nan
+
+
+#: Run the server in a child process (the default) or in a thread of this process.
+SERVER_IN_PROCESS = False
+
+
+def cloud_server():
+    """A fresh local IonQ-API server in the ``cloud`` profile for one setup.
+
+    By default it runs in its own process (:class:`~qstore_qiskit.server.ServerProcess`),
+    like IonQ's service, which shares neither this process's GIL nor its garbage
+    collector. ``--in-process`` uses :class:`~qstore_qiskit.server.LocalServer` in a thread
+    instead; its request handling and simulation then compete with the client for the
+    GIL.
+    """
+    from qstore_qiskit.server import LocalServer, ServerProcess
+
+    if SERVER_IN_PROCESS:
+        return LocalServer(profile="cloud", seed=SEED)
+    return ServerProcess(profile="cloud", seed=SEED)
 
 
 def dataset(num_samples: int):
@@ -131,10 +154,8 @@ def run_qiskit_ionq(X, y, epochs: int) -> Run:
     from qiskit.transpiler import generate_preset_pass_manager
     from qiskit_ionq import IonQProvider
 
-    from qstore_qiskit import LocalServer
-
     run = Run("(a) qiskit-ionq")
-    with LocalServer(profile="cloud", seed=SEED) as server:
+    with cloud_server() as server:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # it looks up api.ionq.co for the qubit count
             backend = IonQProvider(TOKEN, url=server.url).get_backend("simulator")
@@ -164,14 +185,14 @@ def run_qstore(X, y, epochs: int, features: bool, adaptive: bool = False) -> Run
     from qiskit.primitives import BackendEstimatorV2
 
     import qstore_qiskit
-    from qstore_qiskit import LocalServer, QStoreProvider
+    from qstore_qiskit import QStoreProvider
     from qstore_qiskit.providers import FEATURE_OPTIONS, QStoreJob
 
     run = Run(
         ("(c) qstore, every feature on" if adaptive else "(d) qstore, (c) w/o adaptive")
         if features else "(b) qstore, features off"
     )
-    with LocalServer(profile="cloud", seed=SEED) as server:
+    with cloud_server() as server:
         provider = QStoreProvider(token=TOKEN, url=server.url)
         try:
             flags = {name: features for name in FEATURE_OPTIONS}
@@ -245,13 +266,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 epoch on 4 samples")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--samples", type=int, default=None)
+    parser.add_argument("--in-process", action="store_true",
+                        help="run the server in a thread of this process instead of its own process")
     args = parser.parse_args(argv)
+    global SERVER_IN_PROCESS
+    SERVER_IN_PROCESS = args.in_process
     epochs = args.epochs or (1 if args.quick else 3)
     samples = args.samples or (4 if args.quick else 6)
     logging.getLogger("qiskit_ionq").setLevel(logging.ERROR)
     X, y = dataset(samples)
     print(f"EstimatorQNN classifier: {NUM_QUBITS} qubits, {samples} samples, {epochs} epoch(s), "
-          f"{SHOTS} shots, parameter-shift gradients; LocalServer(profile='cloud') per setup", flush=True)
+          f"{SHOTS} shots, parameter-shift gradients; a fresh cloud-profile server per setup, "
+          f"{'in this process' if SERVER_IN_PROCESS else 'in its own process'}", flush=True)
     runs = []
     for make in (lambda: run_qiskit_ionq(X, y, epochs),
                  lambda: run_qstore(X, y, epochs, features=False),
@@ -293,8 +319,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"~{max(ours.mean_epoch - wait - prep, 0):.2f}s in qiskit-ml, BackendEstimatorV2 and the pass manager")
         print("qiskit-ionq per epoch is dominated by IonQJob.result()'s fixed 5 s status-poll interval "
               "(two jobs per epoch: gradient, loss), then per-circuit transpilation.")
-        print("note: the local server simulates in-process; its execution time is max(latency model, "
-              "actual simulation), and the simulation shares the GIL with the client.")
+        if SERVER_IN_PROCESS:
+            print("note: the server ran in this process; its request handling and simulation shared "
+                  "the GIL with the client (run without --in-process for a separate server process).")
     return 0
 
 

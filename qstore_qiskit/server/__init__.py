@@ -13,11 +13,13 @@ Modules: :mod:`.config` (``ServerConfig``, ``PROFILES``), :mod:`.simulator` (num
 state vectors), :mod:`.circuits` / :mod:`.qasm` (input validation), :mod:`.jobs`
 (records and store), :mod:`.runner` (latency model and execution), :mod:`.faults`
 (seeded fault injection), :mod:`.app` (aiohttp routes), :mod:`.local_server`
-(background-thread runner) and :mod:`.cli` (``qstore-qiskit serve``).
+(background-thread runner), :mod:`.process` (the server in a child process) and
+:mod:`.cli` (``qstore-qiskit serve``).
 """
 
 from .app import create_app
 from .config import FAULT_KINDS, PROFILES, ServerConfig
 from .local_server import LocalServer
+from .process import ServerProcess
 
-__all__ = ["LocalServer", "ServerConfig", "PROFILES", "FAULT_KINDS", "create_app"]
+__all__ = ["LocalServer", "ServerProcess", "ServerConfig", "PROFILES", "FAULT_KINDS", "create_app"]

@@ -202,6 +202,11 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     route = getattr(request.match_info.route.handler, "__name__", "unmatched")
     if request.match_info.http_exception is not None:
         route = "unmatched"
+    if route == "server_stats":  # reading the counters must not change them
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return error_response(exc.status, exc.message, exc.error_type, exc.headers)
     try:
         response = await _handle(request, handler, state, route)
     except _ConnectionDropped:
@@ -275,6 +280,20 @@ async def _handle(request: web.Request, handler: Handler, state: ServerState, ro
 async def root(request: web.Request) -> web.Response:
     """Health check."""
     return _json({"status": "ok", "versions": list(API_VERSIONS)})
+
+
+async def server_stats(request: web.Request) -> web.Response:
+    """``GET /_qstore/stats``: this server's request counters (not part of IonQ's API).
+
+    The same numbers as :meth:`LocalServer.stats`, for a server running in another
+    process (``python -m qstore_qiskit.server``). Served without the latency model and
+    left out of the counters it reports; the API key is checked when one is set.
+    """
+    state = _state(request)
+    _check_auth(request, state.config.api_key)
+    snap = state.stats.snapshot()
+    snap["faults"] = state.faults.counts()
+    return _json(snap)
 
 
 async def _read_json(request: web.Request) -> Any:
@@ -611,6 +630,7 @@ async def get_characterization(request: web.Request) -> web.Response:
 def _add_routes(app: web.Application) -> None:
     router = app.router
     router.add_get("/", root)
+    router.add_get("/_qstore/stats", server_stats)
     for v in API_VERSIONS:
         p = f"/{v}"
         router.add_get(f"{p}", root)

@@ -374,6 +374,16 @@ class TestProfilesAndLimits(unittest.TestCase):
             self.assertGreaterEqual(stats["requests"], 2)
             self.assertEqual(stats["by_route_status"]["get_job 404"], 1)
             self.assertIn("faults", stats)
+            # The same counters over HTTP, for a server in another process; reading them
+            # does not count as a request.
+            status, _, remote = http("GET", srv.base_url + "/_qstore/stats", key="k")
+            self.assertEqual(status, 200)
+            self.assertEqual(remote["requests"], stats["requests"])
+            self.assertEqual(srv.stats()["requests"], stats["requests"])
+        with LocalServer(api_key="right") as srv:
+            status, _, body = http("GET", srv.base_url + "/_qstore/stats", key="wrong")
+            self.assertEqual(status, 401)
+            self.assertNotIn("right", str(body))
 
     def test_clean_stop_no_leaked_threads(self):
         import threading
