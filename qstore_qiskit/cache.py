@@ -892,16 +892,17 @@ class CompiledTemplate:
 
     def _gate_lists(self, X: np.ndarray) -> list[list[dict[str, Any]]]:
         S, ms_big, ms_pre = self._slots(X)
-        rows = S[:, : self._n_emit_slots].tolist()
         emit = self._emit
-        # Building thousands of small dicts triggers CPython's cyclic GC over and over, and
-        # each pass re-walks every dict built so far (3x slower for 1000 bindings). None of
-        # these objects can form a cycle, so collection is paused while they are built. The
-        # flag is process-wide: only a caller that found it enabled turns it back on.
-        pause = len(rows) > 8 and gc.isenabled()
+        # Building thousands of small lists and dicts triggers CPython's cyclic GC over and
+        # over, and each pass re-walks every container built so far (3x slower for 1000
+        # bindings). None of these objects can form a cycle, so collection is paused while
+        # they are built (the rows of slot values included). The flag is process-wide:
+        # only a caller that found it enabled turns it back on.
+        pause = X.shape[0] > 8 and gc.isenabled()
         if pause:
             gc.disable()
         try:
+            rows = S[:, : self._n_emit_slots].tolist()
             if ms_big is None:
                 return [emit(v) for v in rows]
             needs = ms_big.any(axis=1)
