@@ -359,6 +359,10 @@ def _check_values(x: np.ndarray, what: str = "parameter values") -> None:
         raise QStoreCacheError(f"{what} must be finite (got NaN or inf)")
 
 
+#: Bindings evaluated per numpy pass in bind_many (see CompiledTemplate._gate_lists).
+_BIND_BLOCK = 128
+
+
 class CompiledTemplate:
     """A native circuit with parameterized phases, pre-analysed for fast binding.
 
@@ -891,8 +895,6 @@ class CompiledTemplate:
         return out
 
     def _gate_lists(self, X: np.ndarray) -> list[list[dict[str, Any]]]:
-        S, ms_big, ms_pre = self._slots(X)
-        emit = self._emit
         # Building thousands of small lists and dicts triggers CPython's cyclic GC over and
         # over, and each pass re-walks every container built so far (3x slower for 1000
         # bindings). None of these objects can form a cycle, so collection is paused while
@@ -902,17 +904,28 @@ class CompiledTemplate:
         if pause:
             gc.disable()
         try:
-            rows = S[:, : self._n_emit_slots].tolist()
-            if ms_big is None:
-                return [emit(v) for v in rows]
-            needs = ms_big.any(axis=1)
-            return [
-                self._emit_slow(v, ms_big[r], ms_pre[r]) if needs[r] else emit(v)
-                for r, v in enumerate(rows)
-            ]
+            out: list[list[dict[str, Any]]] = []
+            # Blocks of bindings keep numpy's temporaries small (cache-resident, and below
+            # the size at which the C allocator maps fresh pages for each of them); the
+            # arithmetic is elementwise, so blocking does not change a single bit.
+            for lo in range(0, X.shape[0], _BIND_BLOCK):
+                out += self._gate_lists_block(X[lo : lo + _BIND_BLOCK])
+            return out
         finally:
             if pause:
                 gc.enable()
+
+    def _gate_lists_block(self, X: np.ndarray) -> list[list[dict[str, Any]]]:
+        S, ms_big, ms_pre = self._slots(X)
+        emit = self._emit
+        rows = S[:, : self._n_emit_slots].tolist()
+        if ms_big is None:
+            return [emit(v) for v in rows]
+        needs = ms_big.any(axis=1)
+        return [
+            self._emit_slow(v, ms_big[r], ms_pre[r]) if needs[r] else emit(v)
+            for r, v in enumerate(rows)
+        ]
 
     def bind(
         self,

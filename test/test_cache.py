@@ -111,9 +111,10 @@ class TestTemplateEquivalence(unittest.TestCase):
         source = ansatz(5, 3)
         for device in ("aria-1", "forte-1"):
             template = CompiledTemplate.compile(source, device)
-            X = rng.uniform(-20, 20, (64, source.num_parameters))
+            X = rng.uniform(-20, 20, (300, source.num_parameters))  # > one 128-row block
             X[:3] = 0.0  # exact zeros: signed-zero corner cases
             reference = template.bind_many(X)
+            self.assertEqual(reference[250:], [template.bind(x) for x in X[250:]])
             for size in (1, 2, 3, 4, 5, 9):
                 for start in range(0, 27, size):
                     with self.subTest(device=device, size=size, start=start):
