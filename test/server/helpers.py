@@ -94,3 +94,24 @@ def ionq_env(url: str) -> mock._patch:
     return mock.patch.dict(os.environ, {"IONQ_API_URL": url})
 
 
+
+
+def random_native_circuit(n: int, depth: int, rng) -> QuantumCircuit:
+    """A random circuit of qiskit-ionq's GPi/GPi2/MS/ZZ gates (seeded by ``rng``)."""
+    from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate, ZZGate  # pylint: disable=import-outside-toplevel
+
+    qc = QuantumCircuit(n)
+    for _ in range(depth):
+        kind = rng.integers(4)
+        if kind == 0 or n == 1:
+            qc.append(GPIGate(float(rng.random())), [int(rng.integers(n))])
+        elif kind == 1:
+            qc.append(GPI2Gate(float(rng.random())), [int(rng.integers(n))])
+        else:
+            a, b = (int(x) for x in rng.choice(n, 2, replace=False))
+            if kind == 2:
+                qc.append(MSGate(float(rng.random()), float(rng.random()),
+                                 float(rng.random() * 0.5)), [a, b])
+            else:
+                qc.append(ZZGate(float(rng.random() * 0.5)), [a, b])
+    return qc

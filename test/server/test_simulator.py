@@ -18,6 +18,8 @@ from qstore_qiskit.server import simulator as sim
 from qstore_qiskit.server.circuits import parse_circuit
 from qstore_qiskit.server.qasm import load_program, qasm3_available, sample_program
 
+from .helpers import random_native_circuit
+
 # Standard-gate names among the qis gates qiskit-ionq's converter accepts.
 _QIS_BASIS = ["h", "x", "y", "z", "s", "sdg", "t", "tdg", "sx", "sxdg", "rx", "ry", "rz", "p",
               "cx", "cy", "cz", "ch", "crx", "cry", "crz", "cp", "csx", "swap", "rxx", "ryy",
@@ -134,28 +136,11 @@ class TestQisCircuits(unittest.TestCase):
 class TestNativeCircuits(unittest.TestCase):
     """Random GPI/GPI2/MS/ZZ circuits built with qiskit-ionq's gates."""
 
-    def _random_native(self, n: int, depth: int, rng: np.random.Generator) -> QuantumCircuit:
-        qc = QuantumCircuit(n)
-        for _ in range(depth):
-            kind = rng.integers(4)
-            if kind == 0 or n == 1:
-                qc.append(GPIGate(float(rng.random())), [int(rng.integers(n))])
-            elif kind == 1:
-                qc.append(GPI2Gate(float(rng.random())), [int(rng.integers(n))])
-            else:
-                a, b = (int(x) for x in rng.choice(n, 2, replace=False))
-                if kind == 2:
-                    qc.append(MSGate(float(rng.random()), float(rng.random()),
-                                     float(rng.random() * 0.5)), [a, b])
-                else:
-                    qc.append(ZZGate(float(rng.random() * 0.5)), [a, b])
-        return qc
-
     def test_random_native_circuits(self):
         rng = np.random.default_rng(2024)
         for trial in range(15):
             n = 1 + trial % 6
-            qc = self._random_native(n, 30, rng)
+            qc = random_native_circuit(n, 30, rng)
             gates, _, _ = qiskit_circ_to_ionq_circ(qc, "native")
             got = _simulate(gates, "native", n)
             # Same matrices, so the states agree exactly (no global phase freedom).
@@ -163,13 +148,13 @@ class TestNativeCircuits(unittest.TestCase):
 
     def test_wide_native_circuit_uses_tensordot_path(self):
         rng = np.random.default_rng(5)
-        qc = self._random_native(17, 40, rng)
+        qc = random_native_circuit(17, 40, rng)
         gates, _, _ = qiskit_circ_to_ionq_circ(qc, "native")
         _assert_same_state(self, _simulate(gates, "native", 17), qc, up_to_phase=False)
 
     def test_fusion_is_exact(self):
         rng = np.random.default_rng(9)
-        qc = self._random_native(5, 60, rng)
+        qc = random_native_circuit(5, 60, rng)
         gates, _, _ = qiskit_circ_to_ionq_circ(qc, "native")
         parsed = parse_circuit(gates, "native", 5, 20, 10**6)
         ops = parsed.unitaries()

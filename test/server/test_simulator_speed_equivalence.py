@@ -21,7 +21,6 @@ from qiskit.circuit.library import PauliEvolutionGate
 from qiskit.circuit.random import random_circuit
 from qiskit.quantum_info import SparsePauliOp, Statevector
 from qiskit_ionq.helpers import qiskit_circ_to_ionq_circ
-from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate, ZZGate
 
 from qstore_qiskit.server import simulator as sim
 from qstore_qiskit.server.circuits import iter_probabilities, parse_circuit
@@ -29,27 +28,11 @@ from qstore_qiskit.server.config import ServerConfig
 from qstore_qiskit.server.jobs import Job, parse_job_request
 from qstore_qiskit.server.runner import job_rng, simulate_job
 
+from .helpers import random_native_circuit
+
 _QIS_BASIS = ["h", "x", "y", "z", "s", "sdg", "t", "tdg", "sx", "sxdg", "rx", "ry", "rz", "p",
               "cx", "cy", "cz", "ch", "crx", "cry", "crz", "cp", "csx", "swap", "rxx", "ryy",
               "rzz", "ccx"]
-
-
-def _random_native(n: int, depth: int, rng: np.random.Generator) -> QuantumCircuit:
-    qc = QuantumCircuit(n)
-    for _ in range(depth):
-        kind = rng.integers(4)
-        if kind == 0 or n == 1:
-            qc.append(GPIGate(float(rng.random())), [int(rng.integers(n))])
-        elif kind == 1:
-            qc.append(GPI2Gate(float(rng.random())), [int(rng.integers(n))])
-        else:
-            a, b = (int(x) for x in rng.choice(n, 2, replace=False))
-            if kind == 2:
-                qc.append(MSGate(float(rng.random()), float(rng.random()),
-                                 float(rng.random() * 0.5)), [a, b])
-            else:
-                qc.append(ZZGate(float(rng.random() * 0.5)), [a, b])
-    return qc
 
 
 def _parse(qc: QuantumCircuit, gateset: str):
@@ -100,7 +83,7 @@ class TestSmallBatchKernel(unittest.TestCase):
 
     def test_random_native_circuits_mixed_widths_and_lengths(self):
         rng = np.random.default_rng(2025)
-        circuits = [_random_native(2 + i % 7, int(rng.integers(0, 61)), rng)
+        circuits = [random_native_circuit(2 + i % 7, int(rng.integers(0, 61)), rng)
                     for i in range(40)]
         self._check(circuits, "native")
 
@@ -136,7 +119,7 @@ class TestSmallBatchKernel(unittest.TestCase):
 
     def test_batches_are_split_the_same(self):
         rng = np.random.default_rng(3)
-        circuits = [_random_native(4, 30, rng) for _ in range(9)]
+        circuits = [random_native_circuit(4, 30, rng) for _ in range(9)]
         parsed = [_parse(qc, "native") for qc in circuits]
         whole = sim.simulate_small_batch(4, [p.gates for p in parsed])
         with mock.patch.object(sim, "_MAX_BATCH_SLOTS", 70), \
@@ -151,8 +134,8 @@ class TestSmallBatchKernel(unittest.TestCase):
         ccx.ccx(0, 1, 2)  # a three-qubit gate: general kernel
         one = QuantumCircuit(1)
         one.rx(0.4, 0)  # one qubit: general kernel
-        circuits = [_random_native(3, 20, rng), ccx, _random_native(5, 20, rng), one,
-                    _random_native(3, 10, rng)]
+        circuits = [random_native_circuit(3, 20, rng), ccx, random_native_circuit(5, 20, rng), one,
+                    random_native_circuit(3, 10, rng)]
         parsed = [_parse(qc, "qis") for qc in circuits[1:2]]
         self.assertFalse(sim.batchable(parsed[0].num_qubits, parsed[0].gates))
         parsed = [_parse(qc, "qis" if i in (1, 3) else "native")
@@ -217,7 +200,7 @@ class TestSimulateJob(unittest.TestCase):
         rng = np.random.default_rng(6)
         items = []
         for i in range(12):
-            qc = _random_native(2 + i % 5, 30, rng)
+            qc = random_native_circuit(2 + i % 5, 30, rng)
             gates, _, _ = qiskit_circ_to_ionq_circ(qc, "native")
             items.append({"circuit": gates, "qubits": qc.num_qubits})
         body = {"type": "ionq.multi-circuit.v1", "backend": "simulator", "shots": 1000,
@@ -250,7 +233,7 @@ class TestSimulateJob(unittest.TestCase):
                 self.assertEqual(sum(x.histogram.values()), 1000)
 
     def test_single_circuit_job(self):
-        qc = _random_native(4, 25, np.random.default_rng(12))
+        qc = random_native_circuit(4, 25, np.random.default_rng(12))
         gates, _, _ = qiskit_circ_to_ionq_circ(qc, "native")
         job = _job({"type": "ionq.circuit.v1", "backend": "simulator", "shots": 500,
                     "input": {"gateset": "native", "qubits": 4, "circuit": gates}})
