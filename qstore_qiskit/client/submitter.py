@@ -548,7 +548,9 @@ class BatchSubmitter:
         parts = max(1, min(n, self.max_jobs_in_flight - self._active_jobs))
         capacity = self._capacity.get(kind[0])
         if capacity is not None:
-            parts = min(parts, capacity)  # more would wait for a free execution slot
+            # More would wait for a free execution slot. Every 16th batch probes one job
+            # more, so that a capacity learnt while the service was busy can grow back.
+            parts = min(parts, capacity + (self._batch_seq % 16 == 15))
         model = self._exec_model(kind)
         if model is not None:
             per_job, per_circuit = model

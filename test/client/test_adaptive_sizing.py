@@ -67,6 +67,11 @@ class TestAdaptiveSizing(unittest.TestCase):
         finish(1, [(1.0, 1.2), (1.0, 1.2), (1.01, 1.21), (1.01, 1.21), (1.2, 1.4), (1.21, 1.41)])
         self.assertEqual(self.sub._capacity["simulator"], 4)  # pylint: disable=protected-access
         self.assertEqual(self.sub._adaptive_parts(96, SIM), 4)  # pylint: disable=protected-access
+        # Every 16th batch probes one job more than the capacity.
+        self.sub.max_jobs_in_flight = 8
+        self.assertEqual(self.sub._adaptive_parts(96, SIM), 4)  # pylint: disable=protected-access
+        self.sub._batch_seq = 15  # pylint: disable=protected-access
+        self.assertEqual(self.sub._adaptive_parts(96, SIM), 5)  # pylint: disable=protected-access
         # A later batch of six that all ran at once raises it.
         finish(2, [(2.0, 2.2)] * 6)
         self.assertEqual(self.sub._capacity["simulator"], 6)  # pylint: disable=protected-access
