@@ -895,21 +895,29 @@ class CompiledTemplate:
         return out
 
     def _gate_lists(self, X: np.ndarray) -> list[list[dict[str, Any]]]:
-        # Building thousands of small lists and dicts triggers CPython's cyclic GC over and
-        # over, and each pass re-walks every container built so far (3x slower for 1000
-        # bindings). None of these objects can form a cycle, so collection is paused while
-        # they are built (the rows of slot values included). The flag is process-wide:
-        # only a caller that found it enabled turns it back on.
+        # CPython's cyclic GC and thousands of new containers (each binding's gate list,
+        # and each MS gate's dict and two lists): left alone, the GC runs a young
+        # collection every 700 of them and now and then escalates to a full collection of
+        # the interpreter's whole heap, which re-walks everything built so far (3x slower
+        # for 1000 bindings). So while GC is enabled, automatic collection is paused and we
+        # run the young-generation collection ourselves after each block of bindings:
+        # it is the pass the interpreter would make anyway (these objects cannot form
+        # cycles, so it frees nothing of ours), but made while the block is still in the
+        # CPU cache, which halves its cost (measured: 49 vs 100 us per binding, 8-qubit
+        # ansatz, 1000 bindings, GC included), and it never escalates mid-build. The flag
+        # is process-wide: only a caller that found it enabled turns it back on, and a
+        # process that disabled the GC gets no collection from us.
         pause = X.shape[0] > 8 and gc.isenabled()
         if pause:
             gc.disable()
         try:
             out: list[list[dict[str, Any]]] = []
-            # Blocks of bindings keep numpy's temporaries small (cache-resident, and below
-            # the size at which the C allocator maps fresh pages for each of them); the
-            # arithmetic is elementwise, so blocking does not change a single bit.
+            # Blocks also keep numpy's temporaries small; the arithmetic is elementwise,
+            # so blocking does not change a single bit.
             for lo in range(0, X.shape[0], _BIND_BLOCK):
                 out += self._gate_lists_block(X[lo : lo + _BIND_BLOCK])
+                if pause:
+                    gc.collect(0)
             return out
         finally:
             if pause:
