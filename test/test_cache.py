@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import unittest
@@ -104,6 +105,33 @@ class TestTemplateEquivalence(unittest.TestCase):
             many = template.bind_many(X)
             self.assertEqual(many, [template.bind(x) for x in X])
             json.dumps(many)
+
+    def test_bind_many_leaves_the_gc_as_it_found_it(self):
+        """GC enabled: re-enabled afterwards, young pass run per block; disabled: untouched."""
+        template = CompiledTemplate.compile(ansatz(3, 2), "aria-1")
+        X = np.random.default_rng(5).uniform(-3, 3, (300, template.num_parameters))
+        passes: list[int] = []
+
+        def count(phase, info):
+            if phase == "start":
+                passes.append(info["generation"])
+
+        gc.collect()  # empty young generation: no automatic pass can fall due meanwhile
+        gc.callbacks.append(count)
+        try:
+            template.bind_many(X)
+            self.assertTrue(gc.isenabled())
+            self.assertEqual(passes.count(0), 3)  # one per block of 128 bindings
+            passes.clear()
+            gc.disable()
+            try:
+                template.bind_many(X)
+                self.assertFalse(gc.isenabled())
+                self.assertEqual(passes, [])
+            finally:
+                gc.enable()
+        finally:
+            gc.callbacks.remove(count)
 
     def test_batch_size_never_changes_the_numbers(self):
         """Small and large batches take different arithmetic paths: bit-identical bodies."""
