@@ -266,7 +266,7 @@ class BatchSubmitter:
         # whose jobs had to wait for each other (see _learn_capacity).
         self._capacity: dict[str, int] = {}
         self._batch_seq = 0
-        self._batch_runs: dict[int, tuple[int, list[tuple[float, float]]]] = {}
+        self._batch_runs: dict[int, tuple[int, list[tuple[float, float, float]]]] = {}
 
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -1218,29 +1218,39 @@ class BatchSubmitter:
     def _learn_capacity(self, job: _Job, doc: dict) -> None:
         """Learn how many jobs the service runs at once from one adaptive batch.
 
-        The jobs of a batch are created together. Once all have finished: if some job
-        only started after a sibling had completed, the service was out of execution
-        slots, and the number of siblings started before that first completion is its
-        capacity; if every job started before any completed, the capacity is at least
-        the batch size. Needs ``started_at``/``completed_at`` in the job records (IonQ's
-        v0.4 API has them); without them nothing is learnt and batches use the free job
-        slots.
+        The jobs of a batch are created together. Once all have finished, look at the
+        moment the first of them completed. A job that had been submitted before that
+        moment but started only at or after it, and clearly later than the others (by
+        more than 10 ms and half an execution), was waiting for an execution slot: the
+        service was full, and the siblings that had started by then are its capacity.
+        If every job was submitted and started before that moment, the capacity is at
+        least the batch size. Jobs submitted only after it (a fast service finishing a
+        job before the next create arrives) say nothing either way. Needs
+        ``submitted_at``/``started_at``/``completed_at`` in the job records (IonQ's v0.4
+        API has them); without them nothing is learnt and batches use the free job slots.
         """
         size, runs = self._batch_runs[job.batch]
-        started, completed = _iso(doc.get("started_at")), _iso(doc.get("completed_at"))
-        if started is None or completed is None:
+        times = [_iso(doc.get(k)) for k in ("submitted_at", "started_at", "completed_at")]
+        if any(t is None for t in times):
             del self._batch_runs[job.batch]
             return
-        runs.append((started, completed))
+        runs.append(tuple(times))
         if len(runs) < size:
             return
         del self._batch_runs[job.batch]
-        first_done = min(c for _, c in runs)
-        before = sum(1 for s_, _ in runs if s_ < first_done)
+        first_done = min(c for _, _, c in runs)
+        early = [(sub, st, c) for sub, st, c in runs if st < first_done]
+        started = len(early)
+        # Waiting for a slot shows as a start delay well beyond the early jobs' (their
+        # queue wait), of the order of a job's execution; a few milliseconds of event-loop
+        # scheduling on a fast server is not evidence.
+        base = min(st - sub for sub, st, _ in early) if early else 0.0
+        margin = max(0.01, 0.5 * min((c - st for _, st, c in early), default=0.0))
+        waited = any(sub < first_done <= st and (st - sub) - base > margin for sub, st, _ in runs)
         backend = job.settings["backend"]
-        if before < size:
-            self._capacity[backend] = max(1, before)
-        elif self._capacity.get(backend, size) < size:
+        if waited:
+            self._capacity[backend] = max(1, started)
+        elif started == size and self._capacity.get(backend, size) < size:
             self._capacity[backend] = size
 
     # ------------------------------------------------------------------ retrieve / recover

@@ -58,13 +58,23 @@ class TestAdaptiveSizing(unittest.TestCase):
 
         def finish(batch, runs):
             self.sub._batch_runs[batch] = (len(runs), [])  # pylint: disable=protected-access
-            for start, end in runs:
+            for sub, start, end in runs:
                 job = _Job("sid", {"backend": "simulator", "shots": 1024}, [], batch=batch)
-                doc = {"started_at": f"2026-01-01T00:00:{start:06.3f}Z", "completed_at": f"2026-01-01T00:00:{end:06.3f}Z"}
+                doc = {k: f"2026-01-01T00:00:{v:06.3f}Z"
+                       for k, v in (("submitted_at", sub), ("started_at", start), ("completed_at", end))}
                 self.sub._learn_capacity(job, doc)  # pylint: disable=protected-access
 
-        # Four of six jobs ran at once; two started only when the first ones completed.
-        finish(1, [(1.0, 1.2), (1.0, 1.2), (1.01, 1.21), (1.01, 1.21), (1.2, 1.4), (1.21, 1.41)])
+        # A fast service that finished each job before the next create arrived: no
+        # evidence about its capacity.
+        finish(1, [(1.0, 1.0, 1.0), (1.001, 1.001, 1.001), (1.002, 1.002, 1.002)])
+        self.assertNotIn("simulator", self.sub._capacity)  # pylint: disable=protected-access
+        # Nor are a few milliseconds of scheduling delay on a fast server.
+        finish(9, [(1.0, 1.0, 1.001), (1.0, 1.0, 1.001), (1.0, 1.002, 1.003)])
+        self.assertNotIn("simulator", self.sub._capacity)  # pylint: disable=protected-access
+        # Four of six jobs ran at once; two had been submitted with them but started only
+        # when the first ones completed.
+        finish(2, [(1.0, 1.15, 1.3), (1.0, 1.15, 1.3), (1.01, 1.16, 1.31), (1.01, 1.16, 1.31),
+                   (1.01, 1.3, 1.45), (1.02, 1.31, 1.46)])
         self.assertEqual(self.sub._capacity["simulator"], 4)  # pylint: disable=protected-access
         self.assertEqual(self.sub._adaptive_parts(96, SIM), 4)  # pylint: disable=protected-access
         # Every 16th batch probes one job more than the capacity.
@@ -73,7 +83,7 @@ class TestAdaptiveSizing(unittest.TestCase):
         self.sub._batch_seq = 15  # pylint: disable=protected-access
         self.assertEqual(self.sub._adaptive_parts(96, SIM), 5)  # pylint: disable=protected-access
         # A later batch of six that all ran at once raises it.
-        finish(2, [(2.0, 2.2)] * 6)
+        finish(3, [(2.0, 2.1, 2.2)] * 6)
         self.assertEqual(self.sub._capacity["simulator"], 6)  # pylint: disable=protected-access
 
     def test_split_is_balanced_and_keeps_order(self) -> None:
