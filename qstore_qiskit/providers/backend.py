@@ -90,9 +90,14 @@ _NATIVE_LIFTED = frozenset({"gpi", "gpi2", "ms", "zz"})
 _NATIVE_OK = _NATIVE_LIFTED | {"rz", "measure", "barrier", "reset", "global_phase", "delay"}
 
 
-def _scan(circuit: QuantumCircuit) -> tuple[int, str]:
-    """One pass over ``circuit``: ``(gate count, kind)``, kind ``"logical"`` (no native
-    gates), ``"native"`` (only GPi/GPi2/MS/ZZ/RZ) or ``"mixed"``.
+def _scan(circuit: QuantumCircuit) -> tuple[int, str, list[int | None]]:
+    """One pass over ``circuit``: ``(gate count, kind, measurement map)``.
+
+    ``kind`` is ``"logical"`` (no native gates), ``"native"`` (only GPi/GPi2/MS/ZZ/RZ) or
+    ``"mixed"``; the measurement map is :func:`~qstore_qiskit.payload.measurement_map`'s
+    (clbit -> measured qubit). The pass reads instruction names, qubits and parameters
+    only, never ``inst.operation`` (which makes Qiskit build a Python gate object per
+    instruction): it runs for every circuit a backend receives.
 
     Raises a clear error for what a gate-list job cannot carry: classical control flow
     (``TranspilerError``), mid-circuit measurement or reset (``ValueError``).
@@ -104,24 +109,29 @@ def _scan(circuit: QuantumCircuit) -> tuple[int, str]:
     to others, e.g. a preset-transpiled circuit plus the ``h``/``sdg`` basis changes
     ``BackendEstimatorV2`` appends) are compiled exactly, per circuit.
     """
-    from qiskit.circuit import ControlFlowOp
     from qiskit.transpiler.exceptions import TranspilerError
 
     measured: set = set()
+    meas_map: list[int | None] = [None] * circuit.num_clbits
+    qidx = cidx = None
     gates = 0
     native = logical = False
     for inst in circuit.data:
-        op = inst.operation
-        name = op.name
+        name = inst.name
         if name in ("barrier", "delay"):
             continue
-        if isinstance(op, ControlFlowOp):
+        if inst.is_control_flow():
             raise TranspilerError(
                 f"circuit '{circuit.name}' contains '{name}' (classical control flow), which IonQ "
                 "devices do not support; unroll it or run the branches as separate circuits."
             )
         if name == "measure":
-            measured.update(inst.qubits)
+            if qidx is None:
+                qidx = {q: i for i, q in enumerate(circuit.qubits)}
+                cidx = {c: i for i, c in enumerate(circuit.clbits)}
+            qubit = inst.qubits[0]
+            measured.add(qubit)
+            meas_map[cidx[inst.clbits[0]]] = qidx[qubit]
             continue
         if name == "reset" or (measured and not measured.isdisjoint(inst.qubits)):
             raise ValueError(
@@ -129,7 +139,7 @@ def _scan(circuit: QuantumCircuit) -> tuple[int, str]:
                 "batch gate-list jobs only. Run it with qiskit-ionq's backend (OpenQASM 3 jobs)."
             )
         gates += 1
-        for value in op.params:
+        for value in inst.params:
             if type(value) is float and not math.isfinite(value):  # noqa: E721 (hot path)
                 raise ValueError(
                     f"circuit '{circuit.name}': instruction '{name}' has angle {value}; angles must be finite"
@@ -138,7 +148,8 @@ def _scan(circuit: QuantumCircuit) -> tuple[int, str]:
             native = True
         elif name not in _NATIVE_OK:
             logical = True
-    return gates, ("mixed" if logical else "native") if native else "logical"
+    kind = ("mixed" if logical else "native") if native else "logical"
+    return gates, kind, meas_map
 
 
 def _gate_counts(gates: list[dict]) -> dict[str, int]:
@@ -555,10 +566,10 @@ class QStoreBackend(BackendV2):
         circuit: QuantumCircuit,
         value_sets: np.ndarray | None,
         opts: dict[str, Any],
-        scan: tuple[int, str],
+        scan: tuple[int, str, list[int | None]],
         body: dict | None = None,
     ) -> list[PreparedCircuit]:
-        input_gates, kind = scan
+        input_gates, kind, scanned_meas_map = scan
         sizes, labels = _registers(circuit)
         device = self._compile_device(opts)
         level = opts["optimization_level"]
@@ -583,7 +594,7 @@ class QStoreBackend(BackendV2):
                 for row in rows:
                     bound = circuit if row is None else circuit.assign_parameters(row)
                     bodies.append(native_body(pm.run(bound)))
-            meas_map = measurement_map(circuit)  # the compiler keeps measurements in place
+            meas_map = scanned_meas_map  # the compiler keeps measurements in place
             gateset = "native"
         else:
             bodies, meas_map = self._qis_bodies(circuit, rows)
