@@ -8,30 +8,12 @@ import unittest
 from unittest import mock
 
 from qiskit import QuantumCircuit
-from qiskit.quantum_info import Statevector
 
 from qstore_qiskit import QStoreProvider
 
+from ..server.helpers import exact_counts_distribution as exact_distribution
 
-def exact_distribution(circuit: QuantumCircuit) -> dict[str, float]:
-    """Exact distribution over ``circuit``'s clbits (Qiskit bitstrings, clbit 0
-    rightmost); every measurement must be terminal."""
-    body = circuit.remove_final_measurements(inplace=False)
-    probs = Statevector(body).probabilities()
-    meas = {}
-    for inst in circuit.data:
-        if inst.operation.name == "measure":
-            meas[circuit.find_bit(inst.clbits[0]).index] = circuit.find_bit(inst.qubits[0]).index
-    out: dict[str, float] = {}
-    for index, p in enumerate(probs):
-        if p < 1e-15:
-            continue
-        value = 0
-        for clbit, qubit in meas.items():
-            value |= ((index >> qubit) & 1) << clbit
-        key = format(value, f"0{circuit.num_clbits}b")
-        out[key] = out.get(key, 0.0) + float(p)
-    return out
+__all__ = ["exact_distribution", "assert_counts_match", "ProviderTestCase", "bell", "asymmetric"]
 
 
 def assert_counts_match(test: unittest.TestCase, counts: dict, exact: dict[str, float], shots: int, sigmas: float = 5.0):
