@@ -23,7 +23,7 @@ from qstore_qiskit.cache import (
 )
 from qstore_qiskit.payload import circuit_to_native_gates
 
-from .test_payload import (
+from ..test_payload import (
     assert_body_equiv,
     assert_in_range,
     random_circuit,
