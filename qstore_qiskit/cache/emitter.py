@@ -101,6 +101,9 @@ class BindKernel:
     _n_emit_slots: int
     _ms_plan: list[int]
     _emit: Callable[[list[float]], list[dict[str, Any]]]
+    #: number of leading columns of a binding the kernel reads (the rest are parameters of
+    #: the global phase only), or ``None`` for all of them
+    _keep: int | None = None
 
     def _slots(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """All normalised slot values for bindings ``X`` (user order), in turns.
@@ -111,6 +114,8 @@ class BindKernel:
             (before the sign flip) those GPIs take.
         """
         B = X.shape[0]
+        if self._keep is not None:
+            X = X[:, : self._keep]
         if self._identity:
             Xc = X
         else:

@@ -24,7 +24,7 @@ from .analysis import _analyse, _Analysis, _build_lifted
 from .compiler import CompileFn, default_compile
 from .emitter import _check_values
 from .errors import QStoreCacheError
-from .template import CompiledTemplate
+from .template import CompiledTemplate, _real
 
 __all__ = ["TemplateCache"]
 
@@ -221,16 +221,32 @@ class TemplateCache:
         return template
 
     @staticmethod
-    def _served(template: CompiledTemplate, analysis: _Analysis) -> CompiledTemplate:
-        """Relabel a cached template with the requesting circuit's own free parameters."""
-        if not any(p is not None for p in analysis.columns):
+    def _served(
+        template: CompiledTemplate, analysis: _Analysis, ignored: list[Parameter]
+    ) -> CompiledTemplate:
+        """Relabel a cached template with the requesting circuit's own free parameters.
+
+        ``ignored`` (the circuit's global-phase-only parameters) are appended: they take
+        values like the others, so a table ordered like ``circuit.parameters`` fits, but
+        the payload does not depend on them.
+        """
+        if not ignored and not any(p is not None for p in analysis.columns):
             return template
         cols = [
             p if p is not None else template.parameters[c] for c, p in enumerate(analysis.columns)
         ]
-        if all(a is b for a, b in zip(cols, template.parameters)):
+        if not ignored and all(a is b for a, b in zip(cols, template.parameters)):
             return template
-        return template._relabel(cols)
+        return template._relabel(cols, ignored=ignored)
+
+    @staticmethod
+    def _phase_only_parameters(circuit: QuantumCircuit, analysis: _Analysis) -> list[Parameter]:
+        """The circuit's parameters that no instruction uses (its global phase's)."""
+        used = [p for p in analysis.columns if p is not None]
+        if circuit.num_parameters == len(used):
+            return []
+        seen = set(used)
+        return [p for p in circuit.parameters if p not in seen]
 
     @staticmethod
     def _fill_free(
@@ -268,7 +284,7 @@ class TemplateCache:
         for c, p in free:
             if p not in given:
                 raise QStoreCacheError(f"no value for parameter {p.name!r}")
-            values[c] = float(given[p])
+            values[c] = _real(given[p], p)
         _check_values(values)
         return values
 
@@ -290,12 +306,18 @@ class TemplateCache:
         Returns:
             ``(template, values)``. ``template.parameters`` is in canonical order (first
             appearance in the circuit): the circuit's own free parameters where it has them,
-            the lifted ``_qstore_lift[i]`` parameters elsewhere. ``values`` is the matching
-            array of the circuit's lifted angles, with NaN at the circuit's free parameters.
-            For a bound circuit ``template.bind(values)`` is its payload.
+            the lifted ``_qstore_lift[i]`` parameters elsewhere, then the parameters that
+            occur only in the circuit's global phase (they take values but do not change
+            the payload). ``values`` is the matching array of the circuit's lifted angles,
+            with NaN at the circuit's free parameters. For a bound circuit
+            ``template.bind(values)`` is its payload.
         """
         template, analysis, _ = self._template_for(circuit, device, optimization_level)
-        return self._served(template, analysis), analysis.values.copy()
+        ignored = self._phase_only_parameters(circuit, analysis)
+        values = analysis.values.copy()
+        if ignored:
+            values = np.concatenate([values, np.full(len(ignored), np.nan)])
+        return self._served(template, analysis, ignored), values
 
     def payload(
         self,

@@ -36,6 +36,39 @@ __all__ = ["CompiledTemplate"]
 _TWO_PI = 2.0 * math.pi
 
 
+def _real(value: Any, name: Any) -> float:
+    """``float(value)`` for a real number; a clear error for anything else (complex too).
+
+    ``float()`` of a numpy complex would drop the imaginary part with only a warning.
+    """
+    if type(value) is float:
+        return value
+    if isinstance(value, (complex, np.complexfloating)) or np.iscomplexobj(value):
+        raise QStoreCacheError(
+            f"value for parameter {getattr(name, 'name', name)!r} is complex ({value!r}); "
+            "parameter values must be real numbers"
+        )
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise QStoreCacheError(
+            f"value for parameter {getattr(name, 'name', name)!r} is not a number: {value!r}"
+        ) from exc
+
+
+def _real_array(values: Any) -> np.ndarray:
+    """``values`` as a float array; complex values are an error, never truncated."""
+    try:
+        x = np.asarray(values)
+        if x.dtype.kind != "c":
+            return x.astype(float, copy=False)
+    except (TypeError, ValueError) as exc:
+        raise QStoreCacheError(f"parameter values are not numbers: {exc}") from exc
+    raise QStoreCacheError(
+        "parameter values must be real numbers, got complex values (the imaginary part would be lost)"
+    )
+
+
 class CompiledTemplate(BindKernel):
     """A native circuit with parameterized phases, pre-analysed for fast binding.
 
@@ -139,7 +172,6 @@ class CompiledTemplate(BindKernel):
         return template._relabel(params, ordered=True)
 
     @classmethod
-    @classmethod
     def _build(
         cls,
         native: QuantumCircuit,
@@ -213,12 +245,15 @@ class CompiledTemplate(BindKernel):
             + tables.gather.nbytes + tables.weight.nbytes + 400 * len(plan) + 200 * spec.native_size
         )
 
-    def _relabel(self, parameters: Sequence[Parameter], ordered: bool = False) -> CompiledTemplate:
-        """A view sharing all arrays whose :attr:`parameters` are ``parameters``.
+    def _relabel(
+        self, parameters: Sequence[Parameter], ordered: bool = False, ignored: Sequence[Parameter] = ()
+    ) -> CompiledTemplate:
+        """A view sharing all arrays whose :attr:`parameters` are ``parameters + ignored``.
 
         If ``ordered``, ``parameters`` is an arbitrary ordering of the canonical columns'
         parameters (matched by identity); otherwise it lists one parameter per canonical
-        column, in column order.
+        column, in column order. ``ignored`` parameters (those of a circuit's global phase,
+        which the payload does not carry) take values like any other but change nothing.
         """
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
@@ -235,6 +270,8 @@ class CompiledTemplate(BindKernel):
             if len(params) != len(self._canon):
                 raise QStoreCacheError("parameter list does not match the template's columns")
             order = list(range(len(params)))
+        new._keep = len(params) if ignored else None
+        params += tuple(ignored)
         new.parameters = params
         new._order = np.array(order, dtype=np.intp)
         new._identity = order == list(range(len(order)))
@@ -270,15 +307,12 @@ class CompiledTemplate(BindKernel):
                 i = self._index_of.get(k) if not isinstance(k, str) else self._name_of.get(k)
                 if i is None:
                     raise QStoreCacheError(f"value given for unknown parameter {k!r}")
-                x[i] = float(v)
+                x[i] = _real(v, k)
             if np.isnan(x).any():
                 missing = [self.parameters[i].name for i in np.flatnonzero(np.isnan(x))]
                 raise QStoreCacheError(f"no value (or NaN) for parameter(s) {missing}")
         else:
-            try:
-                x = np.asarray(values, dtype=float)
-            except (TypeError, ValueError) as exc:
-                raise QStoreCacheError(f"parameter values are not numbers: {exc}") from exc
+            x = _real_array(values)
             if x.ndim != 1 or x.shape[0] != n:
                 raise QStoreCacheError(
                     f"expected {n} parameter values (ordered like .parameters), got shape {x.shape}"
@@ -291,10 +325,7 @@ class CompiledTemplate(BindKernel):
             return self._values_1d(values)[None, :]
         if not isinstance(values, np.ndarray) and len(values) and isinstance(values[0], Mapping):
             return np.stack([self._values_1d(v) for v in values])
-        try:
-            X = np.asarray(values, dtype=float)
-        except (TypeError, ValueError) as exc:
-            raise QStoreCacheError(f"parameter values are not numbers: {exc}") from exc
+        X = _real_array(values)
         n = len(self.parameters)
         if X.ndim == 1 and n == 0 and X.size == 0:
             X = X.reshape(0, 0)
