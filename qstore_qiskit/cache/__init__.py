@@ -14,7 +14,10 @@ The package is split by responsibility (data flows top to bottom):
 * :mod:`~qstore_qiskit.cache.builder`: native circuit -> slot tables, in named steps;
 * :mod:`~qstore_qiskit.cache.emitter`: the bind kernel and the generated gate-list emitter;
 * :mod:`~qstore_qiskit.cache.template`: :class:`CompiledTemplate`;
-* :mod:`~qstore_qiskit.cache.store`: the in-memory LRU :class:`TemplateCache`.
+* :mod:`~qstore_qiskit.cache.store`: the in-memory LRU :class:`TemplateCache`;
+* :mod:`~qstore_qiskit.cache.serialize`: the safe on-disk format of a template;
+* :mod:`~qstore_qiskit.cache.persistent`: :class:`PersistentTemplateStore`, compiled
+  templates on disk shared by processes (``diskcache``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ from __future__ import annotations
 from .analysis import LIFTABLE_GATES, lift_parameters, structural_key
 from .compiler import CompileFn, default_compile
 from .errors import QStoreCacheError
+from .persistent import (
+    CACHE_DIR_ENV,
+    DEFAULT_SIZE_LIMIT,
+    PersistentTemplateStore,
+    default_cache_dir,
+    open_store,
+)
 from .store import TemplateCache
 from .template import CompiledTemplate
 
@@ -34,4 +44,9 @@ __all__ = [
     "LIFTABLE_GATES",
     "CompileFn",
     "default_compile",
+    "PersistentTemplateStore",
+    "open_store",
+    "default_cache_dir",
+    "CACHE_DIR_ENV",
+    "DEFAULT_SIZE_LIMIT",
 ]

@@ -8,6 +8,7 @@ binds instead of compiling.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -18,12 +19,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from qiskit.circuit import Parameter, QuantumCircuit
+import qiskit
+from qiskit.circuit import Parameter, ParameterVector, QuantumCircuit
 
-from .analysis import _analyse, _Analysis, _build_lifted
+from ..version import __version__
+from . import serialize
+from .analysis import _LIFT_VECTOR_NAME, _analyse, _Analysis, _build_lifted
 from .compiler import CompileFn, default_compile
 from .emitter import _check_values
 from .errors import QStoreCacheError
+from .persistent import PersistentTemplateStore, StoreSetting, entry_key, open_store
+from .serialize import FORMAT_VERSION
 from .template import CompiledTemplate, _real
 
 __all__ = ["TemplateCache"]
@@ -52,6 +58,11 @@ class TemplateCache:
     One lock guards the bookkeeping; it is never held while compiling. Concurrent requests
     for the same uncompiled key wait for the single compile in flight.
 
+    With a persistent ``store`` (:class:`~qstore_qiskit.cache.PersistentTemplateStore`), a
+    level-1 miss first loads the template from disk, and compiles only if no process has
+    stored it; processes that miss the same key at once compile it once (the store's
+    cross-process lock), and the others load the result.
+
     Args:
         max_templates: level-1 entry limit.
         max_bound: level-2 entry limit (0 disables level 2).
@@ -63,6 +74,15 @@ class TemplateCache:
             seen (best native gates for one-off circuits) and lift its angles into a
             bind-many template only when the structure returns with other values.
             ``False`` lifts from the first sight.
+        store: the persistent level: a :class:`~qstore_qiskit.cache.PersistentTemplateStore`,
+            a directory, ``None``/``True`` (the default directory, see
+            :func:`~qstore_qiskit.cache.default_cache_dir`), ``False`` (none, the default), or
+            a callable returning one of these, asked at each level-1 miss (a backend passes
+            its option this way). See :func:`~qstore_qiskit.cache.open_store`.
+        compiler_id: a stable name of ``compile_fn`` (with everything that changes its output
+            and is not in ``compile_options``), part of the persistent key. Templates of a
+            custom ``compile_fn`` are persisted only if it is given; the default compiler
+            has one.
     """
 
     def __init__(
@@ -75,6 +95,8 @@ class TemplateCache:
         compile_options: Mapping[str, Any] | None = None,
         round_decimals: int = 12,
         adaptive_lifting: bool = True,
+        store: StoreSetting | Callable[[], StoreSetting] = False,
+        compiler_id: str | None = None,
     ) -> None:
         if max_templates < 1 or max_bound < 0 or (max_bytes is not None and max_bytes < 0):
             raise QStoreCacheError("cache limits must be non-negative (max_templates >= 1)")
@@ -83,6 +105,12 @@ class TemplateCache:
         self.max_bytes = max_bytes
         self._compile_fn = compile_fn or default_compile
         self._compile_options = tuple(sorted((compile_options or {}).items()))
+        if compiler_id is None and compile_fn is None:
+            compiler_id = f"{default_compile.__module__}.{default_compile.__qualname__}"
+        # Persistent keys must read the same in every process: plain option values only.
+        plain = all(isinstance(v, (str, int, float, bool, type(None))) for _, v in self._compile_options)
+        self._compiler_id = compiler_id if plain else None
+        self._store_setting = store
         self._round = round_decimals
         self.adaptive_lifting = adaptive_lifting
         self._sightings: OrderedDict[tuple, None] = OrderedDict()
@@ -101,6 +129,11 @@ class TemplateCache:
                 "bound_evictions",
                 "compiles",
                 "compile_errors",
+                "disk_hits",
+                "disk_misses",
+                "disk_rejected",
+                "disk_skipped",
+                "disk_errors",
             ),
             0,
         )
@@ -153,6 +186,13 @@ class TemplateCache:
                     self._sightings[key] = None
                     while len(self._sightings) > 4 * self.max_templates:
                         self._sightings.popitem(last=False)
+            if first and not exact_known and not lifted_known:
+                # What an earlier process did with this structure: the exact template of
+                # these very values, else the lifted template, is loaded (not compiled).
+                if self._on_disk(exact_key):
+                    exact_known = True
+                else:
+                    lifted_known = self._on_disk(key)
             if exact_known or (first and not lifted_known):
                 exact = _Analysis(key=analysis.key, columns=[], values=np.empty(0), lift_sites={})
                 template = self._lookup_or_compile(
@@ -197,13 +237,7 @@ class TemplateCache:
                 self._saved_seconds += template.compile_seconds
             return template
         try:
-            source, columns = build()
-            start = time.perf_counter()
-            native = self._compile_fn(source, device, optimization_level)
-            elapsed = time.perf_counter() - start
-            template = CompiledTemplate._build(
-                native, columns, device, optimization_level, structural, elapsed
-            )._relabel(columns)
+            template, compiled = self._obtain(key, build, device, optimization_level, structural)
         except BaseException as exc:
             with self._lock:
                 self._inflight.pop(key, None)
@@ -212,12 +246,127 @@ class TemplateCache:
             raise
         with self._lock:
             self._inflight.pop(key, None)
-            self._stats["compiles"] += 1
-            self._compile_seconds += elapsed
+            if compiled:
+                self._stats["compiles"] += 1
+                self._compile_seconds += template.compile_seconds
+            else:  # loaded from disk: the compile it avoided is saved time
+                self._saved_seconds += template.compile_seconds
             self._templates[key] = _Entry(template, template.nbytes)
             self._bytes += template.nbytes
             self._evict()
         future.set_result(template)
+        return template
+
+    def _compile(
+        self,
+        build: Callable[[], tuple[QuantumCircuit, list[Parameter]]],
+        device: str,
+        optimization_level: int,
+        structural: str,
+    ) -> CompiledTemplate:
+        source, columns = build()
+        start = time.perf_counter()
+        native = self._compile_fn(source, device, optimization_level)
+        elapsed = time.perf_counter() - start
+        return CompiledTemplate._build(
+            native, columns, device, optimization_level, structural, elapsed
+        )._relabel(columns)
+
+    # -- persistent level -----------------------------------------------------------------
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._stats[name] += 1
+
+    def _persistent(self) -> PersistentTemplateStore | None:
+        if self._compiler_id is None or self._store_setting is False:
+            return None
+        try:
+            return open_store(self._store_setting)
+        except Exception:  # noqa: BLE001 - an unusable store must never fail a run
+            self._count("disk_errors")
+            return None
+
+    def _entry_key(self, key: tuple) -> str:
+        return entry_key((FORMAT_VERSION, __version__, qiskit.__version__, self._compiler_id, key))
+
+    def _on_disk(self, key: tuple) -> bool:
+        store = self._persistent()
+        try:
+            return store is not None and self._entry_key(key) in store
+        except Exception:  # noqa: BLE001
+            self._count("disk_errors")
+            return False
+
+    def _obtain(
+        self,
+        key: tuple,
+        build: Callable[[], tuple[QuantumCircuit, list[Parameter]]],
+        device: str,
+        optimization_level: int,
+        structural: str,
+    ) -> tuple[CompiledTemplate, bool]:
+        """Load the template from the persistent store, or compile (and store) it.
+
+        Returns:
+            ``(template, compiled)``.
+        """
+        store = self._persistent()
+        if store is None:
+            return self._compile(build, device, optimization_level, structural), True
+        pkey = self._entry_key(key)
+        labels = {"key": pkey, "device": device, "optimization_level": optimization_level,
+                  "structural_key": structural}  # fmt: skip
+        template = self._load(store, pkey, labels)
+        if template is not None:
+            return template, False
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(store.single_flight(pkey))
+            except Exception:  # noqa: BLE001 - no lock: at worst a duplicate compile
+                self._count("disk_errors")
+            # Stored by another process while we waited (or just before the lock).
+            template = self._load(store, pkey, labels)
+            if template is not None:
+                return template, False
+            self._count("disk_misses")
+            template = self._compile(build, device, optimization_level, structural)
+            body = serialize.dumps(
+                template._spec, {**labels, "compile_seconds": template.compile_seconds}
+            )
+            if body is None:
+                self._count("disk_skipped")
+            else:
+                try:
+                    store.put(pkey, body)
+                except Exception:  # noqa: BLE001
+                    self._count("disk_errors")
+        return template, True
+
+    def _load(self, store: PersistentTemplateStore, pkey: str, labels: dict[str, Any]) -> CompiledTemplate | None:
+        try:
+            status, body = store.fetch(pkey)
+        except Exception:  # noqa: BLE001
+            self._count("disk_errors")
+            return None
+        if body is None:
+            if status == "rejected":
+                self._count("disk_rejected")
+            return None
+        try:
+            spec, stored = serialize.loads(body, labels)
+            seconds = stored.get("compile_seconds")
+            if type(seconds) is not float or not 0.0 <= seconds < 1e9:
+                raise serialize.FormatError("stored template: bad compile_seconds")
+            columns = list(ParameterVector(_LIFT_VECTOR_NAME, spec.n_par))
+            template = CompiledTemplate._from_spec(
+                spec, columns, labels["device"], labels["optimization_level"], labels["structural_key"], seconds
+            )._relabel(columns)
+        except Exception:  # noqa: BLE001 - anything odd about an entry: recompile it
+            store.reject(pkey)
+            self._count("disk_rejected")
+            return None
+        self._count("disk_hits")
         return template
 
     @staticmethod
