@@ -219,7 +219,7 @@ class PersistentTemplateStore:
                 str(path),
                 disk=_BytesDisk,
                 size_limit=int(size_limit),
-                eviction_policy="least-recently-used",
+                eviction_policy="least-recently-stored",
                 cull_limit=10,
                 statistics=0,
                 tag_index=0,

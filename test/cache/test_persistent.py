@@ -400,3 +400,43 @@ class TestSettings(StoreTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestBackendOption(StoreTestCase):
+    """The backend's ``template_cache_dir`` option: a restarted backend compiles nothing."""
+
+    def run_backend(self, option) -> tuple[dict, list]:
+        from qstore_qiskit import QStoreProvider
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("IONQ_", "QISKIT_IONQ"))}
+        with mock.patch.dict(os.environ, env, clear=True):
+            provider = QStoreProvider(local_profile="instant")
+            try:
+                backend = provider.get_backend("ionq_simulator")
+                backend.set_options(template_cache_dir=option)
+                qc = ansatz(3, 2)
+                qc.measure_all()
+                values = np.linspace(0.1, 1.2, qc.num_parameters)
+                binds = [{p: [v, -v] for p, v in zip(qc.parameters, values)}]
+                counts = backend.run(qc, parameter_binds=binds, shots=2000, sampler_seed=7).result().get_counts()
+                return backend._cache.stats(), counts
+            finally:
+                provider.close()
+
+    def test_restarted_backend_loads_its_templates(self):
+        first, counts1 = self.run_backend(str(self.dir))
+        self.assertEqual((first["compiles"], first["disk_misses"]), (1, 1))
+        second, counts2 = self.run_backend(str(self.dir))
+        self.assertEqual((second["compiles"], second["disk_hits"]), (0, 1))
+        self.assertEqual(counts1, counts2)  # same payloads, same seed: same samples
+
+    def test_option_false_turns_it_off(self):
+        stats, _ = self.run_backend(False)
+        self.assertEqual((stats["compiles"], stats["disk_misses"], stats["disk_hits"]), (1, 0, 0))
+        self.assertFalse(self.dir.exists())
+
+    def test_default_follows_the_environment(self):
+        with mock.patch.dict(os.environ, {CACHE_DIR_ENV: str(self.dir)}):
+            self.run_backend(None)
+            stats, _ = self.run_backend(None)
+        self.assertEqual(stats["compiles"], 0)
