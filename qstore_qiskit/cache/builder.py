@@ -120,11 +120,11 @@ class _ParamReader:
                 for p, c in terms[0]:
                     coef[col_of[p]] = coef.get(col_of[p], 0.0) + c
                 return _Affine(coef, terms[1])
-            c = self.extra_of.get(value)
-            if c is None:
-                c = self.extra_of[value] = self.n_par + len(self.extra)
+            col = self.extra_of.get(value)
+            if col is None:
+                col = self.extra_of[value] = self.n_par + len(self.extra)
                 self.extra.append(value)
-            return _Affine({c: 1.0})
+            return _Affine({col: 1.0})
         out = float(value)
         if not math.isfinite(out):
             raise QStoreCacheError(f"{what} is not finite in the native circuit")

@@ -281,6 +281,10 @@ class PersistentTemplateStore:
         self._cache.set("t:" + key, _MAGIC + self._mac(key, body) + body, retry=True)
         self._count("writes")
 
+    def claim(self, key: str) -> bool:
+        """Record that this process met ``key`` first: ``True`` unless another one did."""
+        return bool(self._cache.add("s:" + key, b"", retry=True))
+
     def __contains__(self, key: str) -> bool:
         try:
             return ("t:" + key) in self._cache

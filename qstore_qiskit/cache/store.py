@@ -191,8 +191,13 @@ class TemplateCache:
                 # these very values, else the lifted template, is loaded (not compiled).
                 if self._on_disk(exact_key):
                     exact_known = True
-                else:
-                    lifted_known = self._on_disk(key)
+                elif self._on_disk(key):
+                    lifted_known = True
+                elif not self._claim(key):
+                    # Another process saw the structure first (and compiles it exactly):
+                    # this sighting is the structure's second, so lift it now; N processes
+                    # then compile 1 exact + 1 lifted template, not N + 1.
+                    first = False
             if exact_known or (first and not lifted_known):
                 exact = _Analysis(key=analysis.key, columns=[], values=np.empty(0), lift_sites={})
                 template = self._lookup_or_compile(
@@ -224,12 +229,14 @@ class TemplateCache:
                 self._stats["template_hits"] += 1
                 self._saved_seconds += entry.template.compile_seconds
                 return entry.template
-            future = self._inflight.get(key)
-            owner = future is None
-            if owner:
-                future = self._inflight[key] = Future()
+            pending = self._inflight.get(key)
+            owner = pending is None
+            if pending is None:
+                future: Future = Future()
+                self._inflight[key] = future
                 self._stats["template_misses"] += 1
             else:
+                future = pending
                 self._stats["template_hits"] += 1
         if not owner:
             template = future.result()  # re-raises the owner's compile error
@@ -297,6 +304,15 @@ class TemplateCache:
         except Exception:  # noqa: BLE001
             self._count("disk_errors")
             return False
+
+    def _claim(self, key: tuple) -> bool:
+        """``False`` if another process already met this structure (see :meth:`_template_for`)."""
+        store = self._persistent()
+        try:
+            return store is None or store.claim(self._entry_key(key))
+        except Exception:  # noqa: BLE001
+            self._count("disk_errors")
+            return True
 
     def _obtain(
         self,

@@ -116,6 +116,27 @@ class TestRoundTrip(StoreTestCase):
         t, _ = c2.get_template(qc)
         self.assertEqual(t.bind(X[1]), bodies[1]["circuit"])
 
+    def test_bound_circuits_across_processes_compile_exact_once_and_lift_once(self):
+        # Each TemplateCache stands for a process (they share nothing but the directory).
+        qc = ansatz(3, 2)
+        rng = np.random.default_rng(8)
+        counters = [CountingCompile() for _ in range(4)]
+        bodies = []
+        for counting in counters:
+            cache = self.cache(counting)
+            bound = qc.assign_parameters(rng.uniform(-3, 3, qc.num_parameters))
+            bodies.append((cache.payload(bound), bound))
+        # The first process compiles its circuit exactly; the second, meeting a structure
+        # another process has met, compiles the lifted template; the rest load it.
+        self.assertEqual([c.calls for c in counters], [1, 1, 0, 0])
+        from qiskit.quantum_info import Statevector
+
+        from qstore_qiskit.payload import ionq_native_to_circuit
+
+        for body, bound in bodies:  # every payload is its own circuit's (trailing Z dropped)
+            native = ionq_native_to_circuit(body["circuit"], bound.num_qubits)
+            self.assertTrue(np.allclose(Statevector(native).probabilities(), Statevector(bound).probabilities(), atol=1e-9))
+
     def test_serialize_round_trip_and_schema(self):
         rng = np.random.default_rng(5)
         params = ParameterVector("p", 4)
