@@ -410,9 +410,9 @@ class TestSettings(StoreTestCase):
         cache = TemplateCache(store=self.dir)
         key = ("s", "aria-1", 2, ())
         base = cache._entry_key(key)
-        with mock.patch("qstore_qiskit.cache.store.__version__", "9.9.9"):
+        with mock.patch("qstore_qiskit.cache.loader.__version__", "9.9.9"):
             self.assertNotEqual(cache._entry_key(key), base)
-        with mock.patch("qstore_qiskit.cache.store.FORMAT_VERSION", 99):
+        with mock.patch("qstore_qiskit.cache.loader.FORMAT_VERSION", 99):
             self.assertNotEqual(cache._entry_key(key), base)
         other = TemplateCache(store=self.dir, compile_fn=toy_compile, compiler_id="toy")
         self.assertNotEqual(other._entry_key(key), base)
