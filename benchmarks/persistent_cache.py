@@ -15,7 +15,8 @@ templates (compile, or load and check), the bind time, and the ratio to run 1; a
 that all runs produced identical payloads. Target (#16): run 2 spends < 5% of run 1's
 compile time.
 
-Run: ``python benchmarks/persistent_cache.py`` (``--quick`` for fewer structures).
+Run: ``python benchmarks/persistent_cache.py`` (``--quick`` for two small structures,
+``--large`` for five 16-24-qubit ones).
 Nothing leaves the machine; the cache directory is a temporary one.
 """
 
@@ -33,7 +34,7 @@ import time
 import numpy as np
 
 
-def structures(quick: bool):
+def structures(size: str):
     from qiskit import QuantumCircuit
     from qiskit.circuit import ParameterVector
 
@@ -63,16 +64,18 @@ def structures(quick: bool):
         qc.measure_all()
         return qc
 
-    if quick:
+    if size == "quick":
         return [ansatz(6, 2), qaoa_ring(6, 2)]
+    if size == "large":
+        return [ansatz(16, 4), ansatz(20, 4), ansatz(24, 4), qaoa_ring(16, 4), qaoa_ring(24, 4)]
     return [ansatz(6, 3), ansatz(8, 3), ansatz(10, 3), ansatz(12, 3), qaoa_ring(8, 3), qaoa_ring(12, 3)]
 
 
-def child(directory: str | None, epochs: int, batch: int, quick: bool) -> None:
+def child(directory: str | None, epochs: int, batch: int, size: str) -> None:
     """One training run in this (fresh) process; prints a JSON line of measurements."""
     from qstore_qiskit.cache import TemplateCache
 
-    circuits = structures(quick)
+    circuits = structures(size)
     cache = TemplateCache(store=directory if directory else False)
     rng = np.random.default_rng(2024)
     obtain = bind = 0.0
@@ -99,9 +102,13 @@ def child(directory: str | None, epochs: int, batch: int, quick: bool) -> None:
     }))
 
 
+def size_of(args) -> str:
+    return "quick" if args.quick else "large" if args.large else "default"
+
+
 def run_child(directory: str | None, args) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--child", "--epochs", str(args.epochs),
-           "--batch", str(args.batch)] + (["--quick"] if args.quick else [])
+           "--batch", str(args.batch), "--size", size_of(args)]
     if directory:
         cmd += ["--dir", directory]
     start = time.perf_counter()
@@ -114,16 +121,18 @@ def run_child(directory: str | None, args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two small structures (CI smoke test)")
+    parser.add_argument("--large", action="store_true", help="five 16-24-qubit structures instead")
+    parser.add_argument("--size", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch", type=int, default=64, help="parameter sets bound per step")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(args.dir, args.epochs, args.batch, args.quick)
+        child(args.dir, args.epochs, args.batch, args.size or size_of(args))
         return 0
     load = os.getloadavg()[0]
-    print("qstore-qiskit persistent template cache: restarted training run" + (" (quick)" if args.quick else ""))
+    print(f"qstore-qiskit persistent template cache: restarted training run ({size_of(args)} structures)")
     print(f"python {sys.version.split()[0]}; load average {load:.2f} on {os.cpu_count()} CPUs; "
           f"{args.epochs} epochs x {args.batch} parameter sets per structure per epoch; each run a fresh process")
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(directory) for f in fs)
     base = runs[0][1]
-    print(f"\nstructures: {base['templates']} ({', '.join(qc.name for qc in structures(args.quick))})")
+    print(f"\nstructures: {base['templates']} ({', '.join(qc.name for qc in structures(size_of(args)))})")
     print(f"\n| {'run':<36} | {'compiled':>8} | {'from disk':>9} | {'compile s':>9} | {'get template s':>14} "
           f"| {'vs run 1':>8} | {'bind s':>7} | {'process s':>9} |")
     print(f"|{'-' * 38}|{'-' * 10}|{'-' * 11}|{'-' * 11}|{'-' * 16}|{'-' * 10}|{'-' * 9}|{'-' * 11}|")
