@@ -129,6 +129,10 @@ def _noise_key(noise: dict | None) -> str:
     return json.dumps(noise, sort_keys=True) if noise else ""
 
 
+def _is_simulator(backend: str) -> bool:
+    return backend == "simulator" or backend.startswith("simulator.")
+
+
 def _infer_qubits(body: dict) -> int:
     top = -1
     for gate in body.get("circuit", []):
@@ -321,12 +325,15 @@ class BatchSubmitter:
         name: str | None = None,
         metadata: dict | None = None,
         sampler_seed: int | None = None,
+        session_id: str | None = None,
+        job_settings: dict | None = None,
     ) -> concurrent.futures.Future:
         """Hand circuits in; returns a future of ``list[CircuitResult]`` in input order.
 
         Circuits handed in by separate calls within ``batch_window`` with the same
-        ``backend``, ``shots``, ``gateset``, ``noise``, ``metadata`` and
-        ``sampler_seed`` share multicircuit jobs.
+        ``backend``, ``shots``, ``gateset``, ``noise``, ``metadata``,
+        ``sampler_seed``, ``session_id`` and ``job_settings`` share multicircuit jobs;
+        circuits that differ in any of them never share a job.
 
         Args:
             circuits: IonQ circuit bodies ``{"qubits": n, "circuit": [...], "name"?: str}``.
@@ -337,6 +344,10 @@ class BatchSubmitter:
             name: job name (jobs get ``"<name>"`` or ``"<n> circuits"``).
             metadata: extra job metadata (string values; IonQ limits apply).
             sampler_seed: seed for the counts sampler (see :mod:`.counts`).
+            session_id: IonQ session to run the jobs in (sent as the job's top-level
+                ``session_id``; IonQ API v0.4 sessions).
+            job_settings: IonQ job ``settings`` (sent as the job's top-level ``settings``
+                only when given), e.g. ``{"error_mitigation": {"debiasing": True}}``.
 
         Raises:
             ValueError: malformed circuit bodies or settings.
@@ -346,9 +357,22 @@ class BatchSubmitter:
             raise SubmitterClosedError("BatchSubmitter is closed")
         if not isinstance(shots, int) or shots < 1:
             raise ValueError("shots must be a positive integer")
+        if session_id is not None and (not isinstance(session_id, str) or not session_id):
+            raise ValueError("session_id must be a non-empty string")
+        if job_settings is not None:
+            if not isinstance(job_settings, dict):
+                raise ValueError("job_settings must be a dict, e.g. {'error_mitigation': {'debiasing': True}}")
+            try:
+                settings_key = json.dumps(job_settings, sort_keys=True)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"job_settings must be JSON-serializable: {exc}") from None
+        else:
+            settings_key = None
         bodies = [_validate_circuit(c, i) for i, c in enumerate(circuits)]
         metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
         backend = backend.removeprefix("ionq_")
+        if noise and not _is_simulator(backend):
+            raise ValueError(f"noise models apply to simulator backends only, not {backend!r}")
         settings = {
             "backend": backend,
             "shots": shots,
@@ -357,8 +381,11 @@ class BatchSubmitter:
             "metadata": metadata,
             "sampler_seed": sampler_seed,
             "name": name,
+            "session_id": session_id,
+            "job_settings": json.loads(settings_key) if settings_key is not None else None,
         }
-        key = (backend, shots, gateset, _noise_key(noise), json.dumps(metadata, sort_keys=True), sampler_seed)
+        key = (backend, shots, gateset, _noise_key(noise), json.dumps(metadata, sort_keys=True), sampler_seed,
+               session_id, settings_key)
         future: concurrent.futures.Future = concurrent.futures.Future()
         req = _Request(
             circuits=bodies,
@@ -669,10 +696,13 @@ class BatchSubmitter:
                     for i, c in enumerate(circuits)
                 ],
             }
-        if s["noise"] is not None:
-            body["noise"] = s["noise"]
-        elif s["backend"] == "simulator":
-            body["noise"] = {"model": "ideal"}
+        # Noise models exist on the simulator only (IonQ API v0.4); QPU jobs carry none.
+        if _is_simulator(s["backend"]):
+            body["noise"] = s["noise"] if s["noise"] is not None else {"model": "ideal"}
+        if s.get("session_id"):
+            body["session_id"] = s["session_id"]
+        if s.get("job_settings") is not None:
+            body["settings"] = s["job_settings"]
         return body
 
     async def _run_job(self, job: _Job) -> None:
