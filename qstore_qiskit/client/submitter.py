@@ -191,6 +191,8 @@ class BatchSubmitter:
         verify_children: list each multicircuit job's children (``GET /jobs?parent_job_id=``,
             concurrently with the results) and check every child's name tag against the
             circuit at its position.
+        rate_limit_deadline: seconds a request (or a job create) may keep waiting out
+            HTTP 429 answers; 429s do not count against ``max_retries``.
     """
 
     def __init__(
@@ -213,6 +215,7 @@ class BatchSubmitter:
         poll_interval: tuple[float, float] = (0.005, 1.0),
         compute_counts: bool = True,
         verify_children: bool = True,
+        rate_limit_deadline: float = 300.0,
     ) -> None:
         if max_jobs_in_flight < 1 or connection_pool_size < 1:
             raise ValueError("max_jobs_in_flight and connection_pool_size must be >= 1")
@@ -226,6 +229,7 @@ class BatchSubmitter:
             max_retries=max_retries,
             rate_limit=rate_limit,
             allow_insecure_http=allow_insecure_http,
+            rate_limit_deadline=rate_limit_deadline,
         )
         self.url = self._http.url
         self.batch_window = batch_window
@@ -248,7 +252,11 @@ class BatchSubmitter:
         self._active_jobs = 0  # jobs started whose slot is not released yet
         self._max_hold = max(20 * batch_window, 0.05)
         self._tasks: set[asyncio.Task] = set()
-        self._jobs: dict[str, _Job] = {}  # job id -> job, every job ever created here
+        self._job_tasks: dict[asyncio.Task, _Job] = {}  # the job tasks among _tasks
+        # job id -> job, for jobs not settled yet (created, results not delivered to every
+        # caller) and jobs whose callers gave up (QueueTimeoutError: kept for retrieve()).
+        # A settled job is forgotten (issue #12 item 1): the journal keeps what recovery needs.
+        self._jobs: dict[str, _Job] = {}
         self._unfinished: set[str] = set()  # job ids whose callers gave up (timeout/cancel)
         self._watch: dict[str, _Watch] = {}
         self._ids_listing: bool | None = None  # does GET /jobs?ids= filter? (probed)
@@ -256,11 +264,12 @@ class BatchSubmitter:
         self._journal_lock = threading.Lock()
         # statistics
         self._counters: Counter = Counter()
-        self._circuits_per_job: list[int] = []
-        self._create_rtt: list[float] = []
-        self._queue_times: list[float] = []
-        self._exec_times: list[float] = []
-        self._round_trips: list[float] = []
+        # Running summaries: constant memory however many jobs run.
+        self._circuits_per_job = _Summary()
+        self._create_rtt = _Summary()
+        self._queue_times = _Summary()
+        self._exec_times = _Summary()
+        self._round_trips = _Summary()
         self._first_submit: float | None = None
         self._last_delivery: float | None = None
         # adaptive sizing model, per (backend, shots): (circuits, execution seconds) of the
@@ -465,7 +474,19 @@ class BatchSubmitter:
         return self._call(self._stats_async()).result(10)
 
     def close(self, wait: bool = True, timeout: float | None = None) -> None:
-        """Stop accepting work, finish (``wait``) or cancel outstanding work, free the pool."""
+        """Stop accepting work and free the connection pool.
+
+        Requests nobody waits for (backend lookups, remote cancels, jobs whose callers
+        all gave up or were cancelled) are cancelled at once, in flight or not, so
+        closing never waits for a request that gets no answer.
+
+        Args:
+            wait: finish the jobs whose callers still wait for their results (at most
+                ``timeout`` seconds, then they are cancelled too); ``False`` cancels
+                everything now (callers get :class:`SubmitterClosedError`; jobs already
+                created stay on the server and in the journal, see :meth:`recover`).
+            timeout: longest wait for unfinished jobs when ``wait`` is true, seconds.
+        """
         if self._closed:
             return
         self._closed = True
@@ -473,7 +494,7 @@ class BatchSubmitter:
             return
         self._finalizer.detach()
         try:
-            self._call(self._shutdown(wait)).result(timeout)
+            self._call(self._shutdown(wait, timeout)).result()
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
@@ -482,10 +503,15 @@ class BatchSubmitter:
 
     # ------------------------------------------------------------------ accepting work
     def _on_future_done(self, req: _Request):
+        # A weak reference: the caller's future must not keep the request (its circuit
+        # bodies) alive after the submitter is done with it.
+        ref = weakref.ref(req)
+
         def callback(fut: concurrent.futures.Future) -> None:
-            if fut.cancelled() and not self._loop.is_closed():
+            live = ref()
+            if live is not None and fut.cancelled() and not self._loop.is_closed():
                 try:
-                    self._loop.call_soon_threadsafe(self._on_cancel, req)
+                    self._loop.call_soon_threadsafe(self._on_cancel, live)
                 except RuntimeError:  # loop closed meanwhile
                     pass
 
@@ -638,9 +664,12 @@ class BatchSubmitter:
         self._journal({"event": "submit", "submission_id": job.submission_id,
                        "backend": settings["backend"], "shots": settings["shots"],
                        "name": settings["name"], "metadata": settings["metadata"],
-                       "circuits": [[it.request.tag, it.index] for it in items]})
+                       "circuits": [[it.request.tag, it.index] for it in items],
+                       "names": [it.request.circuits[it.index].get("name") for it in items]})
         self._active_jobs += 1  # until its slot is released
-        self._spawn(self._run_job(job))
+        task = self._spawn(self._run_job(job))
+        self._job_tasks[task] = job
+        task.add_done_callback(self._job_tasks.pop)
 
     # ------------------------------------------------------------------ cancellation
     def _on_cancel(self, req: _Request) -> None:
@@ -659,7 +688,7 @@ class BatchSubmitter:
         try:
             await self._http.cancel_job(job_id)
         except IonQClientError as exc:
-            logger.warning("could not cancel job %s: %s", job_id, exc)
+            logger.warning("could not cancel job %s: %s", job_id, self._http.redact(str(exc)))
 
     # ------------------------------------------------------------------ one job
     def _payload(self, job: _Job) -> dict:
@@ -755,7 +784,8 @@ class BatchSubmitter:
             raise
         except Exception as exc:  # every error reaches the callers, none is swallowed
             if not isinstance(exc, IonQClientError):
-                logger.exception("unexpected error in job %s", job.submission_id)
+                logger.error("unexpected error in job %s: %s", job.submission_id,
+                             self._http.redact(repr(exc)))
             self._counters["jobs_failed"] += 1
             if isinstance(exc, QueueTimeoutError):
                 # every caller learns all job ids it is waiting on
@@ -838,8 +868,35 @@ class BatchSubmitter:
         if all(it.request.future.done() for it in job.items):
             job.journaled = True
             self._journal({"event": "delivered", "submission_id": job.submission_id, "job_id": job.job_id})
+            if job.job_id not in self._unfinished:  # retrieve() may still ask for it
+                self._forget(job)
+
+    def _forget(self, job: _Job) -> None:
+        """End of a job's life: drop every reference this submitter holds to it, so its
+        bodies and results are freed once the callers drop their futures."""
+        self._jobs.pop(job.job_id, None)
+
+    def _scrub(self, exc: BaseException) -> BaseException:
+        """Remove the API key from an exception's text before a caller or a log sees it.
+
+        Messages quote server text (error bodies, failure messages, ids, names); a
+        server that echoes the request headers would otherwise put the key there."""
+        redact = self._http.redact
+        if any(isinstance(a, str) and redact(a) != a for a in exc.args):
+            exc.args = tuple(redact(a) if isinstance(a, str) else a for a in exc.args)
+        for attr in ("server_message", "error", "code"):
+            value = getattr(exc, attr, None)
+            if isinstance(value, str):
+                setattr(exc, attr, redact(value))
+        if exc.__cause__ is not None or exc.__context__ is not None:
+            # Chained low-level errors may carry request details: keep only their type.
+            exc.__suppress_context__ = True
+            if exc.__cause__ is not None and redact(str(exc.__cause__)) != str(exc.__cause__):
+                exc.__cause__ = None
+        return exc
 
     def _fail(self, item: _Item, exc: BaseException) -> None:
+        exc = self._scrub(exc)
         fut = item.request.future
         if not fut.done():
             self._counters["submissions_failed"] += 1
@@ -857,6 +914,7 @@ class BatchSubmitter:
         """POST the job exactly once, adopting it if an ambiguous attempt created it."""
         ambiguous = False
         attempt = 0
+        throttled_since: float | None = None
         last: IonQClientError = IonQServerError(429, "rate limited")
         while True:
             if ambiguous:
@@ -877,9 +935,17 @@ class BatchSubmitter:
                 self._counters["jobs_created"] += 1
                 return
             except IonQRateLimitError as exc:  # 429: rejected before creating anything
+                # Nothing was created, so a 429 is no failed attempt: it does not count
+                # against max_retries; the waiting is bounded by rate_limit_deadline.
+                now = time.monotonic()
+                throttled_since = throttled_since or now
                 delay = retry_after_wait(exc.retry_after) if exc.retry_after is not None else self._backoff(attempt)
+                if now + delay - throttled_since > self._http.rate_limit_deadline:
+                    raise
                 self._http.retries["429"] += 1
-                last = exc
+                self._counters["create_retries"] += 1
+                await asyncio.sleep(delay)
+                continue
             except IonQConnectionError as exc:
                 # Only a refused connection proves the request never reached the server.
                 ambiguous = ambiguous or getattr(exc, "cause", "") != "connect"
@@ -1004,8 +1070,8 @@ class BatchSubmitter:
             await self._poll_once(due)
         except asyncio.CancelledError:
             raise
-        except Exception:  # the poller must never die
-            logger.exception("status poll failed")
+        except Exception as exc:  # the poller must never die
+            logger.error("status poll failed: %s", self._http.redact(repr(exc)))
             await asyncio.sleep(0.05)
         finally:
             for jid in due:
@@ -1128,8 +1194,10 @@ class BatchSubmitter:
         """Fetch (unless ``prefetched``), validate and convert the results of a finished job."""
         status = doc.get("status")
         if status != "completed":
-            failure = doc.get("failure") or {}
-            raise IonQJobFailedError(job_id, str(status), str(failure.get("code", "")), str(failure.get("error", "")))
+            failure = doc.get("failure") if isinstance(doc.get("failure"), dict) else {}
+            # IonQ v0.4 documents failure.message; older servers said failure.error.
+            message = failure.get("message") or failure.get("error") or ""
+            raise self._scrub(IonQJobFailedError(job_id, str(status), str(failure.get("code") or ""), str(message)))
         meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
         children = doc.get("child_job_ids") or doc.get("children") or []
         n_sent = len(job.items) if job else None
@@ -1288,12 +1356,20 @@ class BatchSubmitter:
         async def one(job_id: str) -> list[CircuitResult]:
             doc, prefetched = await asyncio.wait_for(self._wait_final(job_id), self.max_queue_wait_time)
             job = self._jobs.get(job_id)
-            results = await self._results_for(job_id, doc, job, prefetched)
+            try:
+                results = await self._results_for(job_id, doc, job, prefetched)
+            except Exception as exc:
+                raise self._scrub(exc)
             self._unfinished.discard(job_id)
             if job is not None:  # restore the caller's circuit indices/names
                 for it, res in zip(job.items, results):
                     res.circuit_index = it.index
                     res.name = it.request.circuits[it.index].get("name")
+                if not job.journaled:
+                    job.journaled = True
+                    self._journal({"event": "delivered", "submission_id": job.submission_id,
+                                   "job_id": job_id, "by": "retrieve"})
+                self._forget(job)
             return results
 
         return list(await asyncio.gather(*(one(j) for j in job_ids)))
@@ -1314,7 +1390,8 @@ class BatchSubmitter:
                     continue
                 entry = entries.setdefault(sid, {"job_id": None, "delivered": False})
                 if rec.get("event") == "submit":
-                    entry.update(name=rec.get("name"), metadata=rec.get("metadata"), circuits=rec.get("circuits"))
+                    entry.update(name=rec.get("name"), metadata=rec.get("metadata"), circuits=rec.get("circuits"),
+                                 names=rec.get("names"))
                 elif rec.get("event") == "created":
                     entry["job_id"] = rec.get("job_id")
                 elif rec.get("event") in ("delivered", "abandoned"):
@@ -1331,9 +1408,23 @@ class BatchSubmitter:
                 doc, prefetched = await asyncio.wait_for(
                     self._wait_final(entry["job_id"]), self.max_queue_wait_time
                 )
-                entry["results"] = await self._results_for(entry["job_id"], doc, None, prefetched)
+                results = await self._results_for(entry["job_id"], doc, None, prefetched)
+                # Back to the caller's circuit indices and names, as journaled.
+                names = entry.get("names") or []
+                for pos, res in enumerate(results):
+                    circ = (entry.get("circuits") or [])[pos] if pos < len(entry.get("circuits") or []) else None
+                    if isinstance(circ, list) and len(circ) == 2 and isinstance(circ[1], int):
+                        res.circuit_index = circ[1]
+                    if pos < len(names):
+                        res.name = names[pos]
+                entry["results"] = results
             except Exception as exc:  # reported per submission
-                entry["results"] = exc
+                entry["results"] = self._scrub(exc)
+                if not isinstance(exc, IonQJobFailedError):
+                    return  # transient: a later recover() tries again
+            # Handed back once: mark it so that the next recover() does not return it again.
+            _append_journal(path, {"time": time.time(), "event": "delivered", "submission_id": sid,
+                                   "job_id": entry["job_id"], "by": "recover"}, self._journal_lock)
 
         await asyncio.gather(*(one(s, e) for s, e in pending.items()))
         for entry in pending.values():
@@ -1344,12 +1435,7 @@ class BatchSubmitter:
         if not self.journal_path:
             return
         record = {"time": time.time(), **record}
-        line = json.dumps(record, separators=(",", ":")) + "\n"
-        # One write() of one line on an O_APPEND file: records never interleave.
-        with self._journal_lock, open(self.journal_path, "a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        _append_journal(self.journal_path, record, self._journal_lock)
 
     # ------------------------------------------------------------------ stats / shutdown
     async def _stats_async(self) -> dict[str, Any]:
@@ -1371,15 +1457,16 @@ class BatchSubmitter:
             **{k: v for k, v in self._counters.items() if k not in _COUNTERS},
             "jobs_in_flight": len(self._watch),
             "unfinished_jobs": sorted(self._unfinished),
-            "circuits_per_job": _summary(self._circuits_per_job),
-            "create_rtt": _summary(self._create_rtt),
-            "queue_time": _summary(self._queue_times),
-            "exec_time": _summary(self._exec_times),
-            "round_trip": _summary(self._round_trips),
+            "jobs_retained": len(self._jobs),
+            "circuits_per_job": self._circuits_per_job.summary(),
+            "create_rtt": self._create_rtt.summary(),
+            "queue_time": self._queue_times.summary(),
+            "exec_time": self._exec_times.summary(),
+            "round_trip": self._round_trips.summary(),
             "throughput_circuits_per_s": (delivered / span) if span else None,
         }
 
-    async def _shutdown(self, wait: bool) -> None:
+    async def _shutdown(self, wait: bool, timeout: float | None = None) -> None:
         for key, timer in list(self._bucket_timers.items()):
             timer.cancel()
             self._bucket_timers.pop(key, None)
@@ -1390,16 +1477,50 @@ class BatchSubmitter:
                 else:
                     for it in self._buckets.pop(key, []):
                         self._fail(it, SubmitterClosedError("BatchSubmitter closed"))
-        if wait:
-            while self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        else:
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        deadline = None if timeout is None else self._loop.time() + timeout
+        while wait:
+            live = {t for t, job in self._job_tasks.items()
+                    if any(not it.request.future.done() for it in job.items)}
+            polls = {t for t in self._tasks if t.get_coro().__name__ == "_poll_round"}
+            for task in self._tasks - live - polls:
+                task.cancel()  # nobody waits for it
+            if not live:
+                break
+            left = None if deadline is None else deadline - self._loop.time()
+            if left is not None and left <= 0:
+                break
+            await asyncio.wait(live, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        await _cancel_all(self._tasks)
         self._poller.cancel()
         await asyncio.gather(self._poller, return_exceptions=True)
         await self._http.close()
+
+
+async def _cancel_all(tasks: Iterable[asyncio.Task]) -> None:
+    """Cancel tasks and wait until they have ended (none is left pending at exit)."""
+    tasks = [t for t in list(tasks) if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _finalize(http: IonQHttpClient) -> None:
+    await _cancel_all(asyncio.all_tasks())
+    await http.close()
+
+
+def _append_journal(path: str, record: dict, lock: threading.Lock) -> None:
+    """Append one JSON line to a journal created ``0600`` (it names jobs and circuits)."""
+    line = (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
+    with lock:
+        # One write() of one line on an O_APPEND file: records never interleave.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread, http: IonQHttpClient) -> None:
@@ -1407,11 +1528,15 @@ def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread, http: 
     if loop.is_closed() or not thread.is_alive():
         return
     try:
-        asyncio.run_coroutine_threadsafe(http.close(), loop).result(2)
+        # Cancel and await every task first: a task still pending when the loop is
+        # garbage-collected prints "Task was destroyed but it is pending!" at exit.
+        asyncio.run_coroutine_threadsafe(_finalize(http), loop).result(2)
     except Exception:  # pylint: disable=broad-except  # best effort at exit
         pass
     loop.call_soon_threadsafe(loop.stop)
     thread.join(2)
+    if not thread.is_alive():
+        loop.close()
 
 
 def _poll_hint(doc: dict) -> float | None:
@@ -1447,16 +1572,31 @@ def _iso(value: Any) -> float | None:
         return None
 
 
-def _summary(values: Sequence[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {
-        "n": len(values),
-        "mean": statistics.fmean(values),
-        "median": statistics.median(values),
-        "max": max(values),
-        "total": sum(values),
-    }
+class _Summary:
+    """Count, total, max and a median over the last 1,024 values, in constant memory."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.total = 0.0
+        self.max = -math.inf
+        self.recent: deque[float] = deque(maxlen=1024)
+
+    def append(self, value: float) -> None:
+        self.n += 1
+        self.total += value
+        self.max = max(self.max, value)
+        self.recent.append(value)
+
+    def summary(self) -> dict[str, float] | None:
+        if not self.n:
+            return None
+        return {
+            "n": self.n,
+            "mean": self.total / self.n,
+            "median": statistics.median(self.recent),
+            "max": self.max,
+            "total": self.total,
+        }
 
 
 __all__ = ["BatchSubmitter", "CircuitResult", "DEFAULT_MAX_CIRCUITS_PER_JOB"]
