@@ -43,13 +43,15 @@ def x_circuit(bits: int, qubits: int = 4, name: str | None = None) -> dict:
 
 def live_objects(*names: str) -> int:
     gc.collect()
-    return sum(1 for o in gc.get_objects() if type(o).__name__ in names and type(o).__module__.startswith("qstore"))
+    return sum(1 for o in gc.get_objects()
+               if type(o).__name__ in names and type(o).__module__.startswith("qstore_qiskit.client"))
 
 
 class TestMemoryBound(unittest.TestCase):
     """Item 1: a job is forgotten once its results are delivered."""
 
     def test_jobs_are_not_retained_after_delivery(self) -> None:
+        before = live_objects("_Job", "Job", "_Request", "Request")
         with MiniServer() as srv, BatchSubmitter("k", srv.url, max_circuits_per_job=4) as sub:
             counts = []
             for run in range(4):
@@ -57,7 +59,7 @@ class TestMemoryBound(unittest.TestCase):
                     res = sub.submit([x_circuit(b % 16) for b in range(10)], shots=10).result(30)
                     self.assertEqual([r.probabilities for r in res], [{b % 16: 1.0} for b in range(10)])
                 del res
-                counts.append((sub.stats()["jobs_retained"], live_objects("_Job", "Job", "_Request", "Request")))
+                counts.append((sub.stats()["jobs_retained"], live_objects("_Job", "Job", "_Request", "Request") - before))
             self.assertEqual(sub.stats()["jobs_created"], 4 * 30 * 3)
         # 360 jobs ran; none of them (nor their requests) is held once delivered.
         self.assertEqual([c[0] for c in counts], [0, 0, 0, 0])
