@@ -39,6 +39,7 @@ class MiniServer:
         self.throttle = 0
         self.retry_after = "0"
         self.throttled = 0
+        self.failure: dict | None = None  # the failure record of failed jobs
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
@@ -131,7 +132,7 @@ class MiniServer:
         if children:
             doc["child_job_ids"] = children
         if status == "failed":
-            doc["failure"] = {"code": "SimulationError", "error": "boom"}
+            doc["failure"] = self.failure or {"code": "SimulationError", "error": "boom"}
         if self.mode == "echo_auth_failure":
             doc["status"] = "failed"
             doc["failure"] = {"code": "SimulationError", "message": "denied for " + self.seen_auth[-1]}
