@@ -194,7 +194,6 @@ class JobRunner:
             except asyncio.TimeoutError:
                 self._counters["queue_timeouts"] += 1
                 self.unfinished.add(job.job_id)
-                
                 raise QueueTimeoutError([job.job_id], self._s.max_queue_wait_time) from None
             job.done_at = time.monotonic()
             self._slots.release()
@@ -225,6 +224,13 @@ class JobRunner:
             if not released:
                 self._slots.release()
                 self.active_jobs -= 1
+            # End of the job's task. Nobody can ask for it any more once every caller's
+            # future is done (delivered, failed or cancelled), unless retrieve() may
+            # (queue timeout): forget it even if it never reached "delivered" (the
+            # journal then keeps it for recover()).
+            if (job.job_id is not None and job.job_id not in self.unfinished
+                    and all(it.request.future.done() for it in job.items)):
+                self._forget(job)
 
     def _resplit(self, job: Job, exc: IonQRequestError) -> None:
         """Split a job the server refused as too large (413) and start the parts.

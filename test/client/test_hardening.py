@@ -61,8 +61,24 @@ class TestMemoryBound(unittest.TestCase):
                 del res
                 counts.append((sub.stats()["jobs_retained"], live_objects("_Job", "Job", "_Request", "Request") - before))
             self.assertEqual(sub.stats()["jobs_created"], 4 * 30 * 3)
+            # Failed and cancelled jobs end their life too.
+            srv.mode = "job_failed"
+            for _ in range(5):
+                with self.assertRaises(IonQJobFailedError):
+                    sub.submit([x_circuit(1), x_circuit(2)]).result(30)
+            srv.mode = "never_done"
+            futs = [sub.submit([x_circuit(3)]) for _ in range(5)]
+            time.sleep(0.3)
+            for fut in futs:
+                fut.cancel()
+            srv.mode = "ok"
+            sub.submit([x_circuit(4)]).result(30)
+            deadline = time.monotonic() + 30
+            while sub.stats()["jobs_retained"] and time.monotonic() < deadline:
+                time.sleep(0.05)  # the cancelled jobs end when the server reports them final
+            counts.append((sub.stats()["jobs_retained"], live_objects("_Job", "Job", "_Request", "Request") - before))
         # 360 jobs ran; none of them (nor their requests) is held once delivered.
-        self.assertEqual([c[0] for c in counts], [0, 0, 0, 0])
+        self.assertEqual([c[0] for c in counts], [0, 0, 0, 0, 0])
         self.assertLessEqual(max(c[1] for c in counts), 4)
         self.assertEqual(counts[-1][1], counts[0][1])
 
