@@ -332,10 +332,18 @@ class BatchSubmitter:
         journaled job id, or by looking the submission id up on the server when the
         process died between sending and recording the create) and fetches its results.
 
+        Each submission is handed back once: one returned with results, with a final job
+        failure or as never sent (``results`` ``None``) is journaled (``delivered`` /
+        ``abandoned``), so the next call does not return it again; one that hit a
+        transient error (connection, timeout) is tried again by the next call.
+
         Returns:
-            ``{submission_id: {"job_id", "name", "metadata", "circuits", "results"}}`` where
-            ``circuits`` is the journaled ``[[request_tag, circuit_index], ...]`` list and
-            ``results`` the circuits' :class:`CircuitResult` in job order (or the exception).
+            ``{submission_id: {"job_id", "name", "metadata", "circuits", "names",
+            "results"}}`` where ``circuits`` is the journaled ``[[request_tag,
+            circuit_index], ...]`` list, ``names`` the circuit names and ``results`` the
+            circuits' :class:`CircuitResult` in job order, each with the caller's
+            ``circuit_index`` and ``name`` (or the exception; ``None`` if the job never
+            reached the server: submit those circuits again).
         """
         path = os.fspath(journal_path or self.journal_path or "")
         if not path:
@@ -418,7 +426,11 @@ class BatchSubmitter:
                 if not entry["job_id"]:
                     entry["job_id"] = await self._runner.find_submission(sid)
                 if not entry["job_id"]:
-                    entry["results"] = None  # never reached the server: resubmit it
+                    # Never reached the server: handed back once for the caller to
+                    # resubmit (journaled "abandoned", so not returned again).
+                    entry["results"] = None
+                    self._journal_writer.append({"event": "abandoned", "submission_id": sid,
+                                                 "reason": "not found by recover"}, path)
                     return
                 doc, prefetched = await asyncio.wait_for(
                     self._fetcher.wait_final(entry["job_id"]), self.max_queue_wait_time
@@ -426,8 +438,9 @@ class BatchSubmitter:
                 results = await self._fetcher.results_for(entry["job_id"], doc, None, prefetched)
                 # Back to the caller's circuit indices and names, as journaled.
                 names = entry.get("names") or []
+                circuits = entry.get("circuits") or []
                 for pos, res in enumerate(results):
-                    circ = (entry.get("circuits") or [])[pos] if pos < len(entry.get("circuits") or []) else None
+                    circ = circuits[pos] if pos < len(circuits) else None
                     if isinstance(circ, list) and len(circ) == 2 and isinstance(circ[1], int):
                         res.circuit_index = circ[1]
                     if pos < len(names):
