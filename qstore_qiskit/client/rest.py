@@ -8,7 +8,15 @@ Wire format follows qiskit-ionq's ``IonQClient`` (API v0.4): ``Authorization: ap
 Retries use :mod:`tenacity` (``AsyncRetrying`` works natively with asyncio) with
 exponential backoff and full jitter on connection errors, timeouts and 5xx; on 429 the
 wait is the server's ``Retry-After``.  A client-side :class:`aiolimiter.AsyncLimiter`
-caps the request rate.  Requests that are *not* idempotent (job creation) are never
+caps the request rate.  A 429 does not count against ``max_retries`` (nothing was done);
+waiting through 429s is bounded by ``rate_limit_deadline`` instead.
+
+The API key goes to the configured origin only: absolute URLs read from responses and
+redirect targets are followed only when their scheme, host and port equal the base
+URL's (redirects are followed by hand, never by ``aiohttp``), and server-provided text
+is redacted (:meth:`IonQHttpClient.redact`) before it enters an exception.
+
+Requests that are *not* idempotent (job creation) are never
 retried here: :class:`~qstore_qiskit.client.submitter.BatchSubmitter` resolves an
 ambiguous create by looking the job up by its submission id first.
 """

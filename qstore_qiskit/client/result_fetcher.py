@@ -52,6 +52,7 @@ class ResultFetcher:
         self._watch: dict[str, Watch] = {}
         self._ids_listing: bool | None = None  # does GET /jobs?ids= filter? (probed)
         self._watch_event = asyncio.Event()
+        self.rounds: set[asyncio.Task] = set()  # poll rounds in flight
         self._poller = self._loop.create_task(self._poll_loop())
 
     @property
@@ -111,7 +112,9 @@ class ResultFetcher:
                 continue
             for jid in due:
                 self._watch[jid].busy = True
-            self._spawn(self._poll_round(due))
+            task = self._spawn(self._poll_round(due))
+            self.rounds.add(task)
+            task.add_done_callback(self.rounds.discard)
 
     async def _poll_round(self, due: list[str]) -> None:
         try:

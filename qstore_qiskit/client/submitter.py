@@ -491,8 +491,8 @@ class BatchSubmitter:
         deadline = None if timeout is None else self._loop.time() + timeout
         while wait:
             live = self._runner.live_tasks()
-            polls = {t for t in self._tasks if getattr(t.get_coro(), "__name__", "") == "_poll_round"}
-            for task in self._tasks - live - polls:
+            # Poll rounds serve the live jobs; everything else serves nobody now.
+            for task in self._tasks - live - self._fetcher.rounds:
                 task.cancel()  # nobody waits for it (lookups, remote cancels, abandoned jobs)
             if not live:
                 break
