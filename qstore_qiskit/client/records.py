@@ -22,9 +22,13 @@ from typing import Any
 
 from .results import CircuitResult
 
+__all__ = ["Request", "Item", "Job", "Watch", "Summary", "validate_circuit", "is_simulator", "noise_key"]
+
+
 @dataclass
 class Request:
-    """One ``submit`` call."""
+    """One ``submit`` call. Referenced by its items while they wait or run, and only
+    weakly by the caller's future, so it is freed once its jobs are forgotten."""
 
     circuits: list[dict]
     key: tuple
@@ -65,6 +69,8 @@ class Job:
 
 @dataclass
 class Watch:
+    """Polling state of one job someone waits for (see :class:`~qstore_qiskit.client.result_fetcher.ResultFetcher`)."""
+
     future: asyncio.Future
     interval: float
     next_poll: float
@@ -77,10 +83,12 @@ class Watch:
 
 
 def noise_key(noise: dict | None) -> str:
+    """Canonical text of a noise setting (part of the coalescing key)."""
     return json.dumps(noise, sort_keys=True) if noise else ""
 
 
 def is_simulator(backend: str) -> bool:
+    """Whether ``backend`` is IonQ's simulator (noise models apply to it only)."""
     return backend == "simulator" or backend.startswith("simulator.")
 
 
