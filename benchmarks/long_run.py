@@ -12,7 +12,13 @@ Every ``--sample`` circuits it records the client's RSS and the server process's
 (psutil on its pid) and prints them against circuits done, as a table and a PNG
 (``benchmarks/results/long_run.png``). The verdict line gives the client's RSS growth
 after the first ``--warmup`` circuits (the issue's target: < 50 MB to the end) and the
-least-squares slope in MB per 10,000 circuits.
+least-squares slope in MB per 10,000 circuits. ``--max-seconds`` stops starting new
+``run()`` calls after a time budget and reports the circuits done by then.
+
+Server side (not this benchmark's subject, reported as measured): the local server keeps
+every job, so its RSS grows with the circuits run, and ``GET /jobs?parent_job_id=``
+(the client's child-job check of each multicircuit job) scans the whole job store, so
+throughput falls as the store grows.
 
 Usage::
 
@@ -133,6 +139,7 @@ def run_long(
     sample: int = 10_000,
     seed: int = 7,
     progress: bool = False,
+    max_seconds: float | None = None,
 ) -> dict:
     """Run the long run; returns ``{"rows": [(done, client_mb, server_mb)], "tally": ...}``."""
     import random  # pylint: disable=import-outside-toplevel
@@ -163,6 +170,8 @@ def run_long(
         def worker(wid: int) -> None:
             rng = random.Random(seed * 1000 + wid)
             while True:
+                if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                    return  # time budget spent: stop taking new runs, finish the open ones
                 k = next(counter)
                 if k >= runs:
                     return
@@ -265,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shots", type=int, default=100)
     parser.add_argument("--sample", type=int, default=None, help="circuits between RSS samples")
     parser.add_argument("--warmup", type=int, default=None, help="circuits before growth is measured")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="stop starting new runs after this many seconds (reports what was done)")
     parser.add_argument("--png", default=os.path.join(os.path.dirname(__file__), "results", "long_run.png"))
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
@@ -273,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"long run: {args.circuits:,d} circuits, {args.threads} threads, {args.batch} per run(), "
           f"ServerProcess(profile='instant')", flush=True)
     out = run_long(args.circuits, threads=args.threads, batch=args.batch, shots=args.shots,
-                   sample=sample, progress=True)
+                   sample=sample, progress=True, max_seconds=args.max_seconds)
     rows = out["rows"]
     print()
     print(f"{'circuits done':>14} | {'client RSS MB':>13} | {'server RSS MB':>13}")
