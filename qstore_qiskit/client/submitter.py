@@ -338,12 +338,12 @@ class BatchSubmitter:
         transient error (connection, timeout) is tried again by the next call.
 
         Returns:
-            ``{submission_id: {"job_id", "name", "metadata", "circuits", "names",
-            "results"}}`` where ``circuits`` is the journaled ``[[request_tag,
-            circuit_index], ...]`` list, ``names`` the circuit names and ``results`` the
-            circuits' :class:`CircuitResult` in job order, each with the caller's
-            ``circuit_index`` and ``name`` (or the exception; ``None`` if the job never
-            reached the server: submit those circuits again).
+            ``{submission_id: entry}``; each entry has the keys ``job_id``, ``name``,
+            ``metadata``, ``circuits`` (the journaled ``[request_tag, circuit_index]``
+            pairs), ``names`` (the circuit names) and ``results``: the circuits'
+            :class:`CircuitResult` in job order, each with the caller's
+            ``circuit_index`` and ``name``, or the exception, or ``None`` if the job
+            never reached the server (submit those circuits again).
         """
         path = os.fspath(journal_path or self.journal_path or "")
         if not path:
