@@ -239,7 +239,7 @@ class Coalescer:
         if any(t is None for t in times):
             del self._batch_runs[job.batch]
             return
-        runs.append(tuple(times))
+        runs.append((times[0], times[1], times[2]))  # type: ignore[arg-type]  # None ruled out above
         if len(runs) < size:
             return
         del self._batch_runs[job.batch]

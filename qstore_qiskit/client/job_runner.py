@@ -181,25 +181,27 @@ class JobRunner:
                     self._isolate(job, exc)
                     return
                 raise
-            self.jobs[job.job_id] = job
+            job_id = job.job_id
+            assert job_id is not None  # _create() returns only with an id
+            self.jobs[job_id] = job
             for it in job.items:
-                if job.job_id not in it.request.job_ids:
-                    it.request.job_ids.append(job.job_id)
-            self._journal({"event": "created", "submission_id": job.submission_id, "job_id": job.job_id})
+                if job_id not in it.request.job_ids:
+                    it.request.job_ids.append(job_id)
+            self._journal({"event": "created", "submission_id": job.submission_id, "job_id": job_id})
             self.circuits_per_job.append(len(job.items))
             if all(it.request.cancelled for it in job.items):
-                await self._cancel_remote(job.job_id)
+                await self._cancel_remote(job_id)
             try:
-                doc, prefetched = await asyncio.wait_for(self._s._fetcher.wait_final(job.job_id), self._s.max_queue_wait_time)
+                doc, prefetched = await asyncio.wait_for(self._s._fetcher.wait_final(job_id), self._s.max_queue_wait_time)
             except asyncio.TimeoutError:
                 self._counters["queue_timeouts"] += 1
-                self.unfinished.add(job.job_id)
-                raise QueueTimeoutError([job.job_id], self._s.max_queue_wait_time) from None
+                self.unfinished.add(job_id)
+                raise QueueTimeoutError([job_id], self._s.max_queue_wait_time) from None
             job.done_at = time.monotonic()
             self._slots.release()
             self.active_jobs -= 1
             released = True
-            results = await self._s._fetcher.results_for(job.job_id, doc, job, prefetched)
+            results = await self._s._fetcher.results_for(job_id, doc, job, prefetched)
             self._record_timings(job, doc)
             for it, res in zip(job.items, results):
                 self.deliver(it, res)
@@ -305,7 +307,8 @@ class JobRunner:
     def _forget(self, job: Job) -> None:
         """End of a job's life: drop every reference this submitter holds to it, so its
         bodies and results are freed once the callers drop their futures."""
-        self.jobs.pop(job.job_id, None)
+        if job.job_id is not None:
+            self.jobs.pop(job.job_id, None)
 
     def fail(self, item: Item, exc: BaseException) -> None:
         exc = self.scrub(exc)

@@ -178,9 +178,9 @@ class IonQHttpClient:
         self._limiter: AsyncLimiter | None = None
         self._user_agent = _user_agent()
         # Statistics (read by BatchSubmitter.stats()).
-        self.requests = Counter()  # "GET /jobs/{id}" style keys -> attempts
-        self.retries = Counter()  # cause -> retries
-        self.responses = Counter()  # status code -> count
+        self.requests: Counter[str] = Counter()  # "GET /jobs/{id}" style keys -> attempts
+        self.retries: Counter[str] = Counter()  # cause -> retries
+        self.responses: Counter[int] = Counter()  # status code -> count
         self.rtt = 0.0  # EWMA of successful GET latencies, seconds (poll scheduling)
 
     def __repr__(self) -> str:  # never shows the token
@@ -287,7 +287,7 @@ class IonQHttpClient:
         """
         label = label or f"{method} {path}"
         started = time.monotonic()
-        failures = Counter()  # per call: 429s and other retriable failures
+        failures: Counter[str] = Counter()  # per call: 429s and other retriable failures
 
         def _stop(state: RetryCallState) -> bool:
             # A 429 created nothing: it is bounded by the rate-limit deadline, not by
@@ -302,7 +302,7 @@ class IonQHttpClient:
             return failures["other"] > self.max_retries
 
         def _before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception()
+            exc = state.outcome.exception() if state.outcome else None
             cause = exc.cause if isinstance(exc, RetriableError) else type(exc).__name__
             self.retries[cause] += 1
             logger.debug("retrying %s after %s (attempt %d)", label, cause, state.attempt_number)

@@ -155,9 +155,8 @@ class ResultFetcher:
         w.spec_budget -= 1
         self._counters["speculative_fetches"] += 1
         job = self._s._runner.jobs.get(jid)
-        multi = job is not None and len(job.items) > 1
         calls = [self._http.get_job(jid), self._http.get_results(f"jobs/{jid}/results/probabilities")]
-        if multi and self._s.verify_children:
+        if job is not None and len(job.items) > 1 and self._s.verify_children:
             calls.append(self._list_children(jid, len(job.items)))
         out = await asyncio.gather(*calls, return_exceptions=True)
         doc, raw = out[0], out[1]
@@ -175,7 +174,7 @@ class ResultFetcher:
     async def _poll_docs(self, due: list[str]) -> None:
         if not due:
             return
-        docs: dict[str, dict | Exception] = {}
+        docs: dict[str, Any] = {}
         if self._ids_listing is not False and len(due) > 1:
             for i in range(0, len(due), _ID_CHUNK):
                 chunk = due[i : i + _ID_CHUNK]
@@ -244,24 +243,24 @@ class ResultFetcher:
         """Fetch (unless ``prefetched``), validate and convert the results of a finished job."""
         status = doc.get("status")
         if status != "completed":
-            failure = doc.get("failure") if isinstance(doc.get("failure"), dict) else {}
+            failure: dict = doc["failure"] if isinstance(doc.get("failure"), dict) else {}
             # IonQ v0.4 documents failure.message; older servers said failure.error.
             message = failure.get("message") or failure.get("error") or ""
             raise redact_exception(IonQJobFailedError(job_id, str(status), str(failure.get("code") or ""), str(message)),
                                    self._http.redact)
-        meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        meta: dict = doc["metadata"] if isinstance(doc.get("metadata"), dict) else {}
         children = doc.get("child_job_ids") or doc.get("children") or []
         n_sent = len(job.items) if job else None
-        qubits_sent = (
-            [job.items[i].request.circuits[job.items[i].index]["qubits"] for i in range(n_sent)] if job else None
+        qubits_sent: list[int] | None = (
+            [it.request.circuits[it.index]["qubits"] for it in job.items] if job else None
         )
-        stats = doc.get("stats") if isinstance(doc.get("stats"), dict) else {}
+        stats: dict = doc["stats"] if isinstance(doc.get("stats"), dict) else {}
         job_qubits = stats.get("qubits") or doc.get("qubits")
-        if job is not None and job_qubits is not None and int(job_qubits) != max(qubits_sent):
+        if qubits_sent is not None and job_qubits is not None and int(job_qubits) != max(qubits_sent):
             raise IonQResponseError(
                 f"job {job_id}: server reports {job_qubits} qubits, {max(qubits_sent)} were submitted (wrong qubit count)"
             )
-        results_map = doc.get("results") if isinstance(doc.get("results"), dict) else {}
+        results_map: dict = doc["results"] if isinstance(doc.get("results"), dict) else {}
         prob = results_map.get("probabilities")
         url = prob.get("url") if isinstance(prob, dict) else None
         url = url or f"jobs/{job_id}/results/probabilities"
