@@ -40,6 +40,7 @@ class MiniServer:
         self.retry_after = "0"
         self.throttled = 0
         self.failure: dict | None = None  # the failure record of failed jobs
+        self.backend_extra: dict = {}  # extra fields of GET /backends/{b}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
@@ -188,4 +189,4 @@ class MiniServer:
         if self.mode == "hang_backend":
             await self._hang.wait()
         self._auth(request)
-        return web.json_response({"backend": request.match_info["b"], "qubits": 20})
+        return web.json_response({"backend": request.match_info["b"], "qubits": 20, **self.backend_extra})

@@ -92,6 +92,15 @@ class TestJobOptions(unittest.TestCase):
         self.assertEqual(len(self.srv.jobs), 9)
         self.assertEqual([r.probabilities for r in res], [{5: 1.0}, {6: 1.0}])
 
+    def test_circuit_cap_from_the_backend_record(self) -> None:
+        self.srv.backend_extra = {"max_circuits_per_job": 3}
+        with BatchSubmitter("k", self.srv.url) as sub:
+            sub.submit([x_circuit(1)]).result(30)  # the cap is asked for on first use
+            res = sub.submit([x_circuit(b) for b in range(7)]).result(30)
+        self.assertEqual([r.probabilities for r in res], [{b: 1.0} for b in range(7)])
+        sizes = sorted(len(b["input"].get("circuits", [None])) for b in self.bodies()[1:])
+        self.assertEqual(sizes, [2, 2, 3])
+
     def test_bad_options_are_clear_errors(self) -> None:
         with BatchSubmitter("k", self.srv.url) as sub:
             with self.assertRaisesRegex(ValueError, "simulator"):
