@@ -353,6 +353,32 @@ class TestConcurrentProcesses(StoreTestCase):
             self.assertFalse(owner)
 
 
+class TestThreads(StoreTestCase):
+    def test_threads_of_two_caches_compile_each_structure_once(self):
+        import threading
+
+        counting = CountingCompile(delay=0.05)
+        caches = [self.cache(counting), self.cache(counting)]  # two "processes" in one
+        errors: list[BaseException] = []
+
+        def work(k: int) -> None:
+            try:
+                for i in range(4):
+                    caches[k % 2].payload(_workers.structure(i), [0.1, 0.2, 0.3])
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(errors, [])
+        self.assertEqual(counting.calls, 4)
+        self.assertEqual(sum(c.stats()["compiles"] for c in caches), 4)
+        self.assertEqual(sum(c.stats()["disk_hits"] for c in caches), 4)
+
+
 class TestSizeLimit(StoreTestCase):
     def test_eviction_keeps_the_store_bounded(self):
         limit = 256 * 1024
