@@ -1,0 +1,402 @@
+"""Simulation of parsed IonQ circuits on qiskit-aer, ideal or with IonQ's noise models.
+
+Every gate becomes an Aer ``unitary`` instruction with exactly the matrix the numpy
+simulator uses (qiskit-ionq's GPI/GPI2/MS/ZZ definitions and the qis gates), so both agree
+to rounding. The method follows the model and the width:
+
+* **ideal, up to** :data:`DENSE_PROBABILITY_MAX_QUBITS` **qubits**: the state vector's
+  exact probabilities (``save_probabilities``); the histogram is sampled from them with the
+  job's seeded generator.
+* **ideal, wider** (up to 29 qubits): Aer samples the shots from one state-vector run
+  (measurement sampling), so no ``2**n`` array reaches Python. See "Bounded results" below
+  for the probabilities reported.
+* **noisy, up to** :data:`DENSITY_MATRIX_MAX_QUBITS` **qubits**: the density matrix with
+  an Aer noise model (IonQ's depolarizing channel after every gate, see
+  :mod:`.noise_models`), whose exact noisy distribution is then sampled ``shots`` times.
+* **noisy, wider** (up to the model's QPU width): quantum trajectories on the state vector,
+  one per shot, as IonQ's noisy simulator does ("it will run one simulation for each shot").
+  The Pauli errors are drawn here from the job's seeded generator: the number of shots
+  without any error is binomial and those shots share one ideal run; every other shot is
+  conditioned on its first error, gets its later errors independently, and the shots with
+  the same error pattern share one Aer run (measurement sampling again). This is the
+  channel exactly, and much cheaper than one full simulation per shot at low error rates.
+
+Bounded results (issue #12): a dense ``2**n`` probability map is never built for more than
+``2**DENSE_PROBABILITY_MAX_QUBITS`` outcomes. For wider ideal circuits the exact
+probabilities are reported only when the sampled outcomes are the whole support: if at
+most :data:`MAX_EXACT_OUTCOMES` distinct outcomes were sampled (and at most half the shots,
+since a support that shots cover fully shows repeats), a second run saves their exact
+probabilities (``save_amplitudes_squared``); if those sum to 1 (within rounding), they are
+the exact distribution (e.g. GHZ-25 gives ``{0: 0.5, 2**25-1: 0.5}``). Otherwise the
+reported probabilities are the sampled frequencies (``count / shots``), as for noisy jobs,
+so a result never holds more than ``shots`` entries.
+
+Memory: the state vector is the only ``2**n`` object (16 bytes an amplitude, 8 in single
+precision, which Aer uses from :data:`SINGLE_PRECISION_MIN_QUBITS` qubits); Aer refuses a
+run above :data:`MEMORY_BUDGET_MB` (a clear job failure instead of an exhausted server).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import qiskit_aer  # noqa: F401  pylint: disable=unused-import  (adds QuantumCircuit.save_*)
+
+from . import simulator as sim
+from .circuits import ParsedCircuit, build_matrix
+from .noise_models import (
+    LABEL_1Q,
+    LABEL_2Q,
+    NoiseModel,
+    apply_readout_to_histogram,
+    apply_readout_to_probabilities,
+)
+
+# Up to this width the exact (dense) probabilities are computed and kept (<= 16,384 entries).
+DENSE_PROBABILITY_MAX_QUBITS = 14
+# Noisy circuits up to this width use the density matrix (4**n entries: 16 MiB at 10).
+DENSITY_MATRIX_MAX_QUBITS = 10
+# From this width Aer runs in single precision (29 qubits: 4 GiB instead of 8 GiB).
+SINGLE_PRECISION_MIN_QUBITS = 25
+# Most distinct sampled outcomes whose exact probabilities a wide ideal job looks up.
+MAX_EXACT_OUTCOMES = 4096
+# Aer's ``max_memory_mb``: a run needing more fails instead of exhausting the server.
+MEMORY_BUDGET_MB = 4608
+# Below this width Aer runs on one thread: its OpenMP threads cost more than they save on
+# small states, and they busy-wait when the server's two simulation workers share cores.
+PARALLEL_MIN_QUBITS = 20
+# Error-pattern circuits per Aer call on the trajectory path.
+_TRAJECTORY_CHUNK = 64
+_CUTOFF = 1e-14
+
+Op = tuple[np.ndarray, tuple[int, ...]]
+
+
+@dataclass
+class CircuitResult:
+    """What one circuit's simulation yields.
+
+    Attributes:
+        histogram: ``{basis index: count}`` of the shots (qubit 0 = least significant bit).
+        probabilities: Exact probabilities of the non-zero outcomes when known and bounded,
+            else ``None`` (then the sampled frequencies are the job's probabilities).
+        method: The Aer method used (for the record and the tests).
+    """
+
+    histogram: dict[int, int]
+    probabilities: dict[int, float] | None
+    method: str
+
+    def probabilities_or_frequencies(self, shots: int) -> dict[int, float]:
+        """The probabilities to report: exact if known, else ``count / shots``."""
+        if self.probabilities is not None:
+            return self.probabilities
+        return {k: v / shots for k, v in sorted(self.histogram.items())}
+
+
+# -- circuits ----------------------------------------------------------------------------
+
+
+def _is_identity(matrix: np.ndarray) -> bool:
+    return bool(np.array_equal(matrix, np.eye(matrix.shape[0])))
+
+
+_DECOMPOSED: dict[tuple, list[Op]] = {}
+
+
+def _decompose(recipe, num_controls: int, num_qubits: int) -> list[Op]:
+    """A gate on more than two qubits as one- and two-qubit gates (on local qubits
+    ``0..num_qubits-1``, qubit order ``targets + controls`` as the parser's), by Qiskit's
+    synthesis: controlled gates through ``.control()``, others from the full unitary."""
+    fn, args = recipe
+    key = (id(args[0]) if fn is None else (fn, args), num_controls, num_qubits)
+    cached = _DECOMPOSED.get(key)
+    if cached is not None:
+        return cached
+    # pylint: disable=import-outside-toplevel
+    from qiskit import QuantumCircuit, transpile
+    from qiskit.circuit.library import UnitaryGate
+
+    base = build_matrix(recipe)
+    num_targets = num_qubits - num_controls
+    qc = QuantumCircuit(num_qubits)
+    if num_controls:
+        gate = UnitaryGate(base, check_input=False).control(num_controls)
+        # ``control()`` puts the controls first; ours follow the targets.
+        qc.append(gate, list(range(num_targets, num_qubits)) + list(range(num_targets)))
+    else:
+        qc.append(UnitaryGate(base, check_input=False), list(range(num_qubits)))
+    out = transpile(qc, basis_gates=["u", "cx"], optimization_level=1)
+    ops: list[Op] = []
+    for inst in out.data:
+        qubits = tuple(out.find_bit(q).index for q in inst.qubits)
+        ops.append((np.asarray(inst.operation.to_matrix(), dtype=complex), qubits))
+    if len(_DECOMPOSED) > 256:  # bounded: recipes with arrays are per request
+        _DECOMPOSED.clear()
+    _DECOMPOSED[key] = ops
+    return ops
+
+
+def circuit_ops(circuit: ParsedCircuit, decompose_wide: bool) -> list[Op]:
+    """The circuit's gates as ``(matrix, qubits)`` (``qubits[0]`` the matrix's least
+    significant bit), identity gates dropped; gates on more than two qubits decomposed
+    into one- and two-qubit gates if ``decompose_wide`` (for per-gate noise)."""
+    ops: list[Op] = []
+    for unitary, (recipe, num_controls, qubits) in zip(circuit.unitaries(), circuit.gates):
+        if _is_identity(unitary.matrix):
+            continue
+        if decompose_wide and len(qubits) > 2:
+            for matrix, local in _decompose(recipe, num_controls, len(qubits)):
+                ops.append((matrix, tuple(qubits[q] for q in local)))
+        else:
+            ops.append((unitary.matrix, tuple(unitary.qubits)))
+    return ops
+
+
+def permute_ops(ops: Iterable[Op], layout: Sequence[int]) -> list[Op]:
+    """``ops`` with logical qubit ``q`` moved to ``layout[q]``."""
+    return [(matrix, tuple(layout[q] for q in qubits)) for matrix, qubits in ops]
+
+
+_PAULI_NAMES = ("id", "x", "y", "z")
+
+
+def aer_circuit(num_qubits: int, ops: Sequence[Op], *, labels: bool = False,
+                measure: bool = False, paulis: dict[int, int] | None = None):
+    """An Aer circuit of ``ops`` (``unitary`` instructions).
+
+    Args:
+        num_qubits: Register width.
+        ops: ``(matrix, qubits)`` gates.
+        labels: Label gates :data:`LABEL_1Q` / :data:`LABEL_2Q` (for an Aer noise model).
+        measure: Measure every qubit into the clbit of the same index at the end.
+        paulis: ``{op index: Pauli index}`` errors to insert after those ops (the Pauli
+            index's base-4 digits, least significant first, are the Paulis ``I, X, Y, Z``
+            on the op's qubits in order).
+    """
+    # pylint: disable=import-outside-toplevel
+    from qiskit import QuantumCircuit
+    from qiskit.circuit.library import UnitaryGate
+
+    qc = QuantumCircuit(num_qubits, num_qubits if measure else 0)
+    for index, (matrix, qubits) in enumerate(ops):
+        label = (LABEL_1Q if len(qubits) == 1 else LABEL_2Q) if labels else None
+        qc.append(UnitaryGate(matrix, check_input=False, label=label), list(qubits))
+        if paulis and index in paulis:
+            code = paulis[index]
+            for q in qubits:
+                name = _PAULI_NAMES[code & 3]
+                code >>= 2
+                if name != "id":
+                    getattr(qc, name)(q)
+    if measure:
+        qc.measure(range(num_qubits), range(num_qubits))
+    return qc
+
+
+def _simulator(method: str, num_qubits: int, noise_model=None):
+    from qiskit_aer import AerSimulator  # pylint: disable=import-outside-toplevel
+
+    precision = "single" if num_qubits >= SINGLE_PRECISION_MIN_QUBITS else "double"
+    threads = 0 if num_qubits >= PARALLEL_MIN_QUBITS else 1
+    return AerSimulator(method=method, precision=precision, noise_model=noise_model,
+                        max_memory_mb=MEMORY_BUDGET_MB, max_parallel_threads=threads)
+
+
+def _check(result) -> None:
+    if not result.success:
+        raise RuntimeError(f"Aer simulation failed: {result.status}")
+
+
+def _counts(result, index: int) -> dict[int, int]:
+    counts = result.data(index).get("counts", {})
+    return {int(k, 16): int(v) for k, v in counts.items()}
+
+
+def _seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(2**31 - 1))
+
+
+# -- simulation ----------------------------------------------------------------------------
+
+
+def _dense_probabilities(num_qubits: int, ops: Sequence[Op], method: str,
+                         noise_model=None) -> np.ndarray:
+    qc = aer_circuit(num_qubits, ops, labels=noise_model is not None)
+    qc.save_probabilities()
+    result = _simulator(method, num_qubits, noise_model).run(qc).result()
+    _check(result)
+    probs = np.asarray(result.data(0)["probabilities"], dtype=float)
+    probs = np.clip(probs, 0.0, None)
+    return probs / probs.sum()
+
+
+def _sparse(probs: np.ndarray) -> dict[int, float]:
+    nonzero = np.flatnonzero(probs > _CUTOFF)
+    return dict(zip(nonzero.tolist(), probs[nonzero].tolist()))
+
+
+def simulate_ideal(num_qubits: int, ops: Sequence[Op], shots: int,
+                   rng: np.random.Generator) -> CircuitResult:
+    """An ideal circuit's histogram and (when bounded) exact probabilities."""
+    if num_qubits <= DENSE_PROBABILITY_MAX_QUBITS:
+        probs = _dense_probabilities(num_qubits, ops, "statevector")
+        return CircuitResult(sim.sample_histogram(probs, shots, rng), _sparse(probs),
+                             "statevector")
+    backend = _simulator("statevector", num_qubits)
+    qc = aer_circuit(num_qubits, ops, measure=True)
+    result = backend.run(qc, shots=shots, seed_simulator=_seed(rng)).result()
+    _check(result)
+    histogram = _counts(result, 0)
+    exact = None
+    if len(histogram) <= min(MAX_EXACT_OUTCOMES, shots // 2):
+        # Are the sampled outcomes the whole support? Look their probabilities up.
+        outcomes = sorted(histogram)
+        qc = aer_circuit(num_qubits, ops)
+        qc.save_amplitudes_squared(outcomes)
+        result = backend.run(qc).result()
+        _check(result)
+        values = np.asarray(result.data(0)["amplitudes_squared"], dtype=float)
+        tolerance = 1e-5 if num_qubits >= SINGLE_PRECISION_MIN_QUBITS else 1e-9
+        if abs(values.sum() - 1.0) <= tolerance:
+            values = values / values.sum()
+            exact = {k: v for k, v in zip(outcomes, values.tolist()) if v > _CUTOFF}
+    return CircuitResult(histogram, exact, "statevector")
+
+
+def _sample_error_patterns(probabilities: np.ndarray, num_qubits_per_op: Sequence[int],
+                           shots: int, rng: np.random.Generator
+                           ) -> tuple[int, Counter]:
+    """Draw the Pauli errors of ``shots`` trajectories.
+
+    Returns:
+        The number of error-free shots and a ``Counter`` of the other shots' error
+        patterns, each a tuple of ``(op index, Pauli index)``.
+    """
+    num_ops = len(probabilities)
+    if num_ops == 0 or not np.any(probabilities > 0):
+        return shots, Counter()
+    log_keep = np.log1p(-probabilities)
+    p_clean = math.exp(float(log_keep.sum()))
+    clean = int(rng.binomial(shots, p_clean))
+    rest = shots - clean
+    patterns: Counter = Counter()
+    if rest == 0:
+        return clean, patterns
+    # P(first error at j | at least one error) = p_j prod_{i<j} (1 - p_i) / (1 - p_clean)
+    prefix = np.concatenate([[0.0], np.cumsum(log_keep)[:-1]])
+    first_weights = probabilities * np.exp(prefix)
+    first_weights /= first_weights.sum()
+    firsts = rng.choice(num_ops, size=rest, p=first_weights)
+    for first in firsts.tolist():
+        later = np.flatnonzero(rng.random(num_ops - first - 1) < probabilities[first + 1:])
+        where = [first, *(later + first + 1).tolist()]
+        pattern = tuple(
+            (j, int(rng.integers(1, 4 ** num_qubits_per_op[j]))) for j in where
+        )
+        patterns[pattern] += 1
+    return clean, patterns
+
+
+def simulate_noisy(num_qubits: int, ops: Sequence[Op], shots: int, model: NoiseModel,
+                   rng: np.random.Generator) -> CircuitResult:
+    """A noisy circuit's histogram (``shots`` samples of IonQ's per-gate model)."""
+    if num_qubits <= DENSITY_MATRIX_MAX_QUBITS:
+        probs = _dense_probabilities(num_qubits, ops, "density_matrix",
+                                     noise_model=model.aer_noise_model(readout=False))
+        if model.readout > 0:
+            probs = apply_readout_to_probabilities(probs, num_qubits, model.readout)
+        return CircuitResult(sim.sample_histogram(probs, shots, rng), None, "density_matrix")
+    sizes = [len(qubits) for _, qubits in ops]
+    probabilities = np.array([model.pauli_error_probability(k) for k in sizes], dtype=float)
+    clean, patterns = _sample_error_patterns(probabilities, sizes, shots, rng)
+    backend = _simulator("statevector", num_qubits)
+    histogram: Counter = Counter()
+    if clean:
+        qc = aer_circuit(num_qubits, ops, measure=True)
+        result = backend.run(qc, shots=clean, seed_simulator=_seed(rng)).result()
+        _check(result)
+        histogram.update(_counts(result, 0))
+    # Shots with the same pattern share a run; runs with the same shot count share a call.
+    by_count: dict[int, list[tuple]] = {}
+    for pattern, count in sorted(patterns.items()):
+        by_count.setdefault(count, []).append(pattern)
+    for count, group in sorted(by_count.items()):
+        for start in range(0, len(group), _TRAJECTORY_CHUNK):
+            chunk = group[start:start + _TRAJECTORY_CHUNK]
+            circuits = [aer_circuit(num_qubits, ops, measure=True, paulis=dict(pattern))
+                        for pattern in chunk]
+            result = backend.run(circuits, shots=count, seed_simulator=_seed(rng)).result()
+            _check(result)
+            for index in range(len(chunk)):
+                histogram.update(_counts(result, index))
+    out = dict(histogram)
+    if model.readout > 0:
+        out = apply_readout_to_histogram(out, num_qubits, model.readout, rng)
+    return CircuitResult(out, None, "statevector-trajectories")
+
+
+def simulate_circuit(circuit: ParsedCircuit, shots: int, model: NoiseModel,
+                     rng: np.random.Generator, layout: Sequence[int] | None = None
+                     ) -> CircuitResult:
+    """Simulate one parsed circuit on Aer.
+
+    Args:
+        circuit: The parsed circuit.
+        shots: Number of shots.
+        model: The noise model (``ideal`` for none).
+        rng: The job's seeded generator (all randomness comes from it).
+        layout: Optional permutation: logical qubit ``q`` is simulated on qubit
+            ``layout[q]`` (a debiasing variant); outcomes are mapped back to logical
+            qubits, so the result does not depend on it on a noiseless machine.
+
+    Returns:
+        The histogram (and exact probabilities where bounded), in logical qubit order.
+    """
+    n = circuit.num_qubits
+    ops = circuit_ops(circuit, decompose_wide=not model.is_ideal)
+    if layout is not None:
+        ops = permute_ops(ops, layout)
+    if model.is_ideal:
+        result = simulate_ideal(n, ops, shots, rng)
+    else:
+        result = simulate_noisy(n, ops, shots, model, rng)
+    if layout is not None and list(layout) != list(range(n)):
+        result = CircuitResult(
+            _unpermute(result.histogram, layout),
+            None if result.probabilities is None else _unpermute(result.probabilities,
+                                                                 layout),
+            result.method,
+        )
+    return result
+
+
+def _unpermute(values: dict, layout: Sequence[int]) -> dict:
+    """Re-key ``{simulated index: value}`` to logical indices (bit ``layout[q]`` -> ``q``)."""
+    out = {}
+    for index, value in values.items():
+        logical = 0
+        for q, p in enumerate(layout):
+            logical |= ((index >> p) & 1) << q
+        out[logical] = out.get(logical, 0) + value
+    return out
+
+
+__all__ = [
+    "CircuitResult",
+    "simulate_circuit",
+    "simulate_ideal",
+    "simulate_noisy",
+    "circuit_ops",
+    "permute_ops",
+    "aer_circuit",
+    "DENSE_PROBABILITY_MAX_QUBITS",
+    "DENSITY_MATRIX_MAX_QUBITS",
+    "SINGLE_PRECISION_MIN_QUBITS",
+    "MAX_EXACT_OUTCOMES",
+    "MEMORY_BUDGET_MB",
+]
