@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import qiskit_aer  # noqa: F401  pylint: disable=unused-import  (adds QuantumCircuit.save_*)
@@ -73,7 +73,14 @@ PARALLEL_MIN_QUBITS = 20
 _TRAJECTORY_CHUNK = 64
 _CUTOFF = 1e-14
 
-Op = tuple[np.ndarray, tuple[int, ...]]
+# A gate: its matrix (``qubits[0]`` the least significant bit), its qubits, and the
+# equivalent Qiskit standard gate when there is one (Aer has fast kernels for those, and a
+# circuit of Clifford standard gates runs on Aer's stabilizer method), else ``None``.
+Op = tuple[np.ndarray, tuple[int, ...], Any]
+
+# Standard gates whose circuits (also with Pauli errors inserted) are Clifford.
+_CLIFFORD = frozenset({"id", "x", "y", "z", "h", "s", "sdg", "sx", "sxdg", "cx", "cy", "cz",
+                       "swap"})
 
 
 @dataclass
@@ -85,11 +92,13 @@ class CircuitResult:
         probabilities: Exact probabilities of the non-zero outcomes when known and bounded,
             else ``None`` (then the sampled frequencies are the job's probabilities).
         method: The Aer method used (for the record and the tests).
+        required_memory_mb: The most memory Aer reported needing for one of its runs.
     """
 
     histogram: dict[int, int]
     probabilities: dict[int, float] | None
     method: str
+    required_memory_mb: int = 0
 
     def probabilities_or_frequencies(self, shots: int) -> dict[int, float]:
         """The probabilities to report: exact if known, else ``count / shots``."""
@@ -105,10 +114,11 @@ def _is_identity(matrix: np.ndarray) -> bool:
     return bool(np.array_equal(matrix, np.eye(matrix.shape[0])))
 
 
-_DECOMPOSED: dict[tuple, list[Op]] = {}
+_DECOMPOSED: dict[tuple, list[tuple[np.ndarray, tuple[int, ...]]]] = {}
 
 
-def _decompose(recipe, num_controls: int, num_qubits: int) -> list[Op]:
+def _decompose(recipe, num_controls: int, num_qubits: int
+               ) -> list[tuple[np.ndarray, tuple[int, ...]]]:
     """A gate on more than two qubits as one- and two-qubit gates (on local qubits
     ``0..num_qubits-1``, qubit order ``targets + controls`` as the parser's), by Qiskit's
     synthesis: controlled gates through ``.control()``, others from the full unitary."""
@@ -131,7 +141,7 @@ def _decompose(recipe, num_controls: int, num_qubits: int) -> list[Op]:
     else:
         qc.append(UnitaryGate(base, check_input=False), list(range(num_qubits)))
     out = transpile(qc, basis_gates=["u", "cx"], optimization_level=1)
-    ops: list[Op] = []
+    ops = []
     for inst in out.data:
         qubits = tuple(out.find_bit(q).index for q in inst.qubits)
         ops.append((np.asarray(inst.operation.to_matrix(), dtype=complex), qubits))
@@ -141,25 +151,66 @@ def _decompose(recipe, num_controls: int, num_qubits: int) -> list[Op]:
     return ops
 
 
+_STANDARD: dict | None = None
+
+
+def _standard_tables() -> dict:
+    global _STANDARD  # pylint: disable=global-statement
+    if _STANDARD is None:
+        from qiskit.circuit import library as lib  # pylint: disable=import-outside-toplevel
+
+        fixed = {id(sim.X): lib.XGate, id(sim.Y): lib.YGate, id(sim.Z): lib.ZGate,
+                 id(sim.H): lib.HGate, id(sim.S): lib.SGate, id(sim.SDG): lib.SdgGate,
+                 id(sim.T): lib.TGate, id(sim.TDG): lib.TdgGate, id(sim.SX): lib.SXGate,
+                 id(sim.SXDG): lib.SXdgGate, id(sim.SWAP): lib.SwapGate}
+        rotations = {sim.rx: lib.RXGate, sim.ry: lib.RYGate, sim.rz: lib.RZGate,
+                     sim.phase: lib.PhaseGate, sim.rxx: lib.RXXGate, sim.ryy: lib.RYYGate,
+                     sim.rzz: lib.RZZGate,
+                     sim.zz: lambda turns: lib.RZZGate(2 * math.pi * turns)}
+        _STANDARD = {"fixed": fixed, "rotations": rotations}
+    return _STANDARD
+
+
+def _standard_gate(recipe, num_controls: int):
+    """The Qiskit standard gate with exactly the recipe's matrix (controls first), if any."""
+    tables = _standard_tables()
+    fn, args = recipe
+    if fn is None:
+        cls = tables["fixed"].get(id(args[0]))
+        gate = cls() if cls is not None else None
+    else:
+        cls = tables["rotations"].get(fn)
+        gate = cls(*args) if cls is not None else None
+    if gate is not None and num_controls:
+        gate = gate.control(num_controls)
+    return gate
+
+
 def circuit_ops(circuit: ParsedCircuit, decompose_wide: bool) -> list[Op]:
-    """The circuit's gates as ``(matrix, qubits)`` (``qubits[0]`` the matrix's least
-    significant bit), identity gates dropped; gates on more than two qubits decomposed
-    into one- and two-qubit gates if ``decompose_wide`` (for per-gate noise)."""
+    """The circuit's gates as :data:`Op` tuples, identity gates dropped; gates on more
+    than two qubits decomposed into one- and two-qubit gates if ``decompose_wide`` (for
+    per-gate noise)."""
     ops: list[Op] = []
     for unitary, (recipe, num_controls, qubits) in zip(circuit.unitaries(), circuit.gates):
         if _is_identity(unitary.matrix):
             continue
         if decompose_wide and len(qubits) > 2:
             for matrix, local in _decompose(recipe, num_controls, len(qubits)):
-                ops.append((matrix, tuple(qubits[q] for q in local)))
+                ops.append((matrix, tuple(qubits[q] for q in local), None))
         else:
-            ops.append((unitary.matrix, tuple(unitary.qubits)))
+            ops.append((unitary.matrix, tuple(unitary.qubits),
+                        _standard_gate(recipe, num_controls)))
     return ops
 
 
 def permute_ops(ops: Iterable[Op], layout: Sequence[int]) -> list[Op]:
     """``ops`` with logical qubit ``q`` moved to ``layout[q]``."""
-    return [(matrix, tuple(layout[q] for q in qubits)) for matrix, qubits in ops]
+    return [(matrix, tuple(layout[q] for q in qubits), std) for matrix, qubits, std in ops]
+
+
+def is_clifford(ops: Sequence[Op]) -> bool:
+    """Whether every op is a Clifford standard gate (Aer's stabilizer method applies)."""
+    return all(std is not None and std.name in _CLIFFORD for _, _, std in ops)
 
 
 _PAULI_NAMES = ("id", "x", "y", "z")
@@ -172,7 +223,9 @@ def aer_circuit(num_qubits: int, ops: Sequence[Op], *, labels: bool = False,
     Args:
         num_qubits: Register width.
         ops: ``(matrix, qubits)`` gates.
-        labels: Label gates :data:`LABEL_1Q` / :data:`LABEL_2Q` (for an Aer noise model).
+        labels: Label gates :data:`LABEL_1Q` / :data:`LABEL_2Q` (for an Aer noise model);
+            all gates are then ``unitary`` instructions. Without, standard gates are used
+            where an op has one.
         measure: Measure every qubit into the clbit of the same index at the end.
         paulis: ``{op index: Pauli index}`` errors to insert after those ops (the Pauli
             index's base-4 digits, least significant first, are the Paulis ``I, X, Y, Z``
@@ -183,9 +236,17 @@ def aer_circuit(num_qubits: int, ops: Sequence[Op], *, labels: bool = False,
     from qiskit.circuit.library import UnitaryGate
 
     qc = QuantumCircuit(num_qubits, num_qubits if measure else 0)
-    for index, (matrix, qubits) in enumerate(ops):
-        label = (LABEL_1Q if len(qubits) == 1 else LABEL_2Q) if labels else None
-        qc.append(UnitaryGate(matrix, check_input=False, label=label), list(qubits))
+    for index, (matrix, qubits, std) in enumerate(ops):
+        if labels or std is None:
+            label = (LABEL_1Q if len(qubits) == 1 else LABEL_2Q) if labels else None
+            qc.append(UnitaryGate(matrix, check_input=False, label=label), list(qubits))
+        else:
+            num_controls = getattr(std, "num_ctrl_qubits", 0)
+            if num_controls:  # Qiskit's controlled gates take the controls first
+                split = len(qubits) - num_controls
+                qc.append(std, list(qubits[split:]) + list(qubits[:split]))
+            else:
+                qc.append(std, list(qubits))
         if paulis and index in paulis:
             code = paulis[index]
             for q in qubits:
@@ -212,6 +273,11 @@ def _check(result) -> None:
         raise RuntimeError(f"Aer simulation failed: {result.status}")
 
 
+def _memory(result) -> int:
+    return max((int(r.metadata.get("required_memory_mb", 0)) for r in result.results),
+               default=0)
+
+
 def _counts(result, index: int) -> dict[int, int]:
     counts = result.data(index).get("counts", {})
     return {int(k, 16): int(v) for k, v in counts.items()}
@@ -225,14 +291,14 @@ def _seed(rng: np.random.Generator) -> int:
 
 
 def _dense_probabilities(num_qubits: int, ops: Sequence[Op], method: str,
-                         noise_model=None) -> np.ndarray:
+                         noise_model=None) -> tuple[np.ndarray, int]:
     qc = aer_circuit(num_qubits, ops, labels=noise_model is not None)
     qc.save_probabilities()
     result = _simulator(method, num_qubits, noise_model).run(qc).result()
     _check(result)
     probs = np.asarray(result.data(0)["probabilities"], dtype=float)
     probs = np.clip(probs, 0.0, None)
-    return probs / probs.sum()
+    return probs / probs.sum(), _memory(result)
 
 
 def _sparse(probs: np.ndarray) -> dict[int, float]:
@@ -243,15 +309,17 @@ def _sparse(probs: np.ndarray) -> dict[int, float]:
 def simulate_ideal(num_qubits: int, ops: Sequence[Op], shots: int,
                    rng: np.random.Generator) -> CircuitResult:
     """An ideal circuit's histogram and (when bounded) exact probabilities."""
+    method = "stabilizer" if is_clifford(ops) else "statevector"
     if num_qubits <= DENSE_PROBABILITY_MAX_QUBITS:
-        probs = _dense_probabilities(num_qubits, ops, "statevector")
+        probs, memory = _dense_probabilities(num_qubits, ops, method)
         return CircuitResult(sim.sample_histogram(probs, shots, rng), _sparse(probs),
-                             "statevector")
-    backend = _simulator("statevector", num_qubits)
+                             method, memory)
+    backend = _simulator(method, num_qubits)
     qc = aer_circuit(num_qubits, ops, measure=True)
     result = backend.run(qc, shots=shots, seed_simulator=_seed(rng)).result()
     _check(result)
     histogram = _counts(result, 0)
+    memory = _memory(result)
     exact = None
     if len(histogram) <= min(MAX_EXACT_OUTCOMES, shots // 2):
         # Are the sampled outcomes the whole support? Look their probabilities up.
@@ -265,7 +333,7 @@ def simulate_ideal(num_qubits: int, ops: Sequence[Op], shots: int,
         if abs(values.sum() - 1.0) <= tolerance:
             values = values / values.sum()
             exact = {k: v for k, v in zip(outcomes, values.tolist()) if v > _CUTOFF}
-    return CircuitResult(histogram, exact, "statevector")
+    return CircuitResult(histogram, exact, method, memory)
 
 
 def _sample_error_patterns(probabilities: np.ndarray, num_qubits_per_op: Sequence[int],
@@ -306,21 +374,26 @@ def simulate_noisy(num_qubits: int, ops: Sequence[Op], shots: int, model: NoiseM
                    rng: np.random.Generator) -> CircuitResult:
     """A noisy circuit's histogram (``shots`` samples of IonQ's per-gate model)."""
     if num_qubits <= DENSITY_MATRIX_MAX_QUBITS:
-        probs = _dense_probabilities(num_qubits, ops, "density_matrix",
-                                     noise_model=model.aer_noise_model(readout=False))
+        probs, memory = _dense_probabilities(num_qubits, ops, "density_matrix",
+                                             noise_model=model.aer_noise_model(readout=False))
         if model.readout > 0:
             probs = apply_readout_to_probabilities(probs, num_qubits, model.readout)
-        return CircuitResult(sim.sample_histogram(probs, shots, rng), None, "density_matrix")
-    sizes = [len(qubits) for _, qubits in ops]
+        return CircuitResult(sim.sample_histogram(probs, shots, rng), None, "density_matrix",
+                             memory)
+    sizes = [len(qubits) for _, qubits, _ in ops]
     probabilities = np.array([model.pauli_error_probability(k) for k in sizes], dtype=float)
     clean, patterns = _sample_error_patterns(probabilities, sizes, shots, rng)
-    backend = _simulator("statevector", num_qubits)
+    # Pauli errors keep a Clifford circuit Clifford.
+    method = "stabilizer" if is_clifford(ops) else "statevector"
+    backend = _simulator(method, num_qubits)
     histogram: Counter = Counter()
+    memory = 0
     if clean:
         qc = aer_circuit(num_qubits, ops, measure=True)
         result = backend.run(qc, shots=clean, seed_simulator=_seed(rng)).result()
         _check(result)
         histogram.update(_counts(result, 0))
+        memory = _memory(result)
     # Shots with the same pattern share a run; runs with the same shot count share a call.
     by_count: dict[int, list[tuple]] = {}
     for pattern, count in sorted(patterns.items()):
@@ -334,10 +407,11 @@ def simulate_noisy(num_qubits: int, ops: Sequence[Op], shots: int, model: NoiseM
             _check(result)
             for index in range(len(chunk)):
                 histogram.update(_counts(result, index))
+            memory = max(memory, _memory(result))
     out = dict(histogram)
     if model.readout > 0:
         out = apply_readout_to_histogram(out, num_qubits, model.readout, rng)
-    return CircuitResult(out, None, "statevector-trajectories")
+    return CircuitResult(out, None, f"{method}-trajectories", memory)
 
 
 def simulate_circuit(circuit: ParsedCircuit, shots: int, model: NoiseModel,
@@ -371,6 +445,7 @@ def simulate_circuit(circuit: ParsedCircuit, shots: int, model: NoiseModel,
             None if result.probabilities is None else _unpermute(result.probabilities,
                                                                  layout),
             result.method,
+            result.required_memory_mb,
         )
     return result
 
