@@ -450,6 +450,64 @@ def simulate_circuit(circuit: ParsedCircuit, shots: int, model: NoiseModel,
     return result
 
 
+def _program_circuit(num_qubits: int, num_clbits: int, prefix, terminal):
+    """An Aer circuit of a lowered OpenQASM program: labelled gates (wider ones
+    decomposed), measurements, resets and ``if``/``else`` on classical bits."""
+    # pylint: disable=import-outside-toplevel
+    from qiskit import QuantumCircuit
+    from qiskit.circuit.classical import expr
+    from qiskit.circuit.library import UnitaryGate
+
+    qc = QuantumCircuit(num_qubits, max(num_clbits, 1))
+
+    def emit(ops) -> None:
+        for op in ops:
+            if isinstance(op, sim.Unitary):
+                if _is_identity(op.matrix):
+                    continue
+                parts = ([(op.matrix, tuple(range(len(op.qubits))))] if len(op.qubits) <= 2
+                         else _decompose((None, (op.matrix,)), 0, len(op.qubits)))
+                for matrix, local in parts:
+                    qubits = [op.qubits[q] for q in local]
+                    label = LABEL_1Q if len(qubits) == 1 else LABEL_2Q
+                    qc.append(UnitaryGate(matrix, check_input=False, label=label), qubits)
+            elif isinstance(op, sim.Measure):
+                qc.measure(op.qubit, op.clbit)
+            elif isinstance(op, sim.Reset):
+                qc.reset(op.qubit)
+            elif isinstance(op, sim.Conditional):
+                condition = None
+                for i, c in enumerate(op.clbits):
+                    bit = expr.lift(qc.clbits[c])
+                    term = bit if (op.value >> i) & 1 else expr.logic_not(bit)
+                    condition = term if condition is None else expr.logic_and(condition, term)
+                with qc.if_test(condition) as otherwise:
+                    emit(op.true_body)
+                if op.false_body:
+                    with otherwise:
+                        emit(op.false_body)
+            else:  # pragma: no cover - guarded by the parser
+                raise TypeError(f"unknown operation {op!r}")
+
+    emit(prefix)
+    for qubit, clbit in terminal:
+        qc.measure(qubit, clbit)
+    return qc
+
+
+def simulate_program(program, shots: int, model: NoiseModel, rng: np.random.Generator
+                     ) -> list[int]:
+    """Per-shot classical outcomes (clbit 0 = least significant bit) of a lowered OpenQASM
+    program under ``model``: Aer's state vector, one trajectory per shot, IonQ's channel
+    after every gate and ``model.readout`` on every measurement."""
+    qc = _program_circuit(program.num_qubits, program.num_clbits, program.prefix,
+                          program.terminal)
+    backend = _simulator("statevector", program.num_qubits, model.aer_noise_model())
+    result = backend.run(qc, shots=shots, seed_simulator=_seed(rng), memory=True).result()
+    _check(result)
+    return [int(bits.replace(" ", ""), 2) for bits in result.get_memory(0)]
+
+
 def _unpermute(values: dict, layout: Sequence[int]) -> dict:
     """Re-key ``{simulated index: value}`` to logical indices (bit ``layout[q]`` -> ``q``)."""
     out = {}
@@ -466,6 +524,7 @@ __all__ = [
     "simulate_circuit",
     "simulate_ideal",
     "simulate_noisy",
+    "simulate_program",
     "circuit_ops",
     "permute_ops",
     "aer_circuit",

@@ -56,7 +56,10 @@ def _numpy_batch(circuit: ParsedCircuit | None) -> bool:
 def _simulate_program(job: Job, noise: NoiseModel, server_seed: int | None) -> None:
     spec = job.spec
     rng = job_rng(job, server_seed)
-    outcomes = sample_program(spec.program, spec.shots, rng, None if noise.is_ideal else noise)
+    if noise.is_ideal:  # the exact branching sampler
+        outcomes = sample_program(spec.program, spec.shots, rng)
+    else:  # per-gate noise: Aer trajectories
+        outcomes = aer.simulate_program(spec.program, spec.shots, noise, rng)
     hist: dict[int, int] = {}
     for value in outcomes:
         hist[value] = hist.get(value, 0) + 1

@@ -339,3 +339,44 @@ class TestWidthsAndMemory(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestNoisyPrograms(unittest.TestCase):
+    """OpenQASM jobs with a noise model: Aer trajectories with the same per-gate model."""
+
+    def _run(self, source: str, shots: int, model: str, seed: int) -> Job:
+        job = _job({"type": "ionq.qasm3.v1", "backend": "simulator", "shots": shots,
+                    "noise": {"model": model, "seed": seed},
+                    "input": {"format": "openqasm", "data": source}})
+        simulate_job(job, None)
+        return job
+
+    def test_terminal_measurements_match_density_matrix(self):
+        source = ('OPENQASM 2.0; include "qelib1.inc"; qreg q[3]; creg c[3]; '
+                  "h q[0]; cx q[0],q[1]; ry(0.7) q[2]; cx q[1],q[2]; measure q -> c;")
+        job = self._run(source, 8000, "aria-2", 21)
+        qc = QuantumCircuit(3)
+        qc.h(0)
+        qc.cx(0, 1)
+        qc.ry(0.7, 2)
+        qc.cx(1, 2)
+        probabilities = json.loads(job.probabilities_json)
+        histogram = {int(k): round(v * 8000) for k, v in probabilities.items()}
+        self.assertEqual(sum(histogram.values()), 8000)
+        self.assertGreater(_chi2_pvalue(histogram, _reference_noisy(qc, NOISE_MODELS["aria-2"])),
+                           1e-4)
+        again = self._run(source, 8000, "aria-2", 21)
+        self.assertEqual(again.probabilities_json, job.probabilities_json)
+
+    @unittest.skipUnless(__import__("qstore_qiskit.server.qasm", fromlist=["x"])
+                         .qasm3_available(), "needs qiskit-qasm3-import")
+    def test_mid_circuit_measurement_with_noise(self):
+        source = ('OPENQASM 3.0; include "stdgates.inc"; qubit[2] q; bit[3] c;'
+                  "h q[0]; c[0] = measure q[0]; if (c[0]) x q[1]; c[1] = measure q[1];"
+                  "reset q[0]; x q[0]; c[2] = measure q[0];")
+        job = self._run(source, 4000, "harmony", 5)
+        probabilities = json.loads(job.probabilities_json)
+        main = probabilities.get("4", 0) + probabilities.get("7", 0)
+        self.assertGreater(main, 0.95)  # the ideal outcomes 0b100 and 0b111
+        self.assertLess(main, 1.0)  # harmony's gate and readout errors
+        self.assertAlmostEqual(probabilities.get("4", 0), 0.5, delta=0.05)
