@@ -414,6 +414,27 @@ def simulate_noisy(num_qubits: int, ops: Sequence[Op], shots: int, model: NoiseM
     return CircuitResult(out, None, f"{method}-trajectories", memory)
 
 
+def estimate_work(circuit: ParsedCircuit, shots: int, model: NoiseModel) -> float:
+    """Expected amplitude updates (gates x state size x runs) of :func:`simulate_circuit`.
+
+    For a work cap checked before any simulation (a 4xx instead of hours of CPU): the
+    ideal path is one run (two for wide circuits), the density matrix one run on ``4**n``
+    entries, the trajectories one run plus one per shot with an error (the expected
+    number, from the model's rates and the gate counts). Gates on more than two qubits
+    are counted once (their decomposition is not built here). Clifford circuits, which
+    Aer runs far cheaper on its stabilizer method, are not discounted.
+    """
+    n = circuit.num_qubits
+    gates = max(len(circuit.gates), 1)
+    if model.is_ideal:
+        return gates * float(2**n) * (1 if n <= DENSE_PROBABILITY_MAX_QUBITS else 2)
+    if n <= DENSITY_MATRIX_MAX_QUBITS:
+        return gates * float(4**n)
+    p_clean = ((1.0 - model.pauli_error_probability(1)) ** circuit.gates_1q
+               * (1.0 - model.pauli_error_probability(2)) ** circuit.gates_2q)
+    return gates * float(2**n) * (1.0 + shots * (1.0 - p_clean))
+
+
 def simulate_circuit(circuit: ParsedCircuit, shots: int, model: NoiseModel,
                      rng: np.random.Generator, layout: Sequence[int] | None = None
                      ) -> CircuitResult:
@@ -525,6 +546,7 @@ __all__ = [
     "simulate_ideal",
     "simulate_noisy",
     "simulate_program",
+    "estimate_work",
     "circuit_ops",
     "permute_ops",
     "aer_circuit",

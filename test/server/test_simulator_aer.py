@@ -380,3 +380,22 @@ class TestNoisyPrograms(unittest.TestCase):
         self.assertGreater(main, 0.95)  # the ideal outcomes 0b100 and 0b111
         self.assertLess(main, 1.0)  # harmony's gate and readout errors
         self.assertAlmostEqual(probabilities.get("4", 0), 0.5, delta=0.05)
+
+
+class TestWorkEstimate(unittest.TestCase):
+    """The work estimate a request cap can use grows as the simulation does."""
+
+    def test_estimate(self):
+        wide, _ = _parse(_ghz(20), "qis")
+        small, _ = _parse(_ghz(4), "qis")
+        ideal, aria = NOISE_MODELS["ideal"], NOISE_MODELS["aria-1"]
+        self.assertEqual(aer.estimate_work(small, 1000, ideal), 4 * 16)
+        self.assertEqual(aer.estimate_work(small, 1000, aria), 4 * 256)
+        # trajectories: one run plus the expected shots with an error, linear in shots
+        one = aer.estimate_work(wide, 1000, aria)
+        two = aer.estimate_work(wide, 2000, aria)
+        base = 20 * 2.0**20
+        p_error = 1 - (1 - aria.pauli_error_probability(1)) * (
+            1 - aria.pauli_error_probability(2)) ** 19
+        self.assertAlmostEqual(one / base, 1 + 1000 * p_error)
+        self.assertAlmostEqual((two - one) / base, 1000 * p_error)
