@@ -2,7 +2,10 @@
 
 Every gate becomes an Aer ``unitary`` instruction with exactly the matrix the numpy
 simulator uses (qiskit-ionq's GPI/GPI2/MS/ZZ definitions and the qis gates), so both agree
-to rounding. The method follows the model and the width:
+to rounding, or the Qiskit standard gate with that matrix when the parser's recipe names
+one (Aer's kernels for those are faster, and a circuit of Clifford standard gates, also
+with Pauli errors inserted, runs on Aer's stabilizer method). The method follows the model
+and the width:
 
 * **ideal, up to** :data:`DENSE_PROBABILITY_MAX_QUBITS` **qubits**: the state vector's
   exact probabilities (``save_probabilities``); the histogram is sampled from them with the
@@ -30,6 +33,9 @@ probabilities (``save_amplitudes_squared``); if those sum to 1 (within rounding)
 the exact distribution (e.g. GHZ-25 gives ``{0: 0.5, 2**25-1: 0.5}``). Otherwise the
 reported probabilities are the sampled frequencies (``count / shots``), as for noisy jobs,
 so a result never holds more than ``shots`` entries.
+
+Noisy OpenQASM programs (mid-circuit measurement, reset, ``if``/``else``) run as one Aer
+trajectory per shot with the same per-gate channels (:func:`simulate_program`).
 
 Memory: the state vector is the only ``2**n`` object (16 bytes an amplitude, 8 in single
 precision, which Aer uses from :data:`SINGLE_PRECISION_MIN_QUBITS` qubits); Aer refuses a
