@@ -111,8 +111,8 @@ class NoiseModel:
     def apply(self, probs: np.ndarray, num_qubits: int, n1: int, n2: int) -> np.ndarray:
         """Global approximation of the model on a final distribution.
 
-        Used only where per-gate simulation is not available (mid-circuit-measurement
-        OpenQASM programs): the circuit fidelity ``(1 - p_1)**n1 (1 - p_2)**n2`` (``p_k``
+        Not used by the server's simulation (which applies the channel after every gate);
+        kept for ``qasm.sample_program(..., noise=...)`` callers: the circuit fidelity ``(1 - p_1)**n1 (1 - p_2)**n2`` (``p_k``
         the probability of a non-identity Pauli) mixes the ideal distribution with the
         uniform one, then each bit is flipped with probability ``readout``.
         """
