@@ -399,3 +399,28 @@ class TestWorkEstimate(unittest.TestCase):
             1 - aria.pauli_error_probability(2)) ** 19
         self.assertAlmostEqual(one / base, 1 + 1000 * p_error)
         self.assertAlmostEqual((two - one) / base, 1000 * p_error)
+
+
+class TestOverHttp(unittest.TestCase):
+    """A noisy job through the real server matches the density-matrix reference."""
+
+    def test_noisy_job_via_local_server(self):
+        from qstore_qiskit.server import LocalServer  # pylint: disable=import-outside-toplevel
+
+        from .helpers import http  # pylint: disable=import-outside-toplevel
+
+        qc = _ghz(3)
+        qc.ry(0.5, 1)
+        _, gates = _parse(qc, "qis")
+        body = _body(gates, 3, shots=20000, model="aria-2", seed=17)
+        with LocalServer(seed=1) as srv:
+            status, _, created = http("POST", srv.url + "/jobs", body=body, key="k")
+            self.assertIn(status, (200, 201), created)
+            record = srv.job_record(created["id"])
+            self.assertEqual(record["status"], "completed")
+            status, _, hist = http("GET", srv.base_url + record["results"]["histogram"]["url"],
+                                   key="k")
+        self.assertEqual(status, 200)
+        histogram = {int(k): v for k, v in hist.items()}
+        reference = _reference_noisy(qc, NOISE_MODELS["aria-2"])
+        self.assertGreater(_chi2_pvalue(histogram, reference), 1e-4)
