@@ -30,8 +30,8 @@ Qiskit", and the v0.4 OpenAPI document) and what is emulated here:
 Interface for the HTTP layer: a debiased job (or child job) has ``job.variants``, an
 ordered ``{variant_id: Variant}``; :func:`job_probabilities` gives the aggregated map for
 ``?sharpen=``, :func:`variant_record` / :func:`debiasing_output` the documented
-``output.error_mitigation.debiasing.variants`` entries, and :func:`variant_shots` the
-ordered shots of one variant.
+``output.error_mitigation.debiasing.variants`` entries, :func:`find_variant` a variant of a
+job or of its children, and :func:`variant_shots` the ordered shots of one variant.
 """
 
 from __future__ import annotations
@@ -185,6 +185,15 @@ def debiasing_output(job: Any, version: str = "v0.4") -> dict[str, Any] | None:
     }}}
 
 
+def find_variant(job: Any, variant_id: str) -> Variant | None:
+    """The variant ``variant_id`` of ``job`` or of one of its children, else ``None``."""
+    for target in [job, *getattr(job, "children", [])]:
+        variant = (getattr(target, "variants", None) or {}).get(variant_id)
+        if variant is not None:
+            return variant
+    return None
+
+
 def variant_shots(variant: Variant) -> list[int]:
     """The variant's shots in a seeded random order (decimal outcomes)."""
     keys = np.fromiter(variant.histogram.keys(), dtype=np.int64, count=len(variant.histogram))
@@ -216,5 +225,6 @@ __all__ = [
     "variant_record",
     "debiasing_output",
     "variant_shots",
+    "find_variant",
     "merge_histograms",
 ]

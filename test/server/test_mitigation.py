@@ -119,6 +119,8 @@ class TestDebiasedJobs(unittest.TestCase):
         self.assertEqual(first["results"]["histogram"]["url"],
                          f"/v0.4/jobs/job-1/variants/{first['variant_id']}/results/histogram")
         variant = job.variants[first["variant_id"]]
+        self.assertIs(mitigation.find_variant(job, first["variant_id"]), variant)
+        self.assertIsNone(mitigation.find_variant(job, "nope"))
         shots = mitigation.variant_shots(variant)
         self.assertEqual(len(shots), variant.shots)
         self.assertEqual(shots, mitigation.variant_shots(variant))  # seeded order
