@@ -265,6 +265,31 @@ def aer_circuit(num_qubits: int, ops: Sequence[Op], *, labels: bool = False,
     return qc
 
 
+def _with_paulis(base, ops: Sequence[Op], pattern: tuple[tuple[int, int], ...]):
+    """A copy of ``base`` (``aer_circuit(..., measure=True)`` of ``ops``: op ``i`` is
+    instruction ``i``) with the Pauli errors of ``pattern`` inserted after their ops.
+
+    Same circuit as ``aer_circuit(..., paulis=dict(pattern))``, but the copy and the
+    inserts run in Qiskit's native circuit data instead of re-appending every gate.
+    """
+    # pylint: disable=import-outside-toplevel
+    from qiskit.circuit import CircuitInstruction
+    from qiskit.circuit.library import XGate, YGate, ZGate
+
+    gates = (None, XGate(), YGate(), ZGate())
+    qc = base.copy()
+    data = qc.data
+    for index, code in sorted(pattern, reverse=True):  # back to front: indices stay valid
+        inserts = []
+        for q in ops[index][1]:
+            if code & 3:
+                inserts.append(CircuitInstruction(gates[code & 3], (qc.qubits[q],), ()))
+            code >>= 2
+        for inst in reversed(inserts):
+            data.insert(index + 1, inst)
+    return qc
+
+
 def _simulator(method: str, num_qubits: int, noise_model=None):
     from qiskit_aer import AerSimulator  # pylint: disable=import-outside-toplevel
 
@@ -394,9 +419,9 @@ def simulate_noisy(num_qubits: int, ops: Sequence[Op], shots: int, model: NoiseM
     backend = _simulator(method, num_qubits)
     histogram: Counter = Counter()
     memory = 0
+    base = aer_circuit(num_qubits, ops, measure=True)
     if clean:
-        qc = aer_circuit(num_qubits, ops, measure=True)
-        result = backend.run(qc, shots=clean, seed_simulator=_seed(rng)).result()
+        result = backend.run(base, shots=clean, seed_simulator=_seed(rng)).result()
         _check(result)
         histogram.update(_counts(result, 0))
         memory = _memory(result)
@@ -407,8 +432,7 @@ def simulate_noisy(num_qubits: int, ops: Sequence[Op], shots: int, model: NoiseM
     for count, group in sorted(by_count.items()):
         for start in range(0, len(group), _TRAJECTORY_CHUNK):
             chunk = group[start:start + _TRAJECTORY_CHUNK]
-            circuits = [aer_circuit(num_qubits, ops, measure=True, paulis=dict(pattern))
-                        for pattern in chunk]
+            circuits = [_with_paulis(base, ops, pattern) for pattern in chunk]
             result = backend.run(circuits, shots=count, seed_simulator=_seed(rng)).result()
             _check(result)
             for index in range(len(chunk)):

@@ -424,3 +424,21 @@ class TestOverHttp(unittest.TestCase):
         histogram = {int(k): v for k, v in hist.items()}
         reference = _reference_noisy(qc, NOISE_MODELS["aria-2"])
         self.assertGreater(_chi2_pvalue(histogram, reference), 1e-4)
+
+
+class TestPauliInsertion(unittest.TestCase):
+    """The fast Pauli insertion builds the same circuit as the plain builder."""
+
+    def test_same_operator(self):
+        rng = np.random.default_rng(12)
+        parsed, _ = _parse(random_native_circuit(4, 15, rng), "native")
+        ops = aer.circuit_ops(parsed, decompose_wide=True)
+        base = aer.aer_circuit(4, ops)
+        for pattern in (((0, 1),), ((3, 7), (9, 15)), ((14, 2), (0, 3), (5, 11))):
+            pattern = tuple((i, c % (4 ** len(ops[i][1]))) or (i, 1) for i, c in pattern)
+            pattern = tuple((i, c if c else 1) for i, c in pattern)
+            fast = aer._with_paulis(base, ops, pattern)
+            plain = aer.aer_circuit(4, ops, paulis=dict(pattern))
+            self.assertEqual(fast.size(), plain.size())
+            self.assertTrue(Operator(fast).equiv(Operator(plain)))
+            self.assertFalse(Operator(fast).equiv(Operator(base)))
