@@ -561,7 +561,7 @@ def simulate_program(program, shots: int, model: NoiseModel, rng: np.random.Gene
 
 def _unpermute(values: dict, layout: Sequence[int]) -> dict:
     """Re-key ``{simulated index: value}`` to logical indices (bit ``layout[q]`` -> ``q``)."""
-    out = {}
+    out: dict = {}
     for index, value in values.items():
         logical = 0
         for q, p in enumerate(layout):

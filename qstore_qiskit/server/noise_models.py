@@ -150,23 +150,28 @@ def apply_readout_to_histogram(histogram: Mapping[int, int], num_qubits: int, fl
 
 
 _IONQ_PAGE = "IonQ, 'Simulation with Noise Models' (docs.ionq.com)"
-_HARMONY = dict(error_1q=0.0065, error_2q=0.0398, readout=0.005, max_qubits=11,
-                source="IonQ Harmony's published gate fidelities (Azure Quantum provider page); "
-                       "IonQ does not publish its Harmony simulator model")
-_FORTE = dict(error_1q=0.0002666666666666667, error_2q=0.004949333333333333, max_qubits=29)
+_HARMONY_SOURCE = ("IonQ Harmony's published gate fidelities (Azure Quantum provider page); "
+                   "IonQ does not publish its Harmony simulator model")
+_FORTE_1Q, _FORTE_2Q = 0.0002666666666666667, 0.004949333333333333
+
+
+def _harmony(name: str) -> NoiseModel:
+    return NoiseModel(name, 0.0065, 0.0398, readout=0.005, max_qubits=11,
+                      source=_HARMONY_SOURCE)
+
 
 NOISE_MODELS: dict[str, NoiseModel] = {
     "ideal": NoiseModel("ideal", max_qubits=29, source="no noise"),
     "aria-1": NoiseModel("aria-1", 0.0005, 0.0133, max_qubits=25, source=_IONQ_PAGE),
     "aria-2": NoiseModel("aria-2", 0.0006573333333333332, 0.01856, max_qubits=25,
                          source=_IONQ_PAGE),
-    "forte-1": NoiseModel("forte-1", **_FORTE, source=_IONQ_PAGE),
+    "forte-1": NoiseModel("forte-1", _FORTE_1Q, _FORTE_2Q, max_qubits=29, source=_IONQ_PAGE),
     "forte-enterprise-1": NoiseModel(
-        "forte-enterprise-1", **_FORTE,
+        "forte-enterprise-1", _FORTE_1Q, _FORTE_2Q, max_qubits=29,
         source="not published by IonQ; Forte 1's rates from " + _IONQ_PAGE),
-    "harmony": NoiseModel("harmony", **_HARMONY),
-    "harmony-1": NoiseModel("harmony-1", **_HARMONY),
-    "harmony-2": NoiseModel("harmony-2", **_HARMONY),
+    "harmony": _harmony("harmony"),
+    "harmony-1": _harmony("harmony-1"),
+    "harmony-2": _harmony("harmony-2"),
 }
 """Every accepted ``noise.model`` name (IonQ's v0.4 ``NoiseModel`` enum) and its model."""
 

@@ -55,6 +55,7 @@ def _numpy_batch(circuit: ParsedCircuit | None) -> bool:
 
 def _simulate_program(job: Job, noise: NoiseModel, server_seed: int | None) -> None:
     spec = job.spec
+    assert spec.program is not None
     rng = job_rng(job, server_seed)
     if noise.is_ideal:  # the exact branching sampler
         outcomes = sample_program(spec.program, spec.shots, rng)
@@ -91,7 +92,9 @@ def _simulate_debiased(child: Job, circuit: ParsedCircuit, noise: NoiseModel,
         variants[variant_id] = mitigation.Variant(
             variant_id, qubit_map, shots, dict(sorted(result.histogram.items())),
             int(rng.integers(2**63 - 1)))
-    child.variants = variants
+    # ``Job`` declares no ``variants`` field (jobs.py is the HTTP layer's); readers use
+    # ``getattr(job, "variants", None)`` (see :mod:`.mitigation`).
+    setattr(child, "variants", variants)  # noqa: B010
     child.histogram = mitigation.merge_histograms([v.histogram for v in variants.values()])
     child.probabilities_json = _probabilities_json(
         mitigation.aggregate_variants(variants.values(), sharpen=False))
@@ -119,7 +122,8 @@ def simulate_job(job: Job, server_seed: int | None) -> None:
     # Small ideal circuits are simulated together in one numpy batch, up front.
     batched = [t for t in targets if noise.is_ideal and not debias and _numpy_batch(t.circuit)]
     batch_probs = dict(zip((id(t) for t in batched),
-                           iter_probabilities([t.circuit for t in batched])))
+                           iter_probabilities([t.circuit for t in batched
+                                               if t.circuit is not None])))
     for child in targets:
         circuit = child.circuit
         assert circuit is not None
