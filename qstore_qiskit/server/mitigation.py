@@ -28,8 +28,9 @@ Qiskit", and the v0.4 OpenAPI document) and what is emulated here:
   ``sharpen`` changes nothing.
 
 Interface for the HTTP layer: a debiased job (or child job) has ``job.variants``, an
-ordered ``{variant_id: Variant}``; :func:`job_probabilities` gives the aggregated map for
-``?sharpen=``, :func:`variant_record` / :func:`debiasing_output` the documented
+ordered ``{variant_id: Variant}``, and ``job.sharpened_json``, the plurality-voted
+aggregate as JSON text (``job.probabilities_json`` holds the averaged one);
+:func:`job_probabilities` gives either aggregate as a map for ``?sharpen=``, :func:`variant_record` / :func:`debiasing_output` the documented
 ``output.error_mitigation.debiasing.variants`` entries, :func:`find_variant` a variant of a
 job or of its children, and :func:`variant_shots` the ordered shots of one variant.
 """
@@ -51,10 +52,14 @@ MAX_VARIANTS = 10
 class Variant:
     """One symmetrized execution of a circuit.
 
+    The same fields as the HTTP layer's ``jobs.Variant``, so either type can sit in
+    ``job.variants``.
+
     Attributes:
         id: The variant's UUID (``variant_id``).
         qubit_map: Physical qubit of each of the circuit's qubits.
         shots: Shots run in this variant.
+        probabilities: The variant's frequencies ``{outcome: count / shots}``.
         histogram: ``{basis index: count}`` in the circuit's own qubit order.
         sample_seed: Seed for the order of :func:`variant_shots`.
     """
@@ -62,12 +67,19 @@ class Variant:
     id: str
     qubit_map: list[int]
     shots: int
-    histogram: dict[int, int]
-    sample_seed: int = 0
+    probabilities: dict[int, float]
+    histogram: dict[int, int] | None = None
+    sample_seed: Any = None
 
-    def probabilities(self) -> dict[int, float]:
-        """The variant's frequencies ``count / shots``."""
-        return {k: v / self.shots for k, v in sorted(self.histogram.items())}
+    @classmethod
+    def from_histogram(cls, variant_id: str, qubit_map: list[int],
+                       histogram: Mapping[int, int], sample_seed: Any = None) -> "Variant":
+        """A variant from its shot counts (its ``shots`` and frequencies follow)."""
+        counts = dict(sorted(histogram.items()))
+        shots = sum(counts.values())
+        return cls(variant_id, list(qubit_map), shots,
+                   {k: v / shots for k, v in counts.items()} if shots else {}, counts,
+                   sample_seed)
 
 
 def debiasing_requested(settings: Any, gateset: str, shots: int, backend: str) -> bool:
@@ -122,12 +134,12 @@ def plan_variants(num_qubits: int, device_qubits: int, shots: int,
     return out
 
 
-def aggregate_variants(variants: Iterable[Mapping[int, int] | Variant], sharpen: bool
+def aggregate_variants(variants: Iterable[Mapping[int, int] | Any], sharpen: bool
                        ) -> dict[int, float]:
     """Aggregate variant histograms into one distribution.
 
     Args:
-        variants: Each variant's ``{outcome: count}`` (or :class:`Variant`).
+        variants: Each variant's ``{outcome: count}`` (or a :class:`Variant`).
         sharpen: ``False``: the mean of the variants' normalized distributions;
             ``True``: plurality voting, each variant's vote to its most frequent
             outcome (split evenly on a tie), normalized over the variants.
@@ -135,7 +147,7 @@ def aggregate_variants(variants: Iterable[Mapping[int, int] | Variant], sharpen:
     Returns:
         ``{outcome: probability}``, sorted by outcome; empty if there are no shots.
     """
-    hists = [v.histogram if isinstance(v, Variant) else v for v in variants]
+    hists = [v if isinstance(v, Mapping) else v.histogram for v in variants]
     hists = [h for h in hists if h and sum(h.values()) > 0]
     if not hists:
         return {}
@@ -196,9 +208,9 @@ def find_variant(job: Any, variant_id: str) -> Variant | None:
 
 def variant_shots(variant: Variant) -> list[int]:
     """The variant's shots in a seeded random order (decimal outcomes)."""
-    keys = np.fromiter(variant.histogram.keys(), dtype=np.int64, count=len(variant.histogram))
-    counts = np.fromiter(variant.histogram.values(), dtype=np.int64,
-                         count=len(variant.histogram))
+    histogram = variant.histogram or {}
+    keys = np.fromiter(histogram.keys(), dtype=np.int64, count=len(histogram))
+    counts = np.fromiter(histogram.values(), dtype=np.int64, count=len(histogram))
     rng = np.random.default_rng(variant.sample_seed)
     return [int(x) for x in rng.permutation(np.repeat(keys, counts))]
 

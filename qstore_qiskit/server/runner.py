@@ -89,13 +89,15 @@ def _simulate_debiased(child: Job, circuit: ParsedCircuit, noise: NoiseModel,
     for variant_id, qubit_map, layout, shots in mitigation.plan_variants(
             circuit.num_qubits, device, spec.shots, rng):
         result = aer.simulate_circuit(circuit, shots, noise, rng, layout=layout)
-        variants[variant_id] = mitigation.Variant(
-            variant_id, qubit_map, shots, dict(sorted(result.histogram.items())),
-            int(rng.integers(2**63 - 1)))
-    # ``Job`` declares no ``variants`` field (jobs.py is the HTTP layer's); readers use
-    # ``getattr(job, "variants", None)`` (see :mod:`.mitigation`).
+        variants[variant_id] = mitigation.Variant.from_histogram(
+            variant_id, qubit_map, result.histogram, int(rng.integers(2**63 - 1)))
+    # Set as attributes: on this branch ``Job`` declares neither field (jobs.py is the
+    # HTTP layer's); readers use ``getattr(job, "variants", None)`` (see :mod:`.mitigation`).
     setattr(child, "variants", variants)  # noqa: B010
-    child.histogram = mitigation.merge_histograms([v.histogram for v in variants.values()])
+    setattr(child, "sharpened_json", _probabilities_json(  # noqa: B010
+        mitigation.aggregate_variants(variants.values(), sharpen=True)))
+    child.histogram = mitigation.merge_histograms(
+        [v.histogram for v in variants.values() if v.histogram])
     child.probabilities_json = _probabilities_json(
         mitigation.aggregate_variants(variants.values(), sharpen=False))
 

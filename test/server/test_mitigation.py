@@ -96,9 +96,12 @@ class TestDebiasedJobs(unittest.TestCase):
         self.assertGreater(len(maps), 1)
         for variant in job.variants.values():
             self.assertEqual(sum(variant.histogram.values()), variant.shots)
+            self.assertEqual(variant.probabilities,
+                             {k: c / variant.shots for k, c in variant.histogram.items()})
             self.assertEqual(max(variant.histogram, key=variant.histogram.get), 1)
         self.assertEqual(sum(job.histogram.values()), 1000)
         self.assertEqual(mitigation.job_probabilities(job, sharpen=True), {1: 1.0})
+        self.assertEqual(json.loads(job.sharpened_json), {"1": 1.0})
         averaged = mitigation.job_probabilities(job, sharpen=False)
         self.assertEqual(json.loads(job.probabilities_json),
                          {str(k): v for k, v in averaged.items()})
@@ -135,7 +138,8 @@ class TestDebiasedJobs(unittest.TestCase):
                        {"shots": 1000, "settings": {"error_mitigation": {"debiasing": False}}}):
             job = _job(qc, **kwargs)
             simulate_job(job, None)
-            self.assertIsNone(getattr(job, "variants", None))
+            self.assertFalse(getattr(job, "variants", None))  # absent or empty
+            self.assertIsNone(getattr(job, "sharpened_json", None))
             self.assertIsNone(mitigation.job_probabilities(job, sharpen=True))
             self.assertIsNone(mitigation.debiasing_output(job))
 
