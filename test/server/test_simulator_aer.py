@@ -10,6 +10,7 @@ the ideal distribution (so the noise is really there).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import unittest
@@ -331,8 +332,10 @@ class TestWidthsAndMemory(unittest.TestCase):
             self.assertAlmostEqual(result.probabilities[int(bits, 2)], p, places=10)
 
     def test_noise_model_width_is_enforced(self):
+        # The request parser should already refuse this; the simulation checks again.
         _, gates = _parse(_ghz(12), "qis")
-        job = _job(_body(gates, 12, shots=10, model="harmony"))
+        job = _job(_body(gates, 12, shots=10))
+        job.spec = dataclasses.replace(job.spec, noise_model="harmony")
         with self.assertRaisesRegex(ValueError, "at most 11 qubits"):
             simulate_job(job, None)
 
