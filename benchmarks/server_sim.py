@@ -172,15 +172,54 @@ def aer_table(repeat: int) -> None:
               f"{t_aer * 1e3:9.2f} {t_aer / t_np:9.2f}  {used}")
 
 
+def noisy_table(repeat: int) -> None:
+    """Noisy trajectories: the server's sampler (error-free shots share one run, shots with
+    the same error pattern share one) against Aer's own per-shot noise sampling (the same
+    labelled circuit with the model as an Aer ``NoiseModel``), side by side."""
+    # pylint: disable=import-outside-toplevel
+    from qstore_qiskit.server import aer_simulator as aer
+    from qstore_qiskit.server.noise_models import NOISE_MODELS
+
+    model = NOISE_MODELS["aria-1"]
+    cases = [(11, 60, 1024), (12, 100, 1024), (14, 100, 1024), (16, 100, 512),
+             (20, 40, 100)]
+    print(f"Noisy aria-1 circuits (native, random): CPU ms per circuit (best of {repeat})")
+    print(f"{'qubits':>6} {'gates':>5} {'shots':>5} | {'server':>9} {'aer-noise':>9} "
+          f"{'aer/server':>10}")
+    for n, num_gates, shots in cases:
+        body, config = make_job("native", 1, n, num_gates, seed=n)
+        circuit = build(body, config).spec.circuits[0]
+        ops = aer.circuit_ops(circuit, decompose_wide=True)
+
+        def ours() -> None:
+            aer.simulate_noisy(n, ops, shots, model, np.random.default_rng(1))
+
+        def builtin() -> None:
+            qc = aer.aer_circuit(n, ops, labels=True, measure=True)
+            backend = aer._simulator("statevector", n,  # pylint: disable=protected-access
+                                     model.aer_noise_model())
+            backend.run(qc, shots=shots, seed_simulator=1).result()
+
+        t_ours = cpu(ours, repeat)
+        t_builtin = cpu(builtin, repeat)
+        print(f"{n:6} {num_gates:5} {shots:5} | {t_ours * 1e3:9.1f} {t_builtin * 1e3:9.1f} "
+              f"{t_builtin / t_ours:10.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--aer", action="store_true",
                         help="only the Aer vs numpy table")
+    parser.add_argument("--noisy", action="store_true",
+                        help="only the noisy trajectory table")
     args = parser.parse_args(argv)
     repeat = 3 if args.quick else 15
     if args.aer:
         aer_table(repeat)
+        return 0
+    if args.noisy:
+        noisy_table(1 if args.quick else 3)
         return 0
     cases = [("native", 96, 4, 20), ("native", 96, 4, 30), ("native", 96, 4, 60),
              ("native", 96, 6, 45), ("native", 96, 8, 20), ("native", 96, 8, 60),
@@ -199,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{t_sim * 1e3:9.2f} {t_old * 1e3:9.2f} {t_old / t_sim:7.2f}")
     print()
     aer_table(repeat)
+    print()
+    noisy_table(1 if args.quick else 3)
     return 0
 
 
