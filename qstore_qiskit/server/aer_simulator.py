@@ -28,7 +28,8 @@ Bounded results (issue #12): a dense ``2**n`` probability map is never built for
 ``2**DENSE_PROBABILITY_MAX_QUBITS`` outcomes. For wider ideal circuits the exact
 probabilities are reported only when the sampled outcomes are the whole support: if at
 most :data:`MAX_EXACT_OUTCOMES` distinct outcomes were sampled (and at most half the shots,
-since a support that shots cover fully shows repeats), a second run saves their exact
+since a support that shots cover fully shows repeats; with fewer than 64 shots always), a
+second run saves their exact
 probabilities (``save_amplitudes_squared``); if those sum to 1 (within rounding), they are
 the exact distribution (e.g. GHZ-25 gives ``{0: 0.5, 2**25-1: 0.5}``). Otherwise the
 reported probabilities are the sampled frequencies (``count / shots``), as for noisy jobs,
@@ -78,6 +79,8 @@ PARALLEL_MIN_QUBITS = 20
 # Error-pattern circuits per Aer call on the trajectory path.
 _TRAJECTORY_CHUNK = 64
 _CUTOFF = 1e-14
+# Below this many shots the support check runs whatever the number of distinct outcomes.
+_FEW_SHOTS = 64
 
 # A gate: its matrix (``qubits[0]`` the least significant bit), its qubits, and the
 # equivalent Qiskit standard gate when there is one (Aer has fast kernels for those, and a
@@ -352,7 +355,8 @@ def simulate_ideal(num_qubits: int, ops: Sequence[Op], shots: int,
     histogram = _counts(result, 0)
     memory = _memory(result)
     exact = None
-    if len(histogram) <= min(MAX_EXACT_OUTCOMES, shots // 2):
+    distinct = len(histogram)
+    if distinct <= MAX_EXACT_OUTCOMES and (2 * distinct <= shots or shots < _FEW_SHOTS):
         # Are the sampled outcomes the whole support? Look their probabilities up.
         outcomes = sorted(histogram)
         qc = aer_circuit(num_qubits, ops)

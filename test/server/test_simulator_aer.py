@@ -445,3 +445,14 @@ class TestPauliInsertion(unittest.TestCase):
             self.assertEqual(fast.size(), plain.size())
             self.assertTrue(Operator(fast).equiv(Operator(plain)))
             self.assertFalse(Operator(fast).equiv(Operator(base)))
+
+
+class TestFewShots(unittest.TestCase):
+    """A wide sparse ideal job with a single shot still reports exact probabilities."""
+
+    def test_one_shot_ghz(self):
+        parsed, _ = _parse(_ghz(18), "qis")
+        result = aer.simulate_circuit(parsed, 1, NOISE_MODELS["ideal"],
+                                      np.random.default_rng(0))
+        self.assertEqual(result.probabilities, {0: 0.5, 2**18 - 1: 0.5})
+        self.assertEqual(sum(result.histogram.values()), 1)
