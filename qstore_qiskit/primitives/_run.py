@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qiskit.circuit import QuantumCircuit
 from qiskit.primitives.containers.bindings_array import BindingsArray
 
-from ..providers.results import clbit_counts
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..providers.backend import QStoreBackend
@@ -67,12 +67,39 @@ def shot_outcomes(prepared: Any, result: Any, shots: int, rng: np.random.Generat
         probs = np.fromiter(result.probabilities.values(), dtype=float)
         drawn = rng.multinomial(shots, probs / probs.sum())
         counts = {int(k): int(n) for k, n in zip(keys, drawn) if n}
-    by_clbit = clbit_counts(counts, prepared.meas_map)
-    keys = np.fromiter(by_clbit.keys(), dtype=np.int64, count=len(by_clbit))
-    reps = np.fromiter(by_clbit.values(), dtype=np.int64, count=len(by_clbit))
-    outcomes = np.repeat(keys, reps)
+    keys = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+    reps = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+    outcomes = np.repeat(remap(keys, prepared.meas_map), reps)
     rng.shuffle(outcomes)
     return outcomes
+
+
+def remap(qubit_outcomes: np.ndarray, meas_map: list[int | None]) -> np.ndarray:
+    """Outcomes over qubits -> outcomes over clbits (vectorised
+    :func:`~qstore_qiskit.providers.results.clbit_counts`: each clbit reads the qubit
+    measured into it; clbits never measured read 0)."""
+    table = _remap_table(tuple(meas_map))
+    if table is not None:
+        return table[qubit_outcomes & (len(table) - 1)]
+    out = np.zeros_like(qubit_outcomes)
+    for clbit, qubit in enumerate(meas_map):
+        if qubit is not None:
+            out |= ((qubit_outcomes >> qubit) & 1) << clbit
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _remap_table(meas_map: tuple) -> np.ndarray | None:
+    """A lookup table over every qubit outcome, when the measured qubits are few (<= 16)."""
+    width = max((q + 1 for q in meas_map if q is not None), default=0)
+    if width > 16:
+        return None
+    table = np.zeros(1 << width, dtype=np.int64)
+    every = np.arange(1 << width, dtype=np.int64)
+    for clbit, qubit in enumerate(meas_map):
+        if qubit is not None:
+            table |= ((every >> qubit) & 1) << clbit
+    return table
 
 
 def pack_bits(outcomes: np.ndarray, bits: list[int]) -> np.ndarray:
