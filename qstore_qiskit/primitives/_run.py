@@ -53,13 +53,16 @@ def job_ids(pairs: list) -> list[str]:
     return list(seen)
 
 
-def shot_outcomes(prepared: Any, result: Any, shots: int, rng: np.random.Generator) -> np.ndarray:
+def shot_outcomes(
+    prepared: Any, result: Any, shots: int, rng: np.random.Generator, shuffle: bool = True
+) -> np.ndarray:
     """Per-shot outcomes over the circuit's clbits (``int64``, clbit 0 least significant).
 
     IonQ returns a histogram, not a shot list: the integer counts (sampled on the
     service's or the client's side from the probabilities, seeded by ``sampler_seed``)
-    are expanded into ``shots`` outcomes and shuffled with ``rng``, so that counts and
-    shots always agree and the order is reproducible for a given seed.
+    are expanded into ``shots`` outcomes and shuffled with ``rng`` (unless ``shuffle``
+    is false: the caller then shuffles many rows at once), so that counts and shots
+    always agree and the order is reproducible for a given seed.
     """
     counts = result.counts
     if counts is None:  # probabilities only: sample them here, seeded
@@ -70,7 +73,8 @@ def shot_outcomes(prepared: Any, result: Any, shots: int, rng: np.random.Generat
     keys = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
     reps = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
     outcomes = np.repeat(remap(keys, prepared.meas_map), reps)
-    rng.shuffle(outcomes)
+    if shuffle:
+        rng.shuffle(outcomes)
     return outcomes
 
 
@@ -103,7 +107,8 @@ def _remap_table(meas_map: tuple) -> np.ndarray | None:
 
 
 def pack_bits(outcomes: np.ndarray, bits: list[int]) -> np.ndarray:
-    """The clbits ``bits`` (register order) of each outcome as ``BitArray`` bytes (big endian)."""
+    """The clbits ``bits`` (register order) of each outcome (any shape) as ``BitArray``
+    bytes (big endian, one more trailing axis)."""
     num_bytes = max((len(bits) + 7) // 8, 1)
     if bits and bits == list(range(bits[0], bits[0] + len(bits))):  # the usual register
         values = (outcomes >> bits[0]) & ((1 << len(bits)) - 1)
@@ -112,4 +117,4 @@ def pack_bits(outcomes: np.ndarray, bits: list[int]) -> np.ndarray:
         for j, b in enumerate(bits):
             values |= ((outcomes >> b) & 1) << j
     shifts = 8 * np.arange(num_bytes - 1, -1, -1, dtype=np.int64)
-    return ((values[:, None] >> shifts[None, :]) & 0xFF).astype(np.uint8)
+    return ((values[..., None] >> shifts) & 0xFF).astype(np.uint8)

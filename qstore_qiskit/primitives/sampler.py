@@ -138,13 +138,11 @@ class SamplerV2(BaseSamplerV2):
         rng = np.random.default_rng(None if self._seed is None else [int(self._seed), position])
         circuit = pub.circuit
         registers = [(creg.name, [circuit.find_bit(bit).index for bit in creg]) for creg in circuit.cregs]
-        arrays = {
-            name: np.zeros(shape + (shots, max((len(bits) + 7) // 8, 1)), dtype=np.uint8) for name, bits in registers
-        }
-        for (prepared, result), index in zip(pairs, np.ndindex(*shape)):
-            outcomes = shot_outcomes(prepared, result, shots, rng)
-            for name, bits in registers:
-                arrays[name][index] = pack_bits(outcomes, bits)
+        flat = np.empty((max(len(pairs), 1), shots), dtype=np.int64)
+        for k, (prepared, result) in enumerate(pairs):
+            flat[k] = shot_outcomes(prepared, result, shots, rng, shuffle=False)
+        flat = rng.permuted(flat, axis=1)  # every row shuffled, in one call
+        arrays = {name: pack_bits(flat, bits).reshape(shape + (shots, -1)) for name, bits in registers}
         data = {name: BitArray(arrays[name], len(bits)) for name, bits in registers}
         return SamplerPubResult(
             DataBin(**data, shape=shape),

@@ -623,6 +623,10 @@ class QStoreBackend(BackendV2):
         # Qubits that are only measured read 0 without being sent (a preset-transpiled
         # circuit that qiskit-machine-learning measures on every device qubit).
         gate_width = _gate_width(circuit) if measured else None
+        # Bodies bound from one template differ only by the two GPi each folded MS angle
+        # adds: their gate counts are determined by their length (computed once each).
+        one_template = value_sets is not None and len(bodies) > 1 and body is None
+        counts_by_length: dict[int, dict[str, int]] = {}
         out = []
         for i, body in enumerate(bodies):
             # IonQ wants >= 1 qubit even for a circuit without gates (all zeros).
@@ -632,6 +636,15 @@ class QStoreBackend(BackendV2):
             mmap = meas_map if measured else list(range(width))
             name = circuit.name if len(bodies) == 1 else f"{circuit.name}[{i}]"
             gates = body["circuit"]
+            if gateset != "native":
+                counts: dict[str, int] = {}
+            elif one_template and kind != "mixed" and (opts["enable_smart_caching"] or kind == "native"):
+                counts = counts_by_length.get(len(gates))  # type: ignore[assignment]
+                if counts is None:
+                    counts = counts_by_length[len(gates)] = _gate_counts(gates)
+                counts = dict(counts)
+            else:
+                counts = _gate_counts(gates)
             out.append(
                 PreparedCircuit(
                     name=name,
@@ -642,7 +655,7 @@ class QStoreBackend(BackendV2):
                     creg_sizes=sizes if measured else [["meas", width]],
                     clbit_labels=labels if measured else [["meas", j] for j in range(width)],
                     metadata=dict(circuit.metadata or {}),
-                    native_gate_counts=_gate_counts(gates) if gateset == "native" else {},
+                    native_gate_counts=counts,
                     estimated_fidelity=_payload_fidelity(gates, spec) if gateset == "native" else None,
                     input_gates=input_gates,
                 )
