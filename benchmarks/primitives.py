@@ -163,6 +163,49 @@ def estimator_rows(server, sets: int) -> tuple[list[dict], int]:
     return rows, groups
 
 
+def qnn_rows(server, repeat: int = 3) -> dict:
+    """EstimatorQNN (forward + parameter-shift backward) through Qiskit's preset pass
+    manager vs the package's own ``generate_ionq_pass_manager``, both with
+    ``BackendEstimatorV2`` on a qstore backend (the setup of issue #13, defect 2)."""
+    from qiskit.circuit.library import real_amplitudes, zz_feature_map
+    from qiskit.primitives import BackendEstimatorV2, StatevectorEstimator
+    from qiskit.transpiler import generate_preset_pass_manager
+    from qiskit_machine_learning.neural_networks import EstimatorQNN
+
+    import qstore_qiskit
+    from qstore_qiskit import QStoreProvider
+
+    feature_map, ansatz_ = zz_feature_map(4, reps=1), real_amplitudes(4, reps=1)
+    circuit = feature_map.compose(ansatz_)
+    rng = np.random.default_rng(SEED)
+    X, w = rng.uniform(0, np.pi, (6, 4)), rng.uniform(-1, 1, ansatz_.num_parameters)
+    exact = EstimatorQNN(circuit=circuit, input_params=feature_map.parameters,
+                         weight_params=ansatz_.parameters, estimator=StatevectorEstimator()).backward(X, w)[1]
+    out = {}
+    provider = QStoreProvider(token=TOKEN, url=server.url)
+    try:
+        backend = provider.get_backend("ionq_simulator")
+        for name, pm in (("own", qstore_qiskit.generate_ionq_pass_manager(backend)),
+                         ("preset", generate_preset_pass_manager(optimization_level=1, backend=backend))):
+            qnn = EstimatorQNN(
+                circuit=circuit, input_params=feature_map.parameters, weight_params=ansatz_.parameters,
+                estimator=BackendEstimatorV2(backend=backend, options={"default_precision": 0.01, "seed_simulator": SEED}),
+                pass_manager=pm,
+            )
+            qnn.forward(X, w), qnn.backward(X, w)  # warm-up: compiles, caches
+            best = None
+            for _ in range(repeat):
+                start = time.perf_counter()
+                qnn.forward(X, w)
+                grad = qnn.backward(X, w)[1]
+                elapsed = time.perf_counter() - start
+                best = elapsed if best is None else min(best, elapsed)
+            out[name] = (best, float(np.abs(grad - exact).max()))
+    finally:
+        provider.close()
+    return out
+
+
 def print_table(title: str, rows: list[dict], reference: str | None) -> None:
     print(f"\n{title}")
     print(f"  {'setup':40s} {'client ms/set':>14s} {'wall s':>8s} {'circuits':>9s} {'circ/set':>9s} {'vs (a)':>8s}")
@@ -204,6 +247,15 @@ def main(argv: list[str] | None = None) -> int:
             f"precision 1/32 ({groups} qubit-wise commuting groups)",
             est_rows, None,
         )
+        qnn = qnn_rows(server)
+        print("\nEstimatorQNN (zz_feature_map(4) + real_amplitudes(4), 6 samples, forward + backward, "
+              "BackendEstimatorV2 on a qstore backend, precision 0.01; wall time, least of 3)")
+        print(f"  {'pass manager':40s} {'seconds':>8s} {'max |grad - exact|':>19s}")
+        for name, label in (("own", "generate_ionq_pass_manager(backend)"),
+                            ("preset", "generate_preset_pass_manager(1, backend)")):
+            seconds, error = qnn[name]
+            print(f"  {label:40s} {seconds:8.3f} {error:19.4f}")
+        print(f"  preset / own time ratio: {qnn['preset'][0] / qnn['own'][0]:.2f}")
     ok = all("error" not in r for r in rows)
     return 0 if ok else 1
 
