@@ -135,8 +135,8 @@ def _scan(circuit: QuantumCircuit) -> tuple[int, str, list[int | None]]:
             continue
         if name in ("reset", "initialize"):
             raise ValueError(
-                f"circuit '{circuit.name}' contains '{name}', which resets qubits: IonQ's circuit jobs "
-                "have no reset (qubits start in |0>). "
+                f"circuit '{circuit.name}' contains '{name}', which resets qubits (at the start or "
+                "mid-circuit): IonQ's circuit jobs have no reset (qubits start in |0>). "
                 + ("Use StatePreparation (qc.prepare_state) instead." if name == "initialize" else "Remove it.")
             )
         if measured and not measured.isdisjoint(inst.qubits):
