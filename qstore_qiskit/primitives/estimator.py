@@ -205,7 +205,8 @@ class EstimatorV2(BaseEstimatorV2):
         spread = np.zeros(bc_index.shape, dtype=float)
         for index in np.ndindex(*bc_index.shape):
             k = int(bc_index[index])
-            for label, coeff in bc_obs[index].items():
+            terms: dict[str, complex] = bc_obs[index]  # type: ignore[assignment]  # {label: coefficient}
+            for label, coeff in terms.items():
                 evs[index] += np.real(coeff) * expval[label][k]
                 spread[index] += abs(coeff) * math.sqrt(max(variance[label][k], 0.0))
         stds = spread / math.sqrt(shots)
