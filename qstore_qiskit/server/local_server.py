@@ -162,22 +162,7 @@ class LocalServer:
         duplicate cannot hide): ``id``, ``status``, ``metadata``, ``circuits``,
         ``created`` (epoch s), ``backend``, ``type``, ``shots``, ``fault``,
         ``child_job_ids``, ``deleted``."""
-        out = []
-        for job in self._require_state().store.history():
-            out.append({
-                "id": job.id,
-                "status": job.status,
-                "metadata": job.spec.metadata,
-                "circuits": job.spec.num_circuits,
-                "created": job.created,
-                "backend": job.spec.backend,
-                "type": job.spec.type,
-                "shots": job.spec.shots,
-                "fault": job.fault,
-                "child_job_ids": [c.id for c in job.children],
-                "deleted": job.deleted,
-            })
-        return out
+        return self._require_state().store.history()
 
     def job_record(self, job_id: str) -> dict[str, Any]:
         """The API record of one job (as ``GET /jobs/{id}`` would return it)."""

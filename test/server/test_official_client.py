@@ -131,11 +131,16 @@ class TestOfficialClient(unittest.TestCase):
         self.assertEqual(record["metadata"]["submission_id"], "abc-123")
         self.assertEqual(record["status"], "completed")
 
-    def test_cancel_finished_job_is_noop_and_delete(self):
+    def test_cancel_finished_job_and_delete(self):
         job = self.qis.run(ghz(2), shots=100)
         job.result(wait=0.05)
+        # IonQ v0.4 cancels a completed job too: it becomes canceled, results dropped.
         response = self.qis.client.cancel_job(job.job_id())
-        self.assertEqual(response["status"], "completed")
+        self.assertEqual(response, {"id": job.job_id(), "status": "canceled"})
+        record = self.qis.client.retrieve_job(job.job_id())
+        self.assertEqual(record["status"], "canceled")
+        self.assertEqual(record["failure"]["code"], "SystemCancel")
+        self.assertIsNone(record["results"])
         self.qis.client.delete_job(job.job_id())
         with self.assertRaises(IonQAPIError) as ctx:
             self.qis.client.retrieve_job(job.job_id())
