@@ -114,7 +114,7 @@ class ServerConfig:
     max_stored_jobs: int | None = 100_000
     max_sessions: int = 1000
     enforce_native_2q: bool = False
-    header_timeout: float = 15.0
+    header_timeout: float = 20.0
     body_timeout: float = 60.0
     network_delay: float = 0.0
     network_jitter: float = 0.0

@@ -115,7 +115,10 @@ class LocalServer:
         self._state = app[STATE]
         # The default access log format has no headers, so the API key never reaches it.
         extra: dict[str, Any] = {} if self.config.access_log else {"access_log": None}
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, **extra)
+        # aiohttp arms its keep-alive timer when a connection opens, so this also closes
+        # connections that never send (or never finish) their request headers.
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0,
+                               keepalive_timeout=self.config.header_timeout, **extra)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self._requested_port)
         await site.start()

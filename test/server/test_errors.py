@@ -177,7 +177,7 @@ class TestErrors(unittest.TestCase):
         lines.append("x q[0];")
         body = {"type": "ionq.qasm3.v1", "backend": "simulator", "shots": 5000,
                 "input": {"qubits": 8, "data": " ".join(lines)}}
-        with mock.patch("qstore_qiskit.server.jobs.MAX_BRANCH_AMPLITUDES", 1 << 16):
+        with mock.patch("qstore_qiskit.server.job_requests.MAX_BRANCH_AMPLITUDES", 1 << 16):
             self.expect(self.post(body), 422, "mid-circuit")
 
     def test_too_many_circuits(self):
