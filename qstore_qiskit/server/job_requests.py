@@ -345,11 +345,11 @@ def parse_job_request(body: Any, config: ServerConfig, version: str = "v0.4",
             )
     if config.enforce_native_2q:
         _check_native_2q(circuits, info, "input")
-    _check_work(circuits, program, shots, config)
-
     dry_run = body.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise bad_request("'dry_run' must be a boolean", keys=["dry_run"])
+    if not dry_run:  # a dry run simulates nothing
+        _check_work(circuits, program, shots, config)
     return JobSpec(
         type=job_type,
         backend=backend,
