@@ -18,7 +18,7 @@ from .helpers import http
 from .openapi_check import DOC, problems, validating_middleware
 
 # Examples per operation and mode; the run covers every operation of the document.
-EXAMPLES = 12
+EXAMPLES = 8
 
 
 def bell(**extra):
