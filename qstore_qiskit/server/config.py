@@ -72,6 +72,9 @@ class ServerConfig:
         job_store_bytes: Byte budget of the job store (requests and results). Beyond
             it the oldest finished jobs are evicted; their ids answer 410.
         max_stored_jobs: Most top-level jobs kept (older finished ones are evicted).
+        job_store_min_age: Seconds a finished job is kept whatever the budget, so that
+            its client can fetch the results (the budget may be exceeded by the jobs of
+            that window).
         max_sessions: Most sessions kept (ended ones are forgotten first).
         enforce_native_2q: Refuse ``ms`` on Forte-class and ``zz`` on Aria-class QPU
             backends with a 400, as IonQ's cloud does. Off by default for now: this
@@ -112,6 +115,7 @@ class ServerConfig:
     max_result_entries: int = 1 << 16
     job_store_bytes: int | None = 256 * 1024 * 1024
     max_stored_jobs: int | None = 100_000
+    job_store_min_age: float = 5.0
     max_sessions: int = 1000
     enforce_native_2q: bool = False
     header_timeout: float = 20.0
