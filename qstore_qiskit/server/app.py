@@ -11,6 +11,7 @@ answers with an HTML error or a traceback).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import math
 from typing import Any, Awaitable, Callable
@@ -42,8 +43,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _check_auth(request: web.Request, api_key: str | None) -> None:
-    import hmac  # pylint: disable=import-outside-toplevel
-
     if api_key is None:
         return
     header = request.headers.get("Authorization", "")

@@ -215,7 +215,7 @@ def render_job(job: Job, version: str = "v0.4") -> dict[str, Any]:
     )
     child_ids = [c.id for c in job.children] or None
     stats = job.stats()
-    noise = {"model": spec.noise_model}
+    noise: dict[str, Any] = {"model": spec.noise_model}
     if spec.noise_seed is not None:
         noise["seed"] = spec.noise_seed
     if version == "v0.3":
@@ -496,4 +496,7 @@ __all__ = [
     "ACTIVE_STATUSES",
     "FINAL_STATUSES",
     "DOCUMENTED_NOISE_MODELS",
+    "BACKEND_ALIASES",
+    "JOB_TYPES",
+    "QPU_QUBITS",
 ]

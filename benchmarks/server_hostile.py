@@ -1,0 +1,197 @@
+"""Hostile requests against the local IonQ-API server (issue #12).
+
+Each request runs against a fresh :class:`~qstore_qiskit.server.ServerProcess` (its own
+process, so its RSS is its own) while a thread checks ``GET /`` every 20 ms. For each it
+prints the status answered, the time to answer, the server's RSS before and after (and
+the peak seen), and the slowest concurrent health check.
+
+Usage::
+
+    python benchmarks/server_hostile.py            # all requests
+    python benchmarks/server_hostile.py --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import socket
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from qstore_qiskit.server import ServerProcess  # noqa: E402
+
+JOB_STORE_BYTES = 256 * 1024 * 1024
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def post(url: str, data: bytes, timeout: float = 120.0) -> int:
+    req = urllib.request.Request(url, data=data, method="POST",
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": "apiKey k"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            resp.read()
+            return resp.status
+    except urllib.error.HTTPError as err:
+        err.read()
+        return err.code
+    except (ConnectionError, urllib.error.URLError):
+        return -1
+
+
+def get(url: str, timeout: float = 60.0) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(
+                url, headers={"Authorization": "apiKey k"}), timeout=timeout) as resp:
+            resp.read()
+            return resp.status
+    except urllib.error.HTTPError as err:
+        err.read()
+        return err.code
+
+
+def all_h_multi(circuits: int, qubits: int) -> bytes:
+    gates = [{"gate": "h", "target": q} for q in range(qubits)]
+    return json.dumps({"type": "ionq.multi-circuit.v1", "backend": "simulator", "shots": 100,
+                       "input": {"gateset": "qis", "qubits": qubits,
+                                 "circuits": [{"circuit": gates} for _ in range(circuits)]}}
+                      ).encode()
+
+
+def many_gates(n: int) -> bytes:
+    gate = '{"gate":"h","target":0},'
+    head = b'{"type":"ionq.circuit.v1","backend":"simulator","shots":10,"input":{"gateset":"qis","qubits":1,"circuit":['
+    return head + (gate * n)[:-1].encode() + b"]}}"
+
+
+def qasm_include(path: str) -> bytes:
+    return json.dumps({"type": "ionq.qasm3.v1", "backend": "simulator", "shots": 10,
+                       "input": {"data": f'OPENQASM 2.0;\ninclude "{path}";\nqreg q[1];\n'}}
+                      ).encode()
+
+
+def padded(size: int) -> bytes:
+    return json.dumps({"type": "ionq.circuit.v1", "backend": "simulator", "shots": 10,
+                       "metadata": {"pad": "x" * size},
+                       "input": {"gateset": "qis", "circuit": [{"gate": "h", "target": 0}]}}
+                      ).encode()
+
+
+def half_open(port: int, count: int, hold: float) -> int:
+    socks = []
+    for i in range(count):
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        except OSError:
+            break
+        if i % 2:
+            sock.sendall(b"GET /v0.4/jobs HTTP/1.1\r\nHost: x\r\n")
+        socks.append(sock)
+    time.sleep(hold)
+    closed = 0
+    for sock in socks:
+        sock.settimeout(0.01)
+        try:
+            closed += sock.recv(1) == b""
+        except (socket.timeout, BlockingIOError):
+            pass
+        except OSError:
+            closed += 1
+        sock.close()
+    return closed
+
+
+def run_one(name: str, action, header_timeout: float = 20.0) -> dict:
+    with ServerProcess(job_store_bytes=JOB_STORE_BYTES, header_timeout=header_timeout) as srv:
+        pid = srv.pid
+        assert pid is not None
+        get(srv.base_url + "/")  # warm up
+        before = rss_mb(pid)
+        stop = threading.Event()
+        worst = [0.0]
+        peak = [before]
+
+        def watch():
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                get(srv.base_url + "/")
+                worst[0] = max(worst[0], time.perf_counter() - t0)
+                peak[0] = max(peak[0], rss_mb(pid))
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        t0 = time.perf_counter()
+        outcome = action(srv)
+        elapsed = time.perf_counter() - t0
+        time.sleep(0.3)
+        stop.set()
+        watcher.join()
+        after = rss_mb(pid)
+    return {"request": name, "outcome": outcome, "seconds": round(elapsed, 3),
+            "rss_before_mb": round(before), "rss_peak_mb": round(peak[0]),
+            "rss_after_mb": round(after), "worst_health_ms": round(1000 * worst[0], 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", help="also write the rows to this file")
+    args = parser.parse_args()
+    big = padded(30 * 1024 * 1024)
+    cases = [
+        ("40 x 20-qubit all-H (23 KB)",
+         lambda s: post(s.url + "/jobs", all_h_multi(40, 20))),
+        ("100 x 20-qubit all-H",
+         lambda s: post(s.url + "/jobs", all_h_multi(100, 20))),
+        ("27-qubit circuit (beyond the 2**26 budget)",
+         lambda s: post(s.url + "/jobs", all_h_multi(1, 27))),
+        ('include "/etc/hostname"',
+         lambda s: post(s.url + "/jobs", qasm_include("/etc/hostname"))),
+        ('include "../../etc/passwd"',
+         lambda s: post(s.url + "/jobs", qasm_include("../../etc/passwd"))),
+        ("estimate shots=1e400",
+         lambda s: get(s.url + "/jobs/estimate?backend=qpu.aria-1&shots=1" + "0" * 400)),
+        ("estimate negative shots/gates",
+         lambda s: get(s.url + "/jobs/estimate?backend=qpu.aria-1&shots=-5&1q_gates=-1")),
+        ("1M-gate body (~25 MB)",
+         lambda s: post(s.url + "/jobs", many_gates(1_000_000))),
+        ("4 concurrent 30 MB bodies",
+         lambda s: sorted(concurrent.futures.ThreadPoolExecutor(4).map(
+             lambda _: post(s.url + "/jobs", big), range(4)))),
+        ("64 MB body (over the 32 MiB cap)",
+         lambda s: post(s.url + "/jobs", padded(64 * 1024 * 1024))),
+        ("1500 half-open connections, 3 s",
+         lambda s: f"{half_open(int(s.base_url.rsplit(':', 1)[1]), 1500, 3.0)} closed"),
+    ]
+    rows = []
+    for name, action in cases:
+        timeout = 1.0 if name.startswith("1500") else 20.0
+        rows.append(run_one(name, action, header_timeout=timeout))
+        row = rows[-1]
+        print(f"{row['request']:<44} {str(row['outcome']):<22} {row['seconds']:>7.3f} s  "
+              f"RSS {row['rss_before_mb']:>4} -> peak {row['rss_peak_mb']:>5} -> "
+              f"{row['rss_after_mb']:>4} MB  health max {row['worst_health_ms']:>7.1f} ms",
+              flush=True)
+    print(f"(job store budget {JOB_STORE_BYTES // 2**20} MiB; body cap 32 MiB; "
+          f"header timeout 1 s for the half-open row)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
