@@ -51,7 +51,9 @@ def post(url: str, data: bytes, timeout: float = 120.0) -> int:
         err.read()
         return err.code
     except (ConnectionError, urllib.error.URLError):
-        return -1
+        return -1  # connection closed without an answer
+    except TimeoutError:
+        return -2  # no answer within the timeout
 
 
 def get(url: str, timeout: float = 60.0) -> int:
@@ -156,10 +158,10 @@ def main() -> None:
     cases = [
         ("40 x 20-qubit all-H (23 KB)",
          lambda s: post(s.url + "/jobs", all_h_multi(40, 20))),
-        ("100 x 20-qubit all-H",
-         lambda s: post(s.url + "/jobs", all_h_multi(100, 20))),
-        ("27-qubit circuit (beyond the 2**26 budget)",
-         lambda s: post(s.url + "/jobs", all_h_multi(1, 27))),
+        ("4 x 20-qubit all-H (within the budget: runs)",
+         lambda s: post(s.url + "/jobs", all_h_multi(4, 20))),
+        ("26-qubit circuit (beyond the 2**25 budget)",
+         lambda s: post(s.url + "/jobs", all_h_multi(1, 26))),
         ('include "/etc/hostname"',
          lambda s: post(s.url + "/jobs", qasm_include("/etc/hostname"))),
         ('include "../../etc/passwd"',

@@ -64,9 +64,9 @@ class ServerConfig:
         max_job_work: Cap on the sampling work one job may ask for, in qubit-shots
             (qubits x shots summed over its circuits); 413 beyond it, before any work.
         max_job_amplitudes: Cap on the simulation size of one job, in state amplitudes
-            (``2**qubits`` summed over its circuits); 413 beyond it. The default, 2**26,
-            is 1 GiB of complex128 state (one 26-qubit circuit); IonQ's 29-qubit width
-            needs 2**29 (8 GiB).
+            (``2**qubits`` summed over its circuits); 413 beyond it. The default, 2**25,
+            is 512 MiB of complex128 state (one 25-qubit circuit, or 32 of 20 qubits);
+            IonQ's 29-qubit width needs 2**29 (8 GiB).
         max_result_entries: Most outcomes kept in one circuit's probability map. An
             exact distribution with more non-zero outcomes (a dense state) is stored as
             the frequencies of its sampled shots instead, so a result never holds a
@@ -113,7 +113,7 @@ class ServerConfig:
     max_body_bytes: int = 32 * 1024 * 1024
     max_gates_per_circuit: int = 100_000
     max_job_work: int | None = 200_000_000
-    max_job_amplitudes: int | None = 1 << 26
+    max_job_amplitudes: int | None = 1 << 25
     max_result_entries: int = 1 << 16
     job_store_bytes: int | None = 256 * 1024 * 1024
     max_stored_jobs: int | None = 100_000
