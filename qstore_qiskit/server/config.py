@@ -59,7 +59,9 @@ class ServerConfig:
         max_shots: Largest ``shots`` value accepted.
         default_shots: Shots used when a job does not give any.
         max_circuits_per_job: Cap on circuits in a multicircuit job (413 beyond it).
-        max_body_bytes: Largest request body accepted (413 beyond it).
+        max_body_bytes: Largest request body accepted (413 beyond it, before decoding).
+            Decoding holds the GIL, so this also bounds how long one request can pause
+            the others.
         max_gates_per_circuit: Cap on instructions in one circuit (413 beyond it).
         max_job_work: Cap on the sampling work one job may ask for, in qubit-shots
             (qubits x shots summed over its circuits); 413 beyond it, before any work.
@@ -110,7 +112,7 @@ class ServerConfig:
     max_shots: int = 1_000_000
     default_shots: int = 100
     max_circuits_per_job: int = 1000
-    max_body_bytes: int = 32 * 1024 * 1024
+    max_body_bytes: int = 8 * 1024 * 1024
     max_gates_per_circuit: int = 100_000
     max_job_work: int | None = 200_000_000
     max_job_amplitudes: int | None = 1 << 25
