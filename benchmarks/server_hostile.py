@@ -1,9 +1,10 @@
 """Hostile requests against the local IonQ-API server (issue #12).
 
 Each request runs against a fresh :class:`~qstore_qiskit.server.ServerProcess` (its own
-process, so its RSS is its own) while a thread checks ``GET /`` every 20 ms. For each it
-prints the status answered, the time to answer, the server's RSS before and after (and
-the peak seen), and the slowest concurrent health check.
+process, so its RSS is its own) while another process checks ``GET /`` every 20 ms (so
+that the sender's own work does not slow the checks). Bodies are built before the clock
+starts. For each it prints the status answered, the time to answer, the server's RSS
+before, at its peak and after, and the slowest concurrent health check.
 
 Usage::
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import multiprocessing
 import socket
 import sys
 import threading
@@ -118,36 +120,44 @@ def half_open(port: int, count: int, hold: float) -> int:
     return closed
 
 
+def _watch(base_url: str, pid: int, stop, worst, peak) -> None:
+    """Health checks every 20 ms until ``stop``; slowest (s) and peak RSS (MB) out."""
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        try:
+            get(base_url + "/", timeout=30)
+        except OSError:
+            pass
+        worst.value = max(worst.value, time.perf_counter() - t0)
+        try:
+            peak.value = max(peak.value, rss_mb(pid))
+        except OSError:
+            pass
+        time.sleep(0.02)
+
+
 def run_one(name: str, action, header_timeout: float = 20.0) -> dict:
+    """Run ``action(server)`` against a fresh server process; one table row."""
     with ServerProcess(job_store_bytes=JOB_STORE_BYTES, header_timeout=header_timeout) as srv:
         pid = srv.pid
         assert pid is not None
         get(srv.base_url + "/")  # warm up
         before = rss_mb(pid)
-        stop = threading.Event()
-        worst = [0.0]
-        peak = [before]
-
-        def watch():
-            while not stop.is_set():
-                t0 = time.perf_counter()
-                get(srv.base_url + "/")
-                worst[0] = max(worst[0], time.perf_counter() - t0)
-                peak[0] = max(peak[0], rss_mb(pid))
-                time.sleep(0.02)
-
-        watcher = threading.Thread(target=watch, daemon=True)
+        ctx = multiprocessing.get_context("fork")
+        stop, worst, peak = ctx.Event(), ctx.Value("d", 0.0), ctx.Value("d", before)
+        watcher = ctx.Process(target=_watch, args=(srv.base_url, pid, stop, worst, peak))
         watcher.start()
+        time.sleep(0.3)
         t0 = time.perf_counter()
         outcome = action(srv)
         elapsed = time.perf_counter() - t0
         time.sleep(0.3)
         stop.set()
-        watcher.join()
+        watcher.join(30)
         after = rss_mb(pid)
     return {"request": name, "outcome": outcome, "seconds": round(elapsed, 3),
-            "rss_before_mb": round(before), "rss_peak_mb": round(peak[0]),
-            "rss_after_mb": round(after), "worst_health_ms": round(1000 * worst[0], 1)}
+            "rss_before_mb": round(before), "rss_peak_mb": round(peak.value),
+            "rss_after_mb": round(after), "worst_health_ms": round(1000 * worst.value, 1)}
 
 
 def main() -> None:
@@ -155,30 +165,34 @@ def main() -> None:
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
     big = padded(30 * 1024 * 1024)
+    bodies = {"40x20": all_h_multi(40, 20), "4x20": all_h_multi(4, 20),
+              "26": all_h_multi(1, 26), "1M": many_gates(1_000_000),
+              "300k": many_gates(300_000), "64MB": padded(64 * 1024 * 1024),
+              "etc": qasm_include("/etc/hostname"), "up": qasm_include("../../etc/passwd")}
     cases = [
         ("40 x 20-qubit all-H (23 KB)",
-         lambda s: post(s.url + "/jobs", all_h_multi(40, 20))),
+         lambda s: post(s.url + "/jobs", bodies["40x20"])),
         ("4 x 20-qubit all-H (within the budget: runs)",
-         lambda s: post(s.url + "/jobs", all_h_multi(4, 20))),
+         lambda s: post(s.url + "/jobs", bodies["4x20"])),
         ("26-qubit circuit (beyond the 2**25 budget)",
-         lambda s: post(s.url + "/jobs", all_h_multi(1, 26))),
+         lambda s: post(s.url + "/jobs", bodies["26"])),
         ('include "/etc/hostname"',
-         lambda s: post(s.url + "/jobs", qasm_include("/etc/hostname"))),
+         lambda s: post(s.url + "/jobs", bodies["etc"])),
         ('include "../../etc/passwd"',
-         lambda s: post(s.url + "/jobs", qasm_include("../../etc/passwd"))),
+         lambda s: post(s.url + "/jobs", bodies["up"])),
         ("estimate shots=1e400",
          lambda s: get(s.url + "/jobs/estimate?backend=qpu.aria-1&shots=1" + "0" * 400)),
         ("estimate negative shots/gates",
          lambda s: get(s.url + "/jobs/estimate?backend=qpu.aria-1&shots=-5&1q_gates=-1")),
         ("1M-gate body (~25 MB)",
-         lambda s: post(s.url + "/jobs", many_gates(1_000_000))),
+         lambda s: post(s.url + "/jobs", bodies["1M"])),
         ("300k-gate body (~7 MB, under the cap)",
-         lambda s: post(s.url + "/jobs", many_gates(300_000))),
+         lambda s: post(s.url + "/jobs", bodies["300k"])),
         ("4 concurrent 30 MB bodies",
          lambda s: sorted(concurrent.futures.ThreadPoolExecutor(4).map(
              lambda _: post(s.url + "/jobs", big), range(4)))),
         ("64 MB body (over the 8 MiB cap)",
-         lambda s: post(s.url + "/jobs", padded(64 * 1024 * 1024))),
+         lambda s: post(s.url + "/jobs", bodies["64MB"])),
         ("1500 half-open connections, 3 s",
          lambda s: f"{half_open(int(s.base_url.rsplit(':', 1)[1]), 1500, 3.0)} closed"),
     ]
