@@ -249,6 +249,36 @@ class TestBodies(unittest.TestCase):
             self.assertIn("malformed JSON", err["message"])
 
 
+class TestAbandonedCreates(unittest.TestCase):
+    """A create whose client disconnected while the server parsed it is not stored (the
+    client never learns the id, and would create a duplicate)."""
+
+    def test_client_gone_before_store(self):
+        from qstore_qiskit.server import job_requests
+
+        real = job_requests.parse_job_request
+
+        def slow_parse(*args, **kwargs):
+            time.sleep(1.0)
+            return real(*args, **kwargs)
+
+        with LocalServer() as srv, mock.patch(
+                "qstore_qiskit.server.routes.jobs.parse_job_request", slow_parse):
+            body = json.dumps(ghz(2)).encode()
+            request = (b"POST /v0.4/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                       b"application/json\r\nContent-Length: " + str(len(body)).encode()
+                       + b"\r\n\r\n" + body)
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+                sock.sendall(request)
+                time.sleep(0.2)  # the client gives up while the server parses
+            time.sleep(1.5)
+            self.assertEqual(srv.jobs(), [])
+            self.assertEqual(srv.stats()["jobs_created"], 0)
+            # a patient client is served as usual
+            self.assertEqual(http("POST", srv.url + "/jobs", body=ghz(2))[0], 201)
+            self.assertEqual(len(srv.jobs()), 1)
+
+
 class TestSlowConnections(unittest.TestCase):
     """Defect 12: half-open connections are closed; a trickling body gets 408."""
 

@@ -79,6 +79,12 @@ async def create_job(request: web.Request) -> web.StreamResponse:
         state.runner.executor, functools.partial(
             parse_job_request, body, state.config, version_of(request), native_ranges=True)
     )
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        # The client gave up (timed out, disconnected) while the body was parsed: it can
+        # never learn this job's id, so storing it would only make a duplicate when it
+        # creates the job again.
+        raise ConnectionDropped()
     if spec.session_id is not None:
         state.sessions.admit(spec.session_id, spec.backend, job_cost(spec))
     job_id, seq = state.store.new_id()
