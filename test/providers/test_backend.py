@@ -72,7 +72,10 @@ class TestRun(ProviderTestCase):
     def test_qpu_backend_fidelity_estimate(self):
         # The QPU backend compiles for Aria; the embedded server runs it ideal.
         backend = self.provider.get_backend("ionq_qpu.aria-1")
-        self.assertEqual(backend.target.num_qubits, 25)
+        # Qubits come from the service's GET /backends (the embedded server offers 20).
+        record = self.provider._service(backend).request("GET", "backends/qpu.aria-1")
+        self.assertEqual(backend.num_qubits, record["qubits"])
+        self.assertEqual(backend.target.num_qubits, record["qubits"])
         result = backend.run(bell(), shots=200).result()
         fidelity = result.results[0].metadata["estimated_fidelity"]
         self.assertGreater(fidelity, 0.9)
@@ -136,11 +139,14 @@ class TestParameterBinds(ProviderTestCase):
             "NaN": dict(parameter_binds=[{t: [float("nan")], u: [1.0]}]),
             "parameter_binds value for t.*flat list": dict(parameter_binds=[{t: [[1.0, 2.0], [3.0]], u: [1.0]}]),
             "parameter_binds value for t.*not a number": dict(parameter_binds=[{t: ["a"], u: [1.0]}]),
-            "parameter_binds entry.*is a list": dict(parameter_binds=[[1.0, 2.0]]),
         }
         for message, kwargs in cases.items():
             with self.subTest(message), self.assertRaisesRegex(ValueError, message):
                 self.backend.run(qc, **kwargs)
+        # The wrong container is a TypeError saying what shape is expected.
+        for given in ([[1.0, 2.0]], {t: 1.0, u: 2.0}, "t=1"):
+            with self.subTest(given=given), self.assertRaisesRegex(TypeError, "parameter_binds.*(dict|list)"):
+                self.backend.run(qc, parameter_binds=given)
         plain = bell()
         with self.assertRaisesRegex(ValueError, "no parameters"):
             self.backend.run(plain, parameter_binds=[{t: [1.0]}])
@@ -269,7 +275,7 @@ class TestBackendDescription(ProviderTestCase):
         names = [b.name for b in self.provider.backends()]
         self.assertEqual(
             names,
-            ["ionq_simulator", "ionq_qpu.aria-1", "ionq_qpu.aria-2", "ionq_qpu.forte-1",
+            ["ionq_simulator", "ionq_qpu", "ionq_qpu.aria-1", "ionq_qpu.aria-2", "ionq_qpu.forte-1",
              "ionq_qpu.forte-enterprise-1", "local"],
         )
         self.assertIs(self.provider.get_backend("simulator"), self.backend)

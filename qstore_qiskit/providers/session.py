@@ -1,0 +1,155 @@
+"""IonQ sessions: QPU jobs of one experiment share a reservation.
+
+Modelled on ``qiskit_ibm_runtime.Session`` and ``qiskit_ionq.Session``::
+
+    with backend.session(max_cost=25.0) as session:
+        job = backend.run(circuits)           # carries session_id=session.session_id
+        job2 = session.run(more_circuits)     # the same
+
+Opening ``POST /sessions``; closing ``POST /sessions/{id}/end``, also when the block
+raises. Unlike qiskit-ionq's, entering the block does not replace ``backend.run`` on the
+object (which other threads may be using): the session is attached to the calling
+thread only, so a ``run`` in another thread is not silently billed to this session.
+
+``max_cost`` is checked by the client before every submission in the session: the
+service's estimate of everything the session has run plus what is about to be sent must
+not exceed it (see :meth:`QStoreBackend.estimate_cost`); it is also sent as the
+session's ``cost_limit`` so the service enforces it too.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .service import ServiceClient
+
+_ACTIVE = threading.local()
+
+
+def active_session() -> "Session | None":
+    """The session entered (``with``) in this thread, if any."""
+    stack = getattr(_ACTIVE, "stack", None)
+    return stack[-1] if stack else None
+
+
+class Session:
+    """One IonQ session on one backend.
+
+    Args:
+        service: the provider's control-plane client.
+        backend_name: IonQ API backend name (``"qpu.aria-1"``, ``"simulator"``).
+        run: the backend's ``run`` (called by :meth:`run` with ``session_id``).
+        max_time: session duration limit, minutes.
+        max_cost: cost limit in the service's unit (USD); checked before every submission.
+        max_jobs: job count limit.
+        session_id: attach to an existing session instead of creating one.
+    """
+
+    def __init__(
+        self,
+        service: "ServiceClient",
+        backend_name: str,
+        run: Callable[..., Any],
+        *,
+        max_time: int | None = None,
+        max_cost: float | None = None,
+        max_jobs: int | None = None,
+        session_id: str | None = None,
+    ) -> None:
+        self._service = service
+        self._backend_name = backend_name
+        self._run = run
+        self.max_cost = None if max_cost is None else float(max_cost)
+        self._spent_lock = threading.Lock()
+        self._estimated_spend = 0.0
+        self._closed = False
+        if session_id is not None:
+            if not isinstance(session_id, str) or not session_id:
+                raise ValueError(f"session_id must be a non-empty string, got {session_id!r}")
+            self._session_id = session_id
+            self.details()  # raises if the service does not know it
+            return
+        settings: dict[str, Any] = {}
+        if max_jobs is not None:
+            settings["job_count_limit"] = int(max_jobs)
+        if max_time is not None:
+            settings["duration_limit_min"] = int(max_time)
+        if max_cost is not None:
+            settings["cost_limit"] = {"unit": "usd", "value": float(max_cost)}
+        resp = service.create_session({"backend": backend_name, "settings": settings})
+        if not isinstance(resp, dict) or not isinstance(resp.get("id"), str):
+            from ..client import IonQResponseError
+
+            raise IonQResponseError("POST /sessions: response has no session id")
+        self._session_id = resp["id"]
+
+    def __repr__(self) -> str:
+        return f"<Session({self._session_id!r}, backend={self._backend_name!r})>"
+
+    @property
+    def session_id(self) -> str:
+        """The IonQ session id."""
+        return self._session_id
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def details(self) -> dict:
+        """``GET /sessions/{id}``: the service's record of this session."""
+        return self._service.get_session(self._session_id)
+
+    def status(self) -> str | None:
+        """The session's state as the service reports it (e.g. ``"active"``, ``"ended"``)."""
+        doc = self.details()
+        return doc.get("status") or doc.get("state")
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """``backend.run`` inside this session."""
+        kwargs["session_id"] = self._session_id
+        return self._run(*args, **kwargs)
+
+    def reserve(self, cost: float) -> None:
+        """Account ``cost`` (an estimate) against ``max_cost``, or refuse.
+
+        Raises:
+            CostLimitError: the session's estimated spend would exceed ``max_cost``.
+        """
+        from .cost import CostLimitError
+
+        with self._spent_lock:
+            if self.max_cost is not None and self._estimated_spend + cost > self.max_cost:
+                raise CostLimitError(
+                    f"session {self._session_id}: estimated cost {cost:g} on top of {self._estimated_spend:g} "
+                    f"already run exceeds the session's max_cost {self.max_cost:g}; nothing was sent"
+                )
+            self._estimated_spend += cost
+
+    @property
+    def estimated_spend(self) -> float:
+        """Sum of the estimates of everything submitted in this session from this client."""
+        with self._spent_lock:
+            return self._estimated_spend
+
+    def close(self) -> None:
+        """End the session (``POST /sessions/{id}/end``); idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._service.end_session(self._session_id)
+
+    def __enter__(self) -> "Session":
+        stack = getattr(_ACTIVE, "stack", None)
+        if stack is None:
+            stack = _ACTIVE.stack = []
+        stack.append(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        stack = getattr(_ACTIVE, "stack", [])
+        if stack and stack[-1] is self:
+            stack.pop()
+        self.close()
