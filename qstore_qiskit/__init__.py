@@ -28,7 +28,12 @@ if TYPE_CHECKING:  # the same names, as type checkers and IDEs should see them
     from .cache import CompiledTemplate as CompiledTemplate
     from .cache import TemplateCache as TemplateCache
     from .client import BatchSubmitter as BatchSubmitter
+    from qiskit_ionq import ErrorMitigation as ErrorMitigation
+
+    from .providers import CostLimitError as CostLimitError
+    from .providers import IonQProvider as IonQProvider
     from .providers import QStoreBackend as QStoreBackend
+    from .providers import Session as Session
     from .providers import QStoreProvider as QStoreProvider
     from .server import LocalServer as LocalServer
     from .transpiler import estimated_fidelity as estimated_fidelity
@@ -44,6 +49,10 @@ _LAZY = {
     "TemplateCache": "qstore_qiskit.cache",
     "QStoreProvider": "qstore_qiskit.providers",
     "QStoreBackend": "qstore_qiskit.providers",
+    "IonQProvider": "qstore_qiskit.providers",
+    "Session": "qstore_qiskit.providers",
+    "CostLimitError": "qstore_qiskit.providers",
+    "ErrorMitigation": "qiskit_ionq",
     "BatchSubmitter": "qstore_qiskit.client",
     "LocalServer": "qstore_qiskit.server",
 }

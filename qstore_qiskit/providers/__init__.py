@@ -10,11 +10,16 @@ from .options import FEATURE_OPTIONS
 from .passmanager import CachedIonQPassManager
 from .prepared import PreparedCircuit
 from .provider import BackendNotFoundError, QStoreProvider
+
+#: qiskit-ionq's provider name, so that code written for it needs one changed import:
+#: ``from qstore_qiskit import IonQProvider, ErrorMitigation``.
+IonQProvider = QStoreProvider
 from .results import QStoreResult
 from .session import Session
 
 __all__ = [
     "QStoreProvider",
+    "IonQProvider",
     "QStoreBackend",
     "QStoreJob",
     "QStoreResult",

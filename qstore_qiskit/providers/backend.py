@@ -9,6 +9,7 @@ Data path of :meth:`QStoreBackend.run`::
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
 import threading
 import time
@@ -151,19 +152,28 @@ def _registers(circuit: QuantumCircuit) -> tuple[list, list]:
     return sizes, labels
 
 
-def _retrieve_future(submitter: BatchSubmitter, service: Any, job_id: str, positions: list[int] | None):
-    """A future of the results of IonQ job ``job_id`` (only ``positions``, if given)."""
+def _select(whole: concurrent.futures.Future, job_id: str, positions: list[int] | None) -> concurrent.futures.Future:
+    """A future of ``positions`` of ``whole``'s result list (all of it for ``None``)."""
+    out: concurrent.futures.Future = concurrent.futures.Future()
 
-    async def fetch() -> list:
-        (results,) = await submitter.retrieve_async([job_id])
-        if positions is None:
-            return list(results)
-        bad = [p for p in positions if p >= len(results)]
+    def done(fut: concurrent.futures.Future) -> None:
+        if fut.cancelled():
+            out.cancel()
+            out.set_running_or_notify_cancel()
+            return
+        exc = fut.exception()
+        if exc is not None:
+            out.set_exception(exc)
+            return
+        results = fut.result()
+        bad = [p for p in positions or () if p >= len(results)]
         if bad:
-            raise ValueError(f"job {job_id} has {len(results)} circuits; positions {bad[:5]} do not exist")
-        return [results[p] for p in positions]
+            out.set_exception(ValueError(f"job {job_id} has {len(results)} circuits; positions {bad[:5]} do not exist"))
+        else:
+            out.set_result(list(results) if positions is None else [results[p] for p in positions])
 
-    return service.submit(fetch())
+    whole.add_done_callback(done)
+    return out
 
 
 def qis_target(num_qubits: int) -> Target:
@@ -178,13 +188,16 @@ def qis_target(num_qubits: int) -> Target:
     target = Target(num_qubits=num_qubits, description="IonQ QIS gates")
     theta = Parameter("theta")
     for name in _qis_basis():
+        if name in target.operation_names or name not in standard:
+            continue
         gate = standard[name]
         if gate.params:
             gate = type(gate)(*[theta] * len(gate.params))
         if gate.num_qubits > 2:
             continue
         target.add_instruction(gate, name=name)
-    target.add_instruction(Measure())
+    if "measure" not in target.operation_names:
+        target.add_instruction(Measure())
     return target
 
 
@@ -253,6 +266,8 @@ class QStoreBackend(BackendV2):
         self._target_obj: Target | None = None
         self._lock = threading.Lock()
         self._submitters: dict[tuple, BatchSubmitter] = {}
+        self._fetching: dict[str, concurrent.futures.Future] = {}
+        self._fetch_lock = threading.RLock()
         self._cache = TemplateCache(
             compile_fn=self._compile,
             compile_options={"qubits_initially_zero": True},
@@ -366,17 +381,9 @@ class QStoreBackend(BackendV2):
         """
         if max_cost is not None:
             max_cost = check_option("max_cost", max_cost, "session option")
-        sess = Session(
-            self._provider._service(self),
-            self._api_backend,
-            self.run,
-            max_time=max_time,
-            max_cost=max_cost,
-            max_jobs=max_jobs,
-            session_id=session_id,
+        return Session(
+            self, max_time=max_time, max_cost=max_cost, max_jobs=max_jobs, session_id=session_id
         )
-        sess.owner = self  # type: ignore[attr-defined]
-        return sess
 
     def estimate_cost(self, circuits: QuantumCircuit | Sequence[QuantumCircuit], **options: Any) -> CostEstimate:
         """The service's estimate (``GET /jobs/estimate``) of running ``circuits``.
@@ -410,12 +417,8 @@ class QStoreBackend(BackendV2):
         over all their qubits).
         """
         parts = parse_job_id(job_id)
-        sub = self._submitter(self._merged_options({}))
         service = self._provider._service(self)
-        futures = []
-        for jid, positions in parts:
-            fut = _retrieve_future(sub, service, jid, positions)
-            futures.append((slice(0, 0), fut))
+        futures = [(slice(0, 0), _select(self._fetch_job(jid), jid, positions)) for jid, positions in parts]
         return QStoreJob(
             self,
             job_id.strip(),
@@ -429,6 +432,28 @@ class QStoreBackend(BackendV2):
             cancel_remote=service.cancel_job,
             positions=parts,
         )
+
+    def _fetch_job(self, job_id: str) -> concurrent.futures.Future:
+        """A future of all results of IonQ job ``job_id``, shared by concurrent callers
+        (one watch per job id in the submitter)."""
+        with self._fetch_lock:  # re-entrant: a done future runs ``first`` at once
+            fut = self._fetching.get(job_id)
+            if fut is not None:
+                return fut
+            sub = self._submitter(self._merged_options({}))
+            whole: concurrent.futures.Future = concurrent.futures.Future()
+            self._fetching[job_id] = whole
+
+            def first(f: concurrent.futures.Future) -> None:
+                with self._fetch_lock:
+                    self._fetching.pop(job_id, None)
+                if f.exception() is not None:
+                    whole.set_exception(f.exception())
+                else:
+                    whole.set_result(f.result()[0])  # [[results]] -> [results]
+
+            self._provider._service(self).submit(sub.retrieve_async([job_id])).add_done_callback(first)
+            return whole
 
     def retrieve_jobs(self, job_ids: Sequence[str]) -> list[QStoreJob]:
         """:meth:`retrieve_job` for each id."""

@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from typing import Any, Callable, Sequence
 
 from qiskit.providers import JobError, JobStatus, JobV1
@@ -222,7 +223,14 @@ class QStoreJob(JobV1):
         return cancelled
 
     # ------------------------------------------------------------------ results
-    def result(self, timeout: float | None = None) -> QStoreResult:
+    def result(
+        self,
+        timeout: float | None = None,
+        *,
+        sharpen: bool | None = None,
+        wait: float | None = None,
+        callback: Callable | None = None,
+    ) -> QStoreResult:
         """Wait for every circuit and return a Qiskit :class:`~qiskit.result.Result`.
 
         The result also has qiskit-ionq's ``get_probabilities()``.
@@ -230,6 +238,11 @@ class QStoreJob(JobV1):
         Args:
             timeout: Seconds to wait in total; ``None`` waits for the backend's
                 ``max_queue_wait_time`` handling in the submitter.
+            sharpen: qiskit-ionq's aggregation switch for debiased QPU results. qstore
+                fetches the service's default aggregation; ``sharpen=True`` warns that it
+                is not applied (results are never silently changed).
+            wait, callback: accepted for qiskit-ionq compatibility; the submitter polls
+                adaptively, so they have no effect.
 
         Raises:
             concurrent.futures.TimeoutError: if ``timeout`` passes first.
@@ -238,6 +251,12 @@ class QStoreJob(JobV1):
                 why: authentication, bad request, server errors beyond the retry budget,
                 queue timeout with the job ids, failed job...).
         """
+        if sharpen:
+            warnings.warn(
+                "sharpen=True is not applied: qstore fetches IonQ's default result aggregation",
+                UserWarning,
+                stacklevel=2,
+            )
         if self._result is not None:
             return self._result
         if any(f.cancelled() for _, f in self._futures):

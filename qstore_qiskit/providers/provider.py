@@ -35,6 +35,15 @@ _BACKENDS: dict[str, tuple[str, str, str, bool]] = {
 }
 
 
+def _env(*names: str) -> str | None:
+    """The first non-empty environment variable of ``names`` (qiskit-ionq's order)."""
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
 def _canonical(name: str) -> str:
     if not isinstance(name, str):
         raise TypeError(f"backend name must be a string such as 'ionq_simulator', got {name!r}")
@@ -56,8 +65,10 @@ class BackendNotFoundError(QiskitBackendNotFoundError, ValueError):
 class QStoreProvider:
     """Provider of qstore backends for IonQ devices.
 
-    Credentials work like qiskit-ionq's: ``token`` or the ``IONQ_API_KEY`` environment
-    variable; ``url`` or ``IONQ_API_URL``. With a token and no URL the backends talk to
+    Credentials work like qiskit-ionq's: ``token`` or the first of the environment
+    variables ``QISKIT_IONQ_API_TOKEN``, ``IONQ_API_KEY``, ``IONQ_API_TOKEN``; ``url`` or
+    ``QISKIT_IONQ_API_URL`` / ``IONQ_API_URL`` (qiskit-ionq also reads a ``.env`` file;
+    qstore reads only the environment). With a token and no URL the backends talk to
     IonQ's service. With neither, an embedded local IonQ-API server (see
     :mod:`qstore_qiskit.server`) is started on demand on a free loopback port, so examples
     run with zero setup. The ``local`` backend always uses the embedded server.
@@ -70,8 +81,8 @@ class QStoreProvider:
     """
 
     def __init__(self, token: str | None = None, url: str | None = None, *, local_profile: str | None = None) -> None:
-        self._token = token if token is not None else os.environ.get("IONQ_API_KEY")
-        self._url = url if url is not None else os.environ.get("IONQ_API_URL")
+        self._token = token if token is not None else _env("QISKIT_IONQ_API_TOKEN", "IONQ_API_KEY", "IONQ_API_TOKEN")
+        self._url = url if url is not None else _env("QISKIT_IONQ_API_URL", "IONQ_API_URL")
         self._local_profile = local_profile or os.environ.get("QSTORE_LOCAL_PROFILE", "instant")
         self._local_server = None
         self._local_key = secrets.token_hex(16)

@@ -2,7 +2,7 @@
 
 Modelled on ``qiskit_ibm_runtime.Session`` and ``qiskit_ionq.Session``::
 
-    with backend.session(max_cost=25.0) as session:
+    with backend.session(max_cost=25.0) as session:   # or Session(backend, ...)
         job = backend.run(circuits)           # carries session_id=session.session_id
         job2 = session.run(more_circuits)     # the same
 
@@ -20,7 +20,7 @@ session's ``cost_limit`` so the service enforces it too.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from .service import ServiceClient
@@ -35,32 +35,35 @@ def active_session() -> "Session | None":
 
 
 class Session:
-    """One IonQ session on one backend.
+    """One IonQ session on one backend (qiskit-ionq's ``Session`` signature).
 
     Args:
-        service: the provider's control-plane client.
-        backend_name: IonQ API backend name (``"qpu.aria-1"``, ``"simulator"``).
-        run: the backend's ``run`` (called by :meth:`run` with ``session_id``).
+        backend: the :class:`~qstore_qiskit.QStoreBackend` to run on.
         max_time: session duration limit, minutes.
         max_cost: cost limit in the service's unit (USD); checked before every submission.
         max_jobs: job count limit.
+        create_new: create a session (``True``), or attach to ``session_id``.
         session_id: attach to an existing session instead of creating one.
+
+    Raises:
+        ValueError: neither ``create_new`` nor a ``session_id``.
+        qstore_qiskit.client.IonQClientError: the service refused (e.g. unknown id).
     """
 
     def __init__(
         self,
-        service: "ServiceClient",
-        backend_name: str,
-        run: Callable[..., Any],
+        backend: Any,
         *,
         max_time: int | None = None,
         max_cost: float | None = None,
         max_jobs: int | None = None,
+        create_new: bool = True,
         session_id: str | None = None,
     ) -> None:
-        self._service = service
-        self._backend_name = backend_name
-        self._run = run
+        self._backend = backend
+        self.owner = backend
+        self._service: "ServiceClient" = backend._provider._service(backend)
+        self._backend_name: str = backend._api_backend
         self.max_cost = None if max_cost is None else float(max_cost)
         self._spent_lock = threading.Lock()
         self._estimated_spend = 0.0
@@ -71,6 +74,8 @@ class Session:
             self._session_id = session_id
             self.details()  # raises if the service does not know it
             return
+        if not create_new:
+            raise ValueError("Either create_new must be True or a session_id supplied.")
         settings: dict[str, Any] = {}
         if max_jobs is not None:
             settings["job_count_limit"] = int(max_jobs)
@@ -78,12 +83,17 @@ class Session:
             settings["duration_limit_min"] = int(max_time)
         if max_cost is not None:
             settings["cost_limit"] = {"unit": "usd", "value": float(max_cost)}
-        resp = service.create_session({"backend": backend_name, "settings": settings})
+        resp = self._service.create_session({"backend": self._backend_name, "settings": settings})
         if not isinstance(resp, dict) or not isinstance(resp.get("id"), str):
             from ..client import IonQResponseError
 
             raise IonQResponseError("POST /sessions: response has no session id")
         self._session_id = resp["id"]
+
+    @classmethod
+    def from_id(cls, session_id: str, *, backend: Any) -> "Session":
+        """Attach to an existing session (qiskit-ionq's ``Session.from_id``)."""
+        return cls(backend, session_id=session_id, create_new=False)
 
     def __repr__(self) -> str:
         return f"<Session({self._session_id!r}, backend={self._backend_name!r})>"
@@ -110,7 +120,7 @@ class Session:
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """``backend.run`` inside this session."""
         kwargs["session_id"] = self._session_id
-        return self._run(*args, **kwargs)
+        return self._backend.run(*args, **kwargs)
 
     def reserve(self, cost: float) -> None:
         """Account ``cost`` (an estimate) against ``max_cost``, or refuse.
@@ -133,6 +143,13 @@ class Session:
         """Sum of the estimates of everything submitted in this session from this client."""
         with self._spent_lock:
             return self._estimated_spend
+
+    def cancel(self) -> None:
+        """Cancel this session's queued and running jobs (``GET /jobs?session_id=``)."""
+        page = self._service.request("GET", "jobs", params={"session_id": self._session_id})
+        for job in (page or {}).get("jobs", []) if isinstance(page, dict) else []:
+            if isinstance(job, dict) and job.get("status") in ("submitted", "ready", "started"):
+                self._service.cancel_job(job["id"])
 
     def close(self) -> None:
         """End the session (``POST /sessions/{id}/end``); idempotent."""
