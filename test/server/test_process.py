@@ -17,12 +17,12 @@ class TestServerProcess(unittest.TestCase):
         with ServerProcess(profile="instant", seed=3, api_key="right-key") as srv:
             self.assertTrue(srv.url.endswith("/v0.4"))
             status, _, job = http("POST", srv.url + "/jobs", bell_body(), key="right-key")
-            self.assertEqual(status, 200, job)
+            self.assertEqual(status, 201, job)
             status, _, _ = http("GET", srv.url + "/jobs", key="wrong-key")
             self.assertEqual(status, 401)
             stats = srv.stats()
             self.assertEqual(stats["jobs_created"], 1)
-            self.assertEqual(stats["by_route_status"]["create_job 200"], 1)
+            self.assertEqual(stats["by_route_status"]["create_job 201"], 1)
             self.assertEqual(stats["unauthorized"], 1)
             self.assertNotIn("right-key", repr(srv))
             proc = srv._proc  # pylint: disable=protected-access
