@@ -48,6 +48,8 @@ def _column(value: Any, param: Parameter, circuit: QuantumCircuit) -> np.ndarray
     where = f"parameter_binds value for {param.name} of circuit '{circuit.name}'"
     if isinstance(value, (str, bytes)):
         raise ValueError(f"{where} is a string ({value!r}); expected a real number or a flat list of real numbers")
+    if isinstance(value, (list, tuple)) and any(isinstance(x, (bool, np.bool_)) for x in value):
+        raise ValueError(f"{where} contains a bool ({value!r}); expected real numbers")
     try:
         column = np.asarray(value)
     except (TypeError, ValueError) as exc:  # ragged nesting and the like

@@ -10,7 +10,7 @@ from typing import Any
 
 from qiskit.providers.exceptions import QiskitBackendNotFoundError
 
-from ..client import IonQAuthenticationError, IonQClientError, IonQConnectionError
+from ..client import IonQAuthenticationError, IonQClientError, IonQConnectionError, IonQRequestError
 from .backend import QStoreBackend
 from .job import QStoreJob
 from .prepared import parse_job_id
@@ -89,6 +89,7 @@ class QStoreProvider:
         self._lock = threading.Lock()
         self._backends: dict[tuple[str, str], QStoreBackend] = {}
         self._services: dict[str, ServiceClient] = {}
+        self._checked: set[str] = set()  # service URLs whose key was accepted
 
     def __repr__(self) -> str:
         where = self._url or ("IonQ cloud" if self._token else "embedded local server")
@@ -128,6 +129,7 @@ class QStoreProvider:
         """
         service = self._service(backend)
         try:
+            self._check_key(service)
             records = service.backends()
         except IonQAuthenticationError:
             raise  # names the problem (never the key); raised at get_backend, not at run()
@@ -148,6 +150,22 @@ class QStoreProvider:
             return record if isinstance(record, dict) else None
         except IonQClientError:
             return None
+
+    def _check_key(self, service: ServiceClient) -> None:
+        """``GET /whoami`` once per service: a refused key raises here, at ``get_backend``.
+
+        Services without ``/whoami`` (404) are not checked here; their first job is.
+        """
+        with self._lock:
+            if service.url in self._checked:
+                return
+        try:
+            service.whoami()
+        except IonQRequestError as exc:
+            if getattr(exc, "status", None) != 404:
+                raise
+        with self._lock:
+            self._checked.add(service.url)
 
     def local_server(self):
         """The embedded :class:`~qstore_qiskit.server.LocalServer` (started on first use)."""

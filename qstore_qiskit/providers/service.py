@@ -74,8 +74,13 @@ class ServiceClient:
         return self._run(self._http.request(method, path, json_body=json_body, params=params, retry=retry))
 
     # ------------------------------------------------------------------ API calls
+    def whoami(self) -> dict:
+        """``GET /whoami``: the identity of the key (authenticated: a wrong key fails here)."""
+        out = self.request("GET", "whoami")
+        return out if isinstance(out, dict) else {}
+
     def backends(self) -> list[dict]:
-        """``GET /backends`` (authenticated: a wrong key fails here)."""
+        """``GET /backends`` (public on IonQ's v0.4 API)."""
         out = self.request("GET", "backends")
         return out if isinstance(out, list) else []
 
