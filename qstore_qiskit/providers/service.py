@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import weakref
 from typing import Any, Coroutine, TypeVar
 
 from ..client import IonQHttpClient
@@ -51,6 +52,9 @@ class ServiceClient:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="qstore-control", daemon=True)
         self._thread.start()
+        # A client never closed still closes its HTTP session at interpreter exit (no
+        # "Unclosed client session" noise); the finalizer must not reference self.
+        self._finalizer = weakref.finalize(self, _stop, self._loop, self._thread, self._http)
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float = CONTROL_TIMEOUT) -> T:
         future = self.submit(coro)
@@ -117,14 +121,23 @@ class ServiceClient:
     def close(self) -> None:
         """Close the HTTP session and stop the loop thread."""
         with self._lock:
-            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
-        if loop is None:
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self._http.close(), loop).result(5)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            if thread is not None:
-                thread.join(5)
-            if thread is None or not thread.is_alive():
-                loop.close()
+            loop, self._loop, self._thread = self._loop, None, None
+            finalizer = getattr(self, "_finalizer", None)
+        if loop is not None and finalizer is not None:
+            finalizer()  # runs _stop once
+
+
+def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread, http: IonQHttpClient) -> None:
+    """Close ``http`` on ``loop``, then stop the loop and its thread."""
+    if loop.is_closed():
+        return
+    try:
+        if loop.is_running():
+            asyncio.run_coroutine_threadsafe(http.close(), loop).result(5)
+    except Exception:  # noqa: BLE001 - best effort at shutdown
+        pass
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        if not thread.is_alive():
+            loop.close()
