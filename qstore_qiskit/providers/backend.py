@@ -10,6 +10,7 @@ Data path of :meth:`QStoreBackend.run`::
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import math
 import threading
 import time
@@ -174,6 +175,29 @@ def _select(whole: concurrent.futures.Future, job_id: str, positions: list[int] 
 
     whole.add_done_callback(done)
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def _characterization_type() -> type:
+    from qiskit_ionq.ionq_client import Characterization
+
+    class QStoreCharacterization(Characterization):
+        """qiskit-ionq's ``Characterization``, also readable as the raw record (``c["fidelity"]``)."""
+
+        def __getitem__(self, key: str) -> Any:
+            return self._data[key]
+
+        def get(self, key: str, default: Any = None) -> Any:
+            return self._data.get(key, default)
+
+        def __contains__(self, key: object) -> bool:
+            return key in self._data
+
+    return QStoreCharacterization
+
+
+def _Characterization(data: dict) -> Any:  # noqa: N802 (reads like the class it builds)
+    return _characterization_type()(data)
 
 
 def qis_target(num_qubits: int) -> Target:
@@ -352,13 +376,30 @@ class QStoreBackend(BackendV2):
             return False
         return str(record.get("status", "available")).lower() == "available"
 
-    def calibration(self) -> dict | None:
-        """The latest characterization (``GET /backends/{b}/characterizations``): fidelities,
-        timings, connectivity; ``None`` for simulators (as in qiskit-ionq)."""
+    def calibration(self) -> Any:
+        """The latest characterization (``GET /backends/{b}/characterizations``), as
+        qiskit-ionq's ``Characterization`` (``.fidelity``, ``.timing``, ``.qubits``,
+        ``.connectivity``, ``.status``...; ``[key]`` reads the raw record too); ``None`` for
+        simulators, as in qiskit-ionq."""
         if self._simulator:
             return None
         chars = self.characterizations(limit=1)
-        return chars[0] if chars else None
+        if not chars:
+            return None
+        return _Characterization(chars[0])
+
+    def cancel_job(self, job_id: str) -> dict:
+        """Cancel IonQ job ``job_id`` (``PUT /jobs/{id}/status/cancel``), as qiskit-ionq."""
+        return self._provider._service(self).cancel_job(job_id)
+
+    def cancel_jobs(self, job_ids: Sequence[str]) -> list[dict]:
+        """:meth:`cancel_job` for each id."""
+        return [self.cancel_job(j) for j in job_ids]
+
+    @property
+    def basis_gates(self) -> list[str]:
+        """The target's instruction names (qiskit-ionq's ``basis_gates``)."""
+        return list(self.target.operation_names)
 
     def characterizations(self, limit: int = 10) -> list[dict]:
         """Up to ``limit`` characterizations of this backend, newest first."""

@@ -117,6 +117,10 @@ class Session:
         doc = self.details()
         return doc.get("status") or doc.get("state")
 
+    def usage(self) -> float | None:
+        """Seconds of QPU time used so far, as the service reports it (``usage_time``)."""
+        return self.details().get("usage_time")
+
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """``backend.run`` inside this session."""
         kwargs["session_id"] = self._session_id

@@ -343,6 +343,20 @@ class TestDropInCalls(DropInTestCase):
             retrieved = self.backend.retrieve_job(job.job_id())
             self.assertEqual(retrieved.result().get_counts(), [want] * 3)
 
+    def test_cancel_job_by_id(self):
+        from qstore_qiskit.client import IonQRequestError
+
+        job = self.backend.run(self.bell(), shots=10)
+        job.result()
+        # Cancelling a completed job changes nothing (the service may refuse or no-op).
+        try:
+            self.backend.cancel_job(job.job_id())
+        except IonQRequestError:
+            pass
+        self.assertEqual(self.job_doc(job.job_id())["status"], "completed")
+        with self.assertRaises(IonQRequestError):
+            self.backend.cancel_jobs(["00000000-0000-0000-0000-000000000000"])
+
     def test_retrieve_job_bad_ids(self):
         for bad in ("", "a b", "abc[", "abc[1-]", 42):
             with self.subTest(bad), self.assertRaises((ValueError, TypeError)):
@@ -358,8 +372,14 @@ class TestDropInCalls(DropInTestCase):
         self.assertIsNone(self.backend.calibration())  # simulators have none, as in qiskit-ionq
         qpu = self.provider.get_backend("qpu.aria-1")
         cal = qpu.calibration()
+        from qiskit_ionq.ionq_client import Characterization
+
+        self.assertIsInstance(cal, Characterization)  # qiskit-ionq's type and attributes
+        self.assertEqual(cal.backend, "qpu.aria-1")
+        self.assertEqual(cal.qubits, qpu.num_qubits)
+        self.assertGreater(cal.fidelity["2q"]["median"], 0.9)
         self.assertEqual(cal["backend"], "qpu.aria-1")
-        self.assertIn("fidelity", cal)
+        self.assertIn("cx", self.provider.get_backend("simulator", gateset="qis").basis_gates)
         self.assertEqual(len(qpu.characterizations(limit=1)), 1)
 
     def test_num_qubits_from_service_and_too_wide_fails_at_run(self):
