@@ -5,8 +5,9 @@ circuit's parameters (``Parameter`` objects or their names) to a real number or 
 list of real numbers; a circuit runs once per value set. Anything else raises an error
 that names what was given and what is expected, before anything is compiled or sent:
 
-* ``TypeError``: the wrong container (a dict instead of a list of dicts, a string...).
-* ``ValueError``: wrong length, unknown or missing parameters, value lists of different
+* ``TypeError``: the wrong outer container (a dict instead of a list of dicts, a
+  string, a number...).
+* ``ValueError``: an entry that is not a dict, wrong length, unknown or missing parameters, value lists of different
   lengths, empty value lists, values that are not finite real numbers (complex numbers,
   numpy or Python, are rejected: their imaginary part cannot be an angle, and dropping
   it silently would run another circuit than asked).
@@ -34,13 +35,8 @@ def check_parameter_binds(parameter_binds: Any, num_circuits: int) -> list[Mappi
     binds = list(parameter_binds)
     if len(binds) != num_circuits:
         raise ValueError(
-            f"parameter_binds has {len(binds)} entries for {num_circuits} circuit(s); give one dict per circuit"
+            f"parameter_binds has {len(binds)} entries for {num_circuits} circuits; give one dict per circuit"
         )
-    for i, entry in enumerate(binds):
-        if entry is not None and not isinstance(entry, Mapping):
-            raise TypeError(
-                f"parameter_binds[{i}] is a {type(entry).__name__}; expected a {{Parameter: value or [values]}} dict"
-            )
     return binds
 
 
@@ -60,7 +56,7 @@ def _column(value: Any, param: Parameter, circuit: QuantumCircuit) -> np.ndarray
     if kind == "b":
         raise ValueError(f"{where} is a bool ({value!r}); expected a real number")
     if kind not in "iuf":
-        raise ValueError(f"{where} is not a number (expected a real number or a flat list of them): {value!r}")
+        raise ValueError(f"{where} is not a number or a flat list of numbers: {value!r}")
     if column.ndim > 1:
         raise ValueError(f"{where} must be a number or a flat list of numbers, got shape {column.shape}")
     column = np.atleast_1d(column.astype(float))
@@ -83,7 +79,7 @@ def value_table(circuit: QuantumCircuit, binds: Mapping | None) -> np.ndarray | 
             "bind them or pass parameter_binds"
         )
     if not isinstance(binds, Mapping):
-        raise TypeError(
+        raise ValueError(
             f"parameter_binds entry for circuit '{circuit.name}' is a {type(binds).__name__}; "
             "give one {Parameter: value or [values]} dict per circuit"
         )

@@ -139,12 +139,13 @@ class TestParameterBinds(ProviderTestCase):
             "NaN": dict(parameter_binds=[{t: [float("nan")], u: [1.0]}]),
             "parameter_binds value for t.*flat list": dict(parameter_binds=[{t: [[1.0, 2.0], [3.0]], u: [1.0]}]),
             "parameter_binds value for t.*not a number": dict(parameter_binds=[{t: ["a"], u: [1.0]}]),
+            "parameter_binds entry.*is a list": dict(parameter_binds=[[1.0, 2.0]]),
         }
         for message, kwargs in cases.items():
             with self.subTest(message), self.assertRaisesRegex(ValueError, message):
                 self.backend.run(qc, **kwargs)
-        # The wrong container is a TypeError saying what shape is expected.
-        for given in ([[1.0, 2.0]], {t: 1.0, u: 2.0}, "t=1"):
+        # The wrong outer container is a TypeError saying what shape is expected.
+        for given in ({t: 1.0, u: 2.0}, "t=1", 3.0):
             with self.subTest(given=given), self.assertRaisesRegex(TypeError, "parameter_binds.*(dict|list)"):
                 self.backend.run(qc, parameter_binds=given)
         plain = bell()
