@@ -63,8 +63,10 @@ class ServerConfig:
         max_gates_per_circuit: Cap on instructions in one circuit (413 beyond it).
         max_job_work: Cap on the sampling work one job may ask for, in qubit-shots
             (qubits x shots summed over its circuits); 413 beyond it, before any work.
-        max_job_amplitudes: Cap on the simulation memory work of one job, in state
-            amplitudes (``2**qubits`` summed over its circuits); 413 beyond it.
+        max_job_amplitudes: Cap on the simulation size of one job, in state amplitudes
+            (``2**qubits`` summed over its circuits); 413 beyond it. The default, 2**26,
+            is 1 GiB of complex128 state (one 26-qubit circuit); IonQ's 29-qubit width
+            needs 2**29 (8 GiB).
         max_result_entries: Most outcomes kept in one circuit's probability map. An
             exact distribution with more non-zero outcomes (a dense state) is stored as
             the frequencies of its sampled shots instead, so a result never holds a
@@ -72,6 +74,9 @@ class ServerConfig:
         job_store_bytes: Byte budget of the job store (requests and results). Beyond
             it the oldest finished jobs are evicted; their ids answer 410.
         max_stored_jobs: Most top-level jobs kept (older finished ones are evicted).
+        job_store_min_age: Seconds a finished job is kept whatever the budget, so that
+            its client can fetch the results (the budget may be exceeded by the jobs of
+            that window).
         max_sessions: Most sessions kept (ended ones are forgotten first).
         enforce_native_2q: Refuse ``ms`` on Forte-class and ``zz`` on Aria-class QPU
             backends with a 400, as IonQ's cloud does. Off by default for now: this
@@ -108,10 +113,11 @@ class ServerConfig:
     max_body_bytes: int = 32 * 1024 * 1024
     max_gates_per_circuit: int = 100_000
     max_job_work: int | None = 200_000_000
-    max_job_amplitudes: int | None = 1 << 30
+    max_job_amplitudes: int | None = 1 << 26
     max_result_entries: int = 1 << 16
     job_store_bytes: int | None = 256 * 1024 * 1024
     max_stored_jobs: int | None = 100_000
+    job_store_min_age: float = 5.0
     max_sessions: int = 1000
     enforce_native_2q: bool = False
     header_timeout: float = 20.0

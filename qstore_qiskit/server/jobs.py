@@ -290,19 +290,24 @@ class JobStore:
     When the results held exceed ``budget_bytes`` (or more than ``max_jobs`` top-level
     jobs are stored), the oldest *finished* top-level jobs are evicted with their
     children: their ids then answer 410 (for the last ``gone_ids`` evicted) and later
-    404. Active jobs are never evicted.
+    404. Active jobs, and jobs finished less than ``min_age`` seconds ago (their client
+    may not have fetched the results yet), are never evicted.
 
     Args:
         budget_bytes: Byte budget of stored jobs and results (``None``: unbounded).
         max_jobs: Most top-level jobs kept (``None``: unbounded).
         history: Keep a small summary of every job ever stored (for tests that look
             for duplicates; :meth:`history`). Bounded by ``history`` entries.
+        gone_ids: How many evicted ids answer 410 (older ones 404).
+        min_age: Seconds a finished job is kept whatever the budget.
     """
 
     def __init__(self, budget_bytes: int | None = None, max_jobs: int | None = None,
-                 history: int = 1_000_000, gone_ids: int = 100_000) -> None:
+                 history: int = 1_000_000, gone_ids: int = 100_000,
+                 min_age: float = 0.0) -> None:
         self.budget_bytes = budget_bytes
         self.max_jobs = max_jobs
+        self.min_age = min_age
         self._jobs: dict[str, Job] = {}
         self._top: dict[str, Job] = {}  # top-level jobs in creation order
         self._sizes: dict[str, int] = {}  # charged bytes per top-level job
@@ -357,9 +362,14 @@ class JobStore:
         over_count = self.max_jobs is not None and len(self._top) > self.max_jobs
         if not (over_bytes or over_count):
             return
-        for job_id, job in list(self._top.items()):
-            if job.status not in FINAL_STATUSES:
-                continue
+        cutoff = time.time() - self.min_age
+        for job in list(self._top.values()):
+            if job.created > cutoff:
+                break  # this and every later job is too recent
+            finished = job.completed if job.completed is not None else job.created
+            if job.status not in FINAL_STATUSES or finished > cutoff:
+                continue  # active, or finished too recently to have been fetched
+
             self._drop(job, gone=True)
             over_bytes = self.budget_bytes is not None and self._bytes > self.budget_bytes
             over_count = self.max_jobs is not None and len(self._top) > self.max_jobs

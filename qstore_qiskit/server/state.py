@@ -108,7 +108,8 @@ class ServerState:
 
     def __init__(self, config: ServerConfig):
         self.config = config
-        self.store = JobStore(config.job_store_bytes, config.max_stored_jobs)
+        self.store = JobStore(config.job_store_bytes, config.max_stored_jobs,
+                              min_age=config.job_store_min_age)
         self.sessions = SessionStore(config.max_sessions)
         self.faults = FaultInjector(config.fault_rate, config.fault_weights, config.seed)
         self.runner = JobRunner(config, on_settled=self.store.settle)

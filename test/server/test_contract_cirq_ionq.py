@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - cirq-ionq is in the test extras
 from qstore_qiskit.server import LocalServer
 
 from .helpers import http
+from .openapi_check import validating_middleware
 
 KEY = "cirq-contract-key"
 
@@ -48,6 +49,10 @@ class CirqCase(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        # Every response any server of these tests sends is checked against the OpenAPI
+        # document, whatever cirq-ionq asked.
+        cls._validation = validating_middleware()
+        cls.conformance = cls._validation.__enter__()
         cls.srv = LocalServer(api_key=KEY, seed=21, **cls.server_args).start()
         cls.service = cirq_ionq.Service(remote_host=cls.srv.base_url, api_key=KEY,
                                         default_target="simulator", max_retry_seconds=2)
@@ -55,9 +60,13 @@ class CirqCase(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.srv.stop()
+        cls._validation.__exit__(None, None, None)
 
     def setUp(self):
         warnings.simplefilter("ignore")
+
+    def tearDown(self):
+        self.assertEqual(self.conformance, [], "responses that do not match the document")
 
 
 class TestCirqRunAndJobs(CirqCase):

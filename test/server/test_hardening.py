@@ -57,7 +57,7 @@ class TestJobStoreBudget(unittest.TestCase):
 
     def test_evicts_oldest_finished_jobs_within_budget(self):
         budget = 300_000
-        with LocalServer(job_store_bytes=budget) as srv:
+        with LocalServer(job_store_bytes=budget, job_store_min_age=0.0) as srv:
             ids = [http("POST", srv.url + "/jobs", body=all_h(10, shots=2000))[2]["id"]
                    for _ in range(25)]
             state = srv._state  # pylint: disable=protected-access
@@ -81,12 +81,30 @@ class TestJobStoreBudget(unittest.TestCase):
             self.assertEqual(remote["store"]["evicted_jobs"], state.store.evicted)
 
     def test_count_cap_never_evicts_active_jobs(self):
-        with LocalServer(max_stored_jobs=3, inline_execution=False, queue_wait=30.0) as srv:
+        with LocalServer(max_stored_jobs=3, inline_execution=False, queue_wait=30.0,
+                         job_store_min_age=0.0) as srv:
             ids = [http("POST", srv.url + "/jobs", body=ghz(2))[2]["id"] for _ in range(5)]
             for job_id in ids:  # all still queued: none may be evicted
                 self.assertEqual(http("GET", f"{srv.url}/jobs/{job_id}")[0], 200)
             http("PUT", srv.url + "/jobs/status/cancel", body={"ids": ids[:3]})
             http("POST", srv.url + "/jobs", body=ghz(2))  # triggers eviction
+            self.assertEqual(http("GET", f"{srv.url}/jobs/{ids[0]}")[0], 410)
+            self.assertEqual(http("GET", f"{srv.url}/jobs/{ids[4]}")[0], 200)
+
+
+    def test_recent_jobs_are_kept_over_budget(self):
+        with LocalServer(job_store_bytes=10_000, job_store_min_age=60.0) as srv:
+            ids = [http("POST", srv.url + "/jobs", body=all_h(8))[2]["id"] for _ in range(5)]
+            for job_id in ids:  # over budget, but all finished just now: none evicted
+                self.assertEqual(http("GET", f"{srv.url}/jobs/{job_id}/results/histogram")[0],
+                                 200)
+            state = srv._state  # pylint: disable=protected-access
+            self.assertEqual(state.store.evicted, 0)
+            for job_id in ids[:3]:  # a minute later they may go
+                job = state.store.get(job_id)
+                job.created -= 61
+                job.completed -= 61
+            http("POST", srv.url + "/jobs", body=all_h(8))
             self.assertEqual(http("GET", f"{srv.url}/jobs/{ids[0]}")[0], 410)
             self.assertEqual(http("GET", f"{srv.url}/jobs/{ids[4]}")[0], 200)
 

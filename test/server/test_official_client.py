@@ -15,6 +15,7 @@ from qstore_qiskit.server import LocalServer
 from qstore_qiskit.server.qasm import qasm3_available
 
 from .helpers import assert_counts_match, exact_counts_distribution, ionq_env, map_to_clbits
+from .openapi_check import validating_middleware
 
 SHOTS = 2000
 
@@ -233,6 +234,12 @@ class TestOfficialClientLifecycle(unittest.TestCase):
 
     def setUp(self):
         warnings.simplefilter("ignore")
+        validation = validating_middleware()
+        self.conformance = validation.__enter__()
+        self.addCleanup(validation.__exit__, None, None, None)
+
+    def tearDown(self):
+        self.assertEqual(self.conformance, [], "responses that do not match the document")
 
     def _provider(self, srv):
         env = ionq_env(srv.url)

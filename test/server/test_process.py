@@ -29,6 +29,17 @@ class TestServerProcess(unittest.TestCase):
         self.assertIsNotNone(proc.poll())  # the child is gone
         srv.stop()  # idempotent
 
+    def test_config_overrides_reach_the_child(self) -> None:
+        with ServerProcess(max_job_work=100, job_store_bytes=None) as srv:
+            self.assertIsInstance(srv.pid, int)
+            body = bell_body(shots=200)
+            status, _, err = http("POST", srv.url + "/jobs", body)
+            self.assertEqual(status, 413, err)
+            self.assertIn("at most 100", err["message"])
+        self.assertIsNone(srv.pid)
+        with self.assertRaises(RuntimeError):  # a bad field: the child refuses to start
+            ServerProcess(not_a_field=1, start_timeout=20).start()
+
     def test_not_started(self) -> None:
         srv = ServerProcess()
         with self.assertRaises(RuntimeError):
