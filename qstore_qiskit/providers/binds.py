@@ -90,6 +90,10 @@ def value_table(circuit: QuantumCircuit, binds: Mapping | None) -> np.ndarray | 
         param = key if isinstance(key, Parameter) else by_name.get(key) if isinstance(key, str) else None
         if param is None or param not in own:
             raise ValueError(f"parameter_binds names {key!s}, which circuit '{circuit.name}' does not have")
+        if param in columns:
+            raise ValueError(
+                f"parameter_binds for circuit '{circuit.name}' gives {param.name} twice (by name and as a Parameter)"
+            )
         columns[param] = _column(value, param, circuit)
     missing = [p.name for p in params if p not in columns]
     if missing:

@@ -164,7 +164,7 @@ class QStoreJob(JobV1):
                 continue
             doc = self._ionq_status(parent)
             order = doc.get("child_job_ids") or doc.get("children") or []
-            if sorted(order) == sorted(children):
+            if sorted(order) == sorted(c for c in children if c is not None):
                 resolved.append((parent, None))
             else:
                 where = {cid: i for i, cid in enumerate(order)}

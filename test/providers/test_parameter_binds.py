@@ -100,9 +100,13 @@ class TestShapes(ProviderTestCase):
         except (TypeError, ValueError) as exc:
             self.assertIn("parameter_binds", str(exc))
             return
-        # Accepted outer shapes are one entry per circuit, each a dict or None.
+        # Accepted outer shapes are a list with one entry per circuit (entries are
+        # checked per circuit, and anything but a dict is refused there).
+        self.assertIsInstance(outer, list)
         self.assertEqual(len(outer), 1)
-        self.assertTrue(outer[0] is None or isinstance(outer[0], dict))
+        if outer[0] is not None and not isinstance(outer[0], dict):
+            with self.assertRaisesRegex(ValueError, "parameter_binds"):
+                value_table(circuit(), outer[0])
 
     @settings(max_examples=60, deadline=None)
     @given(
