@@ -30,8 +30,8 @@ from ..version import __version__
 from .binds import check_parameter_binds, value_table
 from .cost import CostLimitError
 from .job import QStoreJob
-from .options import FEATURE_OPTIONS, SUBMITTER_OPTIONS, check_option, default_options
-from .prepared import LAYOUT_KEY, PreparedCircuit, encode_layout
+from .options import FEATURE_OPTIONS, SUBMITTER_OPTIONS, check_option, default_options, job_fields
+from .prepared import PreparedCircuit
 from .remote import ServiceCallsMixin
 from .session import active_session
 from .stats import PerformanceTracker, format_report
@@ -447,32 +447,8 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
         )
 
     def _job_fields(self, prepared: list[PreparedCircuit], opts: Mapping[str, Any]) -> dict[str, Any]:
-        """The submitter's job settings for ``prepared`` (qiskit-ionq's option meanings)."""
-        noise = None
-        if self._simulator and opts["noise_model"]:
-            noise = {"model": opts["noise_model"]}
-            if opts["sampler_seed"] is not None:
-                noise["seed"] = opts["sampler_seed"]
-        settings = dict(opts["job_settings"] or {})
-        if opts["error_mitigation"]:
-            block = dict(settings.get("error_mitigation") or {})
-            block.update(opts["error_mitigation"])
-            settings["error_mitigation"] = block
-        metadata = dict(opts["extra_metadata"] or {})
-        layout = encode_layout(prepared)
-        if layout is not None:
-            metadata[LAYOUT_KEY] = layout
-        return {
-            "backend": self._api_backend,
-            "shots": opts["shots"],
-            "gateset": prepared[0].gateset if prepared else "native",
-            "noise": noise,
-            "sampler_seed": opts["sampler_seed"],
-            "name": opts["name"],
-            "metadata": metadata,
-            "session_id": opts["session_id"],
-            "job_settings": settings or None,
-        }
+        """The submitter's job settings for ``prepared`` (see :func:`.options.job_fields`)."""
+        return job_fields(prepared, opts, api_backend=self._api_backend, simulator=self._simulator)
 
     def _merged_options(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(overrides) - set(self.options.__dict__))

@@ -16,10 +16,12 @@ from __future__ import annotations
 import enum
 import math
 import os
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 from qiskit.providers import Options
+
+from .prepared import LAYOUT_KEY, PreparedCircuit, encode_layout
 
 #: The seed's feature flags, all switchable per backend or per run for A/B comparison.
 FEATURE_OPTIONS = ("use_batch_api", "use_native_gates", "enable_smart_caching", "adaptive_batch_sizing")
@@ -178,3 +180,39 @@ def check_option(key: str, value: Any, what: str) -> Any:
             raise bad("None or a non-negative number (the service's cost unit, e.g. USD)")
         return None if value is None else float(value)
     return value
+
+
+def job_fields(prepared: list[PreparedCircuit], opts: Mapping[str, Any], *, api_backend: str, simulator: bool) -> dict[str, Any]:
+    """The :meth:`BatchSubmitter.submit` keywords for ``prepared`` under ``opts``.
+
+    qiskit-ionq's meanings: ``noise_model``/``sampler_seed`` become the simulator's
+    ``noise`` block; ``error_mitigation`` is merged into ``job_settings`` as
+    ``settings.error_mitigation``; ``extra_metadata`` is merged into the job metadata,
+    with the result layout (:func:`~.prepared.encode_layout`) that lets
+    ``retrieve_job`` decode the results in another process.
+    """
+    noise = None
+    if simulator and opts["noise_model"]:
+        noise = {"model": opts["noise_model"]}
+        if opts["sampler_seed"] is not None:
+            noise["seed"] = opts["sampler_seed"]
+    settings = dict(opts["job_settings"] or {})
+    if opts["error_mitigation"]:
+        block = dict(settings.get("error_mitigation") or {})
+        block.update(opts["error_mitigation"])
+        settings["error_mitigation"] = block
+    metadata = dict(opts["extra_metadata"] or {})
+    layout = encode_layout(prepared)
+    if layout is not None:
+        metadata[LAYOUT_KEY] = layout
+    return {
+        "backend": api_backend,
+        "shots": opts["shots"],
+        "gateset": prepared[0].gateset if prepared else "native",
+        "noise": noise,
+        "sampler_seed": opts["sampler_seed"],
+        "name": opts["name"],
+        "metadata": metadata,
+        "session_id": opts["session_id"],
+        "job_settings": settings or None,
+    }

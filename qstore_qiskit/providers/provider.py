@@ -109,9 +109,8 @@ class QStoreProvider:
 
     def _service(self, backend: QStoreBackend | None = None) -> ServiceClient:
         """The control-plane client for ``backend``'s service (one per service URL)."""
-        if backend is not None and backend.name == "local":
-            token, url = self._local_key, self.local_server().url
-        elif self.uses_local_server:
+        token: str | None
+        if (backend is not None and backend.name == "local") or self.uses_local_server:
             token, url = self._local_key, self.local_server().url
         else:
             token, url = self._token, self._url or DEFAULT_URL
