@@ -129,7 +129,7 @@ class QStoreProvider:
         service = self._service(backend)
         try:
             self._check_key(service)
-            records = service.backends()
+            records = service.backends(retry=False)
         except IonQAuthenticationError:
             raise  # names the problem (never the key); raised at get_backend, not at run()
         except (IonQConnectionError, IonQClientError) as exc:

@@ -78,14 +78,18 @@ class ServiceClient:
         return self._run(self._http.request(method, path, json_body=json_body, params=params, retry=retry))
 
     # ------------------------------------------------------------------ API calls
-    def whoami(self) -> dict:
-        """``GET /whoami``: the identity of the key (authenticated: a wrong key fails here)."""
-        out = self.request("GET", "whoami")
+    def whoami(self, retry: bool = False) -> dict:
+        """``GET /whoami``: the identity of the key (authenticated: a wrong key fails here).
+
+        Not retried by default: it is the probe made when a backend is created, and an
+        offline machine should fall back to the device table at once.
+        """
+        out = self.request("GET", "whoami", retry=retry)
         return out if isinstance(out, dict) else {}
 
-    def backends(self) -> list[dict]:
+    def backends(self, retry: bool = True) -> list[dict]:
         """``GET /backends`` (public on IonQ's v0.4 API)."""
-        out = self.request("GET", "backends")
+        out = self.request("GET", "backends", retry=retry)
         return out if isinstance(out, list) else []
 
     def characterizations(self, backend: str, limit: int = 1) -> list[dict]:

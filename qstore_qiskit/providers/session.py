@@ -7,7 +7,7 @@ Modelled on ``qiskit_ibm_runtime.Session`` and ``qiskit_ionq.Session``::
         job2 = session.run(more_circuits)     # the same
 
 Opening ``POST /sessions``; closing ``POST /sessions/{id}/end``, also when the block
-raises. Unlike qiskit-ionq's, entering the block does not replace ``backend.run`` on the
+raises (then, as in qiskit-ionq, the session's unfinished jobs are cancelled first). Unlike qiskit-ionq's, entering the block does not replace ``backend.run`` on the
 object (which other threads may be using): the session is attached to the calling
 thread only, so a ``run`` in another thread is not silently billed to this session.
 
@@ -169,8 +169,13 @@ class Session:
         stack.append(self)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
         stack = getattr(_ACTIVE, "stack", [])
         if stack and stack[-1] is self:
             stack.pop()
-        self.close()
+        try:
+            if exc_type is not None:
+                # As qiskit-ionq: the block failed, so its queued jobs are not wanted.
+                self.cancel()
+        finally:
+            self.close()
