@@ -66,6 +66,41 @@ class TestJobOptions(unittest.TestCase):
         for body in bodies:
             self.assertEqual(len(body["input"]["circuits"]), 4)
 
+    def test_failure_message_is_read_as_documented(self) -> None:
+        from qstore_qiskit.client import IonQJobFailedError  # pylint: disable=import-outside-toplevel
+
+        self.srv.mode = "job_failed"
+        for failure, shown in (({"code": "SimulationError", "message": "documented", "error": "old"}, "documented"),
+                               ({"code": "SimulationError", "error": "older servers"}, "older servers")):
+            self.srv.failure = failure
+            with BatchSubmitter("k", self.srv.url) as sub:
+                with self.assertRaises(IonQJobFailedError) as ctx:
+                    sub.submit([x_circuit(1)]).result(30)
+            self.assertEqual(ctx.exception.error, shown)
+            self.assertEqual(ctx.exception.code, "SimulationError")
+
+    def test_idempotency_lookup_filters_client_side(self) -> None:
+        # The server ignores the (undocumented) metadata.submission_id filter and lists
+        # every job: the ambiguous create is still adopted as the right job, once.
+        with BatchSubmitter("k", self.srv.url) as sub:
+            for b in range(8):
+                sub.submit([x_circuit(b)]).result(30)
+            self.srv.mode = "bad_create"
+            res = sub.submit([x_circuit(5), x_circuit(6)]).result(30)
+            stats = sub.stats()
+        self.assertEqual(stats["jobs_adopted"], 1)
+        self.assertEqual(len(self.srv.jobs), 9)
+        self.assertEqual([r.probabilities for r in res], [{5: 1.0}, {6: 1.0}])
+
+    def test_circuit_cap_from_the_backend_record(self) -> None:
+        self.srv.backend_extra = {"max_circuits_per_job": 3}
+        with BatchSubmitter("k", self.srv.url) as sub:
+            sub.submit([x_circuit(1)]).result(30)  # the cap is asked for on first use
+            res = sub.submit([x_circuit(b) for b in range(7)]).result(30)
+        self.assertEqual([r.probabilities for r in res], [{b: 1.0} for b in range(7)])
+        sizes = sorted(len(b["input"].get("circuits", [None])) for b in self.bodies()[1:])
+        self.assertEqual(sizes, [2, 2, 3])
+
     def test_bad_options_are_clear_errors(self) -> None:
         with BatchSubmitter("k", self.srv.url) as sub:
             with self.assertRaisesRegex(ValueError, "simulator"):
