@@ -248,6 +248,12 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
         self._cache = TemplateCache(
             compile_fn=self._compile,
             compile_options={"qubits_initially_zero": True},
+            # Persistent templates (docs/templates.rst): the compiler's identity for the
+            # disk key, and the directory from the backend's ``template_cache_dir`` option.
+            # The compiler's width is the device table's (fixed at construction, so the
+            # disk key needs no service call); the service's qubit count bounds run().
+            compiler_id=f"qstore-backend:num_qubits={DEVICES[device].num_qubits}",
+            store=lambda: self.options.template_cache_dir,
         )
         self._tracker = PerformanceTracker(self._cache_stats, self._client_stats, self._features)
         self._pms = threading.local()
@@ -337,7 +343,7 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
         key = (device, optimization_level)
         if key not in pms:
             pms[key] = generate_ionq_pass_manager(
-                device, optimization_level, num_qubits=self._target.num_qubits, qubits_initially_zero=True
+                device, optimization_level, num_qubits=DEVICES[self._device].num_qubits, qubits_initially_zero=True
             )
         return pms[key]
 

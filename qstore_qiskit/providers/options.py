@@ -65,6 +65,7 @@ def default_options() -> Options:
         name=None,
         session_id=None,
         max_cost=None,
+        template_cache_dir=None,  # None: default user cache dir; False: off; or a path
     )
     options.set_validator("shots", (1, 1_000_000))
     options.set_validator("connection_pool_size", (1, 1024))
