@@ -132,6 +132,8 @@ class QStoreProvider:
             records = service.backends(retry=False)
         except IonQAuthenticationError:
             raise  # names the problem (never the key); raised at get_backend, not at run()
+        except IonQRequestError:
+            return None  # the service publishes no backend list (4xx): the device table
         except (IonQConnectionError, IonQClientError) as exc:
             warnings.warn(
                 f"cannot read backend {backend.name!r} from {service.url} ({type(exc).__name__}: {exc}); "
