@@ -222,6 +222,32 @@ class QStoreJob(JobV1):
                 self._cancel_remote(jid)
         return cancelled
 
+    def circuit_results(self, timeout: float | None = None) -> list[tuple[PreparedCircuit, Any]]:
+        """Wait and return ``(prepared circuit, CircuitResult)`` pairs in ``run`` order.
+
+        The raw per-circuit results (counts over qubits, IonQ job ids) without building a
+        Qiskit ``Result``: what :mod:`qstore_qiskit.primitives` decode into bit arrays.
+        Raises like :meth:`result`. For a retrieved job, the prepared circuits are the
+        layouts recorded in the job metadata.
+        """
+        if any(f.cancelled() for _, f in self._futures):
+            raise JobError(f"job {self._job_id or '(run)'} was cancelled; it has no result")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pairs: list[tuple[Any, Any]] = []
+        for part, fut in self._futures:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            results = fut.result(timeout=wait)
+            if self._prepared is not None:
+                prepared = self._prepared[part]
+            else:
+                base = len(pairs)
+                prepared = [
+                    retrieved_layout(res, base + i, f"{res.child_job_id or res.job_id}")
+                    for i, res in enumerate(results)
+                ]
+            pairs.extend(zip(prepared, results))
+        return pairs
+
     # ------------------------------------------------------------------ results
     def result(
         self,
