@@ -20,6 +20,7 @@ from .passes import (
     CommuteIntoTwoQubitBlocks,
     LowerToIonQNative,
     ResynthesizeNativeBlocks,
+    UniformLayoutScore,
 )
 from .target import DeviceSpec, ionq_target
 
@@ -30,19 +31,26 @@ _LOWERING_BASIS = sorted(
 )
 
 
-def init_passes(qubits_initially_zero: bool = True) -> list:
+def init_passes(qubits_initially_zero: bool = True, target: Target | None = None) -> list:
     """Init stage: unroll gates on three or more qubits into gates the lowering handles.
 
     Qiskit's default init stage translates such gates into the *target's* basis through
     the global equivalence library, which has no path to GPi/GPi2/MS (qiskit-ionq adds
     one by mutating that library; we do not). Use ``init_method="qstore"`` for circuits
     with gates on three or more qubits.
+
+    With a ``target`` whose qubits are all coupled alike (every IonQ target), the stage
+    also tells Qiskit's layout search so (:class:`UniformLayoutScore`), which then stops
+    at the first perfect layout instead of scoring thousands of equivalent ones.
     """
-    return [
+    passes: list = [
         HighLevelSynthesis(
             basis_gates=_LOWERING_BASIS, min_qubits=3, qubits_initially_zero=qubits_initially_zero
         )
     ]
+    if target is not None:
+        passes.append(UniformLayoutScore(target))
+    return passes
 
 
 def translation_passes(

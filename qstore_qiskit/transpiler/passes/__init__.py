@@ -6,6 +6,7 @@ from .check_native_form import CheckNativeForm
 from .commute_into_blocks import CommuteIntoTwoQubitBlocks
 from .lower_to_native import LowerToIonQNative
 from .resynthesize_native import ResynthesizeNativeBlocks
+from .uniform_layout_score import UniformLayoutScore
 
 __all__ = [
     "AbsorbPiPulses",
@@ -14,4 +15,5 @@ __all__ = [
     "CommuteIntoTwoQubitBlocks",
     "LowerToIonQNative",
     "ResynthesizeNativeBlocks",
+    "UniformLayoutScore",
 ]
