@@ -22,6 +22,7 @@ from .passes import (
     ResynthesizeNativeBlocks,
     UniformLayoutScore,
 )
+from .parallel import ParallelPassManager
 from .target import DeviceSpec, ionq_target
 
 #: Instructions the lowering handles itself; wider gates are unrolled first.
@@ -161,7 +162,9 @@ def generate_ionq_pass_manager(
             backends compile with ``True``.
 
     Returns:
-        A :class:`~qiskit.transpiler.PassManager`.
+        A :class:`~.parallel.ParallelPassManager` (a
+        :class:`~qiskit.transpiler.PassManager` whose ``run`` on a list of circuits
+        compiles them in forked worker processes, one per usable core).
     """
     if isinstance(optimization_level, bool) or optimization_level not in (0, 1, 2, 3) or not isinstance(
         optimization_level, int
@@ -179,6 +182,6 @@ def generate_ionq_pass_manager(
             target = ionq_target(device, num_qubits=num_qubits)
         else:
             raise TypeError(f"device must be a device name, DeviceSpec or backend, got {device!r}")
-    return PassManager(
+    return ParallelPassManager(
         translation_passes(target, optimization_level, approximation_degree, qubits_initially_zero)
     )
