@@ -72,7 +72,7 @@ def run_parallel(
     run: Callable[[QuantumCircuit], QuantumCircuit],
     circuits: Sequence[QuantumCircuit],
     num_processes: int | None = None,
-    min_ops: int = MIN_PARALLEL_OPS,
+    min_ops: int | None = None,
 ) -> list[QuantumCircuit]:
     """Apply ``run`` to every circuit, in forked worker processes when that pays off.
 
@@ -82,7 +82,8 @@ def run_parallel(
         circuits: The circuits to compile.
         num_processes: Worker count (default: the usable cores, at most one per
             circuit).
-        min_ops: Compile in-process when the circuits hold fewer instructions in total.
+        min_ops: Compile in-process when the circuits hold fewer instructions in total
+            (default :data:`MIN_PARALLEL_OPS`).
 
     Returns:
         The compiled circuits, in input order. Exceptions raised by ``run`` propagate
@@ -91,6 +92,8 @@ def run_parallel(
     circuits = list(circuits)
     workers = min(num_processes or usable_cores(), len(circuits))
     sizes = [len(c.data) for c in circuits]
+    if min_ops is None:
+        min_ops = MIN_PARALLEL_OPS
     if (
         workers < 2
         or sum(sizes) < min_ops
