@@ -29,7 +29,7 @@ __all__ = ["ParallelPassManager", "run_parallel", "usable_cores", "MIN_PARALLEL_
 
 #: Below this many instructions in total, a batch is compiled in-process: forking and
 #: returning results (~20-50 ms) would cost more than it saves.
-MIN_PARALLEL_OPS = 3000
+MIN_PARALLEL_OPS = 500
 
 #: Set in workers (also read by Qiskit's Rust code: no nested thread pools there).
 _IN_WORKER_ENV = "QISKIT_IN_PARALLEL"
