@@ -18,6 +18,7 @@ from .passes import (
     CheckIonQInput,
     CheckNativeForm,
     CommuteIntoTwoQubitBlocks,
+    LowerBestOfCandidates,
     LowerToIonQNative,
     ResynthesizeNativeBlocks,
     UniformLayoutScore,
@@ -76,23 +77,49 @@ def translation_passes(
     5. :class:`LowerToIonQNative` emits GPi/GPi2/MS/ZZ with virtual RZ.
     6. At ``optimization_level >= 1``, :class:`AbsorbPiPulses` commutes the remaining
        GPi gates forward as a Pauli frame and merges them into later gates.
+    7. At ``optimization_level 3``, steps 2-6 plus :class:`ResynthesizeNativeBlocks` run
+       on the circuit as given and after Qiskit level-3 rewrites into other gate sets
+       (:class:`LowerBestOfCandidates`), keeping the result with the highest estimated
+       success.
     """
-    lowering: list = [
-        HighLevelSynthesis(basis_gates=_LOWERING_BASIS, min_qubits=3, qubits_initially_zero=False),
-    ]
-    if optimization_level >= 2:
-        lowering.append(CommuteIntoTwoQubitBlocks())
-    if optimization_level >= 1:
-        lowering += [Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)]
-    lowering.append(
-        LowerToIonQNative(
-            target,
-            approximation_degree=approximation_degree,
-            qubits_initially_zero=qubits_initially_zero,
+
+    def lowering_passes() -> list:
+        passes: list = [
+            HighLevelSynthesis(
+                basis_gates=_LOWERING_BASIS, min_qubits=3, qubits_initially_zero=False
+            ),
+        ]
+        if optimization_level >= 2:
+            passes.append(CommuteIntoTwoQubitBlocks())
+        if optimization_level >= 1:
+            passes += [Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)]
+        passes.append(
+            LowerToIonQNative(
+                target,
+                approximation_degree=approximation_degree,
+                qubits_initially_zero=qubits_initially_zero,
+            )
         )
-    )
-    if optimization_level >= 1:
-        lowering.append(AbsorbPiPulses())
+        if optimization_level >= 1:
+            passes.append(AbsorbPiPulses())
+        if optimization_level >= 3:
+            passes.append(
+                ResynthesizeNativeBlocks(
+                    target,
+                    approximation_degree=approximation_degree,
+                    qubits_initially_zero=qubits_initially_zero,
+                )
+            )
+        return passes
+
+    if optimization_level >= 3:
+        lowering: list = [
+            LowerBestOfCandidates(
+                target, lowering_passes, qubits_initially_zero=qubits_initially_zero
+            )
+        ]
+    else:
+        lowering = lowering_passes()
     # A circuit already made of native instructions is left as it is: the stage is then
     # idempotent, as Qiskit's optimization loop (which re-runs translation) requires.
     return [

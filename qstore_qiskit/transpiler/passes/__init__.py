@@ -1,6 +1,7 @@
 """Transpiler passes of the qstore native-gate compiler (one pass per module)."""
 
 from .absorb_pi_pulses import AbsorbPiPulses
+from .best_of_lowerings import LowerBestOfCandidates
 from .check_ionq_input import CheckIonQInput
 from .check_native_form import CheckNativeForm
 from .commute_into_blocks import CommuteIntoTwoQubitBlocks
@@ -13,6 +14,7 @@ __all__ = [
     "CheckIonQInput",
     "CheckNativeForm",
     "CommuteIntoTwoQubitBlocks",
+    "LowerBestOfCandidates",
     "LowerToIonQNative",
     "ResynthesizeNativeBlocks",
     "UniformLayoutScore",
