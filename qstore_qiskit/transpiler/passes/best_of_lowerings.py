@@ -20,6 +20,13 @@ from .resynthesize_native import native_cost
 DEFAULT_PRE_BASES: tuple[tuple[str, ...], ...] = (("cx", "u"), ("rzz", "u"))
 
 
+def _walk(task):
+    """``task`` and every task nested in its flow controllers."""
+    yield task
+    for sub in getattr(task, "tasks", None) or ():
+        yield from _walk(sub)
+
+
 def _two_qubit_count(dag: DAGCircuit) -> int:
     ops = dag.count_ops()
     return ops.get("ms", 0) + ops.get("zz", 0)
@@ -60,25 +67,47 @@ class LowerBestOfCandidates(TransformationPass):
         self._lowering = lowering
         self.pre_bases = [tuple(b) for b in pre_bases]
         self.qubits_initially_zero = qubits_initially_zero
+        self._rewriters: dict[tuple[str, ...], PassManager] = {}
+
+    def _rewriter(self, basis: tuple[str, ...]) -> PassManager:
+        """Qiskit's level-3 preset pass manager for ``basis``, translating with Qiskit's
+        *standard* equivalence library (not the process-global session library, which
+        other packages such as qiskit-ionq extend and which would make the result depend
+        on what else ran in the process)."""
+        pm = self._rewriters.get(basis)
+        if pm is None:
+            # pylint: disable=import-outside-toplevel
+            from qiskit.circuit.library.standard_gates.equivalence_library import (
+                StandardEquivalenceLibrary,
+            )
+            from qiskit.transpiler import generate_preset_pass_manager
+            from qiskit.transpiler.passes import BasisTranslator
+
+            pm = generate_preset_pass_manager(
+                optimization_level=3,
+                basis_gates=list(basis),
+                approximation_degree=1.0,
+                qubits_initially_zero=self.qubits_initially_zero,
+                seed_transpiler=11,
+            )
+            for stage in pm.expanded_stages:
+                stage_pm = getattr(pm, stage, None)
+                if stage_pm is None:
+                    continue
+                for task in _walk(stage_pm.to_flow_controller()):
+                    if isinstance(task, BasisTranslator):
+                        task._equiv_lib = StandardEquivalenceLibrary  # pylint: disable=protected-access
+            self._rewriters[basis] = pm
+        return pm
 
     def run(self, dag: DAGCircuit) -> DAGCircuit:
-        # pylint: disable=import-outside-toplevel
-        from qiskit import transpile
-
         circuit = dag_to_circuit(dag)
         best = circuit_to_dag(PassManager(self._lowering()).run(circuit))
         best_cost = native_cost(best, self.spec)
         best_key = (_two_qubit_count(best), best_cost[0])
         for basis in self.pre_bases:
             try:
-                rewritten = transpile(
-                    circuit,
-                    basis_gates=list(basis),
-                    optimization_level=3,
-                    approximation_degree=1.0,
-                    qubits_initially_zero=self.qubits_initially_zero,
-                    seed_transpiler=11,
-                )
+                rewritten = self._rewriter(basis).run(circuit)
                 if rewritten.num_qubits != circuit.num_qubits or rewritten.layout is not None:
                     continue  # not a pure rewrite on the same qubits
                 candidate = circuit_to_dag(PassManager(self._lowering()).run(rewritten))
