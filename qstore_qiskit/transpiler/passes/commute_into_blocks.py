@@ -40,29 +40,29 @@ def _is_library_gate(op) -> bool:
     return module.split(".")[0] in ("qiskit", "qiskit_ionq")
 
 
-def _signature(op_a, qubits_a, op_b, qubits_b):
-    """A hashable key for "does ``op_a`` on ``qubits_a`` commute with ``op_b`` on
-    ``qubits_b``", or ``None`` when the operations cannot be keyed by name and numeric
-    parameters (matrix-defined or symbolic gates, or a custom gate class)."""
-    parts = []
-    for op in (op_a, op_b):
-        if op.name in _UNKEYED or not _is_library_gate(op):
+def _op_key(op):
+    """The part of a commutation-cache key that identifies one operation: its name,
+    class and numeric parameters, or ``None`` when those do not determine its matrix
+    (matrix-defined or symbolic gates, or a custom gate class)."""
+    if op.name in _UNKEYED or not _is_library_gate(op):
+        return None
+    params = []
+    for p in getattr(op, "params", ()):
+        if not isinstance(p, (int, float, complex)):
             return None
-        params = []
-        for p in getattr(op, "params", ()):
-            if not isinstance(p, (int, float, complex)):
-                return None
-            params.append(p)
-        parts.append((op.name, type(op).__name__, tuple(params)))
+        params.append(p)
+    return (op.name, type(op).__name__, tuple(params))
+
+
+def _signature(key_a, qubits_a, key_b, qubits_b):
+    """A hashable key for "does operation ``key_a`` on ``qubits_a`` commute with
+    ``key_b`` on ``qubits_b``" (``None`` if either operation has no key)."""
+    if key_a is None or key_b is None:
+        return None
     # The relative placement of the qubits is what matters, not their indices.
     qubits = sorted(set(qubits_a) | set(qubits_b))
     pos = {q: i for i, q in enumerate(qubits)}
-    return (
-        parts[0],
-        tuple(pos[q] for q in qubits_a),
-        parts[1],
-        tuple(pos[q] for q in qubits_b),
-    )
+    return (key_a, tuple(pos[q] for q in qubits_a), key_b, tuple(pos[q] for q in qubits_b))
 
 
 class CommuteIntoTwoQubitBlocks(TransformationPass):
@@ -103,11 +103,14 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         self._cache, self._matrices = {}, {}
         nodes = list(dag.topological_op_nodes())
         qidx = {q: i for i, q in enumerate(dag.qubits)}
-        ops = [(n.op, tuple(qidx[q] for q in n.qargs), n.qargs, n.cargs) for n in nodes]
+        ops = []
+        for n in nodes:
+            op = n.op
+            ops.append((op, tuple(qidx[q] for q in n.qargs), n.qargs, n.cargs, _op_key(op)))
         moved_any = False
         i = 0
         while i < len(ops):
-            op, qs, _, cargs = ops[i]
+            op, qs, _, cargs, _ = ops[i]
             if len(qs) == 2 and not cargs and not getattr(op, "_directive", False):
                 new_order = self._try_move(ops, i)
                 if new_order is not None:
@@ -117,13 +120,13 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         if not moved_any:
             return dag
         out = dag.copy_empty_like()
-        for op, _, qargs, cargs in ops:
+        for op, _, qargs, cargs, _ in ops:
             out.apply_operation_back(op, qargs, cargs, check=False)
         return out
 
     def _commute(self, a, b) -> bool:
-        op_a, ia, qa, ca = a
-        op_b, ib, qb, cb = b
+        op_a, ia, qa, ca, ka = a
+        op_b, ib, qb, cb, kb = b
         if ca or cb or getattr(op_b, "_directive", False) or not hasattr(op_b, "to_matrix"):
             return False
         if (
@@ -133,7 +136,7 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
             and _is_library_gate(op_b)
         ):
             return True  # diagonal in the computational basis: always commute
-        key = _signature(op_a, ia, op_b, ib)
+        key = _signature(ka, ia, kb, ib)
         if key is not None:
             cached = self._cache.get(key)
             if cached is not None:
