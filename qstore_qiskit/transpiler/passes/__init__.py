@@ -4,8 +4,10 @@ from .absorb_pi_pulses import AbsorbPiPulses
 from .best_of_lowerings import LowerBestOfCandidates
 from .check_ionq_input import CheckIonQInput
 from .check_native_form import CheckNativeForm
+from .check_parameterized import CheckParameterized
 from .commute_into_blocks import CommuteIntoTwoQubitBlocks
 from .lower_to_native import LowerToIonQNative
+from .parameters_to_virtual_rz import ParametersToVirtualRZ
 from .resynthesize_native import ResynthesizeNativeBlocks
 from .uniform_layout_score import UniformLayoutScore
 
@@ -13,9 +15,11 @@ __all__ = [
     "AbsorbPiPulses",
     "CheckIonQInput",
     "CheckNativeForm",
+    "CheckParameterized",
     "CommuteIntoTwoQubitBlocks",
     "LowerBestOfCandidates",
     "LowerToIonQNative",
+    "ParametersToVirtualRZ",
     "ResynthesizeNativeBlocks",
     "UniformLayoutScore",
 ]
