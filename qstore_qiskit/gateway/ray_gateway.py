@@ -1,0 +1,327 @@
+"""The gateway: one named, detached Ray actor per (service URL, API key) in a cluster.
+
+It owns one :class:`~qstore_qiskit.client.BatchSubmitter`. Every worker's backend hands
+it ready circuit bodies (compiled and bound on the worker); the submitter coalesces the
+circuits of all workers into multicircuit jobs, under one HTTP pool, one poller and one
+rate budget, and each call returns the caller's own results, in its own order.
+
+Guarantees:
+
+* **The key stays on the gateway.** It is read from the gateway process's environment
+  (``IONQ_API_KEY``: the cluster's environment or the actor's ``runtime_env``), never
+  received in an actor or task argument. Workers send the URL and a key fingerprint;
+  the gateway refuses to start if its key does not match the fingerprint, and only
+  sends the key to allowed URLs (:func:`~qstore_qiskit.gateway.identity.check_url`).
+* **Results only to their caller.** A call's results are its return value (a Ray
+  object only the caller's reference can fetch). Calls carry a random 256-bit request
+  id; the gateway keeps only its SHA-256 (in memory and in its journal), so a retried
+  call with the same id gets the same results, and no id can be guessed or read back.
+* **Restart without loss or duplicates.** The submitter journals every job; the
+  gateway journals which request owns which circuits. When the actor restarts (Ray
+  restarts it and retries the pending calls, ``max_restarts=-1``,
+  ``max_task_retries=-1``), it first recovers the results of journaled jobs from the
+  service (no job is sent twice), then answers the retried calls from them; circuits
+  that never reached the service are submitted then.
+* **A dead worker loses only its own pending results.** Its calls still finish (their
+  circuits usually share jobs with other workers' circuits); their results are dropped
+  with the caller's references. Nobody else's calls are affected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from ..client import BatchSubmitter
+from ..client.results import CircuitResult
+from .identity import ENV_KEY, KEY_ENV, actor_name, check_url, key_fingerprint, request_digest
+
+logger = logging.getLogger(__name__)
+
+#: Submitter options a gateway is started with unless told otherwise. The batch window is
+#: wider than a single process's (5 ms): calls from many workers arrive less closely
+#: spaced than calls from one process's threads, and one job of 100 circuits costs the
+#: service's queue wait once instead of once per worker.
+DEFAULT_SUBMITTER_OPTIONS: dict[str, Any] = {"batch_window": 0.02, "max_jobs_in_flight": 8}
+_SETTINGS = ("backend", "shots", "gateset", "noise", "name", "metadata", "sampler_seed")
+
+
+def default_journal_dir() -> str:
+    """``$XDG_CACHE_HOME/qstore-qiskit/gateway`` (``~/.cache/...`` by default)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "qstore-qiskit", "gateway")
+
+
+class QStoreGateway:
+    """The gateway actor (decorated with ``ray.remote`` by :func:`get_gateway`).
+
+    Args:
+        url: Service URL (``https://api.ionq.co/v0.4``, a local server's URL, ...).
+        fingerprint: :func:`~qstore_qiskit.gateway.identity.key_fingerprint` of the key
+            the workers hold, or ``"env"`` to use whatever key the gateway's environment
+            holds.
+        journal_dir: Directory of the journals (``None``: :func:`default_journal_dir`;
+            ``False``: no journal, so no recovery after a restart).
+        submitter_options: Keyword arguments of :class:`BatchSubmitter` (no token, no
+            URL), over :data:`DEFAULT_SUBMITTER_OPTIONS`.
+
+    Raises:
+        ValueError: no key in the environment, the key does not match ``fingerprint``,
+            or the URL is not allowed.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        fingerprint: str,
+        journal_dir: str | bool | None = None,
+        submitter_options: dict[str, Any] | None = None,
+    ) -> None:
+        self._url = check_url(url)
+        self._name = actor_name(self._url, fingerprint)
+        token = os.environ.get(KEY_ENV)
+        if not token:
+            raise ValueError(
+                f"the qstore gateway found no {KEY_ENV} in its environment; set it where the Ray "
+                "cluster starts, or start the gateway with runtime_env={'env_vars': {...}} "
+                "(see qstore_qiskit.gateway.start_gateway)"
+            )
+        if fingerprint != ENV_KEY and key_fingerprint(self._url, token) != fingerprint:
+            raise ValueError(
+                f"the qstore gateway's {KEY_ENV} is not the key this worker uses for {self._url}; "
+                "give the gateway that key through its environment"
+            )
+        opts = {**DEFAULT_SUBMITTER_OPTIONS, **(submitter_options or {})}
+        for forbidden in ("token", "url", "journal_path"):
+            if forbidden in opts:
+                raise ValueError(f"submitter option {forbidden!r} is set by the gateway itself")
+        self._journal = self._requests_path = None
+        if journal_dir is not False:
+            directory = os.fspath(journal_dir) if journal_dir else default_journal_dir()
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            self._journal = os.path.join(directory, f"{self._name}.jsonl")
+            self._requests_path = os.path.join(directory, f"{self._name}.requests.jsonl")
+        self._sub = BatchSubmitter(token, self._url, journal_path=self._journal, **opts)
+        del token
+        self._file_lock = threading.Lock()
+        self._pending: dict[str, asyncio.Future] = {}  # request digest -> in-flight call
+        self._recovered: dict[str, list[Any]] | None = None
+        self._recovery: asyncio.Task | None = None
+        self._started = time.time()
+        self._counts = {
+            "requests": 0,
+            "circuits": 0,
+            "requests_recovered": 0,
+            "circuits_recovered": 0,
+            "circuits_resubmitted": 0,
+            "requests_cancelled": 0,
+            "requests_failed": 0,
+            "requests_joined": 0,
+        }
+
+    def __repr__(self) -> str:  # Ray shows it in its actor table: no URL, no key
+        return f"QStoreGateway({self._name})"
+
+    # ------------------------------------------------------------------ public methods
+    async def ping(self) -> dict[str, Any]:
+        """Liveness and identity: ``{"name", "pid", "started"}`` (no URL, no key)."""
+        return {"name": self._name, "pid": os.getpid(), "started": self._started}
+
+    async def submit(self, request_id: str, circuits: list[dict], settings: dict[str, Any]) -> list[CircuitResult]:
+        """Run ``circuits`` (IonQ circuit bodies) and return their results in order.
+
+        Idempotent per ``request_id``: a retried call (after a gateway restart, or a
+        worker's resend) gets the results of the first one, recovered from the journal
+        if the gateway restarted meanwhile.
+
+        Args:
+            request_id: A random, unguessable id chosen by the caller (>= 32 characters).
+            circuits: Circuit bodies ``{"qubits", "circuit", "name"?}``.
+            settings: ``backend``, ``shots``, ``gateset``, ``noise``, ``name``,
+                ``metadata``, ``sampler_seed`` of :meth:`BatchSubmitter.submit`.
+        """
+        if not isinstance(request_id, str) or len(request_id) < 32:
+            raise ValueError("request_id must be a random string of at least 32 characters")
+        unknown = sorted(set(settings) - set(_SETTINGS))
+        if unknown:
+            raise ValueError(f"unknown submit setting(s) {', '.join(unknown)}")
+        digest = request_digest(request_id)
+        await self._recover_once()
+        joined = self._pending.get(digest)
+        if joined is not None:  # the same call again while the first is running
+            self._counts["requests_joined"] += 1
+            return await asyncio.shield(joined)
+        done: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._pending[digest] = done
+        try:
+            results = await self._run(digest, list(circuits), dict(settings))
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                self._counts["requests_cancelled"] += 1
+            else:
+                self._counts["requests_failed"] += 1
+            if not done.done():
+                done.set_exception(exc)
+                done.exception()  # retrieved: no "never retrieved" warning when nobody joined
+            raise
+        else:
+            done.set_result(results)
+            return results
+        finally:
+            self._pending.pop(digest, None)
+
+    async def stats(self) -> dict[str, Any]:
+        """The submitter's :meth:`~BatchSubmitter.stats` plus ``"gateway"`` counters."""
+        loop = asyncio.get_running_loop()
+        stats = await loop.run_in_executor(None, self._sub.stats)
+        stats["gateway"] = {
+            **self._counts,
+            "name": self._name,
+            "requests_in_flight": len(self._pending),
+            "journal": self._journal is not None,
+        }
+        return stats
+
+    async def shutdown(self) -> None:
+        """Finish outstanding work and close the submitter (the actor stays until killed)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._sub.close)
+
+    # ------------------------------------------------------------------ running
+    async def _run(self, digest: str, circuits: list[dict], settings: dict[str, Any]) -> list[CircuitResult]:
+        self._counts["requests"] += 1
+        self._counts["circuits"] += len(circuits)
+        recovered = (self._recovered or {}).pop(digest, None)
+        results: list[Any] = [None] * len(circuits)
+        if recovered is not None:
+            self._counts["requests_recovered"] += 1
+            self._write_request({"claimed": digest})
+            for index, value in enumerate(recovered[: len(circuits)]):
+                if isinstance(value, BaseException):
+                    raise value
+                results[index] = value
+            self._counts["circuits_recovered"] += sum(r is not None for r in results)
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:
+            if recovered is not None:
+                self._counts["circuits_resubmitted"] += len(missing)
+            future = self._sub.submit([circuits[i] for i in missing], **settings)
+            # Journal the request's circuits before the submitter forms a job from them
+            # (it waits ``batch_window`` first): after a crash, the submitter's journal
+            # names them by this tag and this record maps the tag back to the request.
+            tag = getattr(future, "request_tag", None)
+            if tag is not None:
+                self._write_request({"rid": digest, "tag": tag, "indices": missing})
+            try:
+                fresh = await asyncio.wrap_future(future)
+            except asyncio.CancelledError:
+                future.cancel()  # the caller gave up: drop its circuits not yet sent
+                raise
+            for i, result in zip(missing, fresh):
+                results[i] = result
+        for index, result in enumerate(results):
+            result.circuit_index = index
+            result.name = circuits[index].get("name")
+        return results
+
+    def _write_request(self, record: dict) -> None:
+        if self._requests_path is None:
+            return
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        # Flushed, not fsynced: a killed gateway process loses nothing the OS has; a
+        # machine crash may lose the last records (those requests are then resubmitted).
+        with self._file_lock, open(self._requests_path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+
+    # ------------------------------------------------------------------ recovery
+    async def _recover_once(self) -> None:
+        if self._recovered is not None:
+            return
+        if self._recovery is None:
+            self._recovery = asyncio.ensure_future(self._recover())
+        await asyncio.shield(self._recovery)
+
+    async def _recover(self) -> None:
+        """Fetch the results of journaled, undelivered jobs; index them by request.
+
+        Reads two journal generations (the current one and ``*.prev``), then starts a
+        new generation: the current files become ``*.prev``. A crash during recovery or
+        right after it therefore loses nothing; the files stay bounded.
+        """
+        recovered: dict[str, list[Any]] = {}
+        try:
+            if self._journal and self._requests_path:
+                owners = self._read_requests()
+                loop = asyncio.get_running_loop()
+                by_tag: dict[str, dict[int, Any]] = {}
+                for path in (self._journal + ".prev", self._journal):
+                    if not owners or not os.path.exists(path):
+                        continue
+                    entries = await loop.run_in_executor(None, self._sub.recover, path)
+                    for entry in entries.values():
+                        values = entry.get("results")
+                        if values is None:  # never reached the service: resubmitted on demand
+                            continue
+                        for position, (tag, index) in enumerate(entry.get("circuits") or []):
+                            if isinstance(values, BaseException):
+                                value: Any = values
+                            else:
+                                value = values[position] if position < len(values) else None
+                            by_tag.setdefault(tag, {})[int(index)] = value
+                for tag, (digest, indices) in owners.items():
+                    got = by_tag.get(tag)
+                    if not got:
+                        continue
+                    slot = recovered.setdefault(digest, [])
+                    for sub_index, request_index in enumerate(indices):
+                        value = got.get(sub_index)
+                        if value is None:
+                            continue
+                        slot.extend([None] * (request_index + 1 - len(slot)))
+                        slot[request_index] = value
+                if recovered:
+                    logger.info("qstore gateway %s recovered %d request(s)", self._name, len(recovered))
+                for path in (self._journal, self._requests_path):
+                    if os.path.exists(path):
+                        os.replace(path, path + ".prev")
+        except Exception as exc:  # recovery is best effort: a failure must not stop serving
+            logger.warning("qstore gateway %s could not recover its journal: %s", self._name, exc)
+        self._recovered = recovered
+
+    def _read_requests(self) -> dict[str, tuple[str, list[int]]]:
+        """``{submitter request tag: (request digest, request indices)}`` of unclaimed requests."""
+        owners: dict[str, tuple[str, list[int]]] = {}
+        claimed: set[str] = set()
+        for path in (f"{self._requests_path}.prev", f"{self._requests_path}"):
+            if not os.path.exists(path):
+                continue
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        rec = json.loads(line)
+                        if "claimed" in rec:
+                            claimed.add(str(rec["claimed"]))
+                        else:
+                            owners[str(rec["tag"])] = (str(rec["rid"]), [int(i) for i in rec["indices"]])
+                    except (ValueError, KeyError, TypeError):  # a torn last line after a crash
+                        continue
+        return {tag: owner for tag, owner in owners.items() if owner[0] not in claimed}
+
+
+def remote_class(ray_module: Any) -> Any:
+    """``ray.remote(QStoreGateway)`` with the gateway's actor options."""
+    return ray_module.remote(
+        num_cpus=0,  # never holds a CPU slot: it waits on the network
+        max_concurrency=1000,  # async actor: concurrent calls of all workers
+        max_restarts=-1,
+        max_task_retries=-1,
+    )(QStoreGateway)
+
+
+__all__ = ["QStoreGateway", "DEFAULT_SUBMITTER_OPTIONS", "default_journal_dir", "remote_class"]
