@@ -169,7 +169,9 @@ class GatewayClient:
                 # Died for good (killed with no_restart, node lost): a new gateway by the
                 # same name recovers the journal; resending the same request id gets the
                 # results of the first call, not a second job.
-                if attempt < _RETRIES_AFTER_DEATH:
+                # A gateway that failed to start (no key, wrong key, URL refused) fails
+                # again: report its error instead.
+                if attempt < _RETRIES_AFTER_DEATH and "creation task" not in str(exc):
                     self._pool().submit(self._call, rid, circuits, settings, out, attempt + 1, True)
                 else:
                     out.set_exception(exc)
