@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from .identity import NAMESPACE, actor_name, key_fingerprint, normalize_url
 
+_CREATE_OPTIONS = ("journal_dir", "submitter_options", "runtime_env", "gather_window", "linger")
 _RETRIES_AFTER_DEATH = 3  # resends when the gateway died for good (Ray restarts it otherwise)
 
 
@@ -42,12 +43,15 @@ def get_gateway(
     submitter_options: dict[str, Any] | None = None,
     runtime_env: dict | None = None,
     namespace: str = NAMESPACE,
+    gather_window: float = 0.25,
+    linger: float = 0.5,
 ) -> Any:
     """The handle of the gateway actor for ``(url, fingerprint)``, created if absent.
 
     The first caller creates it (named, detached: it outlives the job that created it,
     until ``ray.kill``); later callers get the same actor, and their
-    ``journal_dir``/``submitter_options``/``runtime_env`` are ignored.
+    ``journal_dir``/``submitter_options``/``runtime_env``/``gather_window``/``linger``
+    are ignored (see :class:`~qstore_qiskit.gateway.ray_gateway.QStoreGateway`).
     """
     ray = _ray()
     from .ray_gateway import remote_class
@@ -61,7 +65,7 @@ def get_gateway(
     if runtime_env is not None:
         options["runtime_env"] = runtime_env
     return remote_class(ray).options(**options).remote(
-        normalize_url(url), fingerprint, journal_dir, submitter_options
+        normalize_url(url), fingerprint, journal_dir, submitter_options, gather_window, linger
     )
 
 
@@ -72,6 +76,8 @@ def start_gateway(
     key_from_env: bool = False,
     journal_dir: str | bool | None = None,
     runtime_env: dict | None = None,
+    gather_window: float = 0.25,
+    linger: float = 0.5,
     timeout: float = 60.0,
     **submitter_options: Any,
 ) -> Any:
@@ -88,7 +94,8 @@ def start_gateway(
             and its runtime environment if you pass one). ``None`` with
             ``key_from_env=True``: the gateway uses whatever key its environment holds,
             and serves workers that have no key.
-        journal_dir: See :class:`~qstore_qiskit.gateway.ray_gateway.QStoreGateway`.
+        journal_dir, gather_window, linger: See
+            :class:`~qstore_qiskit.gateway.ray_gateway.QStoreGateway`.
         runtime_env: The actor's Ray runtime environment.
         timeout: Seconds to wait for the gateway to answer.
         **submitter_options: :class:`~qstore_qiskit.client.BatchSubmitter` options.
@@ -100,7 +107,13 @@ def start_gateway(
         raise ValueError("start_gateway needs the token the workers use, or key_from_env=True")
     fingerprint = key_fingerprint(url, None if key_from_env else token)
     handle = get_gateway(
-        url, fingerprint, journal_dir=journal_dir, submitter_options=submitter_options or None, runtime_env=runtime_env
+        url,
+        fingerprint,
+        journal_dir=journal_dir,
+        submitter_options=submitter_options or None,
+        runtime_env=runtime_env,
+        gather_window=gather_window,
+        linger=linger,
     )
     _ray().get(handle.ping.remote(), timeout=timeout)
     return handle
@@ -113,28 +126,32 @@ class GatewayClient:
         url: Service URL.
         token: The worker's API key; only its fingerprint is kept and sent. ``None``:
             use the gateway that serves "the key in the gateway's environment".
-        journal_dir, submitter_options, runtime_env: Used only if this client is the
-            one that creates the gateway (see :func:`get_gateway`).
+        **create_options: ``journal_dir``, ``submitter_options``, ``runtime_env``,
+            ``gather_window``, ``linger``: used only if this client is the one that
+            creates the gateway (see :func:`get_gateway`).
     """
 
     def __init__(
         self,
         url: str,
         token: str | None = None,
-        *,
-        journal_dir: str | bool | None = None,
-        submitter_options: dict[str, Any] | None = None,
-        runtime_env: dict | None = None,
+        **create_options: Any,
     ) -> None:
+        unknown = sorted(set(create_options) - set(_CREATE_OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown gateway option(s) {', '.join(unknown)}; known: {', '.join(_CREATE_OPTIONS)}")
         self.url = normalize_url(url)
         self._fingerprint = key_fingerprint(self.url, token)
-        self._create = {"journal_dir": journal_dir, "submitter_options": submitter_options, "runtime_env": runtime_env}
+        self._create = dict(create_options)
         self._lock = threading.Lock()
         self._handle: Any = None
         self._closed = False
         self._retry_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._requests = 0
         self._circuits = 0
+        # Lets the gateway gather this client's calls into rounds with the others'; it
+        # grants nothing (results go to the caller's own reference only).
+        self._client_id = secrets.token_hex(8)
 
     def __repr__(self) -> str:
         return f"GatewayClient({actor_name(self.url, self._fingerprint)}, closed={self._closed})"
@@ -150,7 +167,7 @@ class GatewayClient:
               attempt: int, fresh: bool = False) -> None:
         ray = _ray()
         try:
-            ref = self._actor(fresh).submit.remote(rid, circuits, settings)
+            ref = self._actor(fresh).submit.remote(rid, circuits, settings, self._client_id)
         except Exception as exc:  # the gateway cannot be created (bad key, URL, ...)
             if not out.done():
                 out.set_exception(exc)

@@ -69,6 +69,10 @@ class QStoreGateway:
             ``False``: no journal, so no recovery after a restart).
         submitter_options: Keyword arguments of :class:`BatchSubmitter` (no token, no
             URL), over :data:`DEFAULT_SUBMITTER_OPTIONS`.
+        gather_window: Longest time (s) a call is held to gather a round (see
+            :meth:`_gate`); 0 hands every call to the submitter at once.
+        linger: A caller whose last call returned less than ``linger`` seconds ago is
+            waited for (up to ``gather_window``) before a round is released.
 
     Raises:
         ValueError: no key in the environment, the key does not match ``fingerprint``,
@@ -81,7 +85,13 @@ class QStoreGateway:
         fingerprint: str,
         journal_dir: str | bool | None = None,
         submitter_options: dict[str, Any] | None = None,
+        gather_window: float = 0.25,
+        linger: float = 0.5,
     ) -> None:
+        if not 0.0 <= gather_window <= 10.0 or not 0.0 <= linger <= 60.0:
+            raise ValueError("gather_window must be in [0, 10] s and linger in [0, 60] s")
+        self._gather_window = float(gather_window)
+        self._linger = float(linger)
         self._url = check_url(url)
         self._name = actor_name(self._url, fingerprint)
         token = os.environ.get(KEY_ENV)
@@ -113,6 +123,13 @@ class QStoreGateway:
         self._recovered: dict[str, list[Any]] | None = None
         self._recovery: asyncio.Task | None = None
         self._started = time.time()
+        # Round gathering (see _gate): callers inside the gateway, when each last left,
+        # the held calls, and the timers that release them.
+        self._busy: dict[str, int] = {}
+        self._last_done: dict[str, float] = {}
+        self._held: list[asyncio.Future] = []
+        self._release_timer: asyncio.TimerHandle | None = None
+        self._recheck_timer: asyncio.TimerHandle | None = None
         self._counts = {
             "requests": 0,
             "circuits": 0,
@@ -122,6 +139,7 @@ class QStoreGateway:
             "requests_cancelled": 0,
             "requests_failed": 0,
             "requests_joined": 0,
+            "rounds": 0,
         }
 
     def __repr__(self) -> str:  # Ray shows it in its actor table: no URL, no key
@@ -132,7 +150,9 @@ class QStoreGateway:
         """Liveness and identity: ``{"name", "pid", "started"}`` (no URL, no key)."""
         return {"name": self._name, "pid": os.getpid(), "started": self._started}
 
-    async def submit(self, request_id: str, circuits: list[dict], settings: dict[str, Any]) -> list[CircuitResult]:
+    async def submit(
+        self, request_id: str, circuits: list[dict], settings: dict[str, Any], client_id: str | None = None
+    ) -> list[CircuitResult]:
         """Run ``circuits`` (IonQ circuit bodies) and return their results in order.
 
         Idempotent per ``request_id``: a retried call (after a gateway restart, or a
@@ -144,6 +164,7 @@ class QStoreGateway:
             circuits: Circuit bodies ``{"qubits", "circuit", "name"?}``.
             settings: ``backend``, ``shots``, ``gateset``, ``noise``, ``name``,
                 ``metadata``, ``sampler_seed`` of :meth:`BatchSubmitter.submit`.
+            client_id: The calling client's random id (used only to gather rounds).
         """
         if not isinstance(request_id, str) or len(request_id) < 32:
             raise ValueError("request_id must be a random string of at least 32 characters")
@@ -159,7 +180,7 @@ class QStoreGateway:
         done: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending[digest] = done
         try:
-            results = await self._run(digest, list(circuits), dict(settings))
+            results = await self._run(digest, list(circuits), dict(settings), str(client_id or digest))
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 self._counts["requests_cancelled"] += 1
@@ -193,7 +214,9 @@ class QStoreGateway:
         await loop.run_in_executor(None, self._sub.close)
 
     # ------------------------------------------------------------------ running
-    async def _run(self, digest: str, circuits: list[dict], settings: dict[str, Any]) -> list[CircuitResult]:
+    async def _run(
+        self, digest: str, circuits: list[dict], settings: dict[str, Any], client: str
+    ) -> list[CircuitResult]:
         self._counts["requests"] += 1
         self._counts["circuits"] += len(circuits)
         recovered = (self._recovered or {}).pop(digest, None)
@@ -210,24 +233,89 @@ class QStoreGateway:
         if missing:
             if recovered is not None:
                 self._counts["circuits_resubmitted"] += len(missing)
-            future = self._sub.submit([circuits[i] for i in missing], **settings)
-            # Journal the request's circuits before the submitter forms a job from them
-            # (it waits ``batch_window`` first): after a crash, the submitter's journal
-            # names them by this tag and this record maps the tag back to the request.
-            tag = getattr(future, "request_tag", None)
-            if tag is not None:
-                self._write_request({"rid": digest, "tag": tag, "indices": missing})
             try:
-                fresh = await asyncio.wrap_future(future)
-            except asyncio.CancelledError:
-                future.cancel()  # the caller gave up: drop its circuits not yet sent
-                raise
+                await self._gate(client)
+                future = self._sub.submit([circuits[i] for i in missing], **settings)
+                # Journal the request's circuits before the submitter forms a job from
+                # them (it waits ``batch_window`` first): after a crash, the submitter's
+                # journal names them by this tag and this record maps it to the request.
+                tag = getattr(future, "request_tag", None)
+                if tag is not None:
+                    self._write_request({"rid": digest, "tag": tag, "indices": missing})
+                try:
+                    fresh = await asyncio.wrap_future(future)
+                except asyncio.CancelledError:
+                    future.cancel()  # the caller gave up: drop its circuits not yet sent
+                    raise
+            finally:
+                self._left(client)
             for i, result in zip(missing, fresh):
                 results[i] = result
         for index, result in enumerate(results):
             result.circuit_index = index
             result.name = circuits[index].get("name")
         return results
+
+    # ------------------------------------------------------------------ rounds
+    async def _gate(self, client: str) -> None:
+        """Hold this call until its round is released, then return at once with the
+        round's other calls, so the submitter forms their jobs together.
+
+        Workers of a sweep run in near lockstep: each sends a call, waits for its
+        results, computes, sends the next. Their calls arrive spread over the time their
+        computation takes (on a busy machine, far more than a batch window), so they
+        would make a job each. A round is released as soon as every caller that left
+        the gateway less than ``linger`` seconds ago is back (nobody else is expected),
+        and at the latest ``gather_window`` seconds after its first call.
+        """
+        self._busy[client] = self._busy.get(client, 0) + 1
+        if self._gather_window <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        gate = loop.create_future()
+        self._held.append(gate)
+        if self._release_timer is None:
+            self._release_timer = loop.call_later(self._gather_window, self._release)
+        self._maybe_release()
+        await gate
+
+    def _left(self, client: str) -> None:
+        left = self._busy.get(client, 0) - 1
+        if left > 0:
+            self._busy[client] = left
+            return
+        self._busy.pop(client, None)
+        self._last_done[client] = time.monotonic()
+        if self._held:
+            self._maybe_release()
+
+    def _maybe_release(self) -> None:
+        now = time.monotonic()
+        for client, done in list(self._last_done.items()):
+            if now - done >= self._linger:
+                del self._last_done[client]
+        expected = [done for client, done in self._last_done.items() if client not in self._busy]
+        if not expected:
+            self._release()
+            return
+        # Re-check when the first straggler stops being expected.
+        if self._recheck_timer is not None:
+            self._recheck_timer.cancel()
+        self._recheck_timer = asyncio.get_running_loop().call_later(
+            max(min(expected) + self._linger - now, 0.0), self._maybe_release
+        )
+
+    def _release(self) -> None:
+        for timer in (self._release_timer, self._recheck_timer):
+            if timer is not None:
+                timer.cancel()
+        self._release_timer = self._recheck_timer = None
+        held, self._held = self._held, []
+        if held:
+            self._counts["rounds"] += 1
+        for gate in held:
+            if not gate.done():
+                gate.set_result(None)
 
     def _write_request(self, record: dict) -> None:
         if self._requests_path is None:
