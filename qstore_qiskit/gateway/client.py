@@ -43,8 +43,8 @@ def get_gateway(
     submitter_options: dict[str, Any] | None = None,
     runtime_env: dict | None = None,
     namespace: str = NAMESPACE,
-    gather_window: float = 0.25,
-    linger: float = 0.5,
+    gather_window: float = 0.5,
+    linger: float = 1.0,
 ) -> Any:
     """The handle of the gateway actor for ``(url, fingerprint)``, created if absent.
 
@@ -76,8 +76,8 @@ def start_gateway(
     key_from_env: bool = False,
     journal_dir: str | bool | None = None,
     runtime_env: dict | None = None,
-    gather_window: float = 0.25,
-    linger: float = 0.5,
+    gather_window: float = 0.5,
+    linger: float = 1.0,
     timeout: float = 60.0,
     **submitter_options: Any,
 ) -> Any:

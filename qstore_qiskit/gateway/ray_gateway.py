@@ -85,8 +85,8 @@ class QStoreGateway:
         fingerprint: str,
         journal_dir: str | bool | None = None,
         submitter_options: dict[str, Any] | None = None,
-        gather_window: float = 0.25,
-        linger: float = 0.5,
+        gather_window: float = 0.5,
+        linger: float = 1.0,
     ) -> None:
         if not 0.0 <= gather_window <= 10.0 or not 0.0 <= linger <= 60.0:
             raise ValueError("gather_window must be in [0, 10] s and linger in [0, 60] s")
@@ -127,7 +127,7 @@ class QStoreGateway:
         # the held calls, and the timers that release them.
         self._busy: dict[str, int] = {}
         self._last_done: dict[str, float] = {}
-        self._held: list[asyncio.Future] = []
+        self._held: list[tuple[str, asyncio.Future]] = []
         self._release_timer: asyncio.TimerHandle | None = None
         self._recheck_timer: asyncio.TimerHandle | None = None
         self._counts = {
@@ -264,46 +264,55 @@ class QStoreGateway:
         Workers of a sweep run in near lockstep: each sends a call, waits for its
         results, computes, sends the next. Their calls arrive spread over the time their
         computation takes (on a busy machine, far more than a batch window), so they
-        would make a job each. A round is released as soon as every caller that left
-        the gateway less than ``linger`` seconds ago is back (nobody else is expected),
-        and at the latest ``gather_window`` seconds after its first call.
+        would make a job each. A round is released as soon as every active caller has a
+        call in it, and at the latest ``gather_window`` seconds after its first call.
+        Active callers are those with a call in the gateway (held, or waiting for its
+        results: these are waited for too, so that groups of workers running out of
+        phase merge into one round) and those whose last call returned less than
+        ``linger`` seconds ago.
         """
         self._busy[client] = self._busy.get(client, 0) + 1
         if self._gather_window <= 0:
             return
         loop = asyncio.get_running_loop()
         gate = loop.create_future()
-        self._held.append(gate)
+        self._held.append((client, gate))
         if self._release_timer is None:
             self._release_timer = loop.call_later(self._gather_window, self._release)
         self._maybe_release()
-        await gate
+        try:
+            await gate
+        except asyncio.CancelledError:
+            self._held = [(c, g) for c, g in self._held if g is not gate]
+            raise
 
     def _left(self, client: str) -> None:
         left = self._busy.get(client, 0) - 1
         if left > 0:
             self._busy[client] = left
-            return
-        self._busy.pop(client, None)
-        self._last_done[client] = time.monotonic()
+        else:
+            self._busy.pop(client, None)
+            self._last_done[client] = time.monotonic()
         if self._held:
             self._maybe_release()
 
     def _maybe_release(self) -> None:
         now = time.monotonic()
         for client, done in list(self._last_done.items()):
-            if now - done >= self._linger:
+            if now - done >= self._linger or client in self._busy:
                 del self._last_done[client]
-        expected = [done for client, done in self._last_done.items() if client not in self._busy]
-        if not expected:
+        held = {client for client, _ in self._held}
+        missing_busy = any(client not in held for client in self._busy)
+        lingering = [done for client, done in self._last_done.items() if client not in held]
+        if not missing_busy and not lingering:
             self._release()
             return
-        # Re-check when the first straggler stops being expected.
-        if self._recheck_timer is not None:
-            self._recheck_timer.cancel()
-        self._recheck_timer = asyncio.get_running_loop().call_later(
-            max(min(expected) + self._linger - now, 0.0), self._maybe_release
-        )
+        if lingering:  # re-check when the first lingering caller stops being expected
+            if self._recheck_timer is not None:
+                self._recheck_timer.cancel()
+            self._recheck_timer = asyncio.get_running_loop().call_later(
+                max(min(lingering) + self._linger - now, 0.0), self._maybe_release
+            )
 
     def _release(self) -> None:
         for timer in (self._release_timer, self._recheck_timer):
@@ -313,7 +322,7 @@ class QStoreGateway:
         held, self._held = self._held, []
         if held:
             self._counts["rounds"] += 1
-        for gate in held:
+        for _, gate in held:
             if not gate.done():
                 gate.set_result(None)
 
