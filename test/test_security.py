@@ -309,8 +309,8 @@ class TestNoUnsafeDeserialization(unittest.TestCase):
         r"__import__\(": "__import__",
     }
     # The template cache's generated emitter: source built from gate-kind literals and
-    # integer indices only (see CompiledTemplate._make_emitter), never from server data.
-    ALLOWED = {("cache.py", "exec(compile(src, \"<qstore-template>\", \"exec\"), namespace)")}
+    # integer indices only (see qstore_qiskit.cache.emitter.make_emitter), never from server data.
+    ALLOWED = {("emitter.py", "exec(compile(src, \"<qstore-template>\", \"exec\"), namespace)")}
 
     def test_scan(self) -> None:
         found = []
@@ -325,17 +325,17 @@ class TestNoUnsafeDeserialization(unittest.TestCase):
         self.assertEqual(found, [])
 
     def test_generated_emitter_only_interpolates_integers(self) -> None:
-        from qstore_qiskit.cache import CompiledTemplate
+        from qstore_qiskit.cache.emitter import make_emitter
 
-        src = (PACKAGE / "cache.py").read_text(encoding="utf-8")
-        body = src[src.index("def _make_emitter"): src.index("def _relabel")]
+        src = (PACKAGE / "cache" / "emitter.py").read_text(encoding="utf-8")
+        body = src[src.index("def make_emitter"): src.index("class BindKernel")]
         # Every f-string placeholder is an index into qs/ss (ints), a fixed gate kind or
         # a name made of both (`proto`).
         placeholders = set(re.findall(r"\{([^{}\"']+)\}", body))
         allowed = {"kind", "i", "qs[0]", "qs[1]", "ss[0]", "ss[1]", "ss[2]", "', '.join(names)", "body", "proto"}
         self.assertLessEqual(placeholders, allowed, placeholders - allowed)
         self.assertIn('if kind in ("gpi", "gpi2")', body)
-        emit = CompiledTemplate._make_emitter([("gpi", (0,), (0,))])
+        emit = make_emitter([("gpi", (0,), (0,))])
         self.assertEqual(emit([0.25]), [{"gate": "gpi", "target": 0, "phase": 0.25}])
 
 

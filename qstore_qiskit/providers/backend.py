@@ -288,6 +288,10 @@ class QStoreBackend(BackendV2):
         self._cache = TemplateCache(
             compile_fn=self._compile,
             compile_options={"qubits_initially_zero": True},
+            # Persistent templates (docs/templates.rst): the compiler's identity for the
+            # disk key, and the directory from the backend's ``template_cache_dir`` option.
+            compiler_id=f"qstore-backend:num_qubits={self._target.num_qubits}",
+            store=lambda: self.options.template_cache_dir,
         )
         self._tracker = PerformanceTracker(self._cache_stats, self._client_stats, self._features)
         self._pms = threading.local()
@@ -312,6 +316,7 @@ class QStoreBackend(BackendV2):
             noise_model=None,
             optimization_level=2,
             progress_bar=None,
+            template_cache_dir=None,  # None: default user cache dir; False: off; or a path
         )
         options.set_validator("shots", (1, 1_000_000))
         options.set_validator("connection_pool_size", (1, 1024))

@@ -1,0 +1,316 @@
+"""From a native circuit to the slot tables a :class:`~qstore_qiskit.cache.CompiledTemplate` binds with.
+
+Building a template is three named steps:
+
+1. :func:`trace_native` walks the native circuit once and writes every emitted phase /
+   angle ("slot") as an affine form of the template's parameter columns, pushing the
+   virtual ``rz`` frames forward through the wires (see :mod:`qstore_qiskit.payload`).
+2. :func:`order_slots` lays the slots out so that bind-time normalisation works on
+   contiguous slices, and records where a large ZZ angle flips later phases.
+3. :func:`bind_tables` turns the laid-out forms into the numpy tables the bind kernel
+   (:mod:`qstore_qiskit.cache.emitter`) evaluates.
+
+The result of step 2, a :class:`TemplateSpec`, holds everything that depends on the
+compiler's output and nothing derived from it; it is what the persistent cache stores
+(:mod:`qstore_qiskit.cache.serialize`), so a loaded template goes through exactly the
+same step 3 as a freshly compiled one and binds bit-identically.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from qiskit.circuit import Parameter, ParameterExpression, QuantumCircuit
+
+from ..payload import dense_width, measurement_map
+from .analysis import _affine_terms
+from .errors import QStoreCacheError
+
+_TWO_PI = 2.0 * math.pi
+
+#: One emitted gate: (kind, qubits, slot indices).
+PlanEntry = tuple[str, tuple[int, ...], tuple[int, ...]]
+
+
+class _Affine:
+    """Sparse affine form ``sum(coef[c] * x[c]) + const`` over template columns."""
+
+    __slots__ = ("coef", "const")
+
+    def __init__(self, coef: dict[int, float] | None = None, const: float = 0.0):
+        self.coef = coef or {}
+        self.const = const
+
+    def add(self, other: _Affine, scale: float = 1.0) -> _Affine:
+        coef = dict(self.coef)
+        for c, v in other.coef.items():
+            coef[c] = coef.get(c, 0.0) + scale * v
+        return _Affine(coef, self.const + scale * other.const)
+
+
+@dataclass
+class TemplateSpec:
+    """A laid-out template: everything :func:`bind_tables` needs, nothing derived.
+
+    Slot layout (contiguous blocks):
+    ``[ms phi0 | ms phi1 | gpi/gpi2 phases | ms angles | zz angles | final frames]``.
+    """
+
+    num_qubits: int
+    num_clbits: int
+    body_qubits: int
+    meas_map: list[int | None]
+    #: number of parameter columns (the source circuit's canonical columns)
+    n_par: int
+    #: non-affine sub-expressions, one extra column each (after the ``n_par`` columns)
+    extra: list[ParameterExpression]
+    slots: list[_Affine]
+    plan: list[PlanEntry]
+    final_slots: list[int]
+    n_ms: int
+    n_zz: int
+    n_phase: int
+    #: ZZ k with ``|angle| > 1/4`` adds ``flips[k]`` (slot -> turns) to later phases
+    #: (final-frame slots listed with the phase sign; :func:`bind_tables` negates them)
+    flips: list[dict[int, float]]
+    #: instructions in the native circuit (memory estimate only)
+    native_size: int
+    layout: Any = field(default=None)
+
+
+@dataclass
+class _Trace:
+    """What :func:`trace_native` found, in emission order (before :func:`order_slots`)."""
+
+    slots: list[_Affine]
+    plan: list[PlanEntry]
+    zz_after: list[tuple[int, int, int]]  # (plan index, q0, q1) of each ZZ
+    phase_slots_on: list[list[tuple[int, int]]]  # qubit -> (plan index, slot) phase slots
+    final_slots: list[int]
+    extra: list[ParameterExpression]
+
+
+class _ParamReader:
+    """Reads native gate parameters as affine forms over the template's columns."""
+
+    def __init__(self, columns: list[Parameter]) -> None:
+        self.n_par = len(columns)
+        self.col_of = {p: c for c, p in enumerate(columns)}
+        self.extra: list[ParameterExpression] = []  # non-affine expressions -> extra columns
+        self.extra_of: dict[ParameterExpression, int] = {}
+        self.unknown: set[Parameter] = set()
+
+    def read(self, value: Any, what: str) -> _Affine:
+        if isinstance(value, ParameterExpression):
+            if not value.parameters:
+                return _Affine(const=float(value.numeric().real))
+            col_of = self.col_of
+            missing = [p for p in value.parameters if p not in col_of]
+            if missing:
+                self.unknown.update(missing)
+                return _Affine()
+            if isinstance(value, Parameter):
+                return _Affine({col_of[value]: 1.0})
+            terms = _affine_terms(value)
+            if terms is not None:
+                coef: dict[int, float] = {}
+                for p, c in terms[0]:
+                    coef[col_of[p]] = coef.get(col_of[p], 0.0) + c
+                return _Affine(coef, terms[1])
+            c = self.extra_of.get(value)
+            if c is None:
+                c = self.extra_of[value] = self.n_par + len(self.extra)
+                self.extra.append(value)
+            return _Affine({c: 1.0})
+        out = float(value)
+        if not math.isfinite(out):
+            raise QStoreCacheError(f"{what} is not finite in the native circuit")
+        return _Affine(const=out)
+
+
+def trace_native(native: QuantumCircuit, columns: list[Parameter]) -> _Trace:
+    """Step 1: every emitted phase / angle as an affine form, ``rz`` frames pushed forward.
+
+    Raises:
+        QStoreCacheError: a non-native instruction, a gate after a measurement, a
+            non-finite angle, or a parameter that is not among ``columns``.
+    """
+    reader = _ParamReader(columns)
+    affine = reader.read
+    qidx = {q: i for i, q in enumerate(native.qubits)}
+    frames = [_Affine() for _ in range(native.num_qubits)]  # pending Z frame, turns
+    slots: list[_Affine] = []
+    plan: list[PlanEntry] = []
+    zz_after: list[tuple[int, int, int]] = []
+    # qubit -> list of (plan index, slot) phase slots and final frame slot, for ZZ flips
+    phase_slots_on: list[list[tuple[int, int]]] = [[] for _ in range(native.num_qubits)]
+    measured: set[int] = set()
+
+    def phase_slot(value: Any, q: int, what: str) -> int:
+        slots.append(affine(value, what).add(frames[q], -1.0))
+        phase_slots_on[q].append((len(plan), len(slots) - 1))
+        return len(slots) - 1
+
+    for inst in native.data:
+        name = inst.name
+        qs = tuple(qidx[q] for q in inst.qubits)
+        if name in ("barrier", "id", "delay"):
+            continue
+        if name == "measure":
+            measured.add(qs[0])
+            continue
+        if measured.intersection(qs):
+            raise QStoreCacheError(
+                f"'{name}' on qubit(s) {list(qs)} after a measurement: mid-circuit "
+                "measurement cannot be expressed in the ionq.circuit.v1 native format"
+            )
+        p = inst.params
+        if name == "rz":
+            # rz(lam) radians -> frame += lam / 2pi turns (virtual, pushed forward)
+            frames[qs[0]] = frames[qs[0]].add(affine(p[0], "rz angle"), 1.0 / _TWO_PI)
+        elif name in ("gpi", "gpi2"):
+            plan.append((name, qs, (phase_slot(p[0], qs[0], name),)))
+        elif name == "ms":
+            s0 = phase_slot(p[0], qs[0], "ms phase")
+            s1 = phase_slot(p[1], qs[1], "ms phase")
+            slots.append(affine(p[2], "ms angle"))
+            plan.append(("ms", qs, (s0, s1, len(slots) - 1)))
+        elif name == "zz":
+            slots.append(affine(p[0], "zz angle"))
+            zz_after.append((len(plan), qs[0], qs[1]))
+            plan.append(("zz", qs, (len(slots) - 1,)))
+        else:
+            raise QStoreCacheError(
+                f"instruction '{name}' in the compiled circuit is not an IonQ native gate"
+            )
+    if reader.unknown:
+        raise QStoreCacheError(
+            "the compiled circuit uses parameters that are not in the source circuit: "
+            f"{sorted(p.name for p in reader.unknown)}"
+        )
+    # Final frames (radians at the end); not emitted, used by to_circuit().
+    final_slots = []
+    for q in range(native.num_qubits):
+        slots.append(frames[q])
+        phase_slots_on[q].append((len(plan), len(slots) - 1))
+        final_slots.append(len(slots) - 1)
+    return _Trace(slots, plan, zz_after, phase_slots_on, final_slots, reader.extra)
+
+
+def order_slots(trace: _Trace, native: QuantumCircuit, n_par: int) -> TemplateSpec:
+    """Step 2: lay the slots out in contiguous blocks and record the ZZ phase flips."""
+    plan = trace.plan
+    ms_entries = [e for e in plan if e[0] == "ms"]
+    order = [e[2][0] for e in ms_entries] + [e[2][1] for e in ms_entries]
+    order += [e[2][0] for e in plan if e[0] in ("gpi", "gpi2")]
+    order += [e[2][2] for e in ms_entries]
+    order += [e[2][0] for e in plan if e[0] == "zz"]
+    order += trace.final_slots
+    assert sorted(order) == list(range(len(trace.slots)))
+    new_of = {old: new for new, old in enumerate(order)}
+    slots = [trace.slots[old] for old in order]
+    plan = [(k, qs, tuple(new_of[x] for x in ss)) for k, qs, ss in plan]
+    final_slots = [new_of[x] for x in trace.final_slots]
+    phase_slots_on = [[(pos, new_of[x]) for pos, x in lst] for lst in trace.phase_slots_on]
+    n_ms = len(ms_entries)
+    n_phase = 2 * n_ms + sum(1 for e in plan if e[0] in ("gpi", "gpi2"))
+
+    # ZZ k with |angle| > 1/4 adds half a turn to every later phase slot on its qubits:
+    # frame += 1/2 => phase -= 1/2 (final frame slots store +frame: bind_tables negates).
+    flips: list[dict[int, float]] = []
+    for pos, q0, q1 in trace.zz_after:
+        row: dict[int, float] = {}
+        for q in (q0, q1):
+            for plan_pos, s_i in phase_slots_on[q]:
+                if plan_pos > pos:
+                    row[s_i] = row.get(s_i, 0.0) - 0.5
+        flips.append(row)
+    return TemplateSpec(
+        num_qubits=native.num_qubits,
+        num_clbits=native.num_clbits,
+        body_qubits=dense_width(native),
+        meas_map=measurement_map(native),
+        n_par=n_par,
+        extra=trace.extra,
+        slots=slots,
+        plan=plan,
+        final_slots=final_slots,
+        n_ms=n_ms,
+        n_zz=len(trace.zz_after),
+        n_phase=n_phase,
+        flips=flips,
+        native_size=native.size(),
+        # The compiler keeps virtual == physical qubits (IonQ is all-to-all); a layout, if
+        # one is ever set, is kept for callers that need to map results.
+        layout=native.layout,
+    )
+
+
+def build_spec(native: QuantumCircuit, columns: list[Parameter]) -> TemplateSpec:
+    """Steps 1 and 2 for a native circuit whose parameters are ``columns``."""
+    return order_slots(trace_native(native, columns), native, len(columns))
+
+
+@dataclass
+class BindTables:
+    """Step 3's output: the numpy tables the bind kernel evaluates."""
+
+    A: np.ndarray  # (n_slots, n_cols), for introspection; binding uses the gathers below
+    b: np.ndarray
+    ranks: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]
+    gather: np.ndarray
+    weight: np.ndarray
+    F: np.ndarray
+    n_cols: int
+
+
+def bind_tables(spec: TemplateSpec) -> BindTables:
+    """Step 3: the affine matrix, its rank-by-rank gathers, and the ZZ flip matrix."""
+    slots = spec.slots
+    n_cols = spec.n_par + len(spec.extra)
+    n_slots = len(slots)
+    A = np.zeros((n_slots, n_cols))
+    b = np.zeros(n_slots)
+    for s, aff in enumerate(slots):
+        for c, v in aff.coef.items():
+            A[s, c] += v
+        b[s] = aff.const
+    # A is very sparse (a slot depends on the few parameters feeding its wire). Instead
+    # of a BLAS matmul, whose rounding depends on the batch shape, the terms of every
+    # slot are added one rank at a time (rank r = each slot's r-th term), in a fixed
+    # order: ``b + w0 x[c0] + w1 x[c1] + ...``. Elementwise numpy arithmetic does not
+    # depend on the batch size, so bind() and bind_many() produce bit-identical
+    # numbers (and identical cached bodies); each rank is one gather of contiguous
+    # rows of the transposed batch, O(nnz) work per binding.
+    per_slot = [sorted((c, v) for c, v in aff.coef.items() if v != 0.0) for aff in slots]
+    R = max((len(t) for t in per_slot), default=0)
+    ranks = []
+    for r in range(R):
+        rows = [s_i for s_i, terms in enumerate(per_slot) if len(terms) > r]
+        cols = np.array([per_slot[s_i][r][0] for s_i in rows], dtype=np.intp)
+        w = np.array([per_slot[s_i][r][1] for s_i in rows])[:, None]
+        ranks.append((np.array(rows, dtype=np.intp), cols, None if np.all(w == 1.0) else w))
+    # The same sums for a handful of bindings, where the per-rank numpy calls would
+    # dominate: one padded gather ``[b | w0 x[c0] | ... ]`` per slot (column 0 is b,
+    # gathered as 1.0 * b; padding is weight 0 on a zero column) and a cumulative sum
+    # along it, which numpy evaluates strictly left to right - the rank loop's order.
+    # Adding a padding zero never changes a value (only, possibly, the sign of a zero,
+    # which normalisation erases), so both paths give bit-identical bodies.
+    gather = np.full((n_slots, R + 1), n_cols, dtype=np.intp)
+    weight = np.zeros((n_slots, R + 1))
+    gather[:, 0] = n_cols + 1
+    weight[:, 0] = b
+    for s_i, terms in enumerate(per_slot):
+        for r, (c, v) in enumerate(terms):
+            gather[s_i, r + 1] = c
+            weight[s_i, r + 1] = v
+    F = np.zeros((spec.n_zz, n_slots))
+    for k, row in enumerate(spec.flips):
+        for s_i, v in row.items():
+            F[k, s_i] = v
+    for s_i in spec.final_slots:
+        F[:, s_i] = -F[:, s_i]  # final frame slots store +frame, not -frame
+    return BindTables(A, b, ranks, gather, weight, F, n_cols)

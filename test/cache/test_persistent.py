@@ -1,0 +1,402 @@
+"""Tests for :mod:`qstore_qiskit.cache.persistent` and :mod:`qstore_qiskit.cache.serialize`.
+
+Every test uses its own temporary directory (never the user's cache).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import stat
+import tempfile
+import time
+import unittest
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+from diskcache import Cache
+from qiskit import QuantumCircuit
+from qiskit.circuit import ParameterVector
+
+from qstore_qiskit.cache import (
+    CACHE_DIR_ENV,
+    CompiledTemplate,
+    PersistentTemplateStore,
+    QStoreCacheError,
+    TemplateCache,
+    default_cache_dir,
+    default_compile,
+    open_store,
+)
+from qstore_qiskit.cache import serialize
+from qstore_qiskit.cache.builder import build_spec
+
+from ..test_payload import random_circuit, toy_compile
+from . import _workers
+from .helpers import CountingCompile, ansatz
+
+
+def _dumps(bodies) -> str:
+    return json.dumps(bodies)
+
+
+def _structure(i: int, num_qubits: int = 3) -> QuantumCircuit:
+    """Distinct parameterized structures of similar size: ``i`` extra entanglers."""
+    qc = ansatz(num_qubits, 2)
+    for k in range(i + 1):
+        qc.rzz(qc.parameters[k % qc.num_parameters] * 0.5 + 0.25, k % (num_qubits - 1), k % (num_qubits - 1) + 1)
+    return qc
+
+
+class StoreTestCase(unittest.TestCase):
+    def setUp(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory()
+        self.dir = Path(self._tmp.name) / "templates"
+
+    def tearDown(self) -> None:
+        self._tmp.cleanup()
+
+    def cache(self, compile_fn=None, **kwargs) -> TemplateCache:
+        """A fresh in-memory cache on this test's store (as a new process would have)."""
+        compile_fn = compile_fn or CountingCompile()
+        return TemplateCache(store=self.dir, compile_fn=compile_fn, compiler_id="toy", **kwargs)
+
+
+class TestRoundTrip(StoreTestCase):
+    def test_large_entry_stored_in_a_file(self):
+        qc = _workers.structure(1500)  # > 32 KiB: diskcache keeps it in a file
+        t1, _ = self.cache(_workers.native_compile).get_template(qc)
+        cache = self.cache(_workers.native_compile)
+        t2, _ = cache.get_template(qc)
+        self.assertEqual((cache.stats()["compiles"], cache.stats()["disk_hits"]), (0, 1))
+        self.assertTrue(any(self.dir.rglob("*.val")))
+        X = np.random.default_rng(4).uniform(-9, 9, (10, len(t1.parameters)))
+        self.assertEqual(_dumps(t1.bind_many(X)), _dumps(t2.bind_many(X)))
+
+    def test_loaded_template_binds_bit_identically(self):
+        rng = np.random.default_rng(11)
+        for i in range(8):
+            params = ParameterVector("p", 5)
+            qc = random_circuit(rng, 3 + i % 3, 10, params)
+            qc.measure_all()
+            first, second = CountingCompile(), CountingCompile()
+            device = "forte-1" if i % 2 else "aria-1"  # ZZ and MS gates
+            t1, v1 = self.cache(first).get_template(qc, device=device)
+            t2, v2 = self.cache(second).get_template(qc, device=device)
+            self.assertEqual((first.calls, second.calls), (1, 0))
+            # The circuit's own parameters label the same columns (lifted ones are fresh).
+            own = set(qc.parameters)
+            self.assertEqual(len(t1.parameters), len(t2.parameters))
+            self.assertEqual([p if p in own else None for p in t1.parameters],
+                             [p if p in own else None for p in t2.parameters])
+            self.assertTrue(np.array_equal(v1, v2, equal_nan=True))
+            # Wide angles: MS rewrites, ZZ flips, negative angles all occur.
+            X = rng.uniform(-20, 20, (40, len(t1.parameters)))
+            self.assertEqual(_dumps(t1.bind_many(X)), _dumps(t2.bind_many(X)))
+            self.assertEqual(_dumps(t1.bind(X[0])), _dumps(t2.bind(X[0])))
+            self.assertEqual(t1.final_frames(X[1]), t2.final_frames(X[1]))
+            self.assertEqual(t1.native_gate_counts, t2.native_gate_counts)
+            self.assertEqual((t1.meas_map, t1.body_qubits), (t2.meas_map, t2.body_qubits))
+
+    def test_real_compiler_and_bound_circuits(self):
+        qc = ansatz(4, 2)
+        qc.measure_all()
+        X = np.random.default_rng(3).uniform(-4, 4, (3, qc.num_parameters))
+        bound = [qc.assign_parameters(x) for x in X]
+        c1 = TemplateCache(store=self.dir)  # the default compiler has an identity
+        bodies = [c1.payload(b) for b in bound]  # exact first, then the lifted template
+        self.assertEqual(c1.stats()["compiles"], 2)
+        c2 = TemplateCache(store=self.dir)
+        self.assertEqual([c2.payload(b) for b in bound], bodies)
+        self.assertEqual(c2.stats()["compiles"], 0)
+        # As in the first process: the exact template for the first, the lifted one after.
+        self.assertEqual(c2.stats()["disk_hits"], 2)
+        t, _ = c2.get_template(qc)
+        self.assertEqual(t.bind(X[1]), bodies[1]["circuit"])
+
+    def test_serialize_round_trip_and_schema(self):
+        rng = np.random.default_rng(5)
+        params = ParameterVector("p", 4)
+        qc = random_circuit(rng, 4, 12, params)
+        native = toy_compile(qc, "forte-1")
+        spec = build_spec(native, list(qc.parameters))
+        labels = {"key": "k", "device": "forte-1"}
+        data = serialize.dumps(spec, labels)
+        back, got = serialize.loads(data, labels)
+        self.assertEqual(got, labels)
+        t1 = CompiledTemplate._from_spec(spec, list(qc.parameters), "forte-1", 1, "s", 0.0)._relabel(list(qc.parameters))
+        t2 = CompiledTemplate._from_spec(back, list(qc.parameters), "forte-1", 1, "s", 0.0)._relabel(list(qc.parameters))
+        X = rng.uniform(-9, 9, (30, len(params)))
+        self.assertEqual(_dumps(t1.bind_many(X)), _dumps(t2.bind_many(X)))
+        with self.assertRaisesRegex(serialize.FormatError, "labels"):
+            serialize.loads(data, {"key": "other"})
+        doc = json.loads(data)
+
+        def bad(mutate):
+            d = json.loads(data)
+            mutate(d)
+            with self.assertRaises(serialize.FormatError):
+                serialize.loads(json.dumps(d).encode(), labels)
+
+        bad(lambda d: d.update(version=serialize.FORMAT_VERSION + 1))
+        bad(lambda d: d.update(format="something-else"))
+        bad(lambda d: d["plan"][0].__setitem__(0, "__import__('os')"))
+        bad(lambda d: d["plan"][0].__setitem__(1, [10**6] * len(d["plan"][0][1])))
+        bad(lambda d: d["plan"][0].__setitem__(1, [True] * len(d["plan"][0][1])))
+        bad(lambda d: d["plan"][0].__setitem__(2, [len(d["slots"])] * len(d["plan"][0][2])))
+        bad(lambda d: d["slots"][0].__setitem__(0, "1e400"))
+        bad(lambda d: d["slots"].pop())
+        bad(lambda d: d.pop("flips"))
+        bad(lambda d: d["final_slots"].reverse() if len(d["final_slots"]) > 1 else d.pop("n_ms"))
+        with self.assertRaises(serialize.FormatError):
+            serialize.loads(data[: len(data) // 2], labels)
+        with self.assertRaises(serialize.FormatError):
+            serialize.loads(b"\x80\x04K\x01.", labels)  # a pickle, not JSON
+        self.assertIn("plan", doc)
+
+    def test_non_affine_templates_are_not_stored(self):
+        qc = QuantumCircuit(1)
+        p = ParameterVector("p", 1)[0]
+        qc.rx(p * p, 0)
+        cache = self.cache()
+        cache.get_template(qc)
+        self.assertEqual(cache.stats()["disk_skipped"], 1)
+        self.assertEqual(PersistentTemplateStore(self.dir).stats()["entries"], 0)
+
+
+def _mark_unpickled() -> None:
+    os.environ["QSTORE_TEST_UNPICKLED"] = "1"
+
+
+class _Sentinel:
+    """Unpickling this sets an environment variable: proof that something unpickled it."""
+
+    def __reduce__(self):
+        return (_mark_unpickled, ())
+
+
+class TestRejection(StoreTestCase):
+    """Corrupt, truncated, tampered or foreign entries are recompiled, never trusted."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.qc = ansatz(3, 2)
+        counting = CountingCompile()
+        self.template, _ = self.cache(counting).get_template(self.qc)
+        self.X = np.random.default_rng(2).uniform(-5, 5, (5, self.qc.num_parameters))
+        self.expected = _dumps(self.template.bind_many(self.X))
+        self.raw = Cache(str(self.dir))  # plain diskcache view of the same files
+        (self.key,) = [k for k in self.raw.iterkeys() if k.startswith("t:")]
+        self.value = self.raw[self.key]
+
+    def tearDown(self) -> None:
+        self.raw.close()
+        super().tearDown()
+
+    def assert_recompiled(self) -> None:
+        counting = CountingCompile()
+        cache = self.cache(counting)
+        template, _ = cache.get_template(self.qc)
+        self.assertEqual(counting.calls, 1)
+        self.assertEqual(cache.stats()["disk_rejected"] + cache.stats()["disk_misses"], 2)
+        self.assertEqual(_dumps(template.bind_many(self.X)), self.expected)
+        # ... and the good entry is back.
+        again = CountingCompile()
+        self.cache(again).get_template(self.qc)
+        self.assertEqual(again.calls, 0)
+
+    def test_intact_entry_is_used(self):
+        counting = CountingCompile()
+        self.cache(counting).get_template(self.qc)
+        self.assertEqual(counting.calls, 0)
+
+    def test_flipped_byte(self):
+        for pos in (0, 10, len(self.value) // 2, len(self.value) - 1):
+            with self.subTest(pos=pos):
+                v = bytearray(self.value)
+                v[pos] ^= 0x01
+                self.raw[self.key] = bytes(v)
+                self.assert_recompiled()
+
+    def test_truncated_and_empty(self):
+        for v in (self.value[: len(self.value) // 2], self.value[:20], b""):
+            with self.subTest(size=len(v)):
+                self.raw[self.key] = v
+                self.assert_recompiled()
+
+    def test_entry_moved_to_another_key(self):
+        other = ansatz(3, 1)
+        self.cache().get_template(other)
+        keys = [k for k in self.raw.iterkeys() if k.startswith("t:") and k != self.key]
+        self.raw[self.key] = self.raw[keys[0]]  # a valid entry, but of another structure
+        self.assert_recompiled()
+
+    def test_foreign_directory(self):
+        # The same entry written by another cache directory (another secret).
+        with tempfile.TemporaryDirectory() as other:
+            TemplateCache(store=other, compile_fn=CountingCompile(), compiler_id="toy").get_template(self.qc)
+            with Cache(other) as foreign:
+                self.raw[self.key] = foreign[self.key]
+        self.assert_recompiled()
+
+    def test_valid_mac_but_bad_document(self):
+        # Even a correctly authenticated document must pass the schema check.
+        store = open_store(self.dir)
+        pkey = self.key[2:]
+        body = self.value[36:]
+        doc = json.loads(body)
+        doc["plan"][0][0] = "exec"
+        store.put(pkey, json.dumps(doc).encode())
+        self.assert_recompiled()
+        doc = json.loads(body)
+        doc["version"] = 0
+        store.put(pkey, json.dumps(doc).encode())
+        self.assert_recompiled()
+
+    def test_pickled_row_is_never_unpickled(self):
+        os.environ.pop("QSTORE_TEST_UNPICKLED", None)
+        self.raw.set(self.key, _Sentinel())  # plain diskcache pickles it (MODE_PICKLE)
+        self.raw.set("t:" + "0" * 64, _Sentinel())
+        self.assert_recompiled()
+        PersistentTemplateStore(self.dir).stats()
+        self.assertNotIn("QSTORE_TEST_UNPICKLED", os.environ)
+
+    def test_secret_and_directory_permissions(self):
+        self.assertEqual(stat.S_IMODE(os.stat(self.dir).st_mode), 0o700)
+        self.assertEqual(stat.S_IMODE(os.stat(self.dir / "hmac.key").st_mode), 0o600)
+        # A damaged secret is replaced; entries signed with the old one are recompiled.
+        (self.dir / "hmac.key").write_bytes(b"short")
+        with mock.patch.dict("qstore_qiskit.cache.persistent._OPEN", clear=True):
+            self.assert_recompiled()
+
+
+class TestConcurrentProcesses(StoreTestCase):
+    def run_workers(self, plans: list[list[int]]) -> list:
+        # Fresh interpreters (spawn): no thread pool or lock state inherited from pytest.
+        ctx = multiprocessing.get_context("spawn")
+        out = ctx.Queue()
+        barrier = ctx.Barrier(len(plans))
+        procs = [
+            ctx.Process(target=_workers.compile_structures, args=(str(self.dir), plan, barrier, out))
+            for plan in plans
+        ]
+        for p in procs:
+            p.start()
+        results = [out.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(timeout=30)
+            self.assertEqual(p.exitcode, 0)
+        return results
+
+    def test_concurrent_writers_compile_each_structure_once(self):
+        shared = [0, 1]
+        plans = [shared + [10 + w] for w in range(4)]  # 2 shared + 4 own = 6 structures
+        open_store(self.dir)  # create the store before the race (as a first backend would)
+        results = self.run_workers(plans)
+        compiles = sum(r[1] for r in results)
+        self.assertEqual(compiles, 6, [(r[1], r[2]) for r in results])
+        for i in shared:
+            self.assertEqual(len({r[3][i] for r in results}), 1)  # everyone got the same body
+        # A restarted process compiles nothing it compiled already.
+        ((_, calls, stats, _),) = self.run_workers([shared + [10, 11, 12, 13]])
+        self.assertEqual(calls, 0)
+        self.assertEqual(stats["disk_hits"], 6)
+
+    def test_dead_lock_holder_does_not_block(self):
+        store = open_store(self.dir)
+        ctx = multiprocessing.get_context("spawn")
+        p = ctx.Process(target=time.sleep, args=(0,))
+        p.start()
+        p.join()
+        import socket
+
+        store._cache.add("l:abc", f"{socket.gethostname()}:{p.pid}:x".encode(), expire=600)
+        start = time.monotonic()
+        with store.single_flight("abc") as owner:
+            self.assertTrue(owner)
+        self.assertLess(time.monotonic() - start, 5.0)
+
+    def test_live_holder_times_out_instead_of_hanging(self):
+        store = PersistentTemplateStore(self.dir, lock_timeout=0.2)
+        store._cache.add("l:abc", b"some-other-host:1:x", expire=600)
+        with store.single_flight("abc") as owner:
+            self.assertTrue(owner)  # waited lock_timeout, then compiles itself
+
+    def test_waiter_loads_what_the_holder_stored(self):
+        store = PersistentTemplateStore(self.dir, lock_timeout=30)
+        store._cache.add("l:abc", b"some-other-host:1:x", expire=600)
+        store.put("abc", b"{}")
+        with store.single_flight("abc") as owner:
+            self.assertFalse(owner)
+
+
+class TestSizeLimit(StoreTestCase):
+    def test_eviction_keeps_the_store_bounded(self):
+        limit = 256 * 1024
+        store = PersistentTemplateStore(self.dir, size_limit=limit)
+        cache = TemplateCache(store=store, compile_fn=CountingCompile(), compiler_id="toy")
+        for i in range(40):
+            cache.get_template(_structure(i, num_qubits=4))
+        stats = store.stats()
+        self.assertLess(stats["entries"], 40)
+        self.assertLessEqual(stats["volume"], 2 * limit)
+        # The newest survive, the oldest were evicted (and compile again on request).
+        fresh = CountingCompile()
+        again = TemplateCache(store=store, compile_fn=fresh, compiler_id="toy")
+        again.get_template(_structure(39, num_qubits=4))
+        self.assertEqual(fresh.calls, 0)
+        again.get_template(_structure(0, num_qubits=4))
+        self.assertEqual(fresh.calls, 1)
+
+
+class TestSettings(StoreTestCase):
+    def test_default_directory_and_env(self):
+        with mock.patch.dict(os.environ, {CACHE_DIR_ENV: str(self.dir)}):
+            self.assertEqual(default_cache_dir(), self.dir)
+            self.assertEqual(open_store(None).directory, self.dir)
+        for off in ("off", "0", ""):
+            with mock.patch.dict(os.environ, {CACHE_DIR_ENV: off}):
+                self.assertIsNone(default_cache_dir())
+                self.assertIsNone(open_store(None))
+                with self.assertRaisesRegex(QStoreCacheError, "disabled"):
+                    PersistentTemplateStore()
+        with mock.patch.dict(os.environ, {}, clear=True):
+            os.environ["HOME"] = "/home/someone"
+            self.assertTrue(str(default_cache_dir()).endswith(os.path.join("qstore-qiskit", "templates")))
+        self.assertIsNone(open_store(False))
+        self.assertIs(open_store(self.dir), open_store(str(self.dir)))
+        with self.assertRaisesRegex(QStoreCacheError, "setting"):
+            open_store(42)
+
+    def test_custom_compiler_without_identity_is_not_persisted(self):
+        cache = TemplateCache(store=self.dir, compile_fn=CountingCompile())
+        cache.get_template(ansatz(2, 1))
+        self.assertFalse(self.dir.exists() and PersistentTemplateStore(self.dir).stats()["entries"])
+
+    def test_unusable_directory_never_fails_a_compile(self):
+        blocker = Path(self._tmp.name) / "file"
+        blocker.write_text("not a directory")
+        counting = CountingCompile()
+        cache = TemplateCache(store=blocker / "templates", compile_fn=counting, compiler_id="toy")
+        template, _ = cache.get_template(ansatz(2, 1))
+        self.assertEqual(counting.calls, 1)
+        self.assertGreaterEqual(cache.stats()["disk_errors"], 1)
+        self.assertEqual(len(template.bind([0.1] * 4)), len(template.bind([0.2] * 4)))
+
+    def test_default_compiler_key_includes_versions(self):
+        cache = TemplateCache(store=self.dir)
+        key = ("s", "aria-1", 2, ())
+        base = cache._entry_key(key)
+        with mock.patch("qstore_qiskit.cache.store.__version__", "9.9.9"):
+            self.assertNotEqual(cache._entry_key(key), base)
+        with mock.patch("qstore_qiskit.cache.store.FORMAT_VERSION", 99):
+            self.assertNotEqual(cache._entry_key(key), base)
+        other = TemplateCache(store=self.dir, compile_fn=toy_compile, compiler_id="toy")
+        self.assertNotEqual(other._entry_key(key), base)
+        self.assertIs(default_compile, cache._compile_fn)
+
+
+if __name__ == "__main__":
+    unittest.main()
