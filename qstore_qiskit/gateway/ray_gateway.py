@@ -155,9 +155,11 @@ class QStoreGateway:
     ) -> list[CircuitResult]:
         """Run ``circuits`` (IonQ circuit bodies) and return their results in order.
 
-        Idempotent per ``request_id``: a retried call (after a gateway restart, or a
-        worker's resend) gets the results of the first one, recovered from the journal
-        if the gateway restarted meanwhile.
+        Idempotent per ``request_id`` for the retries that happen: a call repeated
+        while the first is running joins it, and a call retried after a gateway restart
+        (by Ray, or by a worker's client) gets the results of the first one's jobs,
+        recovered from the journal. (A call repeated after the first returned runs
+        again: no results are kept once delivered.)
 
         Args:
             request_id: A random, unguessable id chosen by the caller (>= 32 characters).
