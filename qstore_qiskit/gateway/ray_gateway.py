@@ -127,7 +127,7 @@ class QStoreGateway:
         # the held calls, and the timers that release them.
         self._busy: dict[str, int] = {}
         self._last_done: dict[str, float] = {}
-        self._held: list[tuple[str, asyncio.Future]] = []
+        self._held: list[_Held] = []
         self._release_timer: asyncio.TimerHandle | None = None
         self._recheck_timer: asyncio.TimerHandle | None = None
         self._counts = {
@@ -236,19 +236,8 @@ class QStoreGateway:
             if recovered is not None:
                 self._counts["circuits_resubmitted"] += len(missing)
             try:
-                await self._gate(client)
-                future = self._sub.submit([circuits[i] for i in missing], **settings)
-                # Journal the request's circuits before the submitter forms a job from
-                # them (it waits ``batch_window`` first): after a crash, the submitter's
-                # journal names them by this tag and this record maps it to the request.
-                tag = getattr(future, "request_tag", None)
-                if tag is not None:
-                    self._write_request({"rid": digest, "tag": tag, "indices": missing})
-                try:
-                    fresh = await asyncio.wrap_future(future)
-                except asyncio.CancelledError:
-                    future.cancel()  # the caller gave up: drop its circuits not yet sent
-                    raise
+                share = await self._gate(client, digest, [circuits[i] for i in missing], settings, missing)
+                fresh = await share.results()
             finally:
                 self._left(client)
             for i, result in zip(missing, fresh):
@@ -259,9 +248,11 @@ class QStoreGateway:
         return results
 
     # ------------------------------------------------------------------ rounds
-    async def _gate(self, client: str) -> None:
-        """Hold this call until its round is released, then return at once with the
-        round's other calls, so the submitter forms their jobs together.
+    async def _gate(
+        self, client: str, digest: str, circuits: list[dict], settings: dict[str, Any], indices: list[int]
+    ) -> "_Share":
+        """Hold this call until its round is released; returns its share of the round's
+        submission.
 
         Workers of a sweep run in near lockstep: each sends a call, waits for its
         results, computes, sends the next. Their calls arrive spread over the time their
@@ -271,21 +262,26 @@ class QStoreGateway:
         Active callers are those with a call in the gateway (held, or waiting for its
         results: these are waited for too, so that groups of workers running out of
         phase merge into one round) and those whose last call returned less than
-        ``linger`` seconds ago.
+        ``linger`` seconds ago. On release, the round's calls with equal settings go to
+        the submitter as one submission (so it cuts them into the fewest jobs), and
+        each call gets its own slice of the results.
         """
         self._busy[client] = self._busy.get(client, 0) + 1
-        if self._gather_window <= 0:
-            return
         loop = asyncio.get_running_loop()
         gate = loop.create_future()
-        self._held.append((client, gate))
-        if self._release_timer is None:
-            self._release_timer = loop.call_later(self._gather_window, self._release)
-        self._maybe_release()
+        self._held.append(_Held(client, digest, circuits, settings, indices, gate))
+        if self._gather_window <= 0:
+            self._release()
+        else:
+            if self._release_timer is None:
+                self._release_timer = loop.call_later(self._gather_window, self._release)
+            self._maybe_release()
         try:
-            await gate
+            return await gate
         except asyncio.CancelledError:
-            self._held = [(c, g) for c, g in self._held if g is not gate]
+            self._held = [h for h in self._held if h.gate is not gate]
+            if gate.done() and not gate.cancelled():
+                gate.result().cancel()
             raise
 
     def _left(self, client: str) -> None:
@@ -303,7 +299,7 @@ class QStoreGateway:
         for client, done in list(self._last_done.items()):
             if now - done >= self._linger or client in self._busy:
                 del self._last_done[client]
-        held = {client for client, _ in self._held}
+        held = {h.client for h in self._held}
         missing_busy = any(client not in held for client in self._busy)
         lingering = [done for client, done in self._last_done.items() if client not in held]
         if not missing_busy and not lingering:
@@ -322,11 +318,46 @@ class QStoreGateway:
                 timer.cancel()
         self._release_timer = self._recheck_timer = None
         held, self._held = self._held, []
-        if held:
-            self._counts["rounds"] += 1
-        for _, gate in held:
-            if not gate.done():
-                gate.set_result(None)
+        if not held:
+            return
+        self._counts["rounds"] += 1
+        groups: dict[str, list[_Held]] = {}
+        for h in held:
+            if not h.gate.done():
+                groups.setdefault(json.dumps(h.settings, sort_keys=True, default=str), []).append(h)
+        for members in groups.values():
+            try:
+                future = self._sub.submit([c for h in members for c in h.circuits], **members[0].settings)
+            except Exception:  # noqa: BLE001 - a malformed call: only its own caller fails
+                if len(members) == 1:
+                    self._submit_alone(members[0])
+                else:
+                    for h in members:
+                        self._submit_alone(h)
+                continue
+            self._hand_out(future, members)
+
+    def _submit_alone(self, h: "_Held") -> None:
+        try:
+            future = self._sub.submit(h.circuits, **h.settings)
+        except Exception as exc:  # noqa: BLE001 - the caller's own error (ValueError, ...)
+            h.gate.set_exception(exc)
+            return
+        self._hand_out(future, [h])
+
+    def _hand_out(self, future: Any, members: list["_Held"]) -> None:
+        """Give each member its slice of ``future`` (one submitter call)."""
+        submission = _Submission(future, len(members))
+        # Journal who owns which circuits before the submitter forms a job from them (it
+        # waits ``batch_window`` first): after a crash, the submitter's journal names
+        # them by this tag and offset, and these records map them back to the requests.
+        tag = getattr(future, "request_tag", None)
+        offset = 0
+        for h in members:
+            if tag is not None:
+                self._write_request({"rid": h.digest, "tag": tag, "offset": offset, "indices": h.indices})
+            h.gate.set_result(_Share(submission, offset, len(h.circuits)))
+            offset += len(h.circuits)
 
     def _write_request(self, record: dict) -> None:
         if self._requests_path is None:
@@ -373,13 +404,13 @@ class QStoreGateway:
                             else:
                                 value = values[position] if position < len(values) else None
                             by_tag.setdefault(tag, {})[int(index)] = value
-                for tag, (digest, indices) in owners.items():
+                for tag, offset, digest, indices in owners:
                     got = by_tag.get(tag)
                     if not got:
                         continue
                     slot = recovered.setdefault(digest, [])
                     for sub_index, request_index in enumerate(indices):
-                        value = got.get(sub_index)
+                        value = got.get(offset + sub_index)
                         if value is None:
                             continue
                         slot.extend([None] * (request_index + 1 - len(slot)))
@@ -393,9 +424,9 @@ class QStoreGateway:
             logger.warning("qstore gateway %s could not recover its journal: %s", self._name, exc)
         self._recovered = recovered
 
-    def _read_requests(self) -> dict[str, tuple[str, list[int]]]:
-        """``{submitter request tag: (request digest, request indices)}`` of unclaimed requests."""
-        owners: dict[str, tuple[str, list[int]]] = {}
+    def _read_requests(self) -> list[tuple[str, int, str, list[int]]]:
+        """``(submitter tag, offset, request digest, request indices)`` of unclaimed requests."""
+        owners: list[tuple[str, int, str, list[int]]] = []
         claimed: set[str] = set()
         for path in (f"{self._requests_path}.prev", f"{self._requests_path}"):
             if not os.path.exists(path):
@@ -407,10 +438,61 @@ class QStoreGateway:
                         if "claimed" in rec:
                             claimed.add(str(rec["claimed"]))
                         else:
-                            owners[str(rec["tag"])] = (str(rec["rid"]), [int(i) for i in rec["indices"]])
+                            owners.append(
+                                (str(rec["tag"]), int(rec.get("offset", 0)), str(rec["rid"]),
+                                 [int(i) for i in rec["indices"]])
+                            )
                     except (ValueError, KeyError, TypeError):  # a torn last line after a crash
                         continue
-        return {tag: owner for tag, owner in owners.items() if owner[0] not in claimed}
+        return [owner for owner in owners if owner[2] not in claimed]
+
+
+class _Held:
+    """One call held for its round."""
+
+    __slots__ = ("client", "digest", "circuits", "settings", "indices", "gate")
+
+    def __init__(self, client, digest, circuits, settings, indices, gate) -> None:  # noqa: ANN001
+        self.client, self.digest, self.circuits = client, digest, circuits
+        self.settings, self.indices, self.gate = settings, indices, gate
+
+
+class _Submission:
+    """One submitter call made for several callers' circuits (one round, equal settings)."""
+
+    def __init__(self, future: Any, members: int) -> None:
+        self.future = future
+        self.waiting = members
+        self._wrapped: asyncio.Future | None = None
+
+    def wrapped(self) -> asyncio.Future:
+        if self._wrapped is None:
+            self._wrapped = asyncio.wrap_future(self.future)
+        return self._wrapped
+
+    def drop_member(self) -> None:
+        self.waiting -= 1
+        if self.waiting <= 0:  # every caller gave up: drop the circuits not yet sent
+            self.future.cancel()
+
+
+class _Share:
+    """A caller's slice ``[offset, offset + count)`` of a :class:`_Submission`."""
+
+    def __init__(self, submission: _Submission, offset: int, count: int) -> None:
+        self.submission, self.offset, self.count = submission, offset, count
+
+    async def results(self) -> list[CircuitResult]:
+        try:
+            # Shielded: one caller's cancellation must not cancel the others' results.
+            results = await asyncio.shield(self.submission.wrapped())
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        return list(results[self.offset : self.offset + self.count])
+
+    def cancel(self) -> None:
+        self.submission.drop_member()
 
 
 def remote_class(ray_module: Any) -> Any:

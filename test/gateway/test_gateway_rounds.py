@@ -98,3 +98,36 @@ def test_the_gateway_needs_its_own_key(monkeypatch, tmp_path):
     assert KEY not in str(info.value)
     with pytest.raises(ValueError, match="refuses to send the API key"):
         QStoreGateway("https://evil.example/v0.4", "env", str(tmp_path))
+
+
+def test_a_malformed_call_fails_alone_and_its_round_mates_get_their_results(gateway):
+    gw, server = gateway
+
+    async def scenario():
+        await asyncio.gather(gw.submit(rid(), [body(1)], SETTINGS, "A"), gw.submit(rid(), [body(2)], SETTINGS, "B"))
+        good = asyncio.ensure_future(gw.submit(rid(), [body(7)], SETTINGS, "A"))
+        bad = asyncio.ensure_future(gw.submit(rid(), [{"qubits": 2, "circuit": "not a list"}], SETTINGS, "B"))
+        return await asyncio.gather(good, bad, return_exceptions=True)
+
+    good, bad = asyncio.run(scenario())
+    assert [r.get_counts() for r in good] == [{"0111": 16}]
+    assert isinstance(bad, ValueError)
+
+
+def test_calls_of_one_round_share_one_submission_and_keep_their_own_results(gateway):
+    gw, server = gateway
+
+    async def scenario():
+        await asyncio.gather(*(gw.submit(rid(), [body(1)], SETTINGS, c) for c in "ABC"))
+        created = server.stats()["circuits_created"], server.stats()["jobs_created"]
+        calls = [gw.submit(rid(), [body(8 + 2 * i), body(9 + 2 * i)], SETTINGS, c) for i, c in enumerate("ABC")]
+        return created, await asyncio.gather(*calls)
+
+    (circuits, jobs), outs = asyncio.run(scenario())
+    assert server.stats()["jobs_created"] == jobs + 1
+    assert server.stats()["circuits_created"] == circuits + 6
+    for i, out in enumerate(outs):
+        assert [(r.circuit_index, r.get_counts()) for r in out] == [
+            (0, {format(8 + 2 * i, "04b"): 16}),
+            (1, {format(9 + 2 * i, "04b"): 16}),
+        ]
