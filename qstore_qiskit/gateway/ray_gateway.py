@@ -128,6 +128,7 @@ class QStoreGateway:
         self._busy: dict[str, int] = {}
         self._last_done: dict[str, float] = {}
         self._held: list[_Held] = []
+        self._known: dict[str, None] = {}  # callers seen before (insertion-ordered, bounded)
         self._release_timer: asyncio.TimerHandle | None = None
         self._recheck_timer: asyncio.TimerHandle | None = None
         self._counts = {
@@ -262,14 +263,15 @@ class QStoreGateway:
         Active callers are those with a call in the gateway (held, or waiting for its
         results: these are waited for too, so that groups of workers running out of
         phase merge into one round) and those whose last call returned less than
-        ``linger`` seconds ago. On release, the round's calls with equal settings go to
+        ``linger`` seconds ago. A caller's first call waits the whole window (the other
+        workers of a sweep are starting too). On release, the round's calls with equal settings go to
         the submitter as one submission (so it cuts them into the fewest jobs), and
         each call gets its own slice of the results.
         """
         self._busy[client] = self._busy.get(client, 0) + 1
         loop = asyncio.get_running_loop()
         gate = loop.create_future()
-        self._held.append(_Held(client, digest, circuits, settings, indices, gate))
+        self._held.append(_Held(client, digest, circuits, settings, indices, gate, client not in self._known))
         if self._gather_window <= 0:
             self._release()
         else:
@@ -299,6 +301,11 @@ class QStoreGateway:
         for client, done in list(self._last_done.items()):
             if now - done >= self._linger or client in self._busy:
                 del self._last_done[client]
+        if any(h.new for h in self._held):
+            # A newcomer's first call: the workers of a sweep start together, so wait
+            # the whole window for the others' first calls (once per caller) rather than
+            # release it alone and leave it a call ahead of them for the whole sweep.
+            return
         held = {h.client for h in self._held}
         missing_busy = any(client not in held for client in self._busy)
         lingering = [done for client, done in self._last_done.items() if client not in held]
@@ -320,6 +327,10 @@ class QStoreGateway:
         held, self._held = self._held, []
         if not held:
             return
+        for h in held:
+            self._known[h.client] = None
+        while len(self._known) > 100_000:
+            self._known.pop(next(iter(self._known)))
         self._counts["rounds"] += 1
         groups: dict[str, list[_Held]] = {}
         for h in held:
@@ -450,11 +461,11 @@ class QStoreGateway:
 class _Held:
     """One call held for its round."""
 
-    __slots__ = ("client", "digest", "circuits", "settings", "indices", "gate")
+    __slots__ = ("client", "digest", "circuits", "settings", "indices", "gate", "new")
 
-    def __init__(self, client, digest, circuits, settings, indices, gate) -> None:  # noqa: ANN001
+    def __init__(self, client, digest, circuits, settings, indices, gate, new) -> None:  # noqa: ANN001
         self.client, self.digest, self.circuits = client, digest, circuits
-        self.settings, self.indices, self.gate = settings, indices, gate
+        self.settings, self.indices, self.gate, self.new = settings, indices, gate, new
 
 
 class _Submission:

@@ -92,7 +92,7 @@ def _expected(worker: int, circuits: int, shots: int = 64) -> list:
 
 
 def test_results_reach_the_right_worker_and_circuit(cluster, server):
-    workers = 6
+    workers = 4
     refs = [run_worker.remote(server.url, cluster, w, 3 + w % 3) for w in range(workers)]
     outs = ray.get(refs, timeout=120)
     for w, out in enumerate(outs):
