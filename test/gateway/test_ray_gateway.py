@@ -215,3 +215,30 @@ def test_a_gateway_whose_key_differs_from_the_workers_refuses_to_start(cluster, 
     message = ray.get(run_with_token.remote(server.url, cluster, wrong), timeout=120)
     assert "is not the key this worker uses" in message
     assert wrong not in message and KEY not in message
+
+
+@ray.remote(num_cpus=0.25, max_retries=0)
+def estimate(url: str, journal_dir: str, gateway: bool) -> list[float]:
+    """Qiskit's BackendEstimatorV2 over a qstore backend, unchanged but for ``gateway``."""
+    import numpy as np
+    from qiskit.circuit.library import real_amplitudes
+    from qiskit.primitives import BackendEstimatorV2
+    from qiskit.quantum_info import SparsePauliOp
+
+    from qstore_qiskit import QStoreProvider
+
+    options = {"gateway": "ray", "gateway_options": {"journal_dir": journal_dir}} if gateway else {}
+    backend = QStoreProvider(url=url, **options).get_backend("ionq_simulator", template_cache_dir=False)
+    estimator = BackendEstimatorV2(backend=backend, options={"default_precision": 1 / 32, "seed_simulator": 9})
+    ansatz = real_amplitudes(3, reps=1)
+    values = np.linspace(0.1, 1.2, ansatz.num_parameters * 3).reshape(3, -1)
+    result = estimator.run([(ansatz, SparsePauliOp(["ZZI", "IXX"]), values)]).result()
+    return [float(v) for v in np.asarray(result[0].data.evs).ravel()]
+
+
+def test_primitives_give_the_same_values_through_the_gateway(cluster, server):
+    alone, shared = ray.get(
+        [estimate.remote(server.url, cluster, False), estimate.remote(server.url, cluster, True)], timeout=120
+    )
+    assert len(alone) == 3
+    assert shared == alone  # same circuits, same sampler seed: the same counts
