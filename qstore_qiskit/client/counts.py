@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ import numpy as np
 # qiskit-ionq makes per circuit); without a seed the thread's generator simply continues
 # (qiskit-ionq draws from fresh OS entropy each time: statistically the same).
 _local = threading.local()
-_seeded_states: dict[int, tuple] = {}
+_seeded_states: dict[int, Any] = {}
 _MAX_SEEDS = 64
 
 

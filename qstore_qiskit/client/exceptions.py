@@ -96,6 +96,32 @@ class SubmitterClosedError(IonQClientError):
     """Work was handed to a :class:`BatchSubmitter` that is closed."""
 
 
+
+def redact_exception(exc: BaseException, redact) -> BaseException:
+    """Remove the API key from an exception's text before a caller or a log sees it.
+
+    Messages quote server text (error bodies, failure messages, ids, names); a server
+    that echoes the request headers would otherwise put the key there.
+
+    Args:
+        exc: the exception, changed in place and returned.
+        redact: ``str -> str`` that replaces the key
+            (:meth:`IonQHttpClient.redact <qstore_qiskit.client.rest.IonQHttpClient.redact>`).
+    """
+    if any(isinstance(a, str) and redact(a) != a for a in exc.args):
+        exc.args = tuple(redact(a) if isinstance(a, str) else a for a in exc.args)
+    for attr in ("server_message", "error", "code"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, str):
+            setattr(exc, attr, redact(value))
+    if exc.__cause__ is not None or exc.__context__ is not None:
+        # Chained low-level errors may carry request details: keep only their type.
+        exc.__suppress_context__ = True
+        if exc.__cause__ is not None and redact(str(exc.__cause__)) != str(exc.__cause__):
+            exc.__cause__ = None
+    return exc
+
+
 __all__ = [
     "IonQClientError",
     "IonQAuthenticationError",
@@ -107,4 +133,5 @@ __all__ = [
     "IonQJobFailedError",
     "QueueTimeoutError",
     "SubmitterClosedError",
+    "redact_exception",
 ]

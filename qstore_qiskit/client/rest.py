@@ -8,7 +8,15 @@ Wire format follows qiskit-ionq's ``IonQClient`` (API v0.4): ``Authorization: ap
 Retries use :mod:`tenacity` (``AsyncRetrying`` works natively with asyncio) with
 exponential backoff and full jitter on connection errors, timeouts and 5xx; on 429 the
 wait is the server's ``Retry-After``.  A client-side :class:`aiolimiter.AsyncLimiter`
-caps the request rate.  Requests that are *not* idempotent (job creation) are never
+caps the request rate.  A 429 does not count against ``max_retries`` (nothing was done);
+waiting through 429s is bounded by ``rate_limit_deadline`` instead.
+
+The API key goes to the configured origin only: absolute URLs read from responses and
+redirect targets are followed only when their scheme, host and port equal the base
+URL's (redirects are followed by hand, never by ``aiohttp``), and server-provided text
+is redacted (:meth:`IonQHttpClient.redact`) before it enters an exception.
+
+Requests that are *not* idempotent (job creation) are never
 retried here: :class:`~qstore_qiskit.client.submitter.BatchSubmitter` resolves an
 ambiguous create by looking the job up by its submission id first.
 """
@@ -27,8 +35,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 from aiolimiter import AsyncLimiter
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from .exceptions import (
     IonQAuthenticationError,
@@ -43,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "https://api.ionq.co/v0.4"
 _MAX_ERROR_TEXT = 500
+_MAX_REDIRECTS = 3
 
 
 def _user_agent() -> str:
@@ -55,6 +65,19 @@ def _user_agent() -> str:
     from ..version import __version__
 
     return f"qstore-qiskit/{__version__} {base}"
+
+
+def _origin_key(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of a URL, the port made explicit (443/80 by default)."""
+    parts = urlsplit(url)
+    scheme = (parts.scheme or "").lower()
+    try:
+        port = parts.port
+    except ValueError:  # a malformed port never matches
+        return (scheme, "", -1)
+    if port is None:
+        port = {"https": 443, "http": 80}.get(scheme)
+    return (scheme, (parts.hostname or "").lower(), port)
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -107,6 +130,9 @@ class IonQHttpClient:
         max_retries: retries of a retriable failure (not counting the first attempt).
         rate_limit: ``(requests, per_seconds)`` client-side limit, or ``None``.
         allow_insecure_http: allow ``http://`` to non-loopback hosts.
+        rate_limit_deadline: seconds a request may keep waiting out HTTP 429 answers
+            (``Retry-After`` or backoff) before :class:`IonQRateLimitError` is raised.
+            A 429 means nothing was done, so it does not count against ``max_retries``.
         backoff_base: first backoff step, seconds (doubles per retry, full jitter).
         backoff_max: largest backoff step, seconds.
     """
@@ -121,6 +147,7 @@ class IonQHttpClient:
         max_retries: int = 6,
         rate_limit: tuple[float, float] | None = None,
         allow_insecure_http: bool = False,
+        rate_limit_deadline: float = 300.0,
         backoff_base: float = 0.05,
         backoff_max: float = 5.0,
     ) -> None:
@@ -138,6 +165,9 @@ class IonQHttpClient:
         self.url = url
         # "/v0.4" prefix, stripped from server-relative result URLs like qiskit-ionq does.
         self._origin = f"{parts.scheme}://{parts.netloc}"
+        # The only (scheme, host, port) the API key is ever sent to (see _full_url).
+        self._origin_key = _origin_key(url)
+        self.rate_limit_deadline = rate_limit_deadline
         self.connection_pool_size = connection_pool_size
         self.request_timeout = request_timeout
         self.max_retries = max_retries
@@ -148,9 +178,9 @@ class IonQHttpClient:
         self._limiter: AsyncLimiter | None = None
         self._user_agent = _user_agent()
         # Statistics (read by BatchSubmitter.stats()).
-        self.requests = Counter()  # "GET /jobs/{id}" style keys -> attempts
-        self.retries = Counter()  # cause -> retries
-        self.responses = Counter()  # status code -> count
+        self.requests: Counter[str] = Counter()  # "GET /jobs/{id}" style keys -> attempts
+        self.retries: Counter[str] = Counter()  # cause -> retries
+        self.responses: Counter[int] = Counter()  # status code -> count
         self.rtt = 0.0  # EWMA of successful GET latencies, seconds (poll scheduling)
 
     def __repr__(self) -> str:  # never shows the token
@@ -186,8 +216,32 @@ class IonQHttpClient:
         self._session = None
 
     # ------------------------------------------------------------------ requests
+    def redact(self, text: str) -> str:
+        """``text`` with the API key replaced by ``***`` (for text the client did not write).
+
+        Keys shorter than 8 characters (test keys like ``"k"``; IonQ keys are far
+        longer) are not redacted: replacing them would mangle ordinary words."""
+        if self._token and len(self._token) >= 8 and isinstance(text, str) and self._token in text:
+            return text.replace(self._token, "***")
+        return text
+
     def _full_url(self, path: str) -> str:
-        if path.startswith("http://") or path.startswith("https://"):
+        """Absolute URL of ``path``; an absolute URL must be on the configured origin.
+
+        URLs read from responses (``results.probabilities.url``, redirects) are followed
+        only when their scheme, host and port equal the base URL's: the session sends
+        the API key with every request, so any other origin would receive it.
+
+        Raises:
+            IonQResponseError: ``path`` points to another origin (nothing is sent).
+        """
+        if "://" in path or path.startswith("//"):
+            if _origin_key(path) != self._origin_key:
+                shown = self.redact(urlsplit(path)._replace(query="", fragment="").geturl())[:200]
+                raise IonQResponseError(
+                    f"refusing to follow {shown!r}: it is not on the configured API origin "
+                    f"{self._origin!r} (the API key is only sent there)"
+                )
             return path
         if re.match(r"^/v\d+\.\d+/", path):  # server-relative, already versioned
             return self._origin + path
@@ -196,7 +250,10 @@ class IonQHttpClient:
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RetriableError) and exc.retry_after is not None:
-            return retry_after_wait(exc.retry_after)
+            # Drawn once per failure (the stop check and the sleep see the same value).
+            if getattr(exc, "_wait", None) is None:
+                exc._wait = retry_after_wait(exc.retry_after)  # type: ignore[attr-defined]
+            return exc._wait  # type: ignore[attr-defined]
         # Full jitter (AWS architecture blog): uniform(0, min(cap, base * 2^n)).
         step = min(self.backoff_max, self.backoff_base * 2 ** (state.attempt_number - 1))
         return random.uniform(step / 2, step)
@@ -229,17 +286,30 @@ class IonQHttpClient:
             IonQResponseError: body is not valid JSON.
         """
         label = label or f"{method} {path}"
-        attempts = self.max_retries + 1 if retry else 1
+        started = time.monotonic()
+        failures: Counter[str] = Counter()  # per call: 429s and other retriable failures
+
+        def _stop(state: RetryCallState) -> bool:
+            # A 429 created nothing: it is bounded by the rate-limit deadline, not by
+            # max_retries (issue #12 item 15); every other failure counts as a retry.
+            exc = state.outcome.exception() if state.outcome else None
+            if not retry:
+                return True
+            if isinstance(exc, RetriableError) and exc.cause == "429":
+                failures["429"] += 1
+                return time.monotonic() - started + self._wait(state) > self.rate_limit_deadline
+            failures["other"] += 1
+            return failures["other"] > self.max_retries
 
         def _before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception()
+            exc = state.outcome.exception() if state.outcome else None
             cause = exc.cause if isinstance(exc, RetriableError) else type(exc).__name__
             self.retries[cause] += 1
             logger.debug("retrying %s after %s (attempt %d)", label, cause, state.attempt_number)
 
         try:
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(attempts),
+                stop=_stop,
                 wait=self._wait,
                 retry=retry_if_exception(lambda e: isinstance(e, RetriableError)),
                 before_sleep=_before_sleep,
@@ -257,53 +327,68 @@ class IonQHttpClient:
             await self._limiter.acquire()
         self.requests[label] += 1
         url = self._full_url(path)
+        shown = self.redact(path)  # a path read from a response is server text
         data = None if json_body is None else json.dumps(json_body, separators=(",", ":"))
         started = time.monotonic()
         try:
-            async with session.request(method, url, data=data, params=params) as resp:
-                status = resp.status
-                self.responses[status] += 1
-                raw = await resp.read()
-                retry_after = resp.headers.get("Retry-After")
+            for _ in range(_MAX_REDIRECTS + 1):
+                # Redirects are followed by hand, only within the configured origin:
+                # aiohttp would send the Authorization header to wherever they point.
+                async with session.request(method, url, data=data, params=params, allow_redirects=False) as resp:
+                    status = resp.status
+                    self.responses[status] += 1
+                    raw = await resp.read()
+                    retry_after = resp.headers.get("Retry-After")
+                    location = resp.headers.get("Location")
+                if status not in (301, 302, 303, 307, 308) or not location:
+                    break
+                url = self._full_url(str(resp.url.join(URL(location))))
+                params = None  # the Location carries its own query
+                if status == 303:
+                    method, data = "GET", None
+            else:
+                raise IonQResponseError(f"{method} {shown}: more than {_MAX_REDIRECTS} redirects")
             if method == "GET" and status < 300:
                 took = time.monotonic() - started
                 self.rtt = took if not self.rtt else 0.8 * self.rtt + 0.2 * took
         except asyncio.TimeoutError as exc:
             raise RetriableError(
-                "timeout", IonQConnectionError(f"{method} {path} timed out after {self.request_timeout} s")
+                "timeout", IonQConnectionError(f"{method} {shown} timed out after {self.request_timeout} s")
             ) from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
             raise RetriableError(
-                "disconnect", IonQConnectionError(f"{method} {path}: connection dropped ({type(exc).__name__})")
+                "disconnect", IonQConnectionError(f"{method} {shown}: connection dropped ({type(exc).__name__})")
             ) from exc
         except aiohttp.ClientConnectorError as exc:
             raise RetriableError(
-                "connect", IonQConnectionError(f"{method} {path}: cannot connect ({exc.os_error})")
+                "connect", IonQConnectionError(f"{method} {shown}: cannot connect ({exc.os_error})")
             ) from exc
         except aiohttp.ClientError as exc:
             raise RetriableError(
-                "client_error", IonQConnectionError(f"{method} {path}: {type(exc).__name__}")
+                "client_error", IonQConnectionError(f"{method} {shown}: {type(exc).__name__}")
             ) from exc
         text = raw.decode("utf-8", errors="replace")
         if status in (401, 403):
             # Name the problem, never the key; raise from None (nothing chained).
-            raise IonQAuthenticationError(status, _error_message(text)) from None
+            raise IonQAuthenticationError(status, self.redact(_error_message(text))) from None
         if status == 429:
             hint = _parse_retry_after(retry_after)
             raise RetriableError(
-                "429", IonQRateLimitError(hint, method, path), retry_after=hint if hint is not None else None
+                "429", IonQRateLimitError(hint, method, shown), retry_after=hint if hint is not None else None
             )
         if status >= 500:
             raise RetriableError(
-                f"{status}", IonQServerError(status, _error_message(text), method, path)
+                f"{status}", IonQServerError(status, self.redact(_error_message(text)), method, shown)
             )
         if status >= 400:
-            raise IonQRequestError(status, _error_message(text), method, path)
+            raise IonQRequestError(status, self.redact(_error_message(text)), method, shown)
+        if 300 <= status < 400:
+            raise IonQResponseError(f"{method} {shown}: HTTP {status} without a usable Location")
         try:
             return json.loads(text) if text.strip() else None
         except json.JSONDecodeError as exc:
             raise IonQResponseError(
-                f"{method} {path}: malformed JSON in HTTP {status} response ({exc.msg} at char {exc.pos})"
+                f"{method} {shown}: malformed JSON in HTTP {status} response ({exc.msg} at char {exc.pos})"
             ) from None
 
     # -------------------------------------------------------------- API calls

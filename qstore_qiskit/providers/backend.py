@@ -706,11 +706,16 @@ class QStoreBackend(BackendV2):
         return self._submitter(opts).recover(path, timeout=timeout)
 
     def close(self) -> None:
-        """Finish outstanding work and close this backend's HTTP sessions."""
+        """Close this backend's HTTP sessions promptly.
+
+        Requests in flight are cancelled (a request that gets no answer is not waited
+        out); jobs already created stay on the server and in the journal, and results
+        not yet collected get :class:`~qstore_qiskit.client.SubmitterClosedError`.
+        """
         with self._lock:
             subs, self._submitters = list(self._submitters.values()), {}
         for sub in subs:
-            sub.close()
+            sub.close(wait=False)
 
     # ------------------------------------------------------------------ performance
     def _cache_stats(self) -> dict | None:

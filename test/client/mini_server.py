@@ -21,7 +21,13 @@ class MiniServer:
 
     Modes: ``ok``, ``truncated_json`` (job status body cut short), ``bad_create``
     (create answers non-JSON), ``wrong_child_count``, ``wrong_qubits``,
-    ``wrong_result_keys``, ``job_failed``, ``never_done``.
+    ``wrong_result_keys``, ``job_failed``, ``never_done``, ``echo_auth`` (errors and
+    failures quote the request's Authorization header), ``redirect_results`` (results
+    answer 302 to ``results_origin``), ``hang_create`` / ``hang_backend`` (never answer).
+
+    Attributes: ``results_origin`` (job records point their results URL there),
+    ``throttle`` (that many next requests answer 429 with ``Retry-After: retry_after``),
+    ``seen_auth`` (the Authorization header of every request).
     """
 
     def __init__(self, api_key: str | None = None) -> None:
@@ -29,6 +35,12 @@ class MiniServer:
         self.mode = "ok"
         self.jobs: dict[str, dict] = {}
         self.seen_auth: list[str] = []
+        self.results_origin: str | None = None
+        self.throttle = 0
+        self.retry_after = "0"
+        self.throttled = 0
+        self.failure: dict | None = None  # the failure record of failed jobs
+        self.backend_extra: dict = {}  # extra fields of GET /backends/{b}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
@@ -39,11 +51,13 @@ class MiniServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._loop.call_soon_threadsafe(self._hang.set)  # release hanging handlers
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
     async def _start(self) -> None:
+        self._hang = asyncio.Event()
         app = web.Application()
         app.router.add_post("/v0.4/jobs", self._create)
         app.router.add_get("/v0.4/jobs", self._list)
@@ -62,6 +76,14 @@ class MiniServer:
     def _auth(self, request: web.Request) -> None:
         header = request.headers.get("Authorization", "")
         self.seen_auth.append(header)
+        if self.throttle > 0:
+            self.throttle -= 1
+            self.throttled += 1
+            raise web.HTTPTooManyRequests(headers={"Retry-After": self.retry_after},
+                                          text=json.dumps({"error": {"message": "slow down"}}))
+        if self.mode == "echo_auth" and request.method == "POST":
+            raise web.HTTPBadRequest(text=json.dumps({"error": {"message": f"bad request from {header}"}}),
+                                     content_type="application/json")
         if self.api_key is not None and header != f"apiKey {self.api_key}":
             raise web.HTTPUnauthorized(
                 text=json.dumps({"error": {"type": "authentication_error", "message": "invalid API key"}}),
@@ -77,6 +99,8 @@ class MiniServer:
         return value
 
     async def _create(self, request: web.Request) -> web.Response:
+        if self.mode == "hang_create":
+            await self._hang.wait()
         self._auth(request)
         body = await request.json()
         job_id = str(uuid.uuid4())
@@ -104,12 +128,15 @@ class MiniServer:
             "status": status,
             "metadata": job["body"].get("metadata", {}),
             "stats": {"qubits": job["body"]["input"]["qubits"], "circuits": len(job["circuits"])},
-            "results": {"probabilities": {"url": f"/v0.4/jobs/{job_id}/results/probabilities"}},
+            "results": {"probabilities": {"url": (self.results_origin or "") + f"/v0.4/jobs/{job_id}/results/probabilities"}},
         }
         if children:
             doc["child_job_ids"] = children
         if status == "failed":
-            doc["failure"] = {"code": "SimulationError", "error": "boom"}
+            doc["failure"] = self.failure or {"code": "SimulationError", "error": "boom"}
+        if self.mode == "echo_auth_failure":
+            doc["status"] = "failed"
+            doc["failure"] = {"code": "SimulationError", "message": "denied for " + self.seen_auth[-1]}
         return doc
 
     async def _get(self, request: web.Request) -> web.Response:
@@ -137,6 +164,8 @@ class MiniServer:
 
     async def _results(self, request: web.Request) -> web.Response:
         self._auth(request)
+        if self.mode == "redirect_results":
+            raise web.HTTPFound(self.results_origin + request.path)
         job = self.jobs[request.match_info["id"]]
         width = job["body"]["input"]["qubits"]
         hists = []
@@ -157,5 +186,7 @@ class MiniServer:
         return web.json_response({"id": request.match_info["id"], "status": "canceled"})
 
     async def _backend(self, request: web.Request) -> web.Response:
+        if self.mode == "hang_backend":
+            await self._hang.wait()
         self._auth(request)
-        return web.json_response({"backend": request.match_info["b"], "qubits": 20})
+        return web.json_response({"backend": request.match_info["b"], "qubits": 20, **self.backend_extra})

@@ -53,12 +53,16 @@ class TestLocalServer(unittest.TestCase):
             with BatchSubmitter("k", srv.url, adaptive_batch_sizing=True, max_jobs_in_flight=4,
                                 max_circuits_per_job=100) as sub:
                 first = sub.submit(self.bodies).result(60)
+                after_first = sub.stats()
                 second = sub.submit(self.bodies).result(60)
                 stats = sub.stats()
         for r, e in zip(first + second, self.exact + self.exact):
             assert_matches(self, r, e)
-        # Without measurements the first batch is spread over the 4 job slots.
-        self.assertEqual(stats["circuits_per_job"]["max"], 30)
+        # Without measurements the first batch is spread over the 4 job slots. (The
+        # second batch's split depends on the capacity learnt from the first one's start
+        # times, which a loaded machine delays: not asserted.)
+        self.assertEqual(after_first["circuits_per_job"]["max"], 30)
+        self.assertEqual(after_first["circuits_per_job"]["n"], 4)
         self.assertIsNotNone(stats["exec_time"])
 
     def test_one_job_per_circuit(self) -> None:

@@ -295,7 +295,7 @@ class TestWireFormat(unittest.TestCase):
         from qiskit_ionq import IonQProvider
         from qiskit_ionq.helpers import qiskit_to_ionq
 
-        from qstore_qiskit.client.submitter import _Item, _Job, _Request
+        from qstore_qiskit.client.records import Item as _Item, Job as _Job, Request as _Request
 
         qcs = []
         for b in range(2):
@@ -314,7 +314,7 @@ class TestWireFormat(unittest.TestCase):
                             "metadata": {}, "sampler_seed": None, "name": None}
                 bodies = [{"qubits": 2, "circuit": c["circuit"]} for c in theirs["input"]["circuits"]]
                 req = _Request(bodies, (), settings, fut, None, {}, 0.0)
-                ours = sub._payload(_Job("sid", settings, [_Item(req, 0), _Item(req, 1)]))
+                ours = sub._runner._payload(_Job("sid", settings, [_Item(req, 0), _Item(req, 1)]))
         self.assertLessEqual(set(ours), set(theirs))
         for key in ("type", "backend", "shots"):
             self.assertEqual(ours[key], theirs[key])
