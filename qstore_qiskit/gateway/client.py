@@ -224,6 +224,8 @@ class GatewayClient:
         name: str | None = None,
         metadata: dict | None = None,
         sampler_seed: int | None = None,
+        session_id: str | None = None,
+        job_settings: dict | None = None,
     ) -> concurrent.futures.Future:
         """Hand circuits to the gateway; a future of ``list[CircuitResult]`` in input order.
 
@@ -250,6 +252,10 @@ class GatewayClient:
             "metadata": metadata,
             "sampler_seed": sampler_seed,
         }
+        if session_id is not None:
+            settings["session_id"] = session_id
+        if job_settings is not None:
+            settings["job_settings"] = job_settings
         rid = secrets.token_urlsafe(32)  # 256 random bits: the only handle on the results
         self._requests += 1
         self._circuits += len(bodies)

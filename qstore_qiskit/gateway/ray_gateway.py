@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 #: spaced than calls from one process's threads, and one job of 100 circuits costs the
 #: service's queue wait once instead of once per worker.
 DEFAULT_SUBMITTER_OPTIONS: dict[str, Any] = {"batch_window": 0.02, "max_jobs_in_flight": 8}
-_SETTINGS = ("backend", "shots", "gateset", "noise", "name", "metadata", "sampler_seed")
+_SETTINGS = ("backend", "shots", "gateset", "noise", "name", "metadata", "sampler_seed", "session_id", "job_settings")
 
 
 def default_journal_dir() -> str:
@@ -166,7 +166,8 @@ class QStoreGateway:
             request_id: A random, unguessable id chosen by the caller (>= 32 characters).
             circuits: Circuit bodies ``{"qubits", "circuit", "name"?}``.
             settings: ``backend``, ``shots``, ``gateset``, ``noise``, ``name``,
-                ``metadata``, ``sampler_seed`` of :meth:`BatchSubmitter.submit`.
+                ``metadata``, ``sampler_seed``, ``session_id``, ``job_settings`` of
+                :meth:`BatchSubmitter.submit`.
             client_id: The calling client's random id (used only to gather rounds).
         """
         if not isinstance(request_id, str) or len(request_id) < 32:
