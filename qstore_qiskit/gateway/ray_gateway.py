@@ -110,9 +110,15 @@ class QStoreGateway:
         for forbidden in ("token", "url", "journal_path"):
             if forbidden in opts:
                 raise ValueError(f"submitter option {forbidden!r} is set by the gateway itself")
-        self._journal = self._requests_path = None
+        self._journal: str | None = None
+        self._requests_path: str | None = None
         if journal_dir is not False:
-            directory = os.fspath(journal_dir) if journal_dir else default_journal_dir()
+            if journal_dir is None or journal_dir is True:
+                directory = default_journal_dir()
+            elif isinstance(journal_dir, (str, os.PathLike)):
+                directory = os.fspath(journal_dir)
+            else:
+                raise ValueError(f"journal_dir must be a directory, None or False, got {journal_dir!r}")
             os.makedirs(directory, mode=0o700, exist_ok=True)
             self._journal = os.path.join(directory, f"{self._name}.jsonl")
             self._requests_path = os.path.join(directory, f"{self._name}.requests.jsonl")
