@@ -242,3 +242,15 @@ def test_primitives_give_the_same_values_through_the_gateway(cluster, server):
     )
     assert len(alone) == 3
     assert shared == alone  # same circuits, same sampler seed: the same counts
+
+
+@pytest.mark.parametrize("server", [{"queue_wait": 2.0, "inline_execution": False}], indirect=True)
+def test_a_gateway_killed_for_good_is_replaced_and_recovers(cluster, server):
+    pending = run_worker.remote(server.url, cluster, 4, 2)
+    _wait(lambda: server.stats()["jobs_created"] >= 1, what="the job's creation")
+    gateway = _gateway(server.url)
+    ray.kill(gateway, no_restart=True)  # no Ray restart: the worker's client starts a new one
+    assert ray.get(pending, timeout=120) == _expected(4, 2)
+    stats = ray.get(_gateway(server.url).stats.remote())
+    assert stats["gateway"]["requests_recovered"] == 1
+    assert server.stats()["jobs_created"] == 1  # recovered, not re-sent
