@@ -194,11 +194,12 @@ class QStoreGateway:
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 self._counts["requests_cancelled"] += 1
+                done.cancel()
             else:
                 self._counts["requests_failed"] += 1
-            if not done.done():
-                done.set_exception(exc)
-                done.exception()  # retrieved: no "never retrieved" warning when nobody joined
+                if not done.done():
+                    done.set_exception(exc)
+                    done.exception()  # retrieved: no "never retrieved" warning when nobody joined
             raise
         else:
             done.set_result(results)

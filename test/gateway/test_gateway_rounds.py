@@ -131,3 +131,22 @@ def test_calls_of_one_round_share_one_submission_and_keep_their_own_results(gate
             (0, {format(8 + 2 * i, "04b"): 16}),
             (1, {format(9 + 2 * i, "04b"): 16}),
         ]
+
+
+def test_a_cancelled_call_leaves_its_round_mates_their_results(gateway):
+    gw, server = gateway
+
+    async def scenario():
+        await asyncio.gather(gw.submit(rid(), [body(1)], SETTINGS, "A"), gw.submit(rid(), [body(2)], SETTINGS, "B"))
+        a = asyncio.ensure_future(gw.submit(rid(), [body(3)], SETTINGS, "A"))
+        b = asyncio.ensure_future(gw.submit(rid(), [body(4)], SETTINGS, "B"))
+        await asyncio.sleep(0)  # both are in the round now
+        await asyncio.sleep(0.001)
+        a.cancel()
+        return await asyncio.gather(a, b, return_exceptions=True)
+
+    a, b = asyncio.run(scenario())
+    assert isinstance(a, asyncio.CancelledError)
+    assert [r.get_counts() for r in b] == [{"0100": 16}]
+    stats = asyncio.run(gw.stats())["gateway"]
+    assert stats["requests_cancelled"] == 1 and stats["requests_failed"] == 0
