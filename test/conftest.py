@@ -10,9 +10,14 @@ test that made it.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 
 import pytest
+
+# The persistent template cache stays out of the user's cache directory: off for the
+# whole suite (and the processes it starts); its own tests pass temporary directories.
+os.environ["QSTORE_CACHE_DIR"] = "off"
 
 _real_getaddrinfo = socket.getaddrinfo
 _attempts: list[str] = []

@@ -15,6 +15,7 @@ The package is split by responsibility (data flows top to bottom):
 * :mod:`~qstore_qiskit.cache.emitter`: the bind kernel and the generated gate-list emitter;
 * :mod:`~qstore_qiskit.cache.template`: :class:`CompiledTemplate`;
 * :mod:`~qstore_qiskit.cache.store`: the in-memory LRU :class:`TemplateCache`;
+* :mod:`~qstore_qiskit.cache.loader`: its persistent level (load, or compile once and store);
 * :mod:`~qstore_qiskit.cache.serialize`: the safe on-disk format of a template;
 * :mod:`~qstore_qiskit.cache.persistent`: :class:`PersistentTemplateStore`, compiled
   templates on disk shared by processes (``diskcache``).

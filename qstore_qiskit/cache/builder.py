@@ -120,11 +120,11 @@ class _ParamReader:
                 for p, c in terms[0]:
                     coef[col_of[p]] = coef.get(col_of[p], 0.0) + c
                 return _Affine(coef, terms[1])
-            c = self.extra_of.get(value)
-            if c is None:
-                c = self.extra_of[value] = self.n_par + len(self.extra)
+            col = self.extra_of.get(value)
+            if col is None:
+                col = self.extra_of[value] = self.n_par + len(self.extra)
                 self.extra.append(value)
-            return _Affine({c: 1.0})
+            return _Affine({col: 1.0})
         out = float(value)
         if not math.isfinite(out):
             raise QStoreCacheError(f"{what} is not finite in the native circuit")
@@ -272,12 +272,15 @@ def bind_tables(spec: TemplateSpec) -> BindTables:
     slots = spec.slots
     n_cols = spec.n_par + len(spec.extra)
     n_slots = len(slots)
+    # All terms as (slot, column, weight) triples, sorted by slot then column.
+    t_slot = np.fromiter((s for s, aff in enumerate(slots) for _ in aff.coef), dtype=np.intp)
+    t_col = np.fromiter((c for aff in slots for c in aff.coef), dtype=np.intp, count=t_slot.size)
+    t_w = np.fromiter((v for aff in slots for v in aff.coef.values()), dtype=float, count=t_slot.size)
+    order = np.lexsort((t_col, t_slot))
+    t_slot, t_col, t_w = t_slot[order], t_col[order], t_w[order]
     A = np.zeros((n_slots, n_cols))
-    b = np.zeros(n_slots)
-    for s, aff in enumerate(slots):
-        for c, v in aff.coef.items():
-            A[s, c] += v
-        b[s] = aff.const
+    A[t_slot, t_col] += t_w  # (slot, column) pairs are unique
+    b = np.fromiter((aff.const for aff in slots), dtype=float, count=n_slots)
     # A is very sparse (a slot depends on the few parameters feeding its wire). Instead
     # of a BLAS matmul, whose rounding depends on the batch shape, the terms of every
     # slot are added one rank at a time (rank r = each slot's r-th term), in a fixed
@@ -285,14 +288,17 @@ def bind_tables(spec: TemplateSpec) -> BindTables:
     # depend on the batch size, so bind() and bind_many() produce bit-identical
     # numbers (and identical cached bodies); each rank is one gather of contiguous
     # rows of the transposed batch, O(nnz) work per binding.
-    per_slot = [sorted((c, v) for c, v in aff.coef.items() if v != 0.0) for aff in slots]
-    R = max((len(t) for t in per_slot), default=0)
+    nonzero = t_w != 0.0
+    t_slot, t_col, t_w = t_slot[nonzero], t_col[nonzero], t_w[nonzero]
+    per_slot = np.bincount(t_slot, minlength=n_slots)
+    first = np.concatenate([[0], np.cumsum(per_slot)[:-1]]) if n_slots else per_slot
+    t_rank = np.arange(t_slot.size) - first[t_slot]
+    R = int(per_slot.max()) if n_slots else 0
     ranks = []
     for r in range(R):
-        rows = [s_i for s_i, terms in enumerate(per_slot) if len(terms) > r]
-        cols = np.array([per_slot[s_i][r][0] for s_i in rows], dtype=np.intp)
-        w = np.array([per_slot[s_i][r][1] for s_i in rows])[:, None]
-        ranks.append((np.array(rows, dtype=np.intp), cols, None if np.all(w == 1.0) else w))
+        at = t_rank == r  # slots in increasing order
+        w = t_w[at][:, None]
+        ranks.append((t_slot[at], t_col[at], None if np.all(w == 1.0) else w))
     # The same sums for a handful of bindings, where the per-rank numpy calls would
     # dominate: one padded gather ``[b | w0 x[c0] | ... ]`` per slot (column 0 is b,
     # gathered as 1.0 * b; padding is weight 0 on a zero column) and a cumulative sum
@@ -303,10 +309,8 @@ def bind_tables(spec: TemplateSpec) -> BindTables:
     weight = np.zeros((n_slots, R + 1))
     gather[:, 0] = n_cols + 1
     weight[:, 0] = b
-    for s_i, terms in enumerate(per_slot):
-        for r, (c, v) in enumerate(terms):
-            gather[s_i, r + 1] = c
-            weight[s_i, r + 1] = v
+    gather[t_slot, t_rank + 1] = t_col
+    weight[t_slot, t_rank + 1] = t_w
     F = np.zeros((spec.n_zz, n_slots))
     for k, row in enumerate(spec.flips):
         for s_i, v in row.items():

@@ -219,7 +219,7 @@ class PersistentTemplateStore:
                 str(path),
                 disk=_BytesDisk,
                 size_limit=int(size_limit),
-                eviction_policy="least-recently-used",
+                eviction_policy="least-recently-stored",
                 cull_limit=10,
                 statistics=0,
                 tag_index=0,
@@ -280,6 +280,10 @@ class PersistentTemplateStore:
         """Store ``body`` under ``key`` (replacing any entry)."""
         self._cache.set("t:" + key, _MAGIC + self._mac(key, body) + body, retry=True)
         self._count("writes")
+
+    def claim(self, key: str) -> bool:
+        """Record that this process met ``key`` first: ``True`` unless another one did."""
+        return bool(self._cache.add("s:" + key, b"", retry=True))
 
     def __contains__(self, key: str) -> bool:
         try:

@@ -131,16 +131,27 @@ def _spec_from(doc: dict[str, Any]) -> TemplateSpec:
     raw_slots = _list(doc["slots"], "slots")
     n_slots = len(raw_slots)
     slots = []
+    numbers: list[float] = []  # checked for finiteness in one go below
+    # The hot loop of a load (a slot per emitted angle): checks written out inline.
     for item in raw_slots:
-        const, terms = _list(item, "slot", 2)
+        if type(item) is not list or len(item) != 2 or type(item[1]) is not list:
+            raise FormatError("stored template: bad slot")
+        const, terms = item
         coef: dict[int, float] = {}
-        for term in _list(terms, "slot terms"):
-            c, v = _list(term, "slot term", 2)
-            c = _int(c, "slot column", 0, n_par)
-            if c in coef:
-                raise FormatError("stored template: repeated slot column")
-            coef[c] = _num(v, "slot coefficient")
-        slots.append(_Affine(coef, _num(const, "slot constant")))
+        for term in terms:
+            if type(term) is not list or len(term) != 2:
+                raise FormatError("stored template: bad slot term")
+            c, v = term
+            if type(c) is not int or not 0 <= c < n_par or c in coef or type(v) not in (float, int):
+                raise FormatError("stored template: bad slot term")
+            coef[c] = v = float(v)
+            numbers.append(v)
+        if type(const) not in (float, int):
+            raise FormatError("stored template: bad slot constant")
+        numbers.append(const)
+        slots.append(_Affine(coef, float(const)))
+    if not math.isfinite(math.fsum(map(abs, numbers))):
+        raise FormatError("stored template: non-finite slot value")
     plan = []
     emitted: list[int] = []
     for entry in _list(doc["plan"], "plan"):
@@ -148,10 +159,17 @@ def _spec_from(doc: dict[str, Any]) -> TemplateSpec:
         if type(kind) is not str or kind not in _ARITY:
             raise FormatError("stored template: unknown gate kind")
         n_q, n_s = _ARITY[kind]
-        qs = tuple(_int(q, "qubit", 0, nq) for q in _list(qs, "qubits", n_q))
-        if len(set(qs)) != n_q:
+        if type(qs) is not list or len(qs) != n_q or type(ss) is not list or len(ss) != n_s:
+            raise FormatError("stored template: bad plan entry")
+        for x in qs:
+            if type(x) is not int or not 0 <= x < nq:
+                raise FormatError("stored template: bad qubit")
+        for x in ss:
+            if type(x) is not int or not 0 <= x < n_slots:
+                raise FormatError("stored template: bad slot index")
+        qs, ss = tuple(qs), tuple(ss)
+        if n_q == 2 and qs[0] == qs[1]:
             raise FormatError("stored template: repeated qubit")
-        ss = tuple(_int(s, "slot index", 0, n_slots) for s in _list(ss, "slot indices", n_s))
         emitted.extend(ss)
         plan.append((kind, qs, ss))
     final_slots = [_int(s, "final slot", 0, n_slots) for s in _list(doc["final_slots"], "final_slots", nq)]

@@ -8,7 +8,6 @@ binds instead of compiling.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import threading
 import time
@@ -19,17 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import qiskit
-from qiskit.circuit import Parameter, ParameterVector, QuantumCircuit
+from qiskit.circuit import Parameter, QuantumCircuit
 
-from ..version import __version__
-from . import serialize
-from .analysis import _LIFT_VECTOR_NAME, _analyse, _Analysis, _build_lifted
+from .analysis import _analyse, _Analysis, _build_lifted
 from .compiler import CompileFn, default_compile
 from .emitter import _check_values
 from .errors import QStoreCacheError
-from .persistent import PersistentTemplateStore, StoreSetting, entry_key, open_store
-from .serialize import FORMAT_VERSION
+from .loader import PersistentLevel
+from .persistent import StoreSetting
 from .template import CompiledTemplate, _real
 
 __all__ = ["TemplateCache"]
@@ -46,7 +42,7 @@ class _Entry:
     nbytes: int
 
 
-class TemplateCache:
+class TemplateCache(PersistentLevel):
     """Thread-safe two-level LRU cache: structure -> template, template + values -> body.
 
     Level 1 maps ``(structural key of the lifted circuit, device, optimization level,
@@ -191,8 +187,13 @@ class TemplateCache:
                 # these very values, else the lifted template, is loaded (not compiled).
                 if self._on_disk(exact_key):
                     exact_known = True
-                else:
-                    lifted_known = self._on_disk(key)
+                elif self._on_disk(key):
+                    lifted_known = True
+                elif not self._claim(key):
+                    # Another process saw the structure first (and compiles it exactly):
+                    # this sighting is the structure's second, so lift it now; N processes
+                    # then compile 1 exact + 1 lifted template, not N + 1.
+                    first = False
             if exact_known or (first and not lifted_known):
                 exact = _Analysis(key=analysis.key, columns=[], values=np.empty(0), lift_sites={})
                 template = self._lookup_or_compile(
@@ -224,12 +225,14 @@ class TemplateCache:
                 self._stats["template_hits"] += 1
                 self._saved_seconds += entry.template.compile_seconds
                 return entry.template
-            future = self._inflight.get(key)
-            owner = future is None
-            if owner:
-                future = self._inflight[key] = Future()
+            pending = self._inflight.get(key)
+            owner = pending is None
+            if pending is None:
+                future: Future = Future()
+                self._inflight[key] = future
                 self._stats["template_misses"] += 1
             else:
+                future = pending
                 self._stats["template_hits"] += 1
         if not owner:
             template = future.result()  # re-raises the owner's compile error
@@ -257,6 +260,10 @@ class TemplateCache:
         future.set_result(template)
         return template
 
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._stats[name] += 1
+
     def _compile(
         self,
         build: Callable[[], tuple[QuantumCircuit, list[Parameter]]],
@@ -271,103 +278,6 @@ class TemplateCache:
         return CompiledTemplate._build(
             native, columns, device, optimization_level, structural, elapsed
         )._relabel(columns)
-
-    # -- persistent level -----------------------------------------------------------------
-
-    def _count(self, name: str) -> None:
-        with self._lock:
-            self._stats[name] += 1
-
-    def _persistent(self) -> PersistentTemplateStore | None:
-        if self._compiler_id is None or self._store_setting is False:
-            return None
-        try:
-            return open_store(self._store_setting)
-        except Exception:  # noqa: BLE001 - an unusable store must never fail a run
-            self._count("disk_errors")
-            return None
-
-    def _entry_key(self, key: tuple) -> str:
-        return entry_key((FORMAT_VERSION, __version__, qiskit.__version__, self._compiler_id, key))
-
-    def _on_disk(self, key: tuple) -> bool:
-        store = self._persistent()
-        try:
-            return store is not None and self._entry_key(key) in store
-        except Exception:  # noqa: BLE001
-            self._count("disk_errors")
-            return False
-
-    def _obtain(
-        self,
-        key: tuple,
-        build: Callable[[], tuple[QuantumCircuit, list[Parameter]]],
-        device: str,
-        optimization_level: int,
-        structural: str,
-    ) -> tuple[CompiledTemplate, bool]:
-        """Load the template from the persistent store, or compile (and store) it.
-
-        Returns:
-            ``(template, compiled)``.
-        """
-        store = self._persistent()
-        if store is None:
-            return self._compile(build, device, optimization_level, structural), True
-        pkey = self._entry_key(key)
-        labels = {"key": pkey, "device": device, "optimization_level": optimization_level,
-                  "structural_key": structural}  # fmt: skip
-        template = self._load(store, pkey, labels)
-        if template is not None:
-            return template, False
-        with contextlib.ExitStack() as stack:
-            try:
-                stack.enter_context(store.single_flight(pkey))
-            except Exception:  # noqa: BLE001 - no lock: at worst a duplicate compile
-                self._count("disk_errors")
-            # Stored by another process while we waited (or just before the lock).
-            template = self._load(store, pkey, labels)
-            if template is not None:
-                return template, False
-            self._count("disk_misses")
-            template = self._compile(build, device, optimization_level, structural)
-            body = serialize.dumps(
-                template._spec, {**labels, "compile_seconds": template.compile_seconds}
-            )
-            if body is None:
-                self._count("disk_skipped")
-            else:
-                try:
-                    store.put(pkey, body)
-                except Exception:  # noqa: BLE001
-                    self._count("disk_errors")
-        return template, True
-
-    def _load(self, store: PersistentTemplateStore, pkey: str, labels: dict[str, Any]) -> CompiledTemplate | None:
-        try:
-            status, body = store.fetch(pkey)
-        except Exception:  # noqa: BLE001
-            self._count("disk_errors")
-            return None
-        if body is None:
-            if status == "rejected":
-                self._count("disk_rejected")
-            return None
-        try:
-            spec, stored = serialize.loads(body, labels)
-            seconds = stored.get("compile_seconds")
-            if type(seconds) is not float or not 0.0 <= seconds < 1e9:
-                raise serialize.FormatError("stored template: bad compile_seconds")
-            columns = list(ParameterVector(_LIFT_VECTOR_NAME, spec.n_par))
-            template = CompiledTemplate._from_spec(
-                spec, columns, labels["device"], labels["optimization_level"], labels["structural_key"], seconds
-            )._relabel(columns)
-        except Exception:  # noqa: BLE001 - anything odd about an entry: recompile it
-            store.reject(pkey)
-            self._count("disk_rejected")
-            return None
-        self._count("disk_hits")
-        return template
 
     @staticmethod
     def _served(
@@ -591,7 +501,7 @@ class TemplateCache:
         return out
 
     def clear(self) -> None:
-        """Drop all entries (counters are kept)."""
+        """Drop all in-memory entries (counters and the persistent store are kept)."""
         with self._lock:
             self._templates.clear()
             self._bound.clear()

@@ -116,6 +116,27 @@ class TestRoundTrip(StoreTestCase):
         t, _ = c2.get_template(qc)
         self.assertEqual(t.bind(X[1]), bodies[1]["circuit"])
 
+    def test_bound_circuits_across_processes_compile_exact_once_and_lift_once(self):
+        # Each TemplateCache stands for a process (they share nothing but the directory).
+        qc = ansatz(3, 2)
+        rng = np.random.default_rng(8)
+        counters = [CountingCompile() for _ in range(4)]
+        bodies = []
+        for counting in counters:
+            cache = self.cache(counting)
+            bound = qc.assign_parameters(rng.uniform(-3, 3, qc.num_parameters))
+            bodies.append((cache.payload(bound), bound))
+        # The first process compiles its circuit exactly; the second, meeting a structure
+        # another process has met, compiles the lifted template; the rest load it.
+        self.assertEqual([c.calls for c in counters], [1, 1, 0, 0])
+        from qiskit.quantum_info import Statevector
+
+        from qstore_qiskit.payload import ionq_native_to_circuit
+
+        for body, bound in bodies:  # every payload is its own circuit's (trailing Z dropped)
+            native = ionq_native_to_circuit(body["circuit"], bound.num_qubits)
+            self.assertTrue(np.allclose(Statevector(native).probabilities(), Statevector(bound).probabilities(), atol=1e-9))
+
     def test_serialize_round_trip_and_schema(self):
         rng = np.random.default_rng(5)
         params = ParameterVector("p", 4)
@@ -332,6 +353,32 @@ class TestConcurrentProcesses(StoreTestCase):
             self.assertFalse(owner)
 
 
+class TestThreads(StoreTestCase):
+    def test_threads_of_two_caches_compile_each_structure_once(self):
+        import threading
+
+        counting = CountingCompile(delay=0.05)
+        caches = [self.cache(counting), self.cache(counting)]  # two "processes" in one
+        errors: list[BaseException] = []
+
+        def work(k: int) -> None:
+            try:
+                for i in range(4):
+                    caches[k % 2].payload(_workers.structure(i), [0.1, 0.2, 0.3])
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(errors, [])
+        self.assertEqual(counting.calls, 4)
+        self.assertEqual(sum(c.stats()["compiles"] for c in caches), 4)
+        self.assertEqual(sum(c.stats()["disk_hits"] for c in caches), 4)
+
+
 class TestSizeLimit(StoreTestCase):
     def test_eviction_keeps_the_store_bounded(self):
         limit = 256 * 1024
@@ -389,9 +436,9 @@ class TestSettings(StoreTestCase):
         cache = TemplateCache(store=self.dir)
         key = ("s", "aria-1", 2, ())
         base = cache._entry_key(key)
-        with mock.patch("qstore_qiskit.cache.store.__version__", "9.9.9"):
+        with mock.patch("qstore_qiskit.cache.loader.__version__", "9.9.9"):
             self.assertNotEqual(cache._entry_key(key), base)
-        with mock.patch("qstore_qiskit.cache.store.FORMAT_VERSION", 99):
+        with mock.patch("qstore_qiskit.cache.loader.FORMAT_VERSION", 99):
             self.assertNotEqual(cache._entry_key(key), base)
         other = TemplateCache(store=self.dir, compile_fn=toy_compile, compiler_id="toy")
         self.assertNotEqual(other._entry_key(key), base)
@@ -400,3 +447,43 @@ class TestSettings(StoreTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestBackendOption(StoreTestCase):
+    """The backend's ``template_cache_dir`` option: a restarted backend compiles nothing."""
+
+    def run_backend(self, option) -> tuple[dict, list]:
+        from qstore_qiskit import QStoreProvider
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("IONQ_", "QISKIT_IONQ"))}
+        with mock.patch.dict(os.environ, env, clear=True):
+            provider = QStoreProvider(local_profile="instant")
+            try:
+                backend = provider.get_backend("ionq_simulator")
+                backend.set_options(template_cache_dir=option)
+                qc = ansatz(3, 2)
+                qc.measure_all()
+                values = np.linspace(0.1, 1.2, qc.num_parameters)
+                binds = [{p: [v, -v] for p, v in zip(qc.parameters, values)}]
+                counts = backend.run(qc, parameter_binds=binds, shots=2000, sampler_seed=7).result().get_counts()
+                return backend._cache.stats(), counts
+            finally:
+                provider.close()
+
+    def test_restarted_backend_loads_its_templates(self):
+        first, counts1 = self.run_backend(str(self.dir))
+        self.assertEqual((first["compiles"], first["disk_misses"]), (1, 1))
+        second, counts2 = self.run_backend(str(self.dir))
+        self.assertEqual((second["compiles"], second["disk_hits"]), (0, 1))
+        self.assertEqual(counts1, counts2)  # same payloads, same seed: same samples
+
+    def test_option_false_turns_it_off(self):
+        stats, _ = self.run_backend(False)
+        self.assertEqual((stats["compiles"], stats["disk_misses"], stats["disk_hits"]), (1, 0, 0))
+        self.assertFalse(self.dir.exists())
+
+    def test_default_follows_the_environment(self):
+        with mock.patch.dict(os.environ, {CACHE_DIR_ENV: str(self.dir)}):
+            self.run_backend(None)
+            stats, _ = self.run_backend(None)
+        self.assertEqual(stats["compiles"], 0)
