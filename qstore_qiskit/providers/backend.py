@@ -133,7 +133,13 @@ def _scan(circuit: QuantumCircuit) -> tuple[int, str, list[int | None]]:
             measured.add(qubit)
             meas_map[cidx[inst.clbits[0]]] = qidx[qubit]
             continue
-        if name == "reset" or (measured and not measured.isdisjoint(inst.qubits)):
+        if name in ("reset", "initialize"):
+            raise ValueError(
+                f"circuit '{circuit.name}' contains '{name}', which resets qubits (at the start or "
+                "mid-circuit): IonQ's circuit jobs have no reset (qubits start in |0>). "
+                + ("Use StatePreparation (qc.prepare_state) instead." if name == "initialize" else "Remove it.")
+            )
+        if measured and not measured.isdisjoint(inst.qubits):
             raise ValueError(
                 f"circuit '{circuit.name}' measures or resets a qubit mid-circuit; qstore backends "
                 "batch gate-list jobs only. Run it with qiskit-ionq's backend (OpenQASM 3 jobs)."
@@ -150,6 +156,17 @@ def _scan(circuit: QuantumCircuit) -> tuple[int, str, list[int | None]]:
             logical = True
     kind = ("mixed" if logical else "native") if native else "logical"
     return gates, kind, meas_map
+
+
+def _gate_width(circuit: QuantumCircuit) -> int:
+    """Highest index of a qubit that a gate (not a measurement or barrier) acts on, plus one."""
+    qidx = {q: i for i, q in enumerate(circuit.qubits)}
+    width = 0
+    for inst in circuit.data:
+        if inst.name not in ("measure", "barrier", "delay"):
+            for q in inst.qubits:
+                width = max(width, qidx[q] + 1)
+    return width
 
 
 def _gate_counts(gates: list[dict]) -> dict[str, int]:
@@ -282,7 +299,8 @@ class QStoreBackend(BackendV2):
         self._device = device
         self._api_backend = api_backend
         self._simulator = simulator
-        self._target = ionq_target(device)
+        # No reset: IonQ's gate-list jobs cannot carry it and run() rejects it.
+        self._target = ionq_target(device, reset=False)
         self._lock = threading.Lock()
         self._submitters: dict[tuple, BatchSubmitter] = {}
         self._cache = TemplateCache(
@@ -295,6 +313,7 @@ class QStoreBackend(BackendV2):
         )
         self._tracker = PerformanceTracker(self._cache_stats, self._client_stats, self._features)
         self._pms = threading.local()
+        self._native_templates: dict[tuple, Any] = {}
 
     # ------------------------------------------------------------------ BackendV2
     @classmethod
@@ -583,11 +602,12 @@ class QStoreBackend(BackendV2):
         if opts["use_native_gates"]:
             if body is not None:
                 bodies = [body]
+            elif kind == "native" and value_sets is not None:
+                # An ISA circuit (e.g. from transpile(qc, backend)): its parameters sit in
+                # virtual rz, so the exact template of the circuit itself binds them.
+                bodies = self._native_bind_many(circuit, value_sets)
             elif kind == "native":
-                bodies = []
-                for row in rows:
-                    bound = circuit if row is None else circuit.assign_parameters(row)
-                    bodies.append(native_body(bound))
+                bodies = [native_body(circuit)]
             elif opts["enable_smart_caching"] and kind == "logical":
                 if value_sets is None:
                     bodies = [self._cache.payload(circuit, device=device, optimization_level=level)]
@@ -605,15 +625,31 @@ class QStoreBackend(BackendV2):
             bodies, meas_map = self._qis_bodies(circuit, rows)
             gateset = "qis"
         measured = any(q is not None for q in meas_map)
+        # Qubits that are only measured read 0 without being sent (a preset-transpiled
+        # circuit that qiskit-machine-learning measures on every device qubit).
+        gate_width = _gate_width(circuit) if measured else None
+        # Bodies bound from one template differ only by the two GPi each folded MS angle
+        # adds: their gate counts are determined by their length (computed once each).
+        one_template = value_sets is not None and len(bodies) > 1 and body is None
+        counts_by_length: dict[int, dict[str, int]] = {}
         out = []
         for i, body in enumerate(bodies):
             # IonQ wants >= 1 qubit even for a circuit without gates (all zeros).
-            qubits = max(int(body["qubits"]), 1)
+            qubits = max(int(body["qubits"]) if gate_width is None else min(int(body["qubits"]), gate_width), 1)
             # Without measurements: report every qubit of the circuit (unused ones read 0).
             width = max(circuit.num_qubits, 1)
             mmap = meas_map if measured else list(range(width))
             name = circuit.name if len(bodies) == 1 else f"{circuit.name}[{i}]"
             gates = body["circuit"]
+            if gateset != "native":
+                counts: dict[str, int] = {}
+            elif one_template and kind != "mixed" and (opts["enable_smart_caching"] or kind == "native"):
+                counts = counts_by_length.get(len(gates))  # type: ignore[assignment]
+                if counts is None:
+                    counts = counts_by_length[len(gates)] = _gate_counts(gates)
+                counts = dict(counts)
+            else:
+                counts = _gate_counts(gates)
             out.append(
                 PreparedCircuit(
                     name=name,
@@ -624,7 +660,7 @@ class QStoreBackend(BackendV2):
                     creg_sizes=sizes if measured else [["meas", width]],
                     clbit_labels=labels if measured else [["meas", j] for j in range(width)],
                     metadata=dict(circuit.metadata or {}),
-                    native_gate_counts=_gate_counts(gates) if gateset == "native" else {},
+                    native_gate_counts=counts,
                     estimated_fidelity=_payload_fidelity(gates, spec) if gateset == "native" else None,
                     input_gates=input_gates,
                 )
@@ -638,6 +674,27 @@ class QStoreBackend(BackendV2):
         for j, param in enumerate(circuit.parameters):
             table[:, col[param]] = value_sets[:, j]
         return template.bodies(table)
+
+    def _native_bind_many(self, circuit: QuantumCircuit, value_sets: np.ndarray) -> list[dict]:
+        """Bodies of a parameterized native circuit for many value sets (one template per
+        structure: numeric angles stay constants, only free parameters are columns)."""
+        from ..cache import CompiledTemplate, structural_key
+
+        from .passmanager import _first_appearance
+
+        # Names in order of first appearance: the same structure with parameters swapped
+        # between gates is another template.
+        key = (structural_key(circuit), tuple(p.name for p in _first_appearance(circuit)))
+        with self._lock:
+            template = self._native_templates.get(key)
+        if template is None:
+            template = CompiledTemplate.from_native(circuit, list(circuit.parameters), device=self._device)
+            with self._lock:
+                if len(self._native_templates) >= 256:
+                    self._native_templates.pop(next(iter(self._native_templates)))
+                self._native_templates[key] = template
+        # Same names at the same places: columns (circuit.parameters, sorted by name) agree.
+        return template.bodies(value_sets)
 
     def _qis_bodies(self, circuit: QuantumCircuit, rows: list) -> tuple[list[dict], list[int | None]]:
         """The plain path: transpile to IonQ's QIS gate set and serialize per circuit."""

@@ -111,6 +111,22 @@ class QStoreJob(JobV1):
                         ids.append(res.job_id)
         return ids
 
+    def circuit_results(self, timeout: float | None = None) -> list[tuple["PreparedCircuit", Any]]:
+        """Wait and return ``(prepared circuit, CircuitResult)`` pairs in ``run`` order.
+
+        The raw per-circuit results (counts over qubits, IonQ job ids) without building a
+        Qiskit ``Result``: what :mod:`qstore_qiskit.primitives` decode into bit arrays.
+        Raises like :meth:`result`.
+        """
+        if any(f.cancelled() for _, f in self._futures):
+            raise JobError(f"job {self._job_id} was cancelled; it has no result")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pairs: list[tuple[Any, Any]] = []
+        for part, fut in self._futures:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            pairs.extend(zip(self._prepared[part], fut.result(timeout=wait)))
+        return pairs
+
     def result(self, timeout: float | None = None) -> Result:
         """Wait for every circuit and return a Qiskit :class:`~qiskit.result.Result`.
 

@@ -9,13 +9,20 @@ Registered through the ``qiskit.transpiler.translation`` and
 and ``transpile(qc, backend=qstore_backend)`` (whose default translation stage is
 ``qstore``) compile to IonQ native gates. Circuits with gates on three or more qubits
 also need ``init_method="qstore"`` (see :func:`~.passmanager.init_passes`).
+
+Circuits with free parameters come out in the parameter-preserving ISA form of
+:class:`~.passes.ParametersToVirtualRZ`: every input parameter kept, only inside virtual
+``rz`` gates (numeric GPi/GPi2/MS phases), so that Qiskit's primitives can bind them and
+parameter-shift gradients stay exact.
 """
 
 from __future__ import annotations
 
+from qiskit.passmanager.flow_controllers import ConditionalController
 from qiskit.transpiler import PassManager, PassManagerConfig
 from qiskit.transpiler.preset_passmanagers.plugin import PassManagerStagePlugin
 
+from .passes import CheckParameterized, ParametersToVirtualRZ
 from .passmanager import init_passes, optimization_passes, translation_passes
 from .target import ionq_target
 
@@ -38,10 +45,20 @@ def _options(config: PassManagerConfig | None) -> dict:
     }
 
 
+def _parameterized(property_set) -> bool:
+    return bool(property_set["ionq_parameterized"])
+
+
+def _bound(property_set) -> bool:
+    return not property_set["ionq_parameterized"]
+
+
 class QStoreTranslationPlugin(PassManagerStagePlugin):
     """Translation stage: lower any circuit to IonQ native gates.
 
-    Idempotent on native circuits (Qiskit re-runs the translation stage inside its
+    Bound circuits go through :func:`~.passmanager.translation_passes`; circuits with
+    free parameters through :class:`~.passes.ParametersToVirtualRZ`, which keeps every
+    parameter, only in virtual ``rz`` gates. Idempotent on native circuits (Qiskit re-runs the translation stage inside its
     optimization loop), leaves the global ``SessionEquivalenceLibrary`` untouched (the
     lowering carries its own rules), and never changes the layout.
     """
@@ -50,8 +67,15 @@ class QStoreTranslationPlugin(PassManagerStagePlugin):
         self, pass_manager_config: PassManagerConfig, optimization_level: int | None = None
     ) -> PassManager:
         level = 2 if optimization_level is None else optimization_level
+        target, options = _target(pass_manager_config), _options(pass_manager_config)
         return PassManager(
-            translation_passes(_target(pass_manager_config), level, **_options(pass_manager_config))
+            [
+                CheckParameterized(),
+                ConditionalController(translation_passes(target, level, **options), condition=_bound),
+                ConditionalController(
+                    [ParametersToVirtualRZ(target, level, **options)], condition=_parameterized
+                ),
+            ]
         )
 
 
@@ -62,9 +86,10 @@ class QStoreOptimizationPlugin(PassManagerStagePlugin):
         self, pass_manager_config: PassManagerConfig, optimization_level: int | None = None
     ) -> PassManager:
         level = 2 if optimization_level is None else optimization_level
-        return PassManager(
-            optimization_passes(_target(pass_manager_config), level, **_options(pass_manager_config))
-        )
+        passes = optimization_passes(_target(pass_manager_config), level, **_options(pass_manager_config))
+        # Parameterized (ISA-form) circuits were optimized part by part by the
+        # translation stage; resynthesis would fold their virtual rz back into phases.
+        return PassManager([CheckParameterized(), ConditionalController(passes, condition=_bound)])
 
 
 class QStoreInitPlugin(PassManagerStagePlugin):

@@ -156,7 +156,8 @@ class IonQTarget(Target):
 
     Holds GPi, GPi2, MS (and ZZ where native) on every qubit and on every ordered pair of
     distinct qubits (all-to-all connectivity, each pair listed explicitly: no global
-    entries), a virtual ``rz`` with zero error and duration, ``measure`` and ``reset``.
+    entries), a virtual ``rz`` with zero error and duration, ``measure`` and (unless
+    built with ``reset=False``) ``reset``.
     """
 
     def __new__(cls, *args, device: DeviceSpec | None = None, **kwargs):  # noqa: D102
@@ -168,26 +169,32 @@ class IonQTarget(Target):
     # Pickling (parallel transpile) and deepcopy rebuild the target from its spec: the
     # Rust base class cannot reduce a subclass instance itself.
     def __reduce__(self):
-        return (_rebuild_target, (self.device, self.num_qubits))
+        return (_rebuild_target, (self.device, self.num_qubits, "reset" in self.operation_names))
 
     def __reduce_ex__(self, protocol):
         return self.__reduce__()
 
     def __deepcopy__(self, memo):
-        return _rebuild_target(self.device, self.num_qubits)
+        return _rebuild_target(self.device, self.num_qubits, "reset" in self.operation_names)
 
 
-def _rebuild_target(device: DeviceSpec, num_qubits: int) -> IonQTarget:
-    return ionq_target(device, num_qubits=num_qubits)
+def _rebuild_target(device: DeviceSpec, num_qubits: int, reset: bool = True) -> IonQTarget:
+    return ionq_target(device, num_qubits=num_qubits, reset=reset)
 
 
-def ionq_target(device: str | DeviceSpec = "aria-1", num_qubits: int | None = None) -> IonQTarget:
+def ionq_target(
+    device: str | DeviceSpec = "aria-1", num_qubits: int | None = None, *, reset: bool = True
+) -> IonQTarget:
     """Build the transpiler :class:`Target` of an IonQ device.
 
     Args:
         device: Device name (see :data:`DEVICES`) or a :class:`DeviceSpec`.
         num_qubits: Use fewer (or more) qubits than the device has, e.g. to keep
             transpiled circuits small. Defaults to the device's qubit count.
+        reset: Whether to list ``reset``. IonQ's gate-list (``ionq.circuit.v1``) jobs
+            have no reset, so the target of a :class:`~qstore_qiskit.QStoreBackend` is
+            built with ``reset=False`` (it advertises exactly what ``run`` accepts);
+            ``True`` (default) suits OpenQASM 3 flows with mid-circuit reset.
 
     Returns:
         The target, whose ``device`` attribute is the :class:`DeviceSpec`.
@@ -224,7 +231,8 @@ def ionq_target(device: str | DeviceSpec = "aria-1", num_qubits: int | None = No
         for q in range(n)
     }
     target.add_instruction(Measure(), readout)
-    target.add_instruction(Reset(), {(q,): InstructionProperties(duration=spec.readout_duration) for q in range(n)})
+    if reset:
+        target.add_instruction(Reset(), {(q,): InstructionProperties(duration=spec.readout_duration) for q in range(n)})
     return target
 
 

@@ -10,9 +10,11 @@ from qiskit.primitives import BackendEstimatorV2, BackendSamplerV2, StatevectorE
 from qiskit_machine_learning.algorithms import NeuralNetworkClassifier
 from qiskit_machine_learning.neural_networks import EstimatorQNN, SamplerQNN
 from qiskit_machine_learning.optimizers import OptimizerResult
+from qiskit.transpiler import generate_preset_pass_manager
 
 import qstore_qiskit
 from qstore_qiskit import QStoreProvider
+from qstore_qiskit.primitives import EstimatorV2, SamplerV2
 
 from .helpers import ProviderTestCase
 
@@ -40,7 +42,7 @@ def toy_data():
     return X, y
 
 
-class TestGradients(ProviderTestCase):
+class _Circuit:
     def setUp(self):
         self.feature_map = zz_feature_map(2, reps=1)
         self.ansatz = real_amplitudes(2, reps=1)
@@ -48,6 +50,8 @@ class TestGradients(ProviderTestCase):
         self.x = np.array([[0.3, -0.5], [0.8, 0.1]])
         self.w = np.array([0.1, 0.2, 0.3, 0.4])
 
+
+class TestGradients(_Circuit, ProviderTestCase):
     def test_estimator_qnn_matches_statevector(self):
         reference = EstimatorQNN(
             circuit=self.circuit, input_params=self.feature_map.parameters,
@@ -91,6 +95,86 @@ class TestGradients(ProviderTestCase):
         _, grad = qnn.backward(self.x, self.w)
         _, ref_grad = reference.backward(self.x, self.w)
         np.testing.assert_allclose(grad, ref_grad, atol=0.06)
+
+
+class TestPresetPassManager(_Circuit, ProviderTestCase):
+    """Qiskit's own ``generate_preset_pass_manager(backend=...)``: exact gradients (the
+    parameters sit in virtual rz only) equal to the package's own pass manager's."""
+
+    def qnn(self, pass_manager):
+        estimator = BackendEstimatorV2(backend=self.backend, options={"seed_simulator": 7, "default_precision": 0.01})
+        return EstimatorQNN(
+            circuit=self.circuit, input_params=self.feature_map.parameters,
+            weight_params=self.ansatz.parameters, estimator=estimator, pass_manager=pass_manager,
+        )
+
+    def test_estimator_qnn_preset_equals_own_path(self):
+        reference = EstimatorQNN(
+            circuit=self.circuit, input_params=self.feature_map.parameters,
+            weight_params=self.ansatz.parameters, estimator=StatevectorEstimator(),
+        )
+        _, exact = reference.backward(self.x, self.w)
+        own = self.qnn(qstore_qiskit.generate_ionq_pass_manager(self.backend))
+        _, own_grad = own.backward(self.x, self.w)
+        for level in range(4):
+            with self.subTest(level=level):
+                preset = self.qnn(generate_preset_pass_manager(optimization_level=level, backend=self.backend))
+                forward = preset.forward(self.x, self.w)
+                _, grad = preset.backward(self.x, self.w)
+                np.testing.assert_allclose(forward, reference.forward(self.x, self.w), atol=0.06)
+                # 10,000 shots per term: a difference of a gradient entry has std ~0.01.
+                np.testing.assert_allclose(grad, own_grad, atol=0.06)
+                np.testing.assert_allclose(grad, exact, atol=0.06)
+
+    def test_sampler_qnn_preset(self):
+        sampler = BackendSamplerV2(backend=self.backend, options={"seed_simulator": 3, "default_shots": 4000})
+        qnn = SamplerQNN(
+            circuit=self.circuit, input_params=self.feature_map.parameters, weight_params=self.ansatz.parameters,
+            sampler=sampler, pass_manager=generate_preset_pass_manager(1, backend=self.backend),
+        )
+        reference = SamplerQNN(
+            circuit=self.circuit, input_params=self.feature_map.parameters, weight_params=self.ansatz.parameters,
+            sampler=StatevectorSampler(default_shots=20_000, seed=1),
+        )
+        np.testing.assert_allclose(qnn.forward(self.x, self.w), reference.forward(self.x, self.w), atol=0.05)
+        np.testing.assert_allclose(qnn.backward(self.x, self.w)[1], reference.backward(self.x, self.w)[1], atol=0.06)
+
+
+class TestNativePrimitives(_Circuit, ProviderTestCase):
+    """qiskit-machine-learning unchanged on :mod:`qstore_qiskit.primitives`."""
+
+    def test_estimator_qnn(self):
+        reference = EstimatorQNN(
+            circuit=self.circuit, input_params=self.feature_map.parameters,
+            weight_params=self.ansatz.parameters, estimator=StatevectorEstimator(),
+        )
+        for name, pm in (("none", None), ("preset", generate_preset_pass_manager(1, backend=self.backend))):
+            with self.subTest(pass_manager=name):
+                qnn = EstimatorQNN(
+                    circuit=self.circuit, input_params=self.feature_map.parameters,
+                    weight_params=self.ansatz.parameters, pass_manager=pm,
+                    estimator=EstimatorV2(self.backend, seed=4, default_precision=0.01),
+                )
+                np.testing.assert_allclose(qnn.forward(self.x, self.w), reference.forward(self.x, self.w), atol=0.06)
+                _, grad = qnn.backward(self.x, self.w)
+                np.testing.assert_allclose(grad, reference.backward(self.x, self.w)[1], atol=0.06)
+                self.assertGreater(np.abs(grad).max(), 0.1)
+
+    def test_sampler_qnn(self):
+        reference = SamplerQNN(
+            circuit=self.circuit, input_params=self.feature_map.parameters, weight_params=self.ansatz.parameters,
+            sampler=StatevectorSampler(default_shots=20_000, seed=1),
+        )
+        for name, pm in (("none", None), ("preset", generate_preset_pass_manager(1, backend=self.backend))):
+            with self.subTest(pass_manager=name):
+                qnn = SamplerQNN(
+                    circuit=self.circuit, input_params=self.feature_map.parameters,
+                    weight_params=self.ansatz.parameters, pass_manager=pm,
+                    sampler=SamplerV2(self.backend, seed=2, default_shots=4000),
+                )
+                np.testing.assert_allclose(qnn.forward(self.x, self.w), reference.forward(self.x, self.w), atol=0.05)
+                _, grad = qnn.backward(self.x, self.w)
+                np.testing.assert_allclose(grad, reference.backward(self.x, self.w)[1], atol=0.06)
 
 
 class TestTraining(ProviderTestCase):

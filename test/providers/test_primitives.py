@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 from qiskit import QuantumCircuit
+from qiskit import transpile
 from qiskit.circuit import ParameterVector
+from qiskit.circuit.library import efficient_su2
+from qiskit.transpiler.exceptions import TranspilerError
 from qiskit.primitives import BackendEstimatorV2, BackendSamplerV2
 from qiskit.quantum_info import SparsePauliOp, Statevector
 from qiskit.transpiler import generate_preset_pass_manager
@@ -112,3 +115,64 @@ class TestEstimator(PrimitivesTestCase):
         result = estimator.run([(qc, o) for o in obs]).result()
         for pub, ref in zip(result, exact):
             self.assertLess(abs(float(pub.data.evs) - ref), 0.1)
+
+
+class TestPresetISA(ProviderTestCase):
+    """Qiskit's ISA workflow on a qstore backend: parameters survive transpilation."""
+
+    def test_transpile_keeps_every_parameter(self):
+        qc = efficient_su2(3, reps=1)
+        qc.measure_all()
+        self.assertEqual(qc.num_parameters, 12)
+        self.assertEqual(transpile(qc, self.backend).num_parameters, 12)
+        for level in range(4):
+            with self.subTest(level=level):
+                isa = generate_preset_pass_manager(optimization_level=level, backend=self.backend).run(qc)
+                self.assertEqual(set(isa.parameters), set(qc.parameters))
+                for inst in isa.data:
+                    if inst.name != "rz":
+                        self.assertFalse(any(getattr(p, "parameters", None) for p in inst.params), inst)
+                self.assertTrue(set(isa.count_ops()) <= {"gpi", "gpi2", "ms", "rz", "measure", "barrier"})
+
+    def test_backend_sampler_on_isa_circuit(self):
+        qc = efficient_su2(3, reps=1)
+        qc.measure_all()
+        values = np.random.default_rng(4).uniform(-np.pi, np.pi, (3, 12))
+        for level in range(4):
+            with self.subTest(level=level):
+                isa = generate_preset_pass_manager(optimization_level=level, backend=self.backend).run(qc)
+                sampler = BackendSamplerV2(backend=self.backend, options={"seed_simulator": 5})
+                pub = sampler.run([(isa, values)], shots=SHOTS).result()[0]
+                self.assertEqual(pub.data.meas.shape, (3,))
+                for i, row in enumerate(values):
+                    exact = exact_distribution(qc.assign_parameters(row))
+                    assert_counts_match(self, pub.data.meas.get_counts(i), exact, SHOTS)
+
+    def test_isa_sweep_binds_one_template(self):
+        qc = efficient_su2(3, reps=1)
+        qc.measure_all()
+        isa = transpile(qc, self.backend)
+        values = np.random.default_rng(5).uniform(-np.pi, np.pi, (30, 12))
+        job = self.backend.run(isa, parameter_binds=[dict(zip(isa.parameters, values.T))], shots=100)
+        self.assertEqual(len(job.result().results), 30)
+        self.assertEqual(len(self.backend._native_templates), 1)  # noqa: SLF001 -- one analysis
+
+    def test_target_matches_run(self):
+        self.assertNotIn("reset", self.backend.target.operation_names)
+        qc = QuantumCircuit(2)
+        qc.reset(0)
+        qc.h(0)
+        qc.measure_all()
+        with self.assertRaisesRegex(TranspilerError, "'reset'"):
+            transpile(qc, self.backend)
+        with self.assertRaisesRegex(ValueError, "'reset'"):
+            self.backend.run(qc)
+
+    def test_initialize_clear_error(self):
+        qc = QuantumCircuit(2)
+        qc.initialize([0, 1, 0, 0], [0, 1])
+        qc.measure_all()
+        with self.assertRaisesRegex(TranspilerError, "'initialize'.*StatePreparation"):
+            transpile(qc, self.backend)
+        with self.assertRaisesRegex(ValueError, "'initialize'.*StatePreparation"):
+            self.backend.run(qc)

@@ -74,6 +74,14 @@ class TestIonQTarget(unittest.TestCase):
                 self.assertTrue({"gpi", "gpi2", "ms", "rz", "measure", "reset"} <= ops, ops)
                 self.assertFalse(ops & {"cx", "h", "u", "sx", "ecr"}, ops)
 
+    def test_reset_optional(self):
+        # IonQ's gate-list jobs have no reset: backends build their target without it.
+        self.assertIn("reset", ionq_target("aria-1", num_qubits=SMALL_N).operation_names)
+        target = ionq_target("aria-1", num_qubits=SMALL_N, reset=False)
+        self.assertNotIn("reset", target.operation_names)
+        self.assertNotIn("reset", pickle.loads(pickle.dumps(target)).operation_names)
+        self.assertNotIn("reset", copy.deepcopy(target).operation_names)
+
     def test_zz_only_on_forte(self):
         for name in DEVICES:
             with self.subTest(device=name):

@@ -3,15 +3,19 @@
 from .absorb_pi_pulses import AbsorbPiPulses
 from .check_ionq_input import CheckIonQInput
 from .check_native_form import CheckNativeForm
+from .check_parameterized import CheckParameterized
 from .commute_into_blocks import CommuteIntoTwoQubitBlocks
 from .lower_to_native import LowerToIonQNative
+from .parameters_to_virtual_rz import ParametersToVirtualRZ
 from .resynthesize_native import ResynthesizeNativeBlocks
 
 __all__ = [
     "AbsorbPiPulses",
     "CheckIonQInput",
     "CheckNativeForm",
+    "CheckParameterized",
     "CommuteIntoTwoQubitBlocks",
     "LowerToIonQNative",
+    "ParametersToVirtualRZ",
     "ResynthesizeNativeBlocks",
 ]

@@ -23,6 +23,7 @@ class CheckIonQInput(AnalysisPass):
       ``switch_case``, ``box``): IonQ's gate-list and OpenQASM 3 inputs do not accept it;
     * has no ``delay`` or other timing/classical-only instructions;
     * fits the target's qubit count;
+    * has no ``initialize`` (it resets qubits), and no ``reset`` unless the target lists it;
     * has only finite numeric gate parameters;
 
     The error names the offending instruction and the reason. Mid-circuit ``measure`` and
@@ -52,6 +53,18 @@ class CheckIonQInput(AnalysisPass):
                 raise TranspilerError(
                     f"Instruction '{op.name}' (classical control flow) is not supported on IonQ "
                     "devices; unroll it or run the branches as separate circuits."
+                )
+            if op.name == "initialize":
+                raise TranspilerError(
+                    "Instruction 'initialize' resets its qubits, which IonQ circuits cannot do "
+                    "(qubits start in |0>); use StatePreparation (QuantumCircuit.prepare_state) "
+                    "at the start of the circuit instead."
+                )
+            if op.name == "reset" and self.target is not None and "reset" not in self.target.operation_names:
+                raise TranspilerError(
+                    "Instruction 'reset' is not supported by this target: IonQ's circuit jobs have "
+                    "no reset (qubits start in |0>). Remove it, or run OpenQASM 3 jobs with "
+                    "qiskit-ionq for mid-circuit reset."
                 )
             if op.name == "delay":
                 raise TranspilerError("Instruction 'delay' is not supported on IonQ devices.")

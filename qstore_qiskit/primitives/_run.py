@@ -1,0 +1,120 @@
+"""What both primitives share: one backend submission for many PUBs, and bit decoding."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qiskit.circuit import QuantumCircuit
+from qiskit.primitives.containers.bindings_array import BindingsArray
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..providers.backend import QStoreBackend
+    from ..providers.job import QStoreJob
+
+
+def parameter_binds(circuit: QuantumCircuit, values: BindingsArray) -> dict:
+    """``backend.run``'s ``parameter_binds`` entry for one PUB: one column per parameter,
+    the bindings array flattened in C order (``np.ndindex`` order of its shape)."""
+    if not circuit.parameters:
+        return {}
+    table = values.as_array(circuit.parameters).reshape(-1, circuit.num_parameters)
+    return {p: table[:, i] for i, p in enumerate(circuit.parameters)}
+
+
+def submit(
+    backend: "QStoreBackend",
+    circuits: list[QuantumCircuit],
+    binds: list[dict],
+    shots: int,
+    seed: int | None,
+    run_options: dict[str, Any],
+) -> "QStoreJob":
+    """One ``backend.run`` call for every circuit and binding (one submission).
+
+    ``backend.run`` binds each circuit's value table through its compiled template
+    (``bind_many``) and hands all payloads to the batching submitter, which splits them
+    at the service's circuit cap.
+    """
+    options = dict(run_options)
+    options["shots"] = shots
+    if seed is not None:
+        options["sampler_seed"] = seed
+    return backend.run(circuits, parameter_binds=binds, **options)
+
+
+def job_ids(pairs: list) -> list[str]:
+    """IonQ (parent) job ids of ``(prepared, CircuitResult)`` pairs, in first-seen order."""
+    seen: dict[str, None] = {}
+    for _, result in pairs:
+        seen.setdefault(result.job_id, None)
+    return list(seen)
+
+
+def shot_outcomes(
+    prepared: Any, result: Any, shots: int, rng: np.random.Generator, shuffle: bool = True
+) -> np.ndarray:
+    """Per-shot outcomes over the circuit's clbits (``int64``, clbit 0 least significant).
+
+    IonQ returns a histogram, not a shot list: the integer counts (sampled on the
+    service's or the client's side from the probabilities, seeded by ``sampler_seed``)
+    are expanded into ``shots`` outcomes and shuffled with ``rng`` (unless ``shuffle``
+    is false: the caller then shuffles many rows at once), so that counts and shots
+    always agree and the order is reproducible for a given seed.
+    """
+    counts = result.counts
+    if counts is None:  # probabilities only: sample them here, seeded
+        keys = np.fromiter(result.probabilities.keys(), dtype=np.int64)
+        probs = np.fromiter(result.probabilities.values(), dtype=float)
+        drawn = rng.multinomial(shots, probs / probs.sum())
+        counts = {int(k): int(n) for k, n in zip(keys, drawn) if n}
+    keys = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+    reps = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+    outcomes = np.repeat(remap(keys, prepared.meas_map), reps)
+    if shuffle:
+        rng.shuffle(outcomes)
+    return outcomes
+
+
+def remap(qubit_outcomes: np.ndarray, meas_map: list[int | None]) -> np.ndarray:
+    """Outcomes over qubits -> outcomes over clbits (vectorised
+    :func:`~qstore_qiskit.providers.results.clbit_counts`: each clbit reads the qubit
+    measured into it; clbits never measured read 0)."""
+    table = _remap_table(tuple(meas_map))
+    if table is not None:
+        return table[qubit_outcomes & (len(table) - 1)]
+    out = np.zeros_like(qubit_outcomes)
+    for clbit, qubit in enumerate(meas_map):
+        if qubit is not None:
+            out |= ((qubit_outcomes >> qubit) & 1) << clbit
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _remap_table(meas_map: tuple) -> np.ndarray | None:
+    """A lookup table over every qubit outcome, when the measured qubits are few (<= 16)."""
+    width = max((q + 1 for q in meas_map if q is not None), default=0)
+    if width > 16:
+        return None
+    table = np.zeros(1 << width, dtype=np.int64)
+    every = np.arange(1 << width, dtype=np.int64)
+    for clbit, qubit in enumerate(meas_map):
+        if qubit is not None:
+            table |= ((every >> qubit) & 1) << clbit
+    return table
+
+
+def pack_bits(outcomes: np.ndarray, bits: list[int]) -> np.ndarray:
+    """The clbits ``bits`` (register order) of each outcome (any shape) as ``BitArray``
+    bytes (big endian, one more trailing axis)."""
+    num_bytes = max((len(bits) + 7) // 8, 1)
+    if bits and bits == list(range(bits[0], bits[0] + len(bits))):  # the usual register
+        values = (outcomes >> bits[0]) & ((1 << len(bits)) - 1)
+    else:
+        values = np.zeros_like(outcomes)
+        for j, b in enumerate(bits):
+            values |= ((outcomes >> b) & 1) << j
+    shifts = 8 * np.arange(num_bytes - 1, -1, -1, dtype=np.int64)
+    return ((values[..., None] >> shifts) & 0xFF).astype(np.uint8)

@@ -1,0 +1,97 @@
+"""qstore_qiskit.primitives.SamplerV2 against exact distributions."""
+
+from __future__ import annotations
+
+import numpy as np
+from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister, transpile
+from qiskit.circuit import Parameter
+from qiskit.primitives import BaseSamplerV2, PrimitiveResult, SamplerPubResult
+from qiskit.primitives.containers import BitArray
+
+from qstore_qiskit.primitives import SamplerV2
+
+from .helpers import (
+    ProviderTestCase,
+    ansatz,
+    assert_counts_match,
+    count_runs,
+    exact_distribution,
+    no_bound_circuits,
+    random_values,
+)
+
+SHOTS = 3000
+
+
+class TestSamplerV2(ProviderTestCase):
+    def test_is_a_base_sampler(self):
+        self.assertIsInstance(SamplerV2(self.backend), BaseSamplerV2)
+
+    def test_bindings_of_any_shape(self):
+        circuit = ansatz(measure=True)
+        values = random_values((2, 3), 3)
+        sampler = SamplerV2(self.backend, seed=11)
+        for name, qc in (("logical", circuit), ("isa", transpile(circuit, self.backend))):
+            with self.subTest(input=name), no_bound_circuits():
+                result = sampler.run([(qc, values)], shots=SHOTS).result()
+            self.assertIsInstance(result, PrimitiveResult)
+            pub = result[0]
+            self.assertIsInstance(pub, SamplerPubResult)
+            self.assertIsInstance(pub.data.meas, BitArray)
+            self.assertEqual(pub.data.meas.shape, (2, 3))
+            self.assertEqual(pub.data.meas.num_shots, SHOTS)
+            for index in np.ndindex(2, 3):
+                exact = exact_distribution(circuit.assign_parameters(values[index]))
+                assert_counts_match(self, pub.data.meas.get_counts(index), exact, SHOTS)
+
+    def test_one_submission_per_call(self):
+        circuit = ansatz(measure=True)
+        bell = QuantumCircuit(2)
+        bell.h(0)
+        bell.cx(0, 1)
+        bell.measure_all()
+        sampler = SamplerV2(self.backend, seed=3)
+        with count_runs(self.backend) as calls:
+            result = sampler.run([(circuit, random_values((4,), 3)), bell, (circuit, random_values((2,), 3, 1))]).result()
+        self.assertEqual(len(calls), 1)
+        self.assertEqual(calls[0][1], 4 + 1 + 2)
+        self.assertEqual([r.data.meas.shape for r in result], [(4,), (), (2,)])
+        self.assertTrue(result.metadata["ionq_job_ids"])
+        for pub in result:
+            self.assertTrue(set(pub.metadata["ionq_job_ids"]) <= set(result.metadata["ionq_job_ids"]))
+
+    def test_split_at_circuit_cap_keeps_order(self):
+        # ry(theta) with theta in {0, pi}: each binding has one certain outcome, so a
+        # result attached to the wrong binding shows.
+        theta = Parameter("t")
+        qc = QuantumCircuit(1, 1)
+        qc.ry(theta, 0)
+        qc.measure(0, 0)
+        # The instant profile caps multicircuit jobs at 1,000 circuits (GET /backends).
+        bits = np.random.default_rng(2).integers(0, 2, 2517)
+        sampler = SamplerV2(self.backend, seed=1)
+        pub = sampler.run([(qc, (np.pi * bits)[:, None])], shots=10).result()[0]
+        self.assertGreater(len(pub.metadata["ionq_job_ids"]), 1)  # several IonQ jobs
+        got = np.array([pub.data.c.get_counts(i).get("1", 0) == 10 for i in range(len(bits))])
+        np.testing.assert_array_equal(got, bits.astype(bool))
+
+    def test_registers_and_seed(self):
+        qr = QuantumRegister(3)
+        a, b = ClassicalRegister(1, "a"), ClassicalRegister(2, "b")
+        qc = QuantumCircuit(qr, a, b)
+        qc.x(0)
+        qc.h(1)
+        qc.cx(1, 2)
+        qc.measure(0, a[0])
+        qc.measure([1, 2], b)
+        first = SamplerV2(self.backend, seed=9).run([qc], shots=400).result()[0]
+        second = SamplerV2(self.backend, seed=9).run([qc], shots=400).result()[0]
+        self.assertEqual(first.data.a.get_counts(), {"1": 400})
+        self.assertEqual(set(first.data.b.get_counts()), {"00", "11"})
+        np.testing.assert_array_equal(first.data.b.array, second.data.b.array)
+
+    def test_bad_pub(self):
+        with self.assertRaises(ValueError):
+            SamplerV2(self.backend).run([(ansatz(True), [1.0, 2.0])])  # 2 values for 3 parameters
+        with self.assertRaisesRegex(ValueError, "'shots'"):
+            SamplerV2(self.backend, options={"shots": 5})
