@@ -13,6 +13,14 @@ as the server does (``parse_job_request`` + child ``Job`` records), then measure
   this checkout's general kernel, so it runs a little faster than the code before the
   batched kernel did (its 2-qubit ``np.kron`` was replaced too).
 
+The ``--aer`` table (``python benchmarks/server_sim.py --aer``) puts the two simulators
+side by side on the same ideal jobs, in one run: ``numpy`` is the numpy path
+(:func:`~qstore_qiskit.server.circuits.iter_probabilities`: the batched kernel up to 12
+qubits, the general kernel above, then the same histogram/JSON work) and ``aer`` is
+:func:`~qstore_qiskit.server.runner.simulate_job` with every circuit on qiskit-aer
+(``NUMPY_MAX_QUBITS = 0``). ``aer/numpy`` > 1 means numpy is faster; the server's dispatch
+(:data:`~qstore_qiskit.server.runner.NUMPY_MAX_QUBITS`) keeps numpy only there.
+
 Run: ``python benchmarks/server_sim.py`` (``--quick`` for fewer repetitions).
 """
 
@@ -26,6 +34,8 @@ import numpy as np
 from qstore_qiskit.server import simulator as sim
 from qstore_qiskit.server.config import ServerConfig
 from qstore_qiskit.server.jobs import Job, parse_job_request
+from qstore_qiskit.server import runner
+from qstore_qiskit.server.circuits import iter_probabilities
 from qstore_qiskit.server.runner import job_rng, simulate_job
 
 
@@ -122,11 +132,95 @@ def old_simulate_job(job: Job, server_seed: int) -> None:
         child.sample_seed = int(rng.integers(2**63 - 1))
 
 
+def numpy_simulate_job(job: Job, server_seed: int) -> None:
+    """The numpy path for every circuit of an ideal job (batched kernel up to 12 qubits)."""
+    targets = job.children or [job]
+    for child, probs in zip(targets, iter_probabilities([t.circuit for t in targets])):
+        rng = job_rng(child, server_seed)
+        child.probabilities_json = sim.probability_json(probs)
+        child.histogram = sim.sample_histogram(probs, job.spec.shots, rng)
+        child.sample_seed = int(rng.integers(2**63 - 1))
+
+
+def aer_simulate_job(job: Job, server_seed: int) -> None:
+    """:func:`simulate_job` with every circuit on qiskit-aer."""
+    saved = runner.NUMPY_MAX_QUBITS
+    runner.NUMPY_MAX_QUBITS = 0
+    try:
+        simulate_job(job, server_seed)
+    finally:
+        runner.NUMPY_MAX_QUBITS = saved
+
+
+def aer_table(repeat: int) -> None:
+    """Aer vs numpy on the same ideal jobs, side by side."""
+    cases = [("native", 96, 2, 20), ("native", 96, 4, 30), ("qis", 96, 4, 30),
+             ("native", 96, 8, 60), ("native", 32, 10, 60), ("native", 32, 12, 100),
+             ("native", 1, 12, 100), ("native", 4, 14, 100), ("native", 1, 16, 200),
+             ("native", 1, 18, 200), ("native", 1, 20, 200)]
+    print(f"Ideal jobs: CPU ms per job (best of {repeat}), shots=1024; "
+          f"dispatch: numpy up to {runner.NUMPY_MAX_QUBITS} qubits")
+    print(f"{'gateset':8} {'circ':>4} {'qubits':>6} {'gates':>5} | {'numpy':>9} {'aer':>9} "
+          f"{'aer/numpy':>9}  server uses")
+    for gateset, circuits, n, num_gates in cases:
+        body, config = make_job(gateset, circuits, n, num_gates, seed=n * 1000 + num_gates)
+        job = build(body, config)
+        t_np = cpu(lambda: numpy_simulate_job(job, 42), repeat)
+        t_aer = cpu(lambda: aer_simulate_job(job, 42), repeat)
+        used = "numpy" if n <= runner.NUMPY_MAX_QUBITS else "aer"
+        print(f"{gateset:8} {circuits:4} {n:6} {num_gates:5} | {t_np * 1e3:9.2f} "
+              f"{t_aer * 1e3:9.2f} {t_aer / t_np:9.2f}  {used}")
+
+
+def noisy_table(repeat: int) -> None:
+    """Noisy trajectories: the server's sampler (error-free shots share one run, shots with
+    the same error pattern share one) against Aer's own per-shot noise sampling (the same
+    labelled circuit with the model as an Aer ``NoiseModel``), side by side."""
+    # pylint: disable=import-outside-toplevel
+    from qstore_qiskit.server import aer_simulator as aer
+    from qstore_qiskit.server.noise_models import NOISE_MODELS
+
+    model = NOISE_MODELS["aria-1"]
+    cases = [(11, 60, 1024), (12, 100, 1024), (14, 100, 1024), (16, 100, 512),
+             (20, 40, 100)]
+    print(f"Noisy aria-1 circuits (native, random): CPU ms per circuit (best of {repeat})")
+    print(f"{'qubits':>6} {'gates':>5} {'shots':>5} | {'server':>9} {'aer-noise':>9} "
+          f"{'aer/server':>10}")
+    for n, num_gates, shots in cases:
+        body, config = make_job("native", 1, n, num_gates, seed=n)
+        circuit = build(body, config).spec.circuits[0]
+        ops = aer.circuit_ops(circuit, decompose_wide=True)
+
+        def ours() -> None:
+            aer.simulate_noisy(n, ops, shots, model, np.random.default_rng(1))
+
+        def builtin() -> None:
+            qc = aer.aer_circuit(n, ops, labels=True, measure=True)
+            backend = aer._simulator("statevector", n,  # pylint: disable=protected-access
+                                     model.aer_noise_model())
+            backend.run(qc, shots=shots, seed_simulator=1).result()
+
+        t_ours = cpu(ours, repeat)
+        t_builtin = cpu(builtin, repeat)
+        print(f"{n:6} {num_gates:5} {shots:5} | {t_ours * 1e3:9.1f} {t_builtin * 1e3:9.1f} "
+              f"{t_builtin / t_ours:10.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--aer", action="store_true",
+                        help="only the Aer vs numpy table")
+    parser.add_argument("--noisy", action="store_true",
+                        help="only the noisy trajectory table")
     args = parser.parse_args(argv)
     repeat = 3 if args.quick else 15
+    if args.aer:
+        aer_table(repeat)
+        return 0
+    if args.noisy:
+        noisy_table(1 if args.quick else 3)
+        return 0
     cases = [("native", 96, 4, 20), ("native", 96, 4, 30), ("native", 96, 4, 60),
              ("native", 96, 6, 45), ("native", 96, 8, 20), ("native", 96, 8, 60),
              ("native", 96, 8, 100), ("qis", 96, 4, 30), ("qis", 96, 8, 60),
@@ -142,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         t_old = cpu(lambda: old_simulate_job(job, 42), repeat)
         print(f"{gateset:8} {circuits:4} {n:6} {num_gates:5} | {t_parse * 1e3:8.2f} "
               f"{t_sim * 1e3:9.2f} {t_old * 1e3:9.2f} {t_old / t_sim:7.2f}")
+    print()
+    aer_table(repeat)
+    print()
+    noisy_table(1 if args.quick else 3)
     return 0
 
 

@@ -15,10 +15,13 @@ import time
 
 import numpy as np
 
+from . import aer_simulator as aer
+from . import mitigation
 from . import simulator as sim
-from .circuits import iter_probabilities
+from .circuits import ParsedCircuit, iter_probabilities
 from .config import ServerConfig
 from .jobs import SHOTS_V2, Job
+from .noise_models import NoiseModel
 from .qasm import sample_program, shots_artifact
 
 LOG = logging.getLogger(__name__)
@@ -34,43 +37,116 @@ def job_rng(job: Job, server_seed: int | None) -> np.random.Generator:
     return np.random.default_rng()
 
 
+# Ideal circuits up to this width that :func:`simulator.batchable` takes run on the batched
+# numpy kernel; everything else on Aer. Chosen from ``benchmarks/server_sim.py`` (the Aer
+# vs numpy table in docs/server.rst): below this width numpy's batch beats Aer's per-circuit
+# cost, at and above it Aer wins.
+NUMPY_MAX_QUBITS = 12
+
+# Physical qubits of each simulated QPU (for the debiasing variants' ``qubit_map``).
+QPU_QUBITS = {"qpu.aria-1": 25, "qpu.aria-2": 25, "qpu.forte-1": 36,
+              "qpu.forte-enterprise-1": 36}
+
+
+def _numpy_batch(circuit: ParsedCircuit | None) -> bool:
+    return (circuit is not None and circuit.num_qubits <= NUMPY_MAX_QUBITS
+            and sim.batchable(circuit.num_qubits, circuit.gates))
+
+
+def _simulate_program(job: Job, noise: NoiseModel, server_seed: int | None) -> None:
+    spec = job.spec
+    assert spec.program is not None
+    rng = job_rng(job, server_seed)
+    if noise.is_ideal:  # the exact branching sampler
+        outcomes = sample_program(spec.program, spec.shots, rng)
+    else:  # per-gate noise: Aer trajectories
+        outcomes = aer.simulate_program(spec.program, spec.shots, noise, rng)
+    hist: dict[int, int] = {}
+    for value in outcomes:
+        hist[value] = hist.get(value, 0) + 1
+    job.probabilities_json = json.dumps(
+        {str(k): v / spec.shots for k, v in sorted(hist.items())}
+    )
+    aid = f"{job.id}-shots"
+    job.artifacts[SHOTS_V2] = aid
+    job.artifact_payloads[aid] = shots_artifact(spec.program, outcomes)
+
+
+def _frequencies_json(histogram: dict[int, int], shots: int) -> str:
+    return json.dumps({str(k): v / shots for k, v in sorted(histogram.items())})
+
+
+def _probabilities_json(probabilities: dict[int, float]) -> str:
+    return "{" + ",".join(f'"{k}":{v!r}' for k, v in sorted(probabilities.items())) + "}"
+
+
+def _simulate_debiased(child: Job, circuit: ParsedCircuit, noise: NoiseModel,
+                       rng: np.random.Generator) -> None:
+    """Run the symmetrized variants of one circuit (see :mod:`.mitigation`)."""
+    spec = child.spec
+    device = QPU_QUBITS.get(spec.backend, circuit.num_qubits)
+    variants: dict[str, mitigation.Variant] = {}
+    for variant_id, qubit_map, layout, shots in mitigation.plan_variants(
+            circuit.num_qubits, device, spec.shots, rng):
+        result = aer.simulate_circuit(circuit, shots, noise, rng, layout=layout)
+        variants[variant_id] = mitigation.Variant.from_histogram(
+            variant_id, qubit_map, result.histogram, int(rng.integers(2**63 - 1)))
+    # Set as attributes: on this branch ``Job`` declares neither field (jobs.py is the
+    # HTTP layer's); readers use ``getattr(job, "variants", None)`` (see :mod:`.mitigation`).
+    setattr(child, "variants", variants)  # noqa: B010
+    setattr(child, "sharpened_json", _probabilities_json(  # noqa: B010
+        mitigation.aggregate_variants(variants.values(), sharpen=True)))
+    child.histogram = mitigation.merge_histograms(
+        [v.histogram for v in variants.values() if v.histogram])
+    child.probabilities_json = _probabilities_json(
+        mitigation.aggregate_variants(variants.values(), sharpen=False))
+
+
 def simulate_job(job: Job, server_seed: int | None) -> None:
-    """Compute the results of ``job`` (and its children) in place. CPU-bound."""
+    """Compute the results of ``job`` (and its children) in place. CPU-bound.
+
+    Per circuit: ideal circuits the batched numpy kernel is faster for (see
+    :data:`NUMPY_MAX_QUBITS`) run there, all others on qiskit-aer
+    (:mod:`.aer_simulator`: IonQ's per-gate noise models, bounded results); a QPU job with
+    debiasing runs its symmetrized variants (:mod:`.mitigation`) and keeps them on
+    ``job.variants``.
+    """
     spec = job.spec
     if spec.dry_run:
         return
     noise = sim.NOISE_MODELS[spec.noise_model]
     if spec.program is not None:
-        rng = job_rng(job, server_seed)
-        outcomes = sample_program(spec.program, spec.shots, rng,
-                                  None if noise.is_ideal else noise)
-        hist: dict[int, int] = {}
-        for value in outcomes:
-            hist[value] = hist.get(value, 0) + 1
-        job.probabilities_json = json.dumps(
-            {str(k): v / spec.shots for k, v in sorted(hist.items())}
-        )
-        aid = f"{job.id}-shots"
-        job.artifacts[SHOTS_V2] = aid
-        job.artifact_payloads[aid] = shots_artifact(spec.program, outcomes)
+        _simulate_program(job, noise, server_seed)
         return
     targets = job.children if job.children else [job]
-    circuits = [child.circuit for child in targets]
-    assert all(circuit is not None for circuit in circuits)
-    # Small circuits are simulated together in one batch (see iter_probabilities).
-    for child, circuit, probs in zip(targets, circuits, iter_probabilities(circuits)):
+    debias = mitigation.debiasing_requested(spec.settings, spec.gateset, spec.shots,
+                                            spec.backend)
+    # Small ideal circuits are simulated together in one numpy batch, up front.
+    batched = [t for t in targets if noise.is_ideal and not debias and _numpy_batch(t.circuit)]
+    batch_probs = dict(zip((id(t) for t in batched),
+                           iter_probabilities([t.circuit for t in batched
+                                               if t.circuit is not None])))
+    for child in targets:
+        circuit = child.circuit
+        assert circuit is not None
+        if circuit.num_qubits > noise.max_qubits:
+            raise ValueError(f"noise model '{noise.name}' simulates at most "
+                             f"{noise.max_qubits} qubits; the circuit has {circuit.num_qubits}")
         rng = job_rng(child, server_seed)
-        if noise.is_ideal:
+        probs = batch_probs.pop(id(child), None)
+        if probs is not None:
             # Like IonQ's ideal simulator: exact probabilities (the sampled histogram
             # and per-shot outcomes are offered besides them).
             child.probabilities_json = sim.probability_json(probs)
             child.histogram = sim.sample_histogram(probs, spec.shots, rng)
+        elif debias:
+            _simulate_debiased(child, circuit, noise, rng)
         else:
-            probs = noise.apply(probs, circuit.num_qubits, circuit.gates_1q, circuit.gates_2q)
-            child.histogram = sim.sample_histogram(probs, spec.shots, rng)
-            child.probabilities_json = json.dumps(
-                {str(k): v / spec.shots for k, v in sorted(child.histogram.items())}
-            )
+            result = aer.simulate_circuit(circuit, spec.shots, noise, rng)
+            child.histogram = result.histogram
+            child.probabilities_json = (
+                _probabilities_json(result.probabilities) if result.probabilities is not None
+                else _frequencies_json(result.histogram, spec.shots))
         child.sample_seed = int(rng.integers(2**63 - 1))
 
 
@@ -193,4 +269,4 @@ class JobRunner:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-__all__ = ["JobRunner", "simulate_job", "job_rng"]
+__all__ = ["JobRunner", "simulate_job", "job_rng", "NUMPY_MAX_QUBITS", "QPU_QUBITS"]

@@ -22,6 +22,9 @@ from typing import Iterable, Sequence, Union
 
 import numpy as np
 
+# The noise models live in :mod:`.noise_models` (IonQ's documented table); re-exported here.
+from .noise_models import NOISE_MODELS, NoiseModel
+
 # -- gate matrices --------------------------------------------------------------------
 
 _SQ2 = 1.0 / math.sqrt(2.0)
@@ -616,52 +619,6 @@ def simulate_small_batch(num_qubits: int, circuits: Sequence[Sequence[GateRecipe
 def _qubit_one_mask(num_qubits: int, qubit: int) -> np.ndarray:
     """Boolean mask of basis states with ``qubit`` = 1."""
     return ((np.arange(1 << num_qubits) >> qubit) & 1).astype(bool)
-
-
-# -- noise ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NoiseModel:
-    """A simple depolarizing + readout model.
-
-    The circuit's fidelity ``F = (1-e1)**n1 * (1-e2)**n2`` mixes the ideal
-    distribution with the uniform one, then each qubit's readout is flipped with
-    probability ``readout``.
-    """
-
-    name: str
-    error_1q: float = 0.0
-    error_2q: float = 0.0
-    readout: float = 0.0
-
-    @property
-    def is_ideal(self) -> bool:
-        """Whether this model changes nothing."""
-        return self.error_1q == 0 and self.error_2q == 0 and self.readout == 0
-
-    def apply(self, probs: np.ndarray, num_qubits: int, n1: int, n2: int) -> np.ndarray:
-        """Apply the model to a probability vector over ``num_qubits`` qubits."""
-        if self.is_ideal:
-            return probs
-        fidelity = (1.0 - self.error_1q) ** n1 * (1.0 - self.error_2q) ** n2
-        out = fidelity * probs + (1.0 - fidelity) / probs.size
-        if self.readout > 0:
-            tensor = out.reshape((2,) * num_qubits) if num_qubits else out
-            for axis in range(num_qubits):
-                tensor = (1 - self.readout) * tensor + self.readout * np.flip(tensor, axis)
-            out = tensor.reshape(-1)
-        return out / out.sum()
-
-
-NOISE_MODELS: dict[str, NoiseModel] = {
-    "ideal": NoiseModel("ideal"),
-    "harmony": NoiseModel("harmony", 0.004, 0.03, 0.005),
-    "aria-1": NoiseModel("aria-1", 0.0005, 0.006, 0.004),
-    "aria-2": NoiseModel("aria-2", 0.0006, 0.008, 0.005),
-    "forte-1": NoiseModel("forte-1", 0.0002, 0.004, 0.003),
-    "forte-enterprise-1": NoiseModel("forte-enterprise-1", 0.0002, 0.004, 0.003),
-}
 
 
 # -- sampling ------------------------------------------------------------------------------
