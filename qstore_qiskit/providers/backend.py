@@ -684,6 +684,9 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
         with self._lock:
             sub = self._submitters.get(key)
             if sub is None:
+                # gateway="ray": the cluster's shared gateway replaces this process's submitter.
+                sub = self._provider._gateway_submitter(self)
+            if sub is None:
                 token, url = self._provider._credentials(self)
                 sub = BatchSubmitter(
                     token,
@@ -697,7 +700,7 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
                     max_retries=opts["max_retries"],
                     journal_path=opts["journal_path"],
                 )
-                self._submitters[key] = sub
+            self._submitters[key] = sub
             return sub
 
     def recover_jobs(self, journal_path: str | None = None, timeout: float | None = None) -> dict[str, dict]:

@@ -78,9 +78,24 @@ class QStoreProvider:
         url: API base URL, e.g. ``http://127.0.0.1:8000/v0.4`` for a server you started.
         local_profile: Latency profile of the embedded server (``"instant"`` or
             ``"cloud"``; default ``QSTORE_LOCAL_PROFILE`` or ``"instant"``).
+        gateway: ``"ray"``: submit through the Ray cluster's shared gateway actor for this
+            URL and key instead of a submitter per backend (see ``docs/scaling.rst``);
+            ``None`` (default): a submitter per backend in this process.
+        gateway_options: Options used if this provider's worker is the one that starts
+            the gateway: ``journal_dir``, ``submitter_options``, ``runtime_env``.
     """
 
-    def __init__(self, token: str | None = None, url: str | None = None, *, local_profile: str | None = None) -> None:
+    def __init__(
+        self,
+        token: str | None = None,
+        url: str | None = None,
+        *,
+        local_profile: str | None = None,
+        gateway: str | None = None,
+        gateway_options: dict[str, Any] | None = None,
+    ) -> None:
+        if gateway not in (None, "ray"):
+            raise ValueError(f"gateway must be None or 'ray', got {gateway!r}")
         self._token = token if token is not None else _env("QISKIT_IONQ_API_TOKEN", "IONQ_API_KEY", "IONQ_API_TOKEN")
         self._url = url if url is not None else _env("QISKIT_IONQ_API_URL", "IONQ_API_URL")
         self._local_profile = local_profile or os.environ.get("QSTORE_LOCAL_PROFILE", "instant")
@@ -90,6 +105,8 @@ class QStoreProvider:
         self._backends: dict[tuple[str, str], QStoreBackend] = {}
         self._services: dict[str, ServiceClient] = {}
         self._checked: set[str] = set()  # service URLs whose key was accepted
+        self._gateway = gateway
+        self._gateway_options = dict(gateway_options or {})
 
     def __repr__(self) -> str:
         where = self._url or ("IonQ cloud" if self._token else "embedded local server")
@@ -167,6 +184,20 @@ class QStoreProvider:
                 raise
         with self._lock:
             self._checked.add(service.url)
+
+    def _gateway_submitter(self, backend: QStoreBackend) -> Any:
+        """A client of the cluster's gateway when ``gateway="ray"`` (one per backend
+        submitter slot; closing it leaves the gateway serving), else ``None``."""
+        if self._gateway is None:
+            return None
+        if backend.name == "local" or self.uses_local_server:
+            raise ValueError(
+                "gateway='ray' needs a service URL reachable from every worker (url= or IONQ_API_URL); "
+                "the embedded local server lives in one process"
+            )
+        from ..gateway import GatewayClient
+
+        return GatewayClient(self._url or DEFAULT_URL, self._token, **self._gateway_options)
 
     def local_server(self):
         """The embedded :class:`~qstore_qiskit.server.LocalServer` (started on first use)."""
