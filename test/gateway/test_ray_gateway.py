@@ -196,17 +196,18 @@ def test_the_key_is_not_in_what_workers_send(cluster, server):
 
 @ray.remote(num_cpus=0.25, max_retries=0)
 def run_with_token(url: str, journal_dir: str, token: str) -> str:
-    from qiskit import QuantumCircuit
+    # The gateway client directly: a provider would refuse the wrong key at
+    # get_backend (GET /whoami) before the gateway is asked at all.
+    from qstore_qiskit.gateway import GatewayClient
 
-    from qstore_qiskit import QStoreProvider
-
-    backend = QStoreProvider(token=token, url=url, gateway="ray", gateway_options={"journal_dir": journal_dir})
-    qc = QuantumCircuit(1, 1)
-    qc.measure(0, 0)
+    client = GatewayClient(url, token, journal_dir=journal_dir)
     try:
-        backend.get_backend("ionq_simulator").run(qc, shots=10).result()
+        client.submit([{"qubits": 1, "circuit": [{"gate": "gpi2", "target": 0, "phase": 0.0}]}],
+                      shots=10).result(timeout=60)
     except Exception as exc:  # noqa: BLE001 - the message is the test's subject
         return str(exc)
+    finally:
+        client.close()
     return "no error"
 
 
