@@ -130,6 +130,7 @@ class _Side:
 
         jobs_before = len(self.srv.jobs())
         requests_before = self.srv.stats()["requests"]
+        native_before = self.srv.stats()["native_gates_created"]
         n = len(values)
         if self.mode == "qiskit-ionq per-circuit":
             prep = 0.0
@@ -160,12 +161,11 @@ class _Side:
             wall = time.perf_counter() - start
             prep = self.backend.performance_stats()["circuit_preparation_seconds"] - before
         new_jobs = self.srv.jobs()[jobs_before:]
+        native = self.srv.stats()["native_gates_created"] - native_before
         exec_ms = 0
-        native = 0
         for job in new_jobs:
             record = self.srv.job_record(job["id"])
             exec_ms += record.get("predicted_execution_duration_ms") or 0
-            native += (record.get("stats") or {}).get("native_gate_estimate", 0)
         return {
             "n": n,
             "batch_seconds": wall,

@@ -148,7 +148,6 @@ def server_summary(srv, round_sizes: list[int] | None = None, shots: int = 0) ->
     """
     stats = srv.stats()
     exec_ms = 0
-    native = 0
     n1 = n2 = 0
     for job in srv.jobs():
         record = srv.job_record(job["id"])
@@ -156,10 +155,10 @@ def server_summary(srv, round_sizes: list[int] | None = None, shots: int = 0) ->
         # simulation CPU time.
         exec_ms += record.get("predicted_execution_duration_ms") or 0
         st = record.get("stats") or {}
-        native += st.get("native_gate_estimate", 0)
         n1 += (st.get("gate_counts") or {}).get("1q", 0)
         n2 += (st.get("gate_counts") or {}).get("2q", 0)
     circuits = stats.get("circuits_created", 0)
+    native = stats.get("native_gates_created", 0)
     per_circuit = round(native / circuits) if circuits else 0
     lower = sum(srv.lower_bound_seconds([per_circuit] * n, shots) for n in (round_sizes or []))
     return {

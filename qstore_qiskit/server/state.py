@@ -65,6 +65,9 @@ class Stats:
         self.unauthorized = 0
         self.jobs_created = 0
         self.circuits_created = 0
+        # The server's native-gate estimate summed over created circuits: not part of
+        # IonQ's job record, so the demo and benchmarks read it here.
+        self.native_gates_created = 0
 
     def record(self, route: str, status: int) -> None:
         """Count one answered request."""
@@ -78,11 +81,12 @@ class Stats:
             elif status == 401:
                 self.unauthorized += 1
 
-    def job_created(self, circuits: int) -> None:
-        """Count a stored job."""
+    def job_created(self, circuits: int, native_gates: int = 0) -> None:
+        """Count a stored job of ``circuits`` circuits, ``native_gates`` (estimated) in all."""
         with self._lock:
             self.jobs_created += 1
             self.circuits_created += circuits
+            self.native_gates_created += native_gates
 
     def snapshot(self) -> dict[str, Any]:
         """A copy of the counters."""
@@ -96,6 +100,7 @@ class Stats:
                 "unauthorized": self.unauthorized,
                 "jobs_created": self.jobs_created,
                 "circuits_created": self.circuits_created,
+                "native_gates_created": self.native_gates_created,
             }
 
 

@@ -101,7 +101,7 @@ async def create_job(request: web.Request) -> web.StreamResponse:
     if fault in ("job_failed", "late_result"):
         state.faults.record(fault)
     state.store.add(job)
-    state.stats.job_created(spec.num_circuits)
+    state.stats.job_created(spec.num_circuits, sum(spec.native_gate_counts))
     task = state.runner.submit(job)
     if state.config.inline_execution and job.fault != "late_result":
         try:
