@@ -17,6 +17,8 @@ from typing import Any, Iterable
 
 from .circuits import ParsedCircuit
 from .errors import ApiError
+# One variant type for the simulation that fills job.variants and the routes that read it.
+from .mitigation import Variant  # noqa: F401  (re-exported)
 from .job_requests import (  # noqa: F401  (re-exported)
     ACTIVE_STATUSES,
     BACKEND_ALIASES,
@@ -34,27 +36,6 @@ from .job_requests import (  # noqa: F401  (re-exported)
     noise_model_qubits,
     parse_job_request,
 )
-
-
-@dataclass
-class Variant:
-    """One debiasing variant of a job (filled in by the simulation).
-
-    Attributes:
-        id: The variant's id (``/jobs/{id}/variants/{variant_id}/...``).
-        qubit_map: Physical qubit of each logical qubit in this variant.
-        shots: Shots the variant ran.
-        probabilities: ``{outcome: probability}`` of this variant.
-        histogram: ``{outcome: count}`` of this variant (``None``: not sampled).
-        sample_seed: Seed of the per-shot order of ``histogram`` (``None``: fixed order).
-    """
-
-    id: str
-    qubit_map: list[int]
-    shots: int
-    probabilities: dict[int, float]
-    histogram: dict[int, int] | None = None
-    sample_seed: Any = None
 
 
 @dataclass

@@ -52,8 +52,8 @@ MAX_VARIANTS = 10
 class Variant:
     """One symmetrized execution of a circuit.
 
-    The same fields as the HTTP layer's ``jobs.Variant``, so either type can sit in
-    ``job.variants``.
+    What ``job.variants`` holds and the variants routes read (``jobs.Variant`` is this
+    class).
 
     Attributes:
         id: The variant's UUID (``variant_id``).
