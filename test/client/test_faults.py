@@ -175,7 +175,10 @@ class TestRateLimit(unittest.TestCase):
 
     def test_client_side_rate_limit(self) -> None:
         bodies, exact = make_workload(20, seed=10)
-        with LocalServer(profile="instant", seed=3, rate_limit=100.0, rate_limit_burst=5) as srv:
+        # The server's burst (10) is twice the client's (5 per 0.1 s) so that a scheduling
+        # stall on a loaded machine, which delivers a client window's requests at once,
+        # is not counted against the client; 16 unthrottled creates would still exceed it.
+        with LocalServer(profile="instant", seed=3, rate_limit=100.0, rate_limit_burst=10) as srv:
             with BatchSubmitter("k", srv.url, use_batch_api=False, rate_limit=(5, 0.1),
                                 max_jobs_in_flight=16) as sub:
                 res = sub.submit(bodies).result(120)
