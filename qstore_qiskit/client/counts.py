@@ -7,7 +7,9 @@ outcome integer has qubit 0 as its least significant bit.  qiskit-ionq
 * **ideal simulator** (``backend == "simulator"`` and noise model ``ideal``): it *samples*
   ``shots`` outcomes with ``np.random.RandomState(sampler_seed).choice`` over the outcomes
   in the order the API returned them, with the normalised probabilities as weights.
-  We do exactly the same, so for the same payload and seed the counts are identical.
+  We get exactly the same counts for the same payload and seed, computed without drawing
+  per shot: the seed's uniforms are drawn once and each outcome's count is read off the
+  cumulative distribution with one ``searchsorted`` (see ``_seeded_choice_counts``).
   Without a seed (qiskit-ionq then draws from fresh OS entropy) we draw the same
   multinomial distribution directly (``RandomState.multinomial``), which is faster.
 * **everything else** (QPU, noisy simulator): it uses ``round(p * shots)``.  For QPU
@@ -21,40 +23,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
 
-# Building ``np.random.RandomState(seed)`` costs ~1 ms (legacy MT19937 seeding), more
-# than sampling itself; with hundreds of circuits per job that dominated result handling.
-# So each thread keeps one RandomState: for a seed, the seeded state is computed once and
-# restored with ``set_state`` (bit-identical draws to a fresh ``RandomState(seed)``, as
-# qiskit-ionq makes per circuit); without a seed the thread's generator simply continues
-# (qiskit-ionq draws from fresh OS entropy each time: statistically the same).
+# Building ``np.random.RandomState()`` costs ~1 ms (legacy MT19937 seeding), more than
+# sampling itself, so each thread keeps one for unseeded draws and lets it continue
+# (qiskit-ionq draws from fresh OS entropy each time: statistically the same). Seeded
+# draws never touch it: see ``_seeded_choice_counts``.
 _local = threading.local()
-_seeded_states: dict[int, Any] = {}
-_MAX_SEEDS = 64
 
 
-def _random_state(seed: int | None) -> np.random.RandomState:
+def _random_state() -> np.random.RandomState:
     rand = getattr(_local, "rand", None)
     if rand is None:
         rand = _local.rand = np.random.RandomState()
-        _local.seeded = False
-    if seed is None:
-        if _local.seeded:  # leave a seeded sequence: reseed from entropy
-            rand.seed()
-            _local.seeded = False
-        return rand
-    state = _seeded_states.get(seed)
-    if state is None:
-        state = np.random.RandomState(seed).get_state()
-        if len(_seeded_states) >= _MAX_SEEDS:
-            _seeded_states.pop(next(iter(_seeded_states)))
-        _seeded_states[seed] = state
-    rand.set_state(state)
-    _local.seeded = True
     return rand
 
 
@@ -121,7 +104,7 @@ def count_array(
     if use_sampler:
         if sampler_seed is None:
             # Same distribution as counting `shots` categorical draws, in O(outcomes).
-            return _random_state(None).multinomial(shots, weights / total)
+            return _random_state().multinomial(shots, weights / total)
         return _seeded_choice_counts(weights / total, shots, sampler_seed)
     # qiskit-ionq: round(p * shots); then largest-remainder repair of the total.
     exact = weights / total * shots
