@@ -57,6 +57,13 @@ __all__ = [
     "qiskit_ionq_backend",
     "mqt_target",
     "median",
+    "SCALE_SUITE",
+    "SCALE_SIZES",
+    "TKET_CASES",
+    "load_cases",
+    "random_cases",
+    "tket_available",
+    "tket_compile",
 ]
 
 #: MQT Bench benchmarks in the compile-quality suite, in display order.
@@ -73,6 +80,52 @@ SUITE: tuple[str, ...] = (
     "grover",
     "randomcircuit",
     "qnn",
+)
+
+#: Benchmarks of the "compiler at scale" suite (issue 15), at :data:`SCALE_SIZES` qubits.
+SCALE_SUITE: tuple[str, ...] = (
+    "ghz",
+    "qft",
+    "qftentangled",
+    "qpeexact",
+    "qpeinexact",
+    "ae",
+    "dj",
+    "graphstate",
+    "wstate",
+    "vqe_real_amp",
+    "vqe_su2",
+    "vqe_two_local",
+    "qaoa",
+    "grover",
+    "randomcircuit",
+    "qnn",
+    "qwalk",
+)
+#: Sizes of the scale suite per device class (Aria has 25 qubits, Forte 36).
+SCALE_SIZES: dict[str, tuple[int, ...]] = {
+    "aria": (10, 12, 16, 20, 25),
+    "forte": (10, 12, 16, 20, 25, 30, 36),
+}
+#: Grover's MQT circuit grows exponentially (11k MS at 12 qubits): larger sizes are
+#: left out of the scale suite.
+GROVER_MAX_QUBITS = 12
+
+#: The 13 circuits (6-10 qubits) on which level 3 is compared with TKET (issue 15).
+TKET_CASES: tuple[tuple[str, int], ...] = (
+    ("qft", 8),
+    ("qftentangled", 8),
+    ("qpeinexact", 8),
+    ("ae", 8),
+    ("qaoa", 8),
+    ("vqe_two_local", 8),
+    ("randomcircuit", 8),
+    ("randomcircuit", 10),
+    ("wstate", 8),
+    ("graphstate", 8),
+    ("grover", 6),
+    ("qwalk", 6),
+    ("qnn", 8),
 )
 
 #: Circuit sizes (qubits) of the full suite and of ``--quick`` runs.
@@ -181,6 +234,112 @@ def load_suite(
             circuit.name = f"{name}_{size}"
             suite.append(BenchmarkCircuit(name, size, circuit))
     return suite
+
+
+def load_cases(
+    cases: Iterable[tuple[str, int]], *, keep_measurements: bool = False
+) -> list[BenchmarkCircuit]:
+    """Like :func:`load_suite` for an explicit list of ``(benchmark, size)`` pairs."""
+    out: list[BenchmarkCircuit] = []
+    for name, size in cases:
+        out += load_suite((size,), (name,), keep_measurements=keep_measurements)
+    return out
+
+
+def random_cases(sizes: Sequence[int], count: int = 20, depth: int = 20) -> list[BenchmarkCircuit]:
+    """``count`` seeded random circuits (gates on up to three qubits), widths cycling
+    through ``sizes``: the "plus 20 random circuits" of the scale suite."""
+    # pylint: disable=import-outside-toplevel
+    from qiskit.circuit.random import random_circuit
+
+    out = []
+    for index in range(count):
+        width = sizes[index % len(sizes)]
+        circuit = random_circuit(width, depth, max_operands=3, seed=SEED + index)
+        circuit.name = f"random{index}_{width}"
+        out.append(BenchmarkCircuit(f"random{index}", width, circuit))
+    return out
+
+
+def tket_available() -> bool:
+    """Whether pytket and pytket-qiskit can be imported."""
+    try:
+        import pytket.extensions.qiskit  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    except ImportError:
+        return False
+    return True
+
+
+def tket_compile(circuit: QuantumCircuit) -> QuantumCircuit:
+    """TKET's best partial-angle flow, reported as an IonQ native gate count circuit.
+
+    ``FullPeepholeOptimise(allow_swaps=False, target_2qb_gate=TK2)`` then
+    ``AutoRebase({ZZPhase, PhasedX, Rz})``, as in issue 15. Gates that pytket-qiskit
+    cannot convert are decomposed one level at a time first, and boxes are decomposed.
+
+    The result is re-expressed for counting and pricing only (it is *not* the same
+    unitary): each ``ZZPhase(a)`` (``exp(-i pi a/2 ZZ)``, a partial-angle two-qubit
+    gate like MS) becomes an ``MS`` of the same interaction angle (``a/2`` turns, folded
+    into ``[0, 1/4]``); each ``PhasedX(a, b)`` becomes what IonQ needs for it: nothing
+    for ``a = 0``, one ``GPi2`` for ``a = 1/2``, one ``GPi`` for ``a = 1``, else two
+    ``GPi2``; ``Rz`` is virtual. Use :func:`tket_unitary_circuit` to check equivalence.
+    """
+    # pylint: disable=import-outside-toplevel
+    from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate
+    from pytket import OpType
+
+    tk = _tket_optimise(circuit)
+    out = QuantumCircuit(circuit.num_qubits)
+    index = {qubit: i for i, qubit in enumerate(tk.qubits)}
+    for command in tk.get_commands():
+        optype = command.op.type
+        qubits = [index[q] for q in command.qubits]
+        if optype == OpType.ZZPhase:
+            turns = (float(command.op.params[0]) / 2.0) % 0.5
+            turns = min(turns, 0.5 - turns)
+            if turns > 1e-12:
+                out.append(MSGate(0.0, 0.0, turns), qubits)
+        elif optype == OpType.PhasedX:
+            angle = float(command.op.params[0]) % 2.0
+            angle = min(angle, 2.0 - angle)  # PhasedX(-a, b) = PhasedX(a, b + 1)
+            if angle < 1e-12:
+                continue
+            if abs(angle - 0.5) < 1e-12:
+                out.append(GPI2Gate(0.0), qubits)
+            elif abs(angle - 1.0) < 1e-12:
+                out.append(GPIGate(0.0), qubits)
+            else:
+                out.append(GPI2Gate(0.0), qubits)
+                out.append(GPI2Gate(0.0), qubits)
+    return out
+
+
+def tket_unitary_circuit(circuit: QuantumCircuit) -> QuantumCircuit:
+    """TKET's output (see :func:`tket_compile`) as a Qiskit circuit with its unitary."""
+    # pylint: disable=import-outside-toplevel
+    from pytket.extensions.qiskit import tk_to_qiskit
+
+    return tk_to_qiskit(_tket_optimise(circuit))
+
+
+def _tket_optimise(circuit: QuantumCircuit) -> Any:
+    # pylint: disable=import-outside-toplevel
+    from pytket import OpType
+    from pytket.extensions.qiskit import qiskit_to_tk
+    from pytket.passes import AutoRebase, DecomposeBoxes, FullPeepholeOptimise
+
+    for _ in range(8):
+        try:
+            tk = qiskit_to_tk(circuit)
+            break
+        except NotImplementedError:  # e.g. rccx: unroll one level and retry
+            circuit = circuit.decompose()
+    else:
+        raise RuntimeError(f"pytket-qiskit cannot convert {circuit.name}")
+    DecomposeBoxes().apply(tk)
+    FullPeepholeOptimise(allow_swaps=False, target_2qb_gate=OpType.TK2).apply(tk)
+    AutoRebase({OpType.ZZPhase, OpType.PhasedX, OpType.Rz}).apply(tk)
+    return tk
 
 
 def count_two_qubit(circuit: QuantumCircuit) -> int:

@@ -86,23 +86,33 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # pylint: disable=wrong-import-position
 from _mqt import (  # noqa: E402
     DEFAULT_SIZES,
+    GROVER_MAX_QUBITS,
     QUICK_SIZES,
+    SCALE_SIZES,
+    SCALE_SUITE,
     SEED,
     SUITE,
+    TKET_CASES,
     BenchmarkCircuit,
     count_native_1q,
     count_two_qubit,
+    load_cases,
     load_suite,
     median,
     mqt_available,
     mqt_target,
     qiskit_ionq_backend,
+    random_cases,
+    tket_available,
+    tket_compile,
     unitary_equivalent,
 )
+from _mqt import _compact_to_virtual  # noqa: E402  pylint: disable=wrong-import-position
 
 DEVICES: tuple[str, ...] = ("simulator", "aria-1", "aria-2", "forte-1", "forte-enterprise-1")
 PEER_IONQ = "qiskit-ionq"
 PEER_MQT = "qiskit-mqt"
+PEER_TKET = "tket"
 #: Benchmarks on which our two-qubit count must be at most ``STRUCTURED_MS_RATIO`` x.
 STRUCTURED: tuple[str, ...] = ("qft", "qftentangled", "qaoa")
 STRUCTURED_MS_RATIO = 0.55
@@ -214,6 +224,54 @@ def _make_mqt_peer(device: str) -> Compiler:
     )
 
 
+def _make_tket_peer() -> Compiler:
+    return Compiler(
+        PEER_TKET,
+        "pytket: FullPeepholeOptimise(allow_swaps=False, target_2qb_gate=TK2) + "
+        "AutoRebase({ZZPhase, PhasedX, Rz}); ZZPhase counted/priced as a partial MS, "
+        "PhasedX as the GPi/GPi2 it needs (see _mqt.tket_compile)",
+        tket_compile,
+        short="tket",
+    )
+
+
+def _make_ours_transpile(device: str, levels: Sequence[int]) -> list[Compiler]:
+    """Our compiler through Qiskit's ``transpile`` and the ``qstore`` stage plugins
+    (the path issue 15 measured; qubits start in |0>, so outputs are state-checked)."""
+    # pylint: disable=import-outside-toplevel
+    from qstore_qiskit.transpiler import ionq_target
+
+    target = ionq_target(device)
+    compilers = []
+    for level in levels:
+
+        def run(circuit: QuantumCircuit, level: int = level) -> QuantumCircuit:
+            return transpile(
+                circuit,
+                target=target,
+                init_method="qstore",
+                translation_method="qstore",
+                optimization_method="qstore",
+                optimization_level=level,
+                seed_transpiler=SEED,
+            )
+
+        compilers.append(
+            Compiler(
+                f"ours-T{level}",
+                f"qstore via transpile(qc, target=ionq_target('{device}'), init_method="
+                f"translation_method=optimization_method='qstore', optimization_level={level})"
+                "  [state-equivalent from |0...0>]",
+                run,
+                short=f"oursT{level}",
+                verify=True,
+                ours=True,
+                verify_state=True,
+            )
+        )
+    return compilers
+
+
 def _load_ours() -> tuple[Any, Any, Any] | str:
     """Import our compiler API, or return why it cannot be imported."""
     try:
@@ -228,7 +286,9 @@ def _load_ours() -> tuple[Any, Any, Any] | str:
     return generate_ionq_pass_manager, ionq_target, estimated_fidelity
 
 
-def _make_ours(generate: Any, device: str, levels: Sequence[int]) -> tuple[list[Compiler], str]:
+def _make_ours(
+    generate: Any, device: str, levels: Sequence[int], with_zero: bool = True
+) -> tuple[list[Compiler], str]:
     """Our compiler at each requested optimization level that exists."""
     compilers = []
     notes = []
@@ -253,7 +313,7 @@ def _make_ours(generate: Any, device: str, levels: Sequence[int]) -> tuple[list[
                 ours=True,
             )
         )
-    if 2 in levels:
+    if 2 in levels and with_zero:
 
         def run_zero(circuit: QuantumCircuit) -> QuantumCircuit:
             return generate(device=device, optimization_level=2, qubits_initially_zero=True).run(circuit)
@@ -391,7 +451,15 @@ def _evaluate(
             if compiler.verify_state:
                 from qiskit.quantum_info import Statevector
 
-                result.equivalent = Statevector(case.circuit).equiv(Statevector(output))
+                compiled = output
+                if output.num_qubits != case.circuit.num_qubits:
+                    # transpile widened it to the device: back to the input's qubits
+                    compiled = _compact_to_virtual(output, case.circuit.num_qubits)
+                elif output.layout is not None and output.layout.initial_layout is not None:
+                    compiled = _compact_to_virtual(output, case.circuit.num_qubits)
+                result.equivalent = compiled is not None and Statevector(case.circuit).equiv(
+                    Statevector(compiled)
+                )
             else:
                 result.equivalent = unitary_equivalent(case.circuit, output)
         except Exception:  # pylint: disable=broad-except
@@ -602,6 +670,46 @@ def _evaluate_targets(
     return checks
 
 
+def _suite_summary(compilers: list[Compiler], cases: Sequence[BenchmarkCircuit]) -> list[str]:
+    """Per (ours, peer) pair: totals and per-circuit counts of where ours is worse."""
+    lines = ["SUITE SUMMARY (ratios ours/peer; 'worse on' counts circuits):"]
+    peers = [c for c in compilers if not c.ours]
+    for ours in [c for c in compilers if c.ours]:
+        for peer in peers:
+            pairs = [
+                (ours.results[c.label], peer.results[c.label])
+                for c in cases
+                if ours.results[c.label].ok and peer.results[c.label].ok
+            ]
+            if not pairs:
+                continue
+            o_ms = sum(o.two_qubit for o, _ in pairs)
+            p_ms = sum(p.two_qubit for _, p in pairs)
+            o_1q = sum(o.one_qubit for o, _ in pairs)
+            p_1q = sum(p.one_qubit for _, p in pairs)
+            o_t = [o.seconds for o, _ in pairs]
+            p_t = [p.seconds for _, p in pairs]
+            per_t = [o / p for o, p in zip(o_t, p_t) if p > 0]
+            more_ms = sum(o.two_qubit > p.two_qubit for o, p in pairs)
+            lower_f = sum(
+                o.fidelity is not None
+                and p.fidelity is not None
+                and o.fidelity < p.fidelity * (1.0 - FIDELITY_RTOL)
+                for o, p in pairs
+            )
+            slower = sum(o > p for o, p in zip(o_t, p_t))
+            lines.append(
+                f"  {ours.name} vs {peer.name} ({len(pairs)} circuits): "
+                f"2q {o_ms}/{p_ms} = {o_ms / p_ms if p_ms else math.nan:.3f}x, "
+                f"1q {o_1q}/{p_1q} = {o_1q / p_1q if p_1q else math.nan:.3f}x, "
+                f"time total {sum(o_t):.2f}/{sum(p_t):.2f} s = "
+                f"{sum(o_t) / sum(p_t) if sum(p_t) else math.nan:.2f}x, "
+                f"median per-circuit ratio {median(per_t):.2f}x, "
+                f"worse on: 2q {more_ms}, est. success {lower_f}, time {slower}"
+            )
+    return lines
+
+
 def _report(
     compilers: list[Compiler],
     cases: Sequence[BenchmarkCircuit],
@@ -736,6 +844,22 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--max-verify-qubits", type=int, default=8, help="check equivalence up to this width"
     )
     parser.add_argument("--skip-mqt", action="store_true", help="skip the Qiskit+MQT peer")
+    parser.add_argument(
+        "--suite",
+        choices=("default", "scale", "tket"),
+        default="default",
+        help="default: SUITE at 4,6,8 qubits; scale: issue 15's 17 benchmarks at 10-25 "
+        "(Aria) or 10-36 (Forte) qubits plus 20 random circuits; tket: the 13 circuits "
+        "(6-10 qubits) on which level 3 is compared with TKET, in exact-unitary mode",
+    )
+    parser.add_argument(
+        "--tket", action="store_true", help="add the TKET peer (always on with --suite tket)"
+    )
+    parser.add_argument(
+        "--transpile",
+        action="store_true",
+        help="also run our levels through transpile(..., *_method='qstore') (issue 15's path)",
+    )
     return parser.parse_args(argv)
 
 
@@ -750,7 +874,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not mqt_available():
         print("MQT Bench is not installed (pip install 'qstore-qiskit[bench]'); nothing to do.")
         return 0
-    cases = load_suite(sizes, args.circuits)
+    if args.suite == "tket":
+        cases = load_cases(TKET_CASES)
+        args.tket = True
+        args.skip_mqt = True
+    elif args.suite == "scale":
+        family = "forte" if "forte" in args.device else "aria"
+        sizes = args.sizes or ((10, 12) if args.quick else SCALE_SIZES[family])
+        names = args.circuits if args.circuits != SUITE else SCALE_SUITE
+        pairs = [
+            (name, size)
+            for name in names
+            for size in sizes
+            if not (name == "grover" and size > GROVER_MAX_QUBITS)
+        ]
+        cases = load_cases(pairs) + random_cases(sizes, count=4 if args.quick else 20)
+        print(f"# scale suite: sizes {list(sizes)}, grover up to {GROVER_MAX_QUBITS} qubits")
+    else:
+        cases = load_suite(sizes, args.circuits)
     print(f"# {len(cases)} MQT Bench INDEP circuits, final measurements removed from all inputs")
 
     ours_api = _load_ours()
@@ -759,10 +900,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"# our compiler not available ({ours_api}): running the peers only")
         ours_api = None
     else:
-        ours, notes = _make_ours(ours_api[0], args.device, args.levels)
+        ours, notes = _make_ours(
+            ours_api[0], args.device, args.levels, with_zero=args.suite != "tket"
+        )
         compilers += ours
         if notes:
             print(f"# ours: {notes}")
+    if args.transpile and not isinstance(ours_api, str) and ours_api is not None:
+        compilers += _make_ours_transpile(args.device, args.levels)
+    if args.tket:
+        if tket_available():
+            compilers.insert(1, _make_tket_peer())
+        else:
+            print("# TKET peer requested but pytket / pytket-qiskit are not installed")
     mqt_peer = None if args.skip_mqt else _make_mqt_peer(args.device)
     fidelity, fidelity_desc = _make_fidelity(ours_api, args.device)
 
@@ -792,6 +942,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     text, checks, summary = _report(ordered, cases, args.device)
     print(text)
+    print()
+    print("\n".join(_suite_summary(ordered, cases)))
 
     if args.json:
         payload = {

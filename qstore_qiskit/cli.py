@@ -22,7 +22,10 @@ _COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every available sub-command."""
+    from .version import __version__
+
     parser = argparse.ArgumentParser(prog="qstore-qiskit", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in _COMMANDS.items():
         try:

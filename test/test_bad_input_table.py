@@ -26,6 +26,7 @@ import unittest
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 from aiohttp import web
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
@@ -387,6 +388,19 @@ ROWS: list[Row] = [
     Row("parameter_binds: list instead of dict", "backend.run",
         lambda c: c.backend.run(with_param(), parameter_binds=[[1.0]]),
         ValueError, "is a list; give one {Parameter: value or [values]} dict per circuit"),
+    Row("parameter_binds: a dict, not a list of dicts", "backend.run",
+        lambda c: c.backend.run(with_param(), parameter_binds={T: 1.0}),
+        TypeError, "parameter_binds is a dict; expected a list with one"),
+    Row("parameter_binds: complex value (numpy)", "backend.run",
+        lambda c: c.backend.run(with_param(), parameter_binds=[{T: np.array([np.pi + 5j])}]),
+        ValueError, "is complex"),
+    Row("parameter_binds: complex value (Python)", "backend.run",
+        lambda c: c.backend.run(with_param(), parameter_binds=[{T: 1 + 2j}]),
+        ValueError, "is complex"),
+    Row("run(42)", "backend.run", lambda c: c.backend.run(42),
+        TypeError, "run() takes a QuantumCircuit or a list of QuantumCircuit, got int"),
+    Row("run(None)", "backend.run", lambda c: c.backend.run(None),
+        TypeError, "run() takes a QuantumCircuit or a list of QuantumCircuit, got NoneType"),
     Row("parameter_binds for an unparameterized circuit", "backend.run",
         lambda c: c.backend.run(bell(), parameter_binds=[{T: [1.0]}]),
         ValueError, "which has no parameters"),
@@ -397,9 +411,9 @@ ROWS: list[Row] = [
     Row("request body over the server's size limit (413)", "submitter",
         lambda c: c.submitter.submit(_qis([{"gate": "h", "target": 0}] * 12000), gateset="qis"),
         IonQRequestError, f"request body exceeds {MAX_BODY} bytes", when="result"),
-    Row("more qubits than the server simulates (422)", "job.result",
-        lambda c: c.backend.run(wide(SERVER_QUBITS + 2)), IonQRequestError,
-        f"this backend supports at most {SERVER_QUBITS}", when="result"),
+    Row("more qubits than the service's backend", "backend.run",
+        lambda c: c.backend.run(wide(SERVER_QUBITS + 2)), ValueError,
+        f"has {SERVER_QUBITS + 2} qubits; backend ionq_simulator has {SERVER_QUBITS}"),
     Row("unknown gate in a body (400)", "submitter",
         lambda c: c.submitter.submit(_qis([{"gate": "frob", "target": 0}]), gateset="qis"),
         IonQRequestError, "unknown gate 'frob'", when="result"),

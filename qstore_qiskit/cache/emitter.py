@@ -15,6 +15,8 @@ from __future__ import annotations
 import gc
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -47,8 +49,39 @@ def _local_name(match: re.Match[str]) -> str:
     return "v" + match[1]  # v[12] -> v12 (a function: cheaper than a template per match)
 
 
+#: Emitters generated in this process, by plan (see make_emitter); at most _MEMO_SIZE.
+_MEMO: OrderedDict[tuple[PlanEntry, ...], Callable[[list[float]], list[dict[str, Any]]]] = OrderedDict()
+_MEMO_SIZE = 256
+_MEMO_LOCK = threading.Lock()
+
+
 def make_emitter(plan: list[PlanEntry]) -> Callable[[list[float]], list[dict[str, Any]]]:
-    """Generate ``_emit(v) -> gate list`` for ``plan`` (``v``: the emitted slot values)."""
+    """``_emit(v) -> gate list`` for ``plan`` (``v``: the emitted slot values).
+
+    Generating one costs a ``compile`` of a few lines per gate (~20 us per gate), the
+    largest part of loading a stored template; so emitters are kept in a small
+    in-process memo keyed by the whole plan (gate kinds, qubits, slot indices, compared
+    by value): templates with equal plans (the same structure for other devices,
+    options or compiler versions, or loaded again after eviction) share one function.
+    An emitter keeps no state between calls and returns new objects every call, so
+    sharing it is safe. Nothing is ever written to disk.
+    """
+    key = tuple((kind, tuple(qs), tuple(ss)) for kind, qs, ss in plan)
+    with _MEMO_LOCK:
+        emit = _MEMO.get(key)
+        if emit is not None:
+            _MEMO.move_to_end(key)
+            return emit
+    emit = _generate(key)
+    with _MEMO_LOCK:
+        _MEMO[key] = emit
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return emit
+
+
+def _generate(plan: tuple[PlanEntry, ...]) -> Callable[[list[float]], list[dict[str, Any]]]:
+    """Generate ``_emit(v) -> gate list`` for ``plan`` (no memo)."""
     # Hand-generated straight-line code, measured fastest on CPython 3.11 for
     # building thousands of small dicts: a GPi/GPi2 is a ``dict.copy()`` of a
     # per-(kind, qubit) prototype plus one store of its phase (cheaper than a dict

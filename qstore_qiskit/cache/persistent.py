@@ -40,6 +40,7 @@ import os
 import re
 import secrets
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,7 +48,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from diskcache import Cache, Disk
-from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN
+from diskcache.core import DBNAME, MODE_BINARY, MODE_RAW, UNKNOWN
 
 from .errors import QStoreCacheError
 
@@ -215,15 +216,6 @@ class PersistentTemplateStore:
         try:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._secret = _load_secret(path)
-            self._cache = Cache(
-                str(path),
-                disk=_BytesDisk,
-                size_limit=int(size_limit),
-                eviction_policy="least-recently-stored",
-                cull_limit=10,
-                statistics=0,
-                tag_index=0,
-            )
         except (OSError, ValueError) as exc:
             raise QStoreCacheError(f"cannot open the template cache at {path}: {exc}") from exc
         self.directory = path
@@ -232,6 +224,80 @@ class PersistentTemplateStore:
         self.lock_timeout = float(lock_timeout)
         self._lock = threading.Lock()
         self._stats = dict.fromkeys(("hits", "misses", "rejected", "writes", "lock_waits"), 0)
+        # diskcache's Cache is opened on first write (or lock, delete, stats): opening
+        # it runs ~70 SQL statements, several of them write transactions (its settings,
+        # tables and triggers), ~15-60 ms, which a restarted run that only loads
+        # templates never needs. Reads go through _reader (see fetch).
+        self._opened: Cache | None = None
+        self._disk = _BytesDisk(str(path))
+        self._db = str(path / DBNAME)
+        self._local = threading.local()
+
+    @property
+    def _cache(self) -> Cache:
+        """The diskcache :class:`~diskcache.Cache`, opened on first use."""
+        cache = self._opened
+        if cache is None:
+            with self._lock:
+                cache = self._opened
+                if cache is None:
+                    try:
+                        cache = self._opened = Cache(
+                            str(self.directory),
+                            disk=_BytesDisk,
+                            size_limit=self.size_limit,
+                            eviction_policy="least-recently-stored",
+                            cull_limit=10,
+                            statistics=0,
+                            tag_index=0,
+                        )
+                    except (OSError, ValueError, sqlite3.Error) as exc:
+                        raise QStoreCacheError(
+                            f"cannot open the template cache at {self.directory}: {exc}"
+                        ) from exc
+        return cache
+
+    def _reader(self) -> sqlite3.Connection | None:
+        """This thread's read connection to the database, or ``None`` if there is none yet."""
+        local = self._local
+        con = getattr(local, "con", None)
+        if con is not None and local.pid == os.getpid():
+            return con
+        if not os.path.exists(self._db):
+            return None  # nothing stored yet; connecting would create an empty file
+        # Same busy timeout as diskcache's connections; WAL mode (set by diskcache) is a
+        # property of the database file, so readers never block its writers.
+        con = sqlite3.connect(self._db, timeout=60, isolation_level=None, check_same_thread=True)
+        local.con, local.pid = con, os.getpid()
+        return con
+
+    def _read(self, key: str) -> bytes | None:
+        """The raw row stored under ``key`` by :meth:`put`, read without opening diskcache.
+
+        The query is diskcache's own lookup (``Cache.get``: key, ``raw`` flag, expiry);
+        the row's value goes through :meth:`_BytesDisk.fetch`, the same checks as a read
+        through diskcache (plain bytes inline, or a value file inside the directory).
+        Raises what that raises.
+        """
+        if self._opened is not None:
+            return self._cache.get(key, default=None, retry=True)
+        try:
+            con = self._reader()
+            if con is None:
+                return None
+            row = con.execute(
+                "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1"
+                " AND (expire_time IS NULL OR expire_time > ?)",
+                (key, time.time()),
+            ).fetchone()
+        except sqlite3.Error:
+            # No table yet (another process is creating the database), locked, damaged:
+            # let diskcache open (and if need be create) it and answer.
+            return self._cache.get(key, default=None, retry=True)
+        if row is None:
+            return None
+        mode, filename, value = row
+        return self._disk.fetch(mode, filename, value, False)
 
     def __repr__(self) -> str:
         return f"<PersistentTemplateStore {str(self.directory)!r} size_limit={self.size_limit}>"
@@ -256,8 +322,8 @@ class PersistentTemplateStore:
     def fetch(self, key: str) -> tuple[str, bytes | None]:
         """Like :meth:`get`, with the outcome: ``("hit" | "miss" | "rejected", document)``."""
         try:
-            raw = self._cache.get("t:" + key, default=None, retry=True)
-        except (_UnsafeEntry, OSError, UnicodeError):
+            raw = self._read("t:" + key)
+        except (_UnsafeEntry, OSError, UnicodeError, sqlite3.DatabaseError):
             raw = b""  # an unreadable row: treat like a tampered one
         if raw is None:
             self._count("misses")
@@ -287,8 +353,14 @@ class PersistentTemplateStore:
 
     def __contains__(self, key: str) -> bool:
         try:
-            return ("t:" + key) in self._cache
-        except (_UnsafeEntry, OSError):
+            if self._opened is not None:
+                return ("t:" + key) in self._cache
+            con = self._reader()
+            return con is not None and con.execute(
+                "SELECT 1 FROM Cache WHERE key = ? AND raw = 1 AND (expire_time IS NULL OR expire_time > ?)",
+                ("t:" + key, time.time()),
+            ).fetchone() is not None
+        except (_UnsafeEntry, OSError, sqlite3.Error):
             return False
 
     # -- cross-process single flight ----------------------------------------------------
@@ -378,8 +450,13 @@ class PersistentTemplateStore:
         self._cache.clear(retry=True)
 
     def close(self) -> None:
-        """Close the database connection (reopened on next use)."""
-        self._cache.close()
+        """Close the database connections (reopened on next use)."""
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            self._local.con = None
+            con.close()
+        if self._opened is not None:
+            self._opened.close()
 
 
 #: What a backend option or ``TemplateCache(store=...)`` may say about persistence.

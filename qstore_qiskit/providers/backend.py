@@ -9,16 +9,14 @@ Data path of :meth:`QStoreBackend.run`::
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
-import os
 import threading
 import time
-import uuid
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
-from qiskit.circuit import Parameter, QuantumCircuit
+from qiskit.circuit import QuantumCircuit
 from qiskit.providers import BackendV2, Options
 from qiskit.transpiler import PassManager, Target
 
@@ -29,44 +27,19 @@ from ..payload import dense_width, measurement_map, native_body
 from ..transpiler import DeviceSpec, generate_ionq_pass_manager, ionq_target
 from ..transpiler.target import DEVICES, instruction_error
 from ..version import __version__
+from .binds import check_parameter_binds, value_table
+from .cost import CostLimitError
 from .job import QStoreJob
+from .options import FEATURE_OPTIONS, SUBMITTER_OPTIONS, check_option, default_options, job_fields
+from .prepared import PreparedCircuit
+from .remote import ServiceCallsMixin
+from .session import active_session
 from .stats import PerformanceTracker, format_report
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .provider import QStoreProvider
+__all__ = ["QStoreBackend", "PreparedCircuit", "FEATURE_OPTIONS"]
 
-#: The seed's feature flags, all switchable per backend or per run for A/B comparison.
-FEATURE_OPTIONS = ("use_batch_api", "use_native_gates", "enable_smart_caching", "adaptive_batch_sizing")
-#: Options that configure the HTTP submitter (a new submitter is made when they change).
-_SUBMITTER_OPTIONS = (
-    "connection_pool_size",
-    "batch_window",
-    "max_queue_wait_time",
-    "adaptive_batch_sizing",
-    "use_batch_api",
-    "request_timeout",
-    "max_retries",
-    "journal_path",
-)
 _NATIVE_NAMES = frozenset({"gpi", "gpi2", "ms", "zz"})
 _NOT_GATES = frozenset({"measure", "barrier", "reset"})
-
-
-@dataclass
-class PreparedCircuit:
-    """One circuit ready to send, plus what is needed to decode its result."""
-
-    name: str
-    body: dict[str, Any]
-    gateset: str
-    meas_map: list[int | None]
-    payload_qubits: int
-    creg_sizes: list
-    clbit_labels: list
-    metadata: dict = field(default_factory=dict)
-    native_gate_counts: dict = field(default_factory=dict)
-    estimated_fidelity: float | None = None
-    input_gates: int = 0
 
 
 def _payload_fidelity(gates: list[dict], spec: DeviceSpec) -> float:
@@ -197,79 +170,49 @@ def _registers(circuit: QuantumCircuit) -> tuple[list, list]:
     return sizes, labels
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+def qis_target(num_qubits: int) -> Target:
+    """IonQ's QIS gate set (the standard gates qiskit-ionq's ``gateset="qis"`` accepts) on
+    ``num_qubits`` fully connected qubits, plus measurement (no ``reset``: gate-list jobs
+    cannot carry it)."""
+    from qiskit.circuit import Parameter
+    from qiskit.circuit.library import get_standard_gate_name_mapping
+    from qiskit.circuit.library import Measure
+
+    standard = get_standard_gate_name_mapping()
+    target = Target(num_qubits=num_qubits, description="IonQ QIS gates")
+    theta = Parameter("theta")
+    for name in _qis_basis():
+        if name in target.operation_names or name not in standard:
+            continue
+        gate = standard[name]
+        if gate.params:
+            gate = type(gate)(*[theta] * len(gate.params))
+        if gate.num_qubits > 2:
+            continue
+        target.add_instruction(gate, name=name)
+    if "measure" not in target.operation_names:
+        target.add_instruction(Measure())
+    return target
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-
-
-def _check_option(key: str, value: Any, what: str) -> Any:
-    """The validated (normalised) value of one option; ``ValueError`` naming it otherwise."""
-
-    def bad(expected: str) -> ValueError:
-        return ValueError(f"bad value for {what} {key!r}: expected {expected}, got {value!r}")
-
-    if key == "shots":
-        if not _is_int(value):
-            raise bad("an integer")
-        if not 1 <= int(value) <= 1_000_000:
-            raise bad("1 <= shots <= 1000000")
-        return int(value)
-    if key in (*FEATURE_OPTIONS, "memory"):
-        if not isinstance(value, (bool, np.bool_)):
-            raise bad("True or False")
-        return bool(value)
-    if key == "sampler_seed":
-        if value is not None and (not _is_int(value) or int(value) < 0):
-            raise bad("None or a non-negative integer")
-        return None if value is None else int(value)
-    if key == "connection_pool_size":
-        if not _is_int(value) or not 1 <= int(value) <= 1024:
-            raise bad("an integer in [1, 1024]")
-        return int(value)
-    if key == "batch_window":
-        if not _is_number(value) or not 0.0 <= float(value) <= 10.0:
-            raise bad("seconds in [0, 10]")
-        return float(value)
-    if key == "max_queue_wait_time":
-        if not _is_number(value) or not 0.001 <= float(value) <= 7 * 24 * 3600.0:
-            raise bad("seconds in [0.001, 604800]")
-        return float(value)
-    if key == "request_timeout":
-        if not _is_number(value) or not 0.001 <= float(value) <= 3600.0:
-            raise bad("seconds in [0.001, 3600]")
-        return float(value)
-    if key == "max_retries":
-        if not _is_int(value) or not 0 <= int(value) <= 100:
-            raise bad("an integer in [0, 100]")
-        return int(value)
-    if key == "journal_path":
-        if value is not None and not isinstance(value, (str, os.PathLike)):
-            raise bad("None or a file path")
-        return None if value is None else os.fspath(value)
-    if key == "noise_model":
-        if value is not None and not isinstance(value, str):
-            raise bad("None or a noise model name such as 'ideal' or 'aria-1'")
-        return value
-    if key == "optimization_level":
-        if not _is_int(value) or int(value) not in (0, 1, 2, 3):
-            raise bad("0, 1, 2 or 3")
-        return int(value)
-    if key == "progress_bar":
-        if value is not None and not isinstance(value, (bool, np.bool_)):
-            raise bad("None, True or False")
-        return None if value is None else bool(value)
-    return value
-
-
-class QStoreBackend(BackendV2):
+class QStoreBackend(ServiceCallsMixin, BackendV2):
     """An IonQ device (or IonQ's simulator) behind qstore's compiler, cache and submitter.
+
+    Made by :meth:`QStoreProvider.get_backend`. Like qiskit-ionq's backends, its qubit
+    count and target come from the service (``GET /backends``; the device table is the
+    offline fallback), ``gateset`` selects the target (``"native"``: GPi/GPi2/MS, what
+    qstore's compiler emits; ``"qis"``: IonQ's QIS gates, compiled by IonQ's service), and
+    the run options carry qiskit-ionq's names and meanings.
 
     Options (set with :meth:`set_options` or per :meth:`run` call):
 
-    * ``shots`` (1024), ``memory`` (False), ``sampler_seed`` (None): as in qiskit-ionq.
+    * ``shots`` (1024), ``memory`` (False), ``sampler_seed`` (None), ``noise_model``
+      (None: ideal; ``"aria-1"``, ...), ``error_mitigation`` (None or
+      ``qiskit_ionq.ErrorMitigation``), ``job_settings`` (dict sent as the job's
+      ``settings``), ``extra_metadata`` (dict merged into the job metadata), ``name``
+      (the IonQ job name), ``session_id`` (run in an IonQ session): as in qiskit-ionq.
+    * ``max_cost`` (None): refuse to submit, with :class:`CostLimitError` and nothing
+      sent, when the service's estimate of the run (see :meth:`estimate_cost`) exceeds it.
     * ``use_batch_api`` (True): many circuits per IonQ job; False sends one job each.
     * ``use_native_gates`` (True): compile to GPi/GPi2/MS with the ``qstore`` compiler;
       False sends IonQ's ``qis`` gate set (transpiled per circuit, the plain way).
@@ -282,85 +225,117 @@ class QStoreBackend(BackendV2):
     * ``request_timeout`` (30 s), ``max_retries`` (6): per HTTP request.
     * ``journal_path`` (None): append-only journal of submitted jobs, for
       :meth:`recover_jobs` after a crash.
-    * ``noise_model`` (None): IonQ simulator noise model (``"ideal"``, ``"aria-1"``, ...).
     * ``optimization_level`` (2): compiler level. ``progress_bar`` (None: automatic).
+
+    Args:
+        provider: the provider (it supplies credentials, the control-plane client and
+            the service's backend record; the backend never imports its class).
+        name: backend name (``"ionq_simulator"``, ``"ionq_qpu.aria-1"``...).
+        device: compiler device (``"simulator"``, ``"aria-1"``...).
+        api_backend: IonQ API backend name (``"simulator"``, ``"qpu.aria-1"``...).
+        description: human description.
+        simulator: whether it is a simulator.
+        gateset: ``"native"`` or ``"qis"`` (see above).
     """
 
     def __init__(
         self,
-        provider: "QStoreProvider",
+        provider: Any,
         name: str,
         device: str,
         api_backend: str,
         description: str,
         simulator: bool,
+        gateset: str = "native",
     ) -> None:
         super().__init__(provider=provider, name=name, description=description, backend_version=__version__)
+        if gateset not in ("native", "qis"):
+            raise ValueError(f"gateset must be 'qis' or 'native', got {gateset!r}")
         self._device = device
         self._api_backend = api_backend
         self._simulator = simulator
-        # No reset: IonQ's gate-list jobs cannot carry it and run() rejects it.
-        self._target = ionq_target(device, reset=False)
+        self._gateset = gateset
+        self._record: dict | None = None
+        self._record_loaded = False
+        self._target_obj: Target | None = None
         self._lock = threading.Lock()
         self._submitters: dict[tuple, BatchSubmitter] = {}
+        self._fetching: dict[str, concurrent.futures.Future] = {}
+        self._fetch_lock = threading.RLock()
         self._cache = TemplateCache(
             compile_fn=self._compile,
             compile_options={"qubits_initially_zero": True},
             # Persistent templates (docs/templates.rst): the compiler's identity for the
             # disk key, and the directory from the backend's ``template_cache_dir`` option.
-            compiler_id=f"qstore-backend:num_qubits={self._target.num_qubits}",
+            # The compiler's width is the device table's (fixed at construction, so the
+            # disk key needs no service call); the service's qubit count bounds run().
+            compiler_id=f"qstore-backend:num_qubits={DEVICES[device].num_qubits}",
             store=lambda: self.options.template_cache_dir,
         )
         self._tracker = PerformanceTracker(self._cache_stats, self._client_stats, self._features)
         self._pms = threading.local()
         self._native_templates: dict[tuple, Any] = {}
+        if gateset == "qis":
+            self.set_options(use_native_gates=False)
 
     # ------------------------------------------------------------------ BackendV2
     @classmethod
     def _default_options(cls) -> Options:
-        options = Options(
-            shots=1024,
-            memory=False,
-            sampler_seed=None,
-            use_batch_api=True,
-            use_native_gates=True,
-            enable_smart_caching=True,
-            adaptive_batch_sizing=False,
-            connection_pool_size=16,
-            batch_window=0.005,
-            max_queue_wait_time=120.0,
-            request_timeout=30.0,
-            max_retries=6,
-            journal_path=None,
-            noise_model=None,
-            optimization_level=2,
-            progress_bar=None,
-            template_cache_dir=None,  # None: default user cache dir; False: off; or a path
-        )
-        options.set_validator("shots", (1, 1_000_000))
-        options.set_validator("connection_pool_size", (1, 1024))
-        options.set_validator("batch_window", (0.0, 10.0))
-        options.set_validator("max_queue_wait_time", (0.001, 7 * 24 * 3600.0))
-        options.set_validator("request_timeout", (0.001, 3600.0))
-        options.set_validator("max_retries", (0, 100))
-        options.set_validator("optimization_level", [0, 1, 2, 3])
-        for flag in (*FEATURE_OPTIONS, "memory"):
-            options.set_validator(flag, bool)
-        return options
+        return default_options()
+
+    def _service_record(self) -> dict | None:
+        """This backend's ``GET /backends`` record (``None`` when the service is offline)."""
+        if not self._record_loaded:
+            record = self._provider._backend_record(self)
+            with self._lock:
+                self._record, self._record_loaded = record, True
+        return self._record
+
+    def refresh(self) -> None:
+        """Read the service's backend record again (qubit count, status, limits)."""
+        with self._lock:
+            self._record_loaded = False
+            self._target_obj = None
+
+    @property
+    def num_qubits(self) -> int:
+        """Qubits the service offers (``GET /backends``), else the device table's."""
+        record = self._service_record()
+        if record and isinstance(record.get("qubits"), int) and record["qubits"] > 0:
+            return int(record["qubits"])
+        return DEVICES[self._device].num_qubits
 
     @property
     def target(self) -> Target:
-        """Native gates with device error rates on every qubit and every qubit pair."""
-        return self._target
+        """Native gates with device error rates on every qubit and every qubit pair
+        (``gateset="native"``), or IonQ's QIS gates (``gateset="qis"``), on
+        :attr:`num_qubits` qubits."""
+        if self._target_obj is None:
+            n = self.num_qubits
+            # No reset: IonQ's gate-list jobs cannot carry it and run() rejects it.
+            target = ionq_target(self._device, num_qubits=n, reset=False) if self._gateset == "native" else qis_target(n)
+            with self._lock:
+                if self._target_obj is None:
+                    self._target_obj = target
+        return self._target_obj
+
+    @property
+    def _target(self) -> Target:  # the name the compiler helpers (and H4's pass manager) use
+        return self.target
+
+    def gateset(self) -> str:
+        """``"native"`` or ``"qis"`` (qiskit-ionq's method)."""
+        return self._gateset
 
     @property
     def max_circuits(self) -> int:
         """Circuits per IonQ job; longer ``run`` inputs are split and sent concurrently."""
         return DEFAULT_MAX_CIRCUITS_PER_JOB
 
-    def get_translation_stage_plugin(self) -> str:
-        """``transpile(qc, backend)`` lowers with the ``qstore`` plugin by default."""
-        return "qstore"
+    def get_translation_stage_plugin(self) -> str | None:
+        """``transpile(qc, backend)`` lowers with the ``qstore`` plugin by default
+        (native gate set); the QIS gate set uses Qiskit's own translation."""
+        return "qstore" if self._gateset == "native" else None
 
     @property
     def device(self) -> str:
@@ -369,6 +344,11 @@ class QStoreBackend(BackendV2):
 
     def __repr__(self) -> str:
         return f"<QStoreBackend('{self.name}')>"
+
+    @property
+    def basis_gates(self) -> list[str]:
+        """The target's instruction names (qiskit-ionq's ``basis_gates``)."""
+        return list(self.target.operation_names)
 
     # ------------------------------------------------------------------ compile helpers
     def _compile(self, circuit: QuantumCircuit, device: str, optimization_level: int) -> QuantumCircuit:
@@ -382,7 +362,7 @@ class QStoreBackend(BackendV2):
         key = (device, optimization_level)
         if key not in pms:
             pms[key] = generate_ionq_pass_manager(
-                device, optimization_level, num_qubits=self._target.num_qubits, qubits_initially_zero=True
+                device, optimization_level, num_qubits=DEVICES[self._device].num_qubits, qubits_initially_zero=True
             )
         return pms[key]
 
@@ -401,28 +381,47 @@ class QStoreBackend(BackendV2):
         return CachedIonQPassManager(self, level)
 
     # ------------------------------------------------------------------ run
+    @staticmethod
+    def _as_circuits(run_input: Any) -> list[QuantumCircuit]:
+        if isinstance(run_input, QuantumCircuit):
+            return [run_input]
+        expected = "run() takes a QuantumCircuit or a list of QuantumCircuit"
+        if run_input is None or isinstance(run_input, (str, bytes, dict)) or not hasattr(run_input, "__iter__"):
+            raise TypeError(f"{expected}, got {type(run_input).__name__}")
+        circuits = list(run_input)
+        bad = [f"{i}: {type(c).__name__}" for i, c in enumerate(circuits) if not isinstance(c, QuantumCircuit)]
+        if bad:
+            raise TypeError(f"{expected}; item(s) {', '.join(bad[:5])} are not circuits")
+        return circuits
+
     def run(self, run_input: QuantumCircuit | Sequence[QuantumCircuit], **options: Any) -> QStoreJob:
         """Compile (through the template cache) and submit circuits in batches.
 
         Args:
             run_input: A circuit or a list of circuits (any gates; they are compiled to
                 native gates here, so logical circuits are fine).
-            **options: Per-call overrides of the backend options, plus
-                ``parameter_binds``: one ``{Parameter: value or [values]}`` dict per
-                circuit; a circuit runs once per value set (as in Qiskit Aer).
+            **options: Per-call overrides of the backend options (qiskit-ionq's names:
+                ``shots``, ``memory``, ``sampler_seed``, ``noise_model``,
+                ``error_mitigation``, ``job_settings``, ``extra_metadata``, ``name``,
+                ``session_id``; and ``max_cost``), plus ``parameter_binds``: a list with
+                one ``{Parameter: value or [values]}`` dict per circuit; a circuit runs
+                once per value set (as in Qiskit Aer).
 
         Returns:
             A :class:`QStoreJob` (already submitted).
 
         Raises:
+            TypeError: ``run_input`` is not a circuit or a list of circuits;
+                ``parameter_binds`` is not a list of dicts.
             ValueError: unknown option, bad option value, unbound parameters without
-                ``parameter_binds``, wrong ``parameter_binds`` shape.
+                ``parameter_binds``, wrong ``parameter_binds`` entries (complex, NaN,
+                missing parameters...), a circuit wider than the service's backend.
+            CostLimitError: the estimate exceeds ``max_cost`` (or the session's); nothing
+                was sent.
             qiskit.transpiler.exceptions.TranspilerError: a circuit IonQ cannot run
-                (control flow, too many qubits, ...), naming the instruction.
+                (control flow...), naming the instruction.
         """
-        circuits = [run_input] if isinstance(run_input, QuantumCircuit) else list(run_input)
-        if not all(isinstance(c, QuantumCircuit) for c in circuits):
-            raise TypeError("run() takes a QuantumCircuit or a list of QuantumCircuit")
+        circuits = self._as_circuits(run_input)
         parameter_binds = options.pop("parameter_binds", None)
         # Qiskit's BackendSamplerV2/BackendEstimatorV2 always pass ``seed_simulator``
         # (Aer's name); it is our ``sampler_seed`` unless that is given explicitly.
@@ -431,9 +430,24 @@ class QStoreBackend(BackendV2):
             if seed is not None and options.get("sampler_seed") is None:
                 options["sampler_seed"] = seed
         opts = self._merged_options(options)
+        session = active_session()
+        if session is not None and getattr(session, "owner", None) is not self:
+            session = None  # a session of another backend
+        if session is not None and opts["session_id"] is None:
+            opts["session_id"] = session.session_id
         start = time.perf_counter()
         prepared = self._prepare(circuits, parameter_binds, opts)
         prep_seconds = time.perf_counter() - start
+        budget = session if session is not None and session.session_id == opts["session_id"] else None
+        if opts["max_cost"] is not None or (budget is not None and budget.max_cost is not None):
+            price = self._estimate(prepared, opts).cost
+            if opts["max_cost"] is not None and price > opts["max_cost"]:
+                raise CostLimitError(
+                    f"estimated cost {price:g} of {len(prepared)} circuit(s) x {opts['shots']} shots on "
+                    f"{self._api_backend} exceeds max_cost {opts['max_cost']:g}; nothing was sent"
+                )
+            if budget is not None:
+                budget.reserve(price)
         self._tracker.record_run(
             len(prepared),
             prep_seconds,
@@ -443,30 +457,23 @@ class QStoreBackend(BackendV2):
                 sum(p.native_gate_counts.get("ms", 0) + p.native_gate_counts.get("zz", 0) for p in prepared),
             ),
         )
-        noise = None
-        if self._simulator and opts["noise_model"]:
-            noise = {"model": opts["noise_model"]}
-            if opts["sampler_seed"] is not None:
-                noise["seed"] = opts["sampler_seed"]
-        gateset = prepared[0].gateset if prepared else "native"
-        future = self._submitter(opts).submit(
-            [p.body for p in prepared],
-            backend=self._api_backend,
-            shots=opts["shots"],
-            gateset=gateset,
-            noise=noise,
-            sampler_seed=opts["sampler_seed"],
-        )
+        future = self._submitter(opts).submit([p.body for p in prepared], **self._job_fields(prepared, opts))
         return QStoreJob(
             self,
-            uuid.uuid4().hex,
+            None,
             prepared,
             [(slice(0, len(prepared)), future)],
             shots=opts["shots"],
             memory=opts["memory"],
             seed=opts["sampler_seed"],
             progress_bar=opts["progress_bar"],
+            on_done=self._tracker.record_result,
+            ionq_status=self._provider._service(self).get_job,
         )
+
+    def _job_fields(self, prepared: list[PreparedCircuit], opts: Mapping[str, Any]) -> dict[str, Any]:
+        """The submitter's job settings for ``prepared`` (see :func:`.options.job_fields`)."""
+        return job_fields(prepared, opts, api_backend=self._api_backend, simulator=self._simulator)
 
     def _merged_options(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(overrides) - set(self.options.__dict__))
@@ -477,7 +484,7 @@ class QStoreBackend(BackendV2):
             )
         opts = dict(self.options.__dict__)
         for key, value in overrides.items():
-            opts[key] = _check_option(key, value, "run option")
+            opts[key] = check_option(key, value, "run option")
         return opts
 
     def set_options(self, **fields: Any) -> None:
@@ -488,7 +495,7 @@ class QStoreBackend(BackendV2):
                 f"unknown option(s) {', '.join(map(repr, unknown))} for backend {self.name}; "
                 f"known: {', '.join(sorted(self.options.__dict__))}"
             )
-        checked = {key: _check_option(key, value, "option") for key, value in fields.items()}
+        checked = {key: check_option(key, value, "option") for key, value in fields.items()}
         try:
             super().set_options(**checked)
         except (TypeError, ValueError) as exc:
@@ -501,20 +508,17 @@ class QStoreBackend(BackendV2):
         parameter_binds: Sequence[Mapping] | None,
         opts: dict[str, Any],
     ) -> list[PreparedCircuit]:
-        if parameter_binds is not None and len(parameter_binds) != len(circuits):
-            raise ValueError(
-                f"parameter_binds has {len(parameter_binds)} entries for {len(circuits)} circuits; "
-                "give one dict per circuit"
-            )
+        parameter_binds = check_parameter_binds(parameter_binds, len(circuits))
+        width = self.num_qubits
         for circuit in circuits:
-            if circuit.num_qubits > self._target.num_qubits:
+            if circuit.num_qubits > width:
                 raise ValueError(
                     f"circuit '{circuit.name}' has {circuit.num_qubits} qubits; backend {self.name} "
-                    f"has {self._target.num_qubits}"
+                    f"has {width}"
                 )
         scans = [_scan(circuit) for circuit in circuits]  # clear errors before any work
         value_sets = [
-            self._value_sets(circuit, parameter_binds[i] if parameter_binds is not None else None)
+            value_table(circuit, parameter_binds[i] if parameter_binds is not None else None)
             for i, circuit in enumerate(circuits)
         ]
         # Bound circuits that go through the template cache bind in one batch per
@@ -536,55 +540,6 @@ class QStoreBackend(BackendV2):
             )
         return prepared
 
-    @staticmethod
-    def _value_sets(circuit: QuantumCircuit, binds: Mapping | None) -> np.ndarray | None:
-        """Rows of values ordered like ``circuit.parameters``; ``None`` if unparameterized."""
-        params = list(circuit.parameters)
-        if not params:
-            if binds:
-                raise ValueError(f"parameter_binds given for circuit '{circuit.name}', which has no parameters")
-            return None
-        if not binds:
-            names = ", ".join(p.name for p in params[:5])
-            raise ValueError(
-                f"circuit '{circuit.name}' has unbound parameters ({names}{', ...' if len(params) > 5 else ''}); "
-                "bind them or pass parameter_binds"
-            )
-        if not isinstance(binds, Mapping):
-            raise ValueError(
-                f"parameter_binds entry for circuit '{circuit.name}' is a {type(binds).__name__}; "
-                "give one {Parameter: value or [values]} dict per circuit"
-            )
-        by_name = {p.name: p for p in params}
-        columns: dict[Parameter, np.ndarray] = {}
-        for key, value in binds.items():
-            param = key if isinstance(key, Parameter) else by_name.get(str(key))
-            if param is None or param not in circuit.parameters:
-                raise ValueError(f"parameter_binds names {key!s}, which circuit '{circuit.name}' does not have")
-            try:
-                column = np.asarray(value, dtype=float)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"parameter_binds value for {param.name} of circuit '{circuit.name}' is not a number "
-                    f"or a flat list of numbers: {value!r}"
-                ) from exc
-            if column.ndim > 1:
-                raise ValueError(
-                    f"parameter_binds value for {param.name} of circuit '{circuit.name}' must be a number "
-                    f"or a flat list of numbers, got shape {column.shape}"
-                )
-            columns[param] = np.atleast_1d(column)
-        missing = [p.name for p in params if p not in columns]
-        if missing:
-            raise ValueError(f"parameter_binds for circuit '{circuit.name}' lacks {', '.join(missing)}")
-        lengths = {len(v) for v in columns.values()}
-        if len(lengths) != 1:
-            raise ValueError(f"parameter_binds for circuit '{circuit.name}' have different lengths {sorted(lengths)}")
-        table = np.column_stack([columns[p] for p in params])
-        if not np.all(np.isfinite(table)):
-            raise ValueError(f"parameter_binds for circuit '{circuit.name}' contain NaN or infinite values")
-        return table
-
     def _prepare_one(
         self,
         circuit: QuantumCircuit,
@@ -597,7 +552,7 @@ class QStoreBackend(BackendV2):
         sizes, labels = _registers(circuit)
         device = self._compile_device(opts)
         level = opts["optimization_level"]
-        spec = DEVICES.get(device, self._target.device)
+        spec = DEVICES.get(device, DEVICES[self._device])
         rows = [None] if value_sets is None else list(value_sets)
         if opts["use_native_gates"]:
             if body is not None:
@@ -669,6 +624,9 @@ class QStoreBackend(BackendV2):
 
     def _cache_bind_many(self, circuit: QuantumCircuit, value_sets: np.ndarray, device: str, level: int) -> list[dict]:
         template, base = self._cache.get_template(circuit, device=device, optimization_level=level)
+        # The cache counted one lookup; every further binding is served from the same
+        # compiled template without compiling: a template hit saving its compile time.
+        self._tracker.record_template_bindings(len(value_sets) - 1, getattr(template, "compile_seconds", 0.0))
         col = {p: i for i, p in enumerate(template.parameters)}
         table = np.repeat(base[None, :], len(value_sets), axis=0)
         for j, param in enumerate(circuit.parameters):
@@ -722,9 +680,12 @@ class QStoreBackend(BackendV2):
 
     # ------------------------------------------------------------------ submitter
     def _submitter(self, opts: Mapping[str, Any]) -> BatchSubmitter:
-        key = tuple(opts[k] for k in _SUBMITTER_OPTIONS)
+        key = tuple(opts[k] for k in SUBMITTER_OPTIONS)
         with self._lock:
             sub = self._submitters.get(key)
+            if sub is None:
+                # gateway="ray": the cluster's shared gateway replaces this process's submitter.
+                sub = self._provider._gateway_submitter(self)
             if sub is None:
                 token, url = self._provider._credentials(self)
                 sub = BatchSubmitter(
@@ -739,7 +700,7 @@ class QStoreBackend(BackendV2):
                     max_retries=opts["max_retries"],
                     journal_path=opts["journal_path"],
                 )
-                self._submitters[key] = sub
+            self._submitters[key] = sub
             return sub
 
     def recover_jobs(self, journal_path: str | None = None, timeout: float | None = None) -> dict[str, dict]:

@@ -1,20 +1,56 @@
-"""The job returned by :meth:`QStoreBackend.run`."""
+"""The job returned by :meth:`QStoreBackend.run` and :meth:`QStoreBackend.retrieve_job`.
+
+A job gets what the backend prepared as data (:class:`~.prepared.PreparedCircuit` and
+futures of per-circuit results) plus two callables: ``on_done`` (performance counters)
+and ``ionq_status`` (the service's ``GET /jobs/{id}``). It never imports the backend.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
 import os
 import sys
+import threading
 import time
-from typing import TYPE_CHECKING, Any
+import warnings
+from typing import Any, Callable, Sequence
 
 from qiskit.providers import JobError, JobStatus, JobV1
-from qiskit.result import Result
+from qiskit.result import Counts
 
-from .results import experiment_result
+from .prepared import PreparedCircuit, compose_job_id
+from .results import QStoreResult, experiment_result, retrieved_layout
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .backend import QStoreBackend, PreparedCircuit
+#: IonQ job states -> Qiskit's (see qiskit_ionq.constants.APIJobStatus).
+IONQ_STATUS = {
+    "submitted": JobStatus.QUEUED,
+    "ready": JobStatus.QUEUED,
+    "started": JobStatus.RUNNING,
+    "running": JobStatus.RUNNING,
+    "completed": JobStatus.DONE,
+    "canceled": JobStatus.CANCELLED,
+    "cancelled": JobStatus.CANCELLED,
+    "failed": JobStatus.ERROR,
+}
+
+
+def combined_status(states: Sequence[str]) -> JobStatus:
+    """One Qiskit status for several IonQ jobs: ERROR if one failed, CANCELLED if one was
+    cancelled, DONE if all completed, RUNNING if one started, QUEUED otherwise."""
+    mapped = []
+    for state in states:
+        status = IONQ_STATUS.get(str(state).lower())
+        if status is None:
+            raise JobError(f"unknown IonQ job status {state!r}")
+        mapped.append(status)
+    for status in (JobStatus.ERROR, JobStatus.CANCELLED):
+        if status in mapped:
+            return status
+    if mapped and all(s is JobStatus.DONE for s in mapped):
+        return JobStatus.DONE
+    if JobStatus.RUNNING in mapped or JobStatus.DONE in mapped:
+        return JobStatus.RUNNING
+    return JobStatus.QUEUED
 
 
 def _interactive() -> bool:
@@ -23,63 +59,142 @@ def _interactive() -> bool:
 
 
 class QStoreJob(JobV1):
-    """A batch of circuits handed to the batching submitter by one ``run`` call.
+    """The circuits of one ``run`` call (or one retrieved job id).
 
     The circuits may travel in several IonQ jobs, shared with other ``run`` calls made
-    at the same time (coalescing); :meth:`ionq_job_ids` lists them once known.
+    at the same time (coalescing); :meth:`job_id` names them (see
+    :mod:`qstore_qiskit.providers.prepared` for the composite form) and
+    :meth:`ionq_job_ids` lists them.
 
     Args:
-        backend: The backend that ran the circuits.
-        job_id: Client-side id of this ``run`` call.
-        prepared: The prepared circuits (payload plus what is needed to decode results).
+        backend: The backend that ran the circuits (kept for ``job.backend()``).
+        job_id: The job id if known now (retrieved jobs); ``None`` for a ``run`` job,
+            whose id is known once its IonQ jobs reported back.
+        prepared: The prepared circuits, or ``None`` for a retrieved job (decoded from
+            the job's ``qstore_layout`` metadata).
         futures: One future per submission part, each resolving to a list of
             :class:`~qstore_qiskit.client.CircuitResult` for its slice of ``prepared``.
         shots: Shots per circuit.
         memory: Whether per-shot memory was requested.
         seed: Seed for per-shot memory ordering.
         progress_bar: ``True``/``False`` or ``None`` for automatic (interactive only).
+        on_done: called with ``(circuits delivered, seconds)`` once every part finished.
+        ionq_status: ``job id -> IonQ job document`` (``GET /jobs/{id}``), for status.
+        cancel_remote: ``job id -> None``, cancels one IonQ job (retrieved jobs).
+        positions: for composite ids, ``[(ionq job id, positions or None)]``.
     """
 
     def __init__(
         self,
-        backend: "QStoreBackend",
-        job_id: str,
-        prepared: list["PreparedCircuit"],
+        backend: Any,
+        job_id: str | None,
+        prepared: list[PreparedCircuit] | None,
         futures: list[tuple[slice, concurrent.futures.Future]],
         shots: int,
         memory: bool,
         seed: int | None,
         progress_bar: bool | None = None,
+        *,
+        on_done: Callable[[int, float], None] | None = None,
+        ionq_status: Callable[[str], dict] | None = None,
+        cancel_remote: Callable[[str], Any] | None = None,
+        positions: list[tuple[str, list[int] | None]] | None = None,
     ) -> None:
-        super().__init__(backend, job_id)
+        super().__init__(backend, job_id or "")
+        self._known_id = job_id
         self._prepared = prepared
         self._futures = futures
         self._shots = shots
         self._memory = memory
         self._seed = seed
         self._progress = progress_bar
+        self._on_done = on_done
+        self._ionq_status = ionq_status
+        self._cancel_remote = cancel_remote
+        self._positions = positions
         self._submitted_at = time.perf_counter()
-        self._result: Result | None = None
+        self._result: QStoreResult | None = None
         self._recorded = False
+        self._id_lock = threading.Lock()
         for _, fut in futures:
             fut.add_done_callback(self._maybe_record)
 
-    def _maybe_record(self, _fut) -> None:
+    def _maybe_record(self, _fut: Any) -> None:
         if self._recorded or not all(f.done() for _, f in self._futures):
             return
         self._recorded = True
-        ok = sum(
-            len(f.result()) for _, f in self._futures if not f.cancelled() and f.exception() is None
-        )
-        self._backend._tracker.record_result(ok, time.perf_counter() - self._submitted_at)
+        ok = sum(len(f.result()) for _, f in self._futures if not f.cancelled() and f.exception() is None)
+        if self._on_done is not None:
+            self._on_done(ok, time.perf_counter() - self._submitted_at)
 
     def submit(self) -> None:
         """Circuits are submitted by :meth:`QStoreBackend.run`; calling this is an error."""
         raise RuntimeError("QStoreJob is submitted by backend.run(); do not call submit().")
 
+    # ------------------------------------------------------------------ ids
+    def _circuit_results(self) -> list:
+        out: list = []
+        for _, fut in self._futures:
+            out.extend(fut.result())
+        return out
+
+    def job_id(self) -> str:
+        """The IonQ job id, or a composite of IonQ job ids (see
+        :mod:`qstore_qiskit.providers.prepared`); accepted by ``retrieve_job``.
+
+        For a ``run`` job the id is known once its IonQ jobs reported back: circuits of
+        concurrent ``run`` calls are coalesced into shared jobs asynchronously, so this
+        waits for the job like :meth:`result` does (raising its errors).
+        """
+        with self._id_lock:
+            if self._known_id is not None:
+                return self._known_id
+        self.result()
+        results = self._circuit_results()
+        parts: list[tuple[str, list[str | None]]] = []
+        for res in results:
+            if parts and parts[-1][0] == res.job_id:
+                parts[-1][1].append(res.child_job_id)
+            else:
+                parts.append((res.job_id, [res.child_job_id]))
+        resolved: list[tuple[str, list[int] | None]] = []
+        for parent, children in parts:
+            if None in children or self._ionq_status is None:
+                resolved.append((parent, None))  # single-circuit job: all of it
+                continue
+            doc = self._ionq_status(parent)
+            order = doc.get("child_job_ids") or doc.get("children") or []
+            if sorted(order) == sorted(c for c in children if c is not None):
+                resolved.append((parent, None))
+            else:
+                where = {cid: i for i, cid in enumerate(order)}
+                resolved.append((parent, [where[c] for c in children]))
+        with self._id_lock:
+            self._known_id = compose_job_id(resolved)
+            self._job_id = self._known_id
+            return self._known_id
+
+    def ionq_job_ids(self) -> list[str]:
+        """IonQ job ids of the finished parts (parent ids of multicircuit jobs)."""
+        if self._positions is not None:
+            return list(dict.fromkeys(jid for jid, _ in self._positions))
+        ids: list[str] = []
+        for _, fut in self._futures:
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                for res in fut.result():
+                    if res.job_id not in ids:
+                        ids.append(res.job_id)
+        return ids
+
+    # ------------------------------------------------------------------ status
     def status(self) -> JobStatus:
-        """``DONE`` when every part finished, ``ERROR``/``CANCELLED`` if one failed/was
-        cancelled, ``RUNNING`` otherwise."""
+        """Qiskit's view of the job.
+
+        ``DONE`` when every circuit's result is here, ``ERROR``/``CANCELLED`` if a part
+        failed/was cancelled. Before that, a retrieved job asks the service
+        (``submitted``/``ready`` -> ``QUEUED``, ``started`` -> ``RUNNING``, ...); a ``run``
+        job whose IonQ jobs are not all known yet is ``RUNNING``.
+        """
         futures = [f for _, f in self._futures]
         if any(f.cancelled() for f in futures):
             return JobStatus.CANCELLED
@@ -88,6 +203,9 @@ class QStoreJob(JobV1):
             return JobStatus.ERROR
         if len(done) == len(futures):
             return JobStatus.DONE
+        if self._positions is not None and self._ionq_status is not None:
+            states = [self._ionq_status(jid).get("status", "") for jid in self.ionq_job_ids()]
+            return combined_status(states)
         return JobStatus.RUNNING
 
     def cancel(self) -> bool:
@@ -99,40 +217,58 @@ class QStoreJob(JobV1):
                 # waiters, which otherwise keep waiting on a merely CANCELLED future.
                 fut.set_running_or_notify_cancel()
                 cancelled = True
+        if cancelled and self._positions is not None and self._cancel_remote is not None:
+            for jid in self.ionq_job_ids():
+                self._cancel_remote(jid)
         return cancelled
 
-    def ionq_job_ids(self) -> list[str]:
-        """IonQ job ids of the finished parts (parent ids of multicircuit jobs)."""
-        ids: list[str] = []
-        for _, fut in self._futures:
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                for res in fut.result():
-                    if res.job_id not in ids:
-                        ids.append(res.job_id)
-        return ids
-
-    def circuit_results(self, timeout: float | None = None) -> list[tuple["PreparedCircuit", Any]]:
+    def circuit_results(self, timeout: float | None = None) -> list[tuple[PreparedCircuit, Any]]:
         """Wait and return ``(prepared circuit, CircuitResult)`` pairs in ``run`` order.
 
         The raw per-circuit results (counts over qubits, IonQ job ids) without building a
         Qiskit ``Result``: what :mod:`qstore_qiskit.primitives` decode into bit arrays.
-        Raises like :meth:`result`.
+        Raises like :meth:`result`. For a retrieved job, the prepared circuits are the
+        layouts recorded in the job metadata.
         """
         if any(f.cancelled() for _, f in self._futures):
-            raise JobError(f"job {self._job_id} was cancelled; it has no result")
+            raise JobError(f"job {self._job_id or '(run)'} was cancelled; it has no result")
         deadline = None if timeout is None else time.monotonic() + timeout
         pairs: list[tuple[Any, Any]] = []
         for part, fut in self._futures:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            pairs.extend(zip(self._prepared[part], fut.result(timeout=wait)))
+            results = fut.result(timeout=wait)
+            if self._prepared is not None:
+                prepared = self._prepared[part]
+            else:
+                base = len(pairs)
+                prepared = [
+                    retrieved_layout(res, base + i, f"{res.child_job_id or res.job_id}")
+                    for i, res in enumerate(results)
+                ]
+            pairs.extend(zip(prepared, results))
         return pairs
 
-    def result(self, timeout: float | None = None) -> Result:
+    # ------------------------------------------------------------------ results
+    def result(
+        self,
+        timeout: float | None = None,
+        *,
+        sharpen: bool | None = None,
+        wait: float | None = None,
+        callback: Callable | None = None,
+    ) -> QStoreResult:
         """Wait for every circuit and return a Qiskit :class:`~qiskit.result.Result`.
+
+        The result also has qiskit-ionq's ``get_probabilities()``.
 
         Args:
             timeout: Seconds to wait in total; ``None`` waits for the backend's
                 ``max_queue_wait_time`` handling in the submitter.
+            sharpen: qiskit-ionq's aggregation switch for debiased QPU results. qstore
+                fetches the service's default aggregation; ``sharpen=True`` warns that it
+                is not applied (results are never silently changed).
+            wait, callback: accepted for qiskit-ionq compatibility; the submitter polls
+                adaptively, so they have no effect.
 
         Raises:
             concurrent.futures.TimeoutError: if ``timeout`` passes first.
@@ -141,24 +277,31 @@ class QStoreJob(JobV1):
                 why: authentication, bad request, server errors beyond the retry budget,
                 queue timeout with the job ids, failed job...).
         """
+        if sharpen:
+            warnings.warn(
+                "sharpen=True is not applied: qstore fetches IonQ's default result aggregation",
+                UserWarning,
+                stacklevel=2,
+            )
         if self._result is not None:
             return self._result
         if any(f.cancelled() for _, f in self._futures):
-            raise JobError(f"job {self._job_id} was cancelled; it has no result")
+            raise JobError(f"job {self._job_id or '(run)'} was cancelled; it has no result")
         deadline = None if timeout is None else time.monotonic() + timeout
         futures = [f for _, f in self._futures]
+        total = len(self._prepared) if self._prepared is not None else 0
         bar = None
-        show = self._progress if self._progress is not None else (_interactive() and len(self._prepared) >= 50)
+        show = self._progress if self._progress is not None else (_interactive() and total >= 50)
         if show:
             from tqdm.auto import tqdm  # the field's progress bar; optional display only
 
-            bar = tqdm(total=len(self._prepared), desc=f"{self._backend.name}", unit="circuit")
+            bar = tqdm(total=total or None, desc=f"{self._backend.name}", unit="circuit")
         try:
             for fut in concurrent.futures.as_completed(
                 futures, timeout=None if deadline is None else max(0.0, deadline - time.monotonic())
             ):
                 if fut.cancelled():
-                    raise JobError(f"job {self._job_id} was cancelled; it has no result")
+                    raise JobError(f"job {self._job_id or '(run)'} was cancelled; it has no result")
                 fut.result()  # raise the first failure
                 if bar is not None:
                     bar.update(len(fut.result()))
@@ -167,21 +310,43 @@ class QStoreJob(JobV1):
                 bar.close()
         experiments: list[dict[str, Any]] = []
         for part, fut in self._futures:
-            for prepared, circuit_result in zip(self._prepared[part], fut.result()):
+            results = fut.result()
+            if self._prepared is not None:
+                prepared = self._prepared[part]
+            else:
+                base = len(experiments)
+                prepared = [
+                    retrieved_layout(res, base + i, f"{res.child_job_id or res.job_id}")
+                    for i, res in enumerate(results)
+                ]
+            for prep, circuit_result in zip(prepared, results):
                 experiments.append(
-                    experiment_result(
-                        prepared, circuit_result, self._shots, self._memory, self._seed, len(experiments)
-                    )
+                    experiment_result(prep, circuit_result, self._shots or circuit_result.shots, self._memory,
+                                      self._seed, len(experiments))
                 )
-        self._result = Result.from_dict(
+        self._result = QStoreResult.from_dict(
             {
                 "backend_name": self._backend.name,
                 "backend_version": self._backend.backend_version,
-                "job_id": self._job_id,
-                "qobj_id": self._job_id,
+                "job_id": self._known_id or "",
+                "qobj_id": self._known_id or "",
                 "success": True,
                 "results": experiments,
                 "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
             }
         )
         return self._result
+
+    def get_counts(self, circuit: Any = None) -> Any:
+        """Counts of one circuit (index, name or circuit) or of all (qiskit-ionq's call)."""
+        return self.result().get_counts(circuit)
+
+    def get_memory(self, circuit: Any = None) -> Any:
+        """Per-shot memory (requires the ``memory=True`` option, as in qiskit-ionq)."""
+        if not self._memory:
+            raise JobError("no memory for this job: run with memory=True to get per-shot memory")
+        return self.result().get_memory(circuit)
+
+    def get_probabilities(self, circuit: Any = None) -> Counts | list[Counts]:
+        """The service's probabilities over each circuit's clbits (qiskit-ionq's call)."""
+        return self.result().get_probabilities(circuit)

@@ -44,6 +44,8 @@ class PerformanceTracker:
             self.native_2q_gates = 0
             self.results = 0
             self.batch_seconds: list[float] = []
+            self.binding_hits = 0
+            self.binding_saved_seconds = 0.0
             self._first_run: float | None = None
             self._last_result: float | None = None
 
@@ -59,6 +61,19 @@ class PerformanceTracker:
             self.input_gates += input_gates
             self.native_gates += native[0]
             self.native_2q_gates += native[1]
+
+    def record_template_bindings(self, bindings: int, compile_seconds: float) -> None:
+        """Record ``bindings`` parameter bindings served from an already compiled template.
+
+        Each is a template hit that avoided one compile of ``compile_seconds`` (the
+        template's measured compile time): the cache counts only the lookup that
+        returned the template, not the bindings made from it.
+        """
+        if bindings <= 0:
+            return
+        with self._lock:
+            self.binding_hits += bindings
+            self.binding_saved_seconds += bindings * compile_seconds
 
     def record_result(self, circuits: int, batch_seconds: float) -> None:
         """Record that a job's results were delivered."""
@@ -95,8 +110,13 @@ class PerformanceTracker:
                     ),
                 },
             }
+            binding_hits, binding_saved = self.binding_hits, self.binding_saved_seconds
         cache = self._cache_stats()
         if cache is not None:
+            cache = dict(cache)
+            cache["template_hits"] = cache.get("template_hits", 0) + binding_hits
+            cache["time_saved_seconds"] = cache.get("time_saved_seconds", 0.0) + binding_saved
+            cache["binding_hits"] = binding_hits
             l1 = cache.get("template_hits", 0) + cache.get("template_misses", 0)
             l2 = cache.get("bound_hits", 0) + cache.get("bound_misses", 0)
             cache = dict(cache)

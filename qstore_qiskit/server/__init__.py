@@ -1,7 +1,7 @@
 """A local server speaking IonQ's REST API (v0.4, with v0.3 paths), backed by a simulator.
 
-It is the default target of the demo, tests and benchmarks: the official
-``qiskit-ionq`` client works against it unchanged::
+It is the default target of the demo, tests and benchmarks: the official clients
+(``qiskit-ionq``, ``cirq-ionq``) work against it unchanged::
 
     from qiskit_ionq import IonQProvider
     from qstore_qiskit.server import LocalServer
@@ -9,12 +9,14 @@ It is the default target of the demo, tests and benchmarks: the official
     with LocalServer(profile="cloud") as srv:
         backend = IonQProvider("any-key", url=srv.url).get_backend("simulator")
 
-Modules: :mod:`.config` (``ServerConfig``, ``PROFILES``), :mod:`.simulator` (numpy
-state vectors), :mod:`.circuits` / :mod:`.qasm` (input validation), :mod:`.jobs`
-(records and store), :mod:`.runner` (latency model and execution), :mod:`.faults`
-(seeded fault injection), :mod:`.app` (aiohttp routes), :mod:`.local_server`
-(background-thread runner), :mod:`.process` (the server in a child process) and
-:mod:`.cli` (``qstore-qiskit serve``).
+Modules: :mod:`.config` (``ServerConfig``, ``PROFILES``, every limit), :mod:`.simulator`
+(state vectors), :mod:`.circuits` / :mod:`.qasm` / :mod:`.job_requests` (input
+validation), :mod:`.jobs` (records and the budgeted store), :mod:`.sessions_store`,
+:mod:`.pricing` (estimates and costs), :mod:`.runner` (latency model and execution),
+:mod:`.faults` (seeded fault injection), :mod:`.routes` (the v0.4 handlers), :mod:`.app`
+(middleware and route table), :mod:`.openapi` / :mod:`.openapi_spec` (the published
+document), :mod:`.local_server` (background-thread runner), :mod:`.process` (the server
+in a child process) and :mod:`.cli` (``qstore-qiskit serve``).
 """
 
 from .app import create_app

@@ -45,7 +45,13 @@ _DIAGONAL_1Q = {"z", "s", "si", "t", "ti", "rz"}
 QIS_GATES = frozenset(
     set(_QIS_FIXED_1Q) | set(_QIS_ROT_1Q) | set(_QIS_ROT_2Q) | {"swap", "pauliexp", "cnot"}
 )
-NATIVE_GATES = frozenset({"gpi", "gpi2", "ms", "zz"})
+NATIVE_GATES = frozenset({"gpi", "gpi2", "ms", "zz", "nop"})
+# Documented parameter ranges of the native gates, in turns ("Using native gates with
+# the IonQ API"): phases within [-1, 1], the MS angle within [0, 0.25]. The ZZ angle is
+# taken within [-1, 1] like a phase (a negative angle is a ZZ in the other direction).
+PHASE_RANGE = (-1.0, 1.0)
+MS_ANGLE_RANGE = (0.0, 0.25)
+ZZ_ANGLE_RANGE = (-1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ class ParsedCircuit:
         gates_2q: Number of multi-qubit gates as submitted.
         native_gates: Native gate count (exact for ``native``, estimated for ``qis``);
             drives the execution-time model.
+        native_names: Names of the native gates used (empty for ``qis``), so a backend
+            can refuse a two-qubit gate that is not its own.
     """
 
     name: str | None
@@ -69,6 +77,7 @@ class ParsedCircuit:
     gates_1q: int
     gates_2q: int
     native_gates: int
+    native_names: frozenset = frozenset()
 
     def unitaries(self) -> list[sim.Unitary]:
         """Build the gate matrices (memoized per recipe within the circuit)."""
@@ -242,12 +251,22 @@ def _qis_matrix(name: str, gate: dict, targets: list[int], where: str) -> Matrix
     raise bad_request(f"{where}: unknown gate '{name}' for gateset 'qis'")
 
 
-def _native_matrix(name: str, gate: dict, targets: list[int], where: str) -> MatrixRecipe:
+def _in_range(value: float, bounds: tuple[float, float] | None, what: str, where: str
+              ) -> float:
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise bad_request(f"{where}: {what} {value} is outside [{bounds[0]}, {bounds[1]}] "
+                          "turns", keys=[where])
+    return value
+
+
+def _native_matrix(name: str, gate: dict, targets: list[int], where: str,
+                   strict: bool = False) -> MatrixRecipe:
+    phase_range = PHASE_RANGE if strict else None
     if name in ("gpi", "gpi2"):
         if len(targets) != 1:
             raise bad_request(f"{where}: gate '{name}' takes exactly one target")
         fn = sim.gpi if name == "gpi" else sim.gpi2
-        return (fn, (_number(gate, "phase", where),))
+        return (fn, (_in_range(_number(gate, "phase", where), phase_range, "phase", where),))
     if name == "ms":
         if len(targets) != 2:
             raise bad_request(f"{where}: gate 'ms' takes exactly two targets")
@@ -257,12 +276,18 @@ def _native_matrix(name: str, gate: dict, targets: list[int], where: str) -> Mat
             phi0, phi1 = _as_float(phases[0]), _as_float(phases[1])
         if phi0 is None or phi1 is None:
             raise bad_request(f"{where}: 'ms' needs 'phases', a list of two numbers (turns)")
-        angle = _number(gate, "angle", where, default=0.25)
+        _in_range(phi0, phase_range, "phase", where)
+        _in_range(phi1, phase_range, "phase", where)
+        angle = _in_range(_number(gate, "angle", where, default=0.25),
+                          MS_ANGLE_RANGE if strict else None, "MS angle", where)
         return (sim.ms, (phi0, phi1, angle))
     if name == "zz":
         if len(targets) != 2:
             raise bad_request(f"{where}: gate 'zz' takes exactly two targets")
-        return (sim.zz, (_number(gate, "angle", where),))
+        # IonQ documents ``angle``; cirq-ionq 1.x sends the same value as ``phase``.
+        key = "angle" if "angle" in gate or "phase" not in gate else "phase"
+        return (sim.zz, (_in_range(_number(gate, key, where),
+                                   ZZ_ANGLE_RANGE if strict else None, "ZZ angle", where),))
     raise bad_request(f"{where}: unknown gate '{name}' for gateset 'native'")
 
 
@@ -274,6 +299,7 @@ def parse_circuit(
     max_gates: int,
     name: str | None = None,
     where: str = "input.circuit",
+    strict: bool = False,
 ) -> ParsedCircuit:
     """Validate one IonQ JSON circuit.
 
@@ -285,6 +311,9 @@ def parse_circuit(
         max_gates: Most gates accepted.
         name: Circuit name to keep.
         where: Location prefix for error messages.
+        strict: Enforce the documented native parameter ranges (phases within
+            [-1, 1], MS angle within [0, 0.25], ZZ angle within [-1, 1] turns), as the
+            API does; off for direct use (the simulator takes any angle).
 
     Returns:
         The parsed circuit.
@@ -304,6 +333,7 @@ def parse_circuit(
     pending: list[tuple[MatrixRecipe, int, tuple[int, ...]]] = []
     n1 = n2 = native = 0
     highest = -1
+    names: set[str] = set()
     for idx, gate in enumerate(gates):
         here = f"{where}[{idx}]"
         if not isinstance(gate, dict):
@@ -322,7 +352,13 @@ def parse_circuit(
         if gateset == "native":
             if controls:
                 raise bad_request(f"{here}: native gates take no controls")
-            recipe = _native_matrix(gname, gate, targets, here)
+            if gname == "nop":
+                # A documented no-op (a wait on hardware): it widens nothing it names
+                # beyond the register and changes no amplitude.
+                highest = max(highest, max(targets))
+                continue
+            recipe = _native_matrix(gname, gate, targets, here, strict)
+            names.add(gname)
             native += 1
         else:
             recipe = _qis_matrix(gname, gate, targets, here)
@@ -349,7 +385,7 @@ def parse_circuit(
         raise unprocessable(
             f"circuit uses {num_qubits} qubits; this backend supports at most {max_qubits}"
         )
-    return ParsedCircuit(name, num_qubits, tuple(pending), n1, n2, native)
+    return ParsedCircuit(name, num_qubits, tuple(pending), n1, n2, native, frozenset(names))
 
 
 __all__ = [

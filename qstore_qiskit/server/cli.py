@@ -33,6 +33,20 @@ def _fault_weight(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"weight must be a number, got {weight!r}") from None
 
 
+def _config_setting(text: str) -> tuple[str, Any]:
+    """``FIELD=VALUE`` with a JSON value (``null``, numbers, booleans) or a plain string."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError("expected FIELD=VALUE, e.g. job_store_bytes=1e8")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value
+    if isinstance(parsed, float) and parsed.is_integer():
+        parsed = int(parsed)  # 1e8 for an integer limit
+    return name, parsed
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``serve`` options to ``parser``."""
     parser.add_argument("--host", default="127.0.0.1",
@@ -59,6 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed for the fault schedule, noise and sampling")
     parser.add_argument("--max-qubits", type=int, default=None,
                         help="widest circuit accepted (default from the profile)")
+    parser.add_argument("--set", type=_config_setting, action="append", default=[],
+                        dest="settings", metavar="FIELD=VALUE",
+                        help="set any ServerConfig field, e.g. --set job_store_bytes=1e8 "
+                             "--set max_job_work=null (repeatable; JSON values)")
     parser.add_argument("--access-log", action="store_true",
                         help="write an aiohttp access log to stderr (never includes headers)")
 
@@ -73,6 +91,7 @@ def main(args: argparse.Namespace) -> int:
     for name in ("max_qubits", "slow_response_delay", "late_result_delay"):
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
+    overrides.update(dict(getattr(args, "settings", None) or []))
     if args.access_log:
         import logging  # pylint: disable=import-outside-toplevel
 

@@ -52,14 +52,40 @@ class ServerConfig:
     Attributes:
         api_key: Key accepted in ``Authorization: apiKey <KEY>``; ``None`` accepts any
             (or no) key. Never shown by ``repr``.
-        max_qubits: Widest circuit the simulator accepts (state vector of
-            ``2**max_qubits`` amplitudes); also the qubit count advertised for the
-            ``simulator`` backend.
+        max_qubits: Widest circuit the ideal simulator accepts (29, as IonQ's); also
+            the qubit count advertised for the ``simulator`` backend. Noisy simulation
+            is allowed up to the width of the QPU whose model it uses (and never wider
+            than this). The simulated QPUs have their documented widths.
         max_shots: Largest ``shots`` value accepted.
         default_shots: Shots used when a job does not give any.
         max_circuits_per_job: Cap on circuits in a multicircuit job (413 beyond it).
-        max_body_bytes: Largest request body accepted (413 beyond it).
+        max_body_bytes: Largest request body accepted (413 beyond it, before decoding).
+            Decoding holds the GIL, so this also bounds how long one request can pause
+            the others.
         max_gates_per_circuit: Cap on instructions in one circuit (413 beyond it).
+        max_job_work: Cap on the sampling work one job may ask for, in qubit-shots
+            (qubits x shots summed over its circuits); 413 beyond it, before any work.
+        max_job_amplitudes: Cap on the simulation size of one job, in state amplitudes
+            (``2**qubits`` summed over its circuits); 413 beyond it. The default, 2**25,
+            is 512 MiB of complex128 state (one 25-qubit circuit, or 32 of 20 qubits);
+            IonQ's 29-qubit width needs 2**29 (8 GiB).
+        max_result_entries: Most outcomes kept in one circuit's probability map. An
+            exact distribution with more non-zero outcomes (a dense state) is stored as
+            the frequencies of its sampled shots instead, so a result never holds a
+            dense ``2**n`` map.
+        job_store_bytes: Byte budget of the job store (requests and results). Beyond
+            it the oldest finished jobs are evicted; their ids answer 410.
+        max_stored_jobs: Most top-level jobs kept (older finished ones are evicted).
+        job_store_min_age: Seconds a finished job is kept whatever the budget, so that
+            its client can fetch the results (the budget may be exceeded by the jobs of
+            that window).
+        max_sessions: Most sessions kept (ended ones are forgotten first).
+        enforce_native_2q: Refuse ``ms`` on Forte-class and ``zz`` on Aria-class QPU
+            backends with a 400, as IonQ's cloud does. Off by default for now: this
+            project's compiler still emits MS for Forte-class targets.
+        header_timeout: Seconds a connection may take to send a request's headers (or
+            stay idle between requests) before it is closed.
+        body_timeout: Seconds a request may take to send its body (408 beyond).
         network_delay: Base delay added to every request (models one round trip).
         network_jitter: Extra uniform ``[0, network_jitter)`` delay per request.
         queue_wait: Time a job waits in the queue before it may start.
@@ -82,12 +108,22 @@ class ServerConfig:
     """
 
     api_key: str | None = field(default=None, repr=False)
-    max_qubits: int = 20
+    max_qubits: int = 29
     max_shots: int = 1_000_000
     default_shots: int = 100
     max_circuits_per_job: int = 1000
-    max_body_bytes: int = 32 * 1024 * 1024
+    max_body_bytes: int = 8 * 1024 * 1024
     max_gates_per_circuit: int = 100_000
+    max_job_work: int | None = 200_000_000
+    max_job_amplitudes: int | None = 1 << 25
+    max_result_entries: int = 1 << 16
+    job_store_bytes: int | None = 256 * 1024 * 1024
+    max_stored_jobs: int | None = 100_000
+    job_store_min_age: float = 5.0
+    max_sessions: int = 1000
+    enforce_native_2q: bool = False
+    header_timeout: float = 20.0
+    body_timeout: float = 60.0
     network_delay: float = 0.0
     network_jitter: float = 0.0
     queue_wait: float = 0.0
@@ -116,6 +152,15 @@ class ServerConfig:
             raise ValueError("fault weights must be non-negative")
         if self.max_qubits < 1 or self.max_shots < 1 or self.max_circuits_per_job < 1:
             raise ValueError("max_qubits, max_shots and max_circuits_per_job must be >= 1")
+        for name in ("max_job_work", "max_job_amplitudes", "job_store_bytes",
+                     "max_stored_jobs"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or None")
+        if self.max_result_entries < 1 or self.max_sessions < 1:
+            raise ValueError("max_result_entries and max_sessions must be >= 1")
+        if self.header_timeout <= 0 or self.body_timeout <= 0:
+            raise ValueError("header_timeout and body_timeout must be positive")
         if self.rate_limit is not None and self.rate_limit <= 0:
             raise ValueError("rate_limit must be positive or None")
         # A partial mapping (e.g. ``{"http_503": 1}``) selects only those kinds: every

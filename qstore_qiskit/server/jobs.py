@@ -1,8 +1,9 @@
-"""Job requests, job records and the in-memory job store.
+"""Job records and the in-memory job store.
 
-:func:`parse_job_request` validates a ``POST /jobs`` body into a :class:`JobSpec`;
-:class:`Job` is a stored job with its lifecycle fields and results; and
-:func:`render_job` turns a job into the v0.4 (or v0.3) JSON record the API returns.
+:class:`Job` is a stored job with its lifecycle fields and results; :func:`render_job`
+turns a job into the v0.4 (or v0.3) JSON record the API returns; :class:`JobStore` holds
+the jobs within a byte budget. Request parsing lives in :mod:`.job_requests` (its names
+are re-exported here).
 """
 
 from __future__ import annotations
@@ -14,212 +15,46 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from . import simulator as sim
-from .circuits import ParsedCircuit, parse_circuit
-from .config import ServerConfig
-from .errors import ApiError, bad_request, unprocessable
-from .qasm import QasmProgram, load_program
-
-CIRCUIT_TYPE = "ionq.circuit.v1"
-MULTI_TYPE = "ionq.multi-circuit.v1"
-QASM3_TYPE = "ionq.qasm3.v1"
-JOB_TYPES = (CIRCUIT_TYPE, MULTI_TYPE, QASM3_TYPE)
-SHOTS_V2 = "ionq.result.shots.json.v2"
-
-ACTIVE_STATUSES = ("submitted", "ready", "started")
-# Cap on state-vector amplitudes the mid-circuit sampler may hold at once (~1 GiB).
-MAX_BRANCH_AMPLITUDES = 1 << 26
-FINAL_STATUSES = ("completed", "failed", "canceled")
-
-
-@dataclass(frozen=True)
-class BackendInfo:
-    """A backend the server offers."""
-
-    name: str
-    qubits: int
-    simulator: bool
-    noise_model: str  # model applied to its jobs ("ideal" = none, for the simulator)
-    native_2q: str
+from .circuits import ParsedCircuit
+from .errors import ApiError
+from .job_requests import (  # noqa: F401  (re-exported)
+    ACTIVE_STATUSES,
+    BACKEND_ALIASES,
+    CIRCUIT_TYPE,
+    DOCUMENTED_NOISE_MODELS,
+    FINAL_STATUSES,
+    JOB_TYPES,
+    MULTI_TYPE,
+    QASM3_TYPE,
+    QPU_QUBITS,
+    SHOTS_V2,
+    BackendInfo,
+    JobSpec,
+    backends_for,
+    noise_model_qubits,
+    parse_job_request,
+)
 
 
-def backends_for(config: ServerConfig) -> dict[str, BackendInfo]:
-    """The backends on offer: the simulator and simulated QPUs (all run on the simulator,
-    capped at ``config.max_qubits``)."""
-    cap = config.max_qubits
-    return {
-        "simulator": BackendInfo("simulator", cap, True, "ideal", "ms"),
-        "qpu.aria-1": BackendInfo("qpu.aria-1", min(25, cap), False, "aria-1", "ms"),
-        "qpu.aria-2": BackendInfo("qpu.aria-2", min(25, cap), False, "aria-2", "ms"),
-        "qpu.forte-1": BackendInfo("qpu.forte-1", min(36, cap), False, "forte-1", "zz"),
-        "qpu.forte-enterprise-1": BackendInfo(
-            "qpu.forte-enterprise-1", min(36, cap), False, "forte-enterprise-1", "zz"
-        ),
-    }
+@dataclass
+class Variant:
+    """One debiasing variant of a job (filled in by the simulation).
 
-
-# Names qiskit-ionq may send that mean one of the above.
-BACKEND_ALIASES = {"qpu": "qpu.aria-1", "qpu.qpu": "qpu.aria-1", "ionq_simulator": "simulator"}
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """A validated job-creation request."""
-
-    type: str
-    backend: str
-    shots: int
-    name: str | None
-    metadata: Any
-    noise_model: str
-    noise_seed: int | None
-    settings: Any
-    dry_run: bool
-    session_id: Any
-    gateset: str
-    circuits: tuple[ParsedCircuit, ...] = ()
-    program: QasmProgram | None = None
-
-    @property
-    def num_circuits(self) -> int:
-        """Number of circuits in the job."""
-        return len(self.circuits) if self.program is None else 1
-
-    @property
-    def native_gate_counts(self) -> list[int]:
-        """(Estimated) native gate count per circuit, for the execution-time model."""
-        if self.program is not None:
-            return [self.program.gates_1q + 3 * self.program.gates_2q]
-        return [c.native_gates for c in self.circuits]
-
-
-def _opt_int(value: Any, where: str) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise bad_request(f"'{where}' must be an integer, got {value!r}")
-    return value
-
-
-def parse_job_request(body: Any, config: ServerConfig) -> JobSpec:
-    """Validate a job-creation body.
-
-    Raises:
-        ApiError: 400 for malformed input, 413 for too many circuits/gates, 422 for
-            limits (qubits, shots).
+    Attributes:
+        id: The variant's id (``/jobs/{id}/variants/{variant_id}/...``).
+        qubit_map: Physical qubit of each logical qubit in this variant.
+        shots: Shots the variant ran.
+        probabilities: ``{outcome: probability}`` of this variant.
+        histogram: ``{outcome: count}`` of this variant (``None``: not sampled).
+        sample_seed: Seed of the per-shot order of ``histogram`` (``None``: fixed order).
     """
-    if not isinstance(body, dict):
-        raise bad_request("request body must be a JSON object")
-    backends = backends_for(config)
-    backend = body.get("backend", body.get("target", "simulator"))
-    if not isinstance(backend, str):
-        raise bad_request("'backend' must be a string")
-    backend = BACKEND_ALIASES.get(backend, backend)
-    if backend not in backends:
-        raise bad_request(f"unknown backend '{backend}'; available: {sorted(backends)}")
-    info = backends[backend]
 
-    shots = body.get("shots")
-    if shots is None:
-        shots = config.default_shots
-    if not isinstance(shots, int) or isinstance(shots, bool):
-        raise bad_request(f"'shots' must be an integer, got {shots!r}")
-    if not 1 <= shots <= config.max_shots:
-        raise unprocessable(f"'shots' must be between 1 and {config.max_shots}, got {shots}")
-
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise bad_request("'metadata' must be an object")
-    name = body.get("name")
-    if name is not None and not isinstance(name, str):
-        raise bad_request("'name' must be a string")
-
-    noise = body.get("noise") or {}
-    if not isinstance(noise, dict):
-        raise bad_request("'noise' must be an object")
-    noise_model = noise.get("model") or "ideal"
-    if not isinstance(noise_model, str) or noise_model not in sim.NOISE_MODELS:
-        raise bad_request(
-            f"unknown noise model {noise_model!r}; available: {sorted(sim.NOISE_MODELS)}"
-        )
-    noise_seed = _opt_int(noise.get("seed"), "noise.seed")
-    if not info.simulator:
-        noise_model = info.noise_model  # a (simulated) QPU always has its own noise
-
-    inp = body.get("input")
-    if not isinstance(inp, dict):
-        raise bad_request("'input' must be an object")
-    job_type = body.get("type")
-    if job_type is None:  # v0.3 bodies carry no type: infer it
-        if "circuits" in inp:
-            job_type = MULTI_TYPE
-        elif isinstance(inp.get("data"), str) or inp.get("format") in ("openqasm", "qasm"):
-            job_type = QASM3_TYPE
-        else:
-            job_type = CIRCUIT_TYPE
-    if job_type not in JOB_TYPES:
-        raise bad_request(f"unsupported job type {job_type!r}; supported: {list(JOB_TYPES)}")
-    gateset = inp.get("gateset", "qis")
-    if gateset not in ("qis", "native"):
-        raise bad_request(f"unknown gateset {gateset!r}; use 'qis' or 'native'")
-    qubits = _opt_int(inp.get("qubits"), "input.qubits")
-    if qubits is not None and qubits < 0:
-        raise bad_request("'input.qubits' must be non-negative")
-    max_qubits = info.qubits
-
-    circuits: list[ParsedCircuit] = []
-    program = None
-    if job_type == CIRCUIT_TYPE:
-        circuits.append(parse_circuit(inp.get("circuit"), gateset, qubits or None, max_qubits,
-                                      config.max_gates_per_circuit, name=name))
-    elif job_type == MULTI_TYPE:
-        items = inp.get("circuits")
-        if not isinstance(items, list) or not items:
-            raise bad_request("'input.circuits' must be a non-empty list")
-        if len(items) > config.max_circuits_per_job:
-            raise ApiError(413, f"{len(items)} circuits exceed the limit of "
-                                f"{config.max_circuits_per_job} per job")
-        for i, item in enumerate(items):
-            where = f"input.circuits[{i}]"
-            if not isinstance(item, dict):
-                raise bad_request(f"{where} must be an object")
-            cq = _opt_int(item.get("qubits"), f"{where}.qubits")
-            cname = item.get("name")
-            cgateset = item.get("gateset", gateset)
-            if cgateset not in ("qis", "native"):
-                raise bad_request(f"{where}: unknown gateset {cgateset!r}")
-            circuits.append(parse_circuit(
-                item.get("circuit"), cgateset, cq or qubits or None,
-                max_qubits, config.max_gates_per_circuit,
-                name=cname if isinstance(cname, str) else None, where=f"{where}.circuit",
-            ))
-    else:
-        program = load_program(inp.get("data"), max_qubits, qubits or None)
-        if program.max_branch_amplitudes(shots) > MAX_BRANCH_AMPLITUDES:
-            raise unprocessable(
-                "too many mid-circuit measurement branches to simulate "
-                f"({program.branch_points} measurements/resets on {program.num_qubits} "
-                f"qubits with {shots} shots); use fewer shots or qubits"
-            )
-
-    dry_run = body.get("dry_run", False)
-    if not isinstance(dry_run, bool):
-        raise bad_request("'dry_run' must be a boolean")
-    return JobSpec(
-        type=job_type,
-        backend=backend,
-        shots=shots,
-        name=name,
-        metadata=metadata,
-        noise_model=noise_model,
-        noise_seed=noise_seed,
-        settings=body.get("settings"),
-        dry_run=dry_run,
-        session_id=body.get("session_id"),
-        gateset=gateset,
-        circuits=tuple(circuits),
-        program=program,
-    )
+    id: str
+    qubit_map: list[int]
+    shots: int
+    probabilities: dict[int, float]
+    histogram: dict[int, int] | None = None
+    sample_seed: Any = None
 
 
 @dataclass
@@ -247,7 +82,11 @@ class Job:
     artifacts: dict[str, str] = field(default_factory=dict)  # format -> artifact id
     artifact_payloads: dict[str, Any] = field(default_factory=dict)  # id -> payload
     sample_seed: Any = None
+    variants: dict[str, Variant] = field(default_factory=dict)  # debiasing variants
+    # Plurality-voted aggregate of the variants (``?sharpen=true``); ``None``: not debiased.
+    sharpened_json: str | None = None
     deleted: bool = False
+    request_bytes: int = 0  # size of the creation body (for the store's byte budget)
 
     @property
     def is_parent(self) -> bool:
@@ -261,26 +100,66 @@ class Job:
             return self.spec.circuits[self.circuit_index]
         return None
 
-    def stats(self) -> dict[str, Any]:
-        """The ``stats`` block of the record."""
+    def gate_counts(self) -> tuple[int, int, int]:
+        """``(qubits, 1q gates, 2q gates)`` of this job (all circuits for a parent)."""
         spec = self.spec
         if spec.program is not None:
-            qubits, n1, n2 = spec.program.num_qubits, spec.program.gates_1q, spec.program.gates_2q
-            circuits = 1
-            native = spec.native_gate_counts[0]
-        else:
-            parts = [self.circuit] if self.circuit is not None else list(spec.circuits)
-            qubits = max(c.num_qubits for c in parts)
-            n1 = sum(c.gates_1q for c in parts)
-            n2 = sum(c.gates_2q for c in parts)
-            circuits = len(parts)
-            native = sum(c.native_gates for c in parts)
-        return {
+            return spec.program.num_qubits, spec.program.gates_1q, spec.program.gates_2q
+        parts = [self.circuit] if self.circuit is not None else list(spec.circuits)
+        return (max(c.num_qubits for c in parts), sum(c.gates_1q for c in parts),
+                sum(c.gates_2q for c in parts))
+
+    def stats(self) -> dict[str, Any]:
+        """The ``stats`` block of the record (IonQ's ``CircuitJobStats``)."""
+        spec = self.spec
+        qubits, n1, n2 = self.gate_counts()
+        circuits = 1 if spec.program is not None or self.circuit is not None else len(
+            spec.circuits)
+        predicted_us = int(round(self.predicted_exec * 1e6))
+        billed = None
+        if self.status == "completed" and self.started is not None and self.completed:
+            billed = int(round((self.completed - self.started) * 1e6))
+        out: dict[str, Any] = {
             "qubits": qubits,
             "circuits": circuits,
             "gate_counts": {"1q": n1, "2q": n2},
-            "native_gate_estimate": native,
+            "predicted_quantum_compute_time_us": predicted_us,
         }
+        if billed is not None:
+            out["billed_quantum_compute_time_us"] = billed
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """A small record of the job for :meth:`JobStore.history` (kept after eviction)."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "metadata": self.spec.metadata,
+            "circuits": self.spec.num_circuits,
+            "created": self.created,
+            "backend": self.spec.backend,
+            "type": self.spec.type,
+            "shots": self.spec.shots,
+            "fault": self.fault,
+            "child_job_ids": [c.id for c in self.children],
+            "deleted": self.deleted,
+        }
+
+    def result_bytes(self) -> int:
+        """Approximate bytes this job (and its children) holds, for the store's budget."""
+        total = self.request_bytes + 2048
+        for j in [self, *self.children]:
+            total += 512
+            if j.probabilities_json is not None:
+                total += len(j.probabilities_json)
+            if j.histogram is not None:
+                total += 100 * len(j.histogram)
+            for payload in j.artifact_payloads.values():
+                shots = payload.get("shots") if isinstance(payload, dict) else None
+                total += 64 * (len(shots) if isinstance(shots, list) else 1)
+            for variant in j.variants.values():
+                total += 100 * (len(variant.probabilities) + len(variant.histogram or ()))
+        return total
 
 
 def iso(ts: float | None) -> str | None:
@@ -310,6 +189,21 @@ def results_block(job: Job, version: str) -> dict[str, Any] | None:
     return out
 
 
+def output_block(job: Job, version: str) -> dict[str, Any]:
+    """The ``output`` block: the debiasing variants and their result URLs, if any."""
+    if not job.variants or job.status != "completed":
+        return {}
+    base = f"/{version}/jobs/{job.id}/variants"
+    variants = []
+    for variant in job.variants.values():
+        urls = {kind: {"url": f"{base}/{variant.id}/results/{kind}"}
+                for kind in ("probabilities", "histogram", "shots")
+                if kind == "probabilities" or variant.histogram is not None}
+        variants.append({"variant_id": variant.id, "qubit_map": list(variant.qubit_map),
+                         "shots": variant.shots, "results": urls})
+    return {"error_mitigation": {"debiasing": {"variants": variants}}}
+
+
 def render_job(job: Job, version: str = "v0.4") -> dict[str, Any]:
     """The JSON record of ``job`` as ``GET /jobs/{id}`` returns it.
 
@@ -321,13 +215,16 @@ def render_job(job: Job, version: str = "v0.4") -> dict[str, Any]:
     )
     child_ids = [c.id for c in job.children] or None
     stats = job.stats()
+    noise: dict[str, Any] = {"model": spec.noise_model}
+    if spec.noise_seed is not None:
+        noise["seed"] = spec.noise_seed
     if version == "v0.3":
         return {
             "id": job.id,
             "status": job.status,
             "name": spec.name,
             "target": spec.backend,
-            "noise": {"model": spec.noise_model, "seed": spec.noise_seed},
+            "noise": noise,
             "metadata": spec.metadata if job.parent_id is None else None,
             "shots": spec.shots,
             "gate_counts": stats["gate_counts"],
@@ -345,12 +242,13 @@ def render_job(job: Job, version: str = "v0.4") -> dict[str, Any]:
             "failure": job.failure,
             "dry_run": spec.dry_run,
         }
-    return {
+    record = {
         "id": job.id,
         "status": job.status,
         "type": spec.type if job.parent_id is None else CIRCUIT_TYPE,
         "backend": spec.backend,
         "dry_run": spec.dry_run,
+        "cost_model": "quantum_compute_time",
         "submitter_id": "local-user",
         "project_id": "local-project",
         "parent_job_id": job.parent_id,
@@ -367,23 +265,60 @@ def render_job(job: Job, version: str = "v0.4") -> dict[str, Any]:
         "predicted_wait_time_ms": _ms(job.predicted_wait),
         "execution_duration_ms": exec_ms,
         "shots": spec.shots,
-        "noise": {"model": spec.noise_model, "seed": spec.noise_seed},
         "failure": job.failure,
         "settings": spec.settings if spec.settings is not None else {"compilation": {}},
         "stats": stats,
         "results": results_block(job, version),
-        "output": {},
+        "output": output_block(job, version),
     }
+    if spec.backend == "simulator":  # documented: "only present when backend is simulator"
+        record["noise"] = noise
+    return record
+
+
+class JobGone(ApiError):
+    """410 for a job the store evicted to stay within its byte budget."""
+
+    def __init__(self, job_id: str):
+        super().__init__(410, f"job '{job_id}' finished long ago and was evicted from this "
+                              "server's job store (see ServerConfig.job_store_bytes)")
 
 
 class JobStore:
-    """Jobs by id, in creation order. Thread-safe for the read helpers tests use."""
+    """Jobs by id, in creation order, within a byte budget. Thread-safe.
 
-    def __init__(self) -> None:
+    When the results held exceed ``budget_bytes`` (or more than ``max_jobs`` top-level
+    jobs are stored), the oldest *finished* top-level jobs are evicted with their
+    children: their ids then answer 410 (for the last ``gone_ids`` evicted) and later
+    404. Active jobs, and jobs finished less than ``min_age`` seconds ago (their client
+    may not have fetched the results yet), are never evicted.
+
+    Args:
+        budget_bytes: Byte budget of stored jobs and results (``None``: unbounded).
+        max_jobs: Most top-level jobs kept (``None``: unbounded).
+        history: Keep a small summary of every job ever stored (for tests that look
+            for duplicates; :meth:`history`). Bounded by ``history`` entries.
+        gone_ids: How many evicted ids answer 410 (older ones 404).
+        min_age: Seconds a finished job is kept whatever the budget.
+    """
+
+    def __init__(self, budget_bytes: int | None = None, max_jobs: int | None = None,
+                 history: int = 1_000_000, gone_ids: int = 100_000,
+                 min_age: float = 0.0) -> None:
+        self.budget_bytes = budget_bytes
+        self.max_jobs = max_jobs
+        self.min_age = min_age
         self._jobs: dict[str, Job] = {}
-        self._log: list[Job] = []  # every top-level job ever stored, deleted ones too
+        self._top: dict[str, Job] = {}  # top-level jobs in creation order
+        self._sizes: dict[str, int] = {}  # charged bytes per top-level job
+        self._bytes = 0
+        self._log: dict[str, Job | dict[str, Any]] = {}
+        self._history_cap = history
+        self._gone: dict[str, None] = {}
+        self._gone_cap = gone_ids
         self._lock = threading.Lock()
         self._seq = 0
+        self.evicted = 0
 
     def new_id(self) -> tuple[str, int]:
         """A fresh job id and its sequence number."""
@@ -391,23 +326,86 @@ class JobStore:
             self._seq += 1
             return str(uuid.uuid4()), self._seq
 
+    @property
+    def bytes_held(self) -> int:
+        """Bytes charged to the stored jobs."""
+        return self._bytes
+
     def add(self, job: Job) -> None:
-        """Store ``job`` and its children."""
+        """Store ``job`` and its children (evicting old finished jobs if over budget)."""
         with self._lock:
             self._jobs[job.id] = job
             if job.parent_id is None:
-                self._log.append(job)
+                self._top[job.id] = job
+                self._charge(job)
+                self._log[job.id] = job
+                while len(self._log) > self._history_cap:
+                    del self._log[next(iter(self._log))]
             for child in job.children:
                 self._jobs[child.id] = child
+            self._evict()
+
+    def settle(self, job: Job) -> None:
+        """Re-charge ``job`` now that it holds results, and evict if over budget."""
+        with self._lock:
+            if job.id in self._top:
+                self._charge(job)
+                self._evict()
+
+    def _charge(self, job: Job) -> None:
+        size = job.result_bytes()
+        self._bytes += size - self._sizes.get(job.id, 0)
+        self._sizes[job.id] = size
+
+    def _evict(self) -> None:
+        over_bytes = self.budget_bytes is not None and self._bytes > self.budget_bytes
+        over_count = self.max_jobs is not None and len(self._top) > self.max_jobs
+        if not (over_bytes or over_count):
+            return
+        cutoff = time.time() - self.min_age
+        for job in list(self._top.values()):
+            if job.created > cutoff:
+                break  # this and every later job is too recent
+            finished = job.completed if job.completed is not None else job.created
+            if job.status not in FINAL_STATUSES or finished > cutoff:
+                continue  # active, or finished too recently to have been fetched
+
+            self._drop(job, gone=True)
+            over_bytes = self.budget_bytes is not None and self._bytes > self.budget_bytes
+            over_count = self.max_jobs is not None and len(self._top) > self.max_jobs
+            if not (over_bytes or over_count):
+                return
+
+    def _drop(self, job: Job, gone: bool) -> None:
+        self._top.pop(job.id, None)
+        self._bytes -= self._sizes.pop(job.id, 0)
+        if job.id in self._log:
+            self._log[job.id] = job.summary()
+        for j in [job, *job.children]:
+            self._jobs.pop(j.id, None)
+            # Free the results; the history keeps only the summary.
+            j.probabilities_json = j.histogram = None
+            j.artifact_payloads = {}
+            j.variants = {}
+            j.sharpened_json = None
+            if gone:
+                self._gone[j.id] = None
+        if gone:
+            self.evicted += 1
+            while len(self._gone) > self._gone_cap:
+                del self._gone[next(iter(self._gone))]
 
     def get(self, job_id: str) -> Job:
         """The job with ``job_id``.
 
         Raises:
-            ApiError: 404 if there is no such job.
+            ApiError: 404 if there is no such job, 410 if it was evicted.
         """
         with self._lock:
             job = self._jobs.get(job_id)
+            gone = job is None and job_id in self._gone
+        if gone:
+            raise JobGone(job_id)
         if job is None:
             raise ApiError(404, f"job '{job_id}' not found")
         return job
@@ -415,15 +413,13 @@ class JobStore:
     def delete(self, job_id: str) -> Job:
         """Remove a job (and its children)."""
         with self._lock:
-            job = self._jobs.pop(job_id, None)
+            job = self._jobs.get(job_id)
             if job is None:
+                if job_id in self._gone:
+                    raise JobGone(job_id)
                 raise ApiError(404, f"job '{job_id}' not found")
             job.deleted = True
-            for j in [job, *job.children]:
-                self._jobs.pop(j.id, None)
-                # Free the results; the log keeps only the record.
-                j.probabilities_json = j.histogram = None
-                j.artifact_payloads = {}
+            self._drop(job, gone=False)
             return job
 
     def all(self) -> list[Job]:
@@ -433,20 +429,23 @@ class JobStore:
 
     def top_level(self) -> list[Job]:
         """Jobs that are not children, oldest first."""
-        return [j for j in self.all() if j.parent_id is None]
-
-    def history(self) -> list[Job]:
-        """Every top-level job ever stored (deleted ones included), oldest first."""
         with self._lock:
-            return list(self._log)
+            return list(self._top.values())
+
+    def history(self) -> list[dict[str, Any]]:
+        """A summary (:meth:`Job.summary`) of every top-level job ever stored, deleted and
+        evicted ones included, oldest first."""
+        with self._lock:
+            entries = list(self._log.values())
+        return [e.summary() if isinstance(e, Job) else dict(e) for e in entries]
 
 
 def matches_filters(job: Job, query: dict[str, str], ids: Iterable[str] | None) -> bool:
     """Whether ``job`` passes ``GET /jobs`` filters.
 
-    Supported: ``status``, ``backend``/``target``, ``type``, ``name``, ``session_id``,
-    ``parent_job_id``, ``ids``, and metadata equality as ``metadata.<key>=<value>`` or
-    ``metadata[<key>]=<value>``.
+    Supported: ``status`` and ``backend``/``target`` (comma-separated lists), ``type``,
+    ``name``, ``session_id``, ``parent_job_id``, ``ids``, and metadata equality as
+    ``metadata.<key>=<value>`` or ``metadata[<key>]=<value>``.
     """
     spec = job.spec
     if ids is not None and job.id not in ids:
@@ -454,7 +453,9 @@ def matches_filters(job: Job, query: dict[str, str], ids: Iterable[str] | None) 
     for key, value in query.items():
         if key == "status" and job.status not in value.split(","):
             return False
-        if key in ("backend", "target") and spec.backend != value:
+        if key in ("backend", "target") and spec.backend not in {
+            BACKEND_ALIASES.get(v.strip(), v.strip()) for v in value.split(",")
+        }:
             return False
         if key == "type" and spec.type != value:
             return False
@@ -480,15 +481,22 @@ __all__ = [
     "Job",
     "JobSpec",
     "JobStore",
+    "JobGone",
+    "Variant",
     "BackendInfo",
     "backends_for",
     "parse_job_request",
     "render_job",
     "matches_filters",
+    "noise_model_qubits",
     "CIRCUIT_TYPE",
     "MULTI_TYPE",
     "QASM3_TYPE",
     "SHOTS_V2",
     "ACTIVE_STATUSES",
     "FINAL_STATUSES",
+    "DOCUMENTED_NOISE_MODELS",
+    "BACKEND_ALIASES",
+    "JOB_TYPES",
+    "QPU_QUBITS",
 ]

@@ -115,7 +115,10 @@ class LocalServer:
         self._state = app[STATE]
         # The default access log format has no headers, so the API key never reaches it.
         extra: dict[str, Any] = {} if self.config.access_log else {"access_log": None}
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, **extra)
+        # aiohttp arms its keep-alive timer when a connection opens, so this also closes
+        # connections that never send (or never finish) their request headers.
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0,
+                               keepalive_timeout=self.config.header_timeout, **extra)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self._requested_port)
         await site.start()
@@ -162,22 +165,7 @@ class LocalServer:
         duplicate cannot hide): ``id``, ``status``, ``metadata``, ``circuits``,
         ``created`` (epoch s), ``backend``, ``type``, ``shots``, ``fault``,
         ``child_job_ids``, ``deleted``."""
-        out = []
-        for job in self._require_state().store.history():
-            out.append({
-                "id": job.id,
-                "status": job.status,
-                "metadata": job.spec.metadata,
-                "circuits": job.spec.num_circuits,
-                "created": job.created,
-                "backend": job.spec.backend,
-                "type": job.spec.type,
-                "shots": job.spec.shots,
-                "fault": job.fault,
-                "child_job_ids": [c.id for c in job.children],
-                "deleted": job.deleted,
-            })
-        return out
+        return self._require_state().store.history()
 
     def job_record(self, job_id: str) -> dict[str, Any]:
         """The API record of one job (as ``GET /jobs/{id}`` would return it)."""

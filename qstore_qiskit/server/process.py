@@ -34,6 +34,8 @@ class ServerProcess:
         api_key: Require this key. It is handed to the child in its environment, never
             on its command line.
         start_timeout: Seconds to wait for the child to report its URL.
+        **config_overrides: Any other :class:`~.config.ServerConfig` field (a limit, a
+            timeout, ...), passed to the child as ``--set FIELD=<json>``.
     """
 
     def __init__(
@@ -42,8 +44,11 @@ class ServerProcess:
         seed: int | None = None,
         api_key: str | None = None,
         start_timeout: float = 60.0,
+        **config_overrides: Any,
     ) -> None:
         self.profile = profile
+        # Passed as ``--set FIELD=<json>``; checked by the child (a bad one fails start).
+        self.config_overrides = dict(config_overrides)
         self.seed = seed
         self._api_key = api_key
         self.start_timeout = start_timeout
@@ -57,6 +62,8 @@ class ServerProcess:
         cmd = [sys.executable, "-m", "qstore_qiskit.server", "--profile", self.profile, "--port", "0"]
         if self.seed is not None:
             cmd += ["--seed", str(self.seed)]
+        for name, value in self.config_overrides.items():
+            cmd += ["--set", f"{name}={json.dumps(value)}"]
         env = dict(os.environ)
         env.pop(API_KEY_ENV, None)
         if self._api_key:
@@ -98,6 +105,11 @@ class ServerProcess:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (``None`` when not running), e.g. to read its RSS."""
+        return self._proc.pid if self._proc is not None else None
 
     @property
     def url(self) -> str:

@@ -7,6 +7,7 @@ other control flow (loops, ``switch``) is rejected with a 400.
 from __future__ import annotations
 
 import importlib.util
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +139,31 @@ class _Lowering:
         return out
 
 
+# Every ``include`` statement, with its file name when it has the quoted form. The
+# text is scanned before any parser sees it, so no include reaches the file system.
+_INCLUDE = re.compile(r'\binclude\b\s*(?:"([^"\n]*)"|(\S*))')
+# The only includes accepted, per OpenQASM version; both are built into the parsers.
+_ALLOWED_INCLUDES = {2: frozenset({"qelib1.inc"}), 3: frozenset({"stdgates.inc"})}
+
+
+def check_includes(source: str, version: int) -> None:
+    """Refuse any ``include`` but the standard library of OpenQASM ``version``.
+
+    The check reads nothing from disk and its message never depends on the named file
+    (so it is not an existence oracle).
+
+    Raises:
+        ApiError: 400 naming the allowed include.
+    """
+    allowed = _ALLOWED_INCLUDES[version]
+    for match in _INCLUDE.finditer(source):
+        if match.group(1) not in allowed:
+            raise bad_request(
+                f"OpenQASM {version} programs may only include "
+                f"{' or '.join(repr(a) for a in sorted(allowed))}; other includes are "
+                "not supported", keys=["input.data"])
+
+
 def load_program(source: str, max_qubits: int, declared_qubits: int | None = None
                  ) -> QasmProgram:
     """Parse OpenQASM 3 (or 2) text into a :class:`QasmProgram`.
@@ -149,10 +175,14 @@ def load_program(source: str, max_qubits: int, declared_qubits: int | None = Non
         raise bad_request("input.data must be a non-empty OpenQASM string")
     try:
         if source.lstrip().startswith("OPENQASM 2"):
+            check_includes(source, 2)
             from qiskit import qasm2  # pylint: disable=import-outside-toplevel
 
-            circuit = qasm2.loads(source, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
+            # No include path: ``qelib1.inc`` is built in, nothing else may be read.
+            circuit = qasm2.loads(source, include_path=(),
+                                  custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
         else:
+            check_includes(source, 3)
             if not qasm3_available():
                 raise ApiError(501, "OpenQASM 3 input needs the 'qiskit-qasm3-import' package "
                                     "on the server")

@@ -12,6 +12,7 @@ import concurrent.futures
 import json
 import logging
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -150,15 +151,40 @@ def simulate_job(job: Job, server_seed: int | None) -> None:
         child.sample_seed = int(rng.integers(2**63 - 1))
 
 
+def bound_results(job: Job, max_entries: int) -> None:
+    """Keep each circuit's stored probability map within ``max_entries`` outcomes.
+
+    An exact distribution of a dense state (more non-zero outcomes than
+    ``max_entries``) is replaced by the frequencies of the job's sampled shots, which
+    has at most ``shots`` entries, so no result holds a dense ``2**n`` map.
+    """
+    for target in [job, *job.children]:
+        text = target.probabilities_json
+        if text is None or target.histogram is None:
+            continue
+        # Entries are "key": value pairs; counting colons avoids decoding the map.
+        if text.count(":") > max_entries and len(target.histogram) < text.count(":"):
+            shots = sum(target.histogram.values()) or 1
+            target.probabilities_json = json.dumps(
+                {str(k): v / shots for k, v in sorted(target.histogram.items())})
+
+
+# ``failure`` records (IonQ's ``Failure`` schema: ``{code, message}``).
+CANCELED = {"code": "SystemCancel", "message": "the job was canceled on request"}
+
+
 class JobRunner:
     """Runs jobs on the server's event loop.
 
     Args:
         config: The server configuration.
+        on_settled: Called with a top-level job when it reaches a final status (the
+            job store re-charges its byte budget).
     """
 
-    def __init__(self, config: ServerConfig):
+    def __init__(self, config: ServerConfig, on_settled: Callable[[Job], None] | None = None):
         self.config = config
+        self.on_settled = on_settled
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=2, thread_name_prefix="qstore-sim"
         )
@@ -190,10 +216,22 @@ class JobRunner:
         return task
 
     def cancel(self, job: Job) -> bool:
-        """Cancel ``job`` if not final. Returns whether it was cancelled."""
-        if job.status not in ("submitted", "ready", "started"):
+        """Cancel ``job``: an active one stops, a completed one (as IonQ v0.4 allows)
+        becomes ``canceled`` and drops its results. Failed and canceled jobs stay as they
+        are. Returns whether the status changed."""
+        if job.status in ("failed", "canceled"):
             return False
+        was_completed = job.status == "completed"
         self._set_status(job, "canceled")
+        for j in [job, *job.children]:
+            j.failure = dict(CANCELED)
+            if was_completed:
+                j.probabilities_json = None
+                j.histogram = None
+                j.artifact_payloads = {}
+                j.artifacts = {}
+                j.variants = {}
+                j.sharpened_json = None
         task = self._tasks.get(job.id)
         if task is not None:
             task.cancel()
@@ -235,12 +273,15 @@ class JobRunner:
                     await future
                 except Exception as exc:  # pylint: disable=broad-except
                     LOG.exception("simulation of job %s failed", job.id)
-                    self._fail(job, "simulation_error", f"simulation failed: {exc}")
+                    self._fail(job, "SimulationError", f"simulation failed: {exc}")
+                    return
+                if job.status == "canceled":
                     return
                 if job.fault == "job_failed":
-                    self._fail(job, "internal_error",
+                    self._fail(job, "InternalError",
                                "Job failed during execution (injected fault)")
                     return
+                bound_results(job, cfg.max_result_entries)
                 self._set_status(job, "completed", time.time())
             finally:
                 if sem is not None:
@@ -249,11 +290,15 @@ class JobRunner:
             if job.status in ("submitted", "ready", "started"):
                 self._set_status(job, "canceled")
             raise
+        finally:
+            if self.on_settled is not None and job.status in ("completed", "failed",
+                                                              "canceled"):
+                self.on_settled(job)
 
     def _fail(self, job: Job, code: str, message: str) -> None:
         now = time.time()
         for j in [job, *job.children]:
-            j.failure = {"code": code, "error": message}
+            j.failure = {"code": code, "message": message}
             j.probabilities_json = None
             j.histogram = None
         self._set_status(job, "failed", now)

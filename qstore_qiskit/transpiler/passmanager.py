@@ -18,9 +18,12 @@ from .passes import (
     CheckIonQInput,
     CheckNativeForm,
     CommuteIntoTwoQubitBlocks,
+    LowerBestOfCandidates,
     LowerToIonQNative,
     ResynthesizeNativeBlocks,
+    UniformLayoutScore,
 )
+from .parallel import ParallelPassManager
 from .target import DeviceSpec, ionq_target
 
 #: Instructions the lowering handles itself; wider gates are unrolled first.
@@ -30,19 +33,26 @@ _LOWERING_BASIS = sorted(
 )
 
 
-def init_passes(qubits_initially_zero: bool = True) -> list:
+def init_passes(qubits_initially_zero: bool = True, target: Target | None = None) -> list:
     """Init stage: unroll gates on three or more qubits into gates the lowering handles.
 
     Qiskit's default init stage translates such gates into the *target's* basis through
     the global equivalence library, which has no path to GPi/GPi2/MS (qiskit-ionq adds
     one by mutating that library; we do not). Use ``init_method="qstore"`` for circuits
     with gates on three or more qubits.
+
+    With a ``target`` whose qubits are all coupled alike (every IonQ target), the stage
+    also tells Qiskit's layout search so (:class:`UniformLayoutScore`), which then stops
+    at the first perfect layout instead of scoring thousands of equivalent ones.
     """
-    return [
+    passes: list = [
         HighLevelSynthesis(
             basis_gates=_LOWERING_BASIS, min_qubits=3, qubits_initially_zero=qubits_initially_zero
         )
     ]
+    if target is not None:
+        passes.append(UniformLayoutScore(target))
+    return passes
 
 
 def translation_passes(
@@ -67,23 +77,49 @@ def translation_passes(
     5. :class:`LowerToIonQNative` emits GPi/GPi2/MS/ZZ with virtual RZ.
     6. At ``optimization_level >= 1``, :class:`AbsorbPiPulses` commutes the remaining
        GPi gates forward as a Pauli frame and merges them into later gates.
+    7. At ``optimization_level 3``, steps 2-6 plus :class:`ResynthesizeNativeBlocks` run
+       on the circuit as given and after Qiskit level-3 rewrites into other gate sets
+       (:class:`LowerBestOfCandidates`), keeping the result with the highest estimated
+       success.
     """
-    lowering: list = [
-        HighLevelSynthesis(basis_gates=_LOWERING_BASIS, min_qubits=3, qubits_initially_zero=False),
-    ]
-    if optimization_level >= 2:
-        lowering.append(CommuteIntoTwoQubitBlocks())
-    if optimization_level >= 1:
-        lowering += [Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)]
-    lowering.append(
-        LowerToIonQNative(
-            target,
-            approximation_degree=approximation_degree,
-            qubits_initially_zero=qubits_initially_zero,
+
+    def lowering_passes() -> list:
+        passes: list = [
+            HighLevelSynthesis(
+                basis_gates=_LOWERING_BASIS, min_qubits=3, qubits_initially_zero=False
+            ),
+        ]
+        if optimization_level >= 2:
+            passes.append(CommuteIntoTwoQubitBlocks())
+        if optimization_level >= 1:
+            passes += [Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)]
+        passes.append(
+            LowerToIonQNative(
+                target,
+                approximation_degree=approximation_degree,
+                qubits_initially_zero=qubits_initially_zero,
+            )
         )
-    )
-    if optimization_level >= 1:
-        lowering.append(AbsorbPiPulses())
+        if optimization_level >= 1:
+            passes.append(AbsorbPiPulses())
+        if optimization_level >= 3:
+            passes.append(
+                ResynthesizeNativeBlocks(
+                    target,
+                    approximation_degree=approximation_degree,
+                    qubits_initially_zero=qubits_initially_zero,
+                )
+            )
+        return passes
+
+    if optimization_level >= 3:
+        lowering: list = [
+            LowerBestOfCandidates(
+                target, lowering_passes, qubits_initially_zero=qubits_initially_zero
+            )
+        ]
+    else:
+        lowering = lowering_passes()
     # A circuit already made of native instructions is left as it is: the stage is then
     # idempotent, as Qiskit's optimization loop (which re-runs translation) requires.
     return [
@@ -153,7 +189,9 @@ def generate_ionq_pass_manager(
             backends compile with ``True``.
 
     Returns:
-        A :class:`~qiskit.transpiler.PassManager`.
+        A :class:`~.parallel.ParallelPassManager` (a
+        :class:`~qiskit.transpiler.PassManager` whose ``run`` on a list of circuits
+        compiles them in forked worker processes, one per usable core).
     """
     if isinstance(optimization_level, bool) or optimization_level not in (0, 1, 2, 3) or not isinstance(
         optimization_level, int
@@ -171,6 +209,6 @@ def generate_ionq_pass_manager(
             target = ionq_target(device, num_qubits=num_qubits)
         else:
             raise TypeError(f"device must be a device name, DeviceSpec or backend, got {device!r}")
-    return PassManager(
+    return ParallelPassManager(
         translation_passes(target, optimization_level, approximation_degree, qubits_initially_zero)
     )

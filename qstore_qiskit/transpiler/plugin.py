@@ -99,4 +99,9 @@ class QStoreInitPlugin(PassManagerStagePlugin):
     def pass_manager(
         self, pass_manager_config: PassManagerConfig, optimization_level: int | None = None
     ) -> PassManager:
-        return PassManager(init_passes(_options(pass_manager_config)["qubits_initially_zero"]))
+        return PassManager(
+            init_passes(
+                _options(pass_manager_config)["qubits_initially_zero"],
+                target=_target(pass_manager_config),
+            )
+        )

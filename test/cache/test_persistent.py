@@ -293,6 +293,75 @@ class TestRejection(StoreTestCase):
             self.assert_recompiled()
 
 
+class TestRejectionRestarted(TestRejection):
+    """The rejection tests again, each load by a store opened afresh (a restarted process).
+
+    A fresh store reads entries through its own read connection without opening diskcache
+    (see ``PersistentTemplateStore._read``); these check that path applies every check.
+    """
+
+    def cache(self, compile_fn=None, **kwargs) -> TemplateCache:
+        compile_fn = compile_fn or CountingCompile()
+        return TemplateCache(store=PersistentTemplateStore(self.dir), compile_fn=compile_fn, compiler_id="toy", **kwargs)
+
+
+class TestFreshStoreReads(StoreTestCase):
+    """A restarted process loads entries without opening diskcache, with the same checks."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.qc = _workers.structure(1500)  # > 32 KiB: stored in a value file
+        self.small = ansatz(3, 2)  # stored inline in the database
+        cache = self.cache(_workers.native_compile)
+        self.t_big, _ = cache.get_template(self.qc)
+        self.t_small, _ = cache.get_template(self.small)
+        open_store(self.dir).close()
+
+    def test_hits_do_not_open_diskcache(self):
+        store = PersistentTemplateStore(self.dir)
+        cache = TemplateCache(store=store, compile_fn=_workers.native_compile, compiler_id="toy")
+        t_big, _ = cache.get_template(self.qc)
+        t_small, _ = cache.get_template(self.small)
+        self.assertEqual((cache.stats()["compiles"], cache.stats()["disk_hits"]), (0, 2))
+        self.assertIsNone(store._opened)  # reads only: diskcache never opened
+        for a, b in ((self.t_big, t_big), (self.t_small, t_small)):
+            X = np.random.default_rng(4).uniform(-9, 9, (6, len(a.parameters)))
+            self.assertEqual(_dumps(a.bind_many(X)), _dumps(b.bind_many(X)))
+        # A miss still works (and then opens diskcache to store).
+        counting = CountingCompile()
+        TemplateCache(store=store, compile_fn=counting, compiler_id="toy").get_template(ansatz(3, 1))
+        self.assertEqual(counting.calls, 1)
+        self.assertIsNotNone(store._opened)
+        store.close()
+
+    def test_value_file_outside_the_directory_is_never_read(self):
+        import sqlite3
+
+        with tempfile.TemporaryDirectory() as elsewhere:
+            outside = Path(elsewhere) / "x.val"
+            outside.write_bytes(b"QST1" + b"\0" * 100)
+            con = sqlite3.connect(str(self.dir / "cache.db"))
+            with con:
+                con.execute("UPDATE Cache SET filename = ? WHERE filename IS NOT NULL", (str(outside),))
+            con.close()
+            store = PersistentTemplateStore(self.dir)
+            counting = CountingCompile()
+            cache = TemplateCache(store=store, compile_fn=counting, compiler_id="toy")
+            cache.get_template(self.qc)
+            self.assertEqual(counting.calls, 1)
+            self.assertEqual(cache.stats()["disk_rejected"], 1)
+            self.assertTrue(outside.exists())  # not deleted either
+            store.close()
+
+    def test_no_database_yet_is_a_miss_and_creates_nothing(self):
+        with tempfile.TemporaryDirectory() as other:
+            store = PersistentTemplateStore(other)
+            self.assertEqual(store.fetch("0" * 64), ("miss", None))
+            self.assertNotIn("0" * 64, store)
+            self.assertFalse((Path(other) / "cache.db").exists())
+            self.assertIsNone(store._opened)
+
+
 class TestConcurrentProcesses(StoreTestCase):
     def run_workers(self, plans: list[list[int]]) -> list:
         # Fresh interpreters (spawn): no thread pool or lock state inherited from pytest.

@@ -303,3 +303,45 @@ class TestComplexValues(unittest.TestCase):
         self.assertEqual(t.bind([1, 0]), t.bind([1.0, 0.0]))  # integers are real numbers
         self.assertEqual(t.bind({self.a: np.float64(0.3), self.b: 0.1}), ref)
         self.assertEqual(t.bind_many(np.array([[0.3, 0.1]]))[0], ref)
+
+
+class TestEmitterMemo(unittest.TestCase):
+    """Generated emitters are shared by equal plans only."""
+
+    def test_memo_returns_the_emitter_of_this_plan_only(self):
+        from qstore_qiskit.cache import emitter
+
+        base = [("gpi2", (0,), (0,)), ("ms", (0, 1), (1, 2, 3)), ("gpi", (1,), (4,))]
+        variants = [
+            base,
+            [("gpi2", (1,), (0,)), ("ms", (0, 1), (1, 2, 3)), ("gpi", (1,), (4,))],  # qubit
+            [("gpi2", (0,), (4,)), ("ms", (0, 1), (1, 2, 3)), ("gpi", (1,), (0,))],  # slots
+            [("gpi", (0,), (0,)), ("ms", (0, 1), (1, 2, 3)), ("gpi", (1,), (4,))],  # kind
+            [("gpi2", (0,), (0,)), ("ms", (1, 0), (1, 2, 3)), ("gpi", (1,), (4,))],  # order
+            base[:2],
+        ]
+        emitters = [emitter.make_emitter(p) for p in variants]
+        self.assertEqual(len({id(e) for e in emitters}), len(variants))
+        v = [0.125, 0.25, 0.375, 0.0625, 0.5]
+        for plan, emit in zip(variants, emitters):
+            n = 1 + max(x for _, _, ss in plan for x in ss)  # emitters take exactly their slots
+            expected = emitter._generate(tuple(plan))(v[:n])
+            self.assertEqual(emit(v[:n]), expected)
+            # Equal plans (as lists or tuples) share the function ...
+            same = emitter.make_emitter([[k, list(q), list(s)] for k, q, s in plan])
+            self.assertIs(same, emit)
+        # ... which returns new objects on every call.
+        a, b = emitters[0](v), emitters[0](v)
+        self.assertEqual(a, b)
+        self.assertIsNot(a[0], b[0])
+        a[1]["targets"].append(7)
+        self.assertEqual(emitters[0](v)[1]["targets"], [0, 1])
+
+    def test_memo_is_bounded(self):
+        from qstore_qiskit.cache import emitter
+
+        for i in range(emitter._MEMO_SIZE + 10):
+            emitter.make_emitter([("gpi", (i,), (0,))])
+        self.assertLessEqual(len(emitter._MEMO), emitter._MEMO_SIZE)
+        plan = [("gpi", (3,), (0,))]
+        self.assertEqual(emitter.make_emitter(plan)([0.5]), [{"gate": "gpi", "target": 3, "phase": 0.5}])

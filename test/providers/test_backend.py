@@ -72,7 +72,10 @@ class TestRun(ProviderTestCase):
     def test_qpu_backend_fidelity_estimate(self):
         # The QPU backend compiles for Aria; the embedded server runs it ideal.
         backend = self.provider.get_backend("ionq_qpu.aria-1")
-        self.assertEqual(backend.target.num_qubits, 25)
+        # Qubits come from the service's GET /backends (the embedded server offers 20).
+        record = self.provider._service(backend).request("GET", "backends/qpu.aria-1")
+        self.assertEqual(backend.num_qubits, record["qubits"])
+        self.assertEqual(backend.target.num_qubits, record["qubits"])
         result = backend.run(bell(), shots=200).result()
         fidelity = result.results[0].metadata["estimated_fidelity"]
         self.assertGreater(fidelity, 0.9)
@@ -141,6 +144,10 @@ class TestParameterBinds(ProviderTestCase):
         for message, kwargs in cases.items():
             with self.subTest(message), self.assertRaisesRegex(ValueError, message):
                 self.backend.run(qc, **kwargs)
+        # The wrong outer container is a TypeError saying what shape is expected.
+        for given in ({t: 1.0, u: 2.0}, "t=1", 3.0):
+            with self.subTest(given=given), self.assertRaisesRegex(TypeError, "parameter_binds.*(dict|list)"):
+                self.backend.run(qc, parameter_binds=given)
         plain = bell()
         with self.assertRaisesRegex(ValueError, "no parameters"):
             self.backend.run(plain, parameter_binds=[{t: [1.0]}])
@@ -269,7 +276,7 @@ class TestBackendDescription(ProviderTestCase):
         names = [b.name for b in self.provider.backends()]
         self.assertEqual(
             names,
-            ["ionq_simulator", "ionq_qpu.aria-1", "ionq_qpu.aria-2", "ionq_qpu.forte-1",
+            ["ionq_simulator", "ionq_qpu", "ionq_qpu.aria-1", "ionq_qpu.aria-2", "ionq_qpu.forte-1",
              "ionq_qpu.forte-enterprise-1", "local"],
         )
         self.assertIs(self.provider.get_backend("simulator"), self.backend)
@@ -472,5 +479,82 @@ class TestPerformanceStats(ProviderTestCase):
                 self.assertIn(line, report)
             backend.reset_performance_stats()
             self.assertEqual(backend.performance_stats()["total_circuits"], 0)
+        finally:
+            provider.close()
+
+
+class TestTemplateHitsReport(ProviderTestCase):
+    """#13 defect 5: bindings served from a compiled template are template hits."""
+
+    def test_bindings_count_as_hits_with_measured_time_saved(self):
+        import io
+
+        from qiskit.circuit.library import efficient_su2
+
+        provider = QStoreProvider(local_profile="instant")
+        try:
+            backend = provider.get_backend()
+            ansatz = efficient_su2(3, reps=1)
+            ansatz.measure_all()
+            values = {p: list(np.linspace(0, 1, 100) + i) for i, p in enumerate(ansatz.parameters)}
+            backend.run(ansatz, shots=10, parameter_binds=[values]).result()
+            cache = backend.performance_stats()["circuit_cache"]
+            template, _ = backend._cache.get_template(ansatz, device=backend.device, optimization_level=2)
+            self.assertEqual(cache["compiles"], 1)
+            self.assertEqual(cache["template_misses"], 1)
+            self.assertEqual(cache["template_hits"], 99)
+            self.assertAlmostEqual(cache["template_hit_rate"], 0.99)
+            self.assertGreater(template.compile_seconds, 0)
+            # Time saved is the measured compile time of the template, once per binding avoided.
+            self.assertAlmostEqual(cache["time_saved_seconds"], 99 * template.compile_seconds, places=9)
+            out = io.StringIO()
+            backend.print_performance_report(file=out)
+            self.assertIn("Templates Compiled: 1", out.getvalue())
+            self.assertIn("Template Hit Rate: 99.0%", out.getvalue())
+            self.assertNotIn("Time Saved: 0ms", out.getvalue())
+        finally:
+            provider.close()
+
+
+class TestRunInputAndCredentials(ProviderTestCase):
+    """#13 defect 4: clear TypeErrors; a wrong key fails at get_backend."""
+
+    def test_run_rejects_non_circuits_naming_what_is_expected(self):
+        for bad in (42, None, "qc", {"a": 1}, 3.5, [bell(), 7]):
+            with self.subTest(bad=bad), self.assertRaisesRegex(TypeError, "QuantumCircuit or a list of QuantumCircuit"):
+                self.backend.run(bad)
+        with self.assertRaisesRegex(TypeError, "item.*1: int"):
+            self.backend.run([bell(), 7])
+
+    def test_wrong_key_fails_at_get_backend(self):
+        from qstore_qiskit.client import IonQAuthenticationError
+
+        with LocalServer(profile="instant", api_key="the-right-key") as server:
+            provider = QStoreProvider(token="a-wrong-key", url=server.url)
+            try:
+                with self.assertRaises(IonQAuthenticationError) as caught:
+                    provider.get_backend("simulator")
+                self.assertNotIn("a-wrong-key", str(caught.exception))
+                self.assertNotIn("a-wrong-key", repr(caught.exception))
+            finally:
+                provider.close()
+            good = QStoreProvider(token="the-right-key", url=server.url)
+            try:
+                self.assertTrue(good.get_backend("simulator").status())
+            finally:
+                good.close()
+
+    def test_unreachable_service_falls_back_to_the_device_table(self):
+        import socket
+
+        with socket.socket() as sock:  # a loopback port nobody listens on
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        provider = QStoreProvider(token="k", url=f"http://127.0.0.1:{port}/v0.4")
+        try:
+            with self.assertWarnsRegex(RuntimeWarning, "device table"):
+                backend = provider.get_backend("qpu.aria-1")
+            self.assertEqual(backend.num_qubits, 25)
+            self.assertFalse(backend.status())
         finally:
             provider.close()

@@ -39,19 +39,19 @@ class TestBackendJournal(unittest.TestCase):
         journal = os.path.join(tmp, "jobs.jsonl")
         with LocalServer(profile="cloud", api_key="journal-key", seed=1) as srv:
             first = QStoreProvider(token="journal-key", url=srv.url)
+            # A second process (here: another provider) reads the journal while the first
+            # one has not collected its results yet. Its backend is made first: making one
+            # asks the service (GET /whoami, /backends), which must not eat into the window.
+            second = QStoreProvider(token="journal-key", url=srv.url)
             try:
+                other = second.get_backend("ionq_simulator")
                 backend = first.get_backend("ionq_simulator", journal_path=journal)
                 job = backend.run([bell()] * 3, shots=200)
                 _wait_for_job_record(journal)
-                # A second process (here: another provider) reads the journal while the
-                # first one has not collected its results yet.
-                second = QStoreProvider(token="journal-key", url=srv.url)
-                try:
-                    recovered = second.get_backend("ionq_simulator").recover_jobs(journal, timeout=60)
-                finally:
-                    second.close()
+                recovered = other.recover_jobs(journal, timeout=60)
                 job.result(timeout=60)
             finally:
+                second.close()
                 first.close()
         self.assertTrue(os.path.exists(journal))
         circuits = [r for entry in recovered.values() for r in (entry["results"] or [])]

@@ -33,7 +33,9 @@ class _Capture(logging.Handler):
         self.records.append(repr(record.args))
 
 
-class TestApiKeyNeverLeaks(unittest.TestCase):
+class _LeakTestCase(unittest.TestCase):
+    """A server with a known key, a provider using it, and DEBUG logs captured."""
+
     @classmethod
     def setUpClass(cls) -> None:
         cls.server = LocalServer(api_key=KEY).start()
@@ -60,6 +62,9 @@ class TestApiKeyNeverLeaks(unittest.TestCase):
         self.assertNotIn(KEY, text, f"API key found in {what}")
         self.assertNotIn(WRONG, text, f"API key found in {what}")
 
+
+
+class TestApiKeyNeverLeaks(_LeakTestCase):
     def test_everything_a_job_produces(self):
         backend = self.provider.get_backend("ionq_simulator")
         job = backend.run([bell()] * 3, shots=100, memory=True)
@@ -116,5 +121,41 @@ class TestApiKeyNeverLeaks(unittest.TestCase):
             self.assertIsNotNone(server.api_key)  # the embedded server requires a key
             self.assertNotIn(server.api_key, repr(provider) + repr(backend) + repr(server))
             self.assertNotIn(server.api_key, "\n".join(self.handler.records))
+        finally:
+            provider.close()
+
+
+class TestDropInSurfacesNeverLeak(_LeakTestCase):
+    """Sessions, estimates, retrieval and the control-plane client keep the key private."""
+
+    def test_sessions_estimates_and_retrieval(self):
+        backend = self.provider.get_backend("qpu.aria-1")
+        with backend.session(max_cost=1e6) as session:
+            job = backend.run(bell(), shots=50)
+            job.result(timeout=60)
+        estimate = backend.estimate_cost(bell(), shots=50)
+        retrieved = backend.retrieve_job(job.job_id())
+        retrieved.result(timeout=60)
+        service = self.provider._service(backend)
+        for what, obj in (("session", session), ("estimate", estimate), ("retrieved job", vars(retrieved)),
+                          ("service client", service), ("calibration", backend.calibration())):
+            self.assertNoKey(repr(obj) + str(obj), what)
+        from qstore_qiskit.providers import CostLimitError
+
+        with self.assertRaises(CostLimitError) as ctx:
+            backend.run(bell(), shots=50, max_cost=0.0)
+        self.assertNoKey(str(ctx.exception), "cost limit error")
+        self.assertNoKey("\n".join(self.handler.records), "DEBUG logs")
+
+    def test_wrong_key_at_get_backend(self):
+        from qstore_qiskit.client import IonQAuthenticationError
+
+        provider = QStoreProvider(token=WRONG, url=self.server.url)
+        try:
+            with self.assertRaises(IonQAuthenticationError) as ctx:
+                provider.get_backend("simulator")
+            exc = ctx.exception
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            self.assertNoKey(str(exc) + repr(exc) + text, "exception")
         finally:
             provider.close()

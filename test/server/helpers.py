@@ -7,6 +7,7 @@ import math
 import os
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 from unittest import mock
@@ -67,8 +68,12 @@ def assert_counts_match(test: unittest.TestCase, counts: dict[str, int],
 
 def http(method: str, url: str, body: Any = None, key: str | None = "test-key",
          raw: bytes | None = None, headers: dict[str, str] | None = None,
-         timeout: float = 10.0) -> tuple[int, dict[str, str], Any]:
-    """A small JSON HTTP helper (stdlib only); returns ``(status, headers, json|text)``."""
+         timeout: float = 10.0, validate: bool = True) -> tuple[int, dict[str, str], Any]:
+    """A small JSON HTTP helper (stdlib only); returns ``(status, headers, json|text)``.
+
+    Every answer to a ``/v0.4`` route is checked against the server's OpenAPI document
+    (``validate=False`` skips that, for deliberately undocumented requests).
+    """
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     req = urllib.request.Request(url, data=data, method=method)
     if key is not None:
@@ -86,6 +91,10 @@ def http(method: str, url: str, body: Any = None, key: str | None = "test-key",
         payload = json.loads(text)
     except json.JSONDecodeError:
         payload = text
+    if validate:
+        from .openapi_check import assert_conforms  # pylint: disable=import-outside-toplevel
+
+        assert_conforms(method, urllib.parse.urlsplit(url).path, status, payload)
     return status, hdrs, payload
 
 

@@ -69,7 +69,7 @@ class TestCli(unittest.TestCase):
             self.assertEqual(status, 401)  # key taken from the environment
             status, _, payload = http("GET", url + "/jobs", key="env-secret")
             self.assertEqual(status, 503)
-            self.assertIn("error", payload)
+            self.assertEqual(payload["statusCode"], 503)
         finally:
             out, err = self._stop(proc, signal.SIGTERM)
         self.assertEqual(proc.returncode, 0, err)
@@ -89,6 +89,26 @@ class TestCli(unittest.TestCase):
         with self.assertRaises(SystemExit):
             parser.parse_args(["--profile", "nope"])
         self.assertEqual(cli.main(parser.parse_args(["--fault-rate", "3"])), 2)
+        args = parser.parse_args(["--set", "job_store_bytes=1e8", "--set", "max_job_work=null",
+                                  "--set", "body_timeout=2.5"])
+        self.assertEqual(args.settings, [("job_store_bytes", 100_000_000),
+                                         ("max_job_work", None), ("body_timeout", 2.5)])
+        with self.assertRaises(SystemExit):
+            parser.parse_args(["--set", "no-equals-sign"])
+        self.assertEqual(cli.main(parser.parse_args(["--set", "not_a_field=1"])), 2)
+        self.assertEqual(cli.main(parser.parse_args(["--set", "max_job_work=0"])), 2)
+
+    def test_limits_from_the_command_line(self):
+        proc, url = _start("-m", "qstore_qiskit.server", "--set", "max_job_work=100")
+        try:
+            body = {"type": "ionq.circuit.v1", "backend": "simulator", "shots": 200,
+                    "input": {"gateset": "qis", "qubits": 1,
+                              "circuit": [{"gate": "h", "target": 0}]}}
+            status, _, payload = http("POST", url + "/jobs", body=body)
+            self.assertEqual(status, 413, payload)
+            self.assertIn("at most 100", payload["message"])
+        finally:
+            self._stop(proc, signal.SIGTERM)
 
 
 if __name__ == "__main__":

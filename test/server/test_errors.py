@@ -34,7 +34,8 @@ def bell_body(**overrides):
 
 
 class TestErrors(unittest.TestCase):
-    """Every error path answers with ``{"error": {"type", "message"}}``."""
+    """Every error path answers with IonQ's ``{statusCode, error, message}`` (400s add
+    ``validation``)."""
 
     @classmethod
     def setUpClass(cls):
@@ -55,11 +56,15 @@ class TestErrors(unittest.TestCase):
     def assertApiError(self, status, code, payload, fragment=None):  # pylint: disable=C0103
         self.assertEqual(status, code, payload)
         self.assertIsInstance(payload, dict)
-        self.assertIn("error", payload)
-        self.assertIsInstance(payload["error"]["type"], str)
-        self.assertIsInstance(payload["error"]["message"], str)
+        self.assertEqual(payload["statusCode"], code)
+        self.assertIsInstance(payload["error"], str)
+        self.assertIsInstance(payload["message"], str)
+        if code == 400:
+            self.assertIsInstance(payload["validation"]["keys"], list)
+        else:
+            self.assertNotIn("validation", payload)
         if fragment:
-            self.assertIn(fragment, payload["error"]["message"])
+            self.assertIn(fragment, payload["message"])
         self.assertNotIn(KEY, str(payload))
 
     def expect(self, result, code, fragment=None):
@@ -73,8 +78,8 @@ class TestErrors(unittest.TestCase):
 
     def test_valid_request_works(self):
         status, payload = self.post(bell_body())
-        self.assertEqual(status, 200, payload)
-        self.assertIn("id", payload)
+        self.assertEqual(status, 201, payload)
+        self.assertEqual(set(payload), {"id", "status", "session_id"})
 
     def test_malformed_json(self):
         status, payload = self.post(raw=b'{"type": "ionq.circuit.v1", ')
@@ -113,7 +118,7 @@ class TestErrors(unittest.TestCase):
         self.expect(self.post(body), 400, "rotation")
         # numeric strings pass (qiskit-ionq's encoder emits str() for parameter objects)
         body["input"]["circuit"] = [{"gate": "rx", "targets": [0], "rotation": "0.5"}]
-        self.assertEqual(self.post(body)[0], 200)
+        self.assertEqual(self.post(body)[0], 201)
         body["input"]["circuit"] = [{"gate": "cnot", "targets": [0], "controls": [0]}]
         self.expect(self.post(body), 400, "twice")
 
@@ -136,9 +141,12 @@ class TestErrors(unittest.TestCase):
         self.expect(self.post(body), 422, "at most 8")
 
     def test_shots_out_of_range(self):
-        self.expect(self.post(bell_body(shots=0)), 422, "shots")
-        self.expect(self.post(bell_body(shots=5001)), 422, "shots")
+        self.expect(self.post(bell_body(shots=0)), 400, "shots")
+        self.expect(self.post(bell_body(shots=5001)), 400, "shots")
         self.expect(self.post(bell_body(shots="many")), 400, "shots")
+        self.expect(self.post(bell_body(shots="-5")), 400, "shots")
+        # cirq-ionq sends shots as a decimal string
+        self.assertEqual(self.post(bell_body(shots="100"))[0], 201)
 
     def test_bad_fields(self):
         self.expect(self.post(bell_body(type="ionq.nope.v9")), 400, "job type")
@@ -169,7 +177,7 @@ class TestErrors(unittest.TestCase):
         lines.append("x q[0];")
         body = {"type": "ionq.qasm3.v1", "backend": "simulator", "shots": 5000,
                 "input": {"qubits": 8, "data": " ".join(lines)}}
-        with mock.patch("qstore_qiskit.server.jobs.MAX_BRANCH_AMPLITUDES", 1 << 16):
+        with mock.patch("qstore_qiskit.server.job_requests.MAX_BRANCH_AMPLITUDES", 1 << 16):
             self.expect(self.post(body), 422, "mid-circuit")
 
     def test_too_many_circuits(self):
@@ -218,12 +226,14 @@ class TestErrors(unittest.TestCase):
         with self.assertRaises(IonQAPIError) as ctx:
             client.retrieve_job("whatever")
         self.assertEqual(ctx.exception.status_code, 401)
-        self.assertEqual(ctx.exception.error_type, "authentication_error")
+        self.assertEqual(ctx.exception.error_type, "Unauthorized")
+        self.assertIn("API key", ctx.exception.message)
         client = IonQClient(KEY, self.srv.url)
         with self.assertRaises(IonQAPIError) as ctx:
             client.retrieve_job("whatever")
         self.assertEqual(ctx.exception.status_code, 404)
-        self.assertEqual(ctx.exception.error_type, "not_found")
+        self.assertEqual(ctx.exception.error_type, "Not Found")
+        self.assertIn("whatever", ctx.exception.message)
 
     def test_key_never_logged_or_repr(self):
         self.post(bell_body())

@@ -23,7 +23,7 @@ def drive(srv: LocalServer, creates: int = 30) -> list:
         try:
             r = session.post(srv.url + "/jobs", json=body, timeout=10)
             observed.append(("create", r.status_code))
-            if r.status_code == 200:
+            if r.status_code == 201:
                 known_ids.append(r.json()["id"])
         except requests.ConnectionError:
             observed.append(("create", "dropped"))
@@ -86,8 +86,8 @@ class TestFaultSchedule(unittest.TestCase):
         # A stalled create is answered 504 and never stored.
         slow_creates = sum(1 for kind, o in observed if kind == "create" and o == 504)
         self.assertLessEqual(slow_creates, counts["slow_response"])
-        # Jobs stored = creates answered 200 + creates whose answer was lost.
-        ok_creates = sum(1 for kind, o in observed if kind == "create" and o == 200)
+        # Jobs stored = creates answered 201 + creates whose answer was lost.
+        ok_creates = sum(1 for kind, o in observed if kind == "create" and o == 201)
         self.assertEqual(len(jobs), ok_creates + counts["create_response_lost"])
         # No duplicate submission ids, whatever happened.
         sub_ids = [j["metadata"]["submission_id"] for j in jobs]
@@ -169,12 +169,13 @@ class TestEachFaultKind(unittest.TestCase):
     def test_job_failed(self):
         with self.server("job_failed") as srv:
             r = requests.post(srv.url + "/jobs", json=bell_body(), timeout=5)
-            self.assertEqual(r.status_code, 200)
+            self.assertEqual(r.status_code, 201)
             job_id = r.json()["id"]
             wait_final(srv)
             record = srv.job_record(job_id)
             self.assertEqual(record["status"], "failed")
-            self.assertEqual(record["failure"]["code"], "internal_error")
+            self.assertEqual(record["failure"], {
+                "code": "InternalError", "message": "Job failed during execution (injected fault)"})
             self.assertIsNone(record["results"])
             self.assertEqual(srv.fault_counts()["job_failed"], 1)
 
@@ -200,7 +201,7 @@ class TestEachFaultKind(unittest.TestCase):
     def test_late_result(self):
         with self.server("late_result") as srv:
             r = requests.post(srv.url + "/jobs", json=bell_body(), timeout=5)
-            self.assertEqual(r.status_code, 200)
+            self.assertEqual(r.status_code, 201)
             job_id = r.json()["id"]
             # Even on the instant profile the job is not done when the create returns.
             self.assertNotEqual(r.json()["status"], "completed")
@@ -214,7 +215,7 @@ class TestEachFaultKind(unittest.TestCase):
     def test_invalid_create_does_not_count_job_level_fault(self):
         with self.server("job_failed") as srv:
             r = requests.post(srv.url + "/jobs", json=bell_body(shots=0), timeout=5)
-            self.assertEqual(r.status_code, 422)
+            self.assertEqual(r.status_code, 400)
             self.assertEqual(srv.fault_counts()["job_failed"], 0)
 
 

@@ -15,6 +15,7 @@ from qstore_qiskit.server import LocalServer
 from qstore_qiskit.server.qasm import qasm3_available
 
 from .helpers import assert_counts_match, exact_counts_distribution, ionq_env, map_to_clbits
+from .openapi_check import validating_middleware
 
 SHOTS = 2000
 
@@ -131,11 +132,16 @@ class TestOfficialClient(unittest.TestCase):
         self.assertEqual(record["metadata"]["submission_id"], "abc-123")
         self.assertEqual(record["status"], "completed")
 
-    def test_cancel_finished_job_is_noop_and_delete(self):
+    def test_cancel_finished_job_and_delete(self):
         job = self.qis.run(ghz(2), shots=100)
         job.result(wait=0.05)
+        # IonQ v0.4 cancels a completed job too: it becomes canceled, results dropped.
         response = self.qis.client.cancel_job(job.job_id())
-        self.assertEqual(response["status"], "completed")
+        self.assertEqual(response, {"id": job.job_id(), "status": "canceled"})
+        record = self.qis.client.retrieve_job(job.job_id())
+        self.assertEqual(record["status"], "canceled")
+        self.assertEqual(record["failure"]["code"], "SystemCancel")
+        self.assertIsNone(record["results"])
         self.qis.client.delete_job(job.job_id())
         with self.assertRaises(IonQAPIError) as ctx:
             self.qis.client.retrieve_job(job.job_id())
@@ -221,6 +227,111 @@ class TestOfficialClient(unittest.TestCase):
         probs = raw_probabilities(self.qis, job)
         self.assertTrue(all(k.isdigit() for k in probs))
         self.assertAlmostEqual(float(np.sum(list(probs.values()))), 1.0, places=9)
+
+
+class TestOfficialClientLifecycle(unittest.TestCase):
+    """qiskit-ionq's job lifecycle, sessions, estimates and calibrations (issue #14)."""
+
+    def setUp(self):
+        warnings.simplefilter("ignore")
+        validation = validating_middleware()
+        self.conformance = validation.__enter__()
+        self.addCleanup(validation.__exit__, None, None, None)
+
+    def tearDown(self):
+        self.assertEqual(self.conformance, [], "responses that do not match the document")
+
+    def _provider(self, srv):
+        env = ionq_env(srv.url)
+        env.start()
+        self.addCleanup(env.stop)
+        return IonQProvider("life-key", url=srv.url)
+
+    def test_session_binds_jobs_and_ends(self):
+        from qiskit_ionq import Session
+
+        with LocalServer(api_key="life-key", seed=4) as srv:
+            provider = self._provider(srv)
+            qpu = provider.get_backend("qpu.aria-1")
+            tqc = transpile(ghz(2), qpu, optimization_level=1)
+            with Session(qpu, max_jobs=2, max_time=5, max_cost=500) as session:
+                sid = session.session_id
+                details = session.details()
+                self.assertEqual(details["backend"], "qpu.aria-1")
+                self.assertEqual(details["settings"]["job_count_limit"], 2)
+                self.assertEqual(details["settings"]["duration_limit_min"], 5)
+                self.assertEqual(details["settings"]["cost_limit"],
+                                 {"unit": "usd", "value": 500.0})
+                jobs = [qpu.run(tqc, shots=100) for _ in range(2)]
+                for job in jobs:
+                    job.result(wait=0.05)
+                    self.assertEqual(qpu.client.retrieve_job(job.job_id())["session_id"], sid)
+                with self.assertRaises(IonQAPIError) as ctx:  # third job: job_count_limit
+                    qpu.run(tqc, shots=100)
+                self.assertEqual(ctx.exception.status_code, 400)
+            self.assertEqual(Session.from_id(sid, backend=qpu).details()["status"], "ended")
+
+    def test_estimate_matches_job_cost(self):
+        with LocalServer(api_key="life-key") as srv:
+            client = self._provider(srv).get_backend("qpu.forte-1").client
+            estimate = client.estimate_job(backend="qpu.forte-1", oneq_gates=40, twoq_gates=12,
+                                           qubits=4, shots=2000, error_mitigation=True)
+            self.assertEqual((estimate.shots, estimate.qubits, estimate.error_mitigation),
+                             (2000, 4, True))
+            self.assertEqual(estimate.cost_unit, "usd")
+            self.assertGreater(estimate.cost, 0)
+            self.assertIsNotNone(estimate.estimated_at)
+
+    def test_cancel_queued_and_running(self):
+        with LocalServer(api_key="life-key", profile="cloud", queue_wait=30.0,
+                         rate_limit=None) as srv:
+            backend = self._provider(srv).get_backend("simulator")
+            queued = backend.run(ghz(2), shots=10)
+            queued.cancel()
+            self.assertEqual(queued.status().name, "CANCELLED")
+            others = [backend.run(ghz(2), shots=10) for _ in range(2)]
+            responses = backend.client.cancel_jobs([j.job_id() for j in others])
+            self.assertEqual([r["status"] for r in responses], ["canceled", "canceled"])
+        with LocalServer(api_key="life-key", inline_execution=False, job_overhead=30.0) as srv:
+            backend = self._provider(srv).get_backend("simulator")
+            running = backend.run(ghz(2), shots=10)
+            while backend.client.retrieve_job(running.job_id())["status"] != "started":
+                pass
+            running.cancel()
+            self.assertEqual(running.status().name, "CANCELLED")
+
+    def test_calibrations(self):
+        with LocalServer(api_key="life-key") as srv:
+            client = self._provider(srv).get_backend("qpu.aria-1").client
+            chars = client.get_calibration_data("qpu.aria-1", limit=3)
+            self.assertEqual(len(chars), 3)
+            self.assertEqual([c.date for c in chars], sorted((c.date for c in chars),
+                                                              reverse=True))
+            latest = client.get_latest_calibration("qpu.aria-1")
+            self.assertEqual(latest.id, chars[0].id)
+            self.assertEqual(latest.qubits, 25)
+            self.assertIsNone(client.get_latest_calibration("simulator"))
+
+    def test_noise_models_with_seeds_and_error_mitigation(self):
+        with LocalServer(api_key="life-key") as srv:
+            provider = self._provider(srv)
+            for model in ("harmony-1", "aria-2", "forte-enterprise-1"):
+                with self.subTest(model=model):
+                    sim = provider.get_backend("simulator")
+                    # qiskit-ionq sends the backend's sampler_seed as noise.seed
+                    sim.set_options(noise_model=model, sampler_seed=17)
+                    probs = []
+                    for _ in range(2):
+                        job = sim.run(ghz(3), shots=400)
+                        job.result(wait=0.05)
+                        self.assertEqual(sim.client.retrieve_job(job.job_id())["noise"]["seed"],
+                                         17)
+                        probs.append(raw_probabilities(sim, job))
+                    self.assertEqual(probs[0], probs[1])  # the seed fixes the noise draw
+            qpu = provider.get_backend("qpu.aria-1")
+            job = qpu.run(transpile(ghz(2), qpu, optimization_level=1), shots=600,
+                          error_mitigation={"debiasing": True})
+            self.assertEqual(sum(job.result(wait=0.05).get_counts().values()), 600)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Transpiler passes of the qstore native-gate compiler (one pass per module)."""
 
 from .absorb_pi_pulses import AbsorbPiPulses
+from .best_of_lowerings import LowerBestOfCandidates
 from .check_ionq_input import CheckIonQInput
 from .check_native_form import CheckNativeForm
 from .check_parameterized import CheckParameterized
@@ -8,6 +9,7 @@ from .commute_into_blocks import CommuteIntoTwoQubitBlocks
 from .lower_to_native import LowerToIonQNative
 from .parameters_to_virtual_rz import ParametersToVirtualRZ
 from .resynthesize_native import ResynthesizeNativeBlocks
+from .uniform_layout_score import UniformLayoutScore
 
 __all__ = [
     "AbsorbPiPulses",
@@ -15,7 +17,9 @@ __all__ = [
     "CheckNativeForm",
     "CheckParameterized",
     "CommuteIntoTwoQubitBlocks",
+    "LowerBestOfCandidates",
     "LowerToIonQNative",
     "ParametersToVirtualRZ",
     "ResynthesizeNativeBlocks",
+    "UniformLayoutScore",
 ]

@@ -73,6 +73,8 @@ def _non_diagonal(mats) -> int:
 def _anti_diagonal(m: np.ndarray) -> bool:
     return abs(m[0, 0]) < 1e-9 and abs(m[1, 1]) < 1e-9
 _HALF_PI = 0.5 * math.pi
+#: Distinct block matrices whose synthesis plan a lowering pass remembers.
+_PLAN_CACHE_SIZE = 4096
 
 # Gates that are a pure Z rotation by their (first) parameter, up to global phase.
 _Z_ROTATIONS = frozenset({"rz", "p", "u1"})
@@ -186,6 +188,7 @@ class LowerToIonQNative(TransformationPass):
         self.target = target
         self.approximation_degree = approximation_degree
         self._use_zz = self.spec.has_zz and (target is None or "zz" in target.operation_names)
+        self._plans: dict[bytes, tuple] = {}
 
     # ------------------------------------------------------------------ driver
     def run(self, dag: DAGCircuit) -> DAGCircuit:
@@ -470,12 +473,22 @@ class LowerToIonQNative(TransformationPass):
         wa, wb = self._wires[a], self._wires[b]
         if self.qubits_initially_zero and wa.fresh and wb.fresh and self._prepare_state(matrix, a, b):
             return
-        dec = weyl(matrix)
-        k2r, k2l, k1r, k1l = (np.asarray(k) for k in (dec.K2r, dec.K2l, dec.K1r, dec.K1l))
-        terms = self._choose_terms((dec.a, dec.b, dec.c))
-        if len(terms) == 1:
-            self._single_interaction(terms[0], (k2r, k2l, k1r, k1l), a, b)
+        plan = self._plan(matrix)
+        if plan[0] == "single":
+            _, kind, axis, turns, pre_a, post_a, pre_b, post_b = plan
+            wa.push_matrix(pre_a)
+            wb.push_matrix(pre_b)
+            if kind == "zz":
+                self._flush(a)
+                self._flush(b)
+                self._emit_zz(a, b, turns)
+            else:
+                phase = 0.25 if axis == "yy" else 0.0
+                self._emit_ms(a, b, phase, phase, turns)
+            wa.push_matrix(post_a)
+            wb.push_matrix(post_b)
             return
+        _, k2r, k2l, terms, k1r, k1l = plan
         wa.push_matrix(k2r)
         wb.push_matrix(k2l)
         for axis, coef in terms:
@@ -489,18 +502,44 @@ class LowerToIonQNative(TransformationPass):
         wa.push_matrix(k1r)
         wb.push_matrix(k1l)
 
-    def _single_interaction(self, term, locals_, a, b) -> None:
-        """Emit a one-coordinate block as one MS or ZZ, whichever is estimated better.
+    def _plan(self, matrix: np.ndarray) -> tuple:
+        """How to realise a 2q block: a pure function of its matrix, cached per matrix.
+
+        Structured circuits repeat the same blocks many times (a quantum walk's or
+        Grover's oracle): the Weyl decomposition and the choice and gauge of the
+        interaction are then computed once. The cached matrices are never mutated (the
+        wires combine them into new arrays).
+        """
+        key = matrix.tobytes()
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        dec = weyl(matrix)
+        k2r, k2l, k1r, k1l = (np.asarray(k) for k in (dec.K2r, dec.K2l, dec.K1r, dec.K1l))
+        terms = self._choose_terms((dec.a, dec.b, dec.c))
+        if len(terms) == 1:
+            plan = ("single", *self._single_interaction(terms[0], (k2r, k2l, k1r, k1l)))
+        else:
+            plan = ("multi", k2r, k2l, terms, k1r, k1l)
+        if len(self._plans) >= _PLAN_CACHE_SIZE:
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
+
+    def _single_interaction(self, term, locals_) -> tuple:
+        """Plan a one-coordinate block as one MS or ZZ, whichever is estimated better.
 
         Locals are first moved along the interaction's symmetry (rotations about its own
         axis commute with it) so that they become diagonal where possible: a lone native
         gate then costs no single-qubit gates at all. Candidates are priced by their
         two-qubit error plus one single-qubit error per non-diagonal local.
+
+        Returns:
+            ``(kind, axis, turns, pre_a, post_a, pre_b, post_b)``.
         """
         axis, coef = term
         turns = -coef / math.pi
         k2r, k2l, k1r, k1l = locals_
-        wa, wb = self._wires[a], self._wires[b]
         candidates = []
         if axis in ("xx", "yy"):
             pauli = _X if axis == "xx" else _Y
@@ -529,17 +568,7 @@ class LowerToIonQNative(TransformationPass):
                 pre_a, post_a, turns = _X @ pre_a, post_a @ _X, -turns
             if _anti_diagonal(pre_b):
                 pre_b, post_b, turns = _X @ pre_b, post_b @ _X, -turns
-        wa.push_matrix(pre_a)
-        wb.push_matrix(pre_b)
-        if kind == "zz":
-            self._flush(a)
-            self._flush(b)
-            self._emit_zz(a, b, turns)
-        else:
-            phase = 0.25 if axis == "yy" else 0.0
-            self._emit_ms(a, b, phase, phase, turns)
-        wa.push_matrix(post_a)
-        wb.push_matrix(post_b)
+        return kind, axis, turns, pre_a, post_a, pre_b, post_b
 
     def _prepare_state(self, matrix: np.ndarray, a, b) -> bool:
         """Replace a block acting on two untouched qubits by the preparation of its state.

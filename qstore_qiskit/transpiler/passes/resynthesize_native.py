@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from qiskit.dagcircuit import DAGCircuit
-from qiskit.transpiler import PassManager, Target
+from qiskit.passmanager import PropertySet
+from qiskit.transpiler import Target
 from qiskit.transpiler.basepasses import TransformationPass
 from qiskit.transpiler.passes import Collect2qBlocks, ConsolidateBlocks
 
@@ -13,18 +14,32 @@ from ..target import instruction_error, spec_from_target
 from .absorb_pi_pulses import AbsorbPiPulses
 from .lower_to_native import LowerToIonQNative
 
+_NATIVE_GATES = frozenset({"gpi", "gpi2", "ms", "zz"})
+
+
+def _cost_of(ops, spec) -> tuple[float, int]:
+    """(-log estimated success, native gate count) of ``(name, params)`` pairs."""
+    log_err = 0.0
+    count = 0
+    oneq = -math.log1p(-min(spec.oneq_error, 1.0 - 1e-15))
+    for name, params in ops:
+        if name not in _NATIVE_GATES:
+            continue
+        count += 1
+        if name in ("gpi", "gpi2"):
+            log_err += oneq  # the common case, without a call per gate
+            continue
+        err = instruction_error(name, params, spec)
+        log_err -= math.log1p(-min(err, 1.0 - 1e-15))
+    return log_err, count
+
 
 def native_cost(dag: DAGCircuit, spec) -> tuple[float, int]:
     """(-log estimated success, native gate count) of a DAG; lower is better."""
-    log_err = 0.0
-    count = 0
-    for node in dag.op_nodes():
-        name = node.op.name
-        if name in ("gpi", "gpi2", "ms", "zz"):
-            count += 1
-            err = instruction_error(name, node.op.params, spec)
-            log_err -= math.log1p(-min(err, 1.0 - 1e-15))
-    return log_err, count
+    return _cost_of(
+        ((node.op.name, node.op.params) for node in dag.op_nodes() if node.op.name in _NATIVE_GATES),
+        spec,
+    )
 
 
 class ResynthesizeNativeBlocks(TransformationPass):
@@ -35,6 +50,10 @@ class ResynthesizeNativeBlocks(TransformationPass):
     only native instructions, and its estimated success probability (ties broken by
     native gate count) is at least the input's: a candidate that is not strictly better
     is discarded, which makes the pass safe to run in Qiskit's optimization loop.
+
+    The inner passes run on the DAG itself (no circuit round trip, which deep-copies
+    every instruction twice); the input's instructions are recorded first so that it
+    can be rebuilt when the candidate loses.
 
     Args:
         target: The IonQ target (error rates and ZZ availability).
@@ -51,23 +70,25 @@ class ResynthesizeNativeBlocks(TransformationPass):
     ) -> None:
         super().__init__()
         self.spec = spec_from_target(target)
-        self._inner = PassManager(
-            [
-                Collect2qBlocks(),
-                ConsolidateBlocks(force_consolidate=True),
-                LowerToIonQNative(
-                    target,
-                    approximation_degree=approximation_degree,
-                    qubits_initially_zero=qubits_initially_zero,
-                ),
-                AbsorbPiPulses(),
-            ]
+        self._lower = LowerToIonQNative(
+            target,
+            approximation_degree=approximation_degree,
+            qubits_initially_zero=qubits_initially_zero,
         )
+        self._absorb = AbsorbPiPulses()
 
     def run(self, dag: DAGCircuit) -> DAGCircuit:
-        from qiskit.converters import circuit_to_dag, dag_to_circuit
-
-        candidate = circuit_to_dag(self._inner.run(dag_to_circuit(dag)))
-        if native_cost(candidate, self.spec) < native_cost(dag, self.spec):
+        original = [(node.op, node.qargs, node.cargs) for node in dag.topological_op_nodes()]
+        before = _cost_of(((op.name, op.params) for op, _, _ in original), self.spec)
+        work = dag.copy_empty_like()
+        for op, qargs, cargs in original:
+            work.apply_operation_back(op, qargs, cargs, check=False)
+        props = PropertySet()
+        collect, consolidate = Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)
+        collect.property_set = consolidate.property_set = props
+        collect.run(work)
+        work = consolidate.run(work)
+        candidate = self._absorb.run(self._lower.run(work))
+        if native_cost(candidate, self.spec) < before:
             return candidate
         return dag

@@ -1,0 +1,527 @@
+"""The gateway: one named, detached Ray actor per (service URL, API key) in a cluster.
+
+It owns one :class:`~qstore_qiskit.client.BatchSubmitter`. Every worker's backend hands
+it ready circuit bodies (compiled and bound on the worker); the submitter coalesces the
+circuits of all workers into multicircuit jobs, under one HTTP pool, one poller and one
+rate budget, and each call returns the caller's own results, in its own order.
+
+Guarantees:
+
+* **The key stays on the gateway.** It is read from the gateway process's environment
+  (``IONQ_API_KEY``: the cluster's environment or the actor's ``runtime_env``), never
+  received in an actor or task argument. Workers send the URL and a key fingerprint;
+  the gateway refuses to start if its key does not match the fingerprint, and only
+  sends the key to allowed URLs (:func:`~qstore_qiskit.gateway.identity.check_url`).
+* **Results only to their caller.** A call's results are its return value (a Ray
+  object only the caller's reference can fetch). Calls carry a random 256-bit request
+  id; the gateway keeps only its SHA-256 (in memory and in its journal), so a retried
+  call with the same id gets the same results, and no id can be guessed or read back.
+* **Restart without loss or duplicates.** The submitter journals every job; the
+  gateway journals which request owns which circuits. When the actor restarts (Ray
+  restarts it and retries the pending calls, ``max_restarts=-1``,
+  ``max_task_retries=-1``), it first recovers the results of journaled jobs from the
+  service (no job is sent twice), then answers the retried calls from them; circuits
+  that never reached the service are submitted then.
+* **A dead worker loses only its own pending results.** Its calls still finish (their
+  circuits usually share jobs with other workers' circuits); their results are dropped
+  with the caller's references. Nobody else's calls are affected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from ..client import BatchSubmitter
+from ..client.results import CircuitResult
+from .identity import ENV_KEY, KEY_ENV, actor_name, check_url, key_fingerprint, request_digest
+
+logger = logging.getLogger(__name__)
+
+#: Submitter options a gateway is started with unless told otherwise. The batch window is
+#: wider than a single process's (5 ms): calls from many workers arrive less closely
+#: spaced than calls from one process's threads, and one job of 100 circuits costs the
+#: service's queue wait once instead of once per worker.
+DEFAULT_SUBMITTER_OPTIONS: dict[str, Any] = {"batch_window": 0.02, "max_jobs_in_flight": 8}
+_SETTINGS = ("backend", "shots", "gateset", "noise", "name", "metadata", "sampler_seed", "session_id", "job_settings")
+
+
+def default_journal_dir() -> str:
+    """``$XDG_CACHE_HOME/qstore-qiskit/gateway`` (``~/.cache/...`` by default)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "qstore-qiskit", "gateway")
+
+
+class QStoreGateway:
+    """The gateway actor (decorated with ``ray.remote`` by :func:`get_gateway`).
+
+    Args:
+        url: Service URL (``https://api.ionq.co/v0.4``, a local server's URL, ...).
+        fingerprint: :func:`~qstore_qiskit.gateway.identity.key_fingerprint` of the key
+            the workers hold, or ``"env"`` to use whatever key the gateway's environment
+            holds.
+        journal_dir: Directory of the journals (``None``: :func:`default_journal_dir`;
+            ``False``: no journal, so no recovery after a restart).
+        submitter_options: Keyword arguments of :class:`BatchSubmitter` (no token, no
+            URL), over :data:`DEFAULT_SUBMITTER_OPTIONS`.
+        gather_window: Longest time (s) a call is held to gather a round (see
+            :meth:`_gate`); 0 hands every call to the submitter at once.
+        linger: A caller whose last call returned less than ``linger`` seconds ago is
+            waited for (up to ``gather_window``) before a round is released.
+
+    Raises:
+        ValueError: no key in the environment, the key does not match ``fingerprint``,
+            or the URL is not allowed.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        fingerprint: str,
+        journal_dir: str | bool | None = None,
+        submitter_options: dict[str, Any] | None = None,
+        gather_window: float = 0.5,
+        linger: float = 1.0,
+    ) -> None:
+        if not 0.0 <= gather_window <= 10.0 or not 0.0 <= linger <= 60.0:
+            raise ValueError("gather_window must be in [0, 10] s and linger in [0, 60] s")
+        self._gather_window = float(gather_window)
+        self._linger = float(linger)
+        self._url = check_url(url)
+        self._name = actor_name(self._url, fingerprint)
+        token = os.environ.get(KEY_ENV)
+        if not token:
+            raise ValueError(
+                f"the qstore gateway found no {KEY_ENV} in its environment; set it where the Ray "
+                "cluster starts, or start the gateway with runtime_env={'env_vars': {...}} "
+                "(see qstore_qiskit.gateway.start_gateway)"
+            )
+        if fingerprint != ENV_KEY and key_fingerprint(self._url, token) != fingerprint:
+            raise ValueError(
+                f"the qstore gateway's {KEY_ENV} is not the key this worker uses for {self._url}; "
+                "give the gateway that key through its environment"
+            )
+        opts = {**DEFAULT_SUBMITTER_OPTIONS, **(submitter_options or {})}
+        for forbidden in ("token", "url", "journal_path"):
+            if forbidden in opts:
+                raise ValueError(f"submitter option {forbidden!r} is set by the gateway itself")
+        self._journal: str | None = None
+        self._requests_path: str | None = None
+        if journal_dir is not False:
+            if journal_dir is None or journal_dir is True:
+                directory = default_journal_dir()
+            elif isinstance(journal_dir, (str, os.PathLike)):
+                directory = os.fspath(journal_dir)
+            else:
+                raise ValueError(f"journal_dir must be a directory, None or False, got {journal_dir!r}")
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            self._journal = os.path.join(directory, f"{self._name}.jsonl")
+            self._requests_path = os.path.join(directory, f"{self._name}.requests.jsonl")
+        self._sub = BatchSubmitter(token, self._url, journal_path=self._journal, **opts)
+        del token
+        self._file_lock = threading.Lock()
+        self._pending: dict[str, asyncio.Future] = {}  # request digest -> in-flight call
+        self._recovered: dict[str, list[Any]] | None = None
+        self._recovery: asyncio.Task | None = None
+        self._started = time.time()
+        # Round gathering (see _gate): callers inside the gateway, when each last left,
+        # the held calls, and the timers that release them.
+        self._busy: dict[str, int] = {}
+        self._last_done: dict[str, float] = {}
+        self._held: list[_Held] = []
+        self._known: dict[str, None] = {}  # callers seen before (insertion-ordered, bounded)
+        self._release_timer: asyncio.TimerHandle | None = None
+        self._recheck_timer: asyncio.TimerHandle | None = None
+        self._counts = {
+            "requests": 0,
+            "circuits": 0,
+            "requests_recovered": 0,
+            "circuits_recovered": 0,
+            "circuits_resubmitted": 0,
+            "requests_cancelled": 0,
+            "requests_failed": 0,
+            "requests_joined": 0,
+            "rounds": 0,
+        }
+
+    def __repr__(self) -> str:  # Ray shows it in its actor table: no URL, no key
+        return f"QStoreGateway({self._name})"
+
+    # ------------------------------------------------------------------ public methods
+    async def ping(self) -> dict[str, Any]:
+        """Liveness and identity: ``{"name", "pid", "started"}`` (no URL, no key)."""
+        return {"name": self._name, "pid": os.getpid(), "started": self._started}
+
+    async def submit(
+        self, request_id: str, circuits: list[dict], settings: dict[str, Any], client_id: str | None = None
+    ) -> list[CircuitResult]:
+        """Run ``circuits`` (IonQ circuit bodies) and return their results in order.
+
+        Idempotent per ``request_id`` for the retries that happen: a call repeated
+        while the first is running joins it, and a call retried after a gateway restart
+        (by Ray, or by a worker's client) gets the results of the first one's jobs,
+        recovered from the journal. (A call repeated after the first returned runs
+        again: no results are kept once delivered.)
+
+        Args:
+            request_id: A random, unguessable id chosen by the caller (>= 32 characters).
+            circuits: Circuit bodies ``{"qubits", "circuit", "name"?}``.
+            settings: ``backend``, ``shots``, ``gateset``, ``noise``, ``name``,
+                ``metadata``, ``sampler_seed``, ``session_id``, ``job_settings`` of
+                :meth:`BatchSubmitter.submit`.
+            client_id: The calling client's random id (used only to gather rounds).
+        """
+        if not isinstance(request_id, str) or len(request_id) < 32:
+            raise ValueError("request_id must be a random string of at least 32 characters")
+        unknown = sorted(set(settings) - set(_SETTINGS))
+        if unknown:
+            raise ValueError(f"unknown submit setting(s) {', '.join(unknown)}")
+        digest = request_digest(request_id)
+        await self._recover_once()
+        joined = self._pending.get(digest)
+        if joined is not None:  # the same call again while the first is running
+            self._counts["requests_joined"] += 1
+            return await asyncio.shield(joined)
+        done: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._pending[digest] = done
+        try:
+            results = await self._run(digest, list(circuits), dict(settings), str(client_id or digest))
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                self._counts["requests_cancelled"] += 1
+                done.cancel()
+            else:
+                self._counts["requests_failed"] += 1
+                if not done.done():
+                    done.set_exception(exc)
+                    done.exception()  # retrieved: no "never retrieved" warning when nobody joined
+            raise
+        else:
+            done.set_result(results)
+            return results
+        finally:
+            self._pending.pop(digest, None)
+
+    async def stats(self) -> dict[str, Any]:
+        """The submitter's :meth:`~BatchSubmitter.stats` plus ``"gateway"`` counters."""
+        loop = asyncio.get_running_loop()
+        stats = await loop.run_in_executor(None, self._sub.stats)
+        stats["gateway"] = {
+            **self._counts,
+            "name": self._name,
+            "requests_in_flight": len(self._pending),
+            "journal": self._journal is not None,
+        }
+        return stats
+
+    async def shutdown(self) -> None:
+        """Finish outstanding work and close the submitter (the actor stays until killed)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._sub.close)
+
+    # ------------------------------------------------------------------ running
+    async def _run(
+        self, digest: str, circuits: list[dict], settings: dict[str, Any], client: str
+    ) -> list[CircuitResult]:
+        self._counts["requests"] += 1
+        self._counts["circuits"] += len(circuits)
+        recovered = (self._recovered or {}).pop(digest, None)
+        results: list[Any] = [None] * len(circuits)
+        if recovered is not None:
+            self._counts["requests_recovered"] += 1
+            self._write_request({"claimed": digest})
+            for index, value in enumerate(recovered[: len(circuits)]):
+                if isinstance(value, BaseException):
+                    raise value
+                results[index] = value
+            self._counts["circuits_recovered"] += sum(r is not None for r in results)
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:
+            if recovered is not None:
+                self._counts["circuits_resubmitted"] += len(missing)
+            try:
+                share = await self._gate(client, digest, [circuits[i] for i in missing], settings, missing)
+                fresh = await share.results()
+            finally:
+                self._left(client)
+            for i, result in zip(missing, fresh):
+                results[i] = result
+        for index, result in enumerate(results):
+            result.circuit_index = index
+            result.name = circuits[index].get("name")
+        return results
+
+    # ------------------------------------------------------------------ rounds
+    async def _gate(
+        self, client: str, digest: str, circuits: list[dict], settings: dict[str, Any], indices: list[int]
+    ) -> "_Share":
+        """Hold this call until its round is released; returns its share of the round's
+        submission.
+
+        Workers of a sweep run in near lockstep: each sends a call, waits for its
+        results, computes, sends the next. Their calls arrive spread over the time their
+        computation takes (on a busy machine, far more than a batch window), so they
+        would make a job each. A round is released as soon as every active caller has a
+        call in it, and at the latest ``gather_window`` seconds after its first call.
+        Active callers are those with a call in the gateway (held, or waiting for its
+        results: these are waited for too, so that groups of workers running out of
+        phase merge into one round) and those whose last call returned less than
+        ``linger`` seconds ago. A caller's first call waits the whole window (the other
+        workers of a sweep are starting too). On release, the round's calls with equal settings go to
+        the submitter as one submission (so it cuts them into the fewest jobs), and
+        each call gets its own slice of the results.
+        """
+        self._busy[client] = self._busy.get(client, 0) + 1
+        loop = asyncio.get_running_loop()
+        gate = loop.create_future()
+        self._held.append(_Held(client, digest, circuits, settings, indices, gate, client not in self._known))
+        if self._gather_window <= 0:
+            self._release()
+        else:
+            if self._release_timer is None:
+                self._release_timer = loop.call_later(self._gather_window, self._release)
+            self._maybe_release()
+        try:
+            return await gate
+        except asyncio.CancelledError:
+            self._held = [h for h in self._held if h.gate is not gate]
+            if gate.done() and not gate.cancelled():
+                gate.result().cancel()
+            raise
+
+    def _left(self, client: str) -> None:
+        left = self._busy.get(client, 0) - 1
+        if left > 0:
+            self._busy[client] = left
+        else:
+            self._busy.pop(client, None)
+            self._last_done[client] = time.monotonic()
+        if self._held:
+            self._maybe_release()
+
+    def _maybe_release(self) -> None:
+        now = time.monotonic()
+        for client, done in list(self._last_done.items()):
+            if now - done >= self._linger or client in self._busy:
+                del self._last_done[client]
+        if any(h.new for h in self._held):
+            # A newcomer's first call: the workers of a sweep start together, so wait
+            # the whole window for the others' first calls (once per caller) rather than
+            # release it alone and leave it a call ahead of them for the whole sweep.
+            return
+        held = {h.client for h in self._held}
+        missing_busy = any(client not in held for client in self._busy)
+        lingering = [done for client, done in self._last_done.items() if client not in held]
+        if not missing_busy and not lingering:
+            self._release()
+            return
+        if lingering:  # re-check when the first lingering caller stops being expected
+            if self._recheck_timer is not None:
+                self._recheck_timer.cancel()
+            self._recheck_timer = asyncio.get_running_loop().call_later(
+                max(min(lingering) + self._linger - now, 0.0), self._maybe_release
+            )
+
+    def _release(self) -> None:
+        for timer in (self._release_timer, self._recheck_timer):
+            if timer is not None:
+                timer.cancel()
+        self._release_timer = self._recheck_timer = None
+        held, self._held = self._held, []
+        if not held:
+            return
+        for h in held:
+            self._known[h.client] = None
+        while len(self._known) > 100_000:
+            self._known.pop(next(iter(self._known)))
+        self._counts["rounds"] += 1
+        groups: dict[str, list[_Held]] = {}
+        for h in held:
+            if not h.gate.done():
+                groups.setdefault(json.dumps(h.settings, sort_keys=True, default=str), []).append(h)
+        for members in groups.values():
+            try:
+                future = self._sub.submit([c for h in members for c in h.circuits], **members[0].settings)
+            except Exception:  # noqa: BLE001 - a malformed call: only its own caller fails
+                if len(members) == 1:
+                    self._submit_alone(members[0])
+                else:
+                    for h in members:
+                        self._submit_alone(h)
+                continue
+            self._hand_out(future, members)
+
+    def _submit_alone(self, h: "_Held") -> None:
+        try:
+            future = self._sub.submit(h.circuits, **h.settings)
+        except Exception as exc:  # noqa: BLE001 - the caller's own error (ValueError, ...)
+            h.gate.set_exception(exc)
+            return
+        self._hand_out(future, [h])
+
+    def _hand_out(self, future: Any, members: list["_Held"]) -> None:
+        """Give each member its slice of ``future`` (one submitter call)."""
+        submission = _Submission(future, len(members))
+        # Journal who owns which circuits before the submitter forms a job from them (it
+        # waits ``batch_window`` first): after a crash, the submitter's journal names
+        # them by this tag and offset, and these records map them back to the requests.
+        tag = getattr(future, "request_tag", None)
+        offset = 0
+        for h in members:
+            if tag is not None:
+                self._write_request({"rid": h.digest, "tag": tag, "offset": offset, "indices": h.indices})
+            h.gate.set_result(_Share(submission, offset, len(h.circuits)))
+            offset += len(h.circuits)
+
+    def _write_request(self, record: dict) -> None:
+        if self._requests_path is None:
+            return
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        # Flushed, not fsynced: a killed gateway process loses nothing the OS has; a
+        # machine crash may lose the last records (those requests are then resubmitted).
+        with self._file_lock, open(self._requests_path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+
+    # ------------------------------------------------------------------ recovery
+    async def _recover_once(self) -> None:
+        if self._recovered is not None:
+            return
+        if self._recovery is None:
+            self._recovery = asyncio.ensure_future(self._recover())
+        await asyncio.shield(self._recovery)
+
+    async def _recover(self) -> None:
+        """Fetch the results of journaled, undelivered jobs; index them by request.
+
+        Reads two journal generations (the current one and ``*.prev``), then starts a
+        new generation: the current files become ``*.prev``. A crash during recovery or
+        right after it therefore loses nothing; the files stay bounded.
+        """
+        recovered: dict[str, list[Any]] = {}
+        try:
+            if self._journal and self._requests_path:
+                owners = self._read_requests()
+                loop = asyncio.get_running_loop()
+                by_tag: dict[str, dict[int, Any]] = {}
+                for path in (self._journal + ".prev", self._journal):
+                    if not owners or not os.path.exists(path):
+                        continue
+                    entries = await loop.run_in_executor(None, self._sub.recover, path)
+                    for entry in entries.values():
+                        values = entry.get("results")
+                        if values is None:  # never reached the service: resubmitted on demand
+                            continue
+                        for position, (tag, index) in enumerate(entry.get("circuits") or []):
+                            if isinstance(values, BaseException):
+                                value: Any = values
+                            else:
+                                value = values[position] if position < len(values) else None
+                            by_tag.setdefault(tag, {})[int(index)] = value
+                for tag, offset, digest, indices in owners:
+                    got = by_tag.get(tag)
+                    if not got:
+                        continue
+                    slot = recovered.setdefault(digest, [])
+                    for sub_index, request_index in enumerate(indices):
+                        value = got.get(offset + sub_index)
+                        if value is None:
+                            continue
+                        slot.extend([None] * (request_index + 1 - len(slot)))
+                        slot[request_index] = value
+                if recovered:
+                    logger.info("qstore gateway %s recovered %d request(s)", self._name, len(recovered))
+                for path in (self._journal, self._requests_path):
+                    if os.path.exists(path):
+                        os.replace(path, path + ".prev")
+        except Exception as exc:  # recovery is best effort: a failure must not stop serving
+            logger.warning("qstore gateway %s could not recover its journal: %s", self._name, exc)
+        self._recovered = recovered
+
+    def _read_requests(self) -> list[tuple[str, int, str, list[int]]]:
+        """``(submitter tag, offset, request digest, request indices)`` of unclaimed requests."""
+        owners: list[tuple[str, int, str, list[int]]] = []
+        claimed: set[str] = set()
+        for path in (f"{self._requests_path}.prev", f"{self._requests_path}"):
+            if not os.path.exists(path):
+                continue
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        rec = json.loads(line)
+                        if "claimed" in rec:
+                            claimed.add(str(rec["claimed"]))
+                        else:
+                            owners.append(
+                                (str(rec["tag"]), int(rec.get("offset", 0)), str(rec["rid"]),
+                                 [int(i) for i in rec["indices"]])
+                            )
+                    except (ValueError, KeyError, TypeError):  # a torn last line after a crash
+                        continue
+        return [owner for owner in owners if owner[2] not in claimed]
+
+
+class _Held:
+    """One call held for its round."""
+
+    __slots__ = ("client", "digest", "circuits", "settings", "indices", "gate", "new")
+
+    def __init__(self, client, digest, circuits, settings, indices, gate, new) -> None:  # noqa: ANN001
+        self.client, self.digest, self.circuits = client, digest, circuits
+        self.settings, self.indices, self.gate, self.new = settings, indices, gate, new
+
+
+class _Submission:
+    """One submitter call made for several callers' circuits (one round, equal settings)."""
+
+    def __init__(self, future: Any, members: int) -> None:
+        self.future = future
+        self.waiting = members
+        self._wrapped: asyncio.Future | None = None
+
+    def wrapped(self) -> asyncio.Future:
+        if self._wrapped is None:
+            self._wrapped = asyncio.wrap_future(self.future)
+        return self._wrapped
+
+    def drop_member(self) -> None:
+        self.waiting -= 1
+        if self.waiting <= 0:  # every caller gave up: drop the circuits not yet sent
+            self.future.cancel()
+
+
+class _Share:
+    """A caller's slice ``[offset, offset + count)`` of a :class:`_Submission`."""
+
+    def __init__(self, submission: _Submission, offset: int, count: int) -> None:
+        self.submission, self.offset, self.count = submission, offset, count
+
+    async def results(self) -> list[CircuitResult]:
+        try:
+            # Shielded: one caller's cancellation must not cancel the others' results.
+            results = await asyncio.shield(self.submission.wrapped())
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        return list(results[self.offset : self.offset + self.count])
+
+    def cancel(self) -> None:
+        self.submission.drop_member()
+
+
+def remote_class(ray_module: Any) -> Any:
+    """``ray.remote(QStoreGateway)`` with the gateway's actor options."""
+    return ray_module.remote(
+        num_cpus=0,  # never holds a CPU slot: it waits on the network
+        max_concurrency=1000,  # async actor: concurrent calls of all workers
+        max_restarts=-1,
+        max_task_retries=-1,
+    )(QStoreGateway)
+
+
+__all__ = ["QStoreGateway", "DEFAULT_SUBMITTER_OPTIONS", "default_journal_dir", "remote_class"]

@@ -1,0 +1,152 @@
+"""The gateway's round gathering and request handling, in process (no Ray needed).
+
+:class:`QStoreGateway` is a plain class that Ray turns into an actor; here its async
+methods run on a private event loop against the real local server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import pytest
+
+from qstore_qiskit.gateway.identity import key_fingerprint
+from qstore_qiskit.gateway.ray_gateway import QStoreGateway
+from qstore_qiskit.server import LocalServer
+
+KEY = "rounds-test-key-" + "c0ffee" * 5
+SETTINGS = {"backend": "simulator", "shots": 16, "gateset": "native", "sampler_seed": 5}
+
+
+def body(value: int, qubits: int = 4) -> dict:
+    """A circuit preparing basis state |value> (GPi(0) is a bit flip)."""
+    gates = [{"gate": "gpi", "target": q, "phase": 0.0} for q in range(qubits) if value >> q & 1]
+    return {"qubits": qubits, "circuit": gates, "name": f"v{value}"}
+
+
+def rid() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@pytest.fixture
+def gateway(monkeypatch, tmp_path):
+    server = LocalServer(profile="instant", api_key=KEY, seed=1)
+    server.start()
+    monkeypatch.setenv("IONQ_API_KEY", KEY)  # the gateway's own environment
+    gw = QStoreGateway(
+        server.url, key_fingerprint(server.url, KEY), str(tmp_path), {"batch_window": 0.005}, 0.5, 5.0
+    )
+    try:
+        yield gw, server
+    finally:
+        gw._sub.close()
+        server.stop()
+
+
+def test_a_round_waits_for_callers_that_were_just_served(gateway):
+    gw, server = gateway
+
+    async def scenario():
+        first = await asyncio.gather(
+            gw.submit(rid(), [body(1)], SETTINGS, "A"), gw.submit(rid(), [body(2)], SETTINGS, "B")
+        )
+        jobs = server.stats()["jobs_created"]
+        # A is back first: B was served a moment ago, so A's call waits for B's.
+        a = asyncio.ensure_future(gw.submit(rid(), [body(3), body(4)], SETTINGS, "A"))
+        await asyncio.sleep(0.2)
+        assert not a.done()
+        b = await gw.submit(rid(), [body(5)], SETTINGS, "B")
+        return first, jobs, await a, b
+
+    first, jobs, a, b = asyncio.run(scenario())
+    assert server.stats()["jobs_created"] == jobs + 1  # one job for the round
+    assert [r.get_counts() for r in first[0] + first[1]] == [{"0001": 16}, {"0010": 16}]
+    assert [(r.name, r.circuit_index, r.get_counts()) for r in a] == [("v3", 0, {"0011": 16}), ("v4", 1, {"0100": 16})]
+    assert [(r.name, r.circuit_index, r.get_counts()) for r in b] == [("v5", 0, {"0101": 16})]
+
+
+def test_a_round_is_released_after_gather_window_without_stragglers(gateway):
+    gw, server = gateway
+
+    async def scenario():
+        await asyncio.gather(gw.submit(rid(), [body(1)], SETTINGS, "A"), gw.submit(rid(), [body(2)], SETTINGS, "B"))
+        # B never comes back: A's call goes out when the gather window (0.5 s) ends.
+        return await asyncio.wait_for(gw.submit(rid(), [body(6)], SETTINGS, "A"), 30)
+
+    (result,) = asyncio.run(scenario())
+    assert result.get_counts() == {"0110": 16}
+    stats = asyncio.run(gw.stats())["gateway"]
+    assert stats["requests"] == 3 and stats["requests_in_flight"] == 0 and stats["requests_failed"] == 0
+
+
+def test_bad_calls_are_refused_with_a_clear_error(gateway):
+    gw, _ = gateway
+    with pytest.raises(ValueError, match="request_id must be a random string"):
+        asyncio.run(gw.submit("guessable", [body(1)], SETTINGS, "A"))
+    with pytest.raises(ValueError, match="unknown submit setting"):
+        asyncio.run(gw.submit(rid(), [body(1)], {**SETTINGS, "token": "x"}, "A"))
+
+
+def test_the_gateway_needs_its_own_key(monkeypatch, tmp_path):
+    monkeypatch.delenv("IONQ_API_KEY", raising=False)
+    with pytest.raises(ValueError, match="found no IONQ_API_KEY"):
+        QStoreGateway("http://127.0.0.1:9/v0.4", "env", str(tmp_path))
+    monkeypatch.setenv("IONQ_API_KEY", KEY)
+    with pytest.raises(ValueError, match="is not the key this worker uses") as info:
+        QStoreGateway("http://127.0.0.1:9/v0.4", key_fingerprint("http://127.0.0.1:9/v0.4", "other" * 8), str(tmp_path))
+    assert KEY not in str(info.value)
+    with pytest.raises(ValueError, match="refuses to send the API key"):
+        QStoreGateway("https://evil.example/v0.4", "env", str(tmp_path))
+
+
+def test_a_malformed_call_fails_alone_and_its_round_mates_get_their_results(gateway):
+    gw, server = gateway
+
+    async def scenario():
+        await asyncio.gather(gw.submit(rid(), [body(1)], SETTINGS, "A"), gw.submit(rid(), [body(2)], SETTINGS, "B"))
+        good = asyncio.ensure_future(gw.submit(rid(), [body(7)], SETTINGS, "A"))
+        bad = asyncio.ensure_future(gw.submit(rid(), [{"qubits": 2, "circuit": "not a list"}], SETTINGS, "B"))
+        return await asyncio.gather(good, bad, return_exceptions=True)
+
+    good, bad = asyncio.run(scenario())
+    assert [r.get_counts() for r in good] == [{"0111": 16}]
+    assert isinstance(bad, ValueError)
+
+
+def test_calls_of_one_round_share_one_submission_and_keep_their_own_results(gateway):
+    gw, server = gateway
+
+    async def scenario():
+        await asyncio.gather(*(gw.submit(rid(), [body(1)], SETTINGS, c) for c in "ABC"))
+        created = server.stats()["circuits_created"], server.stats()["jobs_created"]
+        calls = [gw.submit(rid(), [body(8 + 2 * i), body(9 + 2 * i)], SETTINGS, c) for i, c in enumerate("ABC")]
+        return created, await asyncio.gather(*calls)
+
+    (circuits, jobs), outs = asyncio.run(scenario())
+    assert server.stats()["jobs_created"] == jobs + 1
+    assert server.stats()["circuits_created"] == circuits + 6
+    for i, out in enumerate(outs):
+        assert [(r.circuit_index, r.get_counts()) for r in out] == [
+            (0, {format(8 + 2 * i, "04b"): 16}),
+            (1, {format(9 + 2 * i, "04b"): 16}),
+        ]
+
+
+def test_a_cancelled_call_leaves_its_round_mates_their_results(gateway):
+    gw, server = gateway
+
+    async def scenario():
+        await asyncio.gather(gw.submit(rid(), [body(1)], SETTINGS, "A"), gw.submit(rid(), [body(2)], SETTINGS, "B"))
+        a = asyncio.ensure_future(gw.submit(rid(), [body(3)], SETTINGS, "A"))
+        b = asyncio.ensure_future(gw.submit(rid(), [body(4)], SETTINGS, "B"))
+        await asyncio.sleep(0)  # both are in the round now
+        await asyncio.sleep(0.001)
+        a.cancel()
+        return await asyncio.gather(a, b, return_exceptions=True)
+
+    a, b = asyncio.run(scenario())
+    assert isinstance(a, asyncio.CancelledError)
+    assert [r.get_counts() for r in b] == [{"0100": 16}]
+    stats = asyncio.run(gw.stats())["gateway"]
+    assert stats["requests_cancelled"] == 1 and stats["requests_failed"] == 0

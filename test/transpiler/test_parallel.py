@@ -1,0 +1,98 @@
+# This code is part of qstore-qiskit.
+#
+# Licensed under the Apache License, Version 2.0.
+
+"""Parallel compilation of many circuits (qstore_qiskit.transpiler.parallel)."""
+
+from __future__ import annotations
+
+import os
+import unittest
+from unittest import mock
+
+from qiskit import QuantumCircuit
+from qiskit.circuit.random import random_circuit
+from qiskit.quantum_info import Operator
+
+from qstore_qiskit.transpiler import generate_ionq_pass_manager, parallel
+from qstore_qiskit.transpiler.parallel import ParallelPassManager, run_parallel
+
+HAS_FORK = "fork" in __import__("multiprocessing").get_all_start_methods()
+
+
+def _circuits(count: int = 6) -> list[QuantumCircuit]:
+    return [random_circuit(4, 12, max_operands=2, seed=seed) for seed in range(count)]
+
+
+class _Boom(Exception):
+    pass
+
+
+def _fail_on_third(circuit: QuantumCircuit) -> QuantumCircuit:
+    if circuit.name == "third":
+        raise _Boom("third circuit")
+    return circuit
+
+
+class TestRunParallel(unittest.TestCase):
+    """Same results, in order, as the serial loop; serial whenever parallel cannot pay."""
+
+    def setUp(self) -> None:
+        self.pm = generate_ionq_pass_manager("aria-1", 2, num_qubits=4)
+        self.circuits = _circuits()
+
+    def test_generate_returns_parallel_pass_manager(self):
+        self.assertIsInstance(self.pm, ParallelPassManager)
+
+    @unittest.skipUnless(HAS_FORK, "needs the fork start method")
+    def test_forked_results_match_serial_in_order(self):
+        serial = [self.pm.run(c) for c in self.circuits]
+        with mock.patch.object(parallel, "usable_cores", return_value=2):
+            forked = run_parallel(self.pm.run, self.circuits, min_ops=0)
+        self.assertEqual(len(forked), len(serial))
+        for original, a, b in zip(self.circuits, serial, forked):
+            self.assertEqual(a, b)
+            self.assertTrue(Operator(b).equiv(Operator(original)))
+
+    @unittest.skipUnless(HAS_FORK, "needs the fork start method")
+    def test_pass_manager_list_run_is_parallel_and_equal(self):
+        serial = [self.pm.run(c) for c in self.circuits]
+        with mock.patch.object(parallel, "MIN_PARALLEL_OPS", 0), mock.patch.object(
+            parallel, "usable_cores", return_value=2
+        ), mock.patch.object(
+            parallel, "ProcessPoolExecutor", wraps=parallel.ProcessPoolExecutor
+        ) as pool:
+            out = self.pm.run(self.circuits)
+        self.assertTrue(pool.called, "a list of circuits was not compiled in workers")
+        self.assertEqual(out, serial)
+
+    @unittest.skipUnless(HAS_FORK, "needs the fork start method")
+    def test_worker_exception_propagates(self):
+        circuits = _circuits(4)
+        circuits[2].name = "third"
+        with mock.patch.object(parallel, "usable_cores", return_value=2):
+            with self.assertRaises(_Boom):
+                run_parallel(_fail_on_third, circuits, min_ops=0)
+
+    def test_serial_fallbacks(self):
+        """One core, one circuit, little work or already in a worker: no processes."""
+        with mock.patch.object(parallel, "ProcessPoolExecutor", side_effect=AssertionError):
+            with mock.patch.object(parallel, "usable_cores", return_value=1):
+                run_parallel(self.pm.run, self.circuits, min_ops=0)
+            with mock.patch.object(parallel, "usable_cores", return_value=2):
+                run_parallel(self.pm.run, self.circuits[:1], min_ops=0)
+                run_parallel(self.pm.run, self.circuits)  # below MIN_PARALLEL_OPS
+                run_parallel(self.pm.run, self.circuits, num_processes=1, min_ops=0)
+                with mock.patch.dict(os.environ, {"QISKIT_IN_PARALLEL": "TRUE"}):
+                    out = run_parallel(self.pm.run, self.circuits, min_ops=0)
+        self.assertEqual(out, [self.pm.run(c) for c in self.circuits])
+
+    def test_chunks_balance_by_size(self):
+        groups = parallel._chunks([100, 1, 1, 1, 90, 5], 2)  # pylint: disable=protected-access
+        self.assertEqual(sorted(i for g in groups for i in g), list(range(6)))
+        loads = [sum([100, 1, 1, 1, 90, 5][i] for i in g) for g in groups]
+        self.assertLessEqual(max(loads) - min(loads), 10)
+
+
+if __name__ == "__main__":
+    unittest.main()
