@@ -7,7 +7,9 @@ outcome integer has qubit 0 as its least significant bit.  qiskit-ionq
 * **ideal simulator** (``backend == "simulator"`` and noise model ``ideal``): it *samples*
   ``shots`` outcomes with ``np.random.RandomState(sampler_seed).choice`` over the outcomes
   in the order the API returned them, with the normalised probabilities as weights.
-  We do exactly the same, so for the same payload and seed the counts are identical.
+  We get exactly the same counts for the same payload and seed, computed without drawing
+  per shot: the seed's uniforms are drawn once and each outcome's count is read off the
+  cumulative distribution with one ``searchsorted`` (see ``_seeded_choice_counts``).
   Without a seed (qiskit-ionq then draws from fresh OS entropy) we draw the same
   multinomial distribution directly (``RandomState.multinomial``), which is faster.
 * **everything else** (QPU, noisy simulator): it uses ``round(p * shots)``.  For QPU
@@ -19,43 +21,23 @@ outcome integer has qubit 0 as its least significant bit.  qiskit-ionq
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
 
-# Building ``np.random.RandomState(seed)`` costs ~1 ms (legacy MT19937 seeding), more
-# than sampling itself; with hundreds of circuits per job that dominated result handling.
-# So each thread keeps one RandomState: for a seed, the seeded state is computed once and
-# restored with ``set_state`` (bit-identical draws to a fresh ``RandomState(seed)``, as
-# qiskit-ionq makes per circuit); without a seed the thread's generator simply continues
-# (qiskit-ionq draws from fresh OS entropy each time: statistically the same).
+# Building ``np.random.RandomState()`` costs ~1 ms (legacy MT19937 seeding), more than
+# sampling itself, so each thread keeps one for unseeded draws and lets it continue
+# (qiskit-ionq draws from fresh OS entropy each time: statistically the same). Seeded
+# draws never touch it: see ``_seeded_choice_counts``.
 _local = threading.local()
-_seeded_states: dict[int, Any] = {}
-_MAX_SEEDS = 64
 
 
-def _random_state(seed: int | None) -> np.random.RandomState:
+def _random_state() -> np.random.RandomState:
     rand = getattr(_local, "rand", None)
     if rand is None:
         rand = _local.rand = np.random.RandomState()
-        _local.seeded = False
-    if seed is None:
-        if _local.seeded:  # leave a seeded sequence: reseed from entropy
-            rand.seed()
-            _local.seeded = False
-        return rand
-    state = _seeded_states.get(seed)
-    if state is None:
-        state = np.random.RandomState(seed).get_state()
-        if len(_seeded_states) >= _MAX_SEEDS:
-            _seeded_states.pop(next(iter(_seeded_states)))
-        _seeded_states[seed] = state
-    rand.set_state(state)
-    _local.seeded = True
     return rand
 
 
@@ -85,32 +67,96 @@ def build_counts(
     """
     if not probabilities or shots <= 0:
         return {}
-    outcomes = list(probabilities)
-    weights = np.asarray([float(probabilities[k]) for k in outcomes], dtype=float)
+    outcomes = np.fromiter(probabilities, dtype=np.int64, count=len(probabilities))
+    weights = np.fromiter(probabilities.values(), dtype=float, count=len(probabilities))
+    counts = count_array(weights, shots, use_sampler=use_sampler, sampler_seed=sampler_seed)
+    return counts_dict(outcomes, counts)
+
+
+def counts_dict(outcomes: np.ndarray, counts: np.ndarray | None) -> dict[int, int]:
+    """``{outcome: count}`` of the positive counts, in the order of ``outcomes``."""
+    keys, values = positive_counts(outcomes, counts)
+    return dict(zip(keys.tolist(), values.tolist()))
+
+
+def positive_counts(outcomes: np.ndarray, counts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(outcomes, counts)`` restricted to the positive counts, order kept."""
+    if counts is None:
+        return outcomes[:0], np.zeros(0, dtype=np.int64)
+    keep = counts > 0
+    return outcomes[keep], counts[keep].astype(np.int64, copy=False)
+
+
+def count_array(
+    weights: np.ndarray, shots: int, *, use_sampler: bool, sampler_seed: int | None = None
+) -> np.ndarray | None:
+    """:func:`build_counts` on arrays: integer counts aligned with ``weights`` (the
+    probabilities in the API's order), or ``None`` when there is nothing to count.
+
+    Same numbers as qiskit-ionq's ``_build_counts`` (see the module docstring), computed
+    without a Python loop over the outcomes.
+    """
+    if not len(weights) or shots <= 0:
+        return None
     total = weights.sum()
     if total <= 0:
-        return {}
+        return None
     if use_sampler:
-        rand = _random_state(sampler_seed)
         if sampler_seed is None:
             # Same distribution as counting `shots` categorical draws, in O(outcomes).
-            sampled = rand.multinomial(shots, weights / total)
-        else:  # bit-identical to qiskit-ionq for the same seed
-            sampled = np.bincount(
-                rand.choice(len(outcomes), shots, p=weights / total), minlength=len(outcomes)
-            )
-        return {k: int(c) for k, c in zip(outcomes, sampled) if c}
+            return _random_state().multinomial(shots, weights / total)
+        return _seeded_choice_counts(weights / total, shots, sampler_seed)
     # qiskit-ionq: round(p * shots); then largest-remainder repair of the total.
     exact = weights / total * shots
-    counts = [int(round(x)) for x in exact]
-    diff = shots - sum(counts)
+    counts = np.rint(exact).astype(np.int64)  # half to even, as Python's round()
+    diff = shots - int(counts.sum())
     if diff:
         # Positive diff: add to bins that were rounded down the most; negative: take
-        # from bins rounded up the most.
-        order = sorted(range(len(exact)), key=lambda i: counts[i] - exact[i], reverse=diff < 0)
-        for i in order[: abs(diff)]:
-            counts[i] += int(math.copysign(1, diff))
-    return {k: c for k, c in zip(outcomes, counts) if c > 0}
+        # from bins rounded up the most (stable order among equals, as sorted()).
+        key = counts - exact
+        order = np.argsort(-key if diff < 0 else key, kind="stable")
+        counts[order[: abs(diff)]] += 1 if diff > 0 else -1
+    return counts
 
 
-__all__ = ["build_counts", "uses_sampler"]
+# ``RandomState(seed).choice(n, shots, p=p)`` draws ``random_sample(shots)`` uniforms and
+# puts each into the bin of the cumulative distribution it falls in; the uniforms depend
+# only on (seed, shots), and every circuit of a job has the same seed. So we draw them
+# once, sorted, and count each bin with one ``searchsorted`` of the bin edges: O(outcomes
+# x log shots) per circuit instead of O(shots x log outcomes), bit-identical counts.
+_uniforms: dict[tuple[int, int], np.ndarray] = {}
+_uniforms_lock = threading.Lock()
+_UNIFORM_BUDGET = 1 << 22  # cached doubles in all (32 MiB)
+
+
+def _sorted_uniforms(seed: int, shots: int) -> np.ndarray:
+    key = (seed, shots)
+    got = _uniforms.get(key)
+    if got is None:
+        got = np.sort(np.random.RandomState(seed).random_sample(shots))
+        got.setflags(write=False)
+        if shots <= _UNIFORM_BUDGET:
+            with _uniforms_lock:
+                while _uniforms and sum(map(len, _uniforms.values())) + shots > _UNIFORM_BUDGET:
+                    _uniforms.pop(next(iter(_uniforms)))
+                _uniforms[key] = got
+    return got
+
+
+def _seeded_choice_counts(p: np.ndarray, shots: int, seed: int) -> np.ndarray:
+    """``np.bincount(RandomState(seed).choice(len(p), shots, p=p), minlength=len(p))``,
+    including ``choice``'s checks of ``p`` (same errors)."""
+    if not p.min() >= 0:  # also false for NaN
+        raise ValueError("probabilities contain NaN" if np.isnan(p).any() else "probabilities are not non-negative")
+    if abs(p.sum() - 1.0) > np.sqrt(np.finfo(np.float64).eps):
+        raise ValueError("probabilities do not sum to 1")
+    cdf = p.cumsum()
+    cdf /= cdf[-1]
+    # choice: bin i gets the uniforms u with cdf[i-1] <= u < cdf[i] (searchsorted right).
+    below = np.searchsorted(_sorted_uniforms(seed, shots), cdf, side="left")
+    counts = below.copy()
+    counts[1:] -= below[:-1]
+    return counts
+
+
+__all__ = ["build_counts", "count_array", "counts_dict", "positive_counts", "uses_sampler"]

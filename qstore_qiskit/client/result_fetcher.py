@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .counts import build_counts, uses_sampler
+from .counts import count_array, positive_counts, uses_sampler
 from .exceptions import (
     IonQClientError,
     IonQConnectionError,
@@ -27,7 +27,7 @@ from .exceptions import (
     redact_exception,
 )
 from .records import Job, Watch, poll_hint
-from .results import CircuitResult, parse_histogram
+from .results import CircuitResult, parse_histogram_arrays
 
 if TYPE_CHECKING:  # pragma: no cover
     from .submitter import BatchSubmitter
@@ -298,20 +298,24 @@ class ResultFetcher:
         out = []
         for pos, (cid, hist) in enumerate(histograms):
             nq = qubits_sent[pos] if qubits_sent and ideal else width
-            probs = parse_histogram(hist, nq, f"job {job_id}" + (f" child {cid}" if cid else ""))
-            counts = build_counts(probs, shots, use_sampler=sampler, sampler_seed=seed) if self._s.compute_counts else None
-            out.append(
-                CircuitResult(
-                    probabilities=probs,
-                    counts=counts,
-                    shots=shots,
-                    job_id=job_id,
-                    child_job_id=cid,
-                    num_qubits=qubits_sent[pos] if qubits_sent else width,
-                    circuit_index=pos,
-                    metadata=dict(meta),
-                )
+            # Arrays, not per-entry Python: validation and counts are vectorised.
+            outcomes, probs = parse_histogram_arrays(hist, nq, f"job {job_id}" + (f" child {cid}" if cid else ""))
+            arrays = (
+                positive_counts(outcomes, count_array(probs, shots, use_sampler=sampler, sampler_seed=seed))
+                if self._s.compute_counts else None
             )
+            result = CircuitResult(
+                probabilities=dict(zip(outcomes.tolist(), probs.tolist())),
+                counts=None if arrays is None else dict(zip(arrays[0].tolist(), arrays[1].tolist())),
+                shots=shots,
+                job_id=job_id,
+                child_job_id=cid,
+                num_qubits=qubits_sent[pos] if qubits_sent else width,
+                circuit_index=pos,
+                metadata=dict(meta),
+            )
+            result.count_arrays = arrays
+            out.append(result)
         return out
 
     async def _list_children(self, job_id: str, expected: int) -> dict[str, dict]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from .exceptions import IonQResponseError
 
@@ -39,6 +42,11 @@ class CircuitResult:
     circuit_index: int
     name: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # ``counts`` as arrays (outcomes, counts), set by the result fetcher that built them,
+    # so the primitives expand shots without converting the dict back.
+    count_arrays: tuple[np.ndarray, np.ndarray] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def get_counts(self) -> dict[str, int]:
         """Counts keyed by Qiskit bitstrings (qubit 0 rightmost)."""
@@ -70,7 +78,7 @@ def parse_histogram(raw: Any, num_qubits: int, where: str) -> dict[int, float]:
             outcome = int(key)
         except (TypeError, ValueError):
             raise IonQResponseError(f"{where}: outcome {key!r} is not an integer") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
             raise IonQResponseError(f"{where}: probability of {key!r} is not a number")
         if outcome < 0 or outcome >= limit:
             raise IonQResponseError(
@@ -86,4 +94,91 @@ def parse_histogram(raw: Any, num_qubits: int, where: str) -> dict[int, float]:
     return out
 
 
-__all__ = ["CircuitResult", "parse_histogram"]
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+_NUMBER_TYPES = frozenset({float, int})
+
+
+def parse_histogram_arrays(raw: Any, num_qubits: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`parse_histogram` as arrays: ``(outcomes, probabilities)`` (``int64``,
+    ``float64``, in the order the API returned them), with the same checks and errors.
+
+    A well-formed histogram is converted and checked without a Python loop per entry
+    (``int`` / ``type`` mapped in C, range and sign checks on arrays); anything the fast
+    path does not accept outright goes through :func:`parse_histogram`, which names the
+    problem.
+
+    Raises:
+        IonQResponseError: as :func:`parse_histogram`.
+    """
+    fast = _fast_arrays(raw, num_qubits) if isinstance(raw, dict) and raw else None
+    if fast is not None:
+        return fast
+    out = parse_histogram(raw, num_qubits, where)  # raises naming the problem
+    return (
+        np.fromiter(out, dtype=np.int64, count=len(out)),
+        np.fromiter(out.values(), dtype=np.float64, count=len(out)),
+    )
+
+
+def _fast_arrays(raw: dict, num_qubits: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The arrays of a histogram that passes every check of :func:`parse_histogram`,
+    else ``None``."""
+    n = len(raw)
+    # bool is its own type (not int here); strings, None, lists ... are rejected.
+    if not set(map(type, raw.values())) <= _NUMBER_TYPES:
+        return None
+    keys = _outcome_keys(raw)
+    if keys is None:
+        return None
+    outcomes, low, high, unique = keys
+    if low < 0 or (num_qubits < 63 and high >= (1 << num_qubits)) or not unique:
+        return None
+    try:
+        probs = np.fromiter(raw.values(), dtype=np.float64, count=n)
+    except OverflowError:  # an integer too large for a float
+        return None
+    if not np.isfinite(probs).all() or probs.min() < -_PROB_TOLERANCE:
+        return None
+    if abs(float(probs.sum()) - 1.0) > 1e-3:
+        return None
+    return outcomes, probs
+
+
+# The outcome keys of a service's histograms repeat from circuit to circuit (the same
+# support, in the same order, e.g. all 2**n outcomes of an n-qubit circuit): their
+# integer array, range and uniqueness are computed once per key list and looked up by
+# the tuple of keys (hashing strings that cache their hash), not re-parsed per circuit.
+_keys_cache: dict[tuple, tuple[np.ndarray, int, int, bool]] = {}
+_keys_lock = threading.Lock()
+_KEYS_CACHE_SIZE = 32
+
+
+def _outcome_keys(raw: dict) -> tuple[np.ndarray, int, int, bool] | None:
+    """``(outcomes, min, max, all distinct)`` of a histogram's keys, or ``None`` if a key
+    is not an integer that fits ``int64``."""
+    names = tuple(raw)
+    got = _keys_cache.get(names)
+    if got is not None:
+        return got
+    try:
+        outcomes = np.fromiter(map(int, names), dtype=np.int64, count=len(names))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    outcomes.setflags(write=False)
+    # Two spellings of one outcome ("1", "01") collapse into one entry in
+    # parse_histogram's dict: not distinct, left to it.
+    got = (outcomes, int(outcomes.min()), int(outcomes.max()), len(np.unique(outcomes)) == len(outcomes))
+    with _keys_lock:
+        if len(_keys_cache) >= _KEYS_CACHE_SIZE:
+            _keys_cache.pop(next(iter(_keys_cache)))
+        _keys_cache[names] = got
+    return got
+
+
+__all__ = ["CircuitResult", "parse_histogram", "parse_histogram_arrays"]

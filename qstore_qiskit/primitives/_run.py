@@ -64,18 +64,56 @@ def shot_outcomes(
     is false: the caller then shuffles many rows at once), so that counts and shots
     always agree and the order is reproducible for a given seed.
     """
+    keys, reps = count_arrays(result, shots, rng)
+    outcomes = np.repeat(remap(keys, prepared.meas_map), reps)
+    if shuffle:
+        rng.shuffle(outcomes)
+    return outcomes
+
+
+def count_arrays(result: Any, shots: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``(qubit outcomes, counts)`` of one circuit result (``int64``, positive counts,
+    in the service's order): the arrays the result fetcher built the counts from when it
+    kept them (and the counts dict was not replaced since), else from the dict; without
+    counts, drawn from the probabilities with ``rng``."""
     counts = result.counts
     if counts is None:  # probabilities only: sample them here, seeded
         keys = np.fromiter(result.probabilities.keys(), dtype=np.int64)
         probs = np.fromiter(result.probabilities.values(), dtype=float)
         drawn = rng.multinomial(shots, probs / probs.sum())
-        counts = {int(k): int(n) for k, n in zip(keys, drawn) if n}
+        return keys[drawn > 0], drawn[drawn > 0].astype(np.int64, copy=False)
+    arrays = getattr(result, "count_arrays", None)
+    if arrays is not None and len(arrays[0]) == len(counts):
+        return arrays
     keys = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
     reps = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
-    outcomes = np.repeat(remap(keys, prepared.meas_map), reps)
-    if shuffle:
-        rng.shuffle(outcomes)
-    return outcomes
+    return keys, reps
+
+
+def shot_table(pairs: list, shots: int, rng: np.random.Generator) -> np.ndarray:
+    """Per-shot clbit outcomes of every ``(prepared, result)`` pair, one row each
+    (``shape (len(pairs), shots)``, unshuffled): the rows of :func:`shot_outcomes` with
+    ``shuffle=False``, expanded with one ``np.repeat`` for the whole table when every
+    circuit reads the same measurement map.
+
+    Raises:
+        ValueError: a result's counts do not sum to ``shots``.
+    """
+    rows = max(len(pairs), 1)
+    if not pairs:
+        return np.empty((rows, shots), dtype=np.int64)
+    per = [count_arrays(result, shots, rng) for _, result in pairs]
+    meas_map = pairs[0][0].meas_map
+    if all(prepared.meas_map == meas_map for prepared, _ in pairs):
+        keys = np.concatenate([k for k, _ in per])
+        reps = np.concatenate([r for _, r in per])
+        sums = np.add.reduceat(reps, np.cumsum([0] + [len(r) for _, r in per[:-1]])) if len(reps) else reps
+        if len(sums) == len(per) and (sums == shots).all() and all(len(r) for _, r in per):
+            return np.repeat(remap(keys, meas_map), reps).reshape(rows, shots)
+    flat = np.empty((rows, shots), dtype=np.int64)
+    for k, ((prepared, _), (keys, reps)) in enumerate(zip(pairs, per)):
+        flat[k] = np.repeat(remap(keys, prepared.meas_map), reps)  # raises if not `shots`
+    return flat
 
 
 def remap(qubit_outcomes: np.ndarray, meas_map: list[int | None]) -> np.ndarray:
@@ -111,10 +149,14 @@ def pack_bits(outcomes: np.ndarray, bits: list[int]) -> np.ndarray:
     bytes (big endian, one more trailing axis)."""
     num_bytes = max((len(bits) + 7) // 8, 1)
     if bits and bits == list(range(bits[0], bits[0] + len(bits))):  # the usual register
-        values = (outcomes >> bits[0]) & ((1 << len(bits)) - 1)
+        values = (outcomes >> bits[0]) & ((1 << len(bits)) - 1) if bits[0] or len(bits) < 64 else outcomes
     else:
         values = np.zeros_like(outcomes)
         for j, b in enumerate(bits):
             values |= ((outcomes >> b) & 1) << j
+    if num_bytes <= 8:
+        # The big-endian bytes of each value, its leading zero bytes dropped.
+        wide = values.astype(">u8", copy=False).view(np.uint8).reshape(values.shape + (8,))
+        return np.ascontiguousarray(wide[..., 8 - num_bytes :])
     shifts = 8 * np.arange(num_bytes - 1, -1, -1, dtype=np.int64)
     return ((values[..., None] >> shifts) & 0xFF).astype(np.uint8)

@@ -11,7 +11,7 @@ from qiskit.primitives import BaseSamplerV2, PrimitiveJob, PrimitiveResult, Samp
 from qiskit.primitives.containers import BitArray, DataBin, SamplerPubLike
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
-from ._run import job_ids, pack_bits, parameter_binds, shot_outcomes, submit
+from ._run import job_ids, pack_bits, parameter_binds, shot_table, submit
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..providers.backend import QStoreBackend
@@ -138,10 +138,10 @@ class SamplerV2(BaseSamplerV2):
         rng = np.random.default_rng(None if self._seed is None else [int(self._seed), position])
         circuit = pub.circuit
         registers = [(creg.name, [circuit.find_bit(bit).index for bit in creg]) for creg in circuit.cregs]
-        flat = np.empty((max(len(pairs), 1), shots), dtype=np.int64)
-        for k, (prepared, result) in enumerate(pairs):
-            flat[k] = shot_outcomes(prepared, result, shots, rng, shuffle=False)
-        flat = rng.permuted(flat, axis=1)  # every row shuffled, in one call
+        flat = shot_table(pairs, shots, rng)
+        # Every row shuffled, in one call; in the narrowest integer type that holds the
+        # clbits (the permutation drawn does not depend on the type).
+        flat = rng.permuted(flat.astype(_narrow(circuit.num_clbits), copy=False), axis=1)
         arrays = {name: pack_bits(flat, bits).reshape(shape + (shots, -1)) for name, bits in registers}
         data = {name: BitArray(arrays[name], len(bits)) for name, bits in registers}
         return SamplerPubResult(
@@ -152,3 +152,11 @@ class SamplerV2(BaseSamplerV2):
                 "ionq_job_ids": job_ids(pairs),
             },
         )
+
+
+def _narrow(num_clbits: int) -> type:
+    """The narrowest unsigned type holding ``num_clbits`` bits (int64 past 32)."""
+    for bits, dtype in ((8, np.uint8), (16, np.uint16), (32, np.uint32)):
+        if num_clbits <= bits:
+            return dtype
+    return np.int64

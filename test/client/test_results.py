@@ -1,0 +1,80 @@
+"""Histogram validation: the array path accepts exactly what the per-entry path accepts."""
+
+from __future__ import annotations
+
+import json
+import unittest
+
+import numpy as np
+
+from qstore_qiskit.client.exceptions import IonQResponseError
+from qstore_qiskit.client.results import parse_histogram, parse_histogram_arrays
+
+
+def _decoded(hist: dict) -> dict:
+    return json.loads(json.dumps(hist))  # as it arrives: string keys
+
+
+class TestParseHistogramArrays(unittest.TestCase):
+    def assert_same(self, raw, num_qubits: int) -> None:
+        want = parse_histogram(raw, num_qubits, "job j")
+        outcomes, probs = parse_histogram_arrays(raw, num_qubits, "job j")
+        self.assertEqual(outcomes.dtype, np.int64)
+        self.assertEqual(probs.dtype, np.float64)
+        self.assertEqual(dict(zip(outcomes.tolist(), probs.tolist())), want)
+        self.assertEqual(outcomes.tolist(), list(want))  # the service's order
+
+    def assert_refused(self, raw, num_qubits: int) -> None:
+        with self.assertRaises(IonQResponseError) as want:
+            parse_histogram(raw, num_qubits, "job j")
+        with self.assertRaises(IonQResponseError) as got:
+            parse_histogram_arrays(raw, num_qubits, "job j")
+        self.assertEqual(str(got.exception), str(want.exception))
+
+    def test_valid_histograms(self) -> None:
+        rng = np.random.default_rng(7)
+        for size in (1, 2, 5, 256):
+            probs = rng.dirichlet(np.ones(size))
+            keys = rng.permutation(256)[:size]
+            raw = _decoded({str(k): p for k, p in zip(keys, probs)})
+            self.assert_same(raw, 8)
+            self.assert_same(raw, 8)  # again: the key list is now cached
+        self.assert_same({"0": 1}, 1)  # an integer probability is a float 1.0
+        self.assert_same({"0": 0.5, "1": 0.5 + 1e-4}, 1)  # within the sum tolerance
+        self.assert_same({"0": 1.0, "1": -1e-7}, 1)  # tiny negative: tolerated
+        self.assert_same({str(2**62): 1.0}, 63)  # wide circuits
+        self.assert_same({"3": 0.5, "01": 0.5}, 2)  # another spelling, distinct outcomes
+
+    def test_tampered_histograms_raise_the_same_errors(self) -> None:
+        full = _decoded({str(i): 1 / 16 for i in range(16)})
+        parse_histogram_arrays(full, 4, "job j")  # caches this key list
+        self.assert_refused(full, 3)  # outcomes beyond the circuit's qubits
+        for bad in ("0.0625", True, None, float("nan"), float("inf"), [0.1], 10**400):
+            raw = dict(full)
+            raw["5"] = bad
+            self.assert_refused(raw, 4)
+        for raw in (
+            {},
+            [],
+            "0.5",
+            {"a": 1.0},
+            {"1.5": 1.0},
+            {"-1": 1.0},
+            {"1": 0.5, "01": 0.5},  # one outcome twice
+            {"0": 1.2, "1": -0.2},  # negative probability
+            {"0": 0.5, "1": 0.4},  # does not sum to 1
+            {str(2**70): 1.0},  # beyond int64 and the qubit count
+        ):
+            with self.subTest(raw=raw):
+                self.assert_refused(raw, 4)
+
+    def test_key_cache_is_bounded(self) -> None:
+        from qstore_qiskit.client import results
+
+        for n in range(1, 100):
+            parse_histogram_arrays({str(i): 1 / n for i in range(n)}, 8, "job j")
+        self.assertLessEqual(len(results._keys_cache), results._KEYS_CACHE_SIZE)
+
+
+if __name__ == "__main__":
+    unittest.main()
