@@ -328,7 +328,7 @@ class IonQHttpClient:
         self.requests[label] += 1
         url = self._full_url(path)
         shown = self.redact(path)  # a path read from a response is server text
-        data = None if json_body is None else json.dumps(json_body, separators=(",", ":"))
+        data = None if json_body is None else _dumps(json_body)
         started = time.monotonic()
         try:
             for _ in range(_MAX_REDIRECTS + 1):
@@ -385,7 +385,7 @@ class IonQHttpClient:
         if 300 <= status < 400:
             raise IonQResponseError(f"{method} {shown}: HTTP {status} without a usable Location")
         try:
-            return json.loads(text) if text.strip() else None
+            return _loads(text) if text.strip() else None
         except json.JSONDecodeError as exc:
             raise IonQResponseError(
                 f"{method} {shown}: malformed JSON in HTTP {status} response ({exc.msg} at char {exc.pos})"
@@ -415,6 +415,28 @@ class IonQHttpClient:
     async def get_backend(self, backend: str) -> dict:
         """``GET /backends/{backend}``."""
         return await self.request("GET", f"backends/{backend}", label="GET /backends/{b}")
+
+
+try:  # orjson (when installed) encodes job bodies and decodes results ~3x faster
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
+
+
+def _dumps(body: Any) -> str | bytes:
+    """Compact JSON of a request body (bytes from orjson; anything it cannot encode,
+    e.g. non-string keys, through the standard library)."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(body)
+        except TypeError:
+            pass
+    return json.dumps(body, separators=(",", ":"))
+
+
+def _loads(text: str) -> Any:
+    """Decode a response; ``json.JSONDecodeError`` (orjson's error subclasses it) on bad JSON."""
+    return _orjson.loads(text) if _orjson is not None else json.loads(text)
 
 
 def retry_after_wait(retry_after: float) -> float:
