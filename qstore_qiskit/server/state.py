@@ -167,7 +167,20 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(text=json.dumps(data), status=status, content_type="application/json")
 
 
+try:  # orjson decodes ~3x faster than the standard library, and the decoder holds the
+    # GIL: a body under the size cap stalls other requests for a shorter time.
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is a dependency
+    _orjson = None
+
+
 def _decode(raw: bytes) -> Any:
+    if _orjson is not None:
+        try:
+            return _orjson.loads(raw)
+        except ValueError:
+            pass  # the standard library decides: it names the error, or decodes NaN,
+            # Infinity and big integers so that the validator names the field
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
