@@ -38,6 +38,9 @@ from .job_requests import (  # noqa: F401  (re-exported)
 )
 
 
+REQUEST_MEMORY_FACTOR = 8
+
+
 @dataclass
 class Job:
     """A stored job (a top-level job or one child of a multicircuit job)."""
@@ -128,7 +131,10 @@ class Job:
 
     def result_bytes(self) -> int:
         """Approximate bytes this job (and its children) holds, for the store's budget."""
-        total = self.request_bytes + 2048
+        # The parsed circuits held for a job take several times their JSON size in
+        # Python objects. Measured with benchmarks/long_run.py at a 256 MiB budget:
+        # counting the body once, the server's RSS rose by 1 GB; counted 4x, by 490 MB.
+        total = REQUEST_MEMORY_FACTOR * self.request_bytes + 2048
         for j in [self, *self.children]:
             total += 512
             if j.probabilities_json is not None:
