@@ -7,25 +7,10 @@ from unittest import mock
 
 import numpy as np
 from qiskit import QuantumCircuit
-from qiskit.circuit import ParameterVector
 
-from ..providers.helpers import ProviderTestCase, assert_counts_match, exact_distribution
+from ..providers.helpers import ProviderTestCase, ansatz, assert_counts_match, exact_distribution
 
 __all__ = ["ProviderTestCase", "assert_counts_match", "exact_distribution", "ansatz", "no_bound_circuits", "count_runs"]
-
-
-def ansatz(measure: bool) -> QuantumCircuit:
-    x = ParameterVector("x", 3)
-    qc = QuantumCircuit(3, name="ansatz")
-    qc.ry(x[0], 0)
-    qc.rx(x[1], 1)
-    qc.cx(0, 1)
-    qc.crz(x[2], 1, 2)
-    qc.h(2)
-    qc.rzz(x[0] + x[2], 0, 2)
-    if measure:
-        qc.measure_all()
-    return qc
 
 
 @contextlib.contextmanager

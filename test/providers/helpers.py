@@ -8,6 +8,7 @@ import unittest
 from unittest import mock
 
 from qiskit import QuantumCircuit
+from qiskit.circuit import ParameterVector
 
 from qstore_qiskit import QStoreProvider
 
@@ -67,6 +68,21 @@ def asymmetric(measure: bool = True) -> QuantumCircuit:
     qc.cry(0.8, 2, 0)
     qc.rzz(0.6, 1, 2)
     qc.h(1)
+    if measure:
+        qc.measure_all()
+    return qc
+
+
+def ansatz(measure: bool) -> QuantumCircuit:
+    """A 3-qubit, 3-parameter circuit with a shared parameter expression (``x0 + x2``)."""
+    x = ParameterVector("x", 3)
+    qc = QuantumCircuit(3, name="ansatz")
+    qc.ry(x[0], 0)
+    qc.rx(x[1], 1)
+    qc.cx(0, 1)
+    qc.crz(x[2], 1, 2)
+    qc.h(2)
+    qc.rzz(x[0] + x[2], 0, 2)
     if measure:
         qc.measure_all()
     return qc

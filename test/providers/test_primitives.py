@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from qiskit import QuantumCircuit
 from qiskit import transpile
-from qiskit.circuit import ParameterVector
 from qiskit.circuit.library import efficient_su2
 from qiskit.transpiler.exceptions import TranspilerError
 from qiskit.primitives import BackendEstimatorV2, BackendSamplerV2
@@ -14,23 +13,9 @@ from qiskit.transpiler import generate_preset_pass_manager
 
 import qstore_qiskit
 
-from .helpers import ProviderTestCase, assert_counts_match, asymmetric, bell, exact_distribution
+from .helpers import ProviderTestCase, ansatz, assert_counts_match, asymmetric, bell, exact_distribution
 
 SHOTS = 4000
-
-
-def ansatz(measure: bool) -> QuantumCircuit:
-    x = ParameterVector("x", 3)
-    qc = QuantumCircuit(3, name="ansatz")
-    qc.ry(x[0], 0)
-    qc.rx(x[1], 1)
-    qc.cx(0, 1)
-    qc.crz(x[2], 1, 2)
-    qc.h(2)
-    qc.rzz(x[0] + x[2], 0, 2)
-    if measure:
-        qc.measure_all()
-    return qc
 
 
 VALUES = np.array([[0.3, 1.1, -0.7], [2.0, -0.4, 1.3], [1.0, 2.5, 0.2]])
