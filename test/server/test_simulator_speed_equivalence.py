@@ -22,6 +22,7 @@ from qiskit.circuit.random import random_circuit
 from qiskit.quantum_info import SparsePauliOp, Statevector
 from qiskit_ionq.helpers import qiskit_circ_to_ionq_circ
 
+from qstore_qiskit.server import batch_kernel
 from qstore_qiskit.server import simulator as sim
 from qstore_qiskit.server.circuits import iter_probabilities, parse_circuit
 from qstore_qiskit.server.config import ServerConfig
@@ -50,7 +51,7 @@ class TestBatchBuilders(unittest.TestCase):
 
     def test_every_builder_matches_its_function(self):
         rng = np.random.default_rng(11)
-        for fn, batch_fn in sim._BATCH_BUILDERS.items():
+        for fn, batch_fn in batch_kernel._BATCH_BUILDERS.items():
             nargs = {sim.ms: 3}.get(fn, 1)
             args = rng.uniform(-7, 7, size=(25, nargs))
             got = batch_fn(args)
@@ -122,8 +123,8 @@ class TestSmallBatchKernel(unittest.TestCase):
         circuits = [random_native_circuit(4, 30, rng) for _ in range(9)]
         parsed = [_parse(qc, "native") for qc in circuits]
         whole = sim.simulate_small_batch(4, [p.gates for p in parsed])
-        with mock.patch.object(sim, "_MAX_BATCH_SLOTS", 70), \
-                mock.patch.object(sim, "_MAX_BATCH_AMPLITUDES", 40):
+        with mock.patch.object(batch_kernel, "_MAX_BATCH_SLOTS", 70), \
+                mock.patch.object(batch_kernel, "_MAX_BATCH_AMPLITUDES", 40):
             split = sim.simulate_small_batch(4, [p.gates for p in parsed])
         np.testing.assert_allclose(split, whole, rtol=0, atol=1e-15)
 
