@@ -10,10 +10,9 @@ Data path of :meth:`QStoreBackend.run`::
 from __future__ import annotations
 
 import concurrent.futures
-import math
 import threading
 import time
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from qiskit.circuit import QuantumCircuit
@@ -24,11 +23,14 @@ from ..cache import TemplateCache
 from ..client import BatchSubmitter
 from ..client.submitter import DEFAULT_MAX_CIRCUITS_PER_JOB
 from ..payload import dense_width, measurement_map, native_body
-from ..transpiler import DeviceSpec, generate_ionq_pass_manager, ionq_target
-from ..transpiler.target import DEVICES, instruction_error
+from ..transpiler import generate_ionq_pass_manager, ionq_target
+from ..transpiler.target import DEVICES
 from ..version import __version__
 from .binds import check_parameter_binds, value_table
 from .cost import CostLimitError
+from .inspection import (
+    NATIVE_NAMES, gate_counts, gate_width, payload_fidelity, qis_basis, qis_target, registers, scan,
+)
 from .job import QStoreJob
 from .options import FEATURE_OPTIONS, SUBMITTER_OPTIONS, check_option, default_options, job_fields
 from .prepared import PreparedCircuit
@@ -37,163 +39,6 @@ from .session import active_session
 from .stats import PerformanceTracker, format_report
 
 __all__ = ["QStoreBackend", "PreparedCircuit", "FEATURE_OPTIONS"]
-
-_NATIVE_NAMES = frozenset({"gpi", "gpi2", "ms", "zz"})
-_NOT_GATES = frozenset({"measure", "barrier", "reset"})
-
-
-def _payload_fidelity(gates: list[dict], spec: DeviceSpec) -> float:
-    """Estimated success of a native gate list (same model as ``estimated_fidelity``)."""
-    if not (spec.oneq_error or spec.ms_error or spec.zz_error):
-        return 1.0  # the ideal simulator: every error is zero
-    log_1q = np.log1p(-min(spec.oneq_error, 1 - 1e-15))
-    n_1q = 0
-    log_f = 0.0
-    for gate in gates:
-        name = gate["gate"]
-        if name in ("gpi", "gpi2"):
-            n_1q += 1
-            continue
-        params = [0.0, 0.0, gate.get("angle", 0.25)] if name == "ms" else [gate.get("angle", 0.25)]
-        log_f += np.log1p(-min(instruction_error(name, params, spec), 1 - 1e-15))
-    return float(np.exp(log_f + n_1q * log_1q))
-
-
-_NATIVE_LIFTED = frozenset({"gpi", "gpi2", "ms", "zz"})
-_NATIVE_OK = _NATIVE_LIFTED | {"rz", "measure", "barrier", "reset", "global_phase", "delay"}
-
-
-def _scan(circuit: QuantumCircuit) -> tuple[int, str, list[int | None]]:
-    """One pass over ``circuit``: ``(gate count, kind, measurement map)``.
-
-    ``kind`` is ``"logical"`` (no native gates), ``"native"`` (only GPi/GPi2/MS/ZZ/RZ) or
-    ``"mixed"``; the measurement map is :func:`~qstore_qiskit.payload.measurement_map`'s
-    (clbit -> measured qubit). The pass reads instruction names, qubits and parameters
-    only, never ``inst.operation`` (which makes Qiskit build a Python gate object per
-    instruction): it runs for every circuit a backend receives.
-
-    Raises a clear error for what a gate-list job cannot carry: classical control flow
-    (``TranspilerError``), mid-circuit measurement or reset (``ValueError``).
-
-    Circuits holding native gates do not go through the template cache: lifted
-    templates of native angles currently bind wrong values for other angles (reported
-    upstream). Already-native circuits (e.g. the output of ``transpile(qc, backend)``)
-    need no compiler anyway and are serialized directly; "mixed" ones (native gates next
-    to others, e.g. a preset-transpiled circuit plus the ``h``/``sdg`` basis changes
-    ``BackendEstimatorV2`` appends) are compiled exactly, per circuit.
-    """
-    from qiskit.transpiler.exceptions import TranspilerError
-
-    measured: set = set()
-    meas_map: list[int | None] = [None] * circuit.num_clbits
-    qidx = cidx = None
-    gates = 0
-    native = logical = False
-    for inst in circuit.data:
-        name = inst.name
-        if name in ("barrier", "delay"):
-            continue
-        if inst.is_control_flow():
-            raise TranspilerError(
-                f"circuit '{circuit.name}' contains '{name}' (classical control flow), which IonQ "
-                "devices do not support; unroll it or run the branches as separate circuits."
-            )
-        if name == "measure":
-            if qidx is None:
-                qidx = {q: i for i, q in enumerate(circuit.qubits)}
-                cidx = {c: i for i, c in enumerate(circuit.clbits)}
-            qubit = inst.qubits[0]
-            measured.add(qubit)
-            meas_map[cidx[inst.clbits[0]]] = qidx[qubit]
-            continue
-        if name in ("reset", "initialize"):
-            raise ValueError(
-                f"circuit '{circuit.name}' contains '{name}', which resets qubits (at the start or "
-                "mid-circuit): IonQ's circuit jobs have no reset (qubits start in |0>). "
-                + ("Use StatePreparation (qc.prepare_state) instead." if name == "initialize" else "Remove it.")
-            )
-        if measured and not measured.isdisjoint(inst.qubits):
-            raise ValueError(
-                f"circuit '{circuit.name}' measures or resets a qubit mid-circuit; qstore backends "
-                "batch gate-list jobs only. Run it with qiskit-ionq's backend (OpenQASM 3 jobs)."
-            )
-        gates += 1
-        for value in inst.params:
-            if type(value) is float and not math.isfinite(value):  # noqa: E721 (hot path)
-                raise ValueError(
-                    f"circuit '{circuit.name}': instruction '{name}' has angle {value}; angles must be finite"
-                )
-        if name in _NATIVE_LIFTED:
-            native = True
-        elif name not in _NATIVE_OK:
-            logical = True
-    kind = ("mixed" if logical else "native") if native else "logical"
-    return gates, kind, meas_map
-
-
-def _gate_width(circuit: QuantumCircuit) -> int:
-    """Highest index of a qubit that a gate (not a measurement or barrier) acts on, plus one."""
-    qidx = {q: i for i, q in enumerate(circuit.qubits)}
-    width = 0
-    for inst in circuit.data:
-        if inst.name not in ("measure", "barrier", "delay"):
-            for q in inst.qubits:
-                width = max(width, qidx[q] + 1)
-    return width
-
-
-def _gate_counts(gates: list[dict]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for gate in gates:
-        counts[gate["gate"]] = counts.get(gate["gate"], 0) + 1
-    return counts
-
-
-_QIS_BASIS: list[str] | None = None
-
-
-def _qis_basis() -> list[str]:
-    """IonQ's QIS gate names that Qiskit's ``transpile(basis_gates=...)`` accepts."""
-    global _QIS_BASIS
-    if _QIS_BASIS is None:
-        from qiskit.circuit.library import get_standard_gate_name_mapping
-        from qiskit_ionq.helpers import GATESET_MAP
-
-        standard = get_standard_gate_name_mapping()
-        _QIS_BASIS = sorted(g for g in GATESET_MAP["qis"] if g in standard)
-    return _QIS_BASIS
-
-
-def _registers(circuit: QuantumCircuit) -> tuple[list, list]:
-    sizes = [[reg.name, reg.size] for reg in circuit.cregs]
-    labels = [[reg.name, i] for reg in circuit.cregs for i in range(reg.size)]
-    return sizes, labels
-
-
-def qis_target(num_qubits: int) -> Target:
-    """IonQ's QIS gate set (the standard gates qiskit-ionq's ``gateset="qis"`` accepts) on
-    ``num_qubits`` fully connected qubits, plus measurement (no ``reset``: gate-list jobs
-    cannot carry it)."""
-    from qiskit.circuit import Parameter
-    from qiskit.circuit.library import get_standard_gate_name_mapping
-    from qiskit.circuit.library import Measure
-
-    standard = get_standard_gate_name_mapping()
-    target = Target(num_qubits=num_qubits, description="IonQ QIS gates")
-    theta = Parameter("theta")
-    for name in _qis_basis():
-        if name in target.operation_names or name not in standard:
-            continue
-        gate = standard[name]
-        if gate.params:
-            gate = type(gate)(*[theta] * len(gate.params))
-        if gate.num_qubits > 2:
-            continue
-        target.add_instruction(gate, name=name)
-    if "measure" not in target.operation_names:
-        target.add_instruction(Measure())
-    return target
-
 
 class QStoreBackend(ServiceCallsMixin, BackendV2):
     """An IonQ device (or IonQ's simulator) behind qstore's compiler, cache and submitter.
@@ -516,7 +361,7 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
                     f"circuit '{circuit.name}' has {circuit.num_qubits} qubits; backend {self.name} "
                     f"has {width}"
                 )
-        scans = [_scan(circuit) for circuit in circuits]  # clear errors before any work
+        scans = [scan(circuit) for circuit in circuits]  # clear errors before any work
         value_sets = [
             value_table(circuit, parameter_binds[i] if parameter_binds is not None else None)
             for i, circuit in enumerate(circuits)
@@ -549,7 +394,7 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
         body: dict | None = None,
     ) -> list[PreparedCircuit]:
         input_gates, kind, scanned_meas_map = scan
-        sizes, labels = _registers(circuit)
+        sizes, labels = registers(circuit)
         device = self._compile_device(opts)
         level = opts["optimization_level"]
         spec = DEVICES.get(device, DEVICES[self._device])
@@ -582,7 +427,7 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
         measured = any(q is not None for q in meas_map)
         # Qubits that are only measured read 0 without being sent (a preset-transpiled
         # circuit that qiskit-machine-learning measures on every device qubit).
-        gate_width = _gate_width(circuit) if measured else None
+        gated_width = gate_width(circuit) if measured else None
         # Bodies bound from one template differ only by the two GPi each folded MS angle
         # adds: their gate counts are determined by their length (computed once each).
         one_template = value_sets is not None and len(bodies) > 1 and body is None
@@ -590,7 +435,7 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
         out = []
         for i, body in enumerate(bodies):
             # IonQ wants >= 1 qubit even for a circuit without gates (all zeros).
-            qubits = max(int(body["qubits"]) if gate_width is None else min(int(body["qubits"]), gate_width), 1)
+            qubits = max(int(body["qubits"]) if gated_width is None else min(int(body["qubits"]), gated_width), 1)
             # Without measurements: report every qubit of the circuit (unused ones read 0).
             width = max(circuit.num_qubits, 1)
             mmap = meas_map if measured else list(range(width))
@@ -601,10 +446,10 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
             elif one_template and kind != "mixed" and (opts["enable_smart_caching"] or kind == "native"):
                 counts = counts_by_length.get(len(gates))  # type: ignore[assignment]
                 if counts is None:
-                    counts = counts_by_length[len(gates)] = _gate_counts(gates)
+                    counts = counts_by_length[len(gates)] = gate_counts(gates)
                 counts = dict(counts)
             else:
-                counts = _gate_counts(gates)
+                counts = gate_counts(gates)
             out.append(
                 PreparedCircuit(
                     name=name,
@@ -616,7 +461,7 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
                     clbit_labels=labels if measured else [["meas", j] for j in range(width)],
                     metadata=dict(circuit.metadata or {}),
                     native_gate_counts=counts,
-                    estimated_fidelity=_payload_fidelity(gates, spec) if gateset == "native" else None,
+                    estimated_fidelity=payload_fidelity(gates, spec) if gateset == "native" else None,
                     input_gates=input_gates,
                 )
             )
@@ -663,14 +508,14 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
         meas_map: list[int | None] = measurement_map(circuit)
         for row in rows:
             bound = circuit if row is None else circuit.assign_parameters(row)
-            if _NATIVE_NAMES.intersection(bound.count_ops()):
+            if NATIVE_NAMES.intersection(bound.count_ops()):
                 # Unroll IonQ native gates through their own definitions: once qiskit-ionq
                 # has registered its equivalences in Qiskit's global library, the basis
                 # translator would look for (non-existent) paths from them instead.
-                bound = bound.decompose(gates_to_decompose=sorted(_NATIVE_NAMES))
+                bound = bound.decompose(gates_to_decompose=sorted(NATIVE_NAMES))
             # Qiskit 2 rejects non-standard names (``i``, ``cnot``, ``mcx``...) in
             # ``basis_gates``; the standard QIS gates are all IonQ accepts anyway.
-            qis = transpile(bound, basis_gates=_qis_basis(), optimization_level=1)
+            qis = transpile(bound, basis_gates=qis_basis(), optimization_level=1)
             gates, _, _ = qiskit_circ_to_ionq_circ(qis, "qis")
             # Like the native path: highest used qubit + 1 (a 29-qubit preset-transpiled
             # circuit that uses 2 qubits is a 2-qubit job).
