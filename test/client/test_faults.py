@@ -124,7 +124,13 @@ class TestFaultInjection(unittest.TestCase):
         sids = [j["metadata"]["submission_id"] for j in server_jobs]
         self.assertEqual(len(sids), len(set(sids)))
         self.assertEqual(len(sids), stats["jobs_created"] + stats["jobs_adopted"])
-        self.assertEqual(sum(j["circuits"] for j in server_jobs), n)
+        # Every circuit is on the server once, except that a job whose every request had
+        # already failed (another of its parts was a failed job) is never created: those
+        # callers have their error, and sending their circuits would only cost.
+        failed_circuits = sum(b - a for a, b, out in outcomes if isinstance(out, BaseException))
+        on_server = sum(j["circuits"] for j in server_jobs)
+        self.assertLessEqual(on_server, n)
+        self.assertGreaterEqual(on_server, n - failed_circuits)
 
         # Faults really happened and were retried.
         self.assertGreater(sum(faults.values()), 0)
