@@ -710,6 +710,36 @@ def _suite_summary(compilers: list[Compiler], cases: Sequence[BenchmarkCircuit])
     return lines
 
 
+def _growth(compilers: list[Compiler], cases: Sequence[BenchmarkCircuit]) -> list[str]:
+    """Fitted exponent ``k`` of ``time ~ n^k`` per benchmark with three or more widths."""
+    widths: dict[str, list[BenchmarkCircuit]] = {}
+    for case in cases:
+        if not case.name.startswith("random"):
+            widths.setdefault(case.name, []).append(case)
+    lines = []
+    for name, group in widths.items():
+        if len({c.circuit.num_qubits for c in group}) < 3:
+            continue
+        fits = []
+        for comp in compilers:
+            points = [
+                (math.log(c.circuit.num_qubits), math.log(comp.results[c.label].seconds))
+                for c in group
+                if comp.results[c.label].ok and comp.results[c.label].seconds
+            ]
+            if len(points) < 3:
+                continue
+            mx = sum(x for x, _ in points) / len(points)
+            my = sum(y for _, y in points) / len(points)
+            sxx = sum((x - mx) ** 2 for x, _ in points)
+            slope = sum((x - mx) * (y - my) for x, y in points) / sxx
+            fits.append(f"{comp.name} n^{slope:.2f}")
+        if fits:
+            lines.append(f"  {name} ({min(c.circuit.num_qubits for c in group)}-"
+                         f"{max(c.circuit.num_qubits for c in group)} qubits): " + ", ".join(fits))
+    return ["GROWTH (fitted exponent of compile time vs width):"] + lines if lines else []
+
+
 def _report(
     compilers: list[Compiler],
     cases: Sequence[BenchmarkCircuit],
@@ -860,6 +890,17 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also run our levels through transpile(..., *_method='qstore') (issue 15's path)",
     )
+    parser.add_argument(
+        "--only-transpile",
+        action="store_true",
+        help="with --transpile: run only the transpile path of ours (no ours-L*/ours-L2z)",
+    )
+    parser.add_argument(
+        "--random",
+        type=int,
+        default=None,
+        help="number of seeded random circuits in the scale suite (default 20, 4 with --quick)",
+    )
     return parser.parse_args(argv)
 
 
@@ -888,7 +929,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for size in sizes
             if not (name == "grover" and size > GROVER_MAX_QUBITS)
         ]
-        cases = load_cases(pairs) + random_cases(sizes, count=4 if args.quick else 20)
+        count = args.random if args.random is not None else (4 if args.quick else 20)
+        cases = load_cases(pairs) + (random_cases(sizes, count=count) if count > 0 else [])
         print(f"# scale suite: sizes {list(sizes)}, grover up to {GROVER_MAX_QUBITS} qubits")
     else:
         cases = load_suite(sizes, args.circuits)
@@ -903,7 +945,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ours, notes = _make_ours(
             ours_api[0], args.device, args.levels, with_zero=args.suite != "tket"
         )
-        compilers += ours
+        if not (args.transpile and args.only_transpile):
+            compilers += ours
         if notes:
             print(f"# ours: {notes}")
     if args.transpile and not isinstance(ours_api, str) and ours_api is not None:
@@ -944,6 +987,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text)
     print()
     print("\n".join(_suite_summary(ordered, cases)))
+    growth = _growth(ordered, cases)
+    if growth:
+        print()
+        print("\n".join(growth))
 
     if args.json:
         payload = {

@@ -17,8 +17,10 @@ class CheckParameterized(AnalysisPass):
     """
 
     def run(self, dag: DAGCircuit) -> None:
+        # ``node.params`` is read from the DAG directly; ``node.op`` would build a Python
+        # gate object for every standard gate (~10x slower on large circuits).
         self.property_set["ionq_parameterized"] = any(
             isinstance(p, ParameterExpression) and p.parameters
             for node in dag.op_nodes()
-            for p in getattr(node.op, "params", ())
+            for p in node.params
         )
