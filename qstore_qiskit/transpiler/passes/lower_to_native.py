@@ -32,6 +32,7 @@ from ..synthesis import (
     zyz_angles,
 )
 from ..affine import Affine, affine_or_float
+from ..blocks import block_plan
 from ..target import DeviceSpec, spec_from_target
 
 _X = np.array([[0, 1], [1, 0]], dtype=complex)
@@ -73,6 +74,7 @@ def _non_diagonal(mats) -> int:
 def _anti_diagonal(m: np.ndarray) -> bool:
     return abs(m[0, 0]) < 1e-9 and abs(m[1, 1]) < 1e-9
 _HALF_PI = 0.5 * math.pi
+_NOT_IN_BLOCK = object()
 #: Distinct block matrices whose synthesis plan a lowering pass remembers.
 _PLAN_CACHE_SIZE = 4096
 
@@ -192,9 +194,38 @@ class LowerToIonQNative(TransformationPass):
 
     # ------------------------------------------------------------------ driver
     def run(self, dag: DAGCircuit) -> DAGCircuit:
+        return self.run_with_blocks(dag, ())
+
+    def run_with_blocks(self, dag: DAGCircuit, blocks) -> DAGCircuit:
+        """Lower ``dag``, resynthesising each of ``blocks`` as one two-qubit unitary.
+
+        ``blocks`` are node lists as found by
+        :class:`~qiskit.transpiler.passes.Collect2qBlocks` on ``dag``; the result is the
+        same as lowering ``dag`` after :class:`~qiskit.transpiler.passes.ConsolidateBlocks`
+        (up to rounding), without building a ``unitary`` instruction per block.
+        """
+        plan = block_plan(blocks, {q: i for i, q in enumerate(dag.qubits)}) if blocks else {}
         self._out = dag.copy_empty_like()
         self._wires: dict[Any, _Wire] = {q: _Wire() for q in dag.qubits}
         for node in dag.topological_op_nodes():
+            if plan:
+                entry = plan.get(node._node_id, _NOT_IN_BLOCK)  # pylint: disable=protected-access
+                if entry is not _NOT_IN_BLOCK:
+                    if entry is not None:
+                        self._synthesize_2q(*entry)
+                    continue
+            if (node.is_standard_gate() or node.name == "unitary") and not node.is_parameterized():
+                # The matrix straight from the DAG: ``node.op`` would first build a Python
+                # gate object, and its ``to_matrix`` is Python code for standard gates.
+                qargs = node.qargs
+                if 1 <= len(qargs) <= 2:
+                    matrix = node.matrix
+                    if matrix is not None:
+                        if len(qargs) == 1:
+                            self._wires[qargs[0]].push_matrix(np.asarray(matrix, dtype=complex))
+                        else:
+                            self._synthesize_2q(np.asarray(matrix, dtype=complex), *qargs)
+                        continue
             self._lower(node.op, node.qargs, node.cargs)
         for qubit, wire in self._wires.items():
             self._flush(qubit)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import math
 
 from qiskit.dagcircuit import DAGCircuit
 from qiskit.passmanager import PropertySet
 from qiskit.transpiler import Target
 from qiskit.transpiler.basepasses import TransformationPass
-from qiskit.transpiler.passes import Collect2qBlocks, ConsolidateBlocks
+from qiskit.transpiler.passes import Collect2qBlocks
 
 from ..target import instruction_error, spec_from_target
 from .absorb_pi_pulses import AbsorbPiPulses
@@ -46,9 +45,9 @@ class ResynthesizeNativeBlocks(TransformationPass):
     native gate count) is at least the input's: a candidate that is not strictly better
     is discarded, which makes the pass safe to run in Qiskit's optimization loop.
 
-    The inner passes run on a shallow copy of the DAG (``copy.copy``: the graph is
-    copied, the immutable native instructions are shared), so the input is returned
-    unchanged when the candidate loses; there is no circuit round trip.
+    The input DAG is only read (blocks are collected on it and their matrices computed
+    directly), so it is returned as it is when the candidate loses; there is no circuit
+    round trip and no copy.
 
     Args:
         target: The IonQ target (error rates and ZZ availability).
@@ -74,13 +73,14 @@ class ResynthesizeNativeBlocks(TransformationPass):
 
     def run(self, dag: DAGCircuit) -> DAGCircuit:
         before = native_cost(dag, self.spec)
-        work = copy.copy(dag)
-        props = PropertySet()
-        collect, consolidate = Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)
-        collect.property_set = consolidate.property_set = props
-        collect.run(work)
-        work = consolidate.run(work)
-        candidate = self._absorb.run(self._lower.run(work))
+        collect = Collect2qBlocks()
+        collect.property_set = PropertySet()
+        collect.run(dag)
+        # Each block is resynthesised from its matrix, computed directly
+        # (:mod:`..blocks`): the same as ConsolidateBlocks + lowering, without the DAG
+        # rewrite and the Python callbacks for every native gate's matrix.
+        blocks = collect.property_set["block_list"] or ()
+        candidate = self._absorb.run(self._lower.run_with_blocks(dag, blocks))
         if native_cost(candidate, self.spec) < before:
             return candidate
         return dag
