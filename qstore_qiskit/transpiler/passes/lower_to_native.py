@@ -7,13 +7,11 @@ from typing import Any
 
 import numpy as np
 from qiskit.circuit import Barrier, Measure, Reset
-from qiskit.circuit.library import RZGate
 from qiskit.dagcircuit import DAGCircuit
 from qiskit.quantum_info import Operator
 from qiskit.transpiler import Target
 from qiskit.transpiler.basepasses import TransformationPass
 from qiskit.transpiler.exceptions import TranspilerError
-from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate, ZZGate
 
 from ..synthesis import (
     ANGLE_TOL,
@@ -33,6 +31,7 @@ from ..synthesis import (
 )
 from ..affine import Affine, affine_or_float
 from ..blocks import block_plan
+from ..native_ops import entries_to_dag
 from ..target import DeviceSpec, spec_from_target
 
 _X = np.array([[0, 1], [1, 0]], dtype=complex)
@@ -194,18 +193,19 @@ class LowerToIonQNative(TransformationPass):
 
     # ------------------------------------------------------------------ driver
     def run(self, dag: DAGCircuit) -> DAGCircuit:
-        return self.run_with_blocks(dag, ())
+        return entries_to_dag(dag, self.lower_entries(dag))
 
-    def run_with_blocks(self, dag: DAGCircuit, blocks) -> DAGCircuit:
-        """Lower ``dag``, resynthesising each of ``blocks`` as one two-qubit unitary.
+    def lower_entries(self, dag: DAGCircuit, blocks=()) -> list:
+        """Lower ``dag`` to :mod:`~qstore_qiskit.transpiler.native_ops` entries.
 
-        ``blocks`` are node lists as found by
-        :class:`~qiskit.transpiler.passes.Collect2qBlocks` on ``dag``; the result is the
-        same as lowering ``dag`` after :class:`~qiskit.transpiler.passes.ConsolidateBlocks`
-        (up to rounding), without building a ``unitary`` instruction per block.
+        Each of ``blocks`` (node lists as found by
+        :class:`~qiskit.transpiler.passes.Collect2qBlocks` on ``dag``) is resynthesised
+        as one two-qubit unitary: the same as lowering ``dag`` after
+        :class:`~qiskit.transpiler.passes.ConsolidateBlocks` (up to rounding), without
+        building a ``unitary`` instruction per block. No gate object is built.
         """
         plan = block_plan(blocks, {q: i for i, q in enumerate(dag.qubits)}) if blocks else {}
-        self._out = dag.copy_empty_like()
+        self._ops: list = []
         self._wires: dict[Any, _Wire] = {q: _Wire() for q in dag.qubits}
         for node in dag.topological_op_nodes():
             if plan:
@@ -231,10 +231,10 @@ class LowerToIonQNative(TransformationPass):
             self._flush(qubit)
             if not wire.last_is_measure and not _is_zero_angle(wire.frame):
                 frame = wire.frame.to_expression() if isinstance(wire.frame, Affine) else wire.frame
-                self._out.apply_operation_back(RZGate(frame), (qubit,), (), check=False)
-        out = self._out
-        del self._out, self._wires
-        return out
+                self._ops.append(["rz", [frame], None, (qubit,), ()])
+        ops = self._ops
+        del self._ops, self._wires
+        return ops
 
     # ------------------------------------------------------------------ dispatch
     def _lower(self, op, qargs, cargs) -> None:
@@ -381,20 +381,20 @@ class LowerToIonQNative(TransformationPass):
         theta, phi, lam = zyz_angles(u)  # u = RZ(phi) RY(theta) RZ(lam), up to phase
         wire.add_frame(lam)
         if abs(theta - math.pi) < ANGLE_TOL:
-            self._emit_equatorial(q, wire, GPIGate, 0.25)  # RY(pi) ~ Y = GPI(1/4)
+            self._emit_equatorial(q, wire, "gpi", 0.25)  # RY(pi) ~ Y = GPI(1/4)
         elif abs(theta - _HALF_PI) < ANGLE_TOL:
-            self._emit_equatorial(q, wire, GPI2Gate, 0.25)  # RY(pi/2) = GPI2(1/4)
+            self._emit_equatorial(q, wire, "gpi2", 0.25)  # RY(pi/2) = GPI2(1/4)
         elif theta > ANGLE_TOL:
             # RY(t) = RZ(pi) SX RZ(t + pi) SX, SX = GPI2(0).
-            self._emit_equatorial(q, wire, GPI2Gate, 0.0)
+            self._emit_equatorial(q, wire, "gpi2", 0.0)
             wire.add_frame(theta + math.pi)
-            self._emit_equatorial(q, wire, GPI2Gate, 0.0)
+            self._emit_equatorial(q, wire, "gpi2", 0.0)
             wire.add_frame(math.pi)
         wire.add_frame(phi)
 
-    def _emit_equatorial(self, q, wire: _Wire, gate_cls, phase_turns) -> None:
+    def _emit_equatorial(self, q, wire: _Wire, name: str, phase_turns) -> None:
         """Emit a GPi/GPi2 whose logical phase is ``phase_turns``, through the frame."""
-        self._emit(gate_cls(_norm_turns(phase_turns - wire.frame / TWO_PI)), (q,), ())
+        self._emit_native(name, [_norm_turns(phase_turns - wire.frame / TWO_PI)], (q,))
 
     # ------------------------------------------------------------------ 2q
     def _lower_2q(self, op, a, b) -> None:
@@ -461,7 +461,7 @@ class LowerToIonQNative(TransformationPass):
                 return
         else:
             turns = turns.to_expression()
-        self._emit(ZZGate(turns), (a, b), ())
+        self._emit_native("zz", [turns], (a, b))
 
     def _emit_ms(self, a, b, phase0, phase1, turns) -> None:
         """Emit the logical ``MS(phase0, phase1, turns)`` through both frames."""
@@ -486,7 +486,7 @@ class LowerToIonQNative(TransformationPass):
         p1 = _norm_turns(phase1 - wb.frame / TWO_PI)
         if isinstance(turns, Affine):
             turns = turns.to_expression()
-        self._emit(MSGate(p0, p1, turns), (a, b), ())
+        self._emit_native("ms", [p0, p1, turns], (a, b))
         if post_x:
             for wire, phase in ((wa, phase0), (wb, phase1)):
                 self._push_logical_gpi(wire, phase)
@@ -671,5 +671,13 @@ class LowerToIonQNative(TransformationPass):
             wire = self._wires[q]
             wire.last_is_measure = False
             wire.fresh = False
-        self._out.apply_operation_back(op, tuple(qargs), tuple(cargs), check=False)
+        self._ops.append([op.name, None, op, tuple(qargs), tuple(cargs)])
+
+    def _emit_native(self, name: str, params: list, qargs: tuple) -> None:
+        """Emit a native gate as an entry (the gate object is built only if kept)."""
+        for q in qargs:
+            wire = self._wires[q]
+            wire.last_is_measure = False
+            wire.fresh = False
+        self._ops.append([name, params, None, qargs, ()])
 

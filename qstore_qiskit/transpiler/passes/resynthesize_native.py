@@ -11,7 +11,8 @@ from qiskit.transpiler.basepasses import TransformationPass
 from qiskit.transpiler.passes import Collect2qBlocks
 
 from ..target import instruction_error, spec_from_target
-from .absorb_pi_pulses import AbsorbPiPulses
+from ..native_ops import entries_cost, entries_to_dag
+from .absorb_pi_pulses import absorb_entries
 from .lower_to_native import LowerToIonQNative
 
 def native_cost(dag: DAGCircuit, spec) -> tuple[float, int]:
@@ -24,16 +25,15 @@ def native_cost(dag: DAGCircuit, spec) -> tuple[float, int]:
     """
     counts = dag.count_ops(recurse=False)
     oneq = counts.get("gpi", 0) + counts.get("gpi2", 0)
-    terms = [oneq * -math.log1p(-min(spec.oneq_error, 1.0 - 1e-15))]
-    twoq = 0
+    terms = []
     if counts.get("ms", 0) or counts.get("zz", 0):
         for node in dag.op_nodes():
             name = node.name
             if name == "ms" or name == "zz":
-                twoq += 1
                 err = instruction_error(name, node.params, spec)
                 terms.append(-math.log1p(-min(err, 1.0 - 1e-15)))
-    return math.fsum(terms), oneq + twoq
+    terms.append(oneq * -math.log1p(-min(spec.oneq_error, 1.0 - 1e-15)))
+    return math.fsum(terms), oneq + len(terms) - 1
 
 
 class ResynthesizeNativeBlocks(TransformationPass):
@@ -69,7 +69,6 @@ class ResynthesizeNativeBlocks(TransformationPass):
             approximation_degree=approximation_degree,
             qubits_initially_zero=qubits_initially_zero,
         )
-        self._absorb = AbsorbPiPulses()
 
     def run(self, dag: DAGCircuit) -> DAGCircuit:
         before = native_cost(dag, self.spec)
@@ -80,7 +79,9 @@ class ResynthesizeNativeBlocks(TransformationPass):
         # (:mod:`..blocks`): the same as ConsolidateBlocks + lowering, without the DAG
         # rewrite and the Python callbacks for every native gate's matrix.
         blocks = collect.property_set["block_list"] or ()
-        candidate = self._absorb.run(self._lower.run_with_blocks(dag, blocks))
-        if native_cost(candidate, self.spec) < before:
-            return candidate
+        # The candidate stays a light entry list until it wins: most are discarded.
+        entries = self._lower.lower_entries(dag, blocks)
+        entries = absorb_entries(entries, dag.qubits) or entries
+        if entries_cost(entries, self.spec) < before:
+            return entries_to_dag(dag, entries)
         return dag
