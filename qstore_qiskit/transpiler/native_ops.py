@@ -18,6 +18,8 @@ from qiskit.circuit.library import RZGate
 from qiskit.dagcircuit import DAGCircuit
 from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate, ZZGate
 
+from .affine import Affine
+from .synthesis import ANGLE_TOL, TWO_PI
 from .target import instruction_error
 
 #: Constructors of the native gates an entry may name without an ``op``.
@@ -28,6 +30,21 @@ NATIVE_CLASSES: dict[str, Any] = {
     "zz": ZZGate,
     "rz": RZGate,
 }
+
+
+def norm_turns(value):
+    """Reduce a phase in turns to ``[0, 1)`` (expressions: their constant to ``[-1/2, 1/2]``)."""
+    if isinstance(value, Affine):
+        return value.reduce_const(1.0).to_expression()
+    value = float(value) % 1.0
+    return 0.0 if abs(value - 1.0) < 1e-12 or abs(value) < 1e-12 else value
+
+
+def is_zero_angle(value) -> bool:
+    """Whether an angle (radians) is a multiple of 2 pi, i.e. a global phase."""
+    if isinstance(value, Affine):
+        return False
+    return abs(math.remainder(float(value), TWO_PI)) < ANGLE_TOL
 
 
 def entry_op(entry: list) -> Any:

@@ -9,8 +9,9 @@ from qiskit.transpiler.basepasses import TransformationPass
 
 from ..affine import Affine, affine_or_float
 from ..native_ops import entries_to_dag
+from ..native_ops import is_zero_angle as _is_zero_angle
+from ..native_ops import norm_turns as _norm_turns
 from ..synthesis import TWO_PI
-from .lower_to_native import _is_zero_angle, _norm_turns
 
 _NATIVE = frozenset({"gpi", "gpi2", "ms", "zz", "rz", "measure", "reset", "barrier"})
 #: Class names of the native gates the pass rewrites (a custom gate sharing a name is not).

@@ -87,10 +87,11 @@ def _signature(key_a, qubits_a, key_b, qubits_b):
     ``key_b`` on ``qubits_b``" (``None`` if either operation has no key)."""
     if key_a is None or key_b is None:
         return None
-    # The relative placement of the qubits is what matters, not their indices.
-    qubits = sorted(set(qubits_a) | set(qubits_b))
-    pos = {q: i for i, q in enumerate(qubits)}
-    return (key_a, tuple(pos[q] for q in qubits_a), key_b, tuple(pos[q] for q in qubits_b))
+    # The relative placement of the qubits is what matters, not their indices (at most
+    # four qubits: a list lookup is cheaper than building a dict per call).
+    qubits = sorted(set(qubits_a).union(qubits_b))
+    rank = qubits.index
+    return (key_a, tuple(map(rank, qubits_a)), key_b, tuple(map(rank, qubits_b)))
 
 
 class CommuteIntoTwoQubitBlocks(TransformationPass):

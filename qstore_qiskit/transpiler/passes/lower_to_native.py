@@ -32,6 +32,9 @@ from ..synthesis import (
 from ..affine import Affine, affine_or_float
 from ..blocks import block_plan
 from ..native_ops import entries_to_dag
+from ..native_ops import is_zero_angle as _is_zero_angle
+from ..native_ops import norm_turns as _norm_turns
+from .absorb_pi_pulses import absorb_entries
 from ..target import DeviceSpec, spec_from_target
 
 _X = np.array([[0, 1], [1, 0]], dtype=complex)
@@ -79,20 +82,6 @@ _PLAN_CACHE_SIZE = 4096
 
 # Gates that are a pure Z rotation by their (first) parameter, up to global phase.
 _Z_ROTATIONS = frozenset({"rz", "p", "u1"})
-
-
-def _norm_turns(value):
-    """Reduce a phase in turns to ``[0, 1)`` (expressions: their constant to ``[-1/2, 1/2]``)."""
-    if isinstance(value, Affine):
-        return value.reduce_const(1.0).to_expression()
-    value = float(value) % 1.0
-    return 0.0 if abs(value - 1.0) < 1e-12 or abs(value) < 1e-12 else value
-
-
-def _is_zero_angle(value) -> bool:
-    if isinstance(value, Affine):
-        return False
-    return abs(math.remainder(float(value), TWO_PI)) < ANGLE_TOL
 
 
 class _Wire:
@@ -174,6 +163,9 @@ class LowerToIonQNative(TransformationPass):
             which takes at most one partial MS (Schmidt decomposition) instead of up to
             three. The output then equals the input on ``|0...0>`` (same state, hence
             same measurement statistics) rather than as a unitary. ``False`` by default.
+        absorb_pi_pulses: Also apply :class:`AbsorbPiPulses` to the result, without
+            building the intermediate circuit (same output as running that pass after
+            this one). ``False`` by default.
     """
 
     def __init__(
@@ -182,8 +174,10 @@ class LowerToIonQNative(TransformationPass):
         approximation_degree: float | None = 1.0,
         device: DeviceSpec | None = None,
         qubits_initially_zero: bool = False,
+        absorb_pi_pulses: bool = False,
     ) -> None:
         super().__init__()
+        self.absorb_pi_pulses = absorb_pi_pulses
         self.qubits_initially_zero = qubits_initially_zero
         self.spec = device if device is not None else spec_from_target(target)
         self.target = target
@@ -193,7 +187,10 @@ class LowerToIonQNative(TransformationPass):
 
     # ------------------------------------------------------------------ driver
     def run(self, dag: DAGCircuit) -> DAGCircuit:
-        return entries_to_dag(dag, self.lower_entries(dag))
+        entries = self.lower_entries(dag)
+        if self.absorb_pi_pulses:
+            entries = absorb_entries(entries, dag.qubits) or entries
+        return entries_to_dag(dag, entries)
 
     def lower_entries(self, dag: DAGCircuit, blocks=()) -> list:
         """Lower ``dag`` to :mod:`~qstore_qiskit.transpiler.native_ops` entries.
