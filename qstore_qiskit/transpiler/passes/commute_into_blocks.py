@@ -62,10 +62,12 @@ class _Entry:
     only when a commutation check needs it: ``node.op`` constructs a new gate object for
     every standard gate, which cost as much as the rest of the pass."""
 
-    __slots__ = ("node", "qs", "qargs", "cargs", "_op", "_key")
+    __slots__ = ("node", "qs", "qargs", "cargs", "std", "_op", "_key")
 
     def __init__(self, node, qs: tuple, qargs: tuple, cargs: tuple) -> None:
         self.node, self.qs, self.qargs, self.cargs = node, qs, qargs, cargs
+        # A Qiskit standard gate: its name and parameters determine its matrix.
+        self.std = node.is_standard_gate()
         self._op = None
         self._key = _UNSET
 
@@ -78,7 +80,12 @@ class _Entry:
     @property
     def key(self):
         if self._key is _UNSET:
-            self._key = _op_key(self.op)
+            if self.std:
+                params = self.node.params
+                numeric = all(isinstance(p, (int, float, complex)) for p in params)
+                self._key = (self.node.name, "", tuple(params)) if numeric else None
+            else:
+                self._key = _op_key(self.op)
         return self._key
 
 
@@ -155,22 +162,25 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
     def _commute(self, a: _Entry, b: _Entry) -> bool:
         if a.cargs or b.cargs or b.node.is_directive():
             return False
-        op_a, ia, qa, ca = a.op, a.qs, a.qargs, a.cargs
-        op_b, ib, qb, cb = b.op, b.qs, b.qargs, b.cargs
-        if not hasattr(op_b, "to_matrix"):
+        if not b.std and not hasattr(b.op, "to_matrix"):
             return False
+        name_a, name_b = a.node.name, b.node.name
         if (
-            op_a.name in _Z_DIAGONAL
-            and op_b.name in _Z_DIAGONAL
-            and _is_library_gate(op_a)
-            and _is_library_gate(op_b)
+            name_a in _Z_DIAGONAL
+            and name_b in _Z_DIAGONAL
+            and (a.std or _is_library_gate(a.op))
+            and (b.std or _is_library_gate(b.op))
         ):
             return True  # diagonal in the computational basis: always commute
+        ia, ib = a.qs, b.qs
         key = _signature(a.key, ia, b.key, ib)
         if key is not None:
             cached = self._cache.get(key)
             if cached is not None:
                 return cached
+        # Only now the Python operations are needed (built lazily, see _Entry).
+        op_a, qa, ca = a.op, a.qargs, a.cargs
+        op_b, qb, cb = b.op, b.qargs, b.cargs
         result = None
         if getattr(op_a, "_standard_gate", None) is None or getattr(op_b, "_standard_gate", None) is None:
             # Qiskit's checker answers standard gates in Rust; others go numeric here.

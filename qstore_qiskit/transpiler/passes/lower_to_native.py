@@ -30,7 +30,7 @@ from ..synthesis import (
     zyz_angles,
 )
 from ..affine import Affine, affine_or_float
-from ..blocks import block_plan
+from ..blocks import block_plan, kron2
 from ..native_ops import entries_to_dag
 from ..native_ops import is_zero_angle as _is_zero_angle
 from ..native_ops import norm_turns as _norm_turns
@@ -611,7 +611,7 @@ class LowerToIonQNative(TransformationPass):
             return False
         pa = wa.pending[0] if wa.pending else np.eye(2, dtype=complex)
         pb = wb.pending[0] if wb.pending else np.eye(2, dtype=complex)
-        psi = (matrix @ np.kron(pb, pa))[:, 0]
+        psi = (matrix @ kron2(pb, pa))[:, 0]
         u_b, sv, vh_a = np.linalg.svd(psi.reshape(2, 2))  # rows: qubit b, columns: qubit a
         theta = 2.0 * math.atan2(sv[1], sv[0])
         wa.pending.clear()
