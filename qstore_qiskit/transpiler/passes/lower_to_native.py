@@ -25,12 +25,12 @@ from ..synthesis import (
     gpi_matrix,
     is_diagonal,
     is_symbolic,
+    kron2,
     rz_matrix,
     weyl,
     zyz_angles,
 )
 from ..affine import Affine, affine_or_float
-from ..blocks import block_plan, kron2
 from ..native_ops import entries_to_dag
 from ..native_ops import is_zero_angle as _is_zero_angle
 from ..native_ops import norm_turns as _norm_turns
@@ -76,7 +76,6 @@ def _non_diagonal(mats) -> int:
 def _anti_diagonal(m: np.ndarray) -> bool:
     return abs(m[0, 0]) < 1e-9 and abs(m[1, 1]) < 1e-9
 _HALF_PI = 0.5 * math.pi
-_NOT_IN_BLOCK = object()
 #: Distinct block matrices whose synthesis plan a lowering pass remembers.
 _PLAN_CACHE_SIZE = 4096
 
@@ -192,25 +191,12 @@ class LowerToIonQNative(TransformationPass):
             entries = absorb_entries(entries, dag.qubits) or entries
         return entries_to_dag(dag, entries)
 
-    def lower_entries(self, dag: DAGCircuit, blocks=()) -> list:
-        """Lower ``dag`` to :mod:`~qstore_qiskit.transpiler.native_ops` entries.
-
-        Each of ``blocks`` (node lists as found by
-        :class:`~qiskit.transpiler.passes.Collect2qBlocks` on ``dag``) is resynthesised
-        as one two-qubit unitary: the same as lowering ``dag`` after
-        :class:`~qiskit.transpiler.passes.ConsolidateBlocks` (up to rounding), without
-        building a ``unitary`` instruction per block. No gate object is built.
-        """
-        plan = block_plan(blocks, {q: i for i, q in enumerate(dag.qubits)}) if blocks else {}
+    def lower_entries(self, dag: DAGCircuit) -> list:
+        """Lower ``dag`` to :mod:`~qstore_qiskit.transpiler.native_ops` entries (the
+        same result as :meth:`run`, before any gate object is built)."""
         self._ops: list = []
         self._wires: dict[Any, _Wire] = {q: _Wire() for q in dag.qubits}
         for node in dag.topological_op_nodes():
-            if plan:
-                entry = plan.get(node._node_id, _NOT_IN_BLOCK)  # pylint: disable=protected-access
-                if entry is not _NOT_IN_BLOCK:
-                    if entry is not None:
-                        self._synthesize_2q(*entry)
-                    continue
             if (node.is_standard_gate() or node.name == "unitary") and not node.is_parameterized():
                 # The matrix straight from the DAG: ``node.op`` would first build a Python
                 # gate object, and its ``to_matrix`` is Python code for standard gates.

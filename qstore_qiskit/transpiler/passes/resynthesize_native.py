@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 from qiskit.dagcircuit import DAGCircuit
 from qiskit.passmanager import PropertySet
 from qiskit.transpiler import Target
 from qiskit.transpiler.basepasses import TransformationPass
-from qiskit.transpiler.passes import Collect2qBlocks
+from qiskit.transpiler.passes import Collect2qBlocks, ConsolidateBlocks
 
 from ..target import instruction_error, spec_from_target
 from ..native_ops import entries_cost, entries_to_dag
@@ -45,9 +46,10 @@ class ResynthesizeNativeBlocks(TransformationPass):
     native gate count) is at least the input's: a candidate that is not strictly better
     is discarded, which makes the pass safe to run in Qiskit's optimization loop.
 
-    The input DAG is only read (blocks are collected on it and their matrices computed
-    directly), so it is returned as it is when the candidate loses; there is no circuit
-    round trip and no copy.
+    The inner passes run on a shallow copy of the DAG and the candidate is kept as a
+    light entry list (:mod:`~qstore_qiskit.transpiler.native_ops`) until it wins, so a
+    losing candidate (the common case) costs no gate objects and no DAG; the input is
+    then returned as it is.
 
     Args:
         target: The IonQ target (error rates and ZZ availability).
@@ -72,15 +74,17 @@ class ResynthesizeNativeBlocks(TransformationPass):
 
     def run(self, dag: DAGCircuit) -> DAGCircuit:
         before = native_cost(dag, self.spec)
-        collect = Collect2qBlocks()
-        collect.property_set = PropertySet()
-        collect.run(dag)
-        # Each block is resynthesised from its matrix, computed directly
-        # (:mod:`..blocks`): the same as ConsolidateBlocks + lowering, without the DAG
-        # rewrite and the Python callbacks for every native gate's matrix.
-        blocks = collect.property_set["block_list"] or ()
+        # ConsolidateBlocks on a shallow copy (``copy.copy``: the graph is copied, the
+        # immutable instructions are shared). Block matrices computed any other way
+        # differ in the last bits, which flips Weyl's choice of local gates on
+        # degenerate blocks (CX-like) and costs single-qubit gates on some circuits.
+        work = copy.copy(dag)
+        collect, consolidate = Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)
+        collect.property_set = consolidate.property_set = PropertySet()
+        collect.run(work)
+        work = consolidate.run(work)
         # The candidate stays a light entry list until it wins: most are discarded.
-        entries = self._lower.lower_entries(dag, blocks)
+        entries = self._lower.lower_entries(work)
         entries = absorb_entries(entries, dag.qubits) or entries
         if entries_cost(entries, self.spec) < before:
             return entries_to_dag(dag, entries)
