@@ -70,6 +70,7 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 import time
 import traceback
@@ -720,7 +721,7 @@ def _growth(compilers: list[Compiler], cases: Sequence[BenchmarkCircuit]) -> lis
     """Fitted exponent ``k`` of ``time ~ n^k`` per benchmark with three or more widths."""
     widths: dict[str, list[BenchmarkCircuit]] = {}
     for case in cases:
-        if not case.name.startswith("random"):
+        if not re.fullmatch(r"random\d+", case.name):  # not the seeded random circuits
             widths.setdefault(case.name, []).append(case)
     lines = []
     for name, group in widths.items():
