@@ -62,15 +62,22 @@ class TestJobIdBeforeResults(unittest.TestCase):
         finally:
             fresh.close()
 
+    def results_requests(self) -> int:
+        """Result fetches the server has answered so far (any job)."""
+        return int(self.server.stats()["by_route"].get("get_probabilities", 0))
+
     def test_job_id_returns_while_queued(self):
+        fetched = self.results_requests()
         job = self.backend.run(flips(1), shots=50, sampler_seed=3)
         job_id = job.job_id()
+        self.assertEqual(self.results_requests(), fetched)  # no result was asked for
         self.assert_pending(job, job_id)
         self.assertIn(job.status(), (JobStatus.QUEUED, JobStatus.RUNNING))
         self.assertEqual(job.ionq_job_ids(), [job_id])  # a plain IonQ job id
         self.assertNotIn("+", job_id)
         counts = job.result().get_counts()
         self.assertEqual(counts, {"01": 50})
+        self.assertGreater(self.results_requests(), fetched)  # the count above can move
         self.assertEqual(job.status(), JobStatus.DONE)
         self.assertEqual(job.job_id(), job_id)
         self.assertEqual(job.result().job_id, job_id)
