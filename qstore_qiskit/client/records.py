@@ -18,7 +18,7 @@ import statistics
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .results import CircuitResult
 
@@ -66,11 +66,10 @@ class Request:
                 pass
 
 
-@dataclass(frozen=True)
-class Placement:
+class Placement(NamedTuple):
     """Where one circuit of a ``submit`` call runs: circuit ``position`` (0-based, the
     child job at that index for multicircuit jobs) of the ``size``-circuit IonQ job
-    ``job_id``."""
+    ``job_id``. (A tuple: immutable, and of no concern to the garbage collector.)"""
 
     job_id: str
     position: int

@@ -6,7 +6,7 @@ import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -53,9 +53,13 @@ class CircuitResult:
     name: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    if TYPE_CHECKING:  # properties installed below (not dataclass fields)
-        count_arrays: tuple[np.ndarray, np.ndarray] | None
-        probability_arrays: tuple[np.ndarray, np.ndarray] | None
+    # Set by from_arrays (the result fetcher); served through the properties below.
+    count_arrays: tuple[np.ndarray, np.ndarray] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    probability_arrays: tuple[np.ndarray, np.ndarray] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_arrays(
@@ -116,8 +120,8 @@ def _arrays_attr(name: str) -> property:
 # through the properties, so a lazy result compares and prints like an eager one.
 CircuitResult.probabilities = _lazy_map("probabilities", "probability_arrays")  # type: ignore[assignment]
 CircuitResult.counts = _lazy_map("counts", "count_arrays")  # type: ignore[assignment]
-CircuitResult.count_arrays = _arrays_attr("count_arrays")  # type: ignore[attr-defined]
-CircuitResult.probability_arrays = _arrays_attr("probability_arrays")  # type: ignore[attr-defined]
+CircuitResult.count_arrays = _arrays_attr("count_arrays")  # type: ignore[assignment]
+CircuitResult.probability_arrays = _arrays_attr("probability_arrays")  # type: ignore[assignment]
 
 
 def parse_histogram(raw: Any, num_qubits: int, where: str) -> dict[int, float]:

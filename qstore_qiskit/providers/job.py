@@ -162,11 +162,12 @@ class QStoreJob(JobV1):
             qstore_qiskit.client.IonQClientError: the submission failed first.
         """
         hooks = [getattr(fut, "jobs_created", None) for _, fut in self._futures]
-        if not hooks or any(h is None for h in hooks):
+        ready: list[concurrent.futures.Future] = [h for h in hooks if h is not None]
+        if not hooks or len(ready) != len(hooks):
             return None
         deadline = None if timeout is None else time.monotonic() + timeout
         out: list = []
-        for hook in hooks:
+        for hook in ready:
             try:
                 out.extend(hook.result(None if deadline is None else max(0.0, deadline - time.monotonic())))
             except concurrent.futures.CancelledError:
