@@ -309,8 +309,8 @@ def report(runs: list[dict]) -> None:
     print(f"compiles: (a) {a['compiles']}, (b) {b['compiles']} (distinct structures: {structures}; "
           f"per trial in (b): {[t['compiles'] for t in b['trials']]}) "
           f"-> {'MET' if b['compiles'] == structures else 'NOT MET'}")
-    print("  (the template cache's adaptive lifting compiles a structure's first bound circuit exactly,")
-    print("   for its values, and the reusable lifted template when the structure comes back)")
+    print("  (a backend per trial: adaptive lifting compiles a structure's first bound circuit exactly and")
+    print("   the reusable lifted template when it comes back; gateway backends lift from the first sighting)")
     print(f"IonQ jobs: (a) {a['server']['jobs_created']}, (b) {b['server']['jobs_created']}: {jobs_ratio:.1f}x fewer "
           f"-> {'MET' if jobs_ratio >= 4 else 'NOT MET'} (target >= 4x)")
     print(f"submissions failed in (b): {b['failed']} (server 429s in (b): {b['server']['rate_limited']}) "

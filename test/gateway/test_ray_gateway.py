@@ -287,3 +287,4 @@ def test_workers_compile_each_structure_once_for_the_cluster(cluster, server, tm
     assert sum(compiles for compiles, _ in outs) == 1
     for _, counts in outs:
         assert len(counts) == 4 and all(sum(c.values()) == 32 for c in counts)
+
