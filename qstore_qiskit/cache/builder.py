@@ -320,11 +320,15 @@ def bind_tables(spec: TemplateSpec) -> BindTables:
     first = np.concatenate([[0], np.cumsum(per_slot)[:-1]]) if n_slots else per_slot
     t_rank = np.arange(t_slot.size) - first[t_slot]
     R = int(per_slot.max()) if n_slots else 0
+    # Terms grouped by rank (a stable sort keeps each rank's slots in increasing order).
+    by_rank = np.argsort(t_rank, kind="stable")
+    r_slot, r_col, r_w = t_slot[by_rank], t_col[by_rank], t_w[by_rank][:, None]
+    per_rank = np.bincount(t_rank, minlength=R)
+    unit = np.bincount(t_rank, weights=t_w == 1.0, minlength=R) == per_rank  # all weights 1
+    ends = np.cumsum(per_rank).tolist()
     ranks = []
-    for r in range(R):
-        at = t_rank == r  # slots in increasing order
-        w = t_w[at][:, None]
-        ranks.append((t_slot[at], t_col[at], None if np.all(w == 1.0) else w))
+    for r, (lo, hi) in enumerate(zip([0, *ends[:-1]], ends)):
+        ranks.append((r_slot[lo:hi], r_col[lo:hi], None if unit[r] else r_w[lo:hi]))
     # The same sums for a handful of bindings, where the per-rank numpy calls would
     # dominate: one padded gather ``[b | w0 x[c0] | ... ]`` per slot (column 0 is b,
     # gathered as 1.0 * b; padding is weight 0 on a zero column) and a cumulative sum

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .builder import TemplateSpec
+from .builder import PlanEntry, TemplateSpec
 from .errors import QStoreCacheError
 
 __all__ = ["FORMAT_VERSION", "FormatError", "dumps", "loads"]
@@ -47,7 +47,6 @@ MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 _KINDS = ("gpi", "gpi2", "ms", "zz")
 _KIND_CODE = {k: i for i, k in enumerate(_KINDS)}
 #: kind code -> (qubits, slots)
-_ARITY = np.array([(1, 1), (1, 1), (2, 3), (2, 1)])
 #: Stored arrays: name -> (dtype, columns per row, or 0 for a flat array).
 _ARRAYS = {
     "plan_kind": ("|u1", 0),
@@ -81,18 +80,19 @@ def dumps(spec: TemplateSpec, labels: dict[str, Any]) -> bytes | None:
     """Serialise ``spec`` with ``labels`` (JSON-able scalars), or ``None`` if not storable."""
     if spec.extra or spec.layout is not None:
         return None
-    n = len(spec.plan)
-    kinds = np.array([_KIND_CODE[k] for k, _, _ in spec.plan], dtype=np.uint8)
+    kinds = [_KIND_CODE[k] for k, _, _ in spec.plan]
+    qubits = [[*qs, -1][:2] for _, qs, _ in spec.plan]  # one-qubit gates: -1 second
     # The plan's slot indices are not stored: order_slots' layout derives them from the
-    # gate kinds alone (see _plan_slots); a spec that does not follow it is not stored.
-    if [tuple(ss) for _, _, ss in spec.plan] != _plan_slots(kinds.tolist(), spec.n_ms, spec.n_phase):
+    # gate kinds alone (see _plan); a spec that does not follow it is not stored.
+    try:
+        expected = _plan(kinds, qubits, spec.num_qubits, spec.n_ms, spec.n_phase)
+    except FormatError:
         return None
-    qubits = np.full((n, 2), -1, dtype=np.int64)
-    for i, (_, qs, _) in enumerate(spec.plan):
-        qubits[i, : len(qs)] = qs
+    if [tuple(ss) for _, _, ss in spec.plan] != [ss for _, _, ss in expected]:
+        return None
     arrays = {
-        "plan_kind": kinds,
-        "plan_qubits": qubits,
+        "plan_kind": np.array(kinds, dtype=np.uint8),
+        "plan_qubits": np.array(qubits, dtype=np.int64).reshape(-1, 2),
         "const": spec.const,
         "term_slot": spec.terms[0],
         "term_col": spec.terms[1],
@@ -118,24 +118,37 @@ def dumps(spec: TemplateSpec, labels: dict[str, Any]) -> bytes | None:
     return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
 
 
-def _plan_slots(kinds: list[int], n_ms: int, n_phase: int) -> list[tuple[int, ...]]:
-    """Every plan entry's slot indices under order_slots' layout, from the gate kinds alone.
+def _plan(kinds: list[int], qubits: list[list[int]], nq: int, n_ms: int, n_phase: int) -> list[PlanEntry]:
+    """The checked plan, with every entry's slot indices under order_slots' layout.
 
-    Layout: ``[ms phi0 | ms phi1 | gpi/gpi2 phases | ms angles | zz angles | frames]``;
-    the ``k``-th MS of the plan has slots ``(k, n_ms + k, n_phase + k)``, the ``k``-th ZZ
+    The slots follow from the gate kinds alone: layout
+    ``[ms phi0 | ms phi1 | gpi/gpi2 phases | ms angles | zz angles | frames]``; the
+    ``k``-th MS of the plan has slots ``(k, n_ms + k, n_phase + k)``, the ``k``-th ZZ
     ``n_phase + n_ms + k``, the ``j``-th GPI/GPI2 ``2 n_ms + j``.
+
+    Raises:
+        FormatError: a qubit out of range, a two-qubit gate on one qubit, or a second
+            qubit on a one-qubit gate.
     """
-    out: list[tuple[int, ...]] = []
+    out: list[PlanEntry] = []
+    append = out.append
     k_ms, k_zz, j = 0, n_phase + n_ms, 2 * n_ms
-    for k in kinds:
-        if k == 2:
-            out.append((k_ms, n_ms + k_ms, n_phase + k_ms))
-            k_ms += 1
-        elif k == 3:
-            out.append((k_zz,))
-            k_zz += 1
+    for k, (q0, q1) in zip(kinds, qubits):
+        if not 0 <= q0 < nq:
+            raise FormatError("stored template: bad qubit in the plan")
+        if k >= 2:
+            if not 0 <= q1 < nq or q1 == q0:
+                raise FormatError("stored template: bad qubit in the plan")
+            if k == 2:
+                append(("ms", (q0, q1), (k_ms, n_ms + k_ms, n_phase + k_ms)))
+                k_ms += 1
+            else:
+                append(("zz", (q0, q1), (k_zz,)))
+                k_zz += 1
         else:
-            out.append((j,))
+            if q1 != -1:
+                raise FormatError("stored template: bad qubit in the plan")
+            append((_KINDS[k], (q0,), (j,)))
             j += 1
     return out
 
@@ -224,43 +237,37 @@ def _spec_from(doc: dict[str, Any]) -> TemplateSpec:
     arr = _arrays(doc["arrays"])
     kind, qubits, const = arr["plan_kind"], arr["plan_qubits"], arr["const"]
     n, n_slots = kind.size, const.size
-    if qubits.shape[0] != n or np.any(kind >= len(_KINDS)):
-        raise FormatError("stored template: bad plan")
-    n_q = _ARITY[kind, 0]
-    two = n_q == 2
-    if (
-        np.any((qubits[:, 0] < 0) | (qubits[:, 0] >= nq))
-        or np.any(np.where(two, (qubits[:, 1] < 0) | (qubits[:, 1] >= nq) | (qubits[:, 1] == qubits[:, 0]),
-                           qubits[:, 1] != -1))
-    ):
-        raise FormatError("stored template: bad qubit in the plan")
     kinds = kind.tolist()
-    counts = np.bincount(kind, minlength=len(_KINDS)).tolist()
-    n_ms, n_zz = counts[2], counts[3]
-    n_phase = 2 * n_ms + counts[0] + counts[1]
+    if qubits.shape[0] != n or (n and max(kinds) >= len(_KINDS)):
+        raise FormatError("stored template: bad plan")
+    n_ms, n_zz = kinds.count(2), kinds.count(3)
+    n_phase = n + n_ms - n_zz  # 2 per MS, 1 per GPI/GPI2
     if n_phase + n_ms + n_zz + nq != n_slots:
         raise FormatError("stored template: inconsistent slot layout")
+    plan = _plan(kinds, qubits.tolist(), nq, n_ms, n_phase)
     t_slot, t_col, t_w = arr["term_slot"], arr["term_col"], arr["term_weight"]
     f_zz, f_slot, f_val = arr["flip_zz"], arr["flip_slot"], arr["flip_value"]
     if not (t_slot.size == t_col.size == t_w.size and f_zz.size == f_slot.size == f_val.size):
         raise FormatError("stored template: bad sparse terms")
-    if (
-        np.any((t_slot < 0) | (t_slot >= n_slots) | (t_col < 0) | (t_col >= n_par))
-        or not _strictly_increasing(t_slot, t_col, max(n_par, 1))
+    # Pairs sorted and unique (checked with the inner index in range), so the outer
+    # index's range is its first and last element.
+    if t_slot.size and (
+        t_col.min() < 0 or t_col.max() >= n_par
+        or not _strictly_increasing(t_slot, t_col, n_par)
+        or t_slot[0] < 0 or t_slot[-1] >= n_slots
     ):
         raise FormatError("stored template: bad slot term")
-    if (
-        np.any((f_zz < 0) | (f_zz >= n_zz) | (f_slot < 0) | (f_slot >= n_slots))
-        or not _strictly_increasing(f_zz, f_slot, max(n_slots, 1))
+    if f_zz.size and (
+        f_slot.min() < 0 or f_slot.max() >= n_slots
+        or not _strictly_increasing(f_zz, f_slot, n_slots)
+        or f_zz[0] < 0 or f_zz[-1] >= n_zz
         or np.any(f_val * 2 != np.round(f_val * 2))
     ):
         raise FormatError("stored template: bad flip")
-    if not (np.isfinite(const).all() and np.isfinite(t_w).all() and np.isfinite(f_val).all()):
+    # NaN and inf propagate into a sum; a non-finite sum of finite values (overflow) is
+    # rejected too (the entry is recompiled).
+    if not np.isfinite(const.sum() + t_w.sum() + f_val.sum()):
         raise FormatError("stored template: non-finite slot value")
-    plan = [
-        (_KINDS[k], (q0,) if a == 1 else (q0, q1), ss)
-        for k, (q0, q1), a, ss in zip(kinds, qubits.tolist(), n_q.tolist(), _plan_slots(kinds, n_ms, n_phase))
-    ]
     return TemplateSpec(
         num_qubits=nq,
         num_clbits=nc,
