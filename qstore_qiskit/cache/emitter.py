@@ -130,7 +130,7 @@ def _generate(plan: tuple[PlanEntry, ...]) -> Callable[[list[float]], list[dict[
     return namespace["_emit"]
 
 
-def _getter(indices: list[int]) -> Callable[[list[float]], tuple]:
+def _getter(indices: list[int]) -> Callable[[Any], tuple]:
     """``v -> tuple(v[i] for i in indices)`` as one C call (also for 0 or 1 index)."""
     if not indices:
         return lambda v: ()
@@ -179,8 +179,8 @@ def make_data_emitter(plan: list[PlanEntry]) -> Callable[[list[float]], list[dic
         position[i] = k
     in_order = _getter(position)
     phases, ms0, ms1, ms_angle, zz_angle = map(_getter, (phase_slots, *ms_slots, zz_slots))
-    ms_proto = [{"gate": "ms", "targets": None, "phases": None, "angle": 0.0}] * len(ms_at)
-    zz_proto = [{"gate": "zz", "targets": None, "angle": 0.0}] * len(zz_at)
+    ms_proto: list[dict[str, Any]] = [{"gate": "ms", "targets": None, "phases": None, "angle": 0.0}] * len(ms_at)
+    zz_proto: list[dict[str, Any]] = [{"gate": "zz", "targets": None, "angle": 0.0}] * len(zz_at)
     copy, PHASE, TARGETS, PHASES, ANGLE = dict.copy, repeat("phase"), repeat("targets"), repeat("phases"), repeat("angle")
     drain = any  # setitem returns None: any() runs a map to its end in C
 

@@ -90,7 +90,7 @@ def dumps(spec: TemplateSpec, labels: dict[str, Any]) -> bytes | None:
         return None
     if [tuple(ss) for _, _, ss in spec.plan] != [ss for _, _, ss in expected]:
         return None
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "plan_kind": np.array(kinds, dtype=np.uint8),
         "plan_qubits": np.array(qubits, dtype=np.int64).reshape(-1, 2),
         "const": spec.const,
