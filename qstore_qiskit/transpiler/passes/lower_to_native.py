@@ -83,7 +83,7 @@ def _non_diagonal(mats) -> int:
 
 
 def _anti_diagonal(m: np.ndarray) -> bool:
-    return abs(m[0, 0]) < 1e-9 and abs(m[1, 1]) < 1e-9
+    return abs(m.item(0, 0)) < 1e-9 and abs(m.item(1, 1)) < 1e-9
 _HALF_PI = 0.5 * math.pi
 #: Distinct block matrices whose synthesis plan a lowering pass remembers.
 _PLAN_CACHE_SIZE = 4096
