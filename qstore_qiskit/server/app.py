@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from . import connections
 from .config import ServerConfig
 from .errors import ApiError, api_error_response, error_response
 from .openapi import get_openapi
@@ -152,7 +153,12 @@ async def server_stats(request: web.Request) -> web.Response:
     _check_auth(request, state.config.api_key)
     snap = state.stats.snapshot()
     snap["faults"] = state.faults.counts()
-    snap["store"] = {"bytes": state.store.bytes_held, "evicted_jobs": state.store.evicted}
+    snap["connections"] = request.app[connections.LIMITER].counts()
+    store = state.store
+    snap["store"] = {"bytes": store.bytes_held, "budget_bytes": store.budget_bytes,
+                     "jobs": len(store.top_level()), "evicted_jobs": store.evicted,
+                     "history_entries": store.history_len, "history_dropped":
+                     store.history_dropped, "memory_budget": state.config.memory_budget()}
     return json_response(snap)
 
 
@@ -216,6 +222,8 @@ def create_app(config: ServerConfig | None = None, **overrides: Any) -> web.Appl
     config = (config or PROFILES["instant"]).with_overrides(**overrides)
     app = web.Application(middlewares=[api_middleware], client_max_size=config.max_body_bytes)
     app[STATE] = ServerState(config)
+    # The connection limit (applied by connections.LimitedTCPSite) never closes a busy one.
+    connections.install(app, config.max_connections)
 
     async def _shutdown(app_: web.Application) -> None:
         await app_[STATE].runner.shutdown()

@@ -114,6 +114,7 @@ class ServerState:
     def __init__(self, config: ServerConfig):
         self.config = config
         self.store = JobStore(config.job_store_bytes, config.max_stored_jobs,
+                              history=config.history_entries, gone_ids=config.evicted_ids,
                               min_age=config.job_store_min_age)
         self.sessions = SessionStore(config.max_sessions)
         self.faults = FaultInjector(config.fault_rate, config.fault_weights, config.seed)

@@ -182,6 +182,16 @@ async def list_jobs(request: web.Request) -> web.Response:
                 continue
         jobs = sorted(wanted, key=lambda j: j.seq, reverse=True)
         jobs = [j for j in jobs if matches_filters(j, query, None)]
+    elif "parent_job_id" in query:
+        # A client checks a multicircuit job's children after each one: look them up
+        # through the parent rather than scanning the whole store (O(children), not
+        # O(stored jobs)).
+        try:
+            parent = state.store.get(query["parent_job_id"])
+        except ApiError:
+            parent = None
+        children = parent.children if parent is not None and not parent.deleted else []
+        jobs = [j for j in reversed(children) if matches_filters(j, query, None)]
     else:
         jobs = state.store.all() if with_children else state.store.top_level()
         jobs = [j for j in reversed(jobs) if matches_filters(j, query, None)]
