@@ -154,6 +154,8 @@ async def server_stats(request: web.Request) -> web.Response:
     snap = state.stats.snapshot()
     snap["faults"] = state.faults.counts()
     snap["connections"] = request.app[connections.LIMITER].counts()
+    snap["bodies"] = {"decoded_in_process": state.decoder.decoded_in_process,
+                      "refused_in_flight": state.body_budget.refused}
     store = state.store
     snap["store"] = {"bytes": store.bytes_held, "budget_bytes": store.budget_bytes,
                      "jobs": len(store.top_level()), "evicted_jobs": store.evicted,
@@ -227,6 +229,7 @@ def create_app(config: ServerConfig | None = None, **overrides: Any) -> web.Appl
 
     async def _shutdown(app_: web.Application) -> None:
         await app_[STATE].runner.shutdown()
+        await asyncio.get_running_loop().run_in_executor(None, app_[STATE].decoder.shutdown)
 
     app.on_cleanup.append(_shutdown)
     _add_routes(app)
