@@ -155,6 +155,8 @@ async def server_stats(request: web.Request) -> web.Response:
     snap["faults"] = state.faults.counts()
     snap["connections"] = request.app[connections.LIMITER].counts()
     snap["bodies"] = {"decoded_in_process": state.decoder.decoded_in_process,
+                      "in_worker": state.decoder.in_worker,
+                      "bytes_in_flight": state.body_budget.held,
                       "refused_in_flight": state.body_budget.refused}
     store = state.store
     snap["store"] = {"bytes": store.bytes_held, "budget_bytes": store.budget_bytes,

@@ -1,14 +1,14 @@
-"""Connection limits: a bounded number of open connections and a listening socket with a
-deep accept queue.
+"""Connection limits: a bounded number of open connections.
 
 aiohttp accepts every connection it is offered and keeps each one until its keep-alive
 timer fires, so 1,500 connections that never finish their headers hold 1,500 handlers
-(and stall the loop when they all time out together). :class:`LimitedTCPSite` serves an
-:class:`aiohttp.web.AppRunner` like :class:`aiohttp.web.TCPSite`, but counts the open
-connections: a connection beyond ``max_connections`` first closes the oldest one that is
-not serving a request (an idle keep-alive connection, or one that has not sent a complete
-request), and if every open connection is busy, is itself closed at once. A health check
-therefore always finds room, however many idle sockets a client holds open.
+(and stall the loop when they all time out together). :class:`ConnectionLimiter` counts
+the open connections of an :class:`aiohttp.web.AppRunner`'s server: a connection beyond
+``max_connections`` closes the oldest one that is not serving a request (an idle
+keep-alive connection, or one that has not sent a complete request), and if every open
+connection is busy, is itself closed at once. A health check therefore always finds
+room, however many idle sockets a client holds open. (The listening socket's accept
+queue, ``ServerConfig.listen_backlog``, is set where the site is created.)
 """
 
 from __future__ import annotations
@@ -36,29 +36,32 @@ class ConnectionLimiter:
         self.shed_idle = 0  # idle or half-open connections closed to admit a new one
         self.refused = 0  # new connections closed because every open one was busy
 
-    def factory(self, server: web.Server):
-        """A protocol factory for ``loop.create_server`` that applies the limit."""
+    def attach(self, server: web.Server) -> None:
+        """Apply the limit to ``server`` (``AppRunner.server``, after ``setup()``).
 
-        def make() -> Any:
-            handlers = server.connections  # oldest first, registered at connection_made
-            refuse = len(handlers) >= self.max_connections and not self._make_room(handlers)
-            handler = server()
-            if refuse:
-                # Every open connection is serving a request: close this one as soon as
-                # it is connected (nothing is read from it).
+        aiohttp's handlers report each new connection to their server's
+        ``connection_made``; the limit is checked there, so the count is exact even
+        when the loop accepts a burst of connections at once.
+        """
+        registered = server.connection_made
+
+        def connection_made(handler: Any, transport: asyncio.Transport) -> None:
+            registered(handler, transport)
+            handlers = server.connections  # oldest first, this one last
+            if len(handlers) > self.max_connections and not self._make_room(handlers):
+                # Every other connection is serving a request: close this one (nothing
+                # has been read from it).
                 self.refused += 1
-                asyncio.get_running_loop().call_soon(handler.force_close)
-            return handler
+                handler.force_close()
 
-        return make
+        server.connection_made = connection_made  # type: ignore[method-assign]
 
     def _make_room(self, handlers: list) -> bool:
-        """Close the oldest idle connections until one more fits; whether it does."""
-        # A handler closed earlier in this accept burst still appears in the list until
-        # its connection_lost runs; its transport is already None.
+        """Close the oldest idle connections until the newest fits; whether it does."""
+        # A handler closed earlier (its connection_lost not run yet) has no transport.
         live = [h for h in handlers if h.transport is not None]
-        excess = len(live) - self.max_connections + 1
-        for handler in live:
+        excess = len(live) - self.max_connections
+        for handler in live[:-1]:
             if excess <= 0:
                 break
             if handler in self._busy:
@@ -69,8 +72,9 @@ class ConnectionLimiter:
         return excess <= 0
 
     def counts(self) -> dict[str, int]:
-        """``{"shed_idle": ..., "refused": ...}`` so far."""
-        return {"shed_idle": self.shed_idle, "refused": self.refused}
+        """Connections shed and refused so far, and those serving a request now."""
+        return {"shed_idle": self.shed_idle, "refused": self.refused,
+                "busy": len(self._busy)}
 
 
 LIMITER: web.AppKey[ConnectionLimiter] = web.AppKey("qstore_connection_limiter",
@@ -91,49 +95,12 @@ async def track_busy(request: web.Request, handler) -> web.StreamResponse:
 
 
 def install(app: web.Application, max_connections: int) -> ConnectionLimiter:
-    """Give ``app`` its :class:`ConnectionLimiter` (``app[LIMITER]``, which
-    :class:`LimitedTCPSite` applies) and the middleware that marks busy connections."""
+    """Give ``app`` its :class:`ConnectionLimiter` (``app[LIMITER]``; attach it to the
+    runner's server with :meth:`ConnectionLimiter.attach`) and the middleware that marks
+    busy connections."""
     limiter = app[LIMITER] = ConnectionLimiter(max_connections)
     app.middlewares.insert(0, track_busy)
     return limiter
 
 
-class LimitedTCPSite(web.BaseSite):
-    """:class:`aiohttp.web.TCPSite` with a connection limit and an explicit backlog.
-
-    Args:
-        runner: A set-up :class:`aiohttp.web.AppRunner` whose application went through
-            :func:`install` (its limiter is applied).
-        host: Interface to bind.
-        port: Port (0: any free one).
-        backlog: The listening socket's accept queue length.
-    """
-
-    def __init__(self, runner: web.AppRunner, host: str, port: int, *, backlog: int) -> None:
-        super().__init__(runner, backlog=backlog)
-        self._host = host
-        self._port = port
-        self.limiter = runner.app[LIMITER]
-
-    @property
-    def name(self) -> str:
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}"
-
-    @property
-    def sockets(self) -> list:
-        """The listening sockets (to read the bound port)."""
-        return list(getattr(self._server, "sockets", None) or [])
-
-    async def start(self) -> None:
-        await super().start()
-        server = self._runner.server
-        assert server is not None, "runner.setup() must run first"
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self.limiter.factory(server), self._host, self._port,
-            backlog=self._backlog, reuse_address=True,
-        )
-
-
-__all__ = ["ConnectionLimiter", "LimitedTCPSite", "LIMITER", "install", "track_busy"]
+__all__ = ["ConnectionLimiter", "LIMITER", "install", "track_busy"]

@@ -246,7 +246,8 @@ class BodyDecoder:
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
         self._closed = False
-        self.decoded_in_process = 0
+        self.decoded_in_process = 0  # bodies decoded by a worker
+        self.in_worker = 0  # bodies at a worker right now (loop-confined counter)
 
     def _call(self, raw: bytes, version: str) -> Any:
         with self._slots:
@@ -281,11 +282,14 @@ class BodyDecoder:
                 self.threads, decode_json, raw)
             return await loop.run_in_executor(self.threads, lambda: parse_job_request(
                 body, self.config, version, native_ranges=True))
+        self.in_worker += 1
         try:
             packed = await loop.run_in_executor(self._io, self._call, raw, version)
         except BrokenPipeError:
             raise ApiError(503, "the request decoder restarted; retry the request",
                            headers={"Retry-After": "1"}) from None
+        finally:
+            self.in_worker -= 1
         self.decoded_in_process += 1
         if isinstance(packed, tuple) and packed[0] == "error":
             _, status, message, error_type, headers, keys, source = packed

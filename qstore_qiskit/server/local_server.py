@@ -10,7 +10,7 @@ from aiohttp import web
 
 from .app import STATE, ServerState, create_app
 from .config import PROFILES, ServerConfig
-from .connections import LimitedTCPSite
+from .connections import LIMITER
 from .jobs import render_job
 
 
@@ -54,7 +54,6 @@ class LocalServer:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
-        self._site: LimitedTCPSite | None = None
         self._state: ServerState | None = None
         self._ready = threading.Event()
         self._stopped: asyncio.Event | None = None
@@ -122,12 +121,12 @@ class LocalServer:
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0,
                                keepalive_timeout=self.config.header_timeout, **extra)
         await runner.setup()
-        site = LimitedTCPSite(runner, self.host, self._requested_port,
-                              backlog=self.config.listen_backlog)
+        app[LIMITER].attach(runner.server)
+        site = web.TCPSite(runner, self.host, self._requested_port,
+                           backlog=self.config.listen_backlog)
         await site.start()
         self._runner = runner
-        self._site = site
-        sockets = site.sockets
+        sockets = getattr(site._server, "sockets", None) or []  # pylint: disable=W0212
         self.port = sockets[0].getsockname()[1] if sockets else self._requested_port
         self._ready.set()
         try:
