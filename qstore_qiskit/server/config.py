@@ -152,7 +152,7 @@ class ServerConfig:
     job_store_min_age: float = 5.0
     max_sessions: int = 1000
     enforce_native_2q: bool = False
-    header_timeout: float = 10.0
+    header_timeout: float = 20.0
     body_timeout: float = 60.0
     max_connections: int = 256
     listen_backlog: int = 1024

@@ -79,7 +79,23 @@ class _Pickler(pickle.Pickler):
         return None
 
 
+# What the server and its worker may unpickle from each other: their own data classes
+# and gate functions, NumPy arrays and a few builtins. Nothing else resolves, so even a
+# compromised worker could not make the server import or call anything else.
+_NUMPY_MODULES = frozenset({"numpy", "numpy.core.multiarray", "numpy._core.multiarray",
+                            "numpy.core.numeric", "numpy._core.numeric"})
+_NUMPY_NAMES = frozenset({"_reconstruct", "ndarray", "dtype", "scalar", "_frombuffer"})
+_BUILTINS = frozenset({"complex", "frozenset", "set", "slice", "bytearray"})
+
+
 class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:  # noqa: D102
+        if ((module.startswith("qstore_qiskit.server.") and not name.startswith("_"))
+                or (module in _NUMPY_MODULES and name in _NUMPY_NAMES)
+                or (module == "builtins" and name in _BUILTINS)):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
+
     def persistent_load(self, pid: Any) -> Any:  # noqa: D102
         try:
             return _FIXED_BY_NAME[pid]
@@ -167,18 +183,18 @@ def worker_main() -> int:
     frame = _read_frame(stdin)
     if frame is None:
         return 0
-    config: ServerConfig = pickle.loads(frame)
+    config: ServerConfig = _loads(frame)
     while True:
         frame = _read_frame(stdin)
         if frame is None:
             return 0
-        version, raw = pickle.loads(frame)
+        version, raw = _loads(frame)
         try:
             result: Any = _worker_parse(config, raw, version)
         except Exception as exc:  # pylint: disable=broad-except  # the server answers 500
             result = ("crash", f"{type(exc).__name__}")
         del raw, frame
-        _write_frame(stdout, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+        _write_frame(stdout, _dumps(result))
 
 
 class _Worker:
@@ -195,16 +211,15 @@ class _Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )
         # The worker never sees the API key.
-        _write_frame(self.proc.stdin, pickle.dumps(config.with_overrides(api_key=None)))
+        _write_frame(self.proc.stdin, _dumps(config.with_overrides(api_key=None)))
 
     def call(self, raw: bytes, version: str) -> Any:
         """Send one body and wait for its answer (blocking: run in a thread)."""
-        _write_frame(self.proc.stdin, pickle.dumps((version, raw),
-                                                   protocol=pickle.HIGHEST_PROTOCOL))
+        _write_frame(self.proc.stdin, _dumps((version, raw)))
         frame = _read_frame(self.proc.stdout)
         if frame is None:
             raise BrokenPipeError("decode worker exited")
-        return pickle.loads(frame)  # PackedSpec: a few byte strings, quick to load
+        return _loads(frame)  # PackedSpec: a few byte strings, quick to load
 
     def close(self) -> None:
         """Close its stdin (it exits) and reap it."""

@@ -164,10 +164,12 @@ class LocalServer:
         return self._require_state().faults.counts()
 
     def jobs(self) -> list[dict[str, Any]]:
-        """Every top-level job ever created, oldest first, deleted ones included (so a
-        duplicate cannot hide): ``id``, ``status``, ``metadata``, ``circuits``,
-        ``created`` (epoch s), ``backend``, ``type``, ``shots``, ``fault``,
-        ``child_job_ids``, ``deleted``."""
+        """The latest ``history_entries`` (10,000) top-level jobs created, oldest first,
+        deleted and evicted ones included (so a duplicate cannot hide): ``id``,
+        ``status``, ``metadata``, ``circuits``, ``created`` (epoch s), ``backend``,
+        ``type``, ``shots``, ``fault``, ``child_job_ids``, ``deleted``. A job that has
+        left the store has a compact entry: ``child_job_ids`` is ``None`` and metadata
+        values over 128 characters are left out."""
         return self._require_state().store.history()
 
     def job_record(self, job_id: str) -> dict[str, Any]:

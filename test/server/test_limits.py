@@ -65,6 +65,50 @@ class TestPackedSpec(unittest.TestCase):
         shared = {id(m) for m in vars(gates).values() if hasattr(m, "shape")}
         self.assertTrue(all(id(m) in shared for m in fixed))
 
+    def test_every_gate_kind_and_program_round_trips(self):
+        qis = [{"gate": g, "target": 0} for g in ("x", "y", "z", "h", "s", "si", "t", "ti",
+                                                   "v", "vi", "not")]
+        qis += [{"gate": g, "target": 1, "rotation": 0.2} for g in ("rx", "ry", "rz")]
+        qis += [{"gate": "z", "target": 0, "rotation": 0.3},
+                {"gate": "x", "target": 2, "controls": [0, 1]},
+                {"gate": "swap", "targets": [0, 1]},
+                {"gate": "xx", "targets": [0, 1], "rotation": 0.1},
+                {"gate": "pauliexp", "targets": [0, 1], "terms": ["XY", "ZZ"],
+                 "coefficients": [0.5, 0.2], "time": 0.3}]
+        native = [{"gate": "gpi", "target": 0, "phase": 0.1},
+                  {"gate": "gpi2", "target": 1, "phase": 0.2},
+                  {"gate": "ms", "targets": [0, 1], "phases": [0.1, 0.2], "angle": 0.25},
+                  {"gate": "zz", "targets": [1, 2], "angle": 0.1}]
+        bodies = [
+            {"type": "ionq.multi-circuit.v1", "backend": "simulator", "shots": 10,
+             "metadata": {"a": "b"}, "noise": {"model": "aria-1", "seed": 3},
+             "input": {"gateset": "qis", "qubits": 3, "circuits": [
+                 {"circuit": qis, "name": "c1"}, {"circuit": qis[:3]}]}},
+            {"type": "ionq.circuit.v1", "backend": "simulator", "shots": 10,
+             "input": {"gateset": "native", "qubits": 3, "circuit": native}},
+        ]
+        for body in bodies:
+            spec = parse_job_request(body, PROFILES["instant"], native_ranges=True)
+            self.assertEqual(PackedSpec.pack(spec).unpack(), spec)
+        program = parse_job_request(
+            {"type": "ionq.qasm3.v1", "backend": "simulator", "shots": 10,
+             "input": {"data": 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\n'
+                               "creg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"}},
+            PROFILES["instant"])
+        back = PackedSpec.pack(program).unpack()
+        self.assertEqual((back.program.num_qubits, back.type), (2, "ionq.qasm3.v1"))
+
+    def test_only_the_servers_own_classes_unpickle(self):
+        import pickle
+
+        from qstore_qiskit.server import decode
+
+        for hostile in (print, eval, __import__("os").system):
+            with self.assertRaises(pickle.UnpicklingError):
+                decode._loads(pickle.dumps(hostile))  # pylint: disable=protected-access
+        config = PROFILES["instant"].with_overrides(api_key="secret-key")
+        self.assertEqual(decode._loads(decode._dumps(config)), config)  # pylint: disable=W0212
+
     def test_decode_json_names_the_problem(self):
         with self.assertRaises(Exception) as ctx:
             decode_json(b'{"a": ')
