@@ -238,7 +238,7 @@ class BodyDecoder:
     """Worker processes that decode and validate large job bodies.
 
     A worker is started on the first body that needs one (a fresh interpreter with the
-    server package imported: about 110 MB RSS, a second to start) and serves every
+    request validators imported: about 50 MB RSS, a second or so to start) and serves every
     later body; at most ``config.decode_processes`` run at once, and a body waits for a
     free one. With ``decode_processes=0`` large bodies are decoded in ``thread_pool``
     instead (the event loop then stalls for the decode).
