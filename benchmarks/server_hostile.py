@@ -25,7 +25,9 @@ import argparse
 import concurrent.futures
 import json
 import multiprocessing
+import os
 import socket
+import statistics
 import sys
 import threading
 import time
@@ -46,6 +48,13 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def post(url: str, data: bytes, timeout: float = 120.0) -> int:
@@ -160,10 +169,14 @@ def run_one(name: str, action, header_timeout: float = 20.0, **overrides) -> dic
         watcher = ctx.Process(target=_watch, args=(srv.base_url, pid, stop, worst, peak))
         watcher.start()
         time.sleep(0.3)
+        cpu0 = cpu_seconds(pid)
         t0 = time.perf_counter()
         outcome = action(srv)
         elapsed = time.perf_counter() - t0
         time.sleep(0.3)
+        # CPU the server process spent on the request (less sensitive to other load on
+        # the machine than the health-check latency; the decode worker is not included).
+        cpu = cpu_seconds(pid) - cpu0
         stop.set()
         watcher.join(30)
         after = rss_mb(pid)
@@ -174,7 +187,8 @@ def run_one(name: str, action, header_timeout: float = 20.0, **overrides) -> dic
             extra = {}
     return {"request": name, **extra, "outcome": outcome, "seconds": round(elapsed, 3),
             "rss_before_mb": round(before), "rss_peak_mb": round(peak.value),
-            "rss_after_mb": round(after), "worst_health_ms": round(1000 * worst.value, 1)}
+            "rss_after_mb": round(after), "worst_health_ms": round(1000 * worst.value, 1),
+            "server_cpu_s": round(cpu, 3)}
 
 
 def main() -> None:
@@ -228,20 +242,25 @@ def main() -> None:
         if name.startswith(compare):
             variants.append(("as before", BEFORE))
         worst: dict[str, list[float]] = {}
+        cpu: dict[str, list[float]] = {}
         for label, overrides in variants:
             for _ in range(args.repeat if len(variants) > 1 else 1):
                 row = run_one(name, action, header_timeout=timeout, **overrides)
                 row["server"] = label
                 rows.append(row)
                 worst.setdefault(label, []).append(row["worst_health_ms"])
+                cpu.setdefault(label, []).append(row["server_cpu_s"])
                 print(f"{row['request'][:40]:<40} {label:<12} {str(row['outcome']):<14} "
                       f"{row['seconds']:>7.3f} s  RSS {row['rss_before_mb']:>4} -> peak "
                       f"{row['rss_peak_mb']:>5} -> {row['rss_after_mb']:>4} MB  health max "
-                      f"{row['worst_health_ms']:>7.1f} ms", flush=True)
+                      f"{row['worst_health_ms']:>7.1f} ms  server CPU {row['server_cpu_s']:.2f} s",
+                      flush=True)
         if len(variants) > 1:
             now, before = max(worst["this release"]), max(worst["as before"])
             print(f"  -> slowest health check: {now:.1f} ms vs {before:.1f} ms as before "
-                  f"({before / now:.1f}x)", flush=True)
+                  f"({before / now:.1f}x); median server CPU "
+                  f"{statistics.median(cpu['this release']):.2f} s vs "
+                  f"{statistics.median(cpu['as before']):.2f} s", flush=True)
     print(f"(job store budget {JOB_STORE_BYTES // 2**20} MiB; body cap 8 MiB; "
           f"header timeout 1 s for the half-open row; 'as before' = {BEFORE})")
     if args.json:

@@ -18,12 +18,14 @@ import concurrent.futures
 import dataclasses
 import io
 import json
+import os
 import pickle
 import queue
 import struct
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -206,9 +208,15 @@ class _Worker:
     """
 
     def __init__(self, config: ServerConfig) -> None:
+        # The worker imports this very package, wherever the server found it (a source
+        # tree on sys.path need not be on PYTHONPATH).
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
             [sys.executable, "-m", "qstore_qiskit.server.decode_worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env=env,
         )
         # The worker never sees the API key.
         _write_frame(self.proc.stdin, _dumps(config.with_overrides(api_key=None)))
