@@ -103,8 +103,9 @@ class ServerConfig:
             the oldest one that is not serving a request (an idle keep-alive or a
             half-open connection that never finished its headers); if all are busy,
             the new connection is closed at once.
-        listen_backlog: The listening socket's accept queue (a full queue makes a
-            client's connect wait for a SYN retransmit, a second or more).
+        listen_backlog: The kernel's accept queue of the listening socket (a full
+            queue makes a client's connect wait for a SYN retransmit, a second or more).
+            The event loop takes at most 64 connections from it per iteration.
         max_body_bytes_in_flight: Most request-body bytes being received and decoded
             at once, over all connections (503 with ``Retry-After`` beyond it). With
             :attr:`max_body_bytes` it bounds the memory that requests in flight take.
