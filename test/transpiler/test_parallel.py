@@ -17,7 +17,7 @@ from qiskit.quantum_info import Operator
 from qstore_qiskit.transpiler import generate_ionq_pass_manager, parallel
 from qstore_qiskit.transpiler.parallel import ParallelPassManager, run_parallel
 
-HAS_FORK = "fork" in __import__("multiprocessing").get_all_start_methods()
+HAS_FORK = hasattr(os, "fork")
 
 
 def _circuits(count: int = 6) -> list[QuantumCircuit]:
@@ -59,11 +59,9 @@ class TestRunParallel(unittest.TestCase):
         serial = [self.pm.run(c) for c in self.circuits]
         with mock.patch.object(parallel, "MIN_PARALLEL_OPS", 0), mock.patch.object(
             parallel, "usable_cores", return_value=2
-        ), mock.patch.object(
-            parallel, "ProcessPoolExecutor", wraps=parallel.ProcessPoolExecutor
-        ) as pool:
+        ), mock.patch.object(parallel, "_fork_worker", wraps=parallel._fork_worker) as fork:
             out = self.pm.run(self.circuits)
-        self.assertTrue(pool.called, "a list of circuits was not compiled in workers")
+        self.assertEqual(fork.call_count, 1, "a list of circuits was not compiled in a worker")
         self.assertEqual(out, serial)
 
     @unittest.skipUnless(HAS_FORK, "needs the fork start method")
@@ -76,16 +74,61 @@ class TestRunParallel(unittest.TestCase):
 
     def test_serial_fallbacks(self):
         """One core, one circuit, little work or already in a worker: no processes."""
-        with mock.patch.object(parallel, "ProcessPoolExecutor", side_effect=AssertionError):
+        with mock.patch.object(parallel, "_fork_worker", side_effect=AssertionError):
             with mock.patch.object(parallel, "usable_cores", return_value=1):
                 run_parallel(self.pm.run, self.circuits, min_ops=0)
             with mock.patch.object(parallel, "usable_cores", return_value=2):
                 run_parallel(self.pm.run, self.circuits[:1], min_ops=0)
                 run_parallel(self.pm.run, self.circuits)  # below MIN_PARALLEL_OPS
                 run_parallel(self.pm.run, self.circuits, num_processes=1, min_ops=0)
+                with mock.patch.dict(os.environ, {"QISKIT_NUM_PROCS": "1"}):
+                    run_parallel(self.pm.run, self.circuits, min_ops=0)
                 with mock.patch.dict(os.environ, {"QISKIT_IN_PARALLEL": "TRUE"}):
                     out = run_parallel(self.pm.run, self.circuits, min_ops=0)
         self.assertEqual(out, [self.pm.run(c) for c in self.circuits])
+
+    @unittest.skipUnless(HAS_FORK, "needs the fork start method")
+    def test_exception_in_parent_share_reaps_the_worker(self):
+        """Whichever process fails, the error propagates and no worker is left behind."""
+        circuits = _circuits(4)
+        for c in circuits:
+            c.name = "third"
+        pids: list[int] = []
+        real_fork = parallel._fork_worker  # pylint: disable=protected-access
+
+        def fork(*args):
+            pid, fd = real_fork(*args)
+            pids.append(pid)
+            return pid, fd
+
+        with mock.patch.object(parallel, "usable_cores", return_value=2), mock.patch.object(
+            parallel, "_fork_worker", side_effect=fork
+        ):
+            with self.assertRaises(_Boom):
+                run_parallel(_fail_on_third, circuits, min_ops=0)
+        self.assertEqual(len(pids), 1)
+        with self.assertRaises(ChildProcessError):  # the worker was reaped
+            os.waitpid(pids[0], os.WNOHANG)
+
+    @unittest.skipUnless(HAS_FORK, "needs the fork start method")
+    def test_concurrent_batches_do_not_share_a_pool(self):
+        """A second thread's batch, while one runs, is compiled in-process, correctly."""
+        import threading
+
+        serial = [self.pm.run(c) for c in self.circuits]
+        outs: dict[int, list] = {}
+
+        def go(k: int) -> None:
+            pm = generate_ionq_pass_manager("aria-1", 2, num_qubits=4)
+            outs[k] = run_parallel(pm.run, self.circuits, min_ops=0)
+
+        with mock.patch.object(parallel, "usable_cores", return_value=2):
+            threads = [threading.Thread(target=go, args=(k,)) for k in range(3)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        self.assertEqual([outs[k] for k in range(3)], [serial] * 3)
 
     def test_chunks_balance_by_size(self):
         groups = parallel._chunks([100, 1, 1, 1, 90, 5], 2)  # pylint: disable=protected-access
