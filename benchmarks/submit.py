@@ -25,7 +25,11 @@ job, on the same ``cloud`` server:
 
 * ``cold``: a fresh backend with an empty template cache (no persistent store): every
   circuit is compiled inside its ``run()`` call, as for a user's new circuits;
-* ``warm``: the same circuits again on that backend (templates cached): no compile.
+* ``warm``: the same circuits again on that backend (templates cached): no compile;
+
+each with the backend's default options and with ``adaptive_batch_sizing=True`` (the
+simulator's batches spread over concurrent jobs, sized from measured execution times;
+the ``qstore per-circuit`` mode above uses the same setting of the BatchSubmitter).
 
 Its lower bound is the server's own ``lower_bound_seconds`` for ONE batch job of all N
 circuits, with the native gate counts that qstore actually sent (from the prepared
@@ -176,41 +180,50 @@ def _distinct_logical(n: int, rng: np.random.Generator, tag: str) -> list[Quantu
     return out
 
 
+def _separate_round(srv, backend, circuits: list[QuantumCircuit], shots: int) -> dict:
+    """One timed loop of separate ``run()`` calls, then every ``result()``."""
+    before = {j["id"] for j in srv.jobs()}
+    t0 = time.time()
+    start = time.perf_counter()
+    jobs = [backend.run(qc, shots=shots) for qc in circuits]
+    submitted = time.perf_counter() - start
+    for job in jobs:
+        job.result()
+    wall = time.perf_counter() - start
+    new = [j for j in srv.jobs() if j["id"] not in before]
+    records = [srv.job_record(j["id"]) for j in new]
+    gates = [len(p.body["circuit"]) for job in jobs for p in job._prepared]
+    return {
+        "wall": wall,
+        "lb": srv.lower_bound_seconds(gates, shots),
+        "submitted": submitted,
+        "created": max(j["created"] for j in new) - t0,
+        "completed": max(_epoch(rec.get("completed_at")) for rec in records) - t0,
+        "jobs": len(new),
+        "compiles": backend._cache.stats()["compiles"],
+    }
+
+
 def run_separate(n: int, shots: int, seed: int, repeat: int) -> list[dict]:
     """``n`` separate ``backend.run(qc)`` calls of distinct logical circuits (see the
-    module doc); returns one row per mode (cold, warm) with medians."""
+    module doc), with the backend's default options and with ``adaptive_batch_sizing``;
+    returns one row per mode with medians over ``repeat`` alternating rounds."""
     from qstore_qiskit.providers import QStoreProvider
 
     rng = np.random.default_rng(seed + 1)
-    samples: dict[str, list[dict]] = {"cold": [], "warm": []}
+    samples: dict[str, list[dict]] = {}
     with LocalServer(profile="cloud", seed=seed) as srv:
         for r in range(repeat + 1):  # round 0 warms imports, connections, the compiler
-            provider = QStoreProvider(token="benchmark", url=srv.url)
-            backend = provider.get_backend("ionq_simulator")
-            backend.set_options(template_cache_dir=False)
-            circuits = _distinct_logical(n, rng, f"r{r}c")
-            for mode in ("cold", "warm"):
-                before = {j["id"] for j in srv.jobs()}
-                t0 = time.time()
-                start = time.perf_counter()
-                jobs = [backend.run(qc, shots=shots) for qc in circuits]
-                submitted = time.perf_counter() - start
-                for job in jobs:
-                    job.result()
-                wall = time.perf_counter() - start
-                new = [j for j in srv.jobs() if j["id"] not in before]
-                records = [srv.job_record(j["id"]) for j in new]
-                created = max(j["created"] for j in new) - t0
-                completed = max(_epoch(rec.get("completed_at")) for rec in records) - t0
-                gates = [len(p.body["circuit"]) for job in jobs for p in job._prepared]
-                lower = srv.lower_bound_seconds(gates, shots)
-                if r:
-                    samples[mode].append({
-                        "wall": wall, "lb": lower, "submitted": submitted, "created": created,
-                        "completed": completed, "jobs": len(new),
-                        "compiles": backend._cache.stats()["compiles"],
-                    })
-            provider.close()
+            for adaptive in (False, True):
+                provider = QStoreProvider(token="benchmark", url=srv.url)
+                backend = provider.get_backend("ionq_simulator")
+                backend.set_options(template_cache_dir=False, adaptive_batch_sizing=adaptive)
+                circuits = _distinct_logical(n, rng, f"r{r}{int(adaptive)}c")
+                for temp in ("cold", "warm"):  # warm: the same circuits, templates cached
+                    sample = _separate_round(srv, backend, circuits, shots)
+                    if r:
+                        samples.setdefault(f"{temp}{' adaptive' if adaptive else ''}", []).append(sample)
+                provider.close()
     rows = []
     for mode, runs in samples.items():
         row = {k: statistics.median(s[k] for s in runs) for k in runs[0]}
@@ -229,13 +242,13 @@ def _epoch(text) -> float:
 def print_separate(rows: list[dict], n: int) -> None:
     """Print the separate-run() table."""
     print(f"\n# {n} separate backend.run(qc) calls of distinct logical 4-qubit circuits, cloud profile")
-    head = (f"{'mode':<5} {'wall s':>7} {'LB s':>6} {'x LB':>5} {'best..worst x LB':>17} {'last run()':>10} "
+    head = (f"{'mode':<13} {'wall s':>7} {'LB s':>6} {'x LB':>5} {'best..worst x LB':>17} {'last run()':>10} "
             f"{'last create':>11} {'last done':>9} {'jobs':>4} {'compiles':>8}")
     print(head)
     print("-" * len(head))
     for r in rows:
         print(
-            f"{r['mode']:<5} {r['wall']:>7.3f} {r['lb']:>6.3f} {r['wall'] / r['lb']:>5.2f} "
+            f"{r['mode']:<13} {r['wall']:>7.3f} {r['lb']:>6.3f} {r['wall'] / r['lb']:>5.2f} "
             f"{r['ratios'][0]:>8.2f}..{r['ratios'][-1]:<7.2f} {r['submitted']:>10.3f} {r['created']:>11.3f} "
             f"{r['completed']:>9.3f} {r['jobs']:>4.0f} {r['compiles']:>8.0f}"
         )
