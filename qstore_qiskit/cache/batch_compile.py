@@ -73,13 +73,9 @@ class BatchCompileLevel:
             return {}
         with self._lock:
             missing = [p for k, p in distinct.items() if k not in self._templates and k not in self._inflight]
-        if len(missing) < 2:
+        if len(missing) < 2 or parallel_workers([plan.size for plan in missing]) < 2:
             return {}
-        # Build the compiler inputs (the lifted circuits) first: the work threshold is
-        # measured on what will be compiled.
-        sources = [plan.build() for plan in missing]
-        if parallel_workers([len(src.data) for src, _ in sources]) < 2:
-            return {}
+        sources = [plan.build() for plan in missing]  # the compiler inputs (lifted circuits)
         claimed: list[tuple["_Plan", tuple[QuantumCircuit, list[Parameter]], Future]] = []
         with self._lock:
             for plan, source in zip(missing, sources):

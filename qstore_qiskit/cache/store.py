@@ -53,6 +53,8 @@ class _Plan:
     build: Callable[[], tuple[QuantumCircuit, list[Parameter]]]
     analysis: _Analysis
     structural: str
+    #: instructions of the circuit (lifting keeps the count): the work estimate
+    size: int = 0
 
 
 class TemplateCache(PersistentLevel, BatchCompileLevel):
@@ -232,14 +234,14 @@ class TemplateCache(PersistentLevel, BatchCompileLevel):
                     first = False
             if exact_known or (first and not lifted_known):
                 exact = _Analysis(key=analysis.key, columns=[], values=np.empty(0), lift_sites={})
-                return _Plan(exact_key, lambda: (circuit, []), exact, analysis.key)
+                return _Plan(exact_key, lambda: (circuit, []), exact, analysis.key, len(circuit.data))
 
         def lifted():
             # The hot path skips recording where angles were lifted; redo it on a miss.
             circ, columns, _ = _build_lifted(circuit, _analyse(circuit, lift=True, sites=True))
             return circ, columns
 
-        return _Plan(key, lifted, analysis, analysis.key)
+        return _Plan(key, lifted, analysis, analysis.key, len(circuit.data))
 
     def _plan_batch(self, circuits: list[QuantumCircuit], device: str, optimization_level: int) -> list[_Plan]:
         """Plan every circuit (in order), then compile the distinct missing entries in
