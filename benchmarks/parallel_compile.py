@@ -16,7 +16,8 @@ fresh backend (empty template cache, no persistent store) against
 and compared too (same payloads, same counts with a fixed sampler seed):
 
 * ``serial``: ``QISKIT_NUM_PROCS=1`` (the cache compiles the misses one by one);
-* ``parallel``: the default (forked workers, one per usable core);
+* ``parallel``: the default (one forked worker per further usable core, unless the
+  load average shows no idle core: the table says in how many rounds it forked);
 * ``1 core``: the process pinned to one CPU (``os.sched_setaffinity``): the cache sees
   one usable core and must fall back to the serial loop (no loss on one core).
 
@@ -49,6 +50,7 @@ from _mqt import load_cases, random_cases  # noqa: E402
 from qstore_qiskit.providers import QStoreProvider  # noqa: E402
 from qstore_qiskit.server import LocalServer  # noqa: E402
 from qstore_qiskit.transpiler import generate_ionq_pass_manager  # noqa: E402
+from qstore_qiskit.transpiler import parallel  # noqa: E402
 from qstore_qiskit.transpiler.parallel import run_parallel, usable_cores  # noqa: E402
 
 MODES = ("serial", "parallel", "1 core")
@@ -88,6 +90,7 @@ def bench_backend(circuits, repeat: int, shots: int = 200) -> None:
     reference = None
     same = True
     compiles = {}
+    forked = {m: 0 for m in MODES}  # rounds in which the batch went to workers
     with LocalServer(profile="instant", seed=3) as srv:
         warm = QStoreProvider(token="bench", url=srv.url)
         backend = warm.get_backend("ionq_simulator")
@@ -100,9 +103,11 @@ def bench_backend(circuits, repeat: int, shots: int = 200) -> None:
                 backend = provider.get_backend("ionq_simulator")
                 backend.set_options(template_cache_dir=False)
                 with _mode(label):
+                    went = parallel.STATS["parallel_batches"]
                     start = time.perf_counter()
                     job = backend.run(circuits, shots=shots, sampler_seed=11)
                     times[label].append(time.perf_counter() - start)
+                    forked[label] += parallel.STATS["parallel_batches"] > went
                 compiles[label] = backend._cache.stats()["compiles"]
                 bodies = [p.body for p in job._prepared]
                 counts = job.result().get_counts()
@@ -115,6 +120,7 @@ def bench_backend(circuits, repeat: int, shots: int = 200) -> None:
           f"{repeat} rounds")
     _summary(times)
     print(f"compiles per round: {compiles}; identical payloads and counts: {same}")
+    print(f"rounds compiled in workers: {forked} (a load average with no idle core keeps a batch in-process)")
 
 
 def bench_pm(circuits, repeat: int, device: str) -> None:

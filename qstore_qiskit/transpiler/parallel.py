@@ -9,8 +9,9 @@ in; only the results come back through a pipe), while the calling process compil
 own share; the work is balanced by circuit size, largest first. Forking two workers
 through a process pool costs 50-300 ms on a loaded 2-core machine; one ``os.fork`` costs
 10-30 ms. It falls back to a plain loop whenever parallelism cannot pay off: one
-circuit, one usable core, little total work, a platform without ``fork``, inside a
-worker, or while another thread of the process runs a parallel batch.
+circuit, one usable core, little total work, a machine with no idle core (load
+average), a platform without ``fork``, inside a worker, or while another thread of the
+process runs a parallel batch.
 
 :class:`ParallelPassManager` is a :class:`~qiskit.transpiler.PassManager` whose
 ``run`` on a list goes through :func:`run_parallel`;
@@ -29,7 +30,7 @@ from typing import Any, TypeVar
 from qiskit import QuantumCircuit
 from qiskit.transpiler import PassManager
 
-__all__ = ["ParallelPassManager", "run_parallel", "parallel_workers", "usable_cores", "MIN_PARALLEL_OPS"]
+__all__ = ["ParallelPassManager", "run_parallel", "parallel_workers", "usable_cores", "MIN_PARALLEL_OPS", "STATS"]
 
 _T = TypeVar("_T")
 
@@ -44,6 +45,10 @@ _IN_WORKER_ENV = "QISKIT_IN_PARALLEL"
 # One parallel batch at a time per process: another thread compiling at the same time
 # runs its batch in-process instead of waiting (and a worker never forks again).
 _POOL_LOCK = threading.Lock()
+
+#: How many batches :func:`parallel_workers` sent to workers and kept in-process
+#: (process-wide counters, for benchmarks and diagnosis).
+STATS = {"parallel_batches": 0, "serial_batches": 0}
 
 
 def usable_cores() -> int:
@@ -74,7 +79,8 @@ def parallel_workers(
     Returns 1 (compile in-process) for fewer than two jobs, one usable core (CPU
     affinity, see :func:`usable_cores`; ``QISKIT_NUM_PROCS``, when set, caps the default
     ``num_processes``), less than ``min_ops`` instructions in total
-    (default :data:`MIN_PARALLEL_OPS`), inside a worker, or without ``fork``.
+    (default :data:`MIN_PARALLEL_OPS`), inside a worker, without ``fork``, or when the
+    1-minute load average shows no idle core for the workers.
     """
     if num_processes is None:
         num_processes = usable_cores()
@@ -90,9 +96,23 @@ def parallel_workers(
         or sum(sizes) < min_ops
         or os.environ.get(_IN_WORKER_ENV) == "TRUE"
         or not hasattr(os, "fork")
+        or _cores_busy(workers)
     ):
+        STATS["serial_batches"] += 1
         return 1
+    STATS["parallel_batches"] += 1
     return workers
+
+
+def _cores_busy(workers: int) -> bool:
+    """Whether the machine is too busy for ``workers`` processes to help: a 1-minute
+    load average of ``workers + 0.5`` or more (this process counts for one). Measured
+    on a shared 2-core machine at load 9-11, forked workers made ``backend.run`` of 24
+    circuits 2x *slower* (copy-on-write faults and pickling, no idle core to gain)."""
+    try:
+        return os.getloadavg()[0] >= workers + 0.5
+    except (AttributeError, OSError):  # no load average on this platform
+        return False
 
 
 def run_parallel(

@@ -52,6 +52,7 @@ def _parallel(cores: int = 2):
         mock.patch.object(parallel, "MIN_PARALLEL_OPS", 0),
         mock.patch.object(parallel, "_fork_worker", side_effect=counter),
         mock.patch.object(os, "sched_getaffinity", return_value=set(range(cores))),
+        mock.patch.object(os, "getloadavg", return_value=(0.0, 0.0, 0.0)),  # an idle machine
     ]
     return counter, patches
 
@@ -137,6 +138,8 @@ class TestBatchCompile(unittest.TestCase):
     def test_little_work_stays_serial(self):
         cache = TemplateCache()
         with mock.patch.object(os, "sched_getaffinity", return_value={0, 1}), mock.patch.object(
+            os, "getloadavg", return_value=(0.0, 0.0, 0.0)
+        ), mock.patch.object(
             parallel, "_fork_worker", side_effect=AssertionError("forked below the threshold")
         ):
             cache.payload_many(_bound(3))  # a few dozen instructions < MIN_PARALLEL_OPS

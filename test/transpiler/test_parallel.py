@@ -38,6 +38,9 @@ class TestRunParallel(unittest.TestCase):
     """Same results, in order, as the serial loop; serial whenever parallel cannot pay."""
 
     def setUp(self) -> None:
+        idle = mock.patch.object(os, "getloadavg", return_value=(0.0, 0.0, 0.0))
+        idle.start()
+        self.addCleanup(idle.stop)
         self.pm = generate_ionq_pass_manager("aria-1", 2, num_qubits=4)
         self.circuits = _circuits()
 
@@ -135,6 +138,20 @@ class TestRunParallel(unittest.TestCase):
             self.assertEqual(len(outs[k]), len(serial))
             for original, out in zip(self.circuits, outs[k]):
                 self.assertTrue(Operator(out).equiv(Operator(original)))
+
+    def test_busy_machine_stays_serial(self):
+        """No idle core by the load average: in-process, counted as a serial batch."""
+        before = dict(parallel.STATS)
+        with mock.patch.object(parallel, "usable_cores", return_value=2), mock.patch.object(
+            os, "getloadavg", return_value=(2.6, 2.0, 2.0)
+        ), mock.patch.object(parallel, "_fork_worker", side_effect=AssertionError):
+            out = run_parallel(self.pm.run, self.circuits, min_ops=0)
+        self.assertEqual(out, [self.pm.run(c) for c in self.circuits])
+        self.assertEqual(parallel.STATS["serial_batches"], before["serial_batches"] + 1)
+        with mock.patch.object(parallel, "usable_cores", return_value=2), mock.patch.object(
+            os, "getloadavg", return_value=(2.4, 2.0, 2.0)
+        ):
+            self.assertEqual(parallel.parallel_workers([1000, 1000]), 2)
 
     def test_chunks_balance_by_size(self):
         groups = parallel._chunks([100, 1, 1, 1, 90, 5], 2)  # pylint: disable=protected-access
