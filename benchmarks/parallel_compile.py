@@ -18,6 +18,8 @@ and compared too (same payloads, same counts with a fixed sampler seed):
 * ``serial``: ``QISKIT_NUM_PROCS=1`` (the cache compiles the misses one by one);
 * ``parallel``: the default (one forked worker per further usable core, unless the
   load average shows no idle core: the table says in how many rounds it forked);
+* ``forced``: forked workers even when the load average says no core is idle (what
+  forking costs or gains at the machine's current load);
 * ``1 core``: the process pinned to one CPU (``os.sched_setaffinity``): the cache sees
   one usable core and must fall back to the serial loop (no loss on one core).
 
@@ -53,7 +55,8 @@ from qstore_qiskit.transpiler import generate_ionq_pass_manager  # noqa: E402
 from qstore_qiskit.transpiler import parallel  # noqa: E402
 from qstore_qiskit.transpiler.parallel import run_parallel, usable_cores  # noqa: E402
 
-MODES = ("serial", "parallel", "1 core")
+MODES = ("serial", "parallel", "forced", "1 core")
+_CORES_BUSY = parallel._cores_busy  # pylint: disable=protected-access
 
 
 @contextlib.contextmanager
@@ -64,6 +67,8 @@ def _mode(label: str):
     try:
         if label == "serial":
             os.environ["QISKIT_NUM_PROCS"] = "1"
+        elif label == "forced":
+            parallel._cores_busy = lambda workers: False  # pylint: disable=protected-access
         elif label == "1 core" and saved_cpus is not None:
             os.sched_setaffinity(0, {min(saved_cpus)})
         yield
@@ -74,6 +79,7 @@ def _mode(label: str):
             os.environ["QISKIT_NUM_PROCS"] = saved_env
         if label == "1 core" and saved_cpus is not None:
             os.sched_setaffinity(0, saved_cpus)
+        parallel._cores_busy = _CORES_BUSY  # pylint: disable=protected-access
 
 
 def _summary(times: dict[str, list[float]]) -> None:
@@ -127,20 +133,26 @@ def bench_pm(circuits, repeat: int, device: str) -> None:
     """``ParallelPassManager.run(list)``: serial loop, parallel, and one worker."""
     pm = generate_ionq_pass_manager(device, 2, qubits_initially_zero=True)
     pm.run(circuits[0])  # warm-up
-    times: dict[str, list[float]] = {m: [] for m in MODES}
+    times: dict[str, list[float]] = {m: [] for m in ("serial", "forced", "1 core")}
     outputs = {}
+
+    def forced():
+        with _mode("forced"):
+            return pm.run(circuits)
+
     for _ in range(repeat):
         for label, run in (
             ("serial", lambda: [pm.run(c) for c in circuits]),
-            ("parallel", lambda: pm.run(circuits)),
+            ("forced", forced),
             ("1 core", lambda: run_parallel(pm.run, circuits, num_processes=1)),
         ):
             start = time.perf_counter()
             outputs[label] = run()
             times[label].append(time.perf_counter() - start)
-    print(f"## ParallelPassManager.run of {len(circuits)} circuits ('1 core' = num_processes=1)")
+    print(f"## ParallelPassManager.run of {len(circuits)} circuits ('forced': workers whatever the load; "
+          "'1 core' = num_processes=1)")
     _summary(times)
-    print(f"identical outputs: {outputs['serial'] == outputs['parallel'] == outputs['1 core']}")
+    print(f"identical outputs: {outputs['serial'] == outputs['forced'] == outputs['1 core']}")
 
 
 def main(argv=None) -> int:

@@ -82,14 +82,14 @@ class Coalescer:
         A QPU executes one job at a time and each job has a fixed cost: a stream of
         circuits (a loop of separate ``run()`` calls, each compiling its circuit) fills
         one job for up to 20 batch windows. A simulator runs jobs side by side: while
-        fewer than half of the job slots are taken, a stream is cut every 4 windows
-        instead, so that its jobs start their queue wait while the caller still
+        fewer than half of the job slots are taken, a stream is cut every 2 windows
+        (at least 10 ms) instead, so that its jobs start their queue wait while the caller still
         compiles the next circuits and the last job carries only the last few circuits
         (20 separate ``run()`` calls on the ``cloud`` profile: see docs/client.rst). A
         busy submitter holds for the long limit again (fewer, larger jobs).
         """
         if backend.startswith("simulator") and self._s._runner.active_jobs < self._s.max_jobs_in_flight // 2:
-            return min(self._max_hold, max(4 * self._s.batch_window, 0.01))
+            return min(self._max_hold, max(2 * self._s.batch_window, 0.01))
         return self._max_hold
 
     def drop(self, req: Request) -> None:

@@ -70,7 +70,7 @@ class TestAgainstMiniServer(unittest.TestCase):
 
     def test_stream_cut_early_on_simulator_only(self) -> None:
         """A stream of single circuits (arrivals closer than the window): a simulator
-        bucket is cut every 4 windows while job slots are free; a QPU bucket is held
+        bucket is cut every 2 windows while job slots are free; a QPU bucket is held
         for 20 windows (one job)."""
         import time
 
@@ -84,7 +84,7 @@ class TestAgainstMiniServer(unittest.TestCase):
                 results = [f.result(60)[0] for f in futs]
                 jobs[backend] = sub.stats()["jobs_created"]
             self.assertEqual([r.probabilities for r in results], [{b % 16: 1.0} for b in range(24)])
-        self.assertGreaterEqual(jobs["simulator"], 2)  # cut at 0.8 s, not 4 s
+        self.assertGreaterEqual(jobs["simulator"], 2)  # cut at 0.4 s, not 4 s
         self.assertEqual(jobs["qpu.aria-1"], 1)
 
     def test_incompatible_settings_not_coalesced(self) -> None:
