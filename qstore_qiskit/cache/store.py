@@ -73,7 +73,9 @@ class TemplateCache(PersistentLevel, BatchCompileLevel):
     the distinct structures they miss together: in forked worker processes, one per
     usable core, when there are at least two and enough work
     (:func:`~qstore_qiskit.transpiler.parallel.run_parallel`), else one after the other.
-    The templates land in the cache either way and results are identical.
+    The templates land in the cache either way and results are identical. A custom
+    ``compile_fn`` then runs in the forked workers: it must not rely on threads or open
+    connections of this process (``QISKIT_NUM_PROCS=1`` keeps everything in-process).
 
     With a persistent ``store`` (:class:`~qstore_qiskit.cache.PersistentTemplateStore`), a
     level-1 miss first loads the template from disk, and compiles only if no process has
