@@ -87,8 +87,16 @@ class BatchCompileLevel:
                 claimed.append((plan, source, future))
         obtained: dict[tuple, tuple[CompiledTemplate, bool]] = {}
         failed: dict[tuple, BaseException] = {}
+        start, cpu = time.perf_counter(), time.thread_time()
         try:
             self._obtain_batch(claimed, device, optimization_level, obtained, failed)
+            # miss_stats(): the batch's wall time and this thread's CPU time, shared
+            # equally by the templates obtained (the workers' CPU is not counted).
+            wall, used = time.perf_counter() - start, time.thread_time() - cpu
+            for _, compiled in obtained.values():
+                self._miss_done(  # type: ignore[attr-defined]
+                    compiled, time.perf_counter() - wall / len(obtained), time.thread_time() - used / len(obtained)
+                )
         except BaseException as exc:  # noqa: BLE001 - waiters must never hang
             for plan, _, _ in claimed:
                 if plan.key not in obtained:

@@ -94,6 +94,7 @@ class TestBatchCompile(unittest.TestCase):
         self.assertEqual(stats["templates"], 6)
         self.assertGreater(stats["compile_seconds"], 0.0)
         self.assertEqual(stats["inflight"], 0)
+        self.assertGreater(cache.miss_stats()["compile_seconds"], 0.0)
         # The worker-compiled templates serve the next call: nothing compiles or forks.
         with _Patched() as forks:
             again = cache.payload_many(circuits)
