@@ -8,6 +8,7 @@ from .check_parameterized import CheckParameterized
 from .commute_into_blocks import CommuteIntoTwoQubitBlocks
 from .lower_to_native import LowerToIonQNative
 from .parameters_to_virtual_rz import ParametersToVirtualRZ
+from .resynthesize_cnot_networks import ResynthesizeCnotNetworks
 from .resynthesize_native import ResynthesizeNativeBlocks
 from .uniform_layout_score import UniformLayoutScore
 
@@ -20,6 +21,7 @@ __all__ = [
     "LowerBestOfCandidates",
     "LowerToIonQNative",
     "ParametersToVirtualRZ",
+    "ResynthesizeCnotNetworks",
     "ResynthesizeNativeBlocks",
     "UniformLayoutScore",
 ]
