@@ -21,6 +21,7 @@ from .passes import (
     LowerBestOfCandidates,
     LowerToIonQNative,
     ResynthesizeNativeBlocks,
+    ResynthesizeThreeQubitBlocks,
     UniformLayoutScore,
 )
 from .parallel import ParallelPassManager
@@ -80,7 +81,8 @@ def translation_passes(
     7. At ``optimization_level 3``, steps 2-6 plus :class:`ResynthesizeNativeBlocks` run
        on the circuit as given and after Qiskit level-3 rewrites into other gate sets
        (:class:`LowerBestOfCandidates`), keeping the result with the highest estimated
-       success.
+       success; then :class:`ResynthesizeThreeQubitBlocks` replaces three-qubit blocks
+       by exact numerical syntheses with fewer MS where it finds one.
     """
 
     def lowering_passes() -> list:
@@ -116,7 +118,8 @@ def translation_passes(
         lowering: list = [
             LowerBestOfCandidates(
                 target, lowering_passes, qubits_initially_zero=qubits_initially_zero
-            )
+            ),
+            ResynthesizeThreeQubitBlocks(target, lowering_passes),
         ]
     else:
         lowering = lowering_passes()

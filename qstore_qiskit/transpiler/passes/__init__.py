@@ -10,6 +10,7 @@ from .lower_to_native import LowerToIonQNative
 from .parameters_to_virtual_rz import ParametersToVirtualRZ
 from .resynthesize_cnot_networks import ResynthesizeCnotNetworks
 from .resynthesize_native import ResynthesizeNativeBlocks
+from .resynthesize_three_qubit_blocks import ResynthesizeThreeQubitBlocks
 from .uniform_layout_score import UniformLayoutScore
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "ParametersToVirtualRZ",
     "ResynthesizeCnotNetworks",
     "ResynthesizeNativeBlocks",
+    "ResynthesizeThreeQubitBlocks",
     "UniformLayoutScore",
 ]
