@@ -31,7 +31,6 @@ _IDX = np.arange(8)
 #: ``_Z[q][k]`` is the eigenvalue (+1/-1) of ``Z`` on qubit ``q`` for basis state ``k``
 #: (Qiskit's little-endian order: qubit 0 is the least significant bit).
 _Z = [1.0 - 2.0 * ((_IDX >> q) & 1) for q in range(3)]
-_I2 = np.eye(2, dtype=complex)
 
 
 class Template:
