@@ -15,6 +15,7 @@ from qiskit.transpiler.passes import (
 
 from .passes import (
     AbsorbPiPulses,
+    BestOfStateAndUnitaryModes,
     CheckIonQInput,
     CheckNativeForm,
     CommuteIntoTwoQubitBlocks,
@@ -82,10 +83,13 @@ def translation_passes(
        on the circuit as given and after Qiskit level-3 rewrites into other gate sets
        (:class:`LowerBestOfCandidates`), keeping the result with the highest estimated
        success; then :class:`ResynthesizeThreeQubitBlocks` replaces three-qubit blocks
-       by exact numerical syntheses with fewer MS where it finds one.
+       by exact numerical syntheses with fewer MS where it finds one. With
+       ``qubits_initially_zero``, :class:`BestOfStateAndUnitaryModes` also runs the
+       unitary-mode passes when that search had blocks to look at, so that the
+       state-mode output never has more MS than the unitary-mode one.
     """
 
-    def lowering_passes() -> list:
+    def lowering_passes(zero: bool = qubits_initially_zero) -> list:
         passes: list = [
             HighLevelSynthesis(
                 basis_gates=_LOWERING_BASIS, min_qubits=3, qubits_initially_zero=False
@@ -99,7 +103,7 @@ def translation_passes(
             LowerToIonQNative(
                 target,
                 approximation_degree=approximation_degree,
-                qubits_initially_zero=qubits_initially_zero,
+                qubits_initially_zero=zero,
             )
         )
         if optimization_level >= 1:
@@ -109,18 +113,28 @@ def translation_passes(
                 ResynthesizeNativeBlocks(
                     target,
                     approximation_degree=approximation_degree,
-                    qubits_initially_zero=qubits_initially_zero,
+                    qubits_initially_zero=zero,
                 )
             )
         return passes
 
-    if optimization_level >= 3:
-        lowering: list = [
-            LowerBestOfCandidates(
-                target, lowering_passes, qubits_initially_zero=qubits_initially_zero
-            ),
-            ResynthesizeThreeQubitBlocks(target, lowering_passes),
+    def level3_passes(zero: bool) -> list:
+        def lower() -> list:
+            return lowering_passes(zero)
+
+        return [
+            LowerBestOfCandidates(target, lower, qubits_initially_zero=zero),
+            ResynthesizeThreeQubitBlocks(target, lower),
         ]
+
+    if optimization_level >= 3 and qubits_initially_zero:
+        lowering: list = [
+            BestOfStateAndUnitaryModes(
+                target, lambda: level3_passes(True), lambda: level3_passes(False)
+            )
+        ]
+    elif optimization_level >= 3:
+        lowering = level3_passes(False)
     else:
         lowering = lowering_passes()
     # A circuit already made of native instructions is left as it is: the stage is then

@@ -2,6 +2,7 @@
 
 from .absorb_pi_pulses import AbsorbPiPulses
 from .best_of_lowerings import LowerBestOfCandidates
+from .best_of_modes import BestOfStateAndUnitaryModes
 from .check_ionq_input import CheckIonQInput
 from .check_native_form import CheckNativeForm
 from .check_parameterized import CheckParameterized
@@ -15,6 +16,7 @@ from .uniform_layout_score import UniformLayoutScore
 
 __all__ = [
     "AbsorbPiPulses",
+    "BestOfStateAndUnitaryModes",
     "CheckIonQInput",
     "CheckNativeForm",
     "CheckParameterized",

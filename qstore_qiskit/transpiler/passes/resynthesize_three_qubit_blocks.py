@@ -19,6 +19,8 @@ from .resynthesize_native import native_cost
 
 _BLOCK_GATES = frozenset({"gpi", "gpi2", "ms", "zz", "rz"})
 _TWO_QUBIT = frozenset({"ms", "zz"})
+#: Entries of the per-pass cache of block syntheses (oldest dropped first).
+CACHE_SIZE = 4096
 
 
 def _two_qubit_count(dag: DAGCircuit) -> int:
@@ -137,6 +139,8 @@ class ResynthesizeThreeQubitBlocks(TransformationPass):
                 self.stats["searched"] += 1
                 found = synthesize_three_qubit(unitary, pairs, seed=self.seed, budget=budget)
                 if found is not None or budget.left > 0:  # a search cut short may retry
+                    if len(self._cache) >= CACHE_SIZE:
+                        del self._cache[next(iter(self._cache))]
                     self._cache[key] = found
             if found is not None and len(found[0]) < len(pairs):
                 replacements.append((block, qubits, found, len(pairs)))
