@@ -27,6 +27,11 @@ Pair = tuple[int, int]
 #: Largest residual (Frobenius norm, after the global phase) accepted as exact.
 EXACT_TOL = 1e-9
 
+#: A start whose squared residual is above ``_STALL_FLOOR`` and has not halved in the
+#: last ``_STALL_WINDOW`` iterations is abandoned.
+_STALL_WINDOW = 10
+_STALL_FLOOR = 1e-6
+
 _IDX = np.arange(8)
 #: ``_Z[q][k]`` is the eigenvalue (+1/-1) of ``Z`` on qubit ``q`` for basis state ``k``
 #: (Qiskit's little-endian order: qubit 0 is the least significant bit).
@@ -212,8 +217,13 @@ def _levenberg_marquardt(
     r, jac = template.residual_and_jacobian(x, target)
     cost = float(r @ r)
     lam = 1e-3
-    for _ in range(max_iter):
+    history = [cost]
+    for it in range(max_iter):
         if cost < EXACT_TOL**2 / 4:
+            break
+        # A start stuck in a local minimum plateaus far from zero; one heading for an
+        # exact solution keeps shrinking (quadratically at the end). Abandon plateaus.
+        if it >= _STALL_WINDOW and cost > _STALL_FLOOR and cost > 0.5 * history[-_STALL_WINDOW]:
             break
         jtj = jac.T @ jac
         grad = jac.T @ r
@@ -235,6 +245,7 @@ def _levenberg_marquardt(
                 accepted = True
                 break
             lam *= 4
+        history.append(cost)
         if not accepted or np.linalg.norm(step) < 1e-14 * (1 + np.linalg.norm(x)):
             break
     return x, math.sqrt(cost)

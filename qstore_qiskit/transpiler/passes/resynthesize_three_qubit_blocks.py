@@ -62,6 +62,9 @@ class ResynthesizeThreeQubitBlocks(TransformationPass):
         min_two_qubit: Smallest MS count of a block worth a search. On the TKET suite
             of issue 15 no block of 3-5 MS (greedy maximal blocks of a level-3 output)
             was reducible, while blocks of 7 and 12 MS were (to 6 and 4).
+        max_two_qubit: Largest MS count of a block searched. Larger templates cost more
+            per start (an 8x8 unitary has 63 real parameters, a template of ``m`` pairs
+            ``9 + 7m``) and rarely converge from random starts.
         starts_per_gate: Optimizer starts allowed per MS gate of the circuit.
         min_starts: Optimizer starts allowed however few MS gates the circuit has.
         seed: Seed of the random starts.
@@ -74,8 +77,9 @@ class ResynthesizeThreeQubitBlocks(TransformationPass):
         target: Target | None,
         lowering: Callable[[], list],
         min_two_qubit: int = 6,
+        max_two_qubit: int = 12,
         starts_per_gate: float = 0.25,
-        min_starts: int = 24,
+        min_starts: int = 12,
         seed: int = 0,
         collect_from_back: bool = False,
     ) -> None:
@@ -83,6 +87,7 @@ class ResynthesizeThreeQubitBlocks(TransformationPass):
         self.spec = spec_from_target(target)
         self._lowering = lowering
         self.min_two_qubit = min_two_qubit
+        self.max_two_qubit = max_two_qubit
         self.starts_per_gate = starts_per_gate
         self.min_starts = min_starts
         self.seed = seed
@@ -116,7 +121,7 @@ class ResynthesizeThreeQubitBlocks(TransformationPass):
                 for node in block
                 if node.op.name in _TWO_QUBIT
             ]
-            if len(qubits) == 3 and len(pairs) >= self.min_two_qubit:
+            if len(qubits) == 3 and self.min_two_qubit <= len(pairs) <= self.max_two_qubit:
                 work.append((len(pairs), block, qubits, pairs))
         self.stats["blocks"] = len(work)
         if not work:
