@@ -70,6 +70,7 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 import time
 import traceback
@@ -391,6 +392,11 @@ def _make_fidelity(ours_api: tuple[Any, Any, Any] | None, device: str) -> tuple[
     )
 
 
+#: The clock of the timed runs: wall-clock by default; ``--cpu-time`` switches to the
+#: process's CPU time, which other processes on a shared machine do not inflate.
+_CLOCK: list[Callable[[], float]] = [time.perf_counter]
+
+
 def _time_phase(
     compilers: Sequence[Compiler], case: BenchmarkCircuit, repeat: int
 ) -> dict[str, tuple[QuantumCircuit | None, float, str | None]]:
@@ -411,9 +417,10 @@ def _time_phase(
         for comp in list(active):
             _, best, _ = outcome[comp.name]
             try:
-                start = time.perf_counter()
+                clock = _CLOCK[0]
+                start = clock()
                 output = comp.compile(case.circuit)
-                elapsed = time.perf_counter() - start
+                elapsed = clock() - start
             except Exception as exc:  # pylint: disable=broad-except
                 error = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
                 outcome[comp.name] = (None, math.inf, error)
@@ -710,6 +717,36 @@ def _suite_summary(compilers: list[Compiler], cases: Sequence[BenchmarkCircuit])
     return lines
 
 
+def _growth(compilers: list[Compiler], cases: Sequence[BenchmarkCircuit]) -> list[str]:
+    """Fitted exponent ``k`` of ``time ~ n^k`` per benchmark with three or more widths."""
+    widths: dict[str, list[BenchmarkCircuit]] = {}
+    for case in cases:
+        if not re.fullmatch(r"random\d+", case.name):  # not the seeded random circuits
+            widths.setdefault(case.name, []).append(case)
+    lines = []
+    for name, group in widths.items():
+        if len({c.circuit.num_qubits for c in group}) < 3:
+            continue
+        fits = []
+        for comp in compilers:
+            points = [
+                (math.log(c.circuit.num_qubits), math.log(comp.results[c.label].seconds))
+                for c in group
+                if comp.results[c.label].ok and comp.results[c.label].seconds
+            ]
+            if len(points) < 3:
+                continue
+            mx = sum(x for x, _ in points) / len(points)
+            my = sum(y for _, y in points) / len(points)
+            sxx = sum((x - mx) ** 2 for x, _ in points)
+            slope = sum((x - mx) * (y - my) for x, y in points) / sxx
+            fits.append(f"{comp.name} n^{slope:.2f}")
+        if fits:
+            lines.append(f"  {name} ({min(c.circuit.num_qubits for c in group)}-"
+                         f"{max(c.circuit.num_qubits for c in group)} qubits): " + ", ".join(fits))
+    return ["GROWTH (fitted exponent of compile time vs width):"] + lines if lines else []
+
+
 def _report(
     compilers: list[Compiler],
     cases: Sequence[BenchmarkCircuit],
@@ -860,6 +897,23 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also run our levels through transpile(..., *_method='qstore') (issue 15's path)",
     )
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time compiles by the process's CPU time instead of wall-clock time (for a "
+        "loaded machine: other processes do not inflate it)",
+    )
+    parser.add_argument(
+        "--only-transpile",
+        action="store_true",
+        help="with --transpile: run only the transpile path of ours (no ours-L*/ours-L2z)",
+    )
+    parser.add_argument(
+        "--random",
+        type=int,
+        default=None,
+        help="number of seeded random circuits in the scale suite (default 20, 4 with --quick)",
+    )
     return parser.parse_args(argv)
 
 
@@ -867,6 +921,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the report. Always returns 0."""
     args = _parse_args(argv)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    _CLOCK[0] = time.process_time if args.cpu_time else time.perf_counter
     sizes = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
     print(f"# compile_quality: device={args.device} sizes={list(sizes)}")
     print("# " + ", ".join(f"{k} {v}" for k, v in _versions().items()))
@@ -888,7 +943,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for size in sizes
             if not (name == "grover" and size > GROVER_MAX_QUBITS)
         ]
-        cases = load_cases(pairs) + random_cases(sizes, count=4 if args.quick else 20)
+        count = args.random if args.random is not None else (4 if args.quick else 20)
+        cases = load_cases(pairs) + (random_cases(sizes, count=count) if count > 0 else [])
         print(f"# scale suite: sizes {list(sizes)}, grover up to {GROVER_MAX_QUBITS} qubits")
     else:
         cases = load_suite(sizes, args.circuits)
@@ -903,7 +959,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ours, notes = _make_ours(
             ours_api[0], args.device, args.levels, with_zero=args.suite != "tket"
         )
-        compilers += ours
+        if not (args.transpile and args.only_transpile):
+            compilers += ours
         if notes:
             print(f"# ours: {notes}")
     if args.transpile and not isinstance(ours_api, str) and ours_api is not None:
@@ -919,7 +976,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for comp in compilers + ([mqt_peer] if mqt_peer else []):
         print(f"#   {comp.name:12s} {comp.description}")
     print(f"# est. success: {fidelity_desc}")
-    print(f"# time: best of {args.repeat} (1 if > {SLOW_SECONDS:g} s), incl. pass-manager build")
+    print(
+        f"# time: {'CPU' if args.cpu_time else 'wall-clock'} time, best of {args.repeat} "
+        f"(1 if > {SLOW_SECONDS:g} s), incl. pass-manager build"
+    )
     print()
 
     # Phase 1: everything but the MQT target; phase 2: the MQT target (see module doc).
@@ -944,6 +1004,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text)
     print()
     print("\n".join(_suite_summary(ordered, cases)))
+    growth = _growth(ordered, cases)
+    if growth:
+        print()
+        print("\n".join(growth))
 
     if args.json:
         payload = {

@@ -49,13 +49,22 @@ class TestMetadata(unittest.TestCase):
         cfg = configparser.ConfigParser()
         cfg.read(ROOT / "setup.cfg")
         meta = cfg["metadata"]
-        for key in ("name", "version", "description", "author", "author_email", "url", "project_urls",
+        for key in ("name", "version", "description", "author", "author_email",
                     "license", "license_files", "classifiers"):
             with self.subTest(key):
                 self.assertTrue(meta.get(key, "").strip(), key)
         self.assertIn("License :: OSI Approved :: Apache Software License", meta["classifiers"])
         self.assertIn("Typing :: Typed", meta["classifiers"])
-        self.assertIn("Source", meta["project_urls"])
+
+    def test_setup_cfg_names_no_placeholder_url(self):
+        # There is no public repository yet: the metadata must not send users to a
+        # guessed address (the former placeholder github.com/qstore/... is not ours).
+        cfg = configparser.ConfigParser()
+        cfg.read(ROOT / "setup.cfg")
+        meta = cfg["metadata"]
+        self.assertNotIn("url", meta)
+        self.assertNotIn("project_urls", meta)
+        self.assertNotIn("github.com/qstore", (ROOT / "setup.cfg").read_text())
 
 
 class TestTypedTopLevel(unittest.TestCase):

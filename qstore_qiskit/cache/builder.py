@@ -51,12 +51,20 @@ class _Affine:
         return _Affine(coef, self.const + scale * other.const)
 
 
+#: Sparse slot forms in coordinate format: ``(slot, column, weight)`` arrays sorted by slot,
+#: then column, each (slot, column) pair at most once.
+Terms = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
 @dataclass
 class TemplateSpec:
     """A laid-out template: everything :func:`bind_tables` needs, nothing derived.
 
     Slot layout (contiguous blocks):
     ``[ms phi0 | ms phi1 | gpi/gpi2 phases | ms angles | zz angles | final frames]``.
+    Slot ``s`` is ``const[s] + sum(weight * x[column])`` over the ``terms`` of slot ``s``.
+    Everything numeric is a numpy array, so the persistent cache stores and loads it as
+    raw arrays (:mod:`qstore_qiskit.cache.serialize`), with no per-slot Python objects.
     """
 
     num_qubits: int
@@ -67,18 +75,38 @@ class TemplateSpec:
     n_par: int
     #: non-affine sub-expressions, one extra column each (after the ``n_par`` columns)
     extra: list[ParameterExpression]
-    slots: list[_Affine]
+    #: (n_slots,) constant part of every slot (turns)
+    const: np.ndarray
+    #: the slots' linear parts (see :data:`Terms`)
+    terms: Terms
     plan: list[PlanEntry]
     final_slots: list[int]
     n_ms: int
     n_zz: int
     n_phase: int
-    #: ZZ k with ``|angle| > 1/4`` adds ``flips[k]`` (slot -> turns) to later phases
-    #: (final-frame slots listed with the phase sign; :func:`bind_tables` negates them)
-    flips: list[dict[int, float]]
+    #: ZZ ``k`` with ``|angle| > 1/4`` adds ``value`` turns to slot ``slot`` for every
+    #: ``(k, slot, value)`` of these arrays (later phases on its qubits; final-frame slots
+    #: listed with the phase sign: :func:`bind_tables` negates them)
+    flips: Terms
     #: instructions in the native circuit (memory estimate only)
     native_size: int
     layout: Any = field(default=None)
+
+    @property
+    def n_slots(self) -> int:
+        """Number of slots."""
+        return int(self.const.size)
+
+
+def _coo(forms: list[_Affine]) -> tuple[np.ndarray, Terms]:
+    """``(const, terms)`` of affine forms (terms sorted by slot, then column)."""
+    n = len(forms)
+    const = np.fromiter((aff.const for aff in forms), dtype=float, count=n)
+    t_slot = np.fromiter((s for s, aff in enumerate(forms) for _ in aff.coef), dtype=np.intp)
+    t_col = np.fromiter((c for aff in forms for c in aff.coef), dtype=np.intp, count=t_slot.size)
+    t_w = np.fromiter((v for aff in forms for v in aff.coef.values()), dtype=float, count=t_slot.size)
+    order = np.lexsort((t_col, t_slot))
+    return const, (t_slot[order], t_col[order], t_w[order])
 
 
 @dataclass
@@ -220,14 +248,15 @@ def order_slots(trace: _Trace, native: QuantumCircuit, n_par: int) -> TemplateSp
 
     # ZZ k with |angle| > 1/4 adds half a turn to every later phase slot on its qubits:
     # frame += 1/2 => phase -= 1/2 (final frame slots store +frame: bind_tables negates).
-    flips: list[dict[int, float]] = []
+    flips: list[_Affine] = []
     for pos, q0, q1 in trace.zz_after:
         row: dict[int, float] = {}
         for q in (q0, q1):
             for plan_pos, s_i in phase_slots_on[q]:
                 if plan_pos > pos:
                     row[s_i] = row.get(s_i, 0.0) - 0.5
-        flips.append(row)
+        flips.append(_Affine(row))
+    const, terms = _coo(slots)
     return TemplateSpec(
         num_qubits=native.num_qubits,
         num_clbits=native.num_clbits,
@@ -235,13 +264,14 @@ def order_slots(trace: _Trace, native: QuantumCircuit, n_par: int) -> TemplateSp
         meas_map=measurement_map(native),
         n_par=n_par,
         extra=trace.extra,
-        slots=slots,
+        const=const,
+        terms=terms,
         plan=plan,
         final_slots=final_slots,
         n_ms=n_ms,
         n_zz=len(trace.zz_after),
         n_phase=n_phase,
-        flips=flips,
+        flips=_coo(flips)[1],
         native_size=native.size(),
         # The compiler keeps virtual == physical qubits (IonQ is all-to-all); a layout, if
         # one is ever set, is kept for callers that need to map results.
@@ -258,7 +288,6 @@ def build_spec(native: QuantumCircuit, columns: list[Parameter]) -> TemplateSpec
 class BindTables:
     """Step 3's output: the numpy tables the bind kernel evaluates."""
 
-    A: np.ndarray  # (n_slots, n_cols), for introspection; binding uses the gathers below
     b: np.ndarray
     ranks: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]
     gather: np.ndarray
@@ -268,19 +297,16 @@ class BindTables:
 
 
 def bind_tables(spec: TemplateSpec) -> BindTables:
-    """Step 3: the affine matrix, its rank-by-rank gathers, and the ZZ flip matrix."""
-    slots = spec.slots
+    """Step 3: the slots' rank-by-rank gathers and the ZZ flip matrix.
+
+    The dense affine matrix ``A`` (``slots = A @ x + b``) is not built: binding never
+    uses it (see :func:`affine_matrix`).
+    """
     n_cols = spec.n_par + len(spec.extra)
-    n_slots = len(slots)
+    n_slots = spec.n_slots
     # All terms as (slot, column, weight) triples, sorted by slot then column.
-    t_slot = np.fromiter((s for s, aff in enumerate(slots) for _ in aff.coef), dtype=np.intp)
-    t_col = np.fromiter((c for aff in slots for c in aff.coef), dtype=np.intp, count=t_slot.size)
-    t_w = np.fromiter((v for aff in slots for v in aff.coef.values()), dtype=float, count=t_slot.size)
-    order = np.lexsort((t_col, t_slot))
-    t_slot, t_col, t_w = t_slot[order], t_col[order], t_w[order]
-    A = np.zeros((n_slots, n_cols))
-    A[t_slot, t_col] += t_w  # (slot, column) pairs are unique
-    b = np.fromiter((aff.const for aff in slots), dtype=float, count=n_slots)
+    t_slot, t_col, t_w = spec.terms
+    b = np.array(spec.const, dtype=float)
     # A is very sparse (a slot depends on the few parameters feeding its wire). Instead
     # of a BLAS matmul, whose rounding depends on the batch shape, the terms of every
     # slot are added one rank at a time (rank r = each slot's r-th term), in a fixed
@@ -294,11 +320,15 @@ def bind_tables(spec: TemplateSpec) -> BindTables:
     first = np.concatenate([[0], np.cumsum(per_slot)[:-1]]) if n_slots else per_slot
     t_rank = np.arange(t_slot.size) - first[t_slot]
     R = int(per_slot.max()) if n_slots else 0
+    # Terms grouped by rank (a stable sort keeps each rank's slots in increasing order).
+    by_rank = np.argsort(t_rank, kind="stable")
+    r_slot, r_col, r_w = t_slot[by_rank], t_col[by_rank], t_w[by_rank][:, None]
+    per_rank = np.bincount(t_rank, minlength=R)
+    unit = np.bincount(t_rank, weights=t_w == 1.0, minlength=R) == per_rank  # all weights 1
+    ends = np.cumsum(per_rank).tolist()
     ranks = []
-    for r in range(R):
-        at = t_rank == r  # slots in increasing order
-        w = t_w[at][:, None]
-        ranks.append((t_slot[at], t_col[at], None if np.all(w == 1.0) else w))
+    for r, (lo, hi) in enumerate(zip([0, *ends[:-1]], ends)):
+        ranks.append((r_slot[lo:hi], r_col[lo:hi], None if unit[r] else r_w[lo:hi]))
     # The same sums for a handful of bindings, where the per-rank numpy calls would
     # dominate: one padded gather ``[b | w0 x[c0] | ... ]`` per slot (column 0 is b,
     # gathered as 1.0 * b; padding is weight 0 on a zero column) and a cumulative sum
@@ -312,9 +342,16 @@ def bind_tables(spec: TemplateSpec) -> BindTables:
     gather[t_slot, t_rank + 1] = t_col
     weight[t_slot, t_rank + 1] = t_w
     F = np.zeros((spec.n_zz, n_slots))
-    for k, row in enumerate(spec.flips):
-        for s_i, v in row.items():
-            F[k, s_i] = v
+    f_zz, f_slot, f_val = spec.flips
+    F[f_zz, f_slot] = f_val  # (zz, slot) pairs are unique
     for s_i in spec.final_slots:
         F[:, s_i] = -F[:, s_i]  # final frame slots store +frame, not -frame
-    return BindTables(A, b, ranks, gather, weight, F, n_cols)
+    return BindTables(b, ranks, gather, weight, F, n_cols)
+
+
+def affine_matrix(spec: TemplateSpec) -> np.ndarray:
+    """The dense ``(n_slots, n_cols)`` matrix ``A`` of ``slots = A @ x + b`` (introspection)."""
+    A = np.zeros((spec.n_slots, spec.n_par + len(spec.extra)))
+    t_slot, t_col, t_w = spec.terms
+    A[t_slot, t_col] = t_w  # (slot, column) pairs are unique
+    return A

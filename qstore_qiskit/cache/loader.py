@@ -10,6 +10,8 @@ compiled as if there were no store.
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +27,9 @@ from .template import CompiledTemplate
 
 __all__ = ["PersistentLevel"]
 
+_MISS_KEYS = ("compile_seconds", "compile_cpu_seconds", "load_seconds", "load_cpu_seconds")
+_MISS_LOCK = threading.Lock()
+
 
 class PersistentLevel:
     """Mixin of :class:`~qstore_qiskit.cache.TemplateCache`: load, or compile once and store."""
@@ -34,6 +39,26 @@ class PersistentLevel:
 
     def _count(self, name: str) -> None:  # pragma: no cover - provided by TemplateCache
         raise NotImplementedError
+
+    def miss_stats(self) -> dict[str, float]:
+        """Time spent on level-1 misses, by outcome: ``{"compile", "load"}`` x ``{"seconds",
+        "cpu_seconds"}`` (wall clock and the missing thread's CPU time).
+
+        A miss's time runs from the persistent lookup to a template ready to bind: the
+        compiler, analysis and bind tables (and, with a store, writing the entry) for a
+        compile; reading, checking and building the bind tables for a load. The
+        structural key every lookup computes, hit or miss, is not included.
+        """
+        with _MISS_LOCK:
+            return dict(self.__dict__.get("_miss") or dict.fromkeys(_MISS_KEYS, 0.0))
+
+    def _miss_done(self, compiled: bool, start: float, cpu: float) -> None:
+        kind = "compile" if compiled else "load"
+        wall, used = time.perf_counter() - start, time.thread_time() - cpu
+        with _MISS_LOCK:  # the mixin has no __init__: the counters appear on first use
+            miss = self.__dict__.setdefault("_miss", dict.fromkeys(_MISS_KEYS, 0.0))
+            miss[f"{kind}_seconds"] += wall
+            miss[f"{kind}_cpu_seconds"] += used
 
     def _compile(
         self,
@@ -91,6 +116,19 @@ class PersistentLevel:
         Returns:
             ``(template, compiled)``.
         """
+        start, cpu = time.perf_counter(), time.thread_time()
+        template, compiled = self._obtain_timed(key, build, device, optimization_level, structural)
+        self._miss_done(compiled, start, cpu)
+        return template, compiled
+
+    def _obtain_timed(
+        self,
+        key: tuple,
+        build: Callable[[], tuple[QuantumCircuit, list[Parameter]]],
+        device: str,
+        optimization_level: int,
+        structural: str,
+    ) -> tuple[CompiledTemplate, bool]:
         store = self._persistent()
         if store is None:
             return self._compile(build, device, optimization_level, structural), True

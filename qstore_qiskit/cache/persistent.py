@@ -463,6 +463,7 @@ class PersistentTemplateStore:
 StoreSetting = Union[PersistentTemplateStore, str, "os.PathLike[str]", bool, None]
 
 _OPEN: dict[tuple[int, str], PersistentTemplateStore] = {}
+_OPEN_AS_GIVEN: dict[tuple[int, str], PersistentTemplateStore] = {}
 _OPEN_LOCK = threading.Lock()
 
 
@@ -497,10 +498,19 @@ def open_store(
         raise QStoreCacheError(
             f"template cache setting must be a directory, None, True/False or a store, not {setting!r}"
         )
+    # Asked at every miss of a cache: an absolute path seen before skips realpath()
+    # (a dozen system calls), which only serves to share one store among spellings.
+    given = (os.getpid(), os.fspath(path))
+    if os.path.isabs(given[1]):
+        store = _OPEN_AS_GIVEN.get(given)
+        if store is not None:
+            return store
     ident = (os.getpid(), os.path.realpath(path))
     with _OPEN_LOCK:
         store = _OPEN.get(ident)
         if store is None:
             kwargs = {} if size_limit is None else {"size_limit": size_limit}
             store = _OPEN[ident] = PersistentTemplateStore(path, **kwargs)
+        if os.path.isabs(given[1]):
+            _OPEN_AS_GIVEN[given] = store
         return store

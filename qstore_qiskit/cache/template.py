@@ -10,7 +10,8 @@ the parameter values is resolved once, at compile time:
 * every emitted phase / angle ("slot") is written as an affine function of the circuit's
   parameters, ``slots = A @ x + b``, including the virtual Z frames pushed through the
   wires (:mod:`qstore_qiskit.cache.builder`);
-* the JSON gate list is produced by a generated function holding one dict literal per
+* the JSON gate list is produced from per-gate prototypes, first by index tables and,
+  once the template is bound often, by a generated function holding one dict literal per
   gate, so binding only has to drop numbers into place (:mod:`qstore_qiskit.cache.emitter`).
 """
 
@@ -28,7 +29,7 @@ from ..payload import ionq_native_to_circuit
 from .analysis import _analyse
 from .builder import TemplateSpec, bind_tables, build_spec
 from .compiler import CompileFn, default_compile
-from .emitter import BindKernel, _check_values, make_emitter
+from .emitter import BindKernel, Emitter, _check_values
 from .errors import QStoreCacheError
 
 __all__ = ["CompiledTemplate"]
@@ -77,7 +78,8 @@ class CompiledTemplate(BindKernel):
     circuit) followed by the values of non-affine sub-expressions, which are evaluated per
     binding with :meth:`ParameterExpression.bind` (slow path, documented in
     ``docs/templates.rst``). Binding is then one matmul plus vectorised normalisation; the
-    JSON dictionaries come from a generated list-of-dict-literals function.
+    JSON dictionaries come from per-gate prototypes
+    (:class:`~qstore_qiskit.cache.emitter.Emitter`).
 
     Build one with :meth:`compile` or get one from :class:`TemplateCache`.
 
@@ -105,8 +107,9 @@ class CompiledTemplate(BindKernel):
     body_qubits: int
     native_gate_counts: dict[str, int]
     _spec: TemplateSpec
-    _index_of: dict[Parameter, int]
-    _name_of: dict[str, int]
+    #: parameter -> position and name -> position, built on first use (binding from a
+    #: mapping); hashing thousands of parameters is a large part of loading a template
+    _lookup: tuple[dict[Parameter, int], dict[str, int]] | None = None
 
     def __init__(self) -> None:  # built by _build / _relabel only
         self.parameters: tuple[Parameter, ...] = ()
@@ -217,17 +220,19 @@ class CompiledTemplate(BindKernel):
         """Derive the bind kernel's tables and emitter from ``spec``."""
         tables = bind_tables(spec)
         self._n_ms, self._n_zz, self._n_phase = spec.n_ms, spec.n_zz, spec.n_phase
-        self._A, self._b = tables.A, tables.b
+        self._b = tables.b
         self._ranks = tables.ranks
         self._gather, self._weight = tables.gather, tables.weight
         self._F = tables.F
         self._n_par = spec.n_par
         self._n_cols = tables.n_cols
         self._extra = spec.extra
-        col_of = {p: c for c, p in enumerate(self._canon)}
-        self._extra_cols = [
-            [col_of[p] for p in sorted(e.parameters, key=lambda p: p.name)] for e in spec.extra
-        ]
+        self._extra_cols = []
+        if spec.extra:
+            col_of = {p: c for c, p in enumerate(self._canon)}
+            self._extra_cols = [
+                [col_of[p] for p in sorted(e.parameters, key=lambda p: p.name)] for e in spec.extra
+            ]
         plan = spec.plan
         self._plan = plan
         self._final_slots = np.array(spec.final_slots, dtype=np.intp)
@@ -237,11 +242,11 @@ class CompiledTemplate(BindKernel):
         for kind, _, _ in plan:
             counts[kind] = counts.get(kind, 0) + 1
         self.native_gate_counts = counts
-        self._n_emit_slots = len(spec.slots) - len(spec.final_slots)
-        self._emit = make_emitter(plan)
+        self._n_emit_slots = spec.n_slots - len(spec.final_slots)
+        self._emit = Emitter(plan)
         ranks_bytes = sum(r.nbytes + c.nbytes for r, c, _ in tables.ranks) * 2
         self._nbytes = int(
-            tables.A.nbytes + tables.b.nbytes + tables.F.nbytes + ranks_bytes
+            tables.b.nbytes + tables.F.nbytes + ranks_bytes
             + tables.gather.nbytes + tables.weight.nbytes + 400 * len(plan) + 200 * spec.native_size
         )
 
@@ -275,8 +280,7 @@ class CompiledTemplate(BindKernel):
         new.parameters = params
         new._order = np.array(order, dtype=np.intp)
         new._identity = order == list(range(len(order)))
-        new._index_of = {p: i for i, p in enumerate(params)}
-        new._name_of = {p.name: i for i, p in enumerate(params)}
+        new._lookup = None
         return new
 
     # -- properties ---------------------------------------------------------------------
@@ -303,8 +307,13 @@ class CompiledTemplate(BindKernel):
         n = len(self.parameters)
         if isinstance(values, Mapping):
             x = np.full(n, np.nan)
+            lookup = self._lookup
+            if lookup is None:
+                params = self.parameters
+                lookup = self._lookup = ({p: i for i, p in enumerate(params)}, {p.name: i for i, p in enumerate(params)})
+            index_of, name_of = lookup
             for k, v in values.items():
-                i = self._index_of.get(k) if not isinstance(k, str) else self._name_of.get(k)
+                i = index_of.get(k) if not isinstance(k, str) else name_of.get(k)
                 if i is None:
                     raise QStoreCacheError(f"value given for unknown parameter {k!r}")
                 x[i] = _real(v, k)

@@ -184,9 +184,10 @@ class JobRunner:
             job_id = job.job_id
             assert job_id is not None  # _create() returns only with an id
             self.jobs[job_id] = job
-            for it in job.items:
+            for pos, it in enumerate(job.items):
                 if job_id not in it.request.job_ids:
                     it.request.job_ids.append(job_id)
+                it.request.place(it.index, job_id, pos, len(job.items))  # job ids known now
             self._journal({"event": "created", "submission_id": job.submission_id, "job_id": job_id})
             self.circuits_per_job.append(len(job.items))
             if all(it.request.cancelled for it in job.items):

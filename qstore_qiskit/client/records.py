@@ -18,11 +18,11 @@ import statistics
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .results import CircuitResult
 
-__all__ = ["Request", "Item", "Job", "Watch", "Summary", "validate_circuit", "is_simulator", "noise_key"]
+__all__ = ["Request", "Placement", "Item", "Job", "Watch", "Summary", "validate_circuit", "is_simulator", "noise_key"]
 
 
 @dataclass
@@ -42,6 +42,38 @@ class Request:
     cancelled: bool = False
     job_ids: list[str] = field(default_factory=list)
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    # Resolved with one Placement per circuit once every circuit's IonQ job exists
+    # (before any result): what lets ``job.job_id()`` answer while the jobs run.
+    created: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    placement: list[Placement | None] = field(default_factory=list)
+    unplaced: int = 0
+
+    def place(self, index: int, job_id: str, position: int, size: int) -> None:
+        """Record that circuit ``index`` is circuit ``position`` of the ``size``-circuit
+        IonQ job ``job_id``; resolves :attr:`created` when the last circuit is placed.
+        A circuit placed twice (never: a job is created once) keeps its first place."""
+        if not self.placement:
+            self.placement = [None] * len(self.circuits)
+            self.unplaced = len(self.circuits)
+        if self.placement[index] is not None:
+            return
+        self.placement[index] = Placement(job_id, position, size)
+        self.unplaced -= 1
+        if self.unplaced == 0 and not self.created.done():
+            try:
+                self.created.set_result(list(self.placement))
+            except concurrent.futures.InvalidStateError:  # failed or cancelled meanwhile
+                pass
+
+
+class Placement(NamedTuple):
+    """Where one circuit of a ``submit`` call runs: circuit ``position`` (0-based, the
+    child job at that index for multicircuit jobs) of the ``size``-circuit IonQ job
+    ``job_id``. (A tuple: immutable, and of no concern to the garbage collector.)"""
+
+    job_id: str
+    position: int
+    size: int
 
 
 @dataclass

@@ -304,9 +304,10 @@ class ResultFetcher:
                 positive_counts(outcomes, count_array(probs, shots, use_sampler=sampler, sampler_seed=seed))
                 if self._s.compute_counts else None
             )
-            result = CircuitResult(
-                probabilities=dict(zip(outcomes.tolist(), probs.tolist())),
-                counts=None if arrays is None else dict(zip(arrays[0].tolist(), arrays[1].tolist())),
+            # The dicts are built on first read (the primitives read only the arrays).
+            result = CircuitResult.from_arrays(
+                (outcomes, probs),
+                arrays,
                 shots=shots,
                 job_id=job_id,
                 child_job_id=cid,
@@ -314,7 +315,6 @@ class ResultFetcher:
                 circuit_index=pos,
                 metadata=dict(meta),
             )
-            result.count_arrays = arrays
             out.append(result)
         return out
 

@@ -31,6 +31,16 @@ class CircuitResult:
         circuit_index: index of the circuit in the caller's ``submit`` list.
         name: the circuit's ``name`` as handed in (if any).
         metadata: the job's metadata, plus the caller's ``metadata``.
+        count_arrays: ``counts`` as arrays ``(outcomes, counts)`` when the result
+            fetcher built them (the primitives expand shots from them directly), else
+            ``None``.
+        probability_arrays: ``probabilities`` as arrays ``(outcomes, probabilities)``
+            when the result fetcher built them, else ``None``.
+
+    A result made by :meth:`from_arrays` builds its ``probabilities`` and ``counts``
+    dicts only when they are first read: the primitives never read them (a 1,000-circuit
+    job of 8 qubits would otherwise build half a million dict entries for nothing).
+    Assigning either attribute replaces its arrays too.
     """
 
     probabilities: dict[int, float]
@@ -42,11 +52,29 @@ class CircuitResult:
     circuit_index: int
     name: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-    # ``counts`` as arrays (outcomes, counts), set by the result fetcher that built them,
-    # so the primitives expand shots without converting the dict back.
+
+    # Set by from_arrays (the result fetcher); served through the properties below.
     count_arrays: tuple[np.ndarray, np.ndarray] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    probability_arrays: tuple[np.ndarray, np.ndarray] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        probabilities: tuple[np.ndarray, np.ndarray],
+        counts: tuple[np.ndarray, np.ndarray] | None,
+        **fields: Any,
+    ) -> "CircuitResult":
+        """A result whose ``probabilities`` / ``counts`` dicts are built from
+        ``(outcomes, values)`` arrays on first access (same keys, values and order as
+        ``dict(zip(outcomes.tolist(), values.tolist()))``)."""
+        result = cls(probabilities=None, counts=None, **fields)  # type: ignore[arg-type]
+        result.probability_arrays = probabilities
+        result.count_arrays = counts
+        return result
 
     def get_counts(self) -> dict[str, int]:
         """Counts keyed by Qiskit bitstrings (qubit 0 rightmost)."""
@@ -55,6 +83,45 @@ class CircuitResult:
     def get_probabilities(self) -> dict[str, float]:
         """Probabilities keyed by Qiskit bitstrings (qubit 0 rightmost)."""
         return {format(k, f"0{self.num_qubits}b"): v for k, v in self.probabilities.items()}
+
+
+def _lazy_map(name: str, arrays: str) -> property:
+    """A property ``name`` stored in ``_<name>``, built from the ``arrays`` attribute on
+    first read; assigning it drops the arrays (they would no longer agree)."""
+    slot = "_" + name
+
+    def get(self: CircuitResult) -> Any:
+        value = self.__dict__.get(slot)
+        if value is None:
+            src = self.__dict__.get(arrays)
+            if src is not None:
+                value = dict(zip(src[0].tolist(), src[1].tolist()))
+                self.__dict__[slot] = value
+        return value
+
+    def set_(self: CircuitResult, value: Any) -> None:
+        self.__dict__[slot] = value
+        self.__dict__[arrays] = None
+
+    return property(get, set_)
+
+
+def _arrays_attr(name: str) -> property:
+    def get(self: CircuitResult) -> Any:
+        return self.__dict__.get(name)
+
+    def set_(self: CircuitResult, value: Any) -> None:
+        self.__dict__[name] = value
+
+    return property(get, set_)
+
+
+# Installed after @dataclass has read the annotations: __init__, __repr__ and __eq__ go
+# through the properties, so a lazy result compares and prints like an eager one.
+CircuitResult.probabilities = _lazy_map("probabilities", "probability_arrays")  # type: ignore[assignment]
+CircuitResult.counts = _lazy_map("counts", "count_arrays")  # type: ignore[assignment]
+CircuitResult.count_arrays = _arrays_attr("count_arrays")  # type: ignore[assignment]
+CircuitResult.probability_arrays = _arrays_attr("probability_arrays")  # type: ignore[assignment]
 
 
 def parse_histogram(raw: Any, num_qubits: int, where: str) -> dict[int, float]:

@@ -212,6 +212,12 @@ class BatchSubmitter:
     ) -> concurrent.futures.Future:
         """Hand circuits in; returns a future of ``list[CircuitResult]`` in input order.
 
+        The future's ``jobs_created`` attribute is a second future, resolved as soon as
+        every circuit's IonQ job exists (before any result) with one
+        :class:`~qstore_qiskit.client.records.Placement` per circuit (IonQ job id,
+        position in that job, circuits in that job); it fails or is cancelled with the
+        submission if that happens first.
+
         Circuits handed in by separate calls within ``batch_window`` with the same
         ``backend``, ``shots``, ``gateset``, ``noise``, ``metadata``,
         ``sampler_seed``, ``session_id`` and ``job_settings`` share multicircuit jobs;
@@ -281,9 +287,14 @@ class BatchSubmitter:
             remaining=len(bodies),
         )
         future.request_tag = req.tag  # type: ignore[attr-defined]  # names it in the journal
+        # The job-id hook: resolved with one Placement per circuit as soon as every
+        # circuit's IonQ job is created, long before the results (see Request.place).
+        future.jobs_created = req.created  # type: ignore[attr-defined]
         if not bodies:
+            req.created.set_result([])
             future.set_result([])
             return future
+        future.add_done_callback(_settle_created(req.created))
         future.add_done_callback(self._on_future_done(req))
         try:
             self._loop.call_soon_threadsafe(self._accept, req)
@@ -503,6 +514,29 @@ class BatchSubmitter:
         await _cancel_all(self._tasks)
         await self._fetcher.close()
         await self._http.close()
+
+
+def _settle_created(created: concurrent.futures.Future):
+    """Done-callback of a submission's future: a submission that failed or was cancelled
+    before all its jobs existed fails its ``jobs_created`` future the same way (callers
+    blocked on job ids are never left waiting). It holds only the small future."""
+
+    def callback(fut: concurrent.futures.Future) -> None:
+        if created.done():
+            return
+        try:
+            if fut.cancelled():
+                created.cancel()
+                created.set_running_or_notify_cancel()  # wake waiters
+            else:
+                exc = fut.exception()
+                created.set_exception(
+                    exc if exc is not None else IonQClientError("results arrived without job ids")
+                )
+        except (concurrent.futures.InvalidStateError, RuntimeError):  # settled meanwhile
+            pass
+
+    return callback
 
 
 async def _cancel_all(tasks: Iterable[asyncio.Task]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import secrets
 import threading
+import time
 from typing import Any, Sequence
 
 from .identity import NAMESPACE, actor_name, key_fingerprint, normalize_url
@@ -149,6 +150,7 @@ class GatewayClient:
         self._retry_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._requests = 0
         self._circuits = 0
+        self._round_trip = 0.0  # seconds from submit() to results, summed over requests
         # Lets the gateway gather this client's calls into rounds with the others'; it
         # grants nothing (results go to the caller's own reference only).
         self._client_id = secrets.token_hex(8)
@@ -260,8 +262,14 @@ class GatewayClient:
         self._requests += 1
         self._circuits += len(bodies)
         out.add_done_callback(self._on_cancel)
+        started = time.monotonic()
+        out.add_done_callback(lambda _: self._add_round_trip(time.monotonic() - started))
         self._call(rid, bodies, settings, out, 0)
         return out
+
+    def _add_round_trip(self, seconds: float) -> None:
+        with self._lock:
+            self._round_trip += seconds
 
     def _on_cancel(self, fut: concurrent.futures.Future) -> None:
         ref = getattr(fut, "_qstore_ref", None)
@@ -278,7 +286,11 @@ class GatewayClient:
     def stats(self) -> dict[str, Any]:
         """The gateway's statistics (all workers) plus this client's ``"client"`` counters."""
         stats = dict(_ray().get(self._actor().stats.remote(), timeout=30))
-        stats["client"] = {"requests": self._requests, "circuits": self._circuits}
+        stats["client"] = {
+            "requests": self._requests,
+            "circuits": self._circuits,
+            "round_trip_seconds": self._round_trip,
+        }
         return stats
 
     def recover(self, journal_path: Any = None, timeout: float | None = None) -> dict[str, dict]:

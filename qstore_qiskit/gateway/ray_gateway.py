@@ -48,6 +48,12 @@ logger = logging.getLogger(__name__)
 #: spaced than calls from one process's threads, and one job of 100 circuits costs the
 #: service's queue wait once instead of once per worker.
 DEFAULT_SUBMITTER_OPTIONS: dict[str, Any] = {"batch_window": 0.02, "max_jobs_in_flight": 8}
+#: A newcomer's first call is held until no other new caller has arrived for this long
+#: (seconds; at most ``gather_window``): the first calls of a sweep's workers, which start
+#: together, go out as one round without waiting the whole window.
+NEWCOMER_QUIET = 0.1
+#: The submitter's batch window when the gateway gathers rounds itself (gather_window > 0).
+ROUND_BATCH_WINDOW = 0.001
 _SETTINGS = ("backend", "shots", "gateset", "noise", "name", "metadata", "sampler_seed", "session_id", "job_settings")
 
 
@@ -107,6 +113,10 @@ class QStoreGateway:
                 "give the gateway that key through its environment"
             )
         opts = {**DEFAULT_SUBMITTER_OPTIONS, **(submitter_options or {})}
+        if self._gather_window > 0 and "batch_window" not in (submitter_options or {}):
+            # Rounds are gathered here and handed in as one submit() each: a batch window
+            # in the submitter would only delay them.
+            opts["batch_window"] = ROUND_BATCH_WINDOW
         for forbidden in ("token", "url", "journal_path"):
             if forbidden in opts:
                 raise ValueError(f"submitter option {forbidden!r} is set by the gateway itself")
@@ -136,6 +146,7 @@ class QStoreGateway:
         self._held: list[_Held] = []
         self._known: dict[str, None] = {}  # callers seen before (insertion-ordered, bounded)
         self._release_timer: asyncio.TimerHandle | None = None
+        self._new_arrival = 0.0  # when the last newcomer's first call arrived
         self._recheck_timer: asyncio.TimerHandle | None = None
         self._counts = {
             "requests": 0,
@@ -148,6 +159,8 @@ class QStoreGateway:
             "requests_joined": 0,
             "rounds": 0,
         }
+        # Where a call's time goes: held for its round, then submitted until its results.
+        self._seconds = {"held": 0.0, "results": 0.0}
 
     def __repr__(self) -> str:  # Ray shows it in its actor table: no URL, no key
         return f"QStoreGateway({self._name})"
@@ -215,6 +228,8 @@ class QStoreGateway:
             **self._counts,
             "name": self._name,
             "requests_in_flight": len(self._pending),
+            "held_seconds": self._seconds["held"],
+            "results_seconds": self._seconds["results"],
             "journal": self._journal is not None,
         }
         return stats
@@ -244,9 +259,13 @@ class QStoreGateway:
         if missing:
             if recovered is not None:
                 self._counts["circuits_resubmitted"] += len(missing)
+            arrived = time.monotonic()
             try:
                 share = await self._gate(client, digest, [circuits[i] for i in missing], settings, missing)
+                released = time.monotonic()
                 fresh = await share.results()
+                self._seconds["held"] += released - arrived
+                self._seconds["results"] += time.monotonic() - released
             finally:
                 self._left(client)
             for i, result in zip(missing, fresh):
@@ -271,15 +290,19 @@ class QStoreGateway:
         Active callers are those with a call in the gateway (held, or waiting for its
         results: these are waited for too, so that groups of workers running out of
         phase merge into one round) and those whose last call returned less than
-        ``linger`` seconds ago. A caller's first call waits the whole window (the other
-        workers of a sweep are starting too). On release, the round's calls with equal settings go to
+        ``linger`` seconds ago. A caller's first call waits until no new caller has
+        arrived for :data:`NEWCOMER_QUIET` seconds (the other workers of a sweep are
+        starting too). On release, the round's calls with equal settings go to
         the submitter as one submission (so it cuts them into the fewest jobs), and
         each call gets its own slice of the results.
         """
         self._busy[client] = self._busy.get(client, 0) + 1
         loop = asyncio.get_running_loop()
         gate = loop.create_future()
-        self._held.append(_Held(client, digest, circuits, settings, indices, gate, client not in self._known))
+        new = client not in self._known
+        if new:
+            self._new_arrival = time.monotonic()
+        self._held.append(_Held(client, digest, circuits, settings, indices, gate, new))
         if self._gather_window <= 0:
             self._release()
         else:
@@ -310,10 +333,14 @@ class QStoreGateway:
             if now - done >= self._linger or client in self._busy:
                 del self._last_done[client]
         if any(h.new for h in self._held):
-            # A newcomer's first call: the workers of a sweep start together, so wait
-            # the whole window for the others' first calls (once per caller) rather than
-            # release it alone and leave it a call ahead of them for the whole sweep.
-            return
+            # A newcomer's first call: the workers of a sweep start together, so wait for
+            # the others' first calls (once per caller) rather than release it alone and
+            # leave it a call ahead of them for the whole sweep: until no new caller has
+            # arrived for NEWCOMER_QUIET seconds (or the window ends), then as usual.
+            quiet_until = self._new_arrival + min(NEWCOMER_QUIET, self._gather_window)
+            if now < quiet_until:
+                self._recheck_at(quiet_until - now)
+                return
         held = {h.client for h in self._held}
         missing_busy = any(client not in held for client in self._busy)
         lingering = [done for client, done in self._last_done.items() if client not in held]
@@ -321,11 +348,12 @@ class QStoreGateway:
             self._release()
             return
         if lingering:  # re-check when the first lingering caller stops being expected
-            if self._recheck_timer is not None:
-                self._recheck_timer.cancel()
-            self._recheck_timer = asyncio.get_running_loop().call_later(
-                max(min(lingering) + self._linger - now, 0.0), self._maybe_release
-            )
+            self._recheck_at(max(min(lingering) + self._linger - now, 0.0))
+
+    def _recheck_at(self, delay: float) -> None:
+        if self._recheck_timer is not None:
+            self._recheck_timer.cancel()
+        self._recheck_timer = asyncio.get_running_loop().call_later(delay, self._maybe_release)
 
     def _release(self) -> None:
         for timer in (self._release_timer, self._recheck_timer):

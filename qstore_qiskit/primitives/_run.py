@@ -74,17 +74,21 @@ def shot_outcomes(
 def count_arrays(result: Any, shots: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``(qubit outcomes, counts)`` of one circuit result (``int64``, positive counts,
     in the service's order): the arrays the result fetcher built the counts from when it
-    kept them (and the counts dict was not replaced since), else from the dict; without
-    counts, drawn from the probabilities with ``rng``."""
+    kept them (assigning ``counts`` drops them), else from the dict; without counts,
+    drawn from the probabilities with ``rng``. Never builds the result's dicts."""
+    arrays = getattr(result, "count_arrays", None)
+    if arrays is not None:
+        return arrays
     counts = result.counts
     if counts is None:  # probabilities only: sample them here, seeded
-        keys = np.fromiter(result.probabilities.keys(), dtype=np.int64)
-        probs = np.fromiter(result.probabilities.values(), dtype=float)
+        prob_arrays = getattr(result, "probability_arrays", None)
+        if prob_arrays is not None:
+            keys, probs = prob_arrays[0], np.asarray(prob_arrays[1], dtype=float)
+        else:
+            keys = np.fromiter(result.probabilities.keys(), dtype=np.int64)
+            probs = np.fromiter(result.probabilities.values(), dtype=float)
         drawn = rng.multinomial(shots, probs / probs.sum())
         return keys[drawn > 0], drawn[drawn > 0].astype(np.int64, copy=False)
-    arrays = getattr(result, "count_arrays", None)
-    if arrays is not None and len(arrays[0]) == len(counts):
-        return arrays
     keys = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
     reps = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
     return keys, reps

@@ -53,6 +53,19 @@ def combined_status(states: Sequence[str]) -> JobStatus:
     return JobStatus.QUEUED
 
 
+def _parts_from_placements(placements: list) -> list[tuple[str, list[int] | None]]:
+    """Composite-id parts of per-circuit placements (``job_id``, ``position``, ``size``):
+    consecutive circuits in one IonQ job form one part; a part that is the whole job,
+    in job order, names no positions."""
+    groups: list[tuple[str, list[int], int]] = []
+    for p in placements:
+        if groups and groups[-1][0] == p.job_id:
+            groups[-1][1].append(p.position)
+        else:
+            groups.append((p.job_id, [p.position], p.size))
+    return [(jid, None if pos == list(range(size)) else pos) for jid, pos, size in groups]
+
+
 def _interactive() -> bool:
     """Whether a progress bar makes sense: a terminal, and not CI."""
     return sys.stderr.isatty() and not os.environ.get("CI")
@@ -138,17 +151,53 @@ class QStoreJob(JobV1):
             out.extend(fut.result())
         return out
 
+    def _created(self, timeout: float | None = None) -> list | None:
+        """One placement (IonQ job id, position, circuits in that job) per circuit, in
+        ``run`` order, once every circuit's IonQ job exists; ``None`` when a part's
+        submitter does not report creation (then only the results name the jobs).
+
+        Raises:
+            JobError: the job was cancelled before its IonQ jobs existed.
+            concurrent.futures.TimeoutError: ``timeout`` passed first.
+            qstore_qiskit.client.IonQClientError: the submission failed first.
+        """
+        hooks = [getattr(fut, "jobs_created", None) for _, fut in self._futures]
+        ready: list[concurrent.futures.Future] = [h for h in hooks if h is not None]
+        if not hooks or len(ready) != len(hooks):
+            return None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        out: list = []
+        for hook in ready:
+            try:
+                out.extend(hook.result(None if deadline is None else max(0.0, deadline - time.monotonic())))
+            except concurrent.futures.CancelledError:
+                raise JobError(f"job {self._job_id or '(run)'} was cancelled before its IonQ jobs were created") from None
+        return out
+
     def job_id(self) -> str:
         """The IonQ job id, or a composite of IonQ job ids (see
         :mod:`qstore_qiskit.providers.prepared`); accepted by ``retrieve_job``.
 
-        For a ``run`` job the id is known once its IonQ jobs reported back: circuits of
-        concurrent ``run`` calls are coalesced into shared jobs asynchronously, so this
-        waits for the job like :meth:`result` does (raising its errors).
+        For a ``run`` job this blocks only until its IonQ jobs are *created* (circuits of
+        concurrent ``run`` calls are coalesced into shared jobs asynchronously, so the ids
+        are not known at ``run`` time), not until they finish: like qiskit-ionq, whose
+        ``job_id()`` is known once ``POST /jobs`` answered. It raises the submission's
+        error if that fails first.
         """
         with self._id_lock:
             if self._known_id is not None:
                 return self._known_id
+        placements = self._created()
+        if placements is not None:
+            resolved = _parts_from_placements(placements)
+        else:  # a submitter without the creation hook: the results name the jobs
+            resolved = self._parts_from_results()
+        with self._id_lock:
+            self._known_id = compose_job_id(resolved)
+            self._job_id = self._known_id
+            return self._known_id
+
+    def _parts_from_results(self) -> list[tuple[str, list[int] | None]]:
         self.result()
         results = self._circuit_results()
         parts: list[tuple[str, list[str | None]]] = []
@@ -169,15 +218,16 @@ class QStoreJob(JobV1):
             else:
                 where = {cid: i for i, cid in enumerate(order)}
                 resolved.append((parent, [where[c] for c in children]))
-        with self._id_lock:
-            self._known_id = compose_job_id(resolved)
-            self._job_id = self._known_id
-            return self._known_id
+        return resolved
 
     def ionq_job_ids(self) -> list[str]:
-        """IonQ job ids of the finished parts (parent ids of multicircuit jobs)."""
+        """IonQ job ids of the job (parent ids of multicircuit jobs): every one once they
+        are all created, else those of the finished parts. Never waits."""
         if self._positions is not None:
             return list(dict.fromkeys(jid for jid, _ in self._positions))
+        placements = self._created_now()
+        if placements is not None:
+            return list(dict.fromkeys(p.job_id for p in placements))
         ids: list[str] = []
         for _, fut in self._futures:
             if fut.done() and not fut.cancelled() and fut.exception() is None:
@@ -186,14 +236,22 @@ class QStoreJob(JobV1):
                         ids.append(res.job_id)
         return ids
 
+    def _created_now(self) -> list | None:
+        """:meth:`_created` if every part's IonQ jobs exist already, else ``None``."""
+        hooks = [getattr(fut, "jobs_created", None) for _, fut in self._futures]
+        if not hooks or any(h is None or not h.done() or h.cancelled() or h.exception() is not None for h in hooks):
+            return None
+        return self._created(0)
+
     # ------------------------------------------------------------------ status
     def status(self) -> JobStatus:
         """Qiskit's view of the job.
 
         ``DONE`` when every circuit's result is here, ``ERROR``/``CANCELLED`` if a part
-        failed/was cancelled. Before that, a retrieved job asks the service
-        (``submitted``/``ready`` -> ``QUEUED``, ``started`` -> ``RUNNING``, ...); a ``run``
-        job whose IonQ jobs are not all known yet is ``RUNNING``.
+        failed/was cancelled. Before that, the service is asked about the job's IonQ jobs
+        (``submitted``/``ready`` -> ``QUEUED``, ``started`` -> ``RUNNING``; a job the
+        service reports finished whose results are still being fetched is ``RUNNING``);
+        a ``run`` job whose IonQ jobs do not all exist yet is ``INITIALIZING``.
         """
         futures = [f for _, f in self._futures]
         if any(f.cancelled() for f in futures):
@@ -203,10 +261,17 @@ class QStoreJob(JobV1):
             return JobStatus.ERROR
         if len(done) == len(futures):
             return JobStatus.DONE
-        if self._positions is not None and self._ionq_status is not None:
-            states = [self._ionq_status(jid).get("status", "") for jid in self.ionq_job_ids()]
-            return combined_status(states)
-        return JobStatus.RUNNING
+        if self._ionq_status is None:
+            return JobStatus.RUNNING
+        if self._positions is None:
+            if self._created_now() is None:
+                hooks = [getattr(f, "jobs_created", None) for f in futures]
+                return JobStatus.RUNNING if None in hooks else JobStatus.INITIALIZING
+        states = [self._ionq_status(jid).get("status", "") for jid in self.ionq_job_ids()]
+        status = combined_status(states)
+        if self._positions is None and status is JobStatus.DONE:
+            return JobStatus.RUNNING  # completed on the service; results on their way here
+        return status
 
     def cancel(self) -> bool:
         """Cancel every part not yet finished. Returns whether anything was cancelled."""
@@ -324,12 +389,14 @@ class QStoreJob(JobV1):
                     experiment_result(prep, circuit_result, self._shots or circuit_result.shots, self._memory,
                                       self._seed, len(experiments))
                 )
+        # The IonQ job id(s) are known without another request once the jobs exist.
+        known = self._known_id if self._known_id is not None or self._created_now() is None else self.job_id()
         self._result = QStoreResult.from_dict(
             {
                 "backend_name": self._backend.name,
                 "backend_version": self._backend.backend_version,
-                "job_id": self._known_id or "",
-                "qobj_id": self._known_id or "",
+                "job_id": known or "",
+                "qobj_id": known or "",
                 "success": True,
                 "results": experiments,
                 "date": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -143,6 +143,11 @@ class QStoreProvider:
         Raises:
             IonQAuthenticationError: the service refused the API key (401/403).
         """
+        if self._gateway is not None and self._token is None:
+            # A keyless worker of a gateway: the key lives on the gateway only (which
+            # checks it when it starts), so this worker cannot read the service's
+            # records: the built-in device table.
+            return None
         service = self._service(backend)
         try:
             self._check_key(service)
@@ -251,6 +256,12 @@ class QStoreProvider:
             if backend is None:
                 device, api_name, description, simulator = _BACKENDS[key]
                 backend = QStoreBackend(self, key, device, api_name, description, simulator, gateset=gateset)
+                if self._gateway is not None:
+                    # The workers of a sweep run the same structures with other values, so
+                    # the exact compile adaptive lifting makes of a structure's first bound
+                    # circuit is never reused: lift from the first sighting, one compile
+                    # per structure for the whole cluster (docs/scaling.rst).
+                    backend._cache.adaptive_lifting = False  # pylint: disable=protected-access
                 self._backends[(key, gateset)] = backend
         if created and key != "local" and not self.uses_local_server:
             try:

@@ -14,7 +14,6 @@ from qiskit.transpiler.passes import (
 )
 
 from .passes import (
-    AbsorbPiPulses,
     BestOfStateAndUnitaryModes,
     CheckIonQInput,
     CheckNativeForm,
@@ -78,7 +77,8 @@ def translation_passes(
        two-qubit unitary, so that the lowering resynthesises it with the fewest MS.
     5. :class:`LowerToIonQNative` emits GPi/GPi2/MS/ZZ with virtual RZ.
     6. At ``optimization_level >= 1``, :class:`AbsorbPiPulses` commutes the remaining
-       GPi gates forward as a Pauli frame and merges them into later gates.
+       GPi gates forward as a Pauli frame and merges them into later gates (run inside
+       the lowering, ``absorb_pi_pulses=True``, so the circuit in between is not built).
     7. At ``optimization_level 3``, steps 2-6 plus :class:`ResynthesizeNativeBlocks` run
        on the circuit as given and after Qiskit level-3 rewrites into other gate sets
        (:class:`LowerBestOfCandidates`), keeping the result with the highest estimated
@@ -99,15 +99,16 @@ def translation_passes(
             passes.append(CommuteIntoTwoQubitBlocks())
         if optimization_level >= 1:
             passes += [Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)]
+        # Level >= 1 also absorbs pi pulses (AbsorbPiPulses), fused into the lowering so
+        # that the intermediate circuit is never built.
         passes.append(
             LowerToIonQNative(
                 target,
                 approximation_degree=approximation_degree,
                 qubits_initially_zero=zero,
+                absorb_pi_pulses=optimization_level >= 1,
             )
         )
-        if optimization_level >= 1:
-            passes.append(AbsorbPiPulses())
         if optimization_level >= 3:
             passes.append(
                 ResynthesizeNativeBlocks(

@@ -72,6 +72,12 @@ def diagonal_angle(u: np.ndarray) -> float:
     return cmath.phase(u[1, 1]) - cmath.phase(u[0, 0])
 
 
+def kron2(high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """``np.kron`` of two 2x2 matrices, bit for bit (one product per entry), without
+    its generic shape handling, which costs ~10x the arithmetic at this size."""
+    return (high[:, None, :, None] * low[None, :, None, :]).reshape(4, 4)
+
+
 def weyl(matrix: np.ndarray) -> TwoQubitWeylDecomposition:
     """Weyl (KAK) decomposition of a 4x4 unitary in Qiskit's little-endian convention.
 

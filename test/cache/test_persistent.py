@@ -42,6 +42,21 @@ def _dumps(bodies) -> str:
     return json.dumps(bodies)
 
 
+def _decode(text: str, name: str) -> np.ndarray:
+    """A stored array of a serialised template (see serialize._ARRAYS)."""
+    import base64
+
+    dtype, columns = serialize._ARRAYS[name]  # pylint: disable=protected-access
+    a = np.frombuffer(base64.b64decode(text), dtype=dtype)
+    return a.reshape(-1, columns) if columns else a
+
+
+def _encode(array: np.ndarray, name: str) -> str:
+    import base64
+
+    return base64.b64encode(np.ascontiguousarray(array, dtype=serialize._ARRAYS[name][0]).tobytes()).decode()
+
+
 def _structure(i: int, num_qubits: int = 3) -> QuantumCircuit:
     """Distinct parameterized structures of similar size: ``i`` extra entanglers."""
     qc = ansatz(num_qubits, 2)
@@ -99,6 +114,12 @@ class TestRoundTrip(StoreTestCase):
             self.assertEqual(t1.final_frames(X[1]), t2.final_frames(X[1]))
             self.assertEqual(t1.native_gate_counts, t2.native_gate_counts)
             self.assertEqual((t1.meas_map, t1.body_qubits), (t2.meas_map, t2.body_qubits))
+            if i < 2:  # and after the loaded one switches to generated code
+                from qstore_qiskit.cache.emitter import GENERATE_AFTER
+
+                t2.bind_many(rng.uniform(-20, 20, (GENERATE_AFTER, len(t2.parameters))))
+                self.assertTrue(t2._emit.generated)
+                self.assertEqual(_dumps(t1.bind_many(X)), _dumps(t2.bind_many(X)))
 
     def test_real_compiler_and_bound_circuits(self):
         qc = ansatz(4, 2)
@@ -163,19 +184,39 @@ class TestRoundTrip(StoreTestCase):
 
         bad(lambda d: d.update(version=serialize.FORMAT_VERSION + 1))
         bad(lambda d: d.update(format="something-else"))
-        bad(lambda d: d["plan"][0].__setitem__(0, "__import__('os')"))
-        bad(lambda d: d["plan"][0].__setitem__(1, [10**6] * len(d["plan"][0][1])))
-        bad(lambda d: d["plan"][0].__setitem__(1, [True] * len(d["plan"][0][1])))
-        bad(lambda d: d["plan"][0].__setitem__(2, [len(d["slots"])] * len(d["plan"][0][2])))
-        bad(lambda d: d["slots"][0].__setitem__(0, "1e400"))
-        bad(lambda d: d["slots"].pop())
-        bad(lambda d: d.pop("flips"))
-        bad(lambda d: d["final_slots"].reverse() if len(d["final_slots"]) > 1 else d.pop("n_ms"))
+        bad(lambda d: d["arrays"].__setitem__("exec", "AAAA"))
+        bad(lambda d: d["arrays"].pop("flip_value"))
+        bad(lambda d: d["arrays"].__setitem__("const", "not base64!"))
+        bad(lambda d: d["arrays"].__setitem__("const", d["arrays"]["const"][:-4]))  # a torn float
+        bad(lambda d: d.pop("n_par"))
+        bad(lambda d: d.update(num_qubits=True))
+        bad(lambda d: d.update(num_clbits=1, meas_map=["os"]))
+        arrays = {k: _decode(v, k) for k, v in doc["arrays"].items()}
+
+        def bad_array(name, mutate):
+            a = arrays[name].copy()
+            mutate(a)
+            bad(lambda d: d["arrays"].__setitem__(name, _encode(a, name)))
+
+        bad_array("plan_kind", lambda a: a.__setitem__(0, 7))  # no such gate kind
+        bad_array("plan_qubits", lambda a: a.__setitem__((0, 0), 10**6))
+        bad_array("plan_qubits", lambda a: a.__setitem__((0, 1), 0 if a[0, 0] else 1))  # 1q gate, 2 qubits
+        # Another gate kind changes the slot layout: it no longer fits the stored slots.
+        bad_array("plan_kind", lambda a: a.__setitem__(int(np.flatnonzero(a < 2)[0]), 3))
+        bad_array("plan_kind", lambda a: a.__setitem__(slice(None), a[:-1].tolist() + [2]) if a[-1] != 2 else a.fill(3))
+        bad_array("const", lambda a: a.__setitem__(0, np.inf))
+        bad_array("const", lambda a: a.__setitem__(0, np.nan))
+        bad_array("term_col", lambda a: a.__setitem__(0, len(params)))  # no such column
+        bad_array("term_slot", lambda a: a.__setitem__(slice(None), a[::-1]))  # unsorted terms
+        bad_array("term_weight", lambda a: a.__setitem__(0, np.inf))
+        self.assertTrue(len(arrays["flip_value"]), "forte-1 templates have ZZ flips")
+        bad_array("flip_value", lambda a: a.__setitem__(0, 0.3))  # not a half turn
+        bad_array("flip_zz", lambda a: a.__setitem__(0, 10**6))
         with self.assertRaises(serialize.FormatError):
             serialize.loads(data[: len(data) // 2], labels)
         with self.assertRaises(serialize.FormatError):
             serialize.loads(b"\x80\x04K\x01.", labels)  # a pickle, not JSON
-        self.assertIn("plan", doc)
+        self.assertIn("plan_kind", doc["arrays"])
 
     def test_non_affine_templates_are_not_stored(self):
         qc = QuantumCircuit(1)
@@ -268,7 +309,9 @@ class TestRejection(StoreTestCase):
         pkey = self.key[2:]
         body = self.value[36:]
         doc = json.loads(body)
-        doc["plan"][0][0] = "exec"
+        kinds = _decode(doc["arrays"]["plan_kind"], "plan_kind").copy()
+        kinds[0] = 200  # not a gate kind
+        doc["arrays"]["plan_kind"] = _encode(kinds, "plan_kind")
         store.put(pkey, json.dumps(doc).encode())
         self.assert_recompiled()
         doc = json.loads(body)
@@ -289,7 +332,8 @@ class TestRejection(StoreTestCase):
         self.assertEqual(stat.S_IMODE(os.stat(self.dir / "hmac.key").st_mode), 0o600)
         # A damaged secret is replaced; entries signed with the old one are recompiled.
         (self.dir / "hmac.key").write_bytes(b"short")
-        with mock.patch.dict("qstore_qiskit.cache.persistent._OPEN", clear=True):
+        with mock.patch.dict("qstore_qiskit.cache.persistent._OPEN", clear=True), \
+                mock.patch.dict("qstore_qiskit.cache.persistent._OPEN_AS_GIVEN", clear=True):  # a new process
             self.assert_recompiled()
 
 

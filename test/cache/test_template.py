@@ -345,3 +345,47 @@ class TestEmitterMemo(unittest.TestCase):
         self.assertLessEqual(len(emitter._MEMO), emitter._MEMO_SIZE)
         plan = [("gpi", (3,), (0,))]
         self.assertEqual(emitter.make_emitter(plan)([0.5]), [{"gate": "gpi", "target": 3, "phase": 0.5}])
+
+
+class TestDataDrivenEmitter(unittest.TestCase):
+    """The data-driven emitter returns exactly what the generated one does; templates
+    switch to the generated one only after GENERATE_AFTER bindings, without any change."""
+
+    def test_equal_to_generated_code_for_every_gate_mix(self):
+        from qstore_qiskit.cache import emitter
+
+        rng = np.random.default_rng(21)
+        plans = [[], [("gpi", (2,), (0,))], [("ms", (0, 1), (0, 1, 2))], [("zz", (1, 0), (0,))]]
+        for device, seed in (("aria-1", 1), ("forte-1", 2), ("aria-1", 3)):
+            qc = random_circuit(np.random.default_rng(seed), 4, 14, ParameterVector("p", 4))
+            plans.append(CompiledTemplate.compile(qc, device, compile_fn=toy_compile)._plan)
+        for plan in plans:
+            n = 1 + max((x for _, _, ss in plan for x in ss), default=-1)
+            data, generated = emitter.make_data_emitter(plan), emitter._generate(tuple(plan))
+            for _ in range(3):
+                v = rng.uniform(0, 1, n).tolist()
+                got, want = data(v), generated(v)
+                self.assertEqual(json.dumps(got), json.dumps(want))  # key order too
+                self.assertEqual([list(g) for g in got], [list(g) for g in want])
+            # New, independent objects on every call.
+            a, b = data(v), data(v)
+            for x, y in zip(a, b):
+                self.assertIsNot(x, y)
+                for key in ("targets", "phases"):
+                    if key in x:
+                        self.assertIsNot(x[key], y[key])
+
+    def test_switch_to_generated_code_changes_no_output(self):
+        from qstore_qiskit.cache import emitter
+
+        qc = random_circuit(np.random.default_rng(5), 4, 16, ParameterVector("p", 5))
+        t = CompiledTemplate.compile(qc, "forte-1", compile_fn=toy_compile)
+        view = t._relabel(list(t.parameters))  # views share the template's emitter
+        X = np.random.default_rng(6).uniform(-20, 20, (emitter.GENERATE_AFTER + 10, len(t.parameters)))
+        self.assertFalse(t._emit.generated)
+        before = t.bind_many(X[:50])  # data-driven
+        self.assertFalse(t._emit.generated)
+        view.bind_many(X[50 : emitter.GENERATE_AFTER])
+        self.assertTrue(t._emit.generated)  # counted across views
+        self.assertEqual(json.dumps(t.bind_many(X[:50])), json.dumps(before))
+        self.assertEqual(json.dumps(t.bind(X[3])), json.dumps(before[3]))

@@ -8,7 +8,7 @@ import unittest
 import numpy as np
 
 from qstore_qiskit.client.exceptions import IonQResponseError
-from qstore_qiskit.client.results import parse_histogram, parse_histogram_arrays
+from qstore_qiskit.client.results import CircuitResult, parse_histogram, parse_histogram_arrays
 
 
 def _decoded(hist: dict) -> dict:
@@ -74,6 +74,60 @@ class TestParseHistogramArrays(unittest.TestCase):
         for n in range(1, 100):
             parse_histogram_arrays({str(i): 1 / n for i in range(n)}, 8, "job j")
         self.assertLessEqual(len(results._keys_cache), results._KEYS_CACHE_SIZE)
+
+
+class TestLazyCircuitResult(unittest.TestCase):
+    """``CircuitResult.from_arrays``: dicts built on first read, equal to eager ones."""
+
+    def setUp(self) -> None:
+        self.outcomes = np.array([3, 0, 2], dtype=np.int64)
+        self.probs = np.array([0.5, 0.25, 0.25])
+        self.counts = (np.array([3, 0, 2], dtype=np.int64), np.array([6, 2, 2], dtype=np.int64))
+        self.fields = dict(shots=10, job_id="j", child_job_id="c", num_qubits=2, circuit_index=4)
+
+    def lazy(self) -> CircuitResult:
+        return CircuitResult.from_arrays((self.outcomes, self.probs), self.counts, **self.fields)
+
+    def test_equals_the_eager_result(self) -> None:
+        eager = CircuitResult(probabilities={3: 0.5, 0: 0.25, 2: 0.25}, counts={3: 6, 0: 2, 2: 2}, **self.fields)
+        lazy = self.lazy()
+        self.assertEqual(lazy, eager)
+        self.assertEqual(list(lazy.probabilities), [3, 0, 2])  # the service's order
+        self.assertEqual(lazy.get_counts(), {"11": 6, "00": 2, "10": 2})
+        self.assertEqual(repr(lazy), repr(eager))
+
+    def test_no_dict_until_read(self) -> None:
+        import pickle
+
+        from qstore_qiskit.primitives._run import shot_table
+        from types import SimpleNamespace
+
+        lazy = self.lazy()
+        table = shot_table([(SimpleNamespace(meas_map=[0, 1]), lazy)], 10, np.random.default_rng(0))
+        self.assertEqual(sorted(table[0].tolist()), [0, 0, 2, 2, 3, 3, 3, 3, 3, 3])
+        self.assertIsNone(lazy.__dict__["_counts"])  # the sampler read only the arrays
+        self.assertIsNone(lazy.__dict__["_probabilities"])
+        copy = pickle.loads(pickle.dumps(lazy))  # the Ray gateway ships results pickled
+        self.assertEqual(copy.counts, {3: 6, 0: 2, 2: 2})
+
+    def test_assigning_counts_drops_the_arrays(self) -> None:
+        from qstore_qiskit.primitives._run import count_arrays
+
+        lazy = self.lazy()
+        lazy.counts = {1: 10}
+        self.assertIsNone(lazy.count_arrays)
+        keys, reps = count_arrays(lazy, 10, np.random.default_rng(0))
+        self.assertEqual((keys.tolist(), reps.tolist()), ([1], [10]))
+
+    def test_probabilities_only(self) -> None:
+        from qstore_qiskit.primitives._run import count_arrays
+
+        lazy = CircuitResult.from_arrays((self.outcomes, self.probs), None, **self.fields)
+        self.assertIsNone(lazy.counts)
+        keys, reps = count_arrays(lazy, 1000, np.random.default_rng(1))
+        self.assertEqual(int(reps.sum()), 1000)
+        self.assertTrue(set(keys.tolist()) <= {0, 2, 3})
+        self.assertIsNone(lazy.__dict__["_probabilities"])  # sampled from the arrays
 
 
 if __name__ == "__main__":

@@ -150,3 +150,30 @@ def test_a_cancelled_call_leaves_its_round_mates_their_results(gateway):
     assert [r.get_counts() for r in b] == [{"0100": 16}]
     stats = asyncio.run(gw.stats())["gateway"]
     assert stats["requests_cancelled"] == 1 and stats["requests_failed"] == 0
+
+
+def test_first_calls_of_callers_starting_together_go_out_without_waiting_the_window(monkeypatch, tmp_path):
+    server = LocalServer(profile="instant", api_key=KEY, seed=1)
+    server.start()
+    monkeypatch.setenv("IONQ_API_KEY", KEY)
+    # A 10 s window: the round must go out once no new caller has come for NEWCOMER_QUIET.
+    gw = QStoreGateway(server.url, key_fingerprint(server.url, KEY), False, {"batch_window": 0.005}, 10.0, 5.0)
+
+    async def scenario():
+        async def late():  # joins while the first two are held: same round
+            await asyncio.sleep(0.02)
+            return await gw.submit(rid(), [body(3)], SETTINGS, "C")
+
+        return await asyncio.wait_for(
+            asyncio.gather(gw.submit(rid(), [body(1)], SETTINGS, "A"), gw.submit(rid(), [body(2)], SETTINGS, "B"), late()),
+            8,  # well under the window
+        )
+
+    try:
+        a, b, c = asyncio.run(scenario())
+        assert [r[0].get_counts() for r in (a, b, c)] == [{"0001": 16}, {"0010": 16}, {"0011": 16}]
+        assert server.stats()["jobs_created"] == 1
+        assert asyncio.run(gw.stats())["gateway"]["rounds"] == 1
+    finally:
+        gw._sub.close()
+        server.stop()

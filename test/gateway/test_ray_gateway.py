@@ -255,3 +255,36 @@ def test_a_gateway_killed_for_good_is_replaced_and_recovers(cluster, server):
     stats = ray.get(_gateway(server.url).stats.remote())
     assert stats["gateway"]["requests_recovered"] == 1
     assert server.stats()["jobs_created"] == 1  # recovered, not re-sent
+
+
+@ray.remote(num_cpus=0.25, max_retries=0)
+def run_bound(url: str, journal_dir: str, cache_dir: str, worker: int) -> tuple[int, list]:
+    """Two calls of bound circuits of one structure (other values per worker and call)."""
+    import numpy as np
+    from qiskit.circuit.library import real_amplitudes
+
+    from qstore_qiskit import QStoreProvider
+
+    provider = QStoreProvider(url=url, gateway="ray", gateway_options={"journal_dir": journal_dir})
+    backend = provider.get_backend("ionq_simulator", template_cache_dir=cache_dir)
+    ansatz = real_amplitudes(3, reps=1)
+    ansatz.measure_all()
+    rng = np.random.default_rng(worker)
+    counts = []
+    for _ in range(2):
+        bound = [ansatz.assign_parameters(rng.uniform(-3, 3, ansatz.num_parameters)) for _ in range(2)]
+        counts += backend.run(bound, shots=32, sampler_seed=4).result().get_counts()
+    compiles = backend.performance_stats()["circuit_cache"]["compiles"]
+    provider.close()
+    return compiles, counts
+
+
+def test_workers_compile_each_structure_once_for_the_cluster(cluster, server, tmp_path):
+    cache_dir = str(tmp_path / "templates")
+    outs = ray.get([run_bound.remote(server.url, cluster, cache_dir, w) for w in range(3)], timeout=120)
+    # One structure: one (lifted) compile for all workers, none of them compiling the
+    # first values exactly (adaptive lifting is off behind the gateway).
+    assert sum(compiles for compiles, _ in outs) == 1
+    for _, counts in outs:
+        assert len(counts) == 4 and all(sum(c.values()) == 32 for c in counts)
+

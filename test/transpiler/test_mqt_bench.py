@@ -365,6 +365,41 @@ class TestMQTBenchAtScale(unittest.TestCase):
                         )
                         self.assertLessEqual(two_qubit_count(native), two_qubit_count(reference))
 
+    def test_scale_cases_transpile_path(self) -> None:
+        """The issue's path (``transpile`` with the ``qstore`` plugins, level 2, qubits
+        starting in ``|0>``): same state, only native gates, MS never above the peer's.
+        This is the path whose optimization stage runs ResynthesizeNativeBlocks."""
+        # pylint: disable=import-outside-toplevel
+        from qiskit.quantum_info import Statevector
+
+        from qstore_qiskit.transpiler import ionq_target
+
+        device = "aria-1"
+        peer = qiskit_ionq_backend(*PEERS[device])
+        checker = TestMQTBenchEquivalence()
+        for name in SCALE_SUITE:
+            for size in SCALE_SIZES[device]:
+                kwargs = {"seed": SEED} if name == "graphstate" else {}
+                circuit = strip_measurements(get_benchmark(name, BenchmarkLevel.INDEP, size, **kwargs))
+                with self.subTest(circuit=f"{name}_{size}"):
+                    native = transpile(
+                        circuit,
+                        target=ionq_target(device, num_qubits=size),
+                        init_method="qstore",
+                        translation_method="qstore",
+                        optimization_method="qstore",
+                        optimization_level=OPTIMIZATION_LEVEL,
+                        initial_layout=list(range(size)),
+                        seed_transpiler=SEED,
+                    )
+                    checker.assert_native(native, device)
+                    self.assertTrue(
+                        Statevector(native).equiv(Statevector(circuit)),
+                        f"{name}_{size}: output does not prepare the same state",
+                    )
+                    reference = transpile(circuit, peer, optimization_level=1, seed_transpiler=SEED)
+                    self.assertLessEqual(two_qubit_count(native), two_qubit_count(reference))
+
 
 if __name__ == "__main__":
     unittest.main()

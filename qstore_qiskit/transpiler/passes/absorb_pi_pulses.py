@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from qiskit.circuit import Instruction
-from qiskit.circuit.library import RZGate
 from qiskit.dagcircuit import DAGCircuit
 from qiskit.transpiler.basepasses import TransformationPass
-from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate, ZZGate
 
 from ..affine import Affine, affine_or_float
+from ..native_ops import entries_to_dag
+from ..native_ops import is_zero_angle as _is_zero_angle
+from ..native_ops import norm_turns as _norm_turns
 from ..synthesis import TWO_PI
-from .lower_to_native import _is_zero_angle, _norm_turns
 
 _NATIVE = frozenset({"gpi", "gpi2", "ms", "zz", "rz", "measure", "reset", "barrier"})
+#: Class names of the native gates the pass rewrites (a custom gate sharing a name is not).
+_GATES = {"gpi": "GPIGate", "gpi2": "GPI2Gate", "ms": "MSGate", "zz": "ZZGate"}
 
 
 class _Frame:
@@ -68,95 +69,115 @@ class AbsorbPiPulses(TransformationPass):
     """
 
     def run(self, dag: DAGCircuit) -> DAGCircuit:
-        nodes = list(dag.topological_op_nodes())
-        if not any(n.op.name == "gpi" for n in nodes):
+        if not dag.count_ops(recurse=False).get("gpi"):
             return dag
-        for node in nodes:
-            op = node.op
-            if op.name not in _NATIVE or node.cargs and op.name != "measure":
+        entries = []
+        for node in dag.topological_op_nodes():
+            name = node.name
+            if name not in _NATIVE or node.cargs and name != "measure":
                 return dag
-            if op.name in ("gpi", "gpi2", "ms", "zz", "rz") and type(op).__name__ not in (
-                "GPIGate", "GPI2Gate", "MSGate", "ZZGate", "RZGate"
-            ):
-                return dag  # a custom gate that only shares a name
-        frames = {q: _Frame() for q in dag.qubits}
-        out: list[list[Any]] = []  # [op, qargs, cargs]; ops may be replaced in place
-
-        def emit(op: Instruction, qargs, cargs=()) -> None:
-            out.append([op, tuple(qargs), tuple(cargs)])
-            for q in qargs:
-                frames[q].last_gpi2 = None
-                frames[q].last_is_measure = False
-
-        def materialize(q) -> None:
-            fr = frames[q]
-            if not fr.x:
-                return
-            if fr.last_gpi2 is not None:
-                # X . Z(f) . GPi2(p) = Z(-f) . X . GPi2(p) = Z(-f - 2p) . GPi2(p + 1/2)
-                entry = out[fr.last_gpi2]
-                p = affine_or_float(entry[0].params[0])
-                entry[0] = GPI2Gate(_norm_turns(p + 0.5))
-                fr.f = _reduce(-fr.f - 2.0 * p)
+            if name in _GATES:
+                op = node.op  # a Python object for these: cheap to read
+                if type(op).__name__ != _GATES[name]:
+                    return dag  # a custom gate that only shares a name
+                entries.append([name, node.params, None, node.qargs, ()])
+            elif name == "rz":
+                if not node.is_standard_gate():
+                    return dag
+                entries.append([name, node.params, None, node.qargs, ()])
             else:
-                # X . Z(f) = Z(-f) . X, and X = GPi(0)
-                emit(GPIGate(0.0), (q,))
-                fr.f = _reduce(-fr.f)
-            fr.x = False
+                entries.append([name, None, node.op, node.qargs, node.cargs])
+        out = absorb_entries(entries, dag.qubits)
+        if out is None:
+            return dag
+        return entries_to_dag(dag, out)
 
-        for node in nodes:
-            op, qargs, name = node.op, node.qargs, node.op.name
-            if name == "rz":
-                fr = frames[qargs[0]]
-                fr.f = _reduce(fr.f + fr.sign * affine_or_float(op.params[0]) / TWO_PI)
-            elif name == "gpi":
-                fr = frames[qargs[0]]
-                # X**x . GPi(p) ... : GPi(p) = X . Z(-2p) = Z(2p) . X
-                fr.f = _reduce(fr.f - fr.sign * 2.0 * affine_or_float(op.params[0]))
-                fr.x = not fr.x
-            elif name == "gpi2":
-                q = qargs[0]
-                fr = frames[q]
-                phase = fr.sign * affine_or_float(op.params[0]) - fr.f
-                emit(GPI2Gate(_norm_turns(phase)), (q,))
-                fr.last_gpi2 = len(out) - 1
-            elif name == "ms":
-                fa, fb = frames[qargs[0]], frames[qargs[1]]
-                p0, p1, theta = (affine_or_float(p) for p in op.params)
-                emit(
-                    MSGate(
-                        _norm_turns(fa.sign * p0 - fa.f),
-                        _norm_turns(fb.sign * p1 - fb.f),
-                        _expr(theta),
-                    ),
-                    qargs,
-                )
-            elif name == "zz":
-                sign = frames[qargs[0]].sign * frames[qargs[1]].sign
-                emit(ZZGate(_expr(sign * affine_or_float(op.params[0]))), qargs)
-            elif name == "measure":
-                materialize(qargs[0])
-                emit(op, qargs, node.cargs)
-                frames[qargs[0]].last_is_measure = True
-            elif name == "reset":
-                # Whatever was applied before a reset cannot matter.
-                frames[qargs[0]].x = False
-                frames[qargs[0]].f = 0.0
-                emit(op, qargs, node.cargs)
-            else:  # barrier: keep pi pulses on their side of it; frames are virtual
-                for q in qargs:
-                    materialize(q)
-                emit(op, qargs, node.cargs)
-        for q in dag.qubits:
-            materialize(q)
+
+def absorb_entries(entries: list, qubits) -> list | None:
+    """:class:`AbsorbPiPulses` on :mod:`~qstore_qiskit.transpiler.native_ops` entries
+    in circuit order. Returns ``None`` (nothing to do) if there is no GPi or an entry
+    other than a native gate, ``measure``, ``reset`` or ``barrier``.
+    """
+    if not any(entry[0] == "gpi" for entry in entries) or any(
+        entry[0] not in _NATIVE for entry in entries
+    ):
+        return None
+    frames = {q: _Frame() for q in qubits}
+    out: list[list[Any]] = []  # entries; phases may be replaced in place
+
+    def emit(entry: list) -> None:
+        out.append(entry)
+        for q in entry[3]:
+            frames[q].last_gpi2 = None
+            frames[q].last_is_measure = False
+
+    def materialize(q) -> None:
+        fr = frames[q]
+        if not fr.x:
+            return
+        if fr.last_gpi2 is not None:
+            # X . Z(f) . GPi2(p) = Z(-f) . X . GPi2(p) = Z(-f - 2p) . GPi2(p + 1/2)
+            entry = out[fr.last_gpi2]
+            p = affine_or_float(entry[1][0])
+            entry[1] = [_norm_turns(p + 0.5)]
+            fr.f = _reduce(-fr.f - 2.0 * p)
+        else:
+            # X . Z(f) = Z(-f) . X, and X = GPi(0)
+            emit(["gpi", [0.0], None, (q,), ()])
+            fr.f = _reduce(-fr.f)
+        fr.x = False
+
+    for entry in entries:
+        name, qargs = entry[0], entry[3]
+        params = entry[1] if entry[2] is None else entry[2].params
+        if name == "rz":
+            fr = frames[qargs[0]]
+            fr.f = _reduce(fr.f + fr.sign * affine_or_float(params[0]) / TWO_PI)
+        elif name == "gpi":
+            fr = frames[qargs[0]]
+            # X**x . GPi(p) ... : GPi(p) = X . Z(-2p) = Z(2p) . X
+            fr.f = _reduce(fr.f - fr.sign * 2.0 * affine_or_float(params[0]))
+            fr.x = not fr.x
+        elif name == "gpi2":
+            q = qargs[0]
             fr = frames[q]
-            if not fr.last_is_measure and not _is_zero_angle(TWO_PI * fr.f if isinstance(fr.f, float) else fr.f):
-                out.append([RZGate(_expr(TWO_PI * fr.f)), (q,), ()])
-
-        new = dag.copy_empty_like()
-        for op, qargs, cargs in out:
-            new.apply_operation_back(op, qargs, cargs, check=False)
-        return new
+            phase = fr.sign * affine_or_float(params[0]) - fr.f
+            emit(["gpi2", [_norm_turns(phase)], None, qargs, ()])
+            fr.last_gpi2 = len(out) - 1
+        elif name == "ms":
+            fa, fb = frames[qargs[0]], frames[qargs[1]]
+            p0, p1, theta = (affine_or_float(p) for p in params)
+            emit(
+                [
+                    "ms",
+                    [_norm_turns(fa.sign * p0 - fa.f), _norm_turns(fb.sign * p1 - fb.f), _expr(theta)],
+                    None,
+                    qargs,
+                    (),
+                ]
+            )
+        elif name == "zz":
+            sign = frames[qargs[0]].sign * frames[qargs[1]].sign
+            emit(["zz", [_expr(sign * affine_or_float(params[0]))], None, qargs, ()])
+        elif name == "measure":
+            materialize(qargs[0])
+            emit(entry)
+            frames[qargs[0]].last_is_measure = True
+        elif name == "reset":
+            # Whatever was applied before a reset cannot matter.
+            frames[qargs[0]].x = False
+            frames[qargs[0]].f = 0.0
+            emit(entry)
+        else:  # barrier: keep pi pulses on their side of it; frames are virtual
+            for q in qargs:
+                materialize(q)
+            emit(entry)
+    for q in qubits:
+        materialize(q)
+        fr = frames[q]
+        if not fr.last_is_measure and not _is_zero_angle(TWO_PI * fr.f if isinstance(fr.f, float) else fr.f):
+            out.append(["rz", [_expr(TWO_PI * fr.f)], None, (q,), ()])
+    return out
 
 
 def _reduce(value):

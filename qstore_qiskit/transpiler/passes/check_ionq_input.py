@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-from qiskit.circuit import ControlFlowOp
 from qiskit.dagcircuit import DAGCircuit
 from qiskit.transpiler import Target
 from qiskit.transpiler.basepasses import AnalysisPass
@@ -47,41 +46,43 @@ class CheckIonQInput(AnalysisPass):
                 f"{limit}."
             )
         mid_circuit = False
+        # Names, parameters and flags are read from the DAG nodes directly: ``node.op``
+        # would build a Python gate object for every standard gate.
         for node in dag.op_nodes():
-            op = node.op
-            if isinstance(op, ControlFlowOp):
+            name = node.name
+            if node.is_control_flow():
                 raise TranspilerError(
-                    f"Instruction '{op.name}' (classical control flow) is not supported on IonQ "
+                    f"Instruction '{name}' (classical control flow) is not supported on IonQ "
                     "devices; unroll it or run the branches as separate circuits."
                 )
-            if op.name == "initialize":
+            if name == "initialize":
                 raise TranspilerError(
                     "Instruction 'initialize' resets its qubits, which IonQ circuits cannot do "
                     "(qubits start in |0>); use StatePreparation (QuantumCircuit.prepare_state) "
                     "at the start of the circuit instead."
                 )
-            if op.name == "reset" and self.target is not None and "reset" not in self.target.operation_names:
+            if name == "reset" and self.target is not None and "reset" not in self.target.operation_names:
                 raise TranspilerError(
                     "Instruction 'reset' is not supported by this target: IonQ's circuit jobs have "
                     "no reset (qubits start in |0>). Remove it, or run OpenQASM 3 jobs with "
                     "qiskit-ionq for mid-circuit reset."
                 )
-            if op.name == "delay":
+            if name == "delay":
                 raise TranspilerError("Instruction 'delay' is not supported on IonQ devices.")
-            if op.name in ("store",) or (node.cargs and op.name not in PASS_THROUGH):
+            if name in ("store",) or (node.cargs and name not in PASS_THROUGH):
                 raise TranspilerError(
-                    f"Instruction '{op.name}' acts on classical data and is not supported on "
+                    f"Instruction '{name}' acts on classical data and is not supported on "
                     "IonQ devices."
                 )
-            for param in getattr(op, "params", ()):
+            for param in node.params:
                 if isinstance(param, (int, float)) and not math.isfinite(param):
                     raise TranspilerError(
-                        f"Instruction '{op.name}' has a non-finite parameter ({param}); IonQ "
+                        f"Instruction '{name}' has a non-finite parameter ({param}); IonQ "
                         "gates need finite angles."
                     )
-            if op.name in ("measure", "reset") and not mid_circuit:
+            if name in ("measure", "reset") and not mid_circuit:
                 for succ in dag.quantum_successors(node):
-                    if hasattr(succ, "op") and succ.op.name not in ("measure", "barrier"):
+                    if hasattr(succ, "op") and succ.name not in ("measure", "barrier"):
                         mid_circuit = True
                         break
         self.property_set["ionq_mid_circuit_measurement"] = mid_circuit

@@ -45,7 +45,7 @@ class CheckNativeForm(AnalysisPass):
     def _native(self, dag: DAGCircuit) -> bool:
         run_length: dict = {}
         for node in dag.topological_op_nodes():
-            name = node.op.name
+            name = node.name  # not node.op: that builds a Python object per standard gate
             if name not in self.allowed:
                 return False
             if name == "rz":
@@ -57,14 +57,14 @@ class CheckNativeForm(AnalysisPass):
                 run_length[q] = run_length.get(q, 0) + 1
                 if run_length[q] > 2:
                     return False
-                phase = _numeric(node.op.params[0])
+                phase = _numeric(node.params[0])
                 if phase is not None and not 0.0 <= phase < 1.0:
                     return False
                 continue
             for q in node.qargs:
                 run_length[q] = 0
             if name == "ms":
-                values = [_numeric(p) for p in node.op.params]
+                values = [_numeric(p) for p in node.params]
                 if any(v is not None and not 0.0 <= v < 1.0 for v in values[:2]):
                     return False
                 if values[2] is not None and not 0.0 <= values[2] <= 0.25:

@@ -17,8 +17,12 @@ class CheckParameterized(AnalysisPass):
     """
 
     def run(self, dag: DAGCircuit) -> None:
+        # ``is_parameterized`` is answered from the DAG's own storage; only nodes holding
+        # an expression are looked at in Python (``node.op`` would build a Python gate
+        # object for every standard gate, ~10x slower on large circuits).
         self.property_set["ionq_parameterized"] = any(
             isinstance(p, ParameterExpression) and p.parameters
             for node in dag.op_nodes()
-            for p in getattr(node.op, "params", ())
+            if node.is_parameterized()
+            for p in node.params
         )

@@ -54,15 +54,51 @@ def _op_key(op):
     return (op.name, type(op).__name__, tuple(params))
 
 
+_UNSET = object()
+
+
+class _Entry:
+    """One instruction of the sweep. The Python operation (and its cache key) is built
+    only when a commutation check needs it: ``node.op`` constructs a new gate object for
+    every standard gate, which cost as much as the rest of the pass."""
+
+    __slots__ = ("node", "qs", "qargs", "cargs", "std", "_op", "_key")
+
+    def __init__(self, node, qs: tuple, qargs: tuple, cargs: tuple) -> None:
+        self.node, self.qs, self.qargs, self.cargs = node, qs, qargs, cargs
+        # A Qiskit standard gate: its name and parameters determine its matrix.
+        self.std = node.is_standard_gate()
+        self._op = None
+        self._key = _UNSET
+
+    @property
+    def op(self):
+        if self._op is None:
+            self._op = self.node.op
+        return self._op
+
+    @property
+    def key(self):
+        if self._key is _UNSET:
+            if self.std:
+                params = self.node.params
+                numeric = all(isinstance(p, (int, float, complex)) for p in params)
+                self._key = (self.node.name, "", tuple(params)) if numeric else None
+            else:
+                self._key = _op_key(self.op)
+        return self._key
+
+
 def _signature(key_a, qubits_a, key_b, qubits_b):
     """A hashable key for "does operation ``key_a`` on ``qubits_a`` commute with
     ``key_b`` on ``qubits_b``" (``None`` if either operation has no key)."""
     if key_a is None or key_b is None:
         return None
-    # The relative placement of the qubits is what matters, not their indices.
-    qubits = sorted(set(qubits_a) | set(qubits_b))
-    pos = {q: i for i, q in enumerate(qubits)}
-    return (key_a, tuple(pos[q] for q in qubits_a), key_b, tuple(pos[q] for q in qubits_b))
+    # The relative placement of the qubits is what matters, not their indices (at most
+    # four qubits: a list lookup is cheaper than building a dict per call).
+    qubits = sorted(set(qubits_a).union(qubits_b))
+    rank = qubits.index
+    return (key_a, tuple(map(rank, qubits_a)), key_b, tuple(map(rank, qubits_b)))
 
 
 class CommuteIntoTwoQubitBlocks(TransformationPass):
@@ -101,17 +137,16 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
 
     def run(self, dag: DAGCircuit) -> DAGCircuit:
         self._cache, self._matrices = {}, {}
-        nodes = list(dag.topological_op_nodes())
         qidx = {q: i for i, q in enumerate(dag.qubits)}
-        ops = []
-        for n in nodes:
-            op = n.op
-            ops.append((op, tuple(qidx[q] for q in n.qargs), n.qargs, n.cargs, _op_key(op)))
+        ops = [
+            _Entry(n, tuple(qidx[q] for q in n.qargs), n.qargs, n.cargs)
+            for n in dag.topological_op_nodes()
+        ]
         moved_any = False
         i = 0
         while i < len(ops):
-            op, qs, _, cargs, _ = ops[i]
-            if len(qs) == 2 and not cargs and not getattr(op, "_directive", False):
+            entry = ops[i]
+            if len(entry.qs) == 2 and not entry.cargs and not entry.node.is_directive():
                 new_order = self._try_move(ops, i)
                 if new_order is not None:
                     ops = new_order
@@ -120,27 +155,32 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         if not moved_any:
             return dag
         out = dag.copy_empty_like()
-        for op, _, qargs, cargs, _ in ops:
-            out.apply_operation_back(op, qargs, cargs, check=False)
+        for entry in ops:
+            out.apply_operation_back(entry.op, entry.qargs, entry.cargs, check=False)
         return out
 
-    def _commute(self, a, b) -> bool:
-        op_a, ia, qa, ca, ka = a
-        op_b, ib, qb, cb, kb = b
-        if ca or cb or getattr(op_b, "_directive", False) or not hasattr(op_b, "to_matrix"):
+    def _commute(self, a: _Entry, b: _Entry) -> bool:
+        if a.cargs or b.cargs or b.node.is_directive():
             return False
+        if not b.std and not hasattr(b.op, "to_matrix"):
+            return False
+        name_a, name_b = a.node.name, b.node.name
         if (
-            op_a.name in _Z_DIAGONAL
-            and op_b.name in _Z_DIAGONAL
-            and _is_library_gate(op_a)
-            and _is_library_gate(op_b)
+            name_a in _Z_DIAGONAL
+            and name_b in _Z_DIAGONAL
+            and (a.std or _is_library_gate(a.op))
+            and (b.std or _is_library_gate(b.op))
         ):
             return True  # diagonal in the computational basis: always commute
-        key = _signature(ka, ia, kb, ib)
+        ia, ib = a.qs, b.qs
+        key = _signature(a.key, ia, b.key, ib)
         if key is not None:
             cached = self._cache.get(key)
             if cached is not None:
                 return cached
+        # Only now the Python operations are needed (built lazily, see _Entry).
+        op_a, qa, ca = a.op, a.qargs, a.cargs
+        op_b, qb, cb = b.op, b.qargs, b.cargs
         result = None
         if getattr(op_a, "_standard_gate", None) is None or getattr(op_b, "_standard_gate", None) is None:
             # Qiskit's checker answers standard gates in Rust; others go numeric here.
@@ -189,25 +229,25 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
 
     def _try_move(self, ops: list, i: int) -> list | None:
         gate = ops[i]
-        pair = set(gate[1])
+        pair = set(gate.qs)
         pinned = {q: False for q in pair}
         skipped: set[int] = set()
         found = None
         stop = max(-1, i - 1 - self.window)
         for j in range(i - 1, stop, -1):
             other = ops[j]
-            overlap = pair.intersection(other[1])
+            overlap = pair.intersection(other.qs)
             if not overlap:
                 continue
-            if len(other[1]) == 2 and set(other[1]) == pair and not other[3]:
+            if len(other.qs) == 2 and set(other.qs) == pair and not other.cargs:
                 if skipped:
                     found = j
                 break
-            if len(other[1]) == 1:
-                (q,) = other[1]
+            if len(other.qs) == 1:
+                (q,) = other.qs
                 if not pinned[q] and self._commute(gate, other):
                     skipped.add(j)
-                elif not other[3]:
+                elif not other.cargs:
                     pinned[q] = True  # stays before the gate, inside the block
                 else:
                     return None
@@ -224,7 +264,7 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         moving_qubits: set[int] = set()
         staying: list[int] = []
         for k in range(found + 1, i):
-            qs = set(ops[k][1])
+            qs = set(ops[k].qs)
             if k in skipped or qs & moving_qubits:
                 if k not in skipped and qs & pair:
                     return None  # a dependent on our wires that we did not check
@@ -234,10 +274,8 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
                 staying.append(k)
         if not moving:
             return None
-        return (
-            ops[: found + 1]
-            + [ops[k] for k in staying]
-            + [gate]
-            + [ops[k] for k in moving]
-            + ops[i + 1 :]
-        )
+        # Only the window ``found + 1 .. i`` is permuted: replace that slice in place
+        # (same length, so O(i - found)) instead of rebuilding the whole list, which made
+        # the pass quadratic in the circuit size.
+        ops[found + 1 : i + 1] = [ops[k] for k in staying] + [gate] + [ops[k] for k in moving]
+        return ops

@@ -7,13 +7,11 @@ from typing import Any
 
 import numpy as np
 from qiskit.circuit import Barrier, Measure, Reset
-from qiskit.circuit.library import RZGate
 from qiskit.dagcircuit import DAGCircuit
 from qiskit.quantum_info import Operator
 from qiskit.transpiler import Target
 from qiskit.transpiler.basepasses import TransformationPass
 from qiskit.transpiler.exceptions import TranspilerError
-from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate, ZZGate
 
 from ..synthesis import (
     ANGLE_TOL,
@@ -27,11 +25,16 @@ from ..synthesis import (
     gpi_matrix,
     is_diagonal,
     is_symbolic,
+    kron2,
     rz_matrix,
     weyl,
     zyz_angles,
 )
 from ..affine import Affine, affine_or_float
+from ..native_ops import entries_to_dag
+from ..native_ops import is_zero_angle as _is_zero_angle
+from ..native_ops import norm_turns as _norm_turns
+from .absorb_pi_pulses import absorb_entries
 from ..target import DeviceSpec, spec_from_target
 
 _X = np.array([[0, 1], [1, 0]], dtype=complex)
@@ -78,20 +81,6 @@ _PLAN_CACHE_SIZE = 4096
 
 # Gates that are a pure Z rotation by their (first) parameter, up to global phase.
 _Z_ROTATIONS = frozenset({"rz", "p", "u1"})
-
-
-def _norm_turns(value):
-    """Reduce a phase in turns to ``[0, 1)`` (expressions: their constant to ``[-1/2, 1/2]``)."""
-    if isinstance(value, Affine):
-        return value.reduce_const(1.0).to_expression()
-    value = float(value) % 1.0
-    return 0.0 if abs(value - 1.0) < 1e-12 or abs(value) < 1e-12 else value
-
-
-def _is_zero_angle(value) -> bool:
-    if isinstance(value, Affine):
-        return False
-    return abs(math.remainder(float(value), TWO_PI)) < ANGLE_TOL
 
 
 class _Wire:
@@ -173,6 +162,9 @@ class LowerToIonQNative(TransformationPass):
             which takes at most one partial MS (Schmidt decomposition) instead of up to
             three. The output then equals the input on ``|0...0>`` (same state, hence
             same measurement statistics) rather than as a unitary. ``False`` by default.
+        absorb_pi_pulses: Also apply :class:`AbsorbPiPulses` to the result, without
+            building the intermediate circuit (same output as running that pass after
+            this one). ``False`` by default.
     """
 
     def __init__(
@@ -181,8 +173,10 @@ class LowerToIonQNative(TransformationPass):
         approximation_degree: float | None = 1.0,
         device: DeviceSpec | None = None,
         qubits_initially_zero: bool = False,
+        absorb_pi_pulses: bool = False,
     ) -> None:
         super().__init__()
+        self.absorb_pi_pulses = absorb_pi_pulses
         self.qubits_initially_zero = qubits_initially_zero
         self.spec = device if device is not None else spec_from_target(target)
         self.target = target
@@ -192,18 +186,38 @@ class LowerToIonQNative(TransformationPass):
 
     # ------------------------------------------------------------------ driver
     def run(self, dag: DAGCircuit) -> DAGCircuit:
-        self._out = dag.copy_empty_like()
+        entries = self.lower_entries(dag)
+        if self.absorb_pi_pulses:
+            entries = absorb_entries(entries, dag.qubits) or entries
+        return entries_to_dag(dag, entries)
+
+    def lower_entries(self, dag: DAGCircuit) -> list:
+        """Lower ``dag`` to :mod:`~qstore_qiskit.transpiler.native_ops` entries (the
+        same result as :meth:`run`, before any gate object is built)."""
+        self._ops: list = []
         self._wires: dict[Any, _Wire] = {q: _Wire() for q in dag.qubits}
         for node in dag.topological_op_nodes():
+            if (node.is_standard_gate() or node.name == "unitary") and not node.is_parameterized():
+                # The matrix straight from the DAG: ``node.op`` would first build a Python
+                # gate object, and its ``to_matrix`` is Python code for standard gates.
+                qargs = node.qargs
+                if 1 <= len(qargs) <= 2:
+                    matrix = node.matrix
+                    if matrix is not None:
+                        if len(qargs) == 1:
+                            self._wires[qargs[0]].push_matrix(np.asarray(matrix, dtype=complex))
+                        else:
+                            self._synthesize_2q(np.asarray(matrix, dtype=complex), *qargs)
+                        continue
             self._lower(node.op, node.qargs, node.cargs)
         for qubit, wire in self._wires.items():
             self._flush(qubit)
             if not wire.last_is_measure and not _is_zero_angle(wire.frame):
                 frame = wire.frame.to_expression() if isinstance(wire.frame, Affine) else wire.frame
-                self._out.apply_operation_back(RZGate(frame), (qubit,), (), check=False)
-        out = self._out
-        del self._out, self._wires
-        return out
+                self._ops.append(["rz", [frame], None, (qubit,), ()])
+        ops = self._ops
+        del self._ops, self._wires
+        return ops
 
     # ------------------------------------------------------------------ dispatch
     def _lower(self, op, qargs, cargs) -> None:
@@ -350,20 +364,20 @@ class LowerToIonQNative(TransformationPass):
         theta, phi, lam = zyz_angles(u)  # u = RZ(phi) RY(theta) RZ(lam), up to phase
         wire.add_frame(lam)
         if abs(theta - math.pi) < ANGLE_TOL:
-            self._emit_equatorial(q, wire, GPIGate, 0.25)  # RY(pi) ~ Y = GPI(1/4)
+            self._emit_equatorial(q, wire, "gpi", 0.25)  # RY(pi) ~ Y = GPI(1/4)
         elif abs(theta - _HALF_PI) < ANGLE_TOL:
-            self._emit_equatorial(q, wire, GPI2Gate, 0.25)  # RY(pi/2) = GPI2(1/4)
+            self._emit_equatorial(q, wire, "gpi2", 0.25)  # RY(pi/2) = GPI2(1/4)
         elif theta > ANGLE_TOL:
             # RY(t) = RZ(pi) SX RZ(t + pi) SX, SX = GPI2(0).
-            self._emit_equatorial(q, wire, GPI2Gate, 0.0)
+            self._emit_equatorial(q, wire, "gpi2", 0.0)
             wire.add_frame(theta + math.pi)
-            self._emit_equatorial(q, wire, GPI2Gate, 0.0)
+            self._emit_equatorial(q, wire, "gpi2", 0.0)
             wire.add_frame(math.pi)
         wire.add_frame(phi)
 
-    def _emit_equatorial(self, q, wire: _Wire, gate_cls, phase_turns) -> None:
+    def _emit_equatorial(self, q, wire: _Wire, name: str, phase_turns) -> None:
         """Emit a GPi/GPi2 whose logical phase is ``phase_turns``, through the frame."""
-        self._emit(gate_cls(_norm_turns(phase_turns - wire.frame / TWO_PI)), (q,), ())
+        self._emit_native(name, [_norm_turns(phase_turns - wire.frame / TWO_PI)], (q,))
 
     # ------------------------------------------------------------------ 2q
     def _lower_2q(self, op, a, b) -> None:
@@ -430,7 +444,7 @@ class LowerToIonQNative(TransformationPass):
                 return
         else:
             turns = turns.to_expression()
-        self._emit(ZZGate(turns), (a, b), ())
+        self._emit_native("zz", [turns], (a, b))
 
     def _emit_ms(self, a, b, phase0, phase1, turns) -> None:
         """Emit the logical ``MS(phase0, phase1, turns)`` through both frames."""
@@ -455,7 +469,7 @@ class LowerToIonQNative(TransformationPass):
         p1 = _norm_turns(phase1 - wb.frame / TWO_PI)
         if isinstance(turns, Affine):
             turns = turns.to_expression()
-        self._emit(MSGate(p0, p1, turns), (a, b), ())
+        self._emit_native("ms", [p0, p1, turns], (a, b))
         if post_x:
             for wire, phase in ((wa, phase0), (wb, phase1)):
                 self._push_logical_gpi(wire, phase)
@@ -583,7 +597,7 @@ class LowerToIonQNative(TransformationPass):
             return False
         pa = wa.pending[0] if wa.pending else np.eye(2, dtype=complex)
         pb = wb.pending[0] if wb.pending else np.eye(2, dtype=complex)
-        psi = (matrix @ np.kron(pb, pa))[:, 0]
+        psi = (matrix @ kron2(pb, pa))[:, 0]
         u_b, sv, vh_a = np.linalg.svd(psi.reshape(2, 2))  # rows: qubit b, columns: qubit a
         theta = 2.0 * math.atan2(sv[1], sv[0])
         wa.pending.clear()
@@ -640,5 +654,13 @@ class LowerToIonQNative(TransformationPass):
             wire = self._wires[q]
             wire.last_is_measure = False
             wire.fresh = False
-        self._out.apply_operation_back(op, tuple(qargs), tuple(cargs), check=False)
+        self._ops.append([op.name, None, op, tuple(qargs), tuple(cargs)])
+
+    def _emit_native(self, name: str, params: list, qargs: tuple) -> None:
+        """Emit a native gate as an entry (the gate object is built only if kept)."""
+        for q in qargs:
+            wire = self._wires[q]
+            wire.last_is_measure = False
+            wire.fresh = False
+        self._ops.append([name, params, None, qargs, ()])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 from qiskit.dagcircuit import DAGCircuit
@@ -11,35 +12,29 @@ from qiskit.transpiler.basepasses import TransformationPass
 from qiskit.transpiler.passes import Collect2qBlocks, ConsolidateBlocks
 
 from ..target import instruction_error, spec_from_target
-from .absorb_pi_pulses import AbsorbPiPulses
+from ..native_ops import entries_cost, entries_to_dag
+from .absorb_pi_pulses import absorb_entries
 from .lower_to_native import LowerToIonQNative
 
-_NATIVE_GATES = frozenset({"gpi", "gpi2", "ms", "zz"})
-
-
-def _cost_of(ops, spec) -> tuple[float, int]:
-    """(-log estimated success, native gate count) of ``(name, params)`` pairs."""
-    log_err = 0.0
-    count = 0
-    oneq = -math.log1p(-min(spec.oneq_error, 1.0 - 1e-15))
-    for name, params in ops:
-        if name not in _NATIVE_GATES:
-            continue
-        count += 1
-        if name in ("gpi", "gpi2"):
-            log_err += oneq  # the common case, without a call per gate
-            continue
-        err = instruction_error(name, params, spec)
-        log_err -= math.log1p(-min(err, 1.0 - 1e-15))
-    return log_err, count
-
-
 def native_cost(dag: DAGCircuit, spec) -> tuple[float, int]:
-    """(-log estimated success, native gate count) of a DAG; lower is better."""
-    return _cost_of(
-        ((node.op.name, node.op.params) for node in dag.op_nodes() if node.op.name in _NATIVE_GATES),
-        spec,
-    )
+    """(-log estimated success, native gate count) of a DAG; lower is better.
+
+    Reads names and parameters from the DAG nodes (``node.op`` would build a Python
+    object per standard gate); single-qubit natives all cost alike, so they are priced
+    from the gate counts. The sum is exactly rounded (``math.fsum``), hence independent
+    of node order: equal gate multisets get equal costs.
+    """
+    counts = dag.count_ops(recurse=False)
+    oneq = counts.get("gpi", 0) + counts.get("gpi2", 0)
+    terms = []
+    if counts.get("ms", 0) or counts.get("zz", 0):
+        for node in dag.op_nodes():
+            name = node.name
+            if name == "ms" or name == "zz":
+                err = instruction_error(name, node.params, spec)
+                terms.append(-math.log1p(-min(err, 1.0 - 1e-15)))
+    terms.append(oneq * -math.log1p(-min(spec.oneq_error, 1.0 - 1e-15)))
+    return math.fsum(terms), oneq + len(terms) - 1
 
 
 class ResynthesizeNativeBlocks(TransformationPass):
@@ -51,9 +46,10 @@ class ResynthesizeNativeBlocks(TransformationPass):
     native gate count) is at least the input's: a candidate that is not strictly better
     is discarded, which makes the pass safe to run in Qiskit's optimization loop.
 
-    The inner passes run on the DAG itself (no circuit round trip, which deep-copies
-    every instruction twice); the input's instructions are recorded first so that it
-    can be rebuilt when the candidate loses.
+    The inner passes run on a shallow copy of the DAG and the candidate is kept as a
+    light entry list (:mod:`~qstore_qiskit.transpiler.native_ops`) until it wins, so a
+    losing candidate (the common case) costs no gate objects and no DAG; the input is
+    then returned as it is.
 
     Args:
         target: The IonQ target (error rates and ZZ availability).
@@ -75,20 +71,21 @@ class ResynthesizeNativeBlocks(TransformationPass):
             approximation_degree=approximation_degree,
             qubits_initially_zero=qubits_initially_zero,
         )
-        self._absorb = AbsorbPiPulses()
 
     def run(self, dag: DAGCircuit) -> DAGCircuit:
-        original = [(node.op, node.qargs, node.cargs) for node in dag.topological_op_nodes()]
-        before = _cost_of(((op.name, op.params) for op, _, _ in original), self.spec)
-        work = dag.copy_empty_like()
-        for op, qargs, cargs in original:
-            work.apply_operation_back(op, qargs, cargs, check=False)
-        props = PropertySet()
+        before = native_cost(dag, self.spec)
+        # ConsolidateBlocks on a shallow copy (``copy.copy``: the graph is copied, the
+        # immutable instructions are shared). Block matrices computed any other way
+        # differ in the last bits, which flips Weyl's choice of local gates on
+        # degenerate blocks (CX-like) and costs single-qubit gates on some circuits.
+        work = copy.copy(dag)
         collect, consolidate = Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)
-        collect.property_set = consolidate.property_set = props
+        collect.property_set = consolidate.property_set = PropertySet()
         collect.run(work)
         work = consolidate.run(work)
-        candidate = self._absorb.run(self._lower.run(work))
-        if native_cost(candidate, self.spec) < before:
-            return candidate
+        # The candidate stays a light entry list until it wins: most are discarded.
+        entries = self._lower.lower_entries(work)
+        entries = absorb_entries(entries, dag.qubits) or entries
+        if entries_cost(entries, self.spec) < before:
+            return entries_to_dag(dag, entries)
         return dag

@@ -1,0 +1,80 @@
+"""A light list form of native circuits, used between the lowering passes.
+
+Building a Qiskit gate object and appending it to a DAG costs several microseconds per
+gate; :class:`~.passes.ResynthesizeNativeBlocks` builds a whole candidate circuit (the
+lowering, then the pi-pulse absorption) and usually discards it. The passes therefore
+also work on *entries* ``[name, params, op, qargs, cargs]``: native gates (``gpi``,
+``gpi2``, ``ms``, ``zz``, ``rz``) carry their name and parameters and ``op=None``;
+anything else (``measure``, ``reset``, ``barrier``, directives) carries its ``op``.
+Gates are built only for a result that is kept (:func:`entries_to_dag`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from qiskit.circuit.library import RZGate
+from qiskit.dagcircuit import DAGCircuit
+from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate, ZZGate
+
+from .affine import Affine
+from .synthesis import ANGLE_TOL, TWO_PI
+from .target import instruction_error
+
+#: Constructors of the native gates an entry may name without an ``op``.
+NATIVE_CLASSES: dict[str, Any] = {
+    "gpi": GPIGate,
+    "gpi2": GPI2Gate,
+    "ms": MSGate,
+    "zz": ZZGate,
+    "rz": RZGate,
+}
+
+
+def norm_turns(value):
+    """Reduce a phase in turns to ``[0, 1)`` (expressions: their constant to ``[-1/2, 1/2]``)."""
+    if isinstance(value, Affine):
+        return value.reduce_const(1.0).to_expression()
+    value = float(value) % 1.0
+    return 0.0 if abs(value - 1.0) < 1e-12 or abs(value) < 1e-12 else value
+
+
+def is_zero_angle(value) -> bool:
+    """Whether an angle (radians) is a multiple of 2 pi, i.e. a global phase."""
+    if isinstance(value, Affine):
+        return False
+    return abs(math.remainder(float(value), TWO_PI)) < ANGLE_TOL
+
+
+def entry_op(entry: list) -> Any:
+    """The instruction of an entry (built from its name and parameters if needed)."""
+    op = entry[2]
+    if op is None:
+        op = NATIVE_CLASSES[entry[0]](*entry[1])
+    return op
+
+
+def entries_to_dag(template: DAGCircuit, entries: list) -> DAGCircuit:
+    """A DAG like ``template`` (same wires, no operations) holding ``entries`` in order."""
+    out = template.copy_empty_like()
+    for entry in entries:
+        out.apply_operation_back(entry_op(entry), entry[3], entry[4], check=False)
+    return out
+
+
+def entries_cost(entries: list, spec) -> tuple[float, int]:
+    """(-log estimated success, native gate count) of entries; same value as
+    :func:`~.passes.resynthesize_native.native_cost` of the DAG they build."""
+    oneq = 0
+    terms = []
+    for entry in entries:
+        name = entry[0]
+        if name == "gpi" or name == "gpi2":
+            oneq += 1
+        elif name == "ms" or name == "zz":
+            params = entry[1] if entry[2] is None else entry[2].params
+            err = instruction_error(name, params, spec)
+            terms.append(-math.log1p(-min(err, 1.0 - 1e-15)))
+    terms.append(oneq * -math.log1p(-min(spec.oneq_error, 1.0 - 1e-15)))
+    return math.fsum(terms), oneq + len(terms) - 1
