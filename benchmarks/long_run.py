@@ -15,10 +15,12 @@ after the first ``--warmup`` circuits (the issue's target: < 50 MB to the end) a
 least-squares slope in MB per 10,000 circuits. ``--max-seconds`` stops starting new
 ``run()`` calls after a time budget and reports the circuits done by then.
 
-Server side (not this benchmark's subject, reported as measured): the local server keeps
-every job, so its RSS grows with the circuits run, and ``GET /jobs?parent_job_id=``
-(the client's child-job check of each multicircuit job) scans the whole job store, so
-throughput falls as the store grows.
+Server side: the table also gives the server's RSS and the bytes its job store has
+accounted (``GET /_qstore/stats``). The verdict checks them against the server's memory
+budget (``ServerConfig.memory_budget()``: job store budget plus the bounded histories):
+the store's accounted bytes stay within ``job_store_bytes``, and the server's RSS stays
+within its baseline (its RSS before the first job: Python, NumPy, Qiskit and Aer
+imported) plus the budget, at every sample.
 
 Usage::
 
@@ -151,7 +153,7 @@ def run_long(
     distinct = distinct_circuits()
     me = psutil.Process()
     tally = Tally()
-    rows: list[tuple[int, float, float]] = []
+    rows: list[tuple[int, float, float, float]] = []
     runs = math.ceil(circuits / batch)
     counter = itertools.count()
     started = time.perf_counter()
@@ -160,9 +162,16 @@ def run_long(
         provider = QStoreProvider("long-run-key", url=srv.url)
         backend = provider.get_backend("ionq_simulator")
 
-        def rss() -> tuple[float, float]:
-            return me.memory_info().rss / 2**20, server_proc.memory_info().rss / 2**20
+        def rss() -> tuple[float, float, float]:
+            try:
+                store = srv.stats()["store"]["bytes"] / 2**20
+            except (OSError, KeyError, ValueError):
+                store = float("nan")
+            return (me.memory_info().rss / 2**20, server_proc.memory_info().rss / 2**20,
+                    store)
 
+        first = srv.stats()["store"]
+        budget = {"job_store_bytes": first["budget_bytes"], "memory_budget": first["memory_budget"]}
         rows.append((0, *rss()))
         next_sample = [sample]
         sample_lock = threading.Lock()
@@ -206,7 +215,7 @@ def run_long(
                         if progress:
                             rate = tally.done / (time.perf_counter() - started)
                             print(f"  {row[0]:>9,d} circuits  client {row[1]:7.1f} MB  server {row[2]:7.1f} MB"
-                                  f"  ({rate:,.0f} circuits/s)", flush=True)
+                                  f"  store {row[3]:7.1f} MB  ({rate:,.0f} circuits/s)", flush=True)
 
         pool = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(threads)]
         for t in pool:
@@ -230,10 +239,11 @@ def run_long(
         "mismatched": tally.mismatched,
         "errors": tally.errors,
         "jobs_created": client_stats.get("jobs_created"),
+        **budget,
     }
 
 
-def growth(rows: list[tuple[int, float, float]], warmup: int, column: int = 1) -> tuple[float, float]:
+def growth(rows: list[tuple], warmup: int, column: int = 1) -> tuple[float, float]:
     """``(growth MB after warm-up, least-squares slope MB per 10,000 circuits)``."""
     tail = [r for r in rows if r[0] >= warmup] or rows[-2:]
     if len(tail) < 2:
@@ -246,7 +256,7 @@ def growth(rows: list[tuple[int, float, float]], warmup: int, column: int = 1) -
     return ys[-1] - ys[0], slope * 10_000
 
 
-def plot(rows, path: str) -> None:
+def plot(rows, path: str, budget_mb: float | None = None) -> None:
     import matplotlib  # pylint: disable=import-outside-toplevel
 
     matplotlib.use("Agg")
@@ -255,6 +265,11 @@ def plot(rows, path: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.plot([r[0] for r in rows], [r[1] for r in rows], marker=".", label="client RSS")
     ax.plot([r[0] for r in rows], [r[2] for r in rows], marker=".", label="server RSS (ServerProcess)")
+    ax.plot([r[0] for r in rows], [r[3] for r in rows], marker=".", linestyle="--",
+            label="server job store, accounted bytes")
+    if budget_mb is not None:
+        ax.axhline(budget_mb, color="gray", linestyle=":",
+                   label=f"server baseline + memory budget ({budget_mb:.0f} MB)")
     ax.set_xlabel("circuits done")
     ax.set_ylabel("RSS (MB)")
     ax.set_title("qstore-qiskit long run: RSS against circuits done")
@@ -287,27 +302,49 @@ def main(argv: list[str] | None = None) -> int:
                    sample=sample, progress=True, max_seconds=args.max_seconds)
     rows = out["rows"]
     print()
-    print(f"{'circuits done':>14} | {'client RSS MB':>13} | {'server RSS MB':>13}")
-    print(f"{'-' * 14}-+-{'-' * 13}-+-{'-' * 13}")
-    for done, cli, srv in rows:
-        print(f"{done:>14,d} | {cli:>13.1f} | {srv:>13.1f}")
+    print(f"{'circuits done':>14} | {'client RSS MB':>13} | {'server RSS MB':>13} | {'store MB':>9}")
+    print(f"{'-' * 14}-+-{'-' * 13}-+-{'-' * 13}-+-{'-' * 9}")
+    for done, cli, srv, store in rows:
+        print(f"{done:>14,d} | {cli:>13.1f} | {srv:>13.1f} | {store:>9.1f}")
     cg, cs = growth(rows, warmup, 1)
     sg, ss = growth(rows, warmup, 2)
+    base = rows[0][2]
+    budget_mb = out["memory_budget"] / 2**20 if out["memory_budget"] else None
+    store_cap = out["job_store_bytes"] / 2**20 if out["job_store_bytes"] else None
+    peak_srv = max(r[2] for r in rows)
+    peak_store = max(r[3] for r in rows)
+    after = [r for r in rows if r[0] >= warmup] or rows[-1:]
+    srv_after = max(r[2] for r in after) - min(r[2] for r in after)
+    client_ok = cg < 50.0
+    # Within the budget over the baseline at every sample (so also the growth after
+    # the warm-up, which is at most that).
+    server_ok = budget_mb is None or (peak_srv <= base + budget_mb and sg <= budget_mb)
+    store_ok = store_cap is None or peak_store <= store_cap
     print()
-    print(f"client RSS after {warmup:,d} circuits: +{cg:.1f} MB to the end ({cs:+.2f} MB per 10k circuits)")
-    print(f"server RSS after {warmup:,d} circuits: +{sg:.1f} MB to the end ({ss:+.2f} MB per 10k circuits)")
+    print(f"client RSS after {warmup:,d} circuits: {cg:+.1f} MB to the end ({cs:+.2f} MB per 10k "
+          f"circuits); target < 50 MB: {'met' if client_ok else 'NOT met'}")
+    print(f"server RSS after {warmup:,d} circuits: {sg:+.1f} MB to the end ({ss:+.2f} MB per 10k "
+          f"circuits); range after warm-up {srv_after:.1f} MB")
+    if budget_mb is not None:
+        print(f"server memory budget {budget_mb:.1f} MB (job store {store_cap:.1f} MB + histories) "
+              f"over a baseline of {base:.1f} MB RSS (imports, no job yet): peak RSS "
+              f"{peak_srv:.1f} MB = baseline {peak_srv - base:+.1f} MB; within budget: "
+              f"{'yes' if server_ok else 'NO'}")
+        print(f"job store accounted bytes: peak {peak_store:.1f} MB of {store_cap:.1f} MB; "
+              f"within: {'yes' if store_ok else 'NO'}")
     print(f"circuits: {out['done']:,d} done, {out['lost']} lost, {out['duplicated']} duplicated, "
           f"{out['mismatched']} mismatched; {out['jobs_created']} jobs; {out['elapsed_s']:.0f} s "
           f"({out['done'] / out['elapsed_s']:,.0f} circuits/s)")
     for err in out["errors"]:
         print("  error:", err)
-    plot(rows, args.png)
+    plot(rows, args.png, None if budget_mb is None else base + budget_mb)
     print(f"plot: {args.png}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({**out, "client_growth_mb": cg, "client_slope_mb_per_10k": cs,
                        "server_growth_mb": sg, "server_slope_mb_per_10k": ss}, fh, indent=1)
-    ok = out["lost"] == 0 and out["duplicated"] == 0 and out["mismatched"] == 0
+    ok = (out["lost"] == 0 and out["duplicated"] == 0 and out["mismatched"] == 0
+          and client_ok and server_ok and store_ok)
     return 0 if ok else 1
 
 

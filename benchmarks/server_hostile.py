@@ -6,9 +6,16 @@ that the sender's own work does not slow the checks). Bodies are built before th
 starts. For each it prints the status answered, the time to answer, the server's RSS
 before, at its peak and after, and the slowest concurrent health check.
 
+The two rows that stall the event loop without this release's limits (a large body
+under the size cap, and 1,500 half-open connections) are also run against a server
+configured as before (``decode_processes=0``: the body decoded in the server process;
+``max_connections`` unbounded and the default accept queue of 128), ``--repeat`` times
+each, side by side; the health-check ratio is printed.
+
 Usage::
 
     python benchmarks/server_hostile.py            # all requests
+    python benchmarks/server_hostile.py --only half-open --repeat 5
     python benchmarks/server_hostile.py --json out.json
 """
 
@@ -18,7 +25,9 @@ import argparse
 import concurrent.futures
 import json
 import multiprocessing
+import os
 import socket
+import statistics
 import sys
 import threading
 import time
@@ -39,6 +48,13 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def post(url: str, data: bytes, timeout: float = 120.0) -> int:
@@ -136,9 +152,14 @@ def _watch(base_url: str, pid: int, stop, worst, peak) -> None:
         time.sleep(0.02)
 
 
-def run_one(name: str, action, header_timeout: float = 20.0) -> dict:
+# A server configured as before the off-loop decoder and the connection limit.
+BEFORE = {"decode_processes": 0, "max_connections": 1_000_000, "listen_backlog": 128}
+
+
+def run_one(name: str, action, header_timeout: float = 20.0, **overrides) -> dict:
     """Run ``action(server)`` against a fresh server process; one table row."""
-    with ServerProcess(job_store_bytes=JOB_STORE_BYTES, header_timeout=header_timeout) as srv:
+    with ServerProcess(job_store_bytes=JOB_STORE_BYTES, header_timeout=header_timeout,
+                       **overrides) as srv:
         pid = srv.pid
         assert pid is not None
         get(srv.base_url + "/")  # warm up
@@ -148,26 +169,39 @@ def run_one(name: str, action, header_timeout: float = 20.0) -> dict:
         watcher = ctx.Process(target=_watch, args=(srv.base_url, pid, stop, worst, peak))
         watcher.start()
         time.sleep(0.3)
+        cpu0 = cpu_seconds(pid)
         t0 = time.perf_counter()
         outcome = action(srv)
         elapsed = time.perf_counter() - t0
         time.sleep(0.3)
+        # CPU the server process spent on the request (less sensitive to other load on
+        # the machine than the health-check latency; the decode worker is not included).
+        cpu = cpu_seconds(pid) - cpu0
         stop.set()
         watcher.join(30)
         after = rss_mb(pid)
-    return {"request": name, "outcome": outcome, "seconds": round(elapsed, 3),
+        try:
+            stats = srv.stats()
+            extra = {"connections": stats.get("connections"), "bodies": stats.get("bodies")}
+        except OSError:
+            extra = {}
+    return {"request": name, **extra, "outcome": outcome, "seconds": round(elapsed, 3),
             "rss_before_mb": round(before), "rss_peak_mb": round(peak.value),
-            "rss_after_mb": round(after), "worst_health_ms": round(1000 * worst.value, 1)}
+            "rss_after_mb": round(after), "worst_health_ms": round(1000 * worst.value, 1),
+            "server_cpu_s": round(cpu, 3)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--only", help="run only the requests whose name contains this")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each side-by-side row (default 3)")
     args = parser.parse_args()
     big = padded(30 * 1024 * 1024)
     bodies = {"40x20": all_h_multi(40, 20), "4x20": all_h_multi(4, 20),
               "26": all_h_multi(1, 26), "1M": many_gates(1_000_000),
-              "300k": many_gates(300_000), "64MB": padded(64 * 1024 * 1024),
+              "300k": many_gates(300_000), "90k": many_gates(90_000), "64MB": padded(64 * 1024 * 1024),
               "etc": qasm_include("/etc/hostname"), "up": qasm_include("../../etc/passwd")}
     cases = [
         ("40 x 20-qubit all-H (23 KB)",
@@ -188,6 +222,8 @@ def main() -> None:
          lambda s: post(s.url + "/jobs", bodies["1M"])),
         ("300k-gate body (~7 MB, under the cap)",
          lambda s: post(s.url + "/jobs", bodies["300k"])),
+        ("90k-gate body (~2 MB, accepted: runs)",
+         lambda s: post(s.url + "/jobs", bodies["90k"])),
         ("4 concurrent 30 MB bodies",
          lambda s: sorted(concurrent.futures.ThreadPoolExecutor(4).map(
              lambda _: post(s.url + "/jobs", big), range(4)))),
@@ -197,16 +233,36 @@ def main() -> None:
          lambda s: f"{half_open(int(s.base_url.rsplit(':', 1)[1]), 1500, 3.0)} closed"),
     ]
     rows = []
+    compare = ("300k-gate", "90k-gate", "1500 half-open")
     for name, action in cases:
+        if args.only and args.only not in name:
+            continue
         timeout = 1.0 if name.startswith("1500") else 20.0
-        rows.append(run_one(name, action, header_timeout=timeout))
-        row = rows[-1]
-        print(f"{row['request']:<44} {str(row['outcome']):<22} {row['seconds']:>7.3f} s  "
-              f"RSS {row['rss_before_mb']:>4} -> peak {row['rss_peak_mb']:>5} -> "
-              f"{row['rss_after_mb']:>4} MB  health max {row['worst_health_ms']:>7.1f} ms",
-              flush=True)
+        variants = [("this release", {})]
+        if name.startswith(compare):
+            variants.append(("as before", BEFORE))
+        worst: dict[str, list[float]] = {}
+        cpu: dict[str, list[float]] = {}
+        for label, overrides in variants:
+            for _ in range(args.repeat if len(variants) > 1 else 1):
+                row = run_one(name, action, header_timeout=timeout, **overrides)
+                row["server"] = label
+                rows.append(row)
+                worst.setdefault(label, []).append(row["worst_health_ms"])
+                cpu.setdefault(label, []).append(row["server_cpu_s"])
+                print(f"{row['request'][:40]:<40} {label:<12} {str(row['outcome']):<14} "
+                      f"{row['seconds']:>7.3f} s  RSS {row['rss_before_mb']:>4} -> peak "
+                      f"{row['rss_peak_mb']:>5} -> {row['rss_after_mb']:>4} MB  health max "
+                      f"{row['worst_health_ms']:>7.1f} ms  server CPU {row['server_cpu_s']:.2f} s",
+                      flush=True)
+        if len(variants) > 1:
+            now, before = max(worst["this release"]), max(worst["as before"])
+            print(f"  -> slowest health check: {now:.1f} ms vs {before:.1f} ms as before "
+                  f"({before / now:.1f}x); median server CPU "
+                  f"{statistics.median(cpu['this release']):.2f} s vs "
+                  f"{statistics.median(cpu['as before']):.2f} s", flush=True)
     print(f"(job store budget {JOB_STORE_BYTES // 2**20} MiB; body cap 8 MiB; "
-          f"header timeout 1 s for the half-open row)")
+          f"header timeout 1 s for the half-open row; 'as before' = {BEFORE})")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1), encoding="utf-8")
 

@@ -18,9 +18,29 @@ dominated by its poll interval.  Times are medians of ``--repeat`` runs (the seq
 baseline runs once).  "x LB" is the ratio to ``srv.lower_bound_seconds``: one
 round trip + queue wait + execution of all circuits as one job.
 
+``--runs N`` (default 20; 0 skips it) adds the separate-``run()`` table: N distinct
+*logical* 4-qubit circuits (rx/ry/rz layers and CX, all structures distinct), each
+submitted by its own ``QStoreBackend.run(qc)`` call in a loop, then ``result()`` of every
+job, on the same ``cloud`` server:
+
+* ``cold``: a fresh backend with an empty template cache (no persistent store): every
+  circuit is compiled inside its ``run()`` call, as for a user's new circuits;
+* ``warm``: the same circuits again on that backend (templates cached): no compile;
+
+each with the backend's default options and with ``adaptive_batch_sizing=True`` (the
+simulator's batches spread over concurrent jobs, sized from measured execution times;
+the ``qstore per-circuit`` mode above uses the same setting of the BatchSubmitter).
+
+Its lower bound is the server's own ``lower_bound_seconds`` for ONE batch job of all N
+circuits, with the native gate counts that qstore actually sent (from the prepared
+payloads): one round trip + queue wait + execution, result retrieval excluded. The
+breakdown columns are medians, in seconds from the first ``run()`` call: the last
+``run()`` returned (compile + bind + submit of every circuit), the last job was created
+on the server and completed there, and every result was in hand.
+
 Usage::
 
-    python benchmarks/submit.py [--sizes 20 200] [--shots 1024] [--seed 7]
+    python benchmarks/submit.py [--sizes 20 200] [--shots 1024] [--seed 7] [--runs 20]
 """
 
 from __future__ import annotations
@@ -133,6 +153,107 @@ def run(
     return rows
 
 
+def random_logical_circuit(num_qubits: int, layers: int, rng: np.random.Generator, name: str) -> QuantumCircuit:
+    """Random rx/ry/rz on every qubit plus one CX per layer, measured: a logical circuit
+    that qstore's compiler lowers to native gates."""
+    qc = QuantumCircuit(num_qubits, name=name)
+    for _ in range(layers):
+        for q in range(num_qubits):
+            angle = float(rng.uniform(0.1, 6.0))
+            [qc.rx, qc.ry, qc.rz][int(rng.integers(3))](angle, q)
+        a, b = rng.choice(num_qubits, 2, replace=False)
+        qc.cx(int(a), int(b))
+    qc.measure_all()
+    return qc
+
+
+def _distinct_logical(n: int, rng: np.random.Generator, tag: str) -> list[QuantumCircuit]:
+    from qstore_qiskit.cache import structural_key
+
+    out, keys = [], set()
+    while len(out) < n:
+        qc = random_logical_circuit(4, 4, rng, f"{tag}{len(out)}")
+        key = structural_key(qc)
+        if key not in keys:  # distinct structures: no circuit binds another's template
+            keys.add(key)
+            out.append(qc)
+    return out
+
+
+def _separate_round(srv, backend, circuits: list[QuantumCircuit], shots: int) -> dict:
+    """One timed loop of separate ``run()`` calls, then every ``result()``."""
+    before = {j["id"] for j in srv.jobs()}
+    t0 = time.time()
+    start = time.perf_counter()
+    jobs = [backend.run(qc, shots=shots) for qc in circuits]
+    submitted = time.perf_counter() - start
+    for job in jobs:
+        job.result()
+    wall = time.perf_counter() - start
+    new = [j for j in srv.jobs() if j["id"] not in before]
+    records = [srv.job_record(j["id"]) for j in new]
+    gates = [len(p.body["circuit"]) for job in jobs for p in job._prepared]
+    return {
+        "wall": wall,
+        "lb": srv.lower_bound_seconds(gates, shots),
+        "submitted": submitted,
+        "created": max(j["created"] for j in new) - t0,
+        "completed": max(_epoch(rec.get("completed_at")) for rec in records) - t0,
+        "jobs": len(new),
+        "compiles": backend._cache.stats()["compiles"],
+    }
+
+
+def run_separate(n: int, shots: int, seed: int, repeat: int) -> list[dict]:
+    """``n`` separate ``backend.run(qc)`` calls of distinct logical circuits (see the
+    module doc), with the backend's default options and with ``adaptive_batch_sizing``;
+    returns one row per mode with medians over ``repeat`` alternating rounds."""
+    from qstore_qiskit.providers import QStoreProvider
+
+    rng = np.random.default_rng(seed + 1)
+    samples: dict[str, list[dict]] = {}
+    with LocalServer(profile="cloud", seed=seed) as srv:
+        for r in range(repeat + 1):  # round 0 warms imports, connections, the compiler
+            for adaptive in (False, True):
+                provider = QStoreProvider(token="benchmark", url=srv.url)
+                backend = provider.get_backend("ionq_simulator")
+                backend.set_options(template_cache_dir=False, adaptive_batch_sizing=adaptive)
+                circuits = _distinct_logical(n, rng, f"r{r}{int(adaptive)}c")
+                for temp in ("cold", "warm"):  # warm: the same circuits, templates cached
+                    sample = _separate_round(srv, backend, circuits, shots)
+                    if r:
+                        samples.setdefault(f"{temp}{' adaptive' if adaptive else ''}", []).append(sample)
+                provider.close()
+    rows = []
+    for mode, runs in samples.items():
+        row = {k: statistics.median(s[k] for s in runs) for k in runs[0]}
+        row["ratios"] = sorted(s["wall"] / s["lb"] for s in runs)
+        row["mode"] = mode
+        rows.append(row)
+    return rows
+
+
+def _epoch(text) -> float:
+    import datetime
+
+    return datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+
+
+def print_separate(rows: list[dict], n: int) -> None:
+    """Print the separate-run() table."""
+    print(f"\n# {n} separate backend.run(qc) calls of distinct logical 4-qubit circuits, cloud profile")
+    head = (f"{'mode':<13} {'wall s':>7} {'LB s':>6} {'x LB':>5} {'best..worst x LB':>17} {'last run()':>10} "
+            f"{'last create':>11} {'last done':>9} {'jobs':>4} {'compiles':>8}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(
+            f"{r['mode']:<13} {r['wall']:>7.3f} {r['lb']:>6.3f} {r['wall'] / r['lb']:>5.2f} "
+            f"{r['ratios'][0]:>8.2f}..{r['ratios'][-1]:<7.2f} {r['submitted']:>10.3f} {r['created']:>11.3f} "
+            f"{r['completed']:>9.3f} {r['jobs']:>4.0f} {r['compiles']:>8.0f}"
+        )
+
+
 def print_table(rows: list[dict]) -> None:
     """Print the result table."""
     head = f"{'n':>5}  {'mode':<44} {'wall s':>8} {'circ/s':>9} {'vs qi per-circ':>14} {'LB s':>7} {'x LB':>6}"
@@ -156,9 +277,17 @@ def main() -> None:
         help="cap the sequential qiskit-ionq baseline and extrapolate (it is slow)",
     )
     parser.add_argument("--repeat", type=int, default=5, help="runs per fast mode (median)")
+    parser.add_argument("--runs", type=int, default=20, help="separate run() calls (0: skip that table)")
+    parser.add_argument("--only-runs", action="store_true", help="only the separate-run() table")
     args = parser.parse_args()
-    print(f"# load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print_table(run(args.sizes, args.shots, args.seed, args.qiskit_ionq_per_circuit_max, args.repeat))
+    print(f"# load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    if not args.only_runs:
+        print_table(run(args.sizes, args.shots, args.seed, args.qiskit_ionq_per_circuit_max, args.repeat))
+    if args.runs:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            print_separate(run_separate(args.runs, args.shots, args.seed, args.repeat), args.runs)
+    print(f"# load average after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -310,7 +310,13 @@ class TestNoUnsafeDeserialization(unittest.TestCase):
     }
     # The template cache's generated emitter: source built from gate-kind literals and
     # integer indices only (see qstore_qiskit.cache.emitter.make_emitter), never from server data.
-    ALLOWED = {("emitter.py", "exec(compile(src, \"<qstore-template>\", \"exec\"), namespace)")}
+    # The compile workers' results: read from a pipe created before os.fork() by this
+    # process's own forked child (what a process pool does internally), never from the
+    # network (see qstore_qiskit.transpiler.parallel._collect).
+    ALLOWED = {
+        ("emitter.py", "exec(compile(src, \"<qstore-template>\", \"exec\"), namespace)"),
+        ("parallel.py", "return pickle.loads(data)"),
+    }
 
     def test_scan(self) -> None:
         found = []

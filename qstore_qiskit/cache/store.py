@@ -21,6 +21,7 @@ import numpy as np
 from qiskit.circuit import Parameter, QuantumCircuit
 
 from .analysis import _analyse, _Analysis, _build_lifted
+from .batch_compile import BatchCompileLevel
 from .compiler import CompileFn, default_compile
 from .emitter import _check_values
 from .errors import QStoreCacheError
@@ -42,7 +43,21 @@ class _Entry:
     nbytes: int
 
 
-class TemplateCache(PersistentLevel):
+@dataclass
+class _Plan:
+    """Which level-1 entry serves a circuit: its key, how to build the compiler's input
+    on a miss (``() -> (source circuit, columns)``), the analysis its values come from,
+    and the structural key."""
+
+    key: tuple
+    build: Callable[[], tuple[QuantumCircuit, list[Parameter]]]
+    analysis: _Analysis
+    structural: str
+    #: instructions of the circuit (lifting keeps the count): the work estimate
+    size: int = 0
+
+
+class TemplateCache(PersistentLevel, BatchCompileLevel):
     """Thread-safe two-level LRU cache: structure -> template, template + values -> body.
 
     Level 1 maps ``(structural key of the lifted circuit, device, optimization level,
@@ -53,6 +68,14 @@ class TemplateCache(PersistentLevel):
 
     One lock guards the bookkeeping; it is never held while compiling. Concurrent requests
     for the same uncompiled key wait for the single compile in flight.
+
+    Calls that take many circuits (:meth:`payload_many`, :meth:`get_templates`) compile
+    the distinct structures they miss together: in forked worker processes, one per
+    usable core, when there are at least two and enough work
+    (:func:`~qstore_qiskit.transpiler.parallel.run_parallel`), else one after the other.
+    The templates land in the cache either way and results are identical. A custom
+    ``compile_fn`` then runs in the forked workers: it must not rely on threads or open
+    connections of this process (``QISKIT_NUM_PROCS=1`` keeps everything in-process).
 
     With a persistent ``store`` (:class:`~qstore_qiskit.cache.PersistentTemplateStore`), a
     level-1 miss first loads the template from disk, and compiles only if no process has
@@ -164,6 +187,23 @@ class TemplateCache(PersistentLevel):
     def _template_for(
         self, circuit: QuantumCircuit, device: str, optimization_level: int
     ) -> tuple[CompiledTemplate, _Analysis, tuple]:
+        plan = self._plan(circuit, device, optimization_level)
+        template = self._lookup_or_compile(plan.key, plan.build, device, optimization_level, plan.structural)
+        return template, plan.analysis, plan.key
+
+    def _plan(
+        self,
+        circuit: QuantumCircuit,
+        device: str,
+        optimization_level: int,
+        planned: set[tuple] | frozenset[tuple] = frozenset(),
+    ) -> _Plan:
+        """Which level-1 entry serves ``circuit`` (and how to build its source on a miss).
+
+        ``planned``: keys that earlier circuits of the same batch will have compiled by
+        the time this one is served (they count as cached), so that planning a whole
+        batch first decides exactly as serving it circuit by circuit would.
+        """
         analysis = _analyse(circuit, lift=True)
         key = (analysis.key, device, optimization_level, self._compile_options)
         if self.adaptive_lifting and analysis.columns and all(p is None for p in analysis.columns):
@@ -175,8 +215,8 @@ class TemplateCache(PersistentLevel):
             exact_key = ("exact", analysis.key, analysis.values.tobytes(), device, optimization_level,
                          self._compile_options)
             with self._lock:
-                exact_known = exact_key in self._templates or exact_key in self._inflight
-                lifted_known = key in self._templates or key in self._inflight
+                exact_known = exact_key in self._templates or exact_key in self._inflight or exact_key in planned
+                lifted_known = key in self._templates or key in self._inflight or key in planned
                 first = key not in self._sightings
                 if first:
                     self._sightings[key] = None
@@ -196,18 +236,40 @@ class TemplateCache(PersistentLevel):
                     first = False
             if exact_known or (first and not lifted_known):
                 exact = _Analysis(key=analysis.key, columns=[], values=np.empty(0), lift_sites={})
-                template = self._lookup_or_compile(
-                    exact_key, lambda: (circuit, []), device, optimization_level, analysis.key
-                )
-                return template, exact, exact_key
+                return _Plan(exact_key, lambda: (circuit, []), exact, analysis.key, len(circuit.data))
 
         def lifted():
             # The hot path skips recording where angles were lifted; redo it on a miss.
             circ, columns, _ = _build_lifted(circuit, _analyse(circuit, lift=True, sites=True))
             return circ, columns
 
-        template = self._lookup_or_compile(key, lifted, device, optimization_level, analysis.key)
-        return template, analysis, key
+        return _Plan(key, lifted, analysis, analysis.key, len(circuit.data))
+
+    def _plan_batch(self, circuits: list[QuantumCircuit], device: str, optimization_level: int) -> list[_Plan]:
+        """Plan every circuit (in order), then compile the distinct missing entries in
+        parallel where that pays (:meth:`_compile_missing`)."""
+        planned: set[tuple] = set()
+        plans = []
+        for circ in circuits:
+            plan = self._plan(circ, device, optimization_level, planned)
+            planned.add(plan.key)
+            plans.append(plan)
+        return plans
+
+    def _serve_batch(
+        self, plans: list[_Plan], device: str, optimization_level: int
+    ) -> list[CompiledTemplate]:
+        """The template of every plan; distinct misses are compiled together (in
+        parallel processes when that pays off), then each plan is served in order as
+        :meth:`_template_for` would (same counters, same errors)."""
+        fresh = self._compile_missing(plans, device, optimization_level)
+        out = []
+        for plan in plans:
+            template = fresh.pop(plan.key, None)
+            if template is None:
+                template = self._lookup_or_compile(plan.key, plan.build, device, optimization_level, plan.structural)
+            out.append(template)
+        return out
 
     def _lookup_or_compile(
         self,
@@ -378,6 +440,31 @@ class TemplateCache(PersistentLevel):
             values = np.concatenate([values, np.full(len(ignored), np.nan)])
         return self._served(template, analysis, ignored), values
 
+    def get_templates(
+        self,
+        circuits: Iterable[QuantumCircuit],
+        device: str = "aria-1",
+        optimization_level: int = 2,
+    ) -> list[tuple[CompiledTemplate, np.ndarray]]:
+        """:meth:`get_template` of many circuits, compiling the distinct misses together
+        (in parallel processes when that pays off).
+
+        Returns:
+            One ``(template, values)`` per circuit, in order, as :meth:`get_template`
+            returns them.
+        """
+        circuits = list(circuits)
+        plans = self._plan_batch(circuits, device, optimization_level)
+        templates = self._serve_batch(plans, device, optimization_level)
+        out = []
+        for circuit, plan, template in zip(circuits, plans, templates):
+            ignored = self._phase_only_parameters(circuit, plan.analysis)
+            values = plan.analysis.values.copy()
+            if ignored:
+                values = np.concatenate([values, np.full(len(ignored), np.nan)])
+            out.append((self._served(template, plan.analysis, ignored), values))
+        return out
+
     def payload(
         self,
         circuit: QuantumCircuit,
@@ -445,6 +532,9 @@ class TemplateCache(PersistentLevel):
     ) -> list[dict[str, Any]]:
         """Bodies for many bound circuits; circuits sharing a template bind in one batch.
 
+        The distinct structures missing from the cache are compiled together (in
+        parallel processes when that pays off, see the class documentation).
+
         Args:
             circuits: bound circuits (no free parameters).
             device: IonQ device name.
@@ -456,8 +546,10 @@ class TemplateCache(PersistentLevel):
         circuits = list(circuits)
         out: list[dict[str, Any] | None] = [None] * len(circuits)
         groups: dict[tuple, tuple[CompiledTemplate, list[int], list[np.ndarray]]] = {}
-        for i, circ in enumerate(circuits):
-            template, analysis, key = self._template_for(circ, device, optimization_level)
+        plans = self._plan_batch(circuits, device, optimization_level)
+        templates = self._serve_batch(plans, device, optimization_level)
+        for i, (circ, plan, template) in enumerate(zip(circuits, plans, templates)):
+            analysis, key = plan.analysis, plan.key
             values = self._fill_free(circ, analysis, None)
             if self.max_bound:
                 hit = self._bound_lookup((key, np.round(values, self._round).tobytes()))

@@ -66,15 +66,31 @@ class Coalescer:
         else:
             # Debounce: the window restarts with every arrival (a caller streaming
             # circuits in a loop fills one job instead of many tiny ones), but a bucket
-            # is never held longer than `_max_hold` after its first circuit.
+            # is never held longer than `_hold_limit` after its first circuit.
             now = self._loop.time()
             first = self._bucket_started.setdefault(req.key, now)
-            when = min(now + self._s.batch_window, first + self._max_hold)
+            when = min(now + self._s.batch_window, first + self._hold_limit(req.settings["backend"]))
             timer = self._bucket_timers.get(req.key)
             if timer is None or timer.when() < when:
                 if timer is not None:
                     timer.cancel()
                 self._bucket_timers[req.key] = self._loop.call_at(when, self.flush, req.key, req.settings)
+
+    def _hold_limit(self, backend: str) -> float:
+        """How long a bucket may be held after its first circuit.
+
+        A QPU executes one job at a time and each job has a fixed cost: a stream of
+        circuits (a loop of separate ``run()`` calls, each compiling its circuit) fills
+        one job for up to 20 batch windows. A simulator runs jobs side by side: while
+        fewer than half of the job slots are taken, a stream is cut every 2 windows
+        (at least 10 ms) instead, so that its jobs start their queue wait while the caller still
+        compiles the next circuits and the last job carries only the last few circuits
+        (20 separate ``run()`` calls on the ``cloud`` profile: see docs/client.rst). A
+        busy submitter holds for the long limit again (fewer, larger jobs).
+        """
+        if backend.startswith("simulator") and self._s._runner.active_jobs < self._s.max_jobs_in_flight // 2:
+            return min(self._max_hold, max(2 * self._s.batch_window, 0.01))
+        return self._max_hold
 
     def drop(self, req: Request) -> None:
         """Remove a cancelled request's circuits that are still waiting."""

@@ -235,6 +235,13 @@ class ResultFetcher:
             w.predicted_done = w.started + hint
             target = w.predicted_done - self._http.rtt / 2
             delay = max(delay, min(target - now, self._s.poll_interval[1] * 5))
+        if w.predicted_done is not None and w.quick_polls > 0 and now >= w.predicted_done - self._http.rtt / 2:
+            # Past the predicted completion (a speculative fetch came a little early: a
+            # late start, a slow executor): the job ends any moment, so the next few
+            # polls come half a round trip apart, not 10% of the job's age (~20 ms for
+            # a 0.2 s job, then a separate results fetch).
+            w.quick_polls -= 1
+            delay = min(delay, max(self._s.poll_interval[0], self._http.rtt / 2))
         w.next_poll = now + delay
 
     async def results_for(

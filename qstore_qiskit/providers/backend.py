@@ -368,20 +368,28 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
         ]
         # Bound circuits that go through the template cache bind in one batch per
         # structure (one matmul for all of them) instead of one bind per circuit.
+        # Both calls compile the distinct structures they miss together, in parallel
+        # processes when there are several and enough work (TemplateCache docs).
         batched: dict[int, dict] = {}
+        templates: dict[int, tuple] = {}
         if opts["use_native_gates"] and opts["enable_smart_caching"]:
+            device, level = self._compile_device(opts), opts["optimization_level"]
             idx = [i for i, c in enumerate(circuits) if value_sets[i] is None and scans[i][1] == "logical"]
             if idx:
                 bodies = self._cache.payload_many(
-                    [circuits[i] for i in idx],
-                    device=self._compile_device(opts),
-                    optimization_level=opts["optimization_level"],
+                    [circuits[i] for i in idx], device=device, optimization_level=level
                 )
                 batched = dict(zip(idx, bodies))
+            idx = [i for i, c in enumerate(circuits) if value_sets[i] is not None and scans[i][1] == "logical"]
+            if len(idx) > 1:
+                found = self._cache.get_templates([circuits[i] for i in idx], device=device, optimization_level=level)
+                templates = dict(zip(idx, found))
         prepared: list[PreparedCircuit] = []
         for index, circuit in enumerate(circuits):
             prepared.extend(
-                self._prepare_one(circuit, value_sets[index], opts, scans[index], batched.get(index))
+                self._prepare_one(
+                    circuit, value_sets[index], opts, scans[index], batched.get(index), templates.get(index)
+                )
             )
         return prepared
 
@@ -392,6 +400,7 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
         opts: dict[str, Any],
         scan: tuple[int, str, list[int | None]],
         body: dict | None = None,
+        template: tuple | None = None,
     ) -> list[PreparedCircuit]:
         input_gates, kind, scanned_meas_map = scan
         sizes, labels = registers(circuit)
@@ -412,7 +421,7 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
                 if value_sets is None:
                     bodies = [self._cache.payload(circuit, device=device, optimization_level=level)]
                 else:
-                    bodies = self._cache_bind_many(circuit, value_sets, device, level)
+                    bodies = self._cache_bind_many(circuit, value_sets, device, level, template)
             else:
                 bodies = []
                 pm = self._pass_manager(device, level)
@@ -467,8 +476,10 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
             )
         return out
 
-    def _cache_bind_many(self, circuit: QuantumCircuit, value_sets: np.ndarray, device: str, level: int) -> list[dict]:
-        template, base = self._cache.get_template(circuit, device=device, optimization_level=level)
+    def _cache_bind_many(
+        self, circuit: QuantumCircuit, value_sets: np.ndarray, device: str, level: int, found: tuple | None = None
+    ) -> list[dict]:
+        template, base = found or self._cache.get_template(circuit, device=device, optimization_level=level)
         # The cache counted one lookup; every further binding is served from the same
         # compiled template without compiling: a template hit saving its compile time.
         self._tracker.record_template_bindings(len(value_sets) - 1, getattr(template, "compile_seconds", 0.0))

@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from . import connections
 from .config import ServerConfig
 from .errors import ApiError, api_error_response, error_response
 from .openapi import get_openapi
@@ -152,7 +153,16 @@ async def server_stats(request: web.Request) -> web.Response:
     _check_auth(request, state.config.api_key)
     snap = state.stats.snapshot()
     snap["faults"] = state.faults.counts()
-    snap["store"] = {"bytes": state.store.bytes_held, "evicted_jobs": state.store.evicted}
+    snap["connections"] = request.app[connections.LIMITER].counts()
+    snap["bodies"] = {"decoded_in_process": state.decoder.decoded_in_process,
+                      "in_worker": state.decoder.in_worker,
+                      "bytes_in_flight": state.body_budget.held,
+                      "refused_in_flight": state.body_budget.refused}
+    store = state.store
+    snap["store"] = {"bytes": store.bytes_held, "budget_bytes": store.budget_bytes,
+                     "jobs": len(store.top_level()), "evicted_jobs": store.evicted,
+                     "history_entries": store.history_len, "history_dropped":
+                     store.history_dropped, "memory_budget": state.config.memory_budget()}
     return json_response(snap)
 
 
@@ -216,9 +226,12 @@ def create_app(config: ServerConfig | None = None, **overrides: Any) -> web.Appl
     config = (config or PROFILES["instant"]).with_overrides(**overrides)
     app = web.Application(middlewares=[api_middleware], client_max_size=config.max_body_bytes)
     app[STATE] = ServerState(config)
+    # The connection limit (applied by connections.LimitedTCPSite) never closes a busy one.
+    connections.install(app, config.max_connections)
 
     async def _shutdown(app_: web.Application) -> None:
         await app_[STATE].runner.shutdown()
+        await asyncio.get_running_loop().run_in_executor(None, app_[STATE].decoder.shutdown)
 
     app.on_cleanup.append(_shutdown)
     _add_routes(app)

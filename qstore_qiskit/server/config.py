@@ -39,6 +39,14 @@ REQUEST_FAULT_KINDS: tuple[str, ...] = (
 CREATE_ONLY_FAULT_KINDS: tuple[str, ...] = ("job_failed", "late_result", "create_response_lost")
 
 
+# Memory the job store's history may take per entry (a compact summary: id, status,
+# counts and metadata values of at most 128 characters; see jobs.Job.summary), and per
+# remembered evicted id (a 36-character str in a dict). ServerConfig.memory_budget()
+# reserves these.
+HISTORY_ENTRY_BYTES = 4096
+GONE_ID_BYTES = 160
+
+
 def _default_fault_weights() -> dict[str, float]:
     return {kind: 1.0 for kind in FAULT_KINDS}
 
@@ -74,7 +82,13 @@ class ServerConfig:
             the frequencies of its sampled shots instead, so a result never holds a
             dense ``2**n`` map.
         job_store_bytes: Byte budget of the job store (requests and results). Beyond
-            it the oldest finished jobs are evicted; their ids answer 410.
+            it the oldest finished jobs are evicted; their ids answer 410. Part of the
+            server's memory budget (:meth:`memory_budget`).
+        history_entries: How many of the latest jobs keep a compact summary after they
+            leave the store (``LocalServer.jobs()``, at most 4 KiB each); older ones
+            are only counted. Part of the memory budget.
+        evicted_ids: How many evicted job ids answer 410 (older ones 404). Part of the
+            memory budget.
         max_stored_jobs: Most top-level jobs kept (older finished ones are evicted).
         job_store_min_age: Seconds a finished job is kept whatever the budget, so that
             its client can fetch the results (the budget may be exceeded by the jobs of
@@ -85,6 +99,21 @@ class ServerConfig:
             project's compiler still emits MS for Forte-class targets.
         header_timeout: Seconds a connection may take to send a request's headers (or
             stay idle between requests) before it is closed.
+        max_connections: Most open client connections. A connection beyond it closes
+            the oldest one that is not serving a request (an idle keep-alive or a
+            half-open connection that never finished its headers); if all are busy,
+            the new connection is closed at once.
+        listen_backlog: The kernel's accept queue of the listening socket (a full
+            queue makes a client's connect wait for a SYN retransmit, a second or more).
+            The event loop takes at most 64 connections from it per iteration.
+        max_body_bytes_in_flight: Most request-body bytes being received and decoded
+            at once, over all connections (503 with ``Retry-After`` beyond it). With
+            :attr:`max_body_bytes` it bounds the memory that requests in flight take.
+        decode_processes: Worker processes that decode and validate large job bodies
+            (those over :attr:`process_decode_bytes`), so that decoding never holds
+            the event loop's GIL; 0 decodes them in a thread instead.
+        process_decode_bytes: Bodies larger than this are decoded and validated in a
+            worker process (smaller ones on the loop or in a thread).
         body_timeout: Seconds a request may take to send its body (408 beyond).
         network_delay: Base delay added to every request (models one round trip).
         network_jitter: Extra uniform ``[0, network_jitter)`` delay per request.
@@ -118,12 +147,19 @@ class ServerConfig:
     max_job_amplitudes: int | None = 1 << 25
     max_result_entries: int = 1 << 16
     job_store_bytes: int | None = 256 * 1024 * 1024
+    history_entries: int = 10_000
+    evicted_ids: int = 100_000
     max_stored_jobs: int | None = 100_000
     job_store_min_age: float = 5.0
     max_sessions: int = 1000
     enforce_native_2q: bool = False
     header_timeout: float = 20.0
     body_timeout: float = 60.0
+    max_connections: int = 256
+    listen_backlog: int = 1024
+    max_body_bytes_in_flight: int = 32 * 1024 * 1024
+    decode_processes: int = 1
+    process_decode_bytes: int = 1024 * 1024
     network_delay: float = 0.0
     network_jitter: float = 0.0
     queue_wait: float = 0.0
@@ -157,6 +193,15 @@ class ServerConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or None")
+        for name in ("history_entries", "evicted_ids", "decode_processes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        for name in ("max_connections", "listen_backlog", "process_decode_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.max_body_bytes_in_flight < self.max_body_bytes:
+            raise ValueError("max_body_bytes_in_flight must be at least max_body_bytes "
+                             "(else a body at the size cap could never be received)")
         if self.max_result_entries < 1 or self.max_sessions < 1:
             raise ValueError("max_result_entries and max_sessions must be >= 1")
         if self.header_timeout <= 0 or self.body_timeout <= 0:
@@ -175,6 +220,24 @@ class ServerConfig:
         if unknown:
             raise TypeError(f"unknown ServerConfig field(s): {sorted(unknown)}")
         return dataclasses.replace(self, **overrides)
+
+    # -- memory ----------------------------------------------------------------------
+
+    def memory_budget(self) -> int | None:
+        """Bytes the server's stored state may hold above its baseline (``None``:
+        unbounded because :attr:`job_store_bytes` is ``None``).
+
+        The sum of the job store's budget, :attr:`history_entries` compact summaries
+        (at most 4 KiB each) and :attr:`evicted_ids` remembered ids (160 bytes each).
+        Not included: the baseline of the process (Python, NumPy, Qiskit and Aer
+        imported: about 110 MB RSS), and requests in flight, which
+        :attr:`max_body_bytes_in_flight` bounds separately. ``benchmarks/long_run.py``
+        checks the server's RSS against ``baseline + memory_budget()``.
+        """
+        if self.job_store_bytes is None:
+            return None
+        return (self.job_store_bytes + self.history_entries * HISTORY_ENTRY_BYTES
+                + self.evicted_ids * GONE_ID_BYTES)
 
     # -- latency model -------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .circuits import ParsedCircuit
+from .config import HISTORY_ENTRY_BYTES  # noqa: F401  (the bound Job.summary keeps to)
 from .errors import ApiError
 # One variant type for the simulation that fills job.variants and the routes that read it.
 from .mitigation import Variant  # noqa: F401  (re-exported)
@@ -38,7 +39,26 @@ from .job_requests import (  # noqa: F401  (re-exported)
 )
 
 
-REQUEST_MEMORY_FACTOR = 8
+# A stored job's parsed circuits take about this many times its JSON body in Python
+# objects (benchmarks/long_run.py: between 10,000 and 20,000 circuits the server's RSS
+# grew 1.07x the bytes charged at a factor of 8).
+REQUEST_MEMORY_FACTOR = 9
+
+# What one history entry of an evicted or deleted job may hold at most: its id, status,
+# counts and the metadata values of at most HISTORY_METADATA_CHARS characters (IonQ allows
+# 10 keys of 40 characters with values of up to 40,000: longer values are not kept).
+# The bound is what ServerConfig.memory_budget() reserves per entry (HISTORY_ENTRY_BYTES).
+HISTORY_METADATA_CHARS = 128
+
+
+def _short_metadata(metadata: Any) -> Any:
+    """``metadata`` without values longer than :data:`HISTORY_METADATA_CHARS` (a bounded
+    copy for the history; the job's own record is unchanged while it is stored)."""
+    if not isinstance(metadata, dict):
+        return None
+    # Validated: at most 10 keys, string values (job_requests._metadata).
+    return {k: v for k, v in metadata.items()
+            if len(k) <= HISTORY_METADATA_CHARS and len(v) <= HISTORY_METADATA_CHARS}
 
 
 @dataclass
@@ -113,27 +133,35 @@ class Job:
             out["billed_quantum_compute_time_us"] = billed
         return out
 
-    def summary(self) -> dict[str, Any]:
-        """A small record of the job for :meth:`JobStore.history` (kept after eviction)."""
+    def summary(self, compact: bool = False) -> dict[str, Any]:
+        """A small record of the job for :meth:`JobStore.history`.
+
+        Args:
+            compact: The bounded form kept once the job has left the store (evicted or
+                deleted): metadata values longer than :data:`HISTORY_METADATA_CHARS`
+                are left out and ``child_job_ids`` is ``None`` (a 1,000-circuit job's
+                child ids alone take ~90 KB), so that an entry stays within
+                :data:`HISTORY_ENTRY_BYTES`.
+        """
         return {
             "id": self.id,
             "status": self.status,
-            "metadata": self.spec.metadata,
+            "metadata": _short_metadata(self.spec.metadata) if compact else self.spec.metadata,
             "circuits": self.spec.num_circuits,
             "created": self.created,
             "backend": self.spec.backend,
             "type": self.spec.type,
             "shots": self.spec.shots,
             "fault": self.fault,
-            "child_job_ids": [c.id for c in self.children],
+            "child_job_ids": None if compact else [c.id for c in self.children],
             "deleted": self.deleted,
         }
 
     def result_bytes(self) -> int:
         """Approximate bytes this job (and its children) holds, for the store's budget."""
         # The parsed circuits held for a job take several times their JSON size in
-        # Python objects. Measured with benchmarks/long_run.py at a 256 MiB budget:
-        # counting the body once, the server's RSS rose by 1 GB; counted 4x, by 490 MB.
+        # Python objects (REQUEST_MEMORY_FACTOR). Measured with benchmarks/long_run.py at
+        # a 256 MiB budget: counting the body once, the server's RSS rose by 1 GB.
         total = REQUEST_MEMORY_FACTOR * self.request_bytes + 2048
         for j in [self, *self.children]:
             total += 512
@@ -283,14 +311,17 @@ class JobStore:
     Args:
         budget_bytes: Byte budget of stored jobs and results (``None``: unbounded).
         max_jobs: Most top-level jobs kept (``None``: unbounded).
-        history: Keep a small summary of every job ever stored (for tests that look
-            for duplicates; :meth:`history`). Bounded by ``history`` entries.
+        history: How many of the latest top-level jobs keep a summary after they leave
+            the store (:meth:`history`, for tests that look for duplicates). Older ones
+            are only counted (:attr:`history_dropped`). A summary of a job that left
+            the store is compact (:meth:`Job.summary`), at most
+            :data:`HISTORY_ENTRY_BYTES`.
         gone_ids: How many evicted ids answer 410 (older ones 404).
         min_age: Seconds a finished job is kept whatever the budget.
     """
 
     def __init__(self, budget_bytes: int | None = None, max_jobs: int | None = None,
-                 history: int = 1_000_000, gone_ids: int = 100_000,
+                 history: int = 10_000, gone_ids: int = 100_000,
                  min_age: float = 0.0) -> None:
         self.budget_bytes = budget_bytes
         self.max_jobs = max_jobs
@@ -306,12 +337,18 @@ class JobStore:
         self._lock = threading.Lock()
         self._seq = 0
         self.evicted = 0
+        self.history_dropped = 0  # summaries forgotten beyond the history cap
 
     def new_id(self) -> tuple[str, int]:
         """A fresh job id and its sequence number."""
         with self._lock:
             self._seq += 1
             return str(uuid.uuid4()), self._seq
+
+    @property
+    def history_len(self) -> int:
+        """Summaries held in the history (at most ``history``)."""
+        return len(self._log)
 
     @property
     def bytes_held(self) -> int:
@@ -328,6 +365,7 @@ class JobStore:
                 self._log[job.id] = job
                 while len(self._log) > self._history_cap:
                     del self._log[next(iter(self._log))]
+                    self.history_dropped += 1
             for child in job.children:
                 self._jobs[child.id] = child
             self._evict()
@@ -367,7 +405,7 @@ class JobStore:
         self._top.pop(job.id, None)
         self._bytes -= self._sizes.pop(job.id, 0)
         if job.id in self._log:
-            self._log[job.id] = job.summary()
+            self._log[job.id] = job.summary(compact=True)
         for j in [job, *job.children]:
             self._jobs.pop(j.id, None)
             # Free the results; the history keeps only the summary.
@@ -420,8 +458,8 @@ class JobStore:
             return list(self._top.values())
 
     def history(self) -> list[dict[str, Any]]:
-        """A summary (:meth:`Job.summary`) of every top-level job ever stored, deleted and
-        evicted ones included, oldest first."""
+        """A summary (:meth:`Job.summary`) of each of the latest ``history`` top-level
+        jobs stored, deleted and evicted ones included (compact), oldest first."""
         with self._lock:
             entries = list(self._log.values())
         return [e.summary() if isinstance(e, Job) else dict(e) for e in entries]

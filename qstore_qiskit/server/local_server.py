@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from typing import Any
 
@@ -10,7 +11,26 @@ from aiohttp import web
 
 from .app import STATE, ServerState, create_app
 from .config import PROFILES, ServerConfig
+from .connections import LIMITER
 from .jobs import render_job
+
+
+# Connections asyncio accepts per loop iteration (its own default is 100).
+ACCEPT_BATCH = 64
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for ``host:port`` (not yet listening)."""
+    family, kind, proto, _, addr = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class LocalServer:
@@ -120,11 +140,17 @@ class LocalServer:
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0,
                                keepalive_timeout=self.config.header_timeout, **extra)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self._requested_port)
+        app[LIMITER].attach(runner.server)
+        sock = _listening_socket(self.host, self._requested_port)
+        # asyncio accepts up to ``backlog`` connections per loop iteration: a small batch
+        # keeps a burst of connects from holding the loop. The kernel's accept queue is
+        # deepened afterwards, so that a burst does not overflow it either (a dropped
+        # SYN is retried after a second).
+        site = web.SockSite(runner, sock, backlog=min(ACCEPT_BATCH, self.config.listen_backlog))
         await site.start()
+        sock.listen(self.config.listen_backlog)
         self._runner = runner
-        sockets = getattr(site._server, "sockets", None) or []  # pylint: disable=W0212
-        self.port = sockets[0].getsockname()[1] if sockets else self._requested_port
+        self.port = sock.getsockname()[1]
         self._ready.set()
         try:
             await self._stopped.wait()
@@ -161,10 +187,12 @@ class LocalServer:
         return self._require_state().faults.counts()
 
     def jobs(self) -> list[dict[str, Any]]:
-        """Every top-level job ever created, oldest first, deleted ones included (so a
-        duplicate cannot hide): ``id``, ``status``, ``metadata``, ``circuits``,
-        ``created`` (epoch s), ``backend``, ``type``, ``shots``, ``fault``,
-        ``child_job_ids``, ``deleted``."""
+        """The latest ``history_entries`` (10,000) top-level jobs created, oldest first,
+        deleted and evicted ones included (so a duplicate cannot hide): ``id``,
+        ``status``, ``metadata``, ``circuits``, ``created`` (epoch s), ``backend``,
+        ``type``, ``shots``, ``fault``, ``child_job_ids``, ``deleted``. A job that has
+        left the store has a compact entry: ``child_job_ids`` is ``None`` and metadata
+        values over 128 characters are left out."""
         return self._require_state().store.history()
 
     def job_record(self, job_id: str) -> dict[str, Any]:

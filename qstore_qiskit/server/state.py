@@ -7,16 +7,18 @@ Kept apart from :mod:`.app` so that the route modules (:mod:`.results`,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import threading
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, Iterator
 
 from aiohttp import web
 
 from .config import ServerConfig
+from .decode import BodyDecoder, decode_json
 from .errors import ApiError, bad_request
 from .faults import FaultInjector
 from .jobs import BACKEND_ALIASES, JobStore, backends_for
@@ -26,7 +28,8 @@ from .sessions_store import SessionStore
 API_VERSIONS = ("v0.4", "v0.3")
 
 # Bodies at most this large are decoded on the event loop (cheaper than a thread hop);
-# larger ones in the parse pool so that a big upload never stalls other requests.
+# larger ones in the parse thread pool, and job bodies beyond
+# ServerConfig.process_decode_bytes in a worker process (decode.BodyDecoder).
 INLINE_DECODE_BYTES = 64 * 1024
 
 
@@ -114,10 +117,13 @@ class ServerState:
     def __init__(self, config: ServerConfig):
         self.config = config
         self.store = JobStore(config.job_store_bytes, config.max_stored_jobs,
+                              history=config.history_entries, gone_ids=config.evicted_ids,
                               min_age=config.job_store_min_age)
         self.sessions = SessionStore(config.max_sessions)
         self.faults = FaultInjector(config.fault_rate, config.fault_weights, config.seed)
         self.runner = JobRunner(config, on_settled=self.store.settle)
+        self.decoder = BodyDecoder(config, self.runner.executor)
+        self.body_budget = ByteBudget(config.max_body_bytes_in_flight)
         self.limiter = RateLimiter(config.rate_limit, config.rate_limit_burst)
         self.stats = Stats()
         self.backends = backends_for(config)
@@ -167,64 +173,97 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(text=json.dumps(data), status=status, content_type="application/json")
 
 
-try:  # orjson decodes ~3x faster than the standard library, and the decoder holds the
-    # GIL: a body under the size cap stalls other requests for a shorter time.
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - orjson is a dependency
-    _orjson = None
+class ByteBudget:
+    """Bytes of request bodies being received and decoded at once (loop-confined).
 
+    Args:
+        limit: Most bytes held at once (``ServerConfig.max_body_bytes_in_flight``).
+    """
 
-def _decode(raw: bytes) -> Any:
-    if _orjson is not None:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self.refused = 0
+
+    @contextlib.contextmanager
+    def reserve(self, nbytes: int) -> Iterator[None]:
+        """Hold ``nbytes`` for the ``with`` block.
+
+        Raises:
+            ApiError: 503 with ``Retry-After`` when the budget has no room now.
+        """
+        if self.held + nbytes > self.limit:
+            self.refused += 1
+            raise ApiError(503, f"the server is receiving {self.held} bytes of request "
+                                f"bodies (at most {self.limit} at once); retry shortly",
+                           headers={"Retry-After": "1"})
+        self.held += nbytes
         try:
-            return _orjson.loads(raw)
-        except ValueError:
-            pass  # the standard library decides: it names the error, or decodes NaN,
-            # Infinity and big integers so that the validator names the field
+            yield
+        finally:
+            self.held -= nbytes
+
+
+async def read_body(request: web.Request, cap: int) -> bytes:
+    """Read ``request``'s body, at most ``cap`` bytes, without decoding it.
+
+    The cap is applied twice: to the declared ``Content-Length`` (413 without reading a
+    byte) and to the bytes as they stream in (aiohttp's ``client_max_size`` stops a
+    chunked body at ``ServerConfig.max_body_bytes``; a smaller ``cap`` is checked once
+    read).
+
+    Raises:
+        ApiError: 413 beyond the cap, 408 for a body that trickles in too slowly.
+    """
+    state = state_of(request)
+    declared = request.content_length
+    if declared is not None and declared > cap:
+        raise ApiError(413, f"request body exceeds {cap} bytes (Content-Length: {declared})")
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise bad_request(f"malformed JSON body: {exc}") from None
-    except RecursionError:
-        raise bad_request("malformed JSON body: nested too deeply") from None
+        raw = await asyncio.wait_for(request.read(), state.config.body_timeout)
+    except asyncio.TimeoutError:
+        raise ApiError(408, f"request body not received within "
+                            f"{state.config.body_timeout} s") from None
+    if len(raw) > cap:
+        raise ApiError(413, f"request body exceeds {cap} bytes")
+    return raw
+
+
+def body_reservation(request: web.Request, cap: int) -> int:
+    """Bytes to reserve in :class:`ByteBudget` for ``request``'s body."""
+    declared = request.content_length
+    return min(cap, declared) if declared is not None else cap
 
 
 async def read_json(request: web.Request, required: bool = True) -> Any:
-    """Read and decode ``request``'s JSON body, bounded in size and off the event loop.
+    """Read and decode a small JSON body (any route but ``POST /jobs``).
 
-    The size cap (``ServerConfig.max_body_bytes``) is applied twice before any decoding:
-    to the declared ``Content-Length`` (413 without reading a byte) and to the bytes as
-    they stream in (aiohttp's ``client_max_size`` stops a chunked body at the cap).
-    Bodies over :data:`INLINE_DECODE_BYTES` are decoded in the parse thread pool.
+    These routes take small documents (session settings, lists of ids), so their bodies
+    are capped at ``ServerConfig.process_decode_bytes`` and decoded in this process:
+    on the loop up to :data:`INLINE_DECODE_BYTES`, else in the parse thread pool.
 
     Args:
         request: The request.
         required: Whether an empty body is an error (else ``None`` is returned).
 
     Raises:
-        ApiError: 400 for an empty or malformed body, 413 beyond the size cap.
+        ApiError: 400 for an empty or malformed body, 413 beyond the cap, 503 when the
+            server is already receiving ``max_body_bytes_in_flight`` bytes of bodies.
     """
     state = state_of(request)
-    cap = state.config.max_body_bytes
-    declared = request.content_length
-    if declared is not None and declared > cap:
-        raise ApiError(413, f"request body exceeds {cap} bytes (Content-Length: {declared})")
-    try:
-        # 413 once the stream passes client_max_size; 408 for a body that trickles in.
-        raw = await asyncio.wait_for(request.read(), state.config.body_timeout)
-    except asyncio.TimeoutError:
-        raise ApiError(408, f"request body not received within "
-                            f"{state.config.body_timeout} s") from None
-    if not raw:
-        if required:
-            raise bad_request("request body is empty; expected JSON")
-        return None
-    if len(raw) <= INLINE_DECODE_BYTES:
-        return _decode(raw)
-    return await asyncio.get_running_loop().run_in_executor(
-        state.runner.executor, _decode, raw
-    )
+    cap = min(state.config.max_body_bytes, state.config.process_decode_bytes)
+    with state.body_budget.reserve(body_reservation(request, cap)):
+        raw = await read_body(request, cap)
+        if not raw:
+            if required:
+                raise bad_request("request body is empty; expected JSON")
+            return None
+        if len(raw) <= INLINE_DECODE_BYTES:
+            return decode_json(raw)
+        return await asyncio.get_running_loop().run_in_executor(
+            state.runner.executor, decode_json, raw)
 
 
 __all__ = ["ServerState", "STATE", "RateLimiter", "Stats", "API_VERSIONS", "state_of",
-           "version_of", "json_response", "read_json"]
+           "version_of", "json_response", "read_json", "read_body", "ByteBudget",
+           "body_reservation"]

@@ -1,13 +1,17 @@
 """Compile many distinct circuits in parallel processes.
 
 Qiskit compiles a list of circuits in one process unless parallelism is switched on
-globally (``QISKIT_PARALLEL=TRUE``), and then ships the pickled pass manager with every
-circuit. :func:`run_parallel` instead forks one worker per core, each inheriting the
-pass manager and the input circuits from the parent (nothing is pickled on the way in;
-only the compiled circuits come back), and balances the work by circuit size, largest
-first. It falls back to a plain loop whenever parallelism cannot pay off: one circuit,
-one usable core, little total work, a platform without ``fork``, or when already
-inside a worker.
+(``QISKIT_PARALLEL=TRUE`` and ``QISKIT_NUM_PROCS`` of at least 2, or ``num_processes``),
+and then ships the pickled pass manager with every circuit to a process pool.
+:func:`run_parallel` instead forks one worker per *extra* usable core, each inheriting the
+compile function and the input circuits from the parent (nothing is pickled on the way
+in; only the results come back through a pipe), while the calling process compiles its
+own share; the work is balanced by circuit size, largest first. Forking two workers
+through a process pool costs 50-300 ms on a loaded 2-core machine; one ``os.fork`` costs
+10-30 ms. It falls back to a plain loop whenever parallelism cannot pay off: one
+circuit, one usable core, little total work, a machine with no idle core (load
+average), a platform without ``fork``, inside a worker, or while another thread of the
+process runs a parallel batch.
 
 :class:`ParallelPassManager` is a :class:`~qiskit.transpiler.PassManager` whose
 ``run`` on a list goes through :func:`run_parallel`;
@@ -16,26 +20,35 @@ inside a worker.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import pickle
+import signal
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from qiskit import QuantumCircuit
 from qiskit.transpiler import PassManager
 
-__all__ = ["ParallelPassManager", "run_parallel", "usable_cores", "MIN_PARALLEL_OPS"]
+__all__ = ["ParallelPassManager", "run_parallel", "parallel_workers", "usable_cores", "MIN_PARALLEL_OPS", "STATS"]
+
+_T = TypeVar("_T")
 
 #: Below this many instructions in total, a batch is compiled in-process: forking and
-#: returning results (~20-50 ms) would cost more than it saves.
-MIN_PARALLEL_OPS = 500
+#: returning results (10-30 ms, more on a loaded machine) would cost more than it saves
+#: (the qstore compiler takes about 0.1-0.2 ms per input instruction at 8-12 qubits).
+MIN_PARALLEL_OPS = 600
 
 #: Set in workers (also read by Qiskit's Rust code: no nested thread pools there).
 _IN_WORKER_ENV = "QISKIT_IN_PARALLEL"
 
-# What a forked worker inherits from the parent; set only around the pool's lifetime.
-_SHARED: dict[str, Any] = {}
+# One parallel batch at a time per process: another thread compiling at the same time
+# runs its batch in-process instead of waiting (and a worker never forks again).
+_POOL_LOCK = threading.Lock()
+
+#: How many batches :func:`parallel_workers` sent to workers and kept in-process
+#: (process-wide counters, for benchmarks and diagnosis).
+STATS = {"parallel_batches": 0, "serial_batches": 0}
 
 
 def usable_cores() -> int:
@@ -44,16 +57,6 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def _worker_init() -> None:
-    os.environ[_IN_WORKER_ENV] = "TRUE"
-
-
-def _compile_chunk(indices: list[int]) -> list[tuple[int, QuantumCircuit]]:
-    run = _SHARED["run"]
-    circuits = _SHARED["circuits"]
-    return [(i, run(circuits[i])) for i in indices]
 
 
 def _chunks(sizes: Sequence[int], workers: int) -> list[list[int]]:
@@ -68,62 +71,173 @@ def _chunks(sizes: Sequence[int], workers: int) -> list[list[int]]:
     return [g for g in groups if g]
 
 
-def run_parallel(
-    run: Callable[[QuantumCircuit], QuantumCircuit],
-    circuits: Sequence[QuantumCircuit],
-    num_processes: int | None = None,
-    min_ops: int | None = None,
-) -> list[QuantumCircuit]:
-    """Apply ``run`` to every circuit, in forked worker processes when that pays off.
+def parallel_workers(
+    sizes: Sequence[int], num_processes: int | None = None, min_ops: int | None = None
+) -> int:
+    """How many worker processes :func:`run_parallel` would use for jobs of ``sizes``.
 
-    Args:
-        run: The per-circuit compile function, e.g. ``pass_manager.run``. It is
-            inherited by the workers through ``fork``, so it need not be picklable.
-        circuits: The circuits to compile.
-        num_processes: Worker count (default: the usable cores, at most one per
-            circuit).
-        min_ops: Compile in-process when the circuits hold fewer instructions in total
-            (default :data:`MIN_PARALLEL_OPS`).
-
-    Returns:
-        The compiled circuits, in input order. Exceptions raised by ``run`` propagate
-        (the first in input order).
+    Returns 1 (compile in-process) for fewer than two jobs, one usable core (CPU
+    affinity, see :func:`usable_cores`; ``QISKIT_NUM_PROCS``, when set, caps the default
+    ``num_processes``), less than ``min_ops`` instructions in total
+    (default :data:`MIN_PARALLEL_OPS`), inside a worker, without ``fork``, or when the
+    1-minute load average shows no idle core for the workers.
     """
-    circuits = list(circuits)
-    workers = min(num_processes or usable_cores(), len(circuits))
-    sizes = [len(c.data) for c in circuits]
+    if num_processes is None:
+        num_processes = usable_cores()
+        # Qiskit's own setting of the process count caps ours (1 switches it off).
+        env = os.environ.get("QISKIT_NUM_PROCS", "").strip()
+        if env.isdigit():
+            num_processes = min(num_processes, max(int(env), 1))
+    workers = min(num_processes, len(sizes))
     if min_ops is None:
         min_ops = MIN_PARALLEL_OPS
     if (
         workers < 2
         or sum(sizes) < min_ops
         or os.environ.get(_IN_WORKER_ENV) == "TRUE"
-        or "fork" not in multiprocessing.get_all_start_methods()
-        or _SHARED
+        or not hasattr(os, "fork")
+        or _cores_busy(workers)
     ):
-        return [run(c) for c in circuits]
-    groups = _chunks(sizes, workers)
-    results: list[QuantumCircuit | None] = [None] * len(circuits)
-    _SHARED.update(run=run, circuits=circuits)
+        STATS["serial_batches"] += 1
+        return 1
+    STATS["parallel_batches"] += 1
+    return workers
+
+
+def _cores_busy(workers: int) -> bool:
+    """Whether the machine is too busy for ``workers`` processes to help: a 1-minute
+    load average of ``workers + 0.5`` or more (this process counts for one). Measured
+    on a shared 2-core machine at load 9-11, forked workers made ``backend.run`` of 24
+    circuits 2x *slower* (copy-on-write faults and pickling, no idle core to gain)."""
     try:
-        with ProcessPoolExecutor(
-            max_workers=len(groups),
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_worker_init,
-        ) as pool:
-            for chunk in pool.map(_compile_chunk, groups):
-                for index, compiled in chunk:
-                    results[index] = compiled
+        return os.getloadavg()[0] >= workers + 0.5
+    except (AttributeError, OSError):  # no load average on this platform
+        return False
+
+
+def run_parallel(
+    run: Callable[[QuantumCircuit], _T],
+    circuits: Sequence[QuantumCircuit],
+    num_processes: int | None = None,
+    min_ops: int | None = None,
+) -> list[_T]:
+    """Apply ``run`` to every circuit, in forked worker processes when that pays off.
+
+    Args:
+        run: The per-circuit compile function, e.g. ``pass_manager.run``. It is
+            inherited by the workers through ``fork``, so it need not be picklable; its
+            return values travel back pickled.
+        circuits: The circuits to compile.
+        num_processes: Processes, this one included (default: the usable cores, at
+            most one per circuit).
+        min_ops: Compile in-process when the circuits hold fewer instructions in total
+            (default :data:`MIN_PARALLEL_OPS`).
+
+    Returns:
+        The results, in input order. An exception raised by ``run`` propagates (the
+        earliest in input order of those raised; each process stops at its first). A
+        worker that dies raises :class:`RuntimeError`. In-process (see
+        :func:`parallel_workers`, and while another thread of this process runs a
+        parallel batch) it is exactly ``[run(c) for c in circuits]``.
+    """
+    circuits = list(circuits)
+    sizes = [len(c.data) for c in circuits]
+    workers = parallel_workers(sizes, num_processes, min_ops)
+    if workers < 2 or not _POOL_LOCK.acquire(blocking=False):
+        return [run(c) for c in circuits]
+    try:
+        groups = _chunks(sizes, workers)
+        results: list[Any] = [None] * len(circuits)
+        children: list[tuple[int, int]] = []
+        try:
+            for group in groups[1:]:
+                children.append(_fork_worker(run, circuits, group))
+            failures: list[tuple[int, BaseException]] = []
+            for index in groups[0]:  # this process's share
+                try:
+                    results[index] = run(circuits[index])
+                except Exception as exc:  # noqa: BLE001 - raised below, after the workers
+                    failures.append((index, exc))
+                    break
+            for pid, fd in children:
+                status, payload = _collect(pid, fd)
+                if status == "ok":
+                    for index, value in payload:
+                        results[index] = value
+                else:
+                    failures.append(payload)
+            children = []
+        finally:
+            for pid, fd in children:  # an error here: stop and reap the workers
+                _reap(pid, fd)
+        if failures:
+            raise min(failures, key=lambda f: f[0])[1]
     finally:
-        _SHARED.clear()
-    return results  # type: ignore[return-value]
+        _POOL_LOCK.release()
+    return results
+
+
+def _fork_worker(run: Callable, circuits: list[QuantumCircuit], group: list[int]) -> tuple[int, int]:
+    """Fork a worker that runs ``group`` and pickles its results into a pipe."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: never returns
+        status = 1
+        try:
+            os.close(read_fd)
+            os.environ[_IN_WORKER_ENV] = "TRUE"
+            out: list[tuple[int, Any]] = []
+            try:
+                for index in group:
+                    out.append((index, run(circuits[index])))
+                data = pickle.dumps(("ok", out), protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                try:
+                    data = pickle.dumps(("error", (index, exc)), protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception:  # noqa: BLE001 - an exception that does not pickle
+                    err = RuntimeError(f"compile failed in a worker: {exc!r}")
+                    data = pickle.dumps(("error", (index, err)))
+            with os.fdopen(write_fd, "wb") as pipe:
+                pipe.write(data)
+            status = 0
+        finally:
+            os._exit(status)  # no atexit handlers or buffered output of the parent
+    os.close(write_fd)
+    return pid, read_fd
+
+
+def _collect(pid: int, fd: int) -> tuple[str, Any]:
+    """Read a worker's pickled results (until it closes the pipe) and reap it."""
+    with os.fdopen(fd, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if not data:
+        return "error", (-1, RuntimeError(f"compile worker {pid} died (wait status {status})"))
+    # Our own forked child's output, not outside input.
+    return pickle.loads(data)  # noqa: S301
+
+
+def _reap(pid: int, fd: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except OSError:
+        pass
 
 
 class ParallelPassManager(PassManager):
     """A :class:`~qiskit.transpiler.PassManager` that compiles lists in parallel.
 
     ``run(circuit)`` is unchanged. ``run([...])`` of several circuits uses
-    :func:`run_parallel` (forked workers, one per usable core) unless a ``callback`` is
+    :func:`run_parallel` (the calling process plus one forked worker per further usable
+    core) unless a ``callback`` is
     given, which must run in this process; the result is the same list, in order, as
     the serial run would give.
     """

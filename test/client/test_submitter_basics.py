@@ -68,6 +68,25 @@ class TestAgainstMiniServer(unittest.TestCase):
         self.assertEqual(stats["circuits_per_job"]["max"], 10)
         self.assertEqual([r.probabilities for r in results], [{b: 1.0} for b in range(10)])
 
+    def test_stream_cut_early_on_simulator_only(self) -> None:
+        """A stream of single circuits (arrivals closer than the window): a simulator
+        bucket is cut every 2 windows while job slots are free; a QPU bucket is held
+        for 20 windows (one job)."""
+        import time
+
+        jobs = {}
+        for backend in ("simulator", "qpu.aria-1"):
+            with BatchSubmitter(TOKEN, self.server.url, batch_window=0.2) as sub:
+                futs = []
+                for b in range(24):  # 1.2 s of arrivals, 50 ms apart (< the 0.2 s window)
+                    futs.append(sub.submit([x_circuit(b % 16)], backend=backend))
+                    time.sleep(0.05)
+                results = [f.result(60)[0] for f in futs]
+                jobs[backend] = sub.stats()["jobs_created"]
+            self.assertEqual([r.probabilities for r in results], [{b % 16: 1.0} for b in range(24)])
+        self.assertGreaterEqual(jobs["simulator"], 2)  # cut at 0.4 s, not 4 s
+        self.assertEqual(jobs["qpu.aria-1"], 1)
+
     def test_incompatible_settings_not_coalesced(self) -> None:
         with BatchSubmitter(TOKEN, self.server.url, batch_window=0.2) as sub:
             f1 = sub.submit([x_circuit(1)], shots=100)

@@ -221,16 +221,18 @@ class TestBodies(unittest.TestCase):
             self.assertEqual(srv.jobs(), [])
 
     def test_large_bodies_decoded_off_the_event_loop(self):
-        from qstore_qiskit.server import state as state_module
+        from qstore_qiskit.server import decode as decode_module
 
         threads = []
-        real = state_module._decode  # pylint: disable=protected-access
+        real = decode_module.decode_json
 
         def spy(raw):
             threads.append((len(raw), threading.current_thread().name))
             return real(raw)
 
-        with LocalServer() as srv, mock.patch.object(state_module, "_decode", spy):
+        # Bodies below process_decode_bytes (1 MiB) stay in the server process: small
+        # ones on the loop, larger ones in a parse thread (test_limits covers the worker).
+        with LocalServer() as srv, mock.patch.object(decode_module, "decode_json", spy):
             small = all_h(2)
             big = all_h(2)
             big["metadata"] = {"pad": "x" * 200_000}
@@ -263,7 +265,7 @@ class TestAbandonedCreates(unittest.TestCase):
             return real(*args, **kwargs)
 
         with LocalServer() as srv, mock.patch(
-                "qstore_qiskit.server.routes.jobs.parse_job_request", slow_parse):
+                "qstore_qiskit.server.decode.parse_job_request", slow_parse):
             body = json.dumps(ghz(2)).encode()
             request = (b"POST /v0.4/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: "
                        b"application/json\r\nContent-Length: " + str(len(body)).encode()

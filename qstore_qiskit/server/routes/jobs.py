@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import math
 import random
 import time
@@ -20,10 +19,16 @@ from ..jobs import (
     Job,
     JobSpec,
     matches_filters,
-    parse_job_request,
     render_job,
 )
-from ..state import json_response, read_json, state_of, version_of
+from ..state import (
+    body_reservation,
+    json_response,
+    read_body,
+    read_json,
+    state_of,
+    version_of,
+)
 
 # The job-level fault drawn for a create request (applied by ``create_job``).
 FAULT: web.RequestKey[str] = web.RequestKey("qstore_fault", str)
@@ -73,12 +78,15 @@ def _seeded(spec: JobSpec, server_seed: int | None, seq: int) -> JobSpec:
 async def create_job(request: web.Request) -> web.StreamResponse:
     """``POST /jobs`` -> 201 ``{id, status, session_id}``."""
     state = state_of(request)
-    body = await read_json(request)
-    # Validation is CPU work proportional to the gate count: keep it off the loop.
-    spec = await asyncio.get_running_loop().run_in_executor(
-        state.runner.executor, functools.partial(
-            parse_job_request, body, state.config, version_of(request), native_ranges=True)
-    )
+    cap = state.config.max_body_bytes
+    with state.body_budget.reserve(body_reservation(request, cap)):
+        raw = await read_body(request, cap)
+        if not raw:
+            raise bad_request("request body is empty; expected JSON")
+        # Decoding and validation are CPU work proportional to the body: off the loop,
+        # large bodies in a worker process (they would hold the GIL for a long time).
+        spec = await state.decoder.parse_job(raw, version_of(request))
+        del raw
     transport = request.transport
     if transport is None or transport.is_closing():
         # The client gave up (timed out, disconnected) while the body was parsed: it can
@@ -182,6 +190,16 @@ async def list_jobs(request: web.Request) -> web.Response:
                 continue
         jobs = sorted(wanted, key=lambda j: j.seq, reverse=True)
         jobs = [j for j in jobs if matches_filters(j, query, None)]
+    elif "parent_job_id" in query:
+        # A client checks a multicircuit job's children after each one: look them up
+        # through the parent rather than scanning the whole store (O(children), not
+        # O(stored jobs)).
+        try:
+            parent = state.store.get(query["parent_job_id"])
+        except ApiError:
+            parent = None
+        children = parent.children if parent is not None and not parent.deleted else []
+        jobs = [j for j in reversed(children) if matches_filters(j, query, None)]
     else:
         jobs = state.store.all() if with_children else state.store.top_level()
         jobs = [j for j in reversed(jobs) if matches_filters(j, query, None)]
