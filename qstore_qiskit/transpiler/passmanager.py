@@ -14,12 +14,14 @@ from qiskit.transpiler.passes import (
 )
 
 from .passes import (
+    BestOfStateAndUnitaryModes,
     CheckIonQInput,
     CheckNativeForm,
     CommuteIntoTwoQubitBlocks,
     LowerBestOfCandidates,
     LowerToIonQNative,
     ResynthesizeNativeBlocks,
+    ResynthesizeThreeQubitBlocks,
     UniformLayoutScore,
 )
 from .parallel import ParallelPassManager
@@ -80,10 +82,14 @@ def translation_passes(
     7. At ``optimization_level 3``, steps 2-6 plus :class:`ResynthesizeNativeBlocks` run
        on the circuit as given and after Qiskit level-3 rewrites into other gate sets
        (:class:`LowerBestOfCandidates`), keeping the result with the highest estimated
-       success.
+       success; then :class:`ResynthesizeThreeQubitBlocks` replaces three-qubit blocks
+       by exact numerical syntheses with fewer MS where it finds one. With
+       ``qubits_initially_zero``, :class:`BestOfStateAndUnitaryModes` also runs the
+       unitary-mode passes when that search had blocks to look at, so that the
+       state-mode output never has more MS than the unitary-mode one.
     """
 
-    def lowering_passes() -> list:
+    def lowering_passes(zero: bool = qubits_initially_zero) -> list:
         passes: list = [
             HighLevelSynthesis(
                 basis_gates=_LOWERING_BASIS, min_qubits=3, qubits_initially_zero=False
@@ -99,7 +105,7 @@ def translation_passes(
             LowerToIonQNative(
                 target,
                 approximation_degree=approximation_degree,
-                qubits_initially_zero=qubits_initially_zero,
+                qubits_initially_zero=zero,
                 absorb_pi_pulses=optimization_level >= 1,
             )
         )
@@ -108,17 +114,28 @@ def translation_passes(
                 ResynthesizeNativeBlocks(
                     target,
                     approximation_degree=approximation_degree,
-                    qubits_initially_zero=qubits_initially_zero,
+                    qubits_initially_zero=zero,
                 )
             )
         return passes
 
-    if optimization_level >= 3:
+    def level3_passes(zero: bool) -> list:
+        def lower() -> list:
+            return lowering_passes(zero)
+
+        return [
+            LowerBestOfCandidates(target, lower, qubits_initially_zero=zero),
+            ResynthesizeThreeQubitBlocks(target, lower),
+        ]
+
+    if optimization_level >= 3 and qubits_initially_zero:
         lowering: list = [
-            LowerBestOfCandidates(
-                target, lowering_passes, qubits_initially_zero=qubits_initially_zero
+            BestOfStateAndUnitaryModes(
+                target, lambda: level3_passes(True), lambda: level3_passes(False)
             )
         ]
+    elif optimization_level >= 3:
+        lowering = level3_passes(False)
     else:
         lowering = lowering_passes()
     # A circuit already made of native instructions is left as it is: the stage is then

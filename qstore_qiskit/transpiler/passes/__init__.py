@@ -2,17 +2,21 @@
 
 from .absorb_pi_pulses import AbsorbPiPulses
 from .best_of_lowerings import LowerBestOfCandidates
+from .best_of_modes import BestOfStateAndUnitaryModes
 from .check_ionq_input import CheckIonQInput
 from .check_native_form import CheckNativeForm
 from .check_parameterized import CheckParameterized
 from .commute_into_blocks import CommuteIntoTwoQubitBlocks
 from .lower_to_native import LowerToIonQNative
 from .parameters_to_virtual_rz import ParametersToVirtualRZ
+from .resynthesize_cnot_networks import ResynthesizeCnotNetworks
 from .resynthesize_native import ResynthesizeNativeBlocks
+from .resynthesize_three_qubit_blocks import ResynthesizeThreeQubitBlocks
 from .uniform_layout_score import UniformLayoutScore
 
 __all__ = [
     "AbsorbPiPulses",
+    "BestOfStateAndUnitaryModes",
     "CheckIonQInput",
     "CheckNativeForm",
     "CheckParameterized",
@@ -20,6 +24,8 @@ __all__ = [
     "LowerBestOfCandidates",
     "LowerToIonQNative",
     "ParametersToVirtualRZ",
+    "ResynthesizeCnotNetworks",
     "ResynthesizeNativeBlocks",
+    "ResynthesizeThreeQubitBlocks",
     "UniformLayoutScore",
 ]
