@@ -115,6 +115,8 @@ class Affine:
 
 def affine_or_float(value):
     """:meth:`Affine.of` that also collapses an empty ``Affine`` to its constant."""
+    if type(value) is float:  # the common case, returned as Affine.of would return it
+        return value
     value = Affine.of(value)
     if isinstance(value, Affine) and not value.terms:
         return value.const

@@ -64,7 +64,9 @@ def zyz_angles(u: np.ndarray) -> tuple[float, float, float]:
 
 def is_diagonal(u: np.ndarray, tol: float = 1e-12) -> bool:
     """Whether a 2x2 matrix is diagonal (a pure Z rotation up to phase)."""
-    return abs(u[0, 1]) < tol and abs(u[1, 0]) < tol
+    # ``item`` gives Python complex numbers: their ``abs`` is the same ``hypot`` as
+    # NumPy's, without building NumPy scalars (this runs for every local gate).
+    return abs(u.item(0, 1)) < tol and abs(u.item(1, 0)) < tol
 
 
 def diagonal_angle(u: np.ndarray) -> float:

@@ -94,6 +94,10 @@ def _signature(key_a, qubits_a, key_b, qubits_b):
     ``key_b`` on ``qubits_b``" (``None`` if either operation has no key)."""
     if key_a is None or key_b is None:
         return None
+    if len(qubits_b) == 1 and qubits_b[0] in qubits_a:
+        # The common case (a one-qubit gate on a wire of the other): its position in
+        # ``qubits_a`` is the whole relative placement.
+        return (key_a, key_b, qubits_a.index(qubits_b[0]))
     # The relative placement of the qubits is what matters, not their indices (at most
     # four qubits: a list lookup is cheaper than building a dict per call).
     qubits = sorted(set(qubits_a).union(qubits_b))
@@ -230,21 +234,24 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
     def _try_move(self, ops: list, i: int) -> list | None:
         gate = ops[i]
         pair = set(gate.qs)
+        qa, qb = gate.qs
         pinned = {q: False for q in pair}
         skipped: set[int] = set()
         found = None
         stop = max(-1, i - 1 - self.window)
         for j in range(i - 1, stop, -1):
             other = ops[j]
-            overlap = pair.intersection(other.qs)
-            if not overlap:
+            oqs = other.qs
+            # Most instructions in the window are on other wires: tuple membership
+            # rejects them without building a set.
+            if qa not in oqs and qb not in oqs:
                 continue
-            if len(other.qs) == 2 and set(other.qs) == pair and not other.cargs:
+            if len(oqs) == 2 and (oqs == (qa, qb) or oqs == (qb, qa)) and not other.cargs:
                 if skipped:
                     found = j
                 break
-            if len(other.qs) == 1:
-                (q,) = other.qs
+            if len(oqs) == 1:
+                (q,) = oqs
                 if not pinned[q] and self._commute(gate, other):
                     skipped.add(j)
                 elif not other.cargs:
@@ -254,6 +261,7 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
                 continue
             # Another multi-qubit instruction on one of our wires: pass it only if it
             # commutes and no wire it touches is pinned.
+            overlap = pair.intersection(oqs)
             if any(pinned[q] for q in overlap) or not self._commute(gate, other):
                 return None
             skipped.add(j)

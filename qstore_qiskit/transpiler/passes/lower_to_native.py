@@ -46,27 +46,36 @@ def _rotation(pauli: np.ndarray, angle: float) -> np.ndarray:
     return math.cos(angle / 2) * _I2 - 1j * math.sin(angle / 2) * pauli
 
 
-def _diagonalizing_angle(k: np.ndarray, pauli: np.ndarray) -> float | None:
-    """``alpha`` with ``R_P(-alpha) k`` diagonal, if one exists."""
+def _diagonalizing_rotation(k: np.ndarray, pauli: np.ndarray) -> tuple | None:
+    """``(alpha, R_P(-alpha) k)`` with the product diagonal, if such an ``alpha`` exists.
+
+    The product is returned (``None`` when ``alpha`` is exactly zero) so that the caller
+    reuses it instead of computing the same rotation and product again.
+    """
     pk = pauli @ k
     if abs(pk[0, 1]) < 1e-12:
-        return 0.0 if abs(k[0, 1]) < 1e-9 else None
+        return (0.0, None) if abs(k[0, 1]) < 1e-9 else None
     t = 1j * k[0, 1] / pk[0, 1]
     if abs(t.imag) > 1e-9:
         return None
     alpha = 2.0 * math.atan(t.real)
-    return alpha if is_diagonal(_rotation(pauli, -alpha) @ k, 1e-9) else None
+    rotated = _rotation(pauli, -alpha) @ k
+    return (alpha, rotated) if is_diagonal(rotated, 1e-9) else None
 
 
 def _gauge(pauli: np.ndarray, before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Move a rotation about ``pauli`` from one local to the other (the interaction
     ``exp(i k P P)`` commutes with it) to make ``before``, else ``after``, diagonal."""
-    alpha = _diagonalizing_angle(before, pauli)
-    if alpha is None:
-        alpha = _diagonalizing_angle(after.conj().T, pauli)
-    if alpha is None or abs(alpha) < 1e-15:
+    found = _diagonalizing_rotation(before, pauli)
+    from_before = found is not None
+    if found is None:
+        found = _diagonalizing_rotation(after.conj().T, pauli)
+    if found is None or abs(found[0]) < 1e-15:
         return before, after
-    return _rotation(pauli, -alpha) @ before, after @ _rotation(pauli, alpha)
+    alpha = found[0]
+    # Same arithmetic as ``_rotation(pauli, -alpha) @ before``, computed once.
+    new_before = found[1] if from_before else _rotation(pauli, -alpha) @ before
+    return new_before, after @ _rotation(pauli, alpha)
 
 
 def _non_diagonal(mats) -> int:
@@ -74,7 +83,7 @@ def _non_diagonal(mats) -> int:
 
 
 def _anti_diagonal(m: np.ndarray) -> bool:
-    return abs(m[0, 0]) < 1e-9 and abs(m[1, 1]) < 1e-9
+    return abs(m.item(0, 0)) < 1e-9 and abs(m.item(1, 1)) < 1e-9
 _HALF_PI = 0.5 * math.pi
 #: Distinct block matrices whose synthesis plan a lowering pass remembers.
 _PLAN_CACHE_SIZE = 4096

@@ -6,6 +6,7 @@ import copy
 import math
 
 from qiskit.dagcircuit import DAGCircuit
+from qiskit.circuit.library import UnitaryGate
 from qiskit.passmanager import PropertySet
 from qiskit.transpiler import Target
 from qiskit.transpiler.basepasses import TransformationPass
@@ -35,6 +36,30 @@ def native_cost(dag: DAGCircuit, spec) -> tuple[float, int]:
                 terms.append(-math.log1p(-min(err, 1.0 - 1e-15)))
     terms.append(oneq * -math.log1p(-min(spec.oneq_error, 1.0 - 1e-15)))
     return math.fsum(terms), oneq + len(terms) - 1
+
+
+def _share_gpi2_matrices(work: DAGCircuit) -> None:
+    """Replace the bound ``gpi2`` gates of ``work`` by unitaries holding their matrices,
+    one shared gate per distinct phase.
+
+    :class:`~qiskit.transpiler.passes.ConsolidateBlocks` asks every non-standard gate
+    for its matrix through Python (``GPI2Gate.__array__``, ~10 us each), which was most
+    of its time on native circuits; a circuit has a few distinct GPi2 phases for many
+    gates. The matrices are the very arrays ``to_matrix`` returns, so the block matrices,
+    hence the candidate, are bit for bit the same as without this step. Only the
+    working copy is changed; the input DAG and its gate objects are not touched.
+    """
+    shared: dict[tuple[float, float], UnitaryGate] = {}
+    for node in work.named_nodes("gpi2"):
+        (phase,) = node.params
+        if type(phase) is not float:  # symbolic (or unusual) phases: leave as they are
+            continue
+        # The sign of a zero phase reaches the signs of zero matrix entries: keep it apart.
+        key = (phase, math.copysign(1.0, phase))
+        gate = shared.get(key)
+        if gate is None:
+            gate = shared[key] = UnitaryGate(node.op.to_matrix(), check_input=False)
+        work.substitute_node(node, gate)
 
 
 class ResynthesizeNativeBlocks(TransformationPass):
@@ -79,6 +104,7 @@ class ResynthesizeNativeBlocks(TransformationPass):
         # differ in the last bits, which flips Weyl's choice of local gates on
         # degenerate blocks (CX-like) and costs single-qubit gates on some circuits.
         work = copy.copy(dag)
+        _share_gpi2_matrices(work)
         collect, consolidate = Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)
         collect.property_set = consolidate.property_set = PropertySet()
         collect.run(work)
