@@ -35,6 +35,9 @@ class ConnectionLimiter:
         self._busy: set[Any] = set()
         self.shed_idle = 0  # idle or half-open connections closed to admit a new one
         self.refused = 0  # new connections closed because every open one was busy
+        # The server's :class:`~.accept.AcceptFront` (``None`` on the fallback path):
+        # its counts are reported with these.
+        self.front: Any = None
 
     def attach(self, server: web.Server) -> None:
         """Apply the limit to ``server`` (``AppRunner.server``, after ``setup()``).
@@ -72,9 +75,14 @@ class ConnectionLimiter:
         return excess <= 0
 
     def counts(self) -> dict[str, int]:
-        """Connections shed and refused so far, and those serving a request now."""
-        return {"shed_idle": self.shed_idle, "refused": self.refused,
-                "busy": len(self._busy)}
+        """Connections shed and refused so far, and those serving a request now; with
+        an accept front, also its ``accepted``, ``handed_over``, ``evicted_pending``,
+        ``expired_pending``, ``pending`` and ``accept_errors`` counts."""
+        counts = {"shed_idle": self.shed_idle, "refused": self.refused,
+                  "busy": len(self._busy)}
+        if self.front is not None:
+            counts.update(self.front.counts())
+        return counts
 
 
 LIMITER: web.AppKey[ConnectionLimiter] = web.AppKey("qstore_connection_limiter",
