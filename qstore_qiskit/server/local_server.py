@@ -79,6 +79,7 @@ class LocalServer:
         self._ready = threading.Event()
         self._stopped: asyncio.Event | None = None
         self._error: BaseException | None = None
+        self._front: accept.AcceptFront | None = None  # None on the fallback path
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -154,6 +155,7 @@ class LocalServer:
                 loop, sock, runner.server, self.config.max_pending_connections,
                 min(self.config.first_byte_timeout, self.config.header_timeout))
             front.start()
+            self._front = front
             app[LIMITER].front = front
         else:
             # asyncio accepts up to ``backlog`` connections per loop iteration: a small
