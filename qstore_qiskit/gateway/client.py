@@ -290,11 +290,12 @@ class GatewayClient:
                 return
             try:
                 answer = inner.result()
-            except ray.exceptions.RayTaskError as exc:
-                _fail(created, _cause(exc))
+            except (ray.exceptions.RayActorError, ray.exceptions.TaskCancelledError,
+                    concurrent.futures.CancelledError):
+                _resolve(created, None)  # the gateway died or the call ended: the results tell
                 return
-            except BaseException:  # noqa: BLE001 - died, cancelled: the results tell
-                _resolve(created, None)
+            except BaseException as exc:  # noqa: BLE001 - the request's own error
+                _fail(created, _cause(exc))
                 return
             if answer.get("cancelled"):
                 try:

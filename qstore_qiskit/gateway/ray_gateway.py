@@ -45,6 +45,7 @@ from typing import Any
 from ..client import BatchSubmitter
 from ..client.results import CircuitResult
 from .identity import ENV_KEY, KEY_ENV, actor_name, check_url, key_fingerprint, request_digest
+from .placements import PlacementBoard
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +60,6 @@ DEFAULT_SUBMITTER_OPTIONS: dict[str, Any] = {"batch_window": 0.02, "max_jobs_in_
 NEWCOMER_QUIET = 0.1
 #: The submitter's batch window when the gateway gathers rounds itself (gather_window > 0).
 ROUND_BATCH_WINDOW = 0.001
-#: Seconds the placements of a finished request stay answerable (a ``created`` call may
-#: arrive after its ``submit`` call ended), and the longest a ``created`` call waits
-#: for a ``submit`` call that never arrives.
-CREATED_KEEP = 120.0
 _SETTINGS = ("backend", "shots", "gateset", "noise", "name", "metadata", "sampler_seed", "session_id", "job_settings")
 
 
@@ -145,8 +142,8 @@ class QStoreGateway:
         del token
         self._file_lock = threading.Lock()
         self._pending: dict[str, asyncio.Future] = {}  # request digest -> in-flight call
-        # request digest -> future of its placements (see created()); bounded by CREATED_KEEP.
-        self._created: dict[str, asyncio.Future] = {}
+        # request digest -> future of its placements (see created()); bounded in time.
+        self._placements = PlacementBoard(lambda digest: digest in self._pending)
         self._recovered: dict[str, list[Any]] | None = None
         self._recovery: asyncio.Task | None = None
         self._started = time.time()
@@ -213,10 +210,7 @@ class QStoreGateway:
             return await asyncio.shield(joined)
         done: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending[digest] = done
-        created = self._created_entry(digest)
-        if created.done():  # a finished earlier call with this id: start afresh
-            del self._created[digest]
-            created = self._created_entry(digest)
+        created = self._placements.fresh(digest)
         try:
             results = await self._run(digest, list(circuits), dict(settings), str(client_id or digest))
         except BaseException as exc:
@@ -254,7 +248,7 @@ class QStoreGateway:
         """
         if not isinstance(request_id, str) or len(request_id) < 32:
             raise ValueError("request_id must be a random string of at least 32 characters")
-        entry = self._created_entry(request_digest(request_id))
+        entry = self._placements.entry(request_digest(request_id))
         try:
             placements = await asyncio.shield(entry)
         except asyncio.CancelledError:
@@ -262,61 +256,6 @@ class QStoreGateway:
                 return {"cancelled": True}
             raise  # this call itself was cancelled
         return {"placements": placements}
-
-    def _created_entry(self, digest: str) -> asyncio.Future:
-        """The placements future of ``digest``, made (and its expiry scheduled) if absent."""
-        entry = self._created.get(digest)
-        if entry is None:
-            loop = asyncio.get_running_loop()
-            entry = self._created[digest] = loop.create_future()
-            loop.call_later(CREATED_KEEP, self._expire_created, digest, entry)
-        return entry
-
-    def _expire_created(self, digest: str, entry: asyncio.Future) -> None:
-        if digest in self._pending:  # still running: keep it
-            asyncio.get_running_loop().call_later(CREATED_KEEP, self._expire_created, digest, entry)
-            return
-        if self._created.get(digest) is entry:
-            del self._created[digest]
-        if not entry.done():  # no submit call came: the caller falls back to the results
-            entry.set_result(None)
-
-    def _forward_created(self, digest: str, share: "_Share", indices: list[int], total: int) -> None:
-        """Resolve ``digest``'s placements from its share of the submitter's
-        ``jobs_created`` once that resolves (on the submitter's thread)."""
-        entry = self._created.get(digest)
-        source = getattr(share.submission.future, "jobs_created", None)
-        if entry is None or entry.done():
-            return
-        if source is None or len(indices) != total:  # partly recovered: results tell
-            entry.set_result(None)
-            return
-        loop = asyncio.get_running_loop()
-
-        def settle(fut: Any) -> None:
-            if entry.done():
-                return
-            if fut.cancelled():
-                entry.cancel()
-                return
-            exc = fut.exception()
-            if exc is not None:
-                entry.set_exception(exc)
-                entry.exception()  # retrieved: nobody may ask
-                return
-            mine = fut.result()[share.offset : share.offset + share.count]
-            placed: list[Any] = [None] * total
-            for index, p in zip(indices, mine):
-                placed[index] = (str(p.job_id), int(p.position), int(p.size))
-            entry.set_result(placed)
-
-        def hand_over(fut: Any) -> None:
-            try:
-                loop.call_soon_threadsafe(settle, fut)
-            except RuntimeError:  # the actor's loop is closed: nobody waits any more
-                pass
-
-        source.add_done_callback(hand_over)
 
     async def stats(self) -> dict[str, Any]:
         """The submitter's :meth:`~BatchSubmitter.stats` plus ``"gateway"`` counters."""
@@ -360,7 +299,10 @@ class QStoreGateway:
             arrived = time.monotonic()
             try:
                 share = await self._gate(client, digest, [circuits[i] for i in missing], settings, missing)
-                self._forward_created(digest, share, missing, len(circuits))
+                self._placements.forward(
+                    digest, getattr(share.submission.future, "jobs_created", None), share.offset, share.count,
+                    missing, len(circuits),
+                )
                 released = time.monotonic()
                 fresh = await share.results()
                 self._seconds["held"] += released - arrived
@@ -651,4 +593,4 @@ def remote_class(ray_module: Any) -> Any:
     )(QStoreGateway)
 
 
-__all__ = ["QStoreGateway", "CREATED_KEEP", "DEFAULT_SUBMITTER_OPTIONS", "default_journal_dir", "remote_class"]
+__all__ = ["QStoreGateway", "DEFAULT_SUBMITTER_OPTIONS", "default_journal_dir", "remote_class"]

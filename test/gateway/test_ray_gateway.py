@@ -389,3 +389,25 @@ def test_a_request_cancelled_before_its_jobs_exist_cancels_job_id(cluster, serve
         assert job.status() is JobStatus.CANCELLED
     finally:
         provider.close()
+
+
+def test_a_request_refused_by_the_service_fails_its_placements(cluster, server):
+    from qstore_qiskit.client import IonQClientError
+    from qstore_qiskit.gateway import GatewayClient
+
+    client = GatewayClient(server.url, KEY, journal_dir=cluster)
+    try:
+        bad = {"qubits": 1, "circuit": [{"gate": "no-such-gate", "target": 0}]}
+        future = client.submit([bad], shots=10, gateset="qis")
+        # The service's 400 reaches both futures. (Ray cannot rebuild IonQRequestError
+        # from its pickle today, so both carry it as Ray's UnserializableException,
+        # whose text keeps the message.)
+        with pytest.raises((IonQClientError, ray.exceptions.RayError)) as created_error:
+            future.jobs_created.result(timeout=60)
+        with pytest.raises((IonQClientError, ray.exceptions.RayError)) as result_error:
+            future.result(timeout=60)
+        assert type(created_error.value) is type(result_error.value)
+        assert "unknown gate 'no-such-gate'" in str(created_error.value)
+        assert server.stats()["jobs_created"] == 0
+    finally:
+        client.close()
