@@ -381,8 +381,10 @@ def _settle_created(created: concurrent.futures.Future):
                 created.set_running_or_notify_cancel()
             except (concurrent.futures.InvalidStateError, RuntimeError):
                 pass
-        elif fut.exception() is not None:
-            _fail(created, fut.exception())
+        else:
+            exc = fut.exception()
+            if exc is not None:
+                _fail(created, exc)
 
     return callback
 
