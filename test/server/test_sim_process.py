@@ -81,6 +81,22 @@ class TestSameResults(unittest.TestCase):
         self.assertEqual(len(worker[0]), 3)
         self.assertNotEqual(worker[0][1], worker[0][2])
 
+    def test_shutdown_stops_the_worker(self):
+        started = []
+        real_start = SimulationPool._start  # pylint: disable=protected-access
+
+        def start(pool):
+            started.append(real_start(pool))
+            return started[-1]
+
+        with mock.patch.object(SimulationPool, "_start", start):
+            with LocalServer(seed=7, process_simulation_work=1) as srv:
+                status, _, _ = http("POST", srv.url + "/jobs", multi_job())
+                self.assertEqual(status, 201)
+                self.assertEqual(len(started), 1)
+                self.assertIsNone(started[0].proc.poll())  # alive between jobs
+        self.assertIsNotNone(started[0].proc.poll())  # gone after shutdown
+
     def test_small_jobs_stay_in_thread(self):
         with LocalServer(seed=7) as srv:
             status, _, _ = http("POST", srv.url + "/jobs", multi_job())
