@@ -9,6 +9,7 @@ before, at its peak and after, and the slowest concurrent health check.
 The two rows that stall the event loop without this release's limits (a large body
 under the size cap, and 1,500 half-open connections) are also run against a server
 configured as before (``decode_processes=0``: the body decoded in the server process;
+``simulation_processes=0``: every job simulated in a server thread;
 ``max_connections`` unbounded and the default accept queue of 128), ``--repeat`` times
 each, side by side; the health-check ratio is printed.
 
@@ -99,6 +100,17 @@ def many_gates(n: int) -> bytes:
     return head + (gate * n)[:-1].encode() + b"]}}"
 
 
+def layered(qubits: int, reps: int) -> bytes:
+    """An accepted job under every cap that simulates for about a second (numpy kernel
+    at 12 qubits: the Python per-gate loop holds the GIL)."""
+    layer = ([{"gate": "h", "target": q} for q in range(qubits)]
+             + [{"gate": "cnot", "control": q, "target": q + 1} for q in range(qubits - 1)]
+             + [{"gate": "rx", "target": q, "rotation": 0.1 * (q + 1)} for q in range(qubits)])
+    return json.dumps({"type": "ionq.circuit.v1", "backend": "simulator", "shots": 1000,
+                       "input": {"gateset": "qis", "qubits": qubits,
+                                 "circuit": layer * reps}}).encode()
+
+
 def qasm_include(path: str) -> bytes:
     return json.dumps({"type": "ionq.qasm3.v1", "backend": "simulator", "shots": 10,
                        "input": {"data": f'OPENQASM 2.0;\ninclude "{path}";\nqreg q[1];\n'}}
@@ -153,7 +165,8 @@ def _watch(base_url: str, pid: int, stop, worst, peak) -> None:
 
 
 # A server configured as before the off-loop decoder and the connection limit.
-BEFORE = {"decode_processes": 0, "max_connections": 1_000_000, "listen_backlog": 128}
+BEFORE = {"decode_processes": 0, "max_connections": 1_000_000, "listen_backlog": 128,
+          "simulation_processes": 0}
 
 
 def run_one(name: str, action, header_timeout: float = 20.0, **overrides) -> dict:
@@ -201,7 +214,8 @@ def main() -> None:
     big = padded(30 * 1024 * 1024)
     bodies = {"40x20": all_h_multi(40, 20), "4x20": all_h_multi(4, 20),
               "26": all_h_multi(1, 26), "1M": many_gates(1_000_000),
-              "300k": many_gates(300_000), "90k": many_gates(90_000), "64MB": padded(64 * 1024 * 1024),
+              "300k": many_gates(300_000), "90k": many_gates(90_000), "large": layered(12, 800),
+              "64MB": padded(64 * 1024 * 1024),
               "etc": qasm_include("/etc/hostname"), "up": qasm_include("../../etc/passwd")}
     cases = [
         ("40 x 20-qubit all-H (23 KB)",
@@ -224,6 +238,8 @@ def main() -> None:
          lambda s: post(s.url + "/jobs", bodies["300k"])),
         ("90k-gate body (~2 MB, accepted: runs)",
          lambda s: post(s.url + "/jobs", bodies["90k"])),
+        ("large accepted job (12 qubits, 28k gates, ~1 s)",
+         lambda s: post(s.url + "/jobs", bodies["large"])),
         ("4 concurrent 30 MB bodies",
          lambda s: sorted(concurrent.futures.ThreadPoolExecutor(4).map(
              lambda _: post(s.url + "/jobs", big), range(4)))),
@@ -233,7 +249,7 @@ def main() -> None:
          lambda s: f"{half_open(int(s.base_url.rsplit(':', 1)[1]), 1500, 3.0)} closed"),
     ]
     rows = []
-    compare = ("300k-gate", "90k-gate", "1500 half-open")
+    compare = ("300k-gate", "90k-gate", "large accepted", "1500 half-open")
     for name, action in cases:
         if args.only and args.only not in name:
             continue

@@ -11,8 +11,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 
+def _rebuild(cls: type, args: tuple, state: dict) -> "IonQClientError":
+    """Unpickle an :class:`IonQClientError` without calling its ``__init__``."""
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
+
 class IonQClientError(Exception):
-    """Base class of every error raised by the batching client."""
+    """Base class of every error raised by the batching client.
+
+    Every subclass pickles (to a Ray task, a process pool) with its message and
+    attributes intact: ``Exception``'s default pickling calls ``cls(*args)``, which the
+    subclasses' own ``__init__`` signatures do not accept.
+    """
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class IonQAuthenticationError(IonQClientError):

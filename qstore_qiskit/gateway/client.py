@@ -264,8 +264,50 @@ class GatewayClient:
         out.add_done_callback(self._on_cancel)
         started = time.monotonic()
         out.add_done_callback(lambda _: self._add_round_trip(time.monotonic() - started))
+        created: concurrent.futures.Future = concurrent.futures.Future()
+        out.jobs_created = created  # type: ignore[attr-defined]  # as BatchSubmitter's futures
+        out.add_done_callback(_settle_created(created))
         self._call(rid, bodies, settings, out, 0)
+        if not out.done():
+            self._ask_created(rid, created)
         return out
+
+    def _ask_created(self, rid: str, created: concurrent.futures.Future) -> None:
+        """Resolve ``created`` with the request's placements as soon as the gateway has
+        them (one small actor call that waits there), or with ``None`` when the gateway
+        cannot tell (then the results name the jobs)."""
+        from ..client.records import Placement
+
+        ray = _ray()
+        try:
+            ref = self._actor().created.remote(rid)
+        except Exception:  # noqa: BLE001 - submit() reports the gateway's own error
+            _resolve(created, None)
+            return
+
+        def done(inner: concurrent.futures.Future) -> None:
+            if created.done():
+                return
+            try:
+                answer = inner.result()
+            except (ray.exceptions.RayActorError, ray.exceptions.TaskCancelledError,
+                    concurrent.futures.CancelledError):
+                _resolve(created, None)  # the gateway died or the call ended: the results tell
+                return
+            except BaseException as exc:  # noqa: BLE001 - the request's own error
+                _fail(created, _cause(exc))
+                return
+            if answer.get("cancelled"):
+                try:
+                    created.cancel()
+                    created.set_running_or_notify_cancel()  # wake waiters
+                except (concurrent.futures.InvalidStateError, RuntimeError):
+                    pass
+                return
+            placements = answer.get("placements")
+            _resolve(created, None if placements is None else [Placement(*p) for p in placements])
+
+        ref.future().add_done_callback(done)
 
     def _add_round_trip(self, seconds: float) -> None:
         with self._lock:
@@ -308,6 +350,43 @@ class GatewayClient:
             self._handle = None
         if pool is not None:
             pool.shutdown(wait=False)
+
+
+def _resolve(created: concurrent.futures.Future, value: Any) -> None:
+    try:
+        created.set_result(value)
+    except (concurrent.futures.InvalidStateError, RuntimeError):  # settled meanwhile
+        pass
+
+
+def _fail(created: concurrent.futures.Future, exc: BaseException) -> None:
+    try:
+        created.set_exception(exc)
+    except (concurrent.futures.InvalidStateError, RuntimeError):  # settled meanwhile
+        pass
+
+
+def _settle_created(created: concurrent.futures.Future):
+    """Done-callback of a request's results future: a request that failed or was
+    cancelled before its placements arrived fails or cancels ``created`` the same way
+    (callers blocked on job ids are never left waiting). Results arriving first leave it
+    to the gateway's answer, which is on its way (the gateway settles placements first)."""
+
+    def callback(fut: concurrent.futures.Future) -> None:
+        if created.done():
+            return
+        if fut.cancelled():
+            try:
+                created.cancel()
+                created.set_running_or_notify_cancel()
+            except (concurrent.futures.InvalidStateError, RuntimeError):
+                pass
+        else:
+            exc = fut.exception()
+            if exc is not None:
+                _fail(created, exc)
+
+    return callback
 
 
 def _cause(exc: BaseException) -> BaseException:

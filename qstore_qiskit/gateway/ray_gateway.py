@@ -25,6 +25,11 @@ Guarantees:
 * **A dead worker loses only its own pending results.** Its calls still finish (their
   circuits usually share jobs with other workers' circuits); their results are dropped
   with the caller's references. Nobody else's calls are affected.
+* **Job ids before results, to their caller only.** :meth:`QStoreGateway.created`
+  answers, for a request id, where each of its circuits runs (IonQ job id, position,
+  job size) as soon as its IonQ jobs exist; it needs the request id itself (only the
+  caller holds it), so no worker learns another's jobs. A request that fails or is
+  cancelled first fails or cancels that answer the same way.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from typing import Any
 from ..client import BatchSubmitter
 from ..client.results import CircuitResult
 from .identity import ENV_KEY, KEY_ENV, actor_name, check_url, key_fingerprint, request_digest
+from .placements import PlacementBoard
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +142,8 @@ class QStoreGateway:
         del token
         self._file_lock = threading.Lock()
         self._pending: dict[str, asyncio.Future] = {}  # request digest -> in-flight call
+        # request digest -> future of its placements (see created()); bounded in time.
+        self._placements = PlacementBoard(lambda digest: digest in self._pending)
         self._recovered: dict[str, list[Any]] | None = None
         self._recovery: asyncio.Task | None = None
         self._started = time.time()
@@ -202,23 +210,52 @@ class QStoreGateway:
             return await asyncio.shield(joined)
         done: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending[digest] = done
+        created = self._placements.fresh(digest)
         try:
             results = await self._run(digest, list(circuits), dict(settings), str(client_id or digest))
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 self._counts["requests_cancelled"] += 1
                 done.cancel()
+                created.cancel()
             else:
+                if not created.done():
+                    created.set_exception(exc)
+                    created.exception()
                 self._counts["requests_failed"] += 1
                 if not done.done():
                     done.set_exception(exc)
                     done.exception()  # retrieved: no "never retrieved" warning when nobody joined
             raise
         else:
+            if not created.done():  # e.g. recovered: the results name the jobs
+                created.set_result(None)
             done.set_result(results)
             return results
         finally:
             self._pending.pop(digest, None)
+
+    async def created(self, request_id: str) -> dict[str, Any]:
+        """Where the circuits of the caller's request ``request_id`` run, once every one's
+        IonQ job exists (before any result).
+
+        Returns ``{"placements": [(IonQ job id, position in it, circuits in it), ...]}``
+        in the request's circuit order; ``{"placements": None}`` when the gateway cannot
+        tell (a request answered from the journal after a restart: its results name its
+        jobs), and ``{"cancelled": True}`` for a request cancelled first. Raises the
+        request's error if it failed first. Only the holder of ``request_id`` (a random
+        256-bit id whose digest alone the gateway keeps) can ask.
+        """
+        if not isinstance(request_id, str) or len(request_id) < 32:
+            raise ValueError("request_id must be a random string of at least 32 characters")
+        entry = self._placements.entry(request_digest(request_id))
+        try:
+            placements = await asyncio.shield(entry)
+        except asyncio.CancelledError:
+            if entry.cancelled():
+                return {"cancelled": True}
+            raise  # this call itself was cancelled
+        return {"placements": placements}
 
     async def stats(self) -> dict[str, Any]:
         """The submitter's :meth:`~BatchSubmitter.stats` plus ``"gateway"`` counters."""
@@ -262,6 +299,10 @@ class QStoreGateway:
             arrived = time.monotonic()
             try:
                 share = await self._gate(client, digest, [circuits[i] for i in missing], settings, missing)
+                self._placements.forward(
+                    digest, getattr(share.submission.future, "jobs_created", None), share.offset, share.count,
+                    missing, len(circuits),
+                )
                 released = time.monotonic()
                 fresh = await share.results()
                 self._seconds["held"] += released - arrived

@@ -169,9 +169,12 @@ class QStoreJob(JobV1):
         out: list = []
         for hook in ready:
             try:
-                out.extend(hook.result(None if deadline is None else max(0.0, deadline - time.monotonic())))
+                placements = hook.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
             except concurrent.futures.CancelledError:
                 raise JobError(f"job {self._job_id or '(run)'} was cancelled before its IonQ jobs were created") from None
+            if placements is None:  # the submitter could not tell (e.g. a recovered gateway call)
+                return None
+            out.extend(placements)
         return out
 
     def job_id(self) -> str:
@@ -266,7 +269,9 @@ class QStoreJob(JobV1):
         if self._positions is None:
             if self._created_now() is None:
                 hooks = [getattr(f, "jobs_created", None) for f in futures]
-                return JobStatus.RUNNING if None in hooks else JobStatus.INITIALIZING
+                untold = any(h is None or (h.done() and not h.cancelled() and h.exception() is None
+                                           and h.result() is None) for h in hooks)  # ids come with results
+                return JobStatus.RUNNING if untold else JobStatus.INITIALIZING
         states = [self._ionq_status(jid).get("status", "") for jid in self.ionq_job_ids()]
         status = combined_status(states)
         if self._positions is None and status is JobStatus.DONE:

@@ -158,6 +158,9 @@ async def server_stats(request: web.Request) -> web.Response:
                       "in_worker": state.decoder.in_worker,
                       "bytes_in_flight": state.body_budget.held,
                       "refused_in_flight": state.body_budget.refused}
+    pool = state.runner.processes
+    snap["simulation"] = {"jobs_in_process": pool.jobs_in_process,
+                          "in_worker": pool.in_worker}
     store = state.store
     snap["store"] = {"bytes": store.bytes_held, "budget_bytes": store.budget_bytes,
                      "jobs": len(store.top_level()), "evicted_jobs": store.evicted,

@@ -121,6 +121,13 @@ class ServerConfig:
             the event loop's GIL; 0 decodes them in a thread instead.
         process_decode_bytes: Bodies larger than this are decoded and validated in a
             worker process (smaller ones on the loop or in a thread).
+        simulation_processes: Worker processes that simulate large jobs (those whose
+            estimated work is at least :attr:`process_simulation_work`), so that a long
+            simulation never holds the event loop's GIL; 0 simulates every job in the
+            server's threads. A cancelled job's worker is killed and restarted on demand.
+        process_simulation_work: Jobs whose estimated simulation work (per circuit,
+            gates x (``2**qubits`` + 64), plus shots) reaches this are simulated in a
+            worker process; smaller ones in a thread (the process hop costs a few ms).
         body_timeout: Seconds a request may take to send its body (408 beyond).
         network_delay: Base delay added to every request (models one round trip).
         network_jitter: Extra uniform ``[0, network_jitter)`` delay per request.
@@ -169,6 +176,8 @@ class ServerConfig:
     max_body_bytes_in_flight: int = 32 * 1024 * 1024
     decode_processes: int = 1
     process_decode_bytes: int = 1024 * 1024
+    simulation_processes: int = 1
+    process_simulation_work: int = 1 << 22
     network_delay: float = 0.0
     network_jitter: float = 0.0
     queue_wait: float = 0.0
@@ -202,11 +211,12 @@ class ServerConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or None")
-        for name in ("history_entries", "evicted_ids", "decode_processes"):
+        for name in ("history_entries", "evicted_ids", "decode_processes",
+                     "simulation_processes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         for name in ("max_connections", "listen_backlog", "process_decode_bytes",
-                     "max_pending_connections"):
+                     "max_pending_connections", "process_simulation_work"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.max_body_bytes_in_flight < self.max_body_bytes:

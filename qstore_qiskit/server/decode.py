@@ -207,14 +207,15 @@ class _Worker:
     it again.
     """
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig,
+                 module: str = "qstore_qiskit.server.decode_worker") -> None:
         # The worker imports this very package, wherever the server found it (a source
         # tree on sys.path need not be on PYTHONPATH).
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-            [sys.executable, "-m", "qstore_qiskit.server.decode_worker"],
+            [sys.executable, "-m", module],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env=env,
         )
@@ -223,11 +224,23 @@ class _Worker:
 
     def call(self, raw: bytes, version: str) -> Any:
         """Send one body and wait for its answer (blocking: run in a thread)."""
-        _write_frame(self.proc.stdin, _dumps((version, raw)))
+        return _loads(self.call_raw(_dumps((version, raw))))  # PackedSpec: quick to load
+
+    def call_raw(self, request: bytes) -> bytes:
+        """Send one pickled request frame and return the answer frame (blocking)."""
+        _write_frame(self.proc.stdin, request)
         frame = _read_frame(self.proc.stdout)
         if frame is None:
-            raise BrokenPipeError("decode worker exited")
-        return _loads(frame)  # PackedSpec: a few byte strings, quick to load
+            raise BrokenPipeError("worker exited")
+        return frame
+
+    def kill(self) -> None:
+        """Stop it at once (non-blocking: its pending answer is lost; a thread reading
+        its pipe sees the end and then calls :meth:`close`)."""
+        try:
+            self.proc.kill()
+        except OSError:  # pragma: no cover - already gone
+            pass
 
     def close(self) -> None:
         """Close its stdin (it exits) and reap it."""

@@ -24,6 +24,7 @@ from .config import ServerConfig
 from .jobs import SHOTS_V2, Job
 from .noise_models import NoiseModel
 from .qasm import sample_program, shots_artifact
+from .sim_process import SimulationPool
 
 LOG = logging.getLogger(__name__)
 
@@ -194,6 +195,8 @@ class JobRunner:
             max_workers=2, thread_name_prefix="qstore-parse"
         )
         self._tasks: dict[str, asyncio.Task] = {}
+        # Large jobs simulate in a worker process (see :mod:`.sim_process`).
+        self.processes = SimulationPool(config, self.executor)
 
     def _sem(self) -> asyncio.Semaphore | None:
         if self.config.max_running_jobs is None:
@@ -266,11 +269,17 @@ class JobRunner:
                 if job.fault == "late_result":
                     exec_time += cfg.late_result_delay
                 loop = asyncio.get_running_loop()
-                future = loop.run_in_executor(self._executor, simulate_job, job, cfg.seed)
-                if exec_time > 0:
-                    await asyncio.sleep(exec_time)
+                if self.processes.wants(job):
+                    future = loop.create_task(self.processes.simulate(job, cfg.seed))
+                else:
+                    future = loop.run_in_executor(self._executor, simulate_job, job, cfg.seed)
                 try:
+                    if exec_time > 0:
+                        await asyncio.sleep(exec_time)
                     await future
+                except asyncio.CancelledError:
+                    future.cancel()  # a worker process is killed; a thread runs out
+                    raise
                 except Exception as exc:  # pylint: disable=broad-except
                     LOG.exception("simulation of job %s failed", job.id)
                     self._fail(job, "SimulationError", f"simulation failed: {exc}")
@@ -304,12 +313,13 @@ class JobRunner:
         self._set_status(job, "failed", now)
 
     async def shutdown(self) -> None:
-        """Cancel running jobs and stop the thread pool."""
+        """Cancel running jobs and stop the thread pools and simulation workers."""
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(None, self.processes.shutdown)
         self._executor.shutdown(wait=True, cancel_futures=True)
         self.executor.shutdown(wait=True, cancel_futures=True)
 

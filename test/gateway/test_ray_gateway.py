@@ -288,3 +288,126 @@ def test_workers_compile_each_structure_once_for_the_cluster(cluster, server, tm
     for _, counts in outs:
         assert len(counts) == 4 and all(sum(c.values()) == 32 for c in counts)
 
+
+
+# ---------------------------------------------------------------- job ids before results
+PENDING = {"submitted", "ready", "started", "running"}
+
+
+def _basis(value: int, width: int = 3):
+    from qiskit import QuantumCircuit
+
+    qc = QuantumCircuit(width, width, name=f"b{value}")
+    for q in range(width):
+        if value >> q & 1:
+            qc.x(q)
+    qc.measure(range(width), range(width))
+    return qc
+
+
+def _results_requests(server) -> int:
+    """Result fetches the server has answered so far (any job)."""
+    return int(server.stats()["by_route"].get("get_probabilities", 0))
+
+
+@pytest.mark.parametrize(
+    "server", [{"queue_wait": 3.0, "inline_execution": False, "max_circuits_per_job": 4}], indirect=True
+)
+def test_job_id_names_the_ionq_jobs_before_results(cluster, server):
+    from qiskit.providers import JobStatus
+
+    from qstore_qiskit import QStoreProvider
+
+    provider = QStoreProvider(token=KEY, url=server.url, gateway="ray", gateway_options={"journal_dir": cluster})
+    try:
+        backend = provider.get_backend("ionq_simulator")
+        fetched = _results_requests(server)
+        job = backend.run([_basis(v) for v in range(6)], shots=20)  # 6 circuits, 4 per job
+        job_id = job.job_id()
+        assert _results_requests(server) == fetched  # no result was asked for
+        ids = job.ionq_job_ids()
+        assert job_id.split("+") == ids and len(ids) == 2  # two whole IonQ jobs, in order
+        created = [j["id"] for j in server.jobs()]
+        assert sorted(created) == sorted(ids)  # exactly the jobs the server created
+        for jid in ids:
+            assert server.job_record(jid)["status"] in PENDING
+        assert job.status() in (JobStatus.QUEUED, JobStatus.RUNNING)
+        counts = job.result().get_counts()
+        assert counts == [{format(v, "03b"): 20} for v in range(6)]
+        assert job.job_id() == job_id and job.result().job_id == job_id
+        assert job.status() is JobStatus.DONE
+        # ... and the id retrieves the same results (a fresh provider: nothing cached).
+        fresh = QStoreProvider(token=KEY, url=server.url)
+        try:
+            retrieved = fresh.get_backend("ionq_simulator").retrieve_job(job_id)
+            assert retrieved.job_id() == job_id
+            assert retrieved.result().get_counts() == counts
+        finally:
+            fresh.close()
+        assert server.stats()["jobs_created"] == 2  # nothing sent twice
+    finally:
+        provider.close()
+
+
+@pytest.mark.parametrize("server", [{"queue_wait": 3.0, "inline_execution": False}], indirect=True)
+def test_placements_only_to_the_request_holder(cluster, server):
+    import secrets
+
+    from qstore_qiskit.gateway import GatewayClient
+
+    client = GatewayClient(server.url, KEY, journal_dir=cluster)
+    try:
+        body = {"qubits": 1, "circuit": [{"gate": "x", "target": 0}]}
+        future = client.submit([body, body], shots=10, gateset="qis")
+        placements = future.jobs_created.result(timeout=30)
+        assert not future.done()  # ids before results
+        assert [(p.position, p.size) for p in placements] == [(0, 2), (1, 2)]
+        assert {p.job_id for p in placements} == {j["id"] for j in server.jobs()}
+        # Another caller's id gets nothing: the gateway answers placements by request id only.
+        probe = _gateway(server.url).created.remote(secrets.token_urlsafe(32))
+        with pytest.raises(ray.exceptions.GetTimeoutError):
+            ray.get(probe, timeout=1.0)
+        ray.cancel(probe)
+        assert [r.counts for r in future.result(timeout=60)] == [{1: 10}] * 2
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("server", [{"network_delay": 2.0}], indirect=True)
+def test_a_request_cancelled_before_its_jobs_exist_cancels_job_id(cluster, server):
+    from qiskit.providers import JobError, JobStatus
+
+    from qstore_qiskit import QStoreProvider
+
+    provider = QStoreProvider(token=KEY, url=server.url, gateway="ray", gateway_options={"journal_dir": cluster})
+    try:
+        job = provider.get_backend("ionq_simulator").run(_basis(5), shots=10)
+        assert job.status() is JobStatus.INITIALIZING  # POST /jobs takes 2 s: no IonQ job yet
+        assert job.cancel()
+        with pytest.raises(JobError, match="cancelled before its IonQ jobs were created"):
+            job.job_id()
+        assert job.status() is JobStatus.CANCELLED
+    finally:
+        provider.close()
+
+
+def test_a_request_refused_by_the_service_fails_its_placements(cluster, server):
+    from qstore_qiskit.client import IonQClientError
+    from qstore_qiskit.gateway import GatewayClient
+
+    client = GatewayClient(server.url, KEY, journal_dir=cluster)
+    try:
+        bad = {"qubits": 1, "circuit": [{"gate": "no-such-gate", "target": 0}]}
+        future = client.submit([bad], shots=10, gateset="qis")
+        # The service's 400 reaches both futures. (Ray cannot rebuild IonQRequestError
+        # from its pickle today, so both carry it as Ray's UnserializableException,
+        # whose text keeps the message.)
+        with pytest.raises((IonQClientError, ray.exceptions.RayError)) as created_error:
+            future.jobs_created.result(timeout=60)
+        with pytest.raises((IonQClientError, ray.exceptions.RayError)) as result_error:
+            future.result(timeout=60)
+        assert type(created_error.value) is type(result_error.value)
+        assert "unknown gate 'no-such-gate'" in str(created_error.value)
+        assert server.stats()["jobs_created"] == 0
+    finally:
+        client.close()
