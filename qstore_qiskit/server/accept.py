@@ -34,6 +34,12 @@ from typing import Callable
 # rest are taken on the next iteration.
 ACCEPT_BATCH = 256
 
+# Connections whose first bytes are not yet a complete request head (slow-loris, or a
+# request split over packets) are handed to aiohttp at most this many per loop
+# iteration, after those that sent a complete head: a burst of them cannot hold up a
+# health check that arrives complete.
+PARTIAL_BATCH = 16
+
 
 def supported(loop: asyncio.AbstractEventLoop) -> bool:
     """Whether ``loop`` can watch raw file descriptors (``add_reader``)."""
@@ -76,6 +82,11 @@ class AcceptFront:
         self._pending: collections.OrderedDict[int, tuple[socket.socket, float]] = (
             collections.OrderedDict())
         self._handoffs: set[asyncio.Task] = set()
+        self._partial: collections.deque[socket.socket] = collections.deque()
+        self._draining = False
+        # Descriptors handed over with a complete request head: the connection limit
+        # must not shed them before aiohttp has parsed that request (see connections).
+        self.complete_heads: set[int] = set()
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
         self.accepted = 0  # sockets taken from the accept queue
@@ -123,9 +134,33 @@ class AcceptFront:
         self.loop.remove_reader(fd)
         if entry is None:
             return
+        conn = entry[0]
+        try:
+            head = conn.recv(8192, socket.MSG_PEEK)
+        except OSError:
+            head = b""  # reset: aiohttp sees the error at once
+        if head and b"\r\n\r\n" not in head:
+            self._partial.append(conn)
+            if not self._draining:
+                self._draining = True
+                self.loop.call_soon(self._drain_partial)
+            return
+        if head:
+            self.complete_heads.add(conn.fileno())
+        self._hand_over(conn)
+
+    def _drain_partial(self) -> None:
+        for _ in range(min(PARTIAL_BATCH, len(self._partial))):
+            self._hand_over(self._partial.popleft())
+        if self._partial and not self._closed:
+            self.loop.call_soon(self._drain_partial)
+        else:
+            self._draining = False
+
+    def _hand_over(self, conn: socket.socket) -> None:
         self.handed_over += 1
         task = self.loop.create_task(
-            self.loop.connect_accepted_socket(self.protocol_factory, entry[0]))
+            self.loop.connect_accepted_socket(self.protocol_factory, conn))
         self._handoffs.add(task)
         task.add_done_callback(self._handed_off)
 
@@ -171,6 +206,8 @@ class AcceptFront:
         self.listener.close()
         while self._pending:
             self._close_oldest()
+        while self._partial:
+            self._partial.popleft().close()
         if self._handoffs:
             await asyncio.gather(*self._handoffs, return_exceptions=True)
 

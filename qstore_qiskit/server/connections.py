@@ -47,9 +47,18 @@ class ConnectionLimiter:
         when the loop accepts a burst of connections at once.
         """
         registered = server.connection_made
+        registered_lost = server.connection_lost
 
         def connection_made(handler: Any, transport: asyncio.Transport) -> None:
             registered(handler, transport)
+            front = self.front
+            if front is not None and front.complete_heads:
+                sock = transport.get_extra_info("socket")
+                if sock is not None and sock.fileno() in front.complete_heads:
+                    # It sent a complete request head: busy until that request is
+                    # served (the middleware's ``finally``) or the connection is lost.
+                    front.complete_heads.discard(sock.fileno())
+                    self._busy.add(handler)
             handlers = server.connections  # oldest first, this one last
             if len(handlers) > self.max_connections and not self._make_room(handlers):
                 # Every other connection is serving a request: close this one (nothing
@@ -57,7 +66,12 @@ class ConnectionLimiter:
                 self.refused += 1
                 handler.force_close()
 
+        def connection_lost(handler: Any, exc: BaseException | None) -> None:
+            self._busy.discard(handler)
+            registered_lost(handler, exc)
+
         server.connection_made = connection_made  # type: ignore[method-assign]
+        server.connection_lost = connection_lost  # type: ignore[method-assign]
 
     def _make_room(self, handlers: list) -> bool:
         """Close the oldest idle connections until the newest fits; whether it does."""
