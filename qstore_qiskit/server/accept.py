@@ -29,6 +29,8 @@ import socket
 import time
 from typing import Callable
 
+from aiohttp import web
+
 # Most sockets accepted per readiness callback before the loop gets to run other
 # callbacks (health checks among them); the listening socket stays readable, so the
 # rest are taken on the next iteration.
@@ -212,4 +214,35 @@ class AcceptFront:
             await asyncio.gather(*self._handoffs, return_exceptions=True)
 
 
-__all__ = ["AcceptFront", "ACCEPT_BATCH", "supported"]
+class _Listening:
+    """What :class:`FrontSite` shows aiohttp in place of an ``asyncio.Server``."""
+
+    def __init__(self, listener: socket.socket) -> None:
+        self.sockets = [listener]
+
+    def close(self) -> None:  # the front closes the socket (AcceptFront.close)
+        pass
+
+
+class FrontSite(web.BaseSite):
+    """Registers an :class:`AcceptFront` with its runner as a site, so that
+    ``AppRunner.addresses`` lists the listening address as for aiohttp's own sites."""
+
+    __slots__ = ("_front",)
+
+    def __init__(self, runner: web.BaseRunner, front: AcceptFront) -> None:
+        super().__init__(runner)
+        self._front = front
+
+    @property
+    def name(self) -> str:  # noqa: D102
+        host, port = self._front.listener.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def start(self) -> None:  # noqa: D102
+        await super().start()
+        self._front.start()
+        self._server = _Listening(self._front.listener)  # type: ignore[assignment]
+
+
+__all__ = ["AcceptFront", "FrontSite", "ACCEPT_BATCH", "supported"]

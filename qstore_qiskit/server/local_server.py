@@ -154,7 +154,7 @@ class LocalServer:
             front = accept.AcceptFront(
                 loop, sock, runner.server, self.config.max_pending_connections,
                 min(self.config.first_byte_timeout, self.config.header_timeout))
-            front.start()
+            await accept.FrontSite(runner, front).start()
             self._front = front
             app[LIMITER].front = front
         else:
