@@ -236,6 +236,11 @@ def create_app(config: ServerConfig | None = None, **overrides: Any) -> web.Appl
         await app_[STATE].runner.shutdown()
         await asyncio.get_running_loop().run_in_executor(None, app_[STATE].decoder.shutdown)
 
+    async def _start_decoder(app_: web.Application) -> None:
+        # The first large body then finds a worker that has finished importing.
+        app_[STATE].decoder.prestart()
+
+    app.on_startup.append(_start_decoder)
     app.on_cleanup.append(_shutdown)
     _add_routes(app)
     return app

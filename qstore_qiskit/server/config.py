@@ -105,7 +105,14 @@ class ServerConfig:
             the new connection is closed at once.
         listen_backlog: The kernel's accept queue of the listening socket (a full
             queue makes a client's connect wait for a SYN retransmit, a second or more).
-            The event loop takes at most 64 connections from it per iteration.
+            The server's accept front (:mod:`~.accept`) drains it in batches of 256.
+        max_pending_connections: Most accepted connections that have not sent a byte
+            yet, held as raw sockets by the accept front (no aiohttp handler); beyond
+            it the oldest is closed. Only connections that send bytes count against
+            :attr:`max_connections`. (Without the front, on an event loop lacking
+            ``add_reader``, every accepted connection counts there.)
+        first_byte_timeout: Seconds an accepted connection may stay silent before it
+            is closed (capped at :attr:`header_timeout`).
         max_body_bytes_in_flight: Most request-body bytes being received and decoded
             at once, over all connections (503 with ``Retry-After`` beyond it). With
             :attr:`max_body_bytes` it bounds the memory that requests in flight take.
@@ -164,6 +171,8 @@ class ServerConfig:
     body_timeout: float = 60.0
     max_connections: int = 256
     listen_backlog: int = 1024
+    max_pending_connections: int = 1024
+    first_byte_timeout: float = 5.0
     max_body_bytes_in_flight: int = 32 * 1024 * 1024
     decode_processes: int = 1
     process_decode_bytes: int = 1024 * 1024
@@ -207,7 +216,7 @@ class ServerConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         for name in ("max_connections", "listen_backlog", "process_decode_bytes",
-                     "process_simulation_work"):
+                     "max_pending_connections", "process_simulation_work"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.max_body_bytes_in_flight < self.max_body_bytes:
@@ -215,8 +224,9 @@ class ServerConfig:
                              "(else a body at the size cap could never be received)")
         if self.max_result_entries < 1 or self.max_sessions < 1:
             raise ValueError("max_result_entries and max_sessions must be >= 1")
-        if self.header_timeout <= 0 or self.body_timeout <= 0:
-            raise ValueError("header_timeout and body_timeout must be positive")
+        if min(self.header_timeout, self.body_timeout, self.first_byte_timeout) <= 0:
+            raise ValueError("header_timeout, body_timeout and first_byte_timeout must be "
+                             "positive")
         if self.rate_limit is not None and self.rate_limit <= 0:
             raise ValueError("rate_limit must be positive or None")
         # A partial mapping (e.g. ``{"http_503": 1}``) selects only those kinds: every

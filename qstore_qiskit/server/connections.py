@@ -35,6 +35,9 @@ class ConnectionLimiter:
         self._busy: set[Any] = set()
         self.shed_idle = 0  # idle or half-open connections closed to admit a new one
         self.refused = 0  # new connections closed because every open one was busy
+        # The server's :class:`~.accept.AcceptFront` (``None`` on the fallback path):
+        # its counts are reported with these.
+        self.front: Any = None
 
     def attach(self, server: web.Server) -> None:
         """Apply the limit to ``server`` (``AppRunner.server``, after ``setup()``).
@@ -44,9 +47,18 @@ class ConnectionLimiter:
         when the loop accepts a burst of connections at once.
         """
         registered = server.connection_made
+        registered_lost = server.connection_lost
 
         def connection_made(handler: Any, transport: asyncio.Transport) -> None:
             registered(handler, transport)
+            front = self.front
+            if front is not None and front.complete_heads:
+                sock = transport.get_extra_info("socket")
+                if sock is not None and sock.fileno() in front.complete_heads:
+                    # It sent a complete request head: busy until that request is
+                    # served (the middleware's ``finally``) or the connection is lost.
+                    front.complete_heads.discard(sock.fileno())
+                    self._busy.add(handler)
             handlers = server.connections  # oldest first, this one last
             if len(handlers) > self.max_connections and not self._make_room(handlers):
                 # Every other connection is serving a request: close this one (nothing
@@ -54,7 +66,12 @@ class ConnectionLimiter:
                 self.refused += 1
                 handler.force_close()
 
+        def connection_lost(handler: Any, exc: BaseException | None) -> None:
+            self._busy.discard(handler)
+            registered_lost(handler, exc)
+
         server.connection_made = connection_made  # type: ignore[method-assign]
+        server.connection_lost = connection_lost  # type: ignore[method-assign]
 
     def _make_room(self, handlers: list) -> bool:
         """Close the oldest idle connections until the newest fits; whether it does."""
@@ -72,9 +89,14 @@ class ConnectionLimiter:
         return excess <= 0
 
     def counts(self) -> dict[str, int]:
-        """Connections shed and refused so far, and those serving a request now."""
-        return {"shed_idle": self.shed_idle, "refused": self.refused,
-                "busy": len(self._busy)}
+        """Connections shed and refused so far, and those serving a request now; with
+        an accept front, also its ``accepted``, ``handed_over``, ``evicted_pending``,
+        ``expired_pending``, ``pending`` and ``accept_errors`` counts."""
+        counts = {"shed_idle": self.shed_idle, "refused": self.refused,
+                  "busy": len(self._busy)}
+        if self.front is not None:
+            counts.update(self.front.counts())
+        return counts
 
 
 LIMITER: web.AppKey[ConnectionLimiter] = web.AppKey("qstore_connection_limiter",

@@ -258,9 +258,10 @@ class _Worker:
 class BodyDecoder:
     """Worker processes that decode and validate large job bodies.
 
-    A worker is started on the first body that needs one (a fresh interpreter with the
-    request validators imported: about 50 MB RSS, a second or so to start) and serves every
-    later body; at most ``config.decode_processes`` run at once, and a body waits for a
+    One worker is started with the server (:meth:`prestart`: a fresh interpreter with
+    the request validators imported, about 50 MB RSS and a second or so to start, while
+    the server already serves), so that the first large body does not wait for it; more
+    start on demand, and each serves every later body; at most ``config.decode_processes`` run at once, and a body waits for a
     free one. With ``decode_processes=0`` large bodies are decoded in ``thread_pool``
     instead (the event loop then stalls for the decode).
 
@@ -284,6 +285,18 @@ class BodyDecoder:
         self._closed = False
         self.decoded_in_process = 0  # bodies decoded by a worker
         self.in_worker = 0  # bodies at a worker right now (loop-confined counter)
+
+    def prestart(self) -> None:
+        """Start one worker now (none with ``decode_processes=0``). ``Popen`` returns
+        at once; the worker imports its modules while the server serves."""
+        if self.config.decode_processes == 0:
+            return
+        with self._lock:
+            if self._closed or self._all:
+                return
+            worker = _Worker(self.config)
+            self._all.append(worker)
+        self._idle.put(worker)
 
     def _call(self, raw: bytes, version: str) -> Any:
         with self._slots:

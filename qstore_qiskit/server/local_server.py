@@ -9,13 +9,15 @@ from typing import Any
 
 from aiohttp import web
 
+from . import accept
 from .app import STATE, ServerState, create_app
 from .config import PROFILES, ServerConfig
 from .connections import LIMITER
 from .jobs import render_job
 
 
-# Connections asyncio accepts per loop iteration (its own default is 100).
+# Connections asyncio accepts per loop iteration (its own default is 100), on the
+# fallback path without an accept front (event loops without ``add_reader``).
 ACCEPT_BATCH = 64
 
 
@@ -77,6 +79,7 @@ class LocalServer:
         self._ready = threading.Event()
         self._stopped: asyncio.Event | None = None
         self._error: BaseException | None = None
+        self._front: accept.AcceptFront | None = None  # None on the fallback path
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -142,19 +145,35 @@ class LocalServer:
         await runner.setup()
         app[LIMITER].attach(runner.server)
         sock = _listening_socket(self.host, self._requested_port)
-        # asyncio accepts up to ``backlog`` connections per loop iteration: a small batch
-        # keeps a burst of connects from holding the loop. The kernel's accept queue is
-        # deepened afterwards, so that a burst does not overflow it either (a dropped
-        # SYN is retried after a second).
-        site = web.SockSite(runner, sock, backlog=min(ACCEPT_BATCH, self.config.listen_backlog))
-        await site.start()
-        sock.listen(self.config.listen_backlog)
+        loop = asyncio.get_running_loop()
+        front: accept.AcceptFront | None = None
+        if accept.supported(loop):
+            # Our own accept loop: a connection costs aiohttp a handler only once it
+            # sends bytes, so silent connections cannot queue ahead of a health check.
+            sock.listen(self.config.listen_backlog)
+            front = accept.AcceptFront(
+                loop, sock, runner.server, self.config.max_pending_connections,
+                min(self.config.first_byte_timeout, self.config.header_timeout))
+            await accept.FrontSite(runner, front).start()
+            self._front = front
+            app[LIMITER].front = front
+        else:
+            # asyncio accepts up to ``backlog`` connections per loop iteration: a small
+            # batch keeps a burst of connects from holding the loop. The kernel's accept
+            # queue is deepened afterwards, so that a burst does not overflow it either
+            # (a dropped SYN is retried after a second).
+            site = web.SockSite(runner, sock,
+                                backlog=min(ACCEPT_BATCH, self.config.listen_backlog))
+            await site.start()
+            sock.listen(self.config.listen_backlog)
         self._runner = runner
         self.port = sock.getsockname()[1]
         self._ready.set()
         try:
             await self._stopped.wait()
         finally:
+            if front is not None:
+                await front.close()
             await runner.cleanup()
 
     # -- accessors ----------------------------------------------------------------------
