@@ -53,7 +53,8 @@ from typing import Any
 
 from qiskit.circuit import ParameterExpression, QuantumCircuit
 from qiskit.circuit.library import RZGate
-from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate, ZZGate
+
+from .transpiler.gates import GPI2Gate, GPIGate, MSGate, ZZGate
 
 __all__ = [
     "QStorePayloadError",

@@ -31,7 +31,7 @@ from qiskit.dagcircuit import DAGCircuit, DAGOpNode
 from qiskit.transpiler import PassManager, Target
 from qiskit.transpiler.basepasses import TransformationPass
 from qiskit.transpiler.exceptions import TranspilerError
-from qiskit_ionq.ionq_gates import MSGate
+from ..gates import MSGate
 
 #: The basis every parameterized gate is rewritten into: only ``rz`` takes an angle.
 _RZ_BASIS = ("rz", "sx", "x", "cx")

@@ -1,0 +1,119 @@
+"""IonQ native gates with cheap matrices and copies, for the compiler's output.
+
+The compiler emits qiskit-ionq's ``GPIGate``, ``GPI2Gate``, ``MSGate`` and ``ZZGate``
+semantics, through the subclasses here. They differ only in cost, never in meaning:
+
+* ``__array__`` returns a matrix computed once per angle (a bounded memo): Qiskit's
+  Rust passes (``Optimize1qGatesDecomposition`` of every preset pass manager, on every
+  ``run``) ask Python gates for their matrix through a callback, twice per gate; the
+  parent classes build it from ``np.exp`` and ``np.array`` each time.
+* ``__deepcopy__`` copies the few attributes a gate has instead of going through
+  ``copy.copy``'s reduce protocol: ``PassManager.run`` deep-copies every Python gate of
+  its input (``circuit_to_dag(copy_operations=True)``), also when nothing changes.
+* ``base_class`` is the qiskit-ionq class, so that a gate here equals the qiskit-ionq
+  gate with the same parameters (``Instruction.__eq__`` compares base classes), and
+  ``isinstance`` checks against qiskit-ionq's classes hold.
+
+qiskit-ionq's classes are not changed: those are a field library's public classes
+and other code may rely on their exact behaviour.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import math
+from typing import Any
+
+import numpy as np
+from qiskit.circuit import ParameterExpression
+from qiskit_ionq import ionq_gates
+
+#: Entries kept per gate class before the memo is cleared (angles of a training loop
+#: are few; a sweep over fresh angles must not grow memory without bound).
+MEMO_SIZE = 4096
+
+
+def _key(params: list) -> tuple | None:
+    """The memo key of numeric parameters, or ``None`` (a free parameter: no matrix)."""
+    key = []
+    for p in params:
+        if isinstance(p, ParameterExpression):
+            if p.parameters:
+                return None
+            p = p.numeric()
+        if isinstance(p, complex):
+            key.append(p)
+        else:
+            p = float(p)
+            # -0.0 == 0.0 as a key, but its sign reaches the signs of zero matrix
+            # entries: keep the two apart so that every matrix is bit for bit the
+            # parent class's.
+            key.append((p, math.copysign(1.0, p)))
+    return tuple(key)
+
+
+class _CachedNative:
+    """Mixin: memoized ``__array__`` and a cheap ``__deepcopy__`` (see the module docs)."""
+
+    _qiskit_ionq_class: type = object
+    _memo: dict
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._memo = {}
+
+    @property
+    def base_class(self) -> type:
+        """qiskit-ionq's class: a gate here is that gate, only cheaper to use."""
+        return self._qiskit_ionq_class
+
+    def __array__(self, dtype=None, copy=None):
+        key = _key(self.params)  # type: ignore[attr-defined]
+        if key is None:
+            return super().__array__(dtype=dtype, copy=copy)  # type: ignore[misc]
+        memo = type(self)._memo
+        matrix = memo.get(key)
+        if matrix is None:
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            matrix = np.asarray(super().__array__(), dtype=complex)  # type: ignore[misc]
+            matrix.setflags(write=False)
+            memo[key] = matrix
+        if copy is False and dtype is not None and np.dtype(dtype) != matrix.dtype:
+            raise ValueError("a copy is needed to change the dtype")
+        # A fresh, writable array every time: callers may modify what they get.
+        return matrix.astype(dtype if dtype is not None else matrix.dtype, copy=True)
+
+    def __deepcopy__(self, memo=None):
+        cpy = object.__new__(type(self))
+        cpy.__dict__.update(self.__dict__)
+        cpy._params = [  # floats are immutable; expressions and the rest are deep-copied
+            p if type(p) is float else _copy.deepcopy(p, memo) for p in self._params  # type: ignore[attr-defined]
+        ]
+        if cpy._definition is not None:  # type: ignore[attr-defined]
+            cpy._definition = _copy.deepcopy(self._definition, memo)  # type: ignore[attr-defined]
+        return cpy
+
+
+class GPIGate(_CachedNative, ionq_gates.GPIGate):
+    """qiskit-ionq's ``GPIGate`` with a memoized matrix and a cheap deep copy."""
+
+    _qiskit_ionq_class = ionq_gates.GPIGate
+
+
+class GPI2Gate(_CachedNative, ionq_gates.GPI2Gate):
+    """qiskit-ionq's ``GPI2Gate`` with a memoized matrix and a cheap deep copy."""
+
+    _qiskit_ionq_class = ionq_gates.GPI2Gate
+
+
+class MSGate(_CachedNative, ionq_gates.MSGate):
+    """qiskit-ionq's ``MSGate`` with a memoized matrix and a cheap deep copy."""
+
+    _qiskit_ionq_class = ionq_gates.MSGate
+
+
+class ZZGate(_CachedNative, ionq_gates.ZZGate):
+    """qiskit-ionq's ``ZZGate`` with a memoized matrix and a cheap deep copy."""
+
+    _qiskit_ionq_class = ionq_gates.ZZGate
