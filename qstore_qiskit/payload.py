@@ -105,6 +105,8 @@ def _reduce_half(theta: float) -> float:
 
 
 def _float(value: Any, what: str) -> float:
+    if type(value) is float and math.isfinite(value):  # the usual case, first
+        return value
     if isinstance(value, ParameterExpression):
         if value.parameters:
             raise QStorePayloadError(

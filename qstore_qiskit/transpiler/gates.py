@@ -86,12 +86,17 @@ class _CachedNative:
 
     def __deepcopy__(self, memo=None):
         cpy = object.__new__(type(self))
-        cpy.__dict__.update(self.__dict__)
-        cpy._params = [  # floats are immutable; expressions and the rest are deep-copied
-            p if type(p) is float else _copy.deepcopy(p, memo) for p in self._params  # type: ignore[attr-defined]
-        ]
-        if cpy._definition is not None:  # type: ignore[attr-defined]
-            cpy._definition = _copy.deepcopy(self._definition, memo)  # type: ignore[attr-defined]
+        state = cpy.__dict__
+        state.update(self.__dict__)
+        params = state["_params"]
+        for p in params:
+            if type(p) is not float:  # expressions and the rest are deep-copied
+                state["_params"] = _copy.deepcopy(params, memo)
+                break
+        else:  # floats are immutable: a new list is a deep copy
+            state["_params"] = params.copy()
+        if state["_definition"] is not None:
+            state["_definition"] = _copy.deepcopy(state["_definition"], memo)
         return cpy
 
 
