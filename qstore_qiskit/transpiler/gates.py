@@ -67,8 +67,17 @@ class _CachedNative:
         """qiskit-ionq's class: a gate here is that gate, only cheaper to use."""
         return self._qiskit_ionq_class
 
+    def _memo_key(self) -> tuple | None:
+        params = self._params  # type: ignore[attr-defined]
+        for p in params:
+            # Plain non-zero floats (the usual case) are their own key; anything else
+            # (zeros, whose sign matters, expressions, numpy scalars) goes through _key.
+            if type(p) is not float or p == 0.0:
+                return _key(params)
+        return tuple(params)
+
     def __array__(self, dtype=None, copy=None):
-        key = _key(self.params)  # type: ignore[attr-defined]
+        key = self._memo_key()
         if key is None:
             return super().__array__(dtype=dtype, copy=copy)  # type: ignore[misc]
         memo = type(self)._memo
@@ -79,10 +88,17 @@ class _CachedNative:
             matrix = np.asarray(super().__array__(), dtype=complex)  # type: ignore[misc]
             matrix.setflags(write=False)
             memo[key] = matrix
-        if copy is False and dtype is not None and np.dtype(dtype) != matrix.dtype:
-            raise ValueError("a copy is needed to change the dtype")
         # A fresh, writable array every time: callers may modify what they get.
-        return matrix.astype(dtype if dtype is not None else matrix.dtype, copy=True)
+        if dtype is None or dtype is complex:
+            return matrix.copy()
+        if copy is False and np.dtype(dtype) != matrix.dtype:
+            raise ValueError("a copy is needed to change the dtype")
+        return matrix.astype(dtype, copy=True)
+
+    def to_matrix(self) -> np.ndarray:
+        """The gate's matrix (what ``Gate.to_matrix`` returns, one call shorter: Qiskit's
+        Rust passes call this for every native gate they look at)."""
+        return self.__array__(dtype=complex)
 
     def __deepcopy__(self, memo=None):
         cpy = object.__new__(type(self))
