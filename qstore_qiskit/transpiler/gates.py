@@ -35,7 +35,7 @@ MEMO_SIZE = 4096
 
 def _key(params: list) -> tuple | None:
     """The memo key of numeric parameters, or ``None`` (a free parameter: no matrix)."""
-    key = []
+    key: list[Any] = []
     for p in params:
         if isinstance(p, ParameterExpression):
             if p.parameters:
