@@ -24,6 +24,10 @@ Estimator: ``EstimatorV2`` with 20 random Pauli observables on 6 qubits and ``--
 parameter sets; the server's count of circuits created, per parameter set, is compared
 with the number of qubit-wise commuting groups (Qiskit's ``group_commuting``).
 
+EstimatorQNN (``--only qnn``): one forward + backward through Qiskit's preset pass manager
+and through ``generate_ionq_pass_manager``, side by side, then the preset pass manager's
+CPU per pass on the QNN's ISA circuit (where ``pm.run`` spends its time).
+
 Usage::
 
     python benchmarks/primitives.py              # 1,000 parameter sets
@@ -288,6 +292,61 @@ def qnn_rows(server, repeat: int = 3) -> dict:
     return out
 
 
+def qnn_pass_table(server, circuits: int = 96, repeat: int = 3) -> tuple[float, int, list]:
+    """Where Qiskit's preset pass manager spends its time on the QNN's ISA circuit: CPU
+    per circuit of each pass (``pm.run([isa] * circuits)`` with a callback taking
+    ``time.process_time`` between passes; the first pass of each circuit also carries
+    the conversions between circuits). Returns ``(pm.run ms per circuit without the
+    callback, ISA width, [(pass, ms per circuit, runs per circuit)])``."""
+    import collections
+
+    from qiskit.circuit.library import real_amplitudes, zz_feature_map
+    from qiskit.transpiler import generate_preset_pass_manager
+
+    from qstore_qiskit import QStoreProvider
+
+    provider = QStoreProvider(token=TOKEN, url=server.url)
+    try:
+        backend = provider.get_backend("ionq_simulator")
+        pm = generate_preset_pass_manager(optimization_level=1, backend=backend)
+        isa = pm.run(zz_feature_map(4, reps=1).compose(real_amplitudes(4, reps=1)))
+        pm.run([isa] * 4)  # warm-up
+        best = float("inf")
+        for _ in range(repeat):
+            start = time.process_time()
+            pm.run([isa] * circuits)
+            best = min(best, (time.process_time() - start) / circuits)
+        spent: dict = collections.defaultdict(float)
+        runs: collections.Counter = collections.Counter()
+        last = [0.0]
+
+        def callback(pass_, count, **_):
+            now = time.process_time()
+            name = type(pass_).__name__
+            if count == 0:
+                name = f"(between circuits) + {name}"
+            spent[name] += now - last[0]
+            runs[name] += 1
+            last[0] = time.process_time()
+
+        for _ in range(repeat):
+            last[0] = time.process_time()
+            pm.run([isa] * circuits, callback=callback)
+        n = circuits * repeat
+        rows = sorted(((k, 1000 * v / n, runs[k] / n) for k, v in spent.items()), key=lambda r: -r[1])
+        return 1000 * best, isa.num_qubits, rows
+    finally:
+        provider.close()
+
+
+def print_pass_table(table: tuple[float, int, list]) -> None:
+    total, width, rows = table
+    print(f"\nPreset pass manager (level 1) on the QNN's ISA circuit ({width} qubits): "
+          f"pm.run {total:.3f} ms CPU per circuit; per pass (with a callback, which adds its own overhead):")
+    for name, ms, per in rows:
+        print(f"  {name:60s} {ms:8.3f} ms  x{per:.0f}")
+
+
 def print_table(title: str, rows: list[dict], reference: str | None) -> None:
     print(f"\n{title}")
     print(f"  {'setup':40s} {'client ms/set':>14s} {'wall s':>8s} {'circuits':>9s} {'circ/set':>9s} {'vs (a)':>8s}")
@@ -352,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "qnn" in parts:
             print_qnn(qnn_rows(server, REPEAT))
+            print_pass_table(qnn_pass_table(server, repeat=REPEAT))
     ok = all("error" not in r for r in rows)
     return 0 if ok else 1
 

@@ -53,7 +53,8 @@ from typing import Any
 
 from qiskit.circuit import ParameterExpression, QuantumCircuit
 from qiskit.circuit.library import RZGate
-from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate, ZZGate
+
+from .transpiler.gates import GPI2Gate, GPIGate, MSGate, ZZGate
 
 __all__ = [
     "QStorePayloadError",
@@ -104,6 +105,8 @@ def _reduce_half(theta: float) -> float:
 
 
 def _float(value: Any, what: str) -> float:
+    if type(value) is float and math.isfinite(value):  # the usual case, first
+        return value
     if isinstance(value, ParameterExpression):
         if value.parameters:
             raise QStorePayloadError(

@@ -13,8 +13,8 @@ from qiskit.primitives import BaseEstimatorV2, PrimitiveJob, PrimitiveResult, Pu
 from qiskit.primitives.containers import DataBin, EstimatorPubLike
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.quantum_info import PauliList
-from qiskit_ionq.ionq_gates import GPI2Gate
 
+from ..transpiler.gates import GPI2Gate
 from ._run import job_ids, parameter_binds, shot_outcomes, submit
 
 if TYPE_CHECKING:  # pragma: no cover

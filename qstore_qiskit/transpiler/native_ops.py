@@ -16,7 +16,7 @@ from typing import Any
 
 from qiskit.circuit.library import RZGate
 from qiskit.dagcircuit import DAGCircuit
-from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate, ZZGate
+from .gates import GPI2Gate, GPIGate, MSGate, ZZGate
 
 from .affine import Affine
 from .synthesis import ANGLE_TOL, TWO_PI

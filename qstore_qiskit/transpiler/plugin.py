@@ -22,7 +22,7 @@ from qiskit.passmanager.flow_controllers import ConditionalController
 from qiskit.transpiler import PassManager, PassManagerConfig
 from qiskit.transpiler.preset_passmanagers.plugin import PassManagerStagePlugin
 
-from .passes import CheckParameterized, ParametersToVirtualRZ
+from .passes import CheckParameterized, ParametersToVirtualRZ, StateTrivialLayout
 from .passmanager import init_passes, optimization_passes, translation_passes
 from .target import ionq_target
 
@@ -60,7 +60,9 @@ class QStoreTranslationPlugin(PassManagerStagePlugin):
     free parameters through :class:`~.passes.ParametersToVirtualRZ`, which keeps every
     parameter, only in virtual ``rz`` gates. Idempotent on native circuits (Qiskit re-runs the translation stage inside its
     optimization loop), leaves the global ``SessionEquivalenceLibrary`` untouched (the
-    lowering carries its own rules), and never changes the layout.
+    lowering carries its own rules), and never changes the layout. Where no layout stage
+    ran (IonQ targets are all-to-all, so Qiskit's preset pass managers run none), it
+    states the trivial layout (:class:`~.passes.StateTrivialLayout`).
     """
 
     def pass_manager(
@@ -75,6 +77,8 @@ class QStoreTranslationPlugin(PassManagerStagePlugin):
                 ConditionalController(
                     [ParametersToVirtualRZ(target, level, **options)], condition=_parameterized
                 ),
+                # No layout stage ran on an all-to-all IonQ target: say so (trivial layout).
+                StateTrivialLayout(),
             ]
         )
 

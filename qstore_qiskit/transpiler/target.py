@@ -177,6 +177,23 @@ class IonQTarget(Target):
     def __deepcopy__(self, memo):
         return _rebuild_target(self.device, self.num_qubits, "reset" in self.operation_names)
 
+    def build_coupling_map(self, two_q_gate=None, filter_idle_qubits=False):
+        """``None``: an IonQ device has no connectivity constraint (all-to-all).
+
+        Qiskit's ``Target.build_coupling_map`` returns ``None`` for a target without
+        connectivity constraints; it only detects that from *global* two-qubit entries.
+        This target lists every ordered pair (so that per-pair error data stays
+        possible) and says the same thing explicitly. Qiskit's preset pass managers
+        then skip the layout and routing stages, as for qiskit-ionq's target: ISA
+        circuits keep their own qubits instead of growing to the device's width.
+
+        With ``two_q_gate`` or ``filter_idle_qubits`` the per-pair
+        :class:`~qiskit.transpiler.CouplingMap` is built as usual (the complete graph).
+        """
+        if two_q_gate is None and not filter_idle_qubits:
+            return None
+        return super().build_coupling_map(two_q_gate, filter_idle_qubits)
+
 
 def _rebuild_target(device: DeviceSpec, num_qubits: int, reset: bool = True) -> IonQTarget:
     return ionq_target(device, num_qubits=num_qubits, reset=reset)

@@ -378,10 +378,14 @@ class TestFeatureFlags(ProviderTestCase):
         self.assertEqual(result.results[0].metadata["gateset"], "qis")
         self.assertEqual(result.results[0].metadata["native_gate_counts"], {})
         assert_counts_match(self, result.get_counts(), exact_distribution(asymmetric()), SHOTS)
-        # A preset-transpiled circuit (laid out on the full device) is sent at its used width.
+        # A circuit laid out on the full device (an explicit initial layout: IonQ targets
+        # are all-to-all, so the preset pass managers keep the circuit's own qubits
+        # otherwise) is sent at its used width.
         from qiskit.transpiler import generate_preset_pass_manager
 
-        wide = generate_preset_pass_manager(backend=backend, optimization_level=1).run(bell())
+        isa = generate_preset_pass_manager(backend=backend, optimization_level=1).run(bell())
+        self.assertEqual(isa.num_qubits, bell().num_qubits)
+        wide = generate_preset_pass_manager(backend=backend, optimization_level=1, initial_layout=[7, 3]).run(bell())
         self.assertEqual(wide.num_qubits, backend.target.num_qubits)
         counts = backend.run(wide, shots=SHOTS, use_native_gates=False, sampler_seed=1).result().get_counts()
         assert_counts_match(self, counts, exact_distribution(bell()), SHOTS)

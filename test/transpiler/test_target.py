@@ -117,6 +117,31 @@ class TestIonQTarget(unittest.TestCase):
                 for gate in target.operation_names:
                     self.assertNotIn(None, target[gate].keys(), gate)
 
+    def test_no_connectivity_constraint(self):
+        """All-to-all: no coupling map (as for a target of global instructions), so
+        Qiskit's preset pass managers run no layout or routing stage; the per-pair map
+        is still there when asked for by gate."""
+        from qiskit.circuit.library import real_amplitudes
+        from qiskit.quantum_info import SparsePauliOp
+        from qiskit.transpiler import generate_preset_pass_manager
+
+        target = ionq_target("aria-1", num_qubits=SMALL_N)
+        self.assertIsNone(target.build_coupling_map())
+        full = target.build_coupling_map("ms")
+        self.assertEqual(len(full.get_edges()), SMALL_N * (SMALL_N - 1))
+        self.assertEqual(len(target.build_coupling_map(filter_idle_qubits=True).get_edges()), SMALL_N * (SMALL_N - 1))
+        circuit = real_amplitudes(3, reps=1)
+        for level in range(4):
+            with self.subTest(level=level):
+                isa = generate_preset_pass_manager(level, target=target, translation_method="qstore").run(circuit)
+                self.assertEqual(isa.num_qubits, 3)
+                self.assertEqual(isa.parameters, circuit.parameters)
+                # the trivial layout is stated (qiskit-machine-learning reads it)
+                self.assertEqual(isa.layout._input_qubit_count, 3)
+                self.assertEqual(isa.layout.final_index_layout(), [0, 1, 2])
+                obs = SparsePauliOp("ZIX")
+                self.assertEqual(obs.apply_layout(isa.layout), obs)
+
     def test_one_qubit_gates_on_every_qubit(self):
         target = ionq_target("aria-1", num_qubits=SMALL_N)
         for gate in ("gpi", "gpi2", "rz", "measure", "reset"):

@@ -12,6 +12,7 @@ from .parameters_to_virtual_rz import ParametersToVirtualRZ
 from .resynthesize_cnot_networks import ResynthesizeCnotNetworks
 from .resynthesize_native import ResynthesizeNativeBlocks
 from .resynthesize_three_qubit_blocks import ResynthesizeThreeQubitBlocks
+from .state_trivial_layout import StateTrivialLayout
 from .uniform_layout_score import UniformLayoutScore
 
 __all__ = [
@@ -27,5 +28,6 @@ __all__ = [
     "ResynthesizeCnotNetworks",
     "ResynthesizeNativeBlocks",
     "ResynthesizeThreeQubitBlocks",
+    "StateTrivialLayout",
     "UniformLayoutScore",
 ]

@@ -31,7 +31,7 @@ from qiskit.dagcircuit import DAGCircuit, DAGOpNode
 from qiskit.transpiler import PassManager, Target
 from qiskit.transpiler.basepasses import TransformationPass
 from qiskit.transpiler.exceptions import TranspilerError
-from qiskit_ionq.ionq_gates import MSGate
+from ..gates import MSGate
 
 #: The basis every parameterized gate is rewritten into: only ``rz`` takes an angle.
 _RZ_BASIS = ("rz", "sx", "x", "cx")
@@ -119,13 +119,18 @@ class ParametersToVirtualRZ(TransformationPass):
 
     @staticmethod
     def _in_isa_form(dag: DAGCircuit) -> bool:
+        # Names are counted by the DAG itself, and only nodes that hold an expression are
+        # looked at in Python: ``node.op`` would build a Python gate object for every
+        # standard gate (Qiskit's preset pass managers re-run this stage on every ISA
+        # circuit they are given, e.g. each shifted circuit of a gradient).
+        if not dag.count_ops(recurse=False).keys() <= _ISA_NAMES:
+            return False
         parameterized = False
         for node in dag.op_nodes():
-            name = node.op.name
-            if name not in _ISA_NAMES:
-                return False
-            if _symbolic(node.op):
-                if name != "rz":
+            if not node.is_parameterized():
+                continue
+            if any(isinstance(p, ParameterExpression) and p.parameters for p in node.params):
+                if node.name != "rz":
                     return False
                 parameterized = True
         # A numeric native circuit still goes through the lowering (normal form).

@@ -1,0 +1,140 @@
+"""IonQ native gates with cheap matrices and copies, for the compiler's output.
+
+The compiler emits qiskit-ionq's ``GPIGate``, ``GPI2Gate``, ``MSGate`` and ``ZZGate``
+semantics, through the subclasses here. They differ only in cost, never in meaning:
+
+* ``__array__`` returns a matrix computed once per angle (a bounded memo): Qiskit's
+  Rust passes (``Optimize1qGatesDecomposition`` of every preset pass manager, on every
+  ``run``) ask Python gates for their matrix through a callback, twice per gate; the
+  parent classes build it from ``np.exp`` and ``np.array`` each time.
+* ``__deepcopy__`` copies the few attributes a gate has instead of going through
+  ``copy.copy``'s reduce protocol: ``PassManager.run`` deep-copies every Python gate of
+  its input (``circuit_to_dag(copy_operations=True)``), also when nothing changes.
+* ``base_class`` is the qiskit-ionq class, so that a gate here equals the qiskit-ionq
+  gate with the same parameters (``Instruction.__eq__`` compares base classes), and
+  ``isinstance`` checks against qiskit-ionq's classes hold.
+
+qiskit-ionq's classes are not changed: those are a field library's public classes
+and other code may rely on their exact behaviour.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import math
+from typing import Any
+
+import numpy as np
+from qiskit.circuit import ParameterExpression
+from qiskit_ionq import ionq_gates
+
+#: Entries kept per gate class before the memo is cleared (angles of a training loop
+#: are few; a sweep over fresh angles must not grow memory without bound).
+MEMO_SIZE = 4096
+
+
+def _key(params: list) -> tuple | None:
+    """The memo key of numeric parameters, or ``None`` (a free parameter: no matrix)."""
+    key: list[Any] = []
+    for p in params:
+        if isinstance(p, ParameterExpression):
+            if p.parameters:
+                return None
+            p = p.numeric()
+        if isinstance(p, complex):
+            key.append(p)
+        else:
+            p = float(p)
+            # -0.0 == 0.0 as a key, but its sign reaches the signs of zero matrix
+            # entries: keep the two apart so that every matrix is bit for bit the
+            # parent class's.
+            key.append((p, math.copysign(1.0, p)))
+    return tuple(key)
+
+
+class _CachedNative:
+    """Mixin: memoized ``__array__`` and a cheap ``__deepcopy__`` (see the module docs)."""
+
+    _qiskit_ionq_class: type = object
+    _memo: dict
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._memo = {}
+
+    @property
+    def base_class(self) -> type:
+        """qiskit-ionq's class: a gate here is that gate, only cheaper to use."""
+        return self._qiskit_ionq_class
+
+    def _memo_key(self) -> tuple | None:
+        params = self._params  # type: ignore[attr-defined]
+        for p in params:
+            # Plain non-zero floats (the usual case) are their own key; anything else
+            # (zeros, whose sign matters, expressions, numpy scalars) goes through _key.
+            if type(p) is not float or p == 0.0:
+                return _key(params)
+        return tuple(params)
+
+    def __array__(self, dtype=None, copy=None):
+        key = self._memo_key()
+        if key is None:
+            return super().__array__(dtype=dtype, copy=copy)  # type: ignore[misc]
+        memo = type(self)._memo
+        matrix = memo.get(key)
+        if matrix is None:
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            matrix = np.asarray(super().__array__(), dtype=complex)  # type: ignore[misc]
+            matrix.setflags(write=False)
+            memo[key] = matrix
+        # A fresh, writable array every time: callers may modify what they get.
+        if dtype is None or dtype is complex:
+            return matrix.copy()
+        if copy is False and np.dtype(dtype) != matrix.dtype:
+            raise ValueError("a copy is needed to change the dtype")
+        return matrix.astype(dtype, copy=True)
+
+    def to_matrix(self) -> np.ndarray:
+        """The gate's matrix (what ``Gate.to_matrix`` returns, one call shorter: Qiskit's
+        Rust passes call this for every native gate they look at)."""
+        return self.__array__(dtype=complex)
+
+    def __deepcopy__(self, memo=None):
+        cpy = object.__new__(type(self))
+        state = cpy.__dict__
+        state.update(self.__dict__)
+        params = state["_params"]
+        for p in params:
+            if type(p) is not float:  # expressions and the rest are deep-copied
+                state["_params"] = _copy.deepcopy(params, memo)
+                break
+        else:  # floats are immutable: a new list is a deep copy
+            state["_params"] = params.copy()
+        if state["_definition"] is not None:
+            state["_definition"] = _copy.deepcopy(state["_definition"], memo)
+        return cpy
+
+
+class GPIGate(_CachedNative, ionq_gates.GPIGate):
+    """qiskit-ionq's ``GPIGate`` with a memoized matrix and a cheap deep copy."""
+
+    _qiskit_ionq_class = ionq_gates.GPIGate
+
+
+class GPI2Gate(_CachedNative, ionq_gates.GPI2Gate):
+    """qiskit-ionq's ``GPI2Gate`` with a memoized matrix and a cheap deep copy."""
+
+    _qiskit_ionq_class = ionq_gates.GPI2Gate
+
+
+class MSGate(_CachedNative, ionq_gates.MSGate):
+    """qiskit-ionq's ``MSGate`` with a memoized matrix and a cheap deep copy."""
+
+    _qiskit_ionq_class = ionq_gates.MSGate
+
+
+class ZZGate(_CachedNative, ionq_gates.ZZGate):
+    """qiskit-ionq's ``ZZGate`` with a memoized matrix and a cheap deep copy."""
+
+    _qiskit_ionq_class = ionq_gates.ZZGate

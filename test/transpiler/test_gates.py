@@ -1,0 +1,103 @@
+# This code is part of qstore-qiskit.
+#
+# Licensed under the Apache License, Version 2.0.
+
+"""The compiler's native gate classes (``qstore_qiskit.transpiler.gates``): qiskit-ionq's
+gates, only cheaper to ask for a matrix or a copy."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import unittest
+
+import numpy as np
+from qiskit import QuantumCircuit
+from qiskit.circuit import Parameter
+from qiskit.quantum_info import Operator
+from qiskit_ionq import ionq_gates
+
+from qstore_qiskit.transpiler import gates
+
+PAIRS = [
+    (gates.GPIGate, ionq_gates.GPIGate, 1),
+    (gates.GPI2Gate, ionq_gates.GPI2Gate, 1),
+    (gates.MSGate, ionq_gates.MSGate, 3),
+    (gates.ZZGate, ionq_gates.ZZGate, 1),
+]
+
+
+class TestNativeGates(unittest.TestCase):
+    def test_same_matrices_bit_for_bit(self):
+        rng = np.random.default_rng(3)
+        for ours, theirs, nparams in PAIRS:
+            angles = [tuple(rng.uniform(-1, 1, nparams)) for _ in range(20)]
+            angles += [(0.0,) * nparams, (-0.0,) * nparams, (0.25,) * nparams]
+            for params in angles + angles:  # the second round is served from the memo
+                with self.subTest(gate=ours.__name__, params=params):
+                    a, b = ours(*params), theirs(*params)
+                    expected = b.to_matrix()
+                    self.assertTrue(np.array_equal(a.to_matrix(), expected))
+                    # zero entries keep their signs too (-0.0 and 0.0 are memoized apart)
+                    self.assertTrue(np.array_equal(np.signbit(a.to_matrix().real), np.signbit(expected.real)))
+                    self.assertTrue(np.array_equal(np.signbit(a.to_matrix().imag), np.signbit(expected.imag)))
+
+    def test_matrices_are_fresh_and_writable(self):
+        gate = gates.GPI2Gate(0.125)
+        first = gate.to_matrix()
+        first[0, 0] = 99.0
+        self.assertEqual(gate.to_matrix()[0, 0], ionq_gates.GPI2Gate(0.125).to_matrix()[0, 0])
+        self.assertEqual(np.asarray(gate, dtype=np.complex64).dtype, np.complex64)
+
+    def test_memo_is_bounded(self):
+        memo = gates.GPIGate._memo
+        for i in range(gates.MEMO_SIZE + 10):
+            gates.GPIGate(i / (gates.MEMO_SIZE + 10)).to_matrix()
+        self.assertLessEqual(len(memo), gates.MEMO_SIZE)
+        self.assertIsNot(gates.GPIGate._memo, gates.GPI2Gate._memo)  # one memo per class
+
+    def test_equal_to_qiskit_ionq_gates_both_ways(self):
+        for ours, theirs, nparams in PAIRS:
+            with self.subTest(gate=ours.__name__):
+                params = [0.1 * (i + 1) for i in range(nparams)]
+                self.assertEqual(ours(*params), theirs(*params))
+                self.assertEqual(theirs(*params), ours(*params))
+                self.assertNotEqual(ours(*params), theirs(*[p + 0.01 for p in params]))
+                self.assertIsInstance(ours(*params), theirs)
+                self.assertIs(ours(*params).base_class, theirs)
+                qc1 = QuantumCircuit(2)
+                qc2 = QuantumCircuit(2)
+                qubits = [0, 1][: ours(*params).num_qubits]
+                qc1.append(ours(*params), qubits)
+                qc2.append(theirs(*params), qubits)
+                self.assertEqual(qc1, qc2)
+                self.assertTrue(Operator(qc1).equiv(Operator(qc2)))
+
+    def test_deep_copy_is_independent(self):
+        gate = gates.MSGate(0.1, 0.2, 0.25)
+        gate.definition  # build it, so that it is copied too
+        dup = copy.deepcopy(gate)
+        self.assertEqual(dup, gate)
+        self.assertIsNot(dup.params, gate.params)
+        self.assertIsNot(dup.definition, gate.definition)
+        dup.params[0] = 0.3
+        self.assertEqual(gate.params[0], 0.1)
+        symbolic = gates.GPI2Gate(Parameter("a") * 2)
+        self.assertEqual(copy.deepcopy(symbolic), symbolic)
+        self.assertEqual(symbolic.copy(), symbolic)
+
+    def test_free_parameters_have_no_matrix(self):
+        with self.assertRaises(TypeError):
+            gates.GPI2Gate(Parameter("a")).to_matrix()
+
+    def test_pickle_round_trip(self):
+        qc = QuantumCircuit(2)
+        qc.append(gates.GPI2Gate(0.3), [0])
+        qc.append(gates.MSGate(0.1, 0.2, 0.125), [0, 1])
+        back = pickle.loads(pickle.dumps(qc))
+        self.assertEqual(back, qc)
+        self.assertIs(type(back.data[0].operation), gates.GPI2Gate)
+
+
+if __name__ == "__main__":
+    unittest.main()
