@@ -42,10 +42,10 @@ class ResynthesizeShiftInvariant(TransformationPass):
     (:class:`~qiskit.circuit.library.UCGate`; a diagonal when no qubit remains) and the
     inverse QFT (:func:`~qstore_qiskit.transpiler.shift_synthesis.shift_invariant_circuit`).
     Quantum walks (coin-controlled increments and decrements) and controlled modular
-    additions have this symmetry. The pass makes the rewrite when its estimated
-    two-qubit cost (``m(m-1)`` for the two QFTs, ``3 * 2^m`` for the multiplexor) is
-    below the input's (:func:`_two_qubit_estimate`); the caller decides on the lowered
-    result (:class:`LowerBestOfCandidates` keeps it only if it has no more MS and no
+    additions have this symmetry. The pass makes the rewrite when an optimistic
+    estimate of its two-qubit cost (``m(m-1)`` for the two QFTs, ``2^m`` for the
+    multiplexor, which needs about three times that with its diagonal) is below the
+    input's (:func:`_two_qubit_estimate`); the caller decides on the lowered result (:class:`LowerBestOfCandidates` keeps it only if it has no more MS and no
     lower estimated success).
 
     Guarantees: the output's unitary equals the input's (checked numerically, global
@@ -94,7 +94,7 @@ class ResynthesizeShiftInvariant(TransformationPass):
             return dag
         register, others = symmetry
         m = len(register)
-        if m * (m - 1) + 3 * (1 << m) >= _two_qubit_estimate(dag):
+        if m * (m - 1) + (1 << m) >= _two_qubit_estimate(dag):
             return dag
         circuit = shift_invariant_circuit(unitary, n, register, others)
         if circuit is None:
