@@ -49,7 +49,8 @@ class LowerBestOfCandidates(TransformationPass):
     (one more candidate each, no second Qiskit run). With ``shift_invariant`` (the
     default), a small circuit whose unitary commutes with a register's cyclic shift is
     also lowered after :class:`ResynthesizeShiftInvariant` (rebuilt through the
-    register's Fourier basis: a 6-qubit quantum walk, 468 -> 74 MS). A candidate replaces the
+    register's Fourier basis), directly and after the same Qiskit rewrites (a 6-qubit
+    quantum walk: 468 MS, 74 MS directly, 66 after the CX rewrite). A candidate replaces the
     current best only if it has no more two-qubit gates *and* no lower estimated success
     probability, and is strictly better on one of them (or on the native gate count), so
     the result is never worse than the ordinary lowering on either measure; candidates
@@ -138,19 +139,22 @@ class LowerBestOfCandidates(TransformationPass):
             if dominates and (two_q, cost) < (best_key[0], state[1]):
                 state[:] = [candidate, cost, (two_q, cost[0])]
 
-        for basis in self.pre_bases:
-            try:
-                rewritten = self._rewriter(basis).run(circuit)
-            except Exception:  # noqa: BLE001 - a failing alternative is just not used
-                continue
-            if rewritten.num_qubits != circuit.num_qubits or rewritten.layout is not None:
-                continue  # not a pure rewrite on the same qubits
-            consider(rewritten)
-            if basis in self.cnot_network_bases:
-                consider(PassManager([ResynthesizeCnotNetworks()]).run(rewritten))
+        sources = [circuit]
         if self.shift_invariant:
             shift = ResynthesizeShiftInvariant()
             rewritten = PassManager([shift]).run(circuit)
             if shift.stats.get("register"):
                 consider(rewritten)
+                sources.append(rewritten)
+        for source in sources:
+            for basis in self.pre_bases:
+                try:
+                    rewritten = self._rewriter(basis).run(source)
+                except Exception:  # noqa: BLE001 - a failing alternative is just not used
+                    continue
+                if rewritten.num_qubits != circuit.num_qubits or rewritten.layout is not None:
+                    continue  # not a pure rewrite on the same qubits
+                consider(rewritten)
+                if basis in self.cnot_network_bases:
+                    consider(PassManager([ResynthesizeCnotNetworks()]).run(rewritten))
         return state[0]

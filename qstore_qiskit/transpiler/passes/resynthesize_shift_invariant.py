@@ -57,7 +57,7 @@ class ResynthesizeShiftInvariant(TransformationPass):
         max_qubits: Widest circuit analysed (its unitary is ``2^n x 2^n``).
     """
 
-    def __init__(self, max_qubits: int = 7) -> None:
+    def __init__(self, max_qubits: int = 8) -> None:
         super().__init__()
         self.max_qubits = max_qubits
         #: Statistics of the last run: ``register`` (its size, 0 when not rewritten).
