@@ -9,10 +9,10 @@ from __future__ import annotations
 import unittest
 
 import numpy as np
-from qiskit import QuantumCircuit, QuantumRegister
-from qiskit.circuit.library import QFTGate
+from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
+from qiskit.circuit import Parameter
 from qiskit.circuit.random import random_circuit
-from qiskit.quantum_info import Operator
+from qiskit.quantum_info import Operator, Statevector
 from qiskit.transpiler import PassManager
 
 from qstore_qiskit.transpiler import estimated_fidelity, generate_ionq_pass_manager, ionq_target
@@ -153,11 +153,9 @@ class TestResynthesizeShiftInvariant(unittest.TestCase):
         # A mid-circuit measurement, a parameter, a wide circuit, no symmetry.
         walk = quantum_walk(4, 1)
         mid = walk.copy()
-        mid.add_register(__import__("qiskit").ClassicalRegister(1))
+        mid.add_register(ClassicalRegister(1))
         mid.measure(0, 0)
         mid.compose(walk, inplace=True)
-        from qiskit.circuit import Parameter  # pylint: disable=import-outside-toplevel
-
         param = walk.copy()
         param.rz(Parameter("t"), 0)
         wide = quantum_walk(9, 1)
@@ -168,6 +166,36 @@ class TestResynthesizeShiftInvariant(unittest.TestCase):
             with self.subTest(name=name):
                 self.assertEqual(shift.stats["register"], 0)
                 self.assertEqual(out, qc)
+
+
+try:
+    from mqt.bench import BenchmarkLevel, get_benchmark
+
+    HAS_MQT_BENCH = True
+except ImportError:  # pragma: no cover - depends on the environment
+    HAS_MQT_BENCH = False
+
+
+@unittest.skipUnless(HAS_MQT_BENCH, "MQT Bench not installed")
+class TestMqtQuantumWalk(unittest.TestCase):
+    """MQT Bench's ``qwalk`` (already decomposed into 1-3 qubit gates) at level 3."""
+
+    def test_level_3_both_modes(self):
+        for n in (4, 6):
+            qc = get_benchmark("qwalk", BenchmarkLevel.INDEP, n).remove_final_measurements(
+                inplace=False
+            )
+            target = ionq_target("aria-1", num_qubits=n)
+            out2 = generate_ionq_pass_manager(target=target, optimization_level=2).run(qc)
+            out3 = generate_ionq_pass_manager(target=target, optimization_level=3).run(qc)
+            zero3 = generate_ionq_pass_manager(
+                target=target, optimization_level=3, qubits_initially_zero=True
+            ).run(qc)
+            with self.subTest(n=n):
+                self.assertTrue(Operator(out3).equiv(Operator(qc)))
+                self.assertTrue(Statevector(zero3).equiv(Statevector(qc)))
+                self.assertLess(_two_qubit(out3), _two_qubit(out2) / 2)
+                self.assertLess(_two_qubit(zero3), _two_qubit(out2) / 2)
 
 
 if __name__ == "__main__":
