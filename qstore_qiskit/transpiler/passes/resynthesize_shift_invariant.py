@@ -44,6 +44,8 @@ def _evolve(ops, n: int, columns: np.ndarray, global_phase=0.0) -> np.ndarray:
 
 
 def _apply_ops(ops, n: int, state: np.ndarray, cache: dict) -> np.ndarray:
+    """Apply ``ops`` to ``state`` (shape ``(2,)*n + (columns,)``); matrices of standard
+    gates are cached by name and parameters in ``cache``."""
     for op, qubits in ops:
         if len(qubits) > 3 and getattr(op, "definition", None) is not None:
             definition = op.definition
@@ -71,7 +73,8 @@ def _apply_ops(ops, n: int, state: np.ndarray, cache: dict) -> np.ndarray:
         k = len(qubits)
         gate = matrix.reshape((2,) * (2 * k))
         axes = [n - 1 - q for q in reversed(qubits)]
-        state = np.moveaxis(np.tensordot(gate, state, axes=(list(range(k, 2 * k)), axes)), list(range(k)), axes)
+        state = np.tensordot(gate, state, axes=(list(range(k, 2 * k)), axes))
+        state = np.moveaxis(state, list(range(k)), axes)
     return state
 
 
@@ -107,8 +110,9 @@ class ResynthesizeShiftInvariant(TransformationPass):
     additions have this symmetry. The pass makes the rewrite when an optimistic
     estimate of its two-qubit cost (``m(m-1)`` for the two QFTs, ``2^m`` for the
     multiplexor, which needs about three times that with its diagonal) is below the
-    input's (:func:`_two_qubit_estimate`); the caller decides on the lowered result (:class:`LowerBestOfCandidates` keeps it only if it has no more MS and no
-    lower estimated success).
+    input's (:func:`_two_qubit_estimate`); the caller decides on the lowered result
+    (:class:`LowerBestOfCandidates` keeps it only if it has no more MS and no lower
+    estimated success).
 
     Guarantees: the output's unitary equals the input's (checked numerically, global
     phase included, before it is returned); final measurements and barriers are kept
@@ -133,7 +137,8 @@ class ResynthesizeShiftInvariant(TransformationPass):
         final: set[int] = set()
         for node in reversed(list(dag.topological_op_nodes())):
             if node.op.name in _FINAL and all(
-                not isinstance(succ, DAGOpNode) or succ._node_id in final  # pylint: disable=protected-access
+                # pylint: disable-next=protected-access
+                not isinstance(succ, DAGOpNode) or succ._node_id in final
                 for succ in dag.successors(node)
             ):
                 final.add(node._node_id)  # pylint: disable=protected-access
@@ -147,7 +152,9 @@ class ResynthesizeShiftInvariant(TransformationPass):
             body.append(node.op, [qindex[q] for q in node.qargs])
         if _two_qubit_estimate(dag) < 4:
             return dag
-        ops = [(inst.operation, [body.find_bit(q).index for q in inst.qubits]) for inst in body.data]
+        ops = [
+            (inst.operation, [body.find_bit(q).index for q in inst.qubits]) for inst in body.data
+        ]
         try:
             # Cheap necessary condition first: W commutes with T only if it commutes with
             # X on the register's most significant bit (T^(2^(m-1))); checked on random
@@ -178,9 +185,8 @@ class ResynthesizeShiftInvariant(TransformationPass):
         rebuilt = circuit_to_dag(circuit)
         out_dag.global_phase = rebuilt.global_phase
         for node in rebuilt.topological_op_nodes():
-            out_dag.apply_operation_back(
-                node.op, tuple(dag.qubits[rebuilt.find_bit(q).index] for q in node.qargs), (), check=False
-            )
+            qargs = tuple(dag.qubits[rebuilt.find_bit(q).index] for q in node.qargs)
+            out_dag.apply_operation_back(node.op, qargs, (), check=False)
         for node in dag.topological_op_nodes():
             if node._node_id in final:  # pylint: disable=protected-access
                 out_dag.apply_operation_back(node.op, node.qargs, node.cargs, check=False)
