@@ -17,6 +17,7 @@ from qiskit.transpiler import PassManager
 
 from qstore_qiskit.transpiler import estimated_fidelity, generate_ionq_pass_manager, ionq_target
 from qstore_qiskit.transpiler.passes import ResynthesizeShiftInvariant
+from qstore_qiskit.transpiler.passes.resynthesize_shift_invariant import _evolve, _some_x_commutes
 from qstore_qiskit.transpiler.shift_synthesis import (
     commutes_with,
     find_shift_symmetry,
@@ -100,6 +101,28 @@ class TestShiftSymmetry(unittest.TestCase):
         self.assertTrue(commutes_with(u, t))
         u[5, 5] = -1
         self.assertFalse(commutes_with(u, t))
+
+
+class TestPrecheck(unittest.TestCase):
+    """The random-vector precheck and the simulation it uses."""
+
+    @staticmethod
+    def _ops(qc):
+        return [(i.operation, [qc.find_bit(q).index for q in i.qubits]) for i in qc.data]
+
+    def test_evolve_matches_operator(self):
+        qc = quantum_walk(5, 1)  # MCX gates on 4-5 qubits: expanded through definitions
+        qc.global_phase = 0.4
+        got = _evolve(self._ops(qc), 5, np.eye(32, dtype=complex), qc.global_phase)
+        np.testing.assert_allclose(got, Operator(qc).data, atol=1e-10)
+
+    def test_walk_passes_random_fails(self):
+        walk = quantum_walk(5, 2)
+        self.assertTrue(_some_x_commutes(self._ops(walk), 5, 0.0))
+        for seed in range(3):
+            qc = random_circuit(5, 6, max_operands=2, seed=seed)
+            with self.subTest(seed=seed):
+                self.assertFalse(_some_x_commutes(self._ops(qc), 5, qc.global_phase))
 
 
 class TestResynthesizeShiftInvariant(unittest.TestCase):
