@@ -11,6 +11,7 @@ from .lower_to_native import LowerToIonQNative
 from .parameters_to_virtual_rz import ParametersToVirtualRZ
 from .resynthesize_cnot_networks import ResynthesizeCnotNetworks
 from .resynthesize_native import ResynthesizeNativeBlocks
+from .resynthesize_shift_invariant import ResynthesizeShiftInvariant
 from .resynthesize_three_qubit_blocks import ResynthesizeThreeQubitBlocks
 from .state_trivial_layout import StateTrivialLayout
 from .uniform_layout_score import UniformLayoutScore
@@ -27,6 +28,7 @@ __all__ = [
     "ParametersToVirtualRZ",
     "ResynthesizeCnotNetworks",
     "ResynthesizeNativeBlocks",
+    "ResynthesizeShiftInvariant",
     "ResynthesizeThreeQubitBlocks",
     "StateTrivialLayout",
     "UniformLayoutScore",

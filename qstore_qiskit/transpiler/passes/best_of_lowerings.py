@@ -12,6 +12,7 @@ from qiskit.transpiler.basepasses import TransformationPass
 from ..target import spec_from_target
 from .resynthesize_cnot_networks import ResynthesizeCnotNetworks
 from .resynthesize_native import native_cost
+from .resynthesize_shift_invariant import ResynthesizeShiftInvariant
 
 #: Gate sets Qiskit's own level-3 optimizer rewrites the circuit into before lowering.
 #: Each regroups two-qubit interactions differently (Qiskit's block consolidation,
@@ -45,7 +46,11 @@ class LowerBestOfCandidates(TransformationPass):
     others first run ``transpile(circuit, basis_gates=basis, optimization_level=3)`` for
     each basis in ``pre_bases`` and then the same lowering; the rewrites into a basis of
     ``cnot_network_bases`` are also lowered after :class:`ResynthesizeCnotNetworks`
-    (one more candidate each, no second Qiskit run). A candidate replaces the
+    (one more candidate each, no second Qiskit run). With ``shift_invariant`` (the
+    default), a small circuit whose unitary commutes with a register's cyclic shift is
+    also lowered after :class:`ResynthesizeShiftInvariant` (rebuilt through the
+    register's Fourier basis), directly and after the same Qiskit rewrites (a 6-qubit
+    quantum walk: 474 -> 74 MS). A candidate replaces the
     current best only if it has no more two-qubit gates *and* no lower estimated success
     probability, and is strictly better on one of them (or on the native gate count), so
     the result is never worse than the ordinary lowering on either measure; candidates
@@ -63,6 +68,7 @@ class LowerBestOfCandidates(TransformationPass):
         cnot_network_bases: Those of ``pre_bases`` whose rewrite also yields a candidate
             with its CNOT networks resynthesised.
         qubits_initially_zero: Whether the rewrites may assume qubits start in ``|0>``.
+        shift_invariant: Also try :class:`ResynthesizeShiftInvariant`.
     """
 
     def __init__(
@@ -72,6 +78,7 @@ class LowerBestOfCandidates(TransformationPass):
         pre_bases: Sequence[Sequence[str]] = DEFAULT_PRE_BASES,
         qubits_initially_zero: bool = False,
         cnot_network_bases: Sequence[Sequence[str]] = DEFAULT_CNOT_NETWORK_BASES,
+        shift_invariant: bool = True,
     ) -> None:
         super().__init__()
         self.spec = spec_from_target(target)
@@ -79,6 +86,7 @@ class LowerBestOfCandidates(TransformationPass):
         self.pre_bases = [tuple(b) for b in pre_bases]
         self.cnot_network_bases = {tuple(b) for b in cnot_network_bases}
         self.qubits_initially_zero = qubits_initially_zero
+        self.shift_invariant = shift_invariant
         self._rewriters: dict[tuple[str, ...], PassManager] = {}
 
     def _rewriter(self, basis: tuple[str, ...]) -> PassManager:
@@ -116,26 +124,37 @@ class LowerBestOfCandidates(TransformationPass):
         circuit = dag_to_circuit(dag)
         best = circuit_to_dag(PassManager(self._lowering()).run(circuit))
         best_cost = native_cost(best, self.spec)
-        best_key = (_two_qubit_count(best), best_cost[0])
-        for basis in self.pre_bases:
+        state = [best, best_cost, (_two_qubit_count(best), best_cost[0])]
+
+        def consider(variant) -> None:
             try:
-                rewritten = self._rewriter(basis).run(circuit)
+                candidate = circuit_to_dag(PassManager(self._lowering()).run(variant))
             except Exception:  # noqa: BLE001 - a failing alternative is just not used
-                continue
-            if rewritten.num_qubits != circuit.num_qubits or rewritten.layout is not None:
-                continue  # not a pure rewrite on the same qubits
-            variants = [rewritten]
-            if basis in self.cnot_network_bases:
-                variants.append(PassManager([ResynthesizeCnotNetworks()]).run(rewritten))
-            for variant in variants:
+                return
+            cost = native_cost(candidate, self.spec)
+            two_q = _two_qubit_count(candidate)
+            best_key = state[2]
+            # Pareto: no more two-qubit gates *and* no lower estimated success.
+            dominates = two_q <= best_key[0] and cost[0] <= best_key[1]
+            if dominates and (two_q, cost) < (best_key[0], state[1]):
+                state[:] = [candidate, cost, (two_q, cost[0])]
+
+        sources = [circuit]
+        if self.shift_invariant:
+            shift = ResynthesizeShiftInvariant()
+            rewritten = PassManager([shift]).run(circuit)
+            if shift.stats.get("register"):
+                consider(rewritten)
+                sources.append(rewritten)
+        for source in sources:
+            for basis in self.pre_bases:
                 try:
-                    candidate = circuit_to_dag(PassManager(self._lowering()).run(variant))
+                    rewritten = self._rewriter(basis).run(source)
                 except Exception:  # noqa: BLE001 - a failing alternative is just not used
                     continue
-                cost = native_cost(candidate, self.spec)
-                two_q = _two_qubit_count(candidate)
-                # Pareto: no more two-qubit gates *and* no lower estimated success.
-                dominates = two_q <= best_key[0] and cost[0] <= best_key[1]
-                if dominates and (two_q, cost) < (best_key[0], best_cost):
-                    best, best_cost, best_key = candidate, cost, (two_q, cost[0])
-        return best
+                if rewritten.num_qubits != circuit.num_qubits or rewritten.layout is not None:
+                    continue  # not a pure rewrite on the same qubits
+                consider(rewritten)
+                if basis in self.cnot_network_bases:
+                    consider(PassManager([ResynthesizeCnotNetworks()]).run(rewritten))
+        return state[0]
