@@ -60,6 +60,13 @@ DEFAULT_SUBMITTER_OPTIONS: dict[str, Any] = {"batch_window": 0.02, "max_jobs_in_
 NEWCOMER_QUIET = 0.1
 #: The submitter's batch window when the gateway gathers rounds itself (gather_window > 0).
 ROUND_BATCH_WINDOW = 0.001
+#: Most jobs a round's circuits are spread over by default (more only when the service's
+#: circuits-per-job cap needs more). A round holds every caller's circuits, so one job
+#: executes them one after another, each caller's own job would have run side by side:
+#: spreading it over concurrent jobs gives back part of that parallelism, each extra job
+#: costs a job (the service's queue, rate budget, per-job price). 2 keeps a sweep of 8 or
+#: more callers at 4x fewer jobs than a job per call.
+DEFAULT_ROUND_JOBS = 2
 _SETTINGS = ("backend", "shots", "gateset", "noise", "name", "metadata", "sampler_seed", "session_id", "job_settings")
 
 
@@ -85,6 +92,14 @@ class QStoreGateway:
             :meth:`_gate`); 0 hands every call to the submitter at once.
         linger: A caller whose last call returned less than ``linger`` seconds ago is
             waited for (up to ``gather_window``) before a round is released.
+        round_jobs: Most concurrent jobs a round's circuits (of equal settings) are
+            spread over, and never more than the round has calls (so never more jobs
+            than a job per call), unless the circuits-per-job cap needs more. The
+            submitter picks how many within that (``adaptive_batch_sizing``: the free
+            job slots, the concurrency it learnt from the service, its execution-time
+            model, which keeps small rounds in one job). 1: the fewest jobs. Ignored
+            with ``gather_window=0`` or an explicit ``adaptive_batch_sizing`` submitter
+            option.
 
     Raises:
         ValueError: no key in the environment, the key does not match ``fingerprint``,
@@ -99,9 +114,12 @@ class QStoreGateway:
         submitter_options: dict[str, Any] | None = None,
         gather_window: float = 0.5,
         linger: float = 1.0,
+        round_jobs: int = DEFAULT_ROUND_JOBS,
     ) -> None:
         if not 0.0 <= gather_window <= 10.0 or not 0.0 <= linger <= 60.0:
             raise ValueError("gather_window must be in [0, 10] s and linger in [0, 60] s")
+        if isinstance(round_jobs, bool) or not isinstance(round_jobs, int) or not 1 <= round_jobs <= 64:
+            raise ValueError(f"round_jobs must be an integer in [1, 64], got {round_jobs!r}")
         self._gather_window = float(gather_window)
         self._linger = float(linger)
         self._url = check_url(url)
@@ -123,6 +141,12 @@ class QStoreGateway:
             # Rounds are gathered here and handed in as one submit() each: a batch window
             # in the submitter would only delay them.
             opts["batch_window"] = ROUND_BATCH_WINDOW
+        # A round is one submission: the submitter spreads it over up to round_jobs
+        # concurrent jobs, never more than the round has calls (see _release).
+        self._round_jobs: int | None = None
+        if self._gather_window > 0 and round_jobs > 1 and "adaptive_batch_sizing" not in (submitter_options or {}):
+            opts["adaptive_batch_sizing"] = True
+            self._round_jobs = round_jobs
         for forbidden in ("token", "url", "journal_path"):
             if forbidden in opts:
                 raise ValueError(f"submitter option {forbidden!r} is set by the gateway itself")
@@ -415,7 +439,9 @@ class QStoreGateway:
                 groups.setdefault(json.dumps(h.settings, sort_keys=True, default=str), []).append(h)
         for members in groups.values():
             try:
-                future = self._sub.submit([c for h in members for c in h.circuits], **members[0].settings)
+                future = self._sub.submit(
+                    [c for h in members for c in h.circuits], **members[0].settings, **self._split(len(members))
+                )
             except Exception:  # noqa: BLE001 - a malformed call: only its own caller fails
                 if len(members) == 1:
                     self._submit_alone(members[0])
@@ -425,9 +451,13 @@ class QStoreGateway:
                 continue
             self._hand_out(future, members)
 
+    def _split(self, calls: int) -> dict[str, Any]:
+        """The submitter's ``max_jobs`` for a submission of ``calls`` calls (see ``round_jobs``)."""
+        return {} if self._round_jobs is None else {"max_jobs": min(self._round_jobs, calls)}
+
     def _submit_alone(self, h: "_Held") -> None:
         try:
-            future = self._sub.submit(h.circuits, **h.settings)
+            future = self._sub.submit(h.circuits, **h.settings, **self._split(1))
         except Exception as exc:  # noqa: BLE001 - the caller's own error (ValueError, ...)
             h.gate.set_exception(exc)
             return
@@ -593,4 +623,4 @@ def remote_class(ray_module: Any) -> Any:
     )(QStoreGateway)
 
 
-__all__ = ["QStoreGateway", "DEFAULT_SUBMITTER_OPTIONS", "default_journal_dir", "remote_class"]
+__all__ = ["QStoreGateway", "DEFAULT_SUBMITTER_OPTIONS", "DEFAULT_ROUND_JOBS", "default_journal_dir", "remote_class"]
