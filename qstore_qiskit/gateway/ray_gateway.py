@@ -46,6 +46,7 @@ from ..client import BatchSubmitter
 from ..client.results import CircuitResult
 from .identity import ENV_KEY, KEY_ENV, actor_name, check_url, key_fingerprint, request_digest
 from .placements import PlacementBoard
+from .rounds import Held, Share, Submission
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ class QStoreGateway:
         # the held calls, and the timers that release them.
         self._busy: dict[str, int] = {}
         self._last_done: dict[str, float] = {}
-        self._held: list[_Held] = []
+        self._held: list[Held] = []
         self._known: dict[str, None] = {}  # callers seen before (insertion-ordered, bounded)
         self._release_timer: asyncio.TimerHandle | None = None
         self._new_arrival = 0.0  # when the last newcomer's first call arrived
@@ -343,7 +344,7 @@ class QStoreGateway:
     # ------------------------------------------------------------------ rounds
     async def _gate(
         self, client: str, digest: str, circuits: list[dict], settings: dict[str, Any], indices: list[int]
-    ) -> "_Share":
+    ) -> "Share":
         """Hold this call until its round is released; returns its share of the round's
         submission.
 
@@ -367,7 +368,7 @@ class QStoreGateway:
         new = client not in self._known
         if new:
             self._new_arrival = time.monotonic()
-        self._held.append(_Held(client, digest, circuits, settings, indices, gate, new))
+        self._held.append(Held(client, digest, circuits, settings, indices, gate, new))
         if self._gather_window <= 0:
             self._release()
         else:
@@ -433,7 +434,7 @@ class QStoreGateway:
         while len(self._known) > 100_000:
             self._known.pop(next(iter(self._known)))
         self._counts["rounds"] += 1
-        groups: dict[str, list[_Held]] = {}
+        groups: dict[str, list[Held]] = {}
         for h in held:
             if not h.gate.done():
                 groups.setdefault(json.dumps(h.settings, sort_keys=True, default=str), []).append(h)
@@ -455,7 +456,7 @@ class QStoreGateway:
         """The submitter's ``max_jobs`` for a submission of ``calls`` calls (see ``round_jobs``)."""
         return {} if self._round_jobs is None else {"max_jobs": min(self._round_jobs, calls)}
 
-    def _submit_alone(self, h: "_Held") -> None:
+    def _submit_alone(self, h: "Held") -> None:
         try:
             future = self._sub.submit(h.circuits, **h.settings, **self._split(1))
         except Exception as exc:  # noqa: BLE001 - the caller's own error (ValueError, ...)
@@ -463,9 +464,9 @@ class QStoreGateway:
             return
         self._hand_out(future, [h])
 
-    def _hand_out(self, future: Any, members: list["_Held"]) -> None:
+    def _hand_out(self, future: Any, members: list["Held"]) -> None:
         """Give each member its slice of ``future`` (one submitter call)."""
-        submission = _Submission(future, len(members))
+        submission = Submission(future, len(members))
         # Journal who owns which circuits before the submitter forms a job from them (it
         # waits ``batch_window`` first): after a crash, the submitter's journal names
         # them by this tag and offset, and these records map them back to the requests.
@@ -474,7 +475,7 @@ class QStoreGateway:
         for h in members:
             if tag is not None:
                 self._write_request({"rid": h.digest, "tag": tag, "offset": offset, "indices": h.indices})
-            h.gate.set_result(_Share(submission, offset, len(h.circuits)))
+            h.gate.set_result(Share(submission, offset, len(h.circuits)))
             offset += len(h.circuits)
 
     def _write_request(self, record: dict) -> None:
@@ -563,54 +564,6 @@ class QStoreGateway:
                     except (ValueError, KeyError, TypeError):  # a torn last line after a crash
                         continue
         return [owner for owner in owners if owner[2] not in claimed]
-
-
-class _Held:
-    """One call held for its round."""
-
-    __slots__ = ("client", "digest", "circuits", "settings", "indices", "gate", "new")
-
-    def __init__(self, client, digest, circuits, settings, indices, gate, new) -> None:  # noqa: ANN001
-        self.client, self.digest, self.circuits = client, digest, circuits
-        self.settings, self.indices, self.gate, self.new = settings, indices, gate, new
-
-
-class _Submission:
-    """One submitter call made for several callers' circuits (one round, equal settings)."""
-
-    def __init__(self, future: Any, members: int) -> None:
-        self.future = future
-        self.waiting = members
-        self._wrapped: asyncio.Future | None = None
-
-    def wrapped(self) -> asyncio.Future:
-        if self._wrapped is None:
-            self._wrapped = asyncio.wrap_future(self.future)
-        return self._wrapped
-
-    def drop_member(self) -> None:
-        self.waiting -= 1
-        if self.waiting <= 0:  # every caller gave up: drop the circuits not yet sent
-            self.future.cancel()
-
-
-class _Share:
-    """A caller's slice ``[offset, offset + count)`` of a :class:`_Submission`."""
-
-    def __init__(self, submission: _Submission, offset: int, count: int) -> None:
-        self.submission, self.offset, self.count = submission, offset, count
-
-    async def results(self) -> list[CircuitResult]:
-        try:
-            # Shielded: one caller's cancellation must not cancel the others' results.
-            results = await asyncio.shield(self.submission.wrapped())
-        except asyncio.CancelledError:
-            self.cancel()
-            raise
-        return list(results[self.offset : self.offset + self.count])
-
-    def cancel(self) -> None:
-        self.submission.drop_member()
 
 
 def remote_class(ray_module: Any) -> Any:
