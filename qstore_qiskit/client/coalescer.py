@@ -135,8 +135,9 @@ class Coalescer:
         items = [it for it in self._buckets.pop(key, []) if not it.request.cancelled]
         if not items:
             return
-        limits = {id(it.request): it.request.max_jobs for it in items}
-        limit = None if None in limits.values() else sum(limits.values())
+        # The requests' max_jobs bound the split: the largest of them (None: unbounded).
+        limits = {it.request.max_jobs for it in items}
+        limit = None if None in limits else max(limits)
         chunks = self._split(items, self.cap(settings["backend"]), (settings["backend"], settings["shots"]), limit)
         batch = 0
         if len(chunks) > 1 and self._s.adaptive_batch_sizing:

@@ -239,7 +239,7 @@ class BatchSubmitter:
                 only when given), e.g. ``{"error_mitigation": {"debiasing": True}}``.
             max_jobs: with ``adaptive_batch_sizing``, spread these circuits over at most
                 this many jobs (more only if the circuits-per-job cap needs them); circuits
-                of several calls that share a job count the calls' limits together.
+                of several calls that share a bucket take the largest of their bounds.
                 ``None``: as many as adaptive sizing picks.
 
         Raises:

@@ -359,7 +359,8 @@ class QStoreGateway:
         ``linger`` seconds ago. A caller's first call waits until no new caller has
         arrived for :data:`NEWCOMER_QUIET` seconds (the other workers of a sweep are
         starting too). On release, the round's calls with equal settings go to
-        the submitter as one submission (so it cuts them into the fewest jobs), and
+        the submitter as one submission (cut into at most ``round_jobs`` concurrent
+        jobs, or as the circuits-per-job cap needs), and
         each call gets its own slice of the results.
         """
         self._busy[client] = self._busy.get(client, 0) + 1
