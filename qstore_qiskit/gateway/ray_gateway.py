@@ -68,6 +68,9 @@ ROUND_BATCH_WINDOW = 0.001
 #: costs a job (the service's queue, rate budget, per-job price). 2 keeps a sweep of 8 or
 #: more callers at 4x fewer jobs than a job per call.
 DEFAULT_ROUND_JOBS = 2
+#: A round is split only into jobs of at least this many circuits: a job of fewer executes
+#: in tens of milliseconds, so splitting it would save less time than the job costs.
+ROUND_JOB_MIN_CIRCUITS = 16
 _SETTINGS = ("backend", "shots", "gateset", "noise", "name", "metadata", "sampler_seed", "session_id", "job_settings")
 
 
@@ -95,7 +98,8 @@ class QStoreGateway:
             waited for (up to ``gather_window``) before a round is released.
         round_jobs: Most concurrent jobs a round's circuits (of equal settings) are
             spread over, and never more than the round has calls (so never more jobs
-            than a job per call), unless the circuits-per-job cap needs more. The
+            than a job per call) nor jobs of fewer than :data:`ROUND_JOB_MIN_CIRCUITS`
+            circuits, unless the circuits-per-job cap needs more. The
             submitter picks how many within that (``adaptive_batch_sizing``: the free
             job slots, the concurrency it learnt from the service, its execution-time
             model, which keeps small rounds in one job). 1: the fewest jobs. Ignored
@@ -441,9 +445,9 @@ class QStoreGateway:
                 groups.setdefault(json.dumps(h.settings, sort_keys=True, default=str), []).append(h)
         for members in groups.values():
             try:
-                future = self._sub.submit(
-                    [c for h in members for c in h.circuits], **members[0].settings, **self._split(len(members))
-                )
+                circuits = [c for h in members for c in h.circuits]
+                split = self._split(len(members), len(circuits))
+                future = self._sub.submit(circuits, **members[0].settings, **split)
             except Exception:  # noqa: BLE001 - a malformed call: only its own caller fails
                 if len(members) == 1:
                     self._submit_alone(members[0])
@@ -453,13 +457,17 @@ class QStoreGateway:
                 continue
             self._hand_out(future, members)
 
-    def _split(self, calls: int) -> dict[str, Any]:
-        """The submitter's ``max_jobs`` for a submission of ``calls`` calls (see ``round_jobs``)."""
-        return {} if self._round_jobs is None else {"max_jobs": min(self._round_jobs, calls)}
+    def _split(self, calls: int, circuits: int) -> dict[str, Any]:
+        """The submitter's ``max_jobs`` for a submission of ``calls`` calls holding
+        ``circuits`` circuits: at most ``round_jobs``, one per call and one per
+        :data:`ROUND_JOB_MIN_CIRCUITS` circuits."""
+        if self._round_jobs is None:
+            return {}
+        return {"max_jobs": max(1, min(self._round_jobs, calls, circuits // ROUND_JOB_MIN_CIRCUITS))}
 
     def _submit_alone(self, h: "Held") -> None:
         try:
-            future = self._sub.submit(h.circuits, **h.settings, **self._split(1))
+            future = self._sub.submit(h.circuits, **h.settings, **self._split(1, len(h.circuits)))
         except Exception as exc:  # noqa: BLE001 - the caller's own error (ValueError, ...)
             h.gate.set_exception(exc)
             return
@@ -577,4 +585,11 @@ def remote_class(ray_module: Any) -> Any:
     )(QStoreGateway)
 
 
-__all__ = ["QStoreGateway", "DEFAULT_SUBMITTER_OPTIONS", "DEFAULT_ROUND_JOBS", "default_journal_dir", "remote_class"]
+__all__ = [
+    "QStoreGateway",
+    "DEFAULT_SUBMITTER_OPTIONS",
+    "DEFAULT_ROUND_JOBS",
+    "ROUND_JOB_MIN_CIRCUITS",
+    "default_journal_dir",
+    "remote_class",
+]

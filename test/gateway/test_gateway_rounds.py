@@ -195,22 +195,25 @@ def test_a_round_split_into_concurrent_jobs_gives_every_caller_its_own_circuits(
     gw = _round_gateway(tmp_path, monkeypatch, server, round_jobs=round_jobs)
 
     async def scenario():
-        # One round (the callers start together): 4 callers x 4 circuits, each circuit a
+        # One round (the callers start together): 4 callers x 12 circuits, each circuit a
         # distinct basis state. No job has finished yet, so no execution model limits
-        # the split: round_jobs decides.
-        calls = [gw.submit(rid(), [body(4 * i + j) for j in range(4)], SETTINGS, c) for i, c in enumerate("ABCD")]
+        # the split: round_jobs decides (48 circuits allow 3 jobs of >= 16).
+        calls = [
+            gw.submit(rid(), [body(12 * i + j, 6) for j in range(12)], SETTINGS, c) for i, c in enumerate("ABCD")
+        ]
         return server.stats(), await asyncio.gather(*calls)
 
     try:
         before, outs = asyncio.run(scenario())
         after = server.stats()
         assert before["jobs_created"] == 0
-        assert after["circuits_created"] == 16
+        assert after["circuits_created"] == 48
         # round_jobs=1: the fewest jobs (one, under the cap); 3: spread over 3 concurrent jobs.
         assert after["jobs_created"] == round_jobs
+        assert sorted(j["circuits"] for j in server.jobs()) == [48 // round_jobs] * round_jobs
         for i, out in enumerate(outs):
             assert [(r.name, r.circuit_index, r.get_counts()) for r in out] == [
-                (f"v{4 * i + j}", j, {format(4 * i + j, "04b"): 16}) for j in range(4)
+                (f"v{12 * i + j}", j, {format(12 * i + j, "06b"): 16}) for j in range(12)
             ]
         jobs = {r.job_id for out in outs for r in out}
         assert len(jobs) == round_jobs  # the callers' circuits share the round's jobs
@@ -229,7 +232,11 @@ def test_round_jobs_is_checked_and_leaves_explicit_submitter_options_alone(monke
             with pytest.raises(ValueError, match="round_jobs must be an integer"):
                 _round_gateway(tmp_path, monkeypatch, server, round_jobs=bad)
         gw = _round_gateway(tmp_path, monkeypatch, server, round_jobs=4)
-        assert gw._sub.adaptive_batch_sizing and gw._split(8) == {"max_jobs": 4} and gw._split(3) == {"max_jobs": 3}
+        assert gw._sub.adaptive_batch_sizing
+        # At most round_jobs, one per call, one per ROUND_JOB_MIN_CIRCUITS (16) circuits.
+        assert [gw._split(8, 128), gw._split(3, 128), gw._split(8, 40), gw._split(8, 8)] == [
+            {"max_jobs": 4}, {"max_jobs": 3}, {"max_jobs": 2}, {"max_jobs": 1}
+        ]
         gw._sub.close()
         monkeypatch.setenv("IONQ_API_KEY", KEY)
         gw = QStoreGateway(server.url, key_fingerprint(server.url, KEY), str(tmp_path),
