@@ -296,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
             import qiskit_machine_learning.neural_networks  # noqa: F401
             from qiskit.primitives import BackendEstimatorV2  # noqa: F401
 
+            import qstore_qiskit.cache.persistent  # noqa: F401  # the template store of (b)
+            import qstore_qiskit.gateway.client  # noqa: F401  # the gateway client of (b)
             import qstore_qiskit.providers  # noqa: F401
 
             time.sleep(1.0)  # hold the worker so that the 8 warm-ups use 8 processes
@@ -309,10 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         cache_root = tempfile.mkdtemp(prefix="qstore-ray-sweep-")
         variants = [int(v) for v in args.round_jobs.split(",") if v.strip()] or [None]
         runs = [run_setup(ray, trial_task, "(a) a backend per trial", False, args, None)]
-        for k in variants:
+        for i, k in enumerate(variants):
             # A fresh template store per (b) run: each compiles its structures once.
             name = "(b) gateway + shared cache" + ("" if k is None else f", K={k}")
-            cache_dir = os.path.join(cache_root, f"templates-{k}")
+            cache_dir = os.path.join(cache_root, f"templates-{i}")
             runs.append(run_setup(ray, trial_task, name, True, args, cache_dir, round_jobs=k))
     finally:
         ray.shutdown()
