@@ -22,6 +22,11 @@ Usage::
     python benchmarks/ray_sweep.py            # 8 trials, 2 epochs, 6 samples
     python benchmarks/ray_sweep.py --quick    # 8 trials, 1 epoch, 4 samples
     python benchmarks/ray_sweep.py --max-running-jobs 1   # a service that runs one job at a time (a QPU)
+    python benchmarks/ray_sweep.py --round-jobs 2,1       # (b) once per gateway round_jobs value
+
+It prints the table, the targets of every (b) run against (a), and where a call's time
+goes (``run()``, held for its round, the service, Ray hops), the CPU seconds of the
+trials, the gateway and the server, and the load average around each setup.
 """
 
 from __future__ import annotations
