@@ -22,6 +22,11 @@ Usage::
     python benchmarks/ray_sweep.py            # 8 trials, 2 epochs, 6 samples
     python benchmarks/ray_sweep.py --quick    # 8 trials, 1 epoch, 4 samples
     python benchmarks/ray_sweep.py --max-running-jobs 1   # a service that runs one job at a time (a QPU)
+    python benchmarks/ray_sweep.py --round-jobs 2,1       # (b) once per gateway round_jobs value
+
+It prints the table, the targets of every (b) run against (a), and where a call's time
+goes (``run()``, held for its round, the service, Ray hops), the CPU seconds of the
+trials, the gateway and the server, and the load average around each setup.
 """
 
 from __future__ import annotations
@@ -93,16 +98,22 @@ def train_trial(
         ray.get(barrier.wait.remote())
     started = time.time()
     start = time.perf_counter()
+    cpu_start = time.process_time()
     lr = LEARNING_RATES[trial % len(LEARNING_RATES)]
     init_seed = trial // len(LEARNING_RATES)
     provider = QStoreProvider(url=url, gateway="ray" if gateway else None)
     backend = provider.get_backend("ionq_simulator", **backend_options(cache_dir))
     waits: list[float] = []  # time each backend.run() call's results took to arrive
+    sizes: list[int] = []  # circuits of each backend.run() call
+    preps: list[float] = []  # time each backend.run() took to return (compile, bind, hand-in)
     run_backend = backend.run
 
     def timed_run(*args, **kwargs):
         submitted = time.perf_counter()
+        circuits = args[0] if args else kwargs.get("run_input")
+        sizes.append(len(circuits) if isinstance(circuits, (list, tuple)) else 1)
         job = run_backend(*args, **kwargs)
+        preps.append(time.perf_counter() - submitted)
         job_result = job.result
 
         def result(*a, **k):
@@ -146,9 +157,12 @@ def train_trial(
     cache = backend.performance_stats().get("circuit_cache") or {}
     client = backend._client_stats()  # pylint: disable=protected-access
     failed = 0
+    round_trip = 0.0  # gateway client: seconds from hand-in to results, as the worker sees it
     for sub in list(backend._submitters.values()):  # pylint: disable=protected-access
         st = sub.stats()
         failed += st.get("submissions_failed", 0)
+        round_trip += (st.get("client") or {}).get("round_trip_seconds", 0.0)
+    cpu = time.process_time() - cpu_start
     provider.close()
     return {
         "structures": structure_keys(backend),
@@ -163,9 +177,24 @@ def train_trial(
         "seconds": time.perf_counter() - start,
         "calls": len(waits),
         "wait": float(sum(waits)),
+        "waits": waits,
+        "sizes": sizes,
+        "preps": preps,
+        "round_trip": round_trip,
+        "cpu": cpu,
         "started": started,
         "ended": time.time(),
     }
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux ``/proc``; NaN elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return math.nan
 
 
 def structure_keys(backend) -> list[str]:
@@ -183,23 +212,29 @@ def warm_up(ray, task) -> None:
     ray.get([task.remote(i) for i in range(8)])
 
 
-def run_setup(ray, trial_task, name: str, gateway: bool, args, cache_dir: str | None) -> dict:
+def run_setup(
+    ray, trial_task, name: str, gateway: bool, args, cache_dir: str | None, round_jobs: int | None = None
+) -> dict:
     from qstore_qiskit.server import ServerProcess
 
     overrides = {} if args.max_running_jobs is None else {"max_running_jobs": args.max_running_jobs}
+    gateway_pid = None
     with ServerProcess(profile="cloud", seed=SEED, api_key=KEY, **overrides) as server:
         if gateway:
             from qstore_qiskit.gateway import start_gateway
 
             # Started from the driver, like an operator would: the key reaches it through
             # the job's runtime environment, only its fingerprint through the arguments.
-            start_gateway(
+            handle = start_gateway(
                 server.url,
                 KEY,
                 journal_dir=os.path.join(cache_dir or tempfile.gettempdir(), "journal"),
                 gather_window=args.gather_window,
                 linger=args.linger,
+                round_jobs=round_jobs,
             )
+            gateway_pid = ray.get(handle.ping.remote())["pid"]
+        server_cpu0, gateway_cpu0, load0 = cpu_seconds(server.pid), cpu_seconds(gateway_pid), os.getloadavg()[0]
         barrier = ray.remote(num_cpus=0)(Barrier).remote(args.trials)
         trials = ray.get(
             [
@@ -209,6 +244,12 @@ def run_setup(ray, trial_task, name: str, gateway: bool, args, cache_dir: str | 
         )
         # From the release of the barrier to the last trial's end.
         wall = max(t["ended"] for t in trials) - min(t["started"] for t in trials)
+        cpu = {
+            "server": cpu_seconds(server.pid) - server_cpu0,
+            "gateway": cpu_seconds(gateway_pid) - gateway_cpu0 if gateway else 0.0,
+            "trials": sum(t["cpu"] for t in trials),
+        }
+        load = (load0, os.getloadavg()[0])
         stats = server.stats()
         gateway_stats = None
         if gateway:
@@ -217,7 +258,8 @@ def run_setup(ray, trial_task, name: str, gateway: bool, args, cache_dir: str | 
             handle = ray.get_actor(actor_name(server.url, key_fingerprint(server.url, KEY)), namespace=NAMESPACE)
             gateway_stats = ray.get(handle.stats.remote())
             ray.kill(handle)
-    return {"name": name, "wall": wall, "trials": trials, "server": stats, "gateway": gateway_stats}
+    return {"name": name, "wall": wall, "trials": trials, "server": stats, "gateway": gateway_stats, "cpu": cpu,
+            "load": load}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,8 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-cpus", type=int, default=2)
     parser.add_argument("--gather-window", type=float, default=0.5, help="gateway option (seconds)")
     parser.add_argument("--linger", type=float, default=1.0, help="gateway option (seconds)")
+    parser.add_argument("--round-jobs", default="",
+                        help="gateway option round_jobs (most concurrent jobs per round); a comma-separated "
+                             "list runs (b) once per value, side by side (default: the gateway's default)")
     parser.add_argument("--max-running-jobs", type=int, default=None,
                         help="server override: jobs executing at once (cloud profile: 4; 1 is QPU-like)")
+    parser.add_argument("--dump", default=None, help="write every run's raw numbers (JSON) to this file")
     args = parser.parse_args(argv)
     args.epochs = args.epochs or (1 if args.quick else 2)
     args.samples = args.samples or (4 if args.quick else 6)
@@ -255,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             import qiskit_machine_learning.neural_networks  # noqa: F401
             from qiskit.primitives import BackendEstimatorV2  # noqa: F401
 
+            import qstore_qiskit.cache.persistent  # noqa: F401  # the template store of (b)
+            import qstore_qiskit.gateway.client  # noqa: F401  # the gateway client of (b)
             import qstore_qiskit.providers  # noqa: F401
 
             time.sleep(1.0)  # hold the worker so that the 8 warm-ups use 8 processes
@@ -266,19 +314,30 @@ def main(argv: list[str] | None = None) -> int:
           + (f" (max_running_jobs={args.max_running_jobs})" if args.max_running_jobs is not None else ""), flush=True)
         warm_up(ray, warm)
         cache_root = tempfile.mkdtemp(prefix="qstore-ray-sweep-")
-        runs = [
-            run_setup(ray, trial_task, "(a) a backend per trial", False, args, None),
-            run_setup(ray, trial_task, "(b) gateway + shared cache", True, args, os.path.join(cache_root, "templates")),
-        ]
+        variants = [int(v) for v in args.round_jobs.split(",") if v.strip()] or [None]
+        runs = [run_setup(ray, trial_task, "(a) a backend per trial", False, args, None)]
+        for i, k in enumerate(variants):
+            # A fresh template store per (b) run: each compiles its structures once.
+            name = "(b) gateway + shared cache" + ("" if k is None else f", K={k}")
+            cache_dir = os.path.join(cache_root, f"templates-{i}")
+            runs.append(run_setup(ray, trial_task, name, True, args, cache_dir, round_jobs=k))
     finally:
         ray.shutdown()
     report(runs)
+    if args.dump:
+        import json
+
+        with open(args.dump, "w", encoding="utf-8") as fh:
+            json.dump(runs, fh, default=str)
     return 0
 
 
 def report(runs: list[dict]) -> None:
-    a, b = runs
-    head = f"{'setup':28s} {'wall s':>7s} {'compiles':>8s} {'jobs':>6s} {'circuits':>8s} {'requests':>8s} {'429s':>5s} {'failed':>6s}"
+    """The table, the targets for every (b) run against (a), and where the time goes."""
+    a, bs = runs[0], runs[1:]
+    width = max(28, max(len(run["name"]) for run in runs))
+    head = (f"{'setup':{width}s} {'wall s':>7s} {'compiles':>8s} {'jobs':>6s} {'circuits':>8s} {'requests':>8s} "
+            f"{'429s':>5s} {'failed':>6s} {'load':>9s}")
     print()
     print(head)
     print("-" * len(head))
@@ -289,58 +348,75 @@ def report(runs: list[dict]) -> None:
             failed = run["gateway"].get("submissions_failed", 0)
         srv = run["server"]
         run["compiles"], run["failed"] = compiles, failed
-        print(f"{run['name']:28s} {run['wall']:7.2f} {compiles:8d} {srv['jobs_created']:6d} {srv['circuits_created']:8d} "
-              f"{srv['requests']:8d} {srv['rate_limited']:5d} {failed:6d}")
+        load = f"{run['load'][0]:.1f}-{run['load'][1]:.1f}"
+        print(f"{run['name']:{width}s} {run['wall']:7.2f} {compiles:8d} {srv['jobs_created']:6d} "
+              f"{srv['circuits_created']:8d} {srv['requests']:8d} {srv['rate_limited']:5d} {failed:6d} {load:>9s}")
     print()
     print(f"{'trial':>5s} {'lr':>4s} {'init':>4s} {'losses (a)':>30s} {'losses (b)':>30s} {'equal':>5s}")
-    all_equal = True
-    for ta, tb in zip(a["trials"], b["trials"]):
-        equal = ta["losses"] == tb["losses"]
-        all_equal &= equal
+    for b in bs:
+        b["losses_equal"] = all(ta["losses"] == tb["losses"] for ta, tb in zip(a["trials"], b["trials"]))
+    b = bs[0]
+    for i, (ta, tb) in enumerate(zip(a["trials"], b["trials"])):
         la = " ".join(f"{v:.4f}" for v in ta["losses"])
         lb = " ".join(f"{v:.4f}" for v in tb["losses"])
+        equal = all(ta["losses"] == other["trials"][i]["losses"] for other in bs)
         print(f"{ta['trial']:5d} {ta['lr']:4.1f} {ta['init_seed']:4d} {la:>30s} {lb:>30s} {str(equal):>5s}")
-    print()
-    jobs_ratio = a["server"]["jobs_created"] / max(b["server"]["jobs_created"], 1)
-    wall_ratio = a["wall"] / b["wall"]
     # Distinct structures: template-cache keys over all trials of (a), where every
     # trial compiles each structure it meets.
     structures = len({k for t in a["trials"] for k in t["structures"]})
-    print(f"compiles: (a) {a['compiles']}, (b) {b['compiles']} (distinct structures: {structures}; "
-          f"per trial in (b): {[t['compiles'] for t in b['trials']]}) "
-          f"-> {'MET' if b['compiles'] == structures else 'NOT MET'}")
     print("  (a backend per trial: adaptive lifting compiles a structure's first bound circuit exactly and")
     print("   the reusable lifted template when it comes back; gateway backends lift from the first sighting)")
-    print(f"IonQ jobs: (a) {a['server']['jobs_created']}, (b) {b['server']['jobs_created']}: {jobs_ratio:.1f}x fewer "
-          f"-> {'MET' if jobs_ratio >= 4 else 'NOT MET'} (target >= 4x)")
-    print(f"submissions failed in (b): {b['failed']} (server 429s in (b): {b['server']['rate_limited']}) "
-          f"-> {'MET' if b['failed'] == 0 else 'NOT MET'}")
-    print(f"wall time: (a) {a['wall']:.2f}s, (b) {b['wall']:.2f}s: {wall_ratio:.2f}x lower "
-          f"-> {'MET' if wall_ratio >= 2 else 'NOT MET'} (target >= 2x)")
-    print(f"per-trial losses equal between (a) and (b): {'MET' if all_equal else 'NOT MET'}")
+    for b in bs:
+        jobs_ratio = a["server"]["jobs_created"] / max(b["server"]["jobs_created"], 1)
+        wall_ratio = a["wall"] / b["wall"]
+        print()
+        print(f"{b['name']} against (a):")
+        print(f"  compiles: (a) {a['compiles']}, (b) {b['compiles']} (distinct structures: {structures}; "
+              f"per trial in (b): {[t['compiles'] for t in b['trials']]}) "
+              f"-> {'MET' if b['compiles'] == structures else 'NOT MET'}")
+        print(f"  IonQ jobs: (a) {a['server']['jobs_created']}, (b) {b['server']['jobs_created']}: {jobs_ratio:.1f}x "
+              f"fewer -> {'MET' if jobs_ratio >= 4 else 'NOT MET'} (target >= 4x)")
+        print(f"  submissions failed in (b): {b['failed']} (server 429s in (b): {b['server']['rate_limited']}) "
+              f"-> {'MET' if b['failed'] == 0 else 'NOT MET'}")
+        print(f"  wall time: (a) {a['wall']:.2f}s, (b) {b['wall']:.2f}s: (b)/(a) = {b['wall'] / a['wall']:.2f} "
+              f"-> {'MET' if wall_ratio >= 2 else 'NOT MET'} (target <= 0.5)")
+        print(f"  per-trial losses equal between (a) and (b): {'MET' if b['losses_equal'] else 'NOT MET'}")
+    print()
+    print("Where the time goes (per backend.run() call, from run() to its results):")
+    a_calls = sum(t["calls"] for t in a["trials"])
+    print(f"  (a): {sum(t['wait'] for t in a['trials']) / a_calls:.3f}s = "
+          f"{sum(sum(t['preps']) for t in a['trials']) / a_calls:.3f} run() (compile, bind) + the rest (service, "
+          "results)")
+    for b in bs:
+        gw = b["gateway"]["gateway"]
+        n = max(gw["requests"], 1)
+        ts = b["trials"]
+        calls = sum(t["calls"] for t in ts)
+        prep = sum(sum(t["preps"]) for t in ts) / calls
+        rt = sum(t["round_trip"] for t in ts) / calls
+        wait = sum(t["wait"] for t in ts) / calls
+        held, res = gw.get("held_seconds", 0) / n, gw.get("results_seconds", 0) / n
+        print(f"  {b['name']}: {wait:.3f}s = {prep:.3f} run() (compile, bind) + {rt:.3f} hand-in to results "
+              f"[{held:.3f} held for the round + {res:.3f} release to results (the service) + "
+              f"{rt - held - res:.3f} Ray hops] + {wait - prep - rt:.3f} results to the caller")
+        print(f"    gateway: {gw['requests']} requests in {gw['rounds']} rounds, {gw['circuits']} circuits, "
+              f"{((b['gateway'].get('circuits_per_job') or {}).get('mean') or 0):.1f} circuits per job")
     for run in runs:
         ts = run["trials"]
         calls = np.mean([t["calls"] for t in ts])
         wait = np.mean([t["wait"] for t in ts])
         secs = np.mean([t["seconds"] for t in ts])
-        print(f"{run['name']}: per trial {calls:.0f} backend.run() calls, {secs:.2f}s = {wait:.2f}s waiting for "
-              f"results ({wait / max(calls, 1):.3f}s per call) + {secs - wait:.2f}s computing")
-    if b["gateway"]:
-        g = b["gateway"]
-        rt = g.get("round_trip") or {}
-        print(f"gateway: mean submitter round trip {rt.get('mean', math.nan):.2f}s (hand-in to results, inside "
-              f"the gateway); trials' mean seconds (a) {np.mean([t['seconds'] for t in a['trials']]):.2f}, "
-              f"(b) {np.mean([t['seconds'] for t in b['trials']]):.2f}")
-        gw = g["gateway"]
-        n = max(gw["requests"], 1)
-        print(f"gateway: per request {gw.get('held_seconds', 0) / n:.3f}s held for its round + "
-              f"{gw.get('results_seconds', 0) / n:.3f}s from release to results (inside the actor)")
-        print(f"gateway: {g['gateway']['requests']} requests in {g['gateway']['rounds']} rounds, "
-              f"{g['gateway']['circuits']} circuits, "
-              f"circuits per job {((g.get('circuits_per_job') or {}).get('mean') or 0):.1f}")
-    print(f"note: the machine has {os.cpu_count()} cores, shared with other work while this ran; "
-          "compare the ratios, not the absolute seconds.")
-
+        by_size: dict[int, list[float]] = {}
+        for t in ts:
+            for size, w in zip(t["sizes"], t["waits"]):
+                by_size.setdefault(size, []).append(w)
+        parts = ", ".join(f"{n} circ. {np.mean(w):.3f}s" for n, w in sorted(by_size.items()))
+        cpu = run["cpu"]
+        print(f"  {run['name']}: per trial {calls:.0f} calls, {secs:.2f}s = {wait:.2f}s waiting for results + "
+              f"{secs - wait:.2f}s computing; per call by its circuits: {parts}; CPU s: trials {cpu['trials']:.2f}, "
+              f"gateway {cpu['gateway']:.2f}, server {cpu['server']:.2f}")
+    print(f"note: the machine has {os.cpu_count()} cores, shared with other work while this ran (load column: "
+          "load average before -> after); compare the ratios, not the absolute seconds.")
 
 if __name__ == "__main__":
     sys.exit(main())

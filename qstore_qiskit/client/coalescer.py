@@ -135,7 +135,10 @@ class Coalescer:
         items = [it for it in self._buckets.pop(key, []) if not it.request.cancelled]
         if not items:
             return
-        chunks = self._split(items, self.cap(settings["backend"]), (settings["backend"], settings["shots"]))
+        # The requests' max_jobs bound the split: the largest of them (None: unbounded).
+        limits = {it.request.max_jobs for it in items}
+        limit = None if None in limits else max(limits)
+        chunks = self._split(items, self.cap(settings["backend"]), (settings["backend"], settings["shots"]), limit)
         batch = 0
         if len(chunks) > 1 and self._s.adaptive_batch_sizing:
             self._batch_seq += 1
@@ -146,12 +149,16 @@ class Coalescer:
         for chunk in chunks:
             self._s._runner.start_job(settings, chunk, batch)
 
-    def _split(self, items: list[Item], cap: int, kind: tuple[str, int] = ("", 0)) -> list[list[Item]]:
-        """Cut a bucket into jobs: at the cap, or adaptively (see :meth:`_adaptive_parts`)."""
+    def _split(
+        self, items: list[Item], cap: int, kind: tuple[str, int] = ("", 0), limit: int | None = None
+    ) -> list[list[Item]]:
+        """Cut a bucket into jobs: at the cap, or adaptively (see :meth:`_adaptive_parts`),
+        into at most ``limit`` jobs then (the requests' ``max_jobs``) unless the cap needs more."""
         n = len(items)
         parts = math.ceil(n / cap)
         if self._s.adaptive_batch_sizing:
-            parts = max(parts, self._adaptive_parts(n, kind))
+            adaptive = self._adaptive_parts(n, kind)
+            parts = max(parts, adaptive if limit is None else min(adaptive, limit))
         # Balanced parts (sizes differ by at most one): a batch is as late as its largest job.
         size, extra = divmod(n, parts)
         out, start = [], 0

@@ -47,6 +47,8 @@ class Request:
     created: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     placement: list[Placement | None] = field(default_factory=list)
     unplaced: int = 0
+    # Most jobs adaptive sizing may spread this request's circuits over (None: no limit).
+    max_jobs: int | None = None
 
     def place(self, index: int, job_id: str, position: int, size: int) -> None:
         """Record that circuit ``index`` is circuit ``position`` of the ``size``-circuit

@@ -209,6 +209,7 @@ class BatchSubmitter:
         sampler_seed: int | None = None,
         session_id: str | None = None,
         job_settings: dict | None = None,
+        max_jobs: int | None = None,
     ) -> concurrent.futures.Future:
         """Hand circuits in; returns a future of ``list[CircuitResult]`` in input order.
 
@@ -236,6 +237,10 @@ class BatchSubmitter:
                 ``session_id``; IonQ API v0.4 sessions).
             job_settings: IonQ job ``settings`` (sent as the job's top-level ``settings``
                 only when given), e.g. ``{"error_mitigation": {"debiasing": True}}``.
+            max_jobs: with ``adaptive_batch_sizing``, spread these circuits over at most
+                this many jobs (more only if the circuits-per-job cap needs them); circuits
+                of several calls that share a bucket take the largest of their bounds.
+                ``None``: as many as adaptive sizing picks.
 
         Raises:
             ValueError: malformed circuit bodies or settings.
@@ -243,6 +248,8 @@ class BatchSubmitter:
         """
         if self._closed:
             raise SubmitterClosedError("BatchSubmitter is closed")
+        if max_jobs is not None and (isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1):
+            raise ValueError("max_jobs must be a positive integer or None")
         if not isinstance(shots, int) or shots < 1:
             raise ValueError("shots must be a positive integer")
         if session_id is not None and (not isinstance(session_id, str) or not session_id):
@@ -285,6 +292,7 @@ class BatchSubmitter:
             submitted_at=time.monotonic(),
             results=[None] * len(bodies),
             remaining=len(bodies),
+            max_jobs=max_jobs,
         )
         future.request_tag = req.tag  # type: ignore[attr-defined]  # names it in the journal
         # The job-id hook: resolved with one Placement per circuit as soon as every

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from .identity import NAMESPACE, actor_name, key_fingerprint, normalize_url
 
-_CREATE_OPTIONS = ("journal_dir", "submitter_options", "runtime_env", "gather_window", "linger")
+_CREATE_OPTIONS = ("journal_dir", "submitter_options", "runtime_env", "gather_window", "linger", "round_jobs")
 _RETRIES_AFTER_DEATH = 3  # resends when the gateway died for good (Ray restarts it otherwise)
 
 
@@ -46,16 +46,18 @@ def get_gateway(
     namespace: str = NAMESPACE,
     gather_window: float = 0.5,
     linger: float = 1.0,
+    round_jobs: int | None = None,
 ) -> Any:
     """The handle of the gateway actor for ``(url, fingerprint)``, created if absent.
 
     The first caller creates it (named, detached: it outlives the job that created it,
     until ``ray.kill``); later callers get the same actor, and their
-    ``journal_dir``/``submitter_options``/``runtime_env``/``gather_window``/``linger``
-    are ignored (see :class:`~qstore_qiskit.gateway.ray_gateway.QStoreGateway`).
+    ``journal_dir``/``submitter_options``/``runtime_env``/``gather_window``/``linger``/
+    ``round_jobs`` (``None``: the default) are ignored (see
+    :class:`~qstore_qiskit.gateway.ray_gateway.QStoreGateway`).
     """
     ray = _ray()
-    from .ray_gateway import remote_class
+    from .ray_gateway import DEFAULT_ROUND_JOBS, remote_class
 
     options: dict[str, Any] = {
         "name": actor_name(url, fingerprint),
@@ -66,7 +68,8 @@ def get_gateway(
     if runtime_env is not None:
         options["runtime_env"] = runtime_env
     return remote_class(ray).options(**options).remote(
-        normalize_url(url), fingerprint, journal_dir, submitter_options, gather_window, linger
+        normalize_url(url), fingerprint, journal_dir, submitter_options, gather_window, linger,
+        DEFAULT_ROUND_JOBS if round_jobs is None else round_jobs,
     )
 
 
@@ -79,6 +82,7 @@ def start_gateway(
     runtime_env: dict | None = None,
     gather_window: float = 0.5,
     linger: float = 1.0,
+    round_jobs: int | None = None,
     timeout: float = 60.0,
     **submitter_options: Any,
 ) -> Any:
@@ -95,8 +99,9 @@ def start_gateway(
             and its runtime environment if you pass one). ``None`` with
             ``key_from_env=True``: the gateway uses whatever key its environment holds,
             and serves workers that have no key.
-        journal_dir, gather_window, linger: See
-            :class:`~qstore_qiskit.gateway.ray_gateway.QStoreGateway`.
+        journal_dir, gather_window, linger, round_jobs: See
+            :class:`~qstore_qiskit.gateway.ray_gateway.QStoreGateway` (``round_jobs=None``:
+            :data:`~qstore_qiskit.gateway.ray_gateway.DEFAULT_ROUND_JOBS`).
         runtime_env: The actor's Ray runtime environment.
         timeout: Seconds to wait for the gateway to answer.
         **submitter_options: :class:`~qstore_qiskit.client.BatchSubmitter` options.
@@ -115,6 +120,7 @@ def start_gateway(
         runtime_env=runtime_env,
         gather_window=gather_window,
         linger=linger,
+        round_jobs=round_jobs,
     )
     _ray().get(handle.ping.remote(), timeout=timeout)
     return handle
@@ -128,7 +134,7 @@ class GatewayClient:
         token: The worker's API key; only its fingerprint is kept and sent. ``None``:
             use the gateway that serves "the key in the gateway's environment".
         **create_options: ``journal_dir``, ``submitter_options``, ``runtime_env``,
-            ``gather_window``, ``linger``: used only if this client is the one that
+            ``gather_window``, ``linger``, ``round_jobs``: used only if this client is the one that
             creates the gateway (see :func:`get_gateway`).
     """
 

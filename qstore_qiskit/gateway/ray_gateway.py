@@ -46,6 +46,7 @@ from ..client import BatchSubmitter
 from ..client.results import CircuitResult
 from .identity import ENV_KEY, KEY_ENV, actor_name, check_url, key_fingerprint, request_digest
 from .placements import PlacementBoard
+from .rounds import Held, Share, Submission
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,16 @@ DEFAULT_SUBMITTER_OPTIONS: dict[str, Any] = {"batch_window": 0.02, "max_jobs_in_
 NEWCOMER_QUIET = 0.1
 #: The submitter's batch window when the gateway gathers rounds itself (gather_window > 0).
 ROUND_BATCH_WINDOW = 0.001
+#: Most jobs a round's circuits are spread over by default (more only when the service's
+#: circuits-per-job cap needs more). A round holds every caller's circuits, so one job
+#: executes them one after another, each caller's own job would have run side by side:
+#: spreading it over concurrent jobs gives back part of that parallelism, each extra job
+#: costs a job (the service's queue, rate budget, per-job price). 2 keeps a sweep of 8 or
+#: more callers at 4x fewer jobs than a job per call.
+DEFAULT_ROUND_JOBS = 2
+#: A round is split only into jobs of at least this many circuits: a job of fewer executes
+#: in tens of milliseconds, so splitting it would save less time than the job costs.
+ROUND_JOB_MIN_CIRCUITS = 16
 _SETTINGS = ("backend", "shots", "gateset", "noise", "name", "metadata", "sampler_seed", "session_id", "job_settings")
 
 
@@ -85,6 +96,15 @@ class QStoreGateway:
             :meth:`_gate`); 0 hands every call to the submitter at once.
         linger: A caller whose last call returned less than ``linger`` seconds ago is
             waited for (up to ``gather_window``) before a round is released.
+        round_jobs: Most concurrent jobs a round's circuits (of equal settings) are
+            spread over, and never more than the round has calls (so never more jobs
+            than a job per call) nor jobs of fewer than :data:`ROUND_JOB_MIN_CIRCUITS`
+            circuits, unless the circuits-per-job cap needs more. The
+            submitter picks how many within that (``adaptive_batch_sizing``: the free
+            job slots, the concurrency it learnt from the service, its execution-time
+            model, which keeps small rounds in one job). 1: the fewest jobs. Ignored
+            with ``gather_window=0`` or an explicit ``adaptive_batch_sizing`` submitter
+            option.
 
     Raises:
         ValueError: no key in the environment, the key does not match ``fingerprint``,
@@ -99,9 +119,12 @@ class QStoreGateway:
         submitter_options: dict[str, Any] | None = None,
         gather_window: float = 0.5,
         linger: float = 1.0,
+        round_jobs: int = DEFAULT_ROUND_JOBS,
     ) -> None:
         if not 0.0 <= gather_window <= 10.0 or not 0.0 <= linger <= 60.0:
             raise ValueError("gather_window must be in [0, 10] s and linger in [0, 60] s")
+        if isinstance(round_jobs, bool) or not isinstance(round_jobs, int) or not 1 <= round_jobs <= 64:
+            raise ValueError(f"round_jobs must be an integer in [1, 64], got {round_jobs!r}")
         self._gather_window = float(gather_window)
         self._linger = float(linger)
         self._url = check_url(url)
@@ -123,6 +146,12 @@ class QStoreGateway:
             # Rounds are gathered here and handed in as one submit() each: a batch window
             # in the submitter would only delay them.
             opts["batch_window"] = ROUND_BATCH_WINDOW
+        # A round is one submission: the submitter spreads it over up to round_jobs
+        # concurrent jobs, never more than the round has calls (see _release).
+        self._round_jobs: int | None = None
+        if self._gather_window > 0 and round_jobs > 1 and "adaptive_batch_sizing" not in (submitter_options or {}):
+            opts["adaptive_batch_sizing"] = True
+            self._round_jobs = round_jobs
         for forbidden in ("token", "url", "journal_path"):
             if forbidden in opts:
                 raise ValueError(f"submitter option {forbidden!r} is set by the gateway itself")
@@ -151,7 +180,7 @@ class QStoreGateway:
         # the held calls, and the timers that release them.
         self._busy: dict[str, int] = {}
         self._last_done: dict[str, float] = {}
-        self._held: list[_Held] = []
+        self._held: list[Held] = []
         self._known: dict[str, None] = {}  # callers seen before (insertion-ordered, bounded)
         self._release_timer: asyncio.TimerHandle | None = None
         self._new_arrival = 0.0  # when the last newcomer's first call arrived
@@ -319,7 +348,7 @@ class QStoreGateway:
     # ------------------------------------------------------------------ rounds
     async def _gate(
         self, client: str, digest: str, circuits: list[dict], settings: dict[str, Any], indices: list[int]
-    ) -> "_Share":
+    ) -> "Share":
         """Hold this call until its round is released; returns its share of the round's
         submission.
 
@@ -334,7 +363,8 @@ class QStoreGateway:
         ``linger`` seconds ago. A caller's first call waits until no new caller has
         arrived for :data:`NEWCOMER_QUIET` seconds (the other workers of a sweep are
         starting too). On release, the round's calls with equal settings go to
-        the submitter as one submission (so it cuts them into the fewest jobs), and
+        the submitter as one submission (cut into at most ``round_jobs`` concurrent
+        jobs, or as the circuits-per-job cap needs), and
         each call gets its own slice of the results.
         """
         self._busy[client] = self._busy.get(client, 0) + 1
@@ -343,7 +373,7 @@ class QStoreGateway:
         new = client not in self._known
         if new:
             self._new_arrival = time.monotonic()
-        self._held.append(_Held(client, digest, circuits, settings, indices, gate, new))
+        self._held.append(Held(client, digest, circuits, settings, indices, gate, new))
         if self._gather_window <= 0:
             self._release()
         else:
@@ -409,13 +439,15 @@ class QStoreGateway:
         while len(self._known) > 100_000:
             self._known.pop(next(iter(self._known)))
         self._counts["rounds"] += 1
-        groups: dict[str, list[_Held]] = {}
+        groups: dict[str, list[Held]] = {}
         for h in held:
             if not h.gate.done():
                 groups.setdefault(json.dumps(h.settings, sort_keys=True, default=str), []).append(h)
         for members in groups.values():
             try:
-                future = self._sub.submit([c for h in members for c in h.circuits], **members[0].settings)
+                circuits = [c for h in members for c in h.circuits]
+                split = self._split(len(members), len(circuits))
+                future = self._sub.submit(circuits, **members[0].settings, **split)
             except Exception:  # noqa: BLE001 - a malformed call: only its own caller fails
                 if len(members) == 1:
                     self._submit_alone(members[0])
@@ -425,17 +457,25 @@ class QStoreGateway:
                 continue
             self._hand_out(future, members)
 
-    def _submit_alone(self, h: "_Held") -> None:
+    def _split(self, calls: int, circuits: int) -> dict[str, Any]:
+        """The submitter's ``max_jobs`` for a submission of ``calls`` calls holding
+        ``circuits`` circuits: at most ``round_jobs``, one per call and one per
+        :data:`ROUND_JOB_MIN_CIRCUITS` circuits."""
+        if self._round_jobs is None:
+            return {}
+        return {"max_jobs": max(1, min(self._round_jobs, calls, circuits // ROUND_JOB_MIN_CIRCUITS))}
+
+    def _submit_alone(self, h: "Held") -> None:
         try:
-            future = self._sub.submit(h.circuits, **h.settings)
+            future = self._sub.submit(h.circuits, **h.settings, **self._split(1, len(h.circuits)))
         except Exception as exc:  # noqa: BLE001 - the caller's own error (ValueError, ...)
             h.gate.set_exception(exc)
             return
         self._hand_out(future, [h])
 
-    def _hand_out(self, future: Any, members: list["_Held"]) -> None:
+    def _hand_out(self, future: Any, members: list["Held"]) -> None:
         """Give each member its slice of ``future`` (one submitter call)."""
-        submission = _Submission(future, len(members))
+        submission = Submission(future, len(members))
         # Journal who owns which circuits before the submitter forms a job from them (it
         # waits ``batch_window`` first): after a crash, the submitter's journal names
         # them by this tag and offset, and these records map them back to the requests.
@@ -444,7 +484,7 @@ class QStoreGateway:
         for h in members:
             if tag is not None:
                 self._write_request({"rid": h.digest, "tag": tag, "offset": offset, "indices": h.indices})
-            h.gate.set_result(_Share(submission, offset, len(h.circuits)))
+            h.gate.set_result(Share(submission, offset, len(h.circuits)))
             offset += len(h.circuits)
 
     def _write_request(self, record: dict) -> None:
@@ -535,54 +575,6 @@ class QStoreGateway:
         return [owner for owner in owners if owner[2] not in claimed]
 
 
-class _Held:
-    """One call held for its round."""
-
-    __slots__ = ("client", "digest", "circuits", "settings", "indices", "gate", "new")
-
-    def __init__(self, client, digest, circuits, settings, indices, gate, new) -> None:  # noqa: ANN001
-        self.client, self.digest, self.circuits = client, digest, circuits
-        self.settings, self.indices, self.gate, self.new = settings, indices, gate, new
-
-
-class _Submission:
-    """One submitter call made for several callers' circuits (one round, equal settings)."""
-
-    def __init__(self, future: Any, members: int) -> None:
-        self.future = future
-        self.waiting = members
-        self._wrapped: asyncio.Future | None = None
-
-    def wrapped(self) -> asyncio.Future:
-        if self._wrapped is None:
-            self._wrapped = asyncio.wrap_future(self.future)
-        return self._wrapped
-
-    def drop_member(self) -> None:
-        self.waiting -= 1
-        if self.waiting <= 0:  # every caller gave up: drop the circuits not yet sent
-            self.future.cancel()
-
-
-class _Share:
-    """A caller's slice ``[offset, offset + count)`` of a :class:`_Submission`."""
-
-    def __init__(self, submission: _Submission, offset: int, count: int) -> None:
-        self.submission, self.offset, self.count = submission, offset, count
-
-    async def results(self) -> list[CircuitResult]:
-        try:
-            # Shielded: one caller's cancellation must not cancel the others' results.
-            results = await asyncio.shield(self.submission.wrapped())
-        except asyncio.CancelledError:
-            self.cancel()
-            raise
-        return list(results[self.offset : self.offset + self.count])
-
-    def cancel(self) -> None:
-        self.submission.drop_member()
-
-
 def remote_class(ray_module: Any) -> Any:
     """``ray.remote(QStoreGateway)`` with the gateway's actor options."""
     return ray_module.remote(
@@ -593,4 +585,11 @@ def remote_class(ray_module: Any) -> Any:
     )(QStoreGateway)
 
 
-__all__ = ["QStoreGateway", "DEFAULT_SUBMITTER_OPTIONS", "default_journal_dir", "remote_class"]
+__all__ = [
+    "QStoreGateway",
+    "DEFAULT_SUBMITTER_OPTIONS",
+    "DEFAULT_ROUND_JOBS",
+    "ROUND_JOB_MIN_CIRCUITS",
+    "default_journal_dir",
+    "remote_class",
+]

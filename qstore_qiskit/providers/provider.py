@@ -82,7 +82,8 @@ class QStoreProvider:
             URL and key instead of a submitter per backend (see ``docs/scaling.rst``);
             ``None`` (default): a submitter per backend in this process.
         gateway_options: Options used if this provider's worker is the one that starts
-            the gateway: ``journal_dir``, ``submitter_options``, ``runtime_env``.
+            the gateway: ``journal_dir``, ``submitter_options``, ``runtime_env``,
+            ``gather_window``, ``linger``, ``round_jobs``.
     """
 
     def __init__(

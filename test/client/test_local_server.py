@@ -65,6 +65,23 @@ class TestLocalServer(unittest.TestCase):
         self.assertEqual(after_first["circuits_per_job"]["n"], 4)
         self.assertIsNotNone(stats["exec_time"])
 
+    def test_max_jobs_limits_the_adaptive_split(self) -> None:
+        with LocalServer(profile="instant", seed=2) as srv:
+            with BatchSubmitter("k", srv.url, adaptive_batch_sizing=True, max_jobs_in_flight=4,
+                                max_circuits_per_job=100) as sub:
+                # Without measurements adaptive sizing would spread 120 circuits over 4 jobs.
+                res = sub.submit(self.bodies, max_jobs=2).result(60)
+                # The cap (100) needs more jobs than max_jobs: the cap wins (150 -> 2 x 75).
+                capped = sub.submit(self.bodies + self.bodies[:30], max_jobs=1).result(60)
+                with self.assertRaises(ValueError):
+                    sub.submit(self.bodies, max_jobs=0)
+            jobs = srv.jobs()
+        for r, e in zip(res, self.exact):
+            assert_matches(self, r, e)
+        for r, e in zip(capped, self.exact + self.exact[:30]):
+            assert_matches(self, r, e)
+        self.assertEqual(sorted(j["circuits"] for j in jobs), [60, 60, 75, 75])
+
     def test_one_job_per_circuit(self) -> None:
         with LocalServer(profile="instant", seed=3) as srv:
             with BatchSubmitter("k", srv.url, use_batch_api=False) as sub:

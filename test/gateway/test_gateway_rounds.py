@@ -34,8 +34,10 @@ def gateway(monkeypatch, tmp_path):
     server = LocalServer(profile="instant", api_key=KEY, seed=1)
     server.start()
     monkeypatch.setenv("IONQ_API_KEY", KEY)  # the gateway's own environment
+    # round_jobs=1: one job per round, so that job counts are round counts here (rounds
+    # spread over concurrent jobs: see the round_jobs tests below).
     gw = QStoreGateway(
-        server.url, key_fingerprint(server.url, KEY), str(tmp_path), {"batch_window": 0.005}, 0.5, 5.0
+        server.url, key_fingerprint(server.url, KEY), str(tmp_path), {"batch_window": 0.005}, 0.5, 5.0, round_jobs=1
     )
     try:
         yield gw, server
@@ -157,7 +159,8 @@ def test_first_calls_of_callers_starting_together_go_out_without_waiting_the_win
     server.start()
     monkeypatch.setenv("IONQ_API_KEY", KEY)
     # A 10 s window: the round must go out once no new caller has come for NEWCOMER_QUIET.
-    gw = QStoreGateway(server.url, key_fingerprint(server.url, KEY), False, {"batch_window": 0.005}, 10.0, 5.0)
+    gw = QStoreGateway(server.url, key_fingerprint(server.url, KEY), False, {"batch_window": 0.005}, 10.0, 5.0,
+                       round_jobs=1)
 
     async def scenario():
         async def late():  # joins while the first two are held: same round
@@ -176,4 +179,72 @@ def test_first_calls_of_callers_starting_together_go_out_without_waiting_the_win
         assert asyncio.run(gw.stats())["gateway"]["rounds"] == 1
     finally:
         gw._sub.close()
+        server.stop()
+
+
+def _round_gateway(tmp_path, monkeypatch, server, **kwargs):
+    monkeypatch.setenv("IONQ_API_KEY", KEY)
+    return QStoreGateway(server.url, key_fingerprint(server.url, KEY), str(tmp_path), {"batch_window": 0.005},
+                         0.5, 5.0, **kwargs)
+
+
+@pytest.mark.parametrize("round_jobs", [1, 3])
+def test_a_round_split_into_concurrent_jobs_gives_every_caller_its_own_circuits(monkeypatch, tmp_path, round_jobs):
+    server = LocalServer(profile="instant", api_key=KEY, seed=1)
+    server.start()
+    gw = _round_gateway(tmp_path, monkeypatch, server, round_jobs=round_jobs)
+
+    async def scenario():
+        # One round (the callers start together): 4 callers x 12 circuits, each circuit a
+        # distinct basis state. No job has finished yet, so no execution model limits
+        # the split: round_jobs decides (48 circuits allow 3 jobs of >= 16).
+        calls = [
+            gw.submit(rid(), [body(12 * i + j, 6) for j in range(12)], SETTINGS, c) for i, c in enumerate("ABCD")
+        ]
+        return server.stats(), await asyncio.gather(*calls)
+
+    try:
+        before, outs = asyncio.run(scenario())
+        after = server.stats()
+        assert before["jobs_created"] == 0
+        assert after["circuits_created"] == 48
+        # round_jobs=1: the fewest jobs (one, under the cap); 3: spread over 3 concurrent jobs.
+        assert after["jobs_created"] == round_jobs
+        assert sorted(j["circuits"] for j in server.jobs()) == [48 // round_jobs] * round_jobs
+        for i, out in enumerate(outs):
+            assert [(r.name, r.circuit_index, r.get_counts()) for r in out] == [
+                (f"v{12 * i + j}", j, {format(12 * i + j, "06b"): 16}) for j in range(12)
+            ]
+        jobs = {r.job_id for out in outs for r in out}
+        assert len(jobs) == round_jobs  # the callers' circuits share the round's jobs
+        stats = asyncio.run(gw.stats())
+        assert stats["gateway"]["rounds"] == 1 and stats["gateway"]["requests_failed"] == 0
+    finally:
+        gw._sub.close()
+        server.stop()
+
+
+def test_round_jobs_is_checked_and_leaves_explicit_submitter_options_alone(monkeypatch, tmp_path):
+    server = LocalServer(profile="instant", api_key=KEY, seed=1)
+    server.start()
+    try:
+        for bad in (0, 65, 1.5, True, "2"):
+            with pytest.raises(ValueError, match="round_jobs must be an integer"):
+                _round_gateway(tmp_path, monkeypatch, server, round_jobs=bad)
+        gw = _round_gateway(tmp_path, monkeypatch, server, round_jobs=4)
+        assert gw._sub.adaptive_batch_sizing
+        # At most round_jobs, one per call, one per ROUND_JOB_MIN_CIRCUITS (16) circuits.
+        assert [gw._split(8, 128), gw._split(3, 128), gw._split(8, 40), gw._split(8, 8)] == [
+            {"max_jobs": 4}, {"max_jobs": 3}, {"max_jobs": 2}, {"max_jobs": 1}
+        ]
+        gw._sub.close()
+        monkeypatch.setenv("IONQ_API_KEY", KEY)
+        gw = QStoreGateway(server.url, key_fingerprint(server.url, KEY), str(tmp_path),
+                           {"adaptive_batch_sizing": False}, 0.5, 5.0, round_jobs=4)
+        assert not gw._sub.adaptive_batch_sizing
+        gw._sub.close()
+        gw = QStoreGateway(server.url, key_fingerprint(server.url, KEY), str(tmp_path), None, 0.0, 5.0, round_jobs=4)
+        assert not gw._sub.adaptive_batch_sizing  # no rounds: every call is its own submission
+        gw._sub.close()
+    finally:
         server.stop()

@@ -411,3 +411,39 @@ def test_a_request_refused_by_the_service_fails_its_placements(cluster, server):
         assert server.stats()["jobs_created"] == 0
     finally:
         client.close()
+
+
+def test_a_round_split_into_concurrent_jobs_reaches_every_caller(cluster, server):
+    from qstore_qiskit.gateway import GatewayClient, start_gateway
+
+    start_gateway(server.url, KEY, journal_dir=cluster, round_jobs=3)
+    clients = [GatewayClient(server.url, KEY) for _ in range(4)]  # 4 callers, one round
+    for client in clients:
+        client._actor()  # look the gateway up first: the 4 calls then go out within milliseconds
+    try:
+        # Caller c's circuit j prepares |12c + j> on 6 qubits (qis gates), 12 per caller.
+        def body(value: int) -> dict:
+            return {"qubits": 6, "circuit": [{"gate": "x", "target": q} for q in range(6) if value >> q & 1]}
+
+        futures = [
+            client.submit([body(12 * c + j) for j in range(12)], shots=10, gateset="qis")
+            for c, client in enumerate(clients)
+        ]
+        outs = [f.result(timeout=120) for f in futures]
+        placements = [f.jobs_created.result(timeout=60) for f in futures]
+    finally:
+        for client in clients:
+            client.close()
+    for c, out in enumerate(outs):
+        assert [(r.circuit_index, r.counts) for r in out] == [(j, {12 * c + j: 10}) for j in range(12)]
+        # Each result names the job its placement named, at its position there.
+        assert [r.job_id for r in out] == [p.job_id for p in placements[c]]
+    stats = ray.get(_gateway(server.url).stats.remote())["gateway"]
+    assert stats["rounds"] == 1 and stats["requests"] == 4 and stats["requests_failed"] == 0
+    # 48 circuits of one round over round_jobs = 3 concurrent jobs of 16: the callers
+    # second and third in the round (in arrival order) have circuits in two jobs each.
+    jobs = server.jobs()
+    assert len(jobs) == 3 and sorted(j["circuits"] for j in jobs) == [16, 16, 16]
+    assert sorted(len({p.job_id for p in ps}) for ps in placements) == [1, 1, 2, 2]
+    assert {p.job_id for ps in placements for p in ps} == {j["id"] for j in jobs}
+    assert server.stats()["circuits_created"] == 48  # nothing sent twice
