@@ -12,10 +12,13 @@ from qiskit.transpiler import Target
 from qiskit.transpiler.basepasses import TransformationPass
 from qiskit.transpiler.passes import Collect2qBlocks, ConsolidateBlocks
 
+from qiskit_ionq.ionq_gates import GPI2Gate
+
+from ..native_ops import entries_cost, entries_to_dag, entry_op
 from ..target import instruction_error, spec_from_target
-from ..native_ops import entries_cost, entries_to_dag
 from .absorb_pi_pulses import absorb_entries
 from .lower_to_native import LowerToIonQNative
+
 
 def native_cost(dag: DAGCircuit, spec) -> tuple[float, int]:
     """(-log estimated success, native gate count) of a DAG; lower is better.
@@ -54,12 +57,72 @@ def _share_gpi2_matrices(work: DAGCircuit) -> None:
         (phase,) = node.params
         if type(phase) is not float:  # symbolic (or unusual) phases: leave as they are
             continue
-        # The sign of a zero phase reaches the signs of zero matrix entries: keep it apart.
-        key = (phase, math.copysign(1.0, phase))
-        gate = shared.get(key)
-        if gate is None:
-            gate = shared[key] = UnitaryGate(node.op.to_matrix(), check_input=False)
-        work.substitute_node(node, gate)
+        work.substitute_node(node, _shared_gpi2(shared, phase, node.op))
+
+
+def _shared_gpi2(shared: dict, phase: float, gate) -> UnitaryGate:
+    """The shared unitary of a bound ``gpi2`` phase (``gate``: a GPi2 of that phase)."""
+    # The sign of a zero phase reaches the signs of zero matrix entries: keep it apart.
+    key = (phase, math.copysign(1.0, phase))
+    unitary = shared.get(key)
+    if unitary is None:
+        unitary = shared[key] = UnitaryGate(gate.to_matrix(), check_input=False)
+    return unitary
+
+
+def work_dag_from_entries(template: DAGCircuit, entries: list) -> tuple[DAGCircuit, list]:
+    """The working DAG :class:`ResynthesizeNativeBlocks` consolidates, built from entries.
+
+    Node for node the DAG that ``copy.copy(entries_to_dag(template, entries))`` followed
+    by :func:`_share_gpi2_matrices` gives (same nodes in the same order, hence the same
+    blocks and bit-identical block matrices), without building a GPi2 gate object per
+    ``gpi2`` or substituting nodes.
+
+    Returns:
+        ``(work, ops)``: the DAG and, per entry, the operation built for it (``None``
+        for a bound ``gpi2``), so that the native DAG can reuse them
+        (:func:`dag_from_entries_and_ops`).
+    """
+    work = template.copy_empty_like()
+    shared: dict[tuple[float, float], UnitaryGate] = {}
+    ops: list = []
+    apply = work.apply_operation_back
+    for entry in entries:
+        if entry[0] == "gpi2" and entry[2] is None and type(entry[1][0]) is float:
+            phase = entry[1][0]
+            key = (phase, math.copysign(1.0, phase))
+            unitary = shared.get(key)
+            if unitary is None:
+                unitary = _shared_gpi2(shared, phase, GPI2Gate(phase))
+            ops.append(None)
+            apply(unitary, entry[3], entry[4], check=False)
+        else:
+            op = entry_op(entry)
+            ops.append(op)
+            apply(op, entry[3], entry[4], check=False)
+    return work, ops
+
+
+def dag_from_entries_and_ops(template: DAGCircuit, entries: list, ops: list) -> DAGCircuit:
+    """:func:`~qstore_qiskit.transpiler.native_ops.entries_to_dag`, reusing the
+    operations :func:`work_dag_from_entries` built (``None``: build it)."""
+    out = template.copy_empty_like()
+    apply = out.apply_operation_back
+    for entry, op in zip(entries, ops):
+        apply(entry_op(entry) if op is None else op, entry[3], entry[4], check=False)
+    return out
+
+
+def consolidate_and_lower(work: DAGCircuit, lower: LowerToIonQNative, qubits) -> list:
+    """Candidate entries: consolidate the native two-qubit blocks of ``work`` (modified)
+    and lower them again with ``lower``, then absorb pi pulses."""
+    collect, consolidate = Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)
+    collect.property_set = consolidate.property_set = PropertySet()
+    collect.run(work)
+    work = consolidate.run(work)
+    # The candidate stays a light entry list until it wins: most are discarded.
+    entries = lower.lower_entries(work)
+    return absorb_entries(entries, qubits) or entries
 
 
 class ResynthesizeNativeBlocks(TransformationPass):
@@ -96,8 +159,17 @@ class ResynthesizeNativeBlocks(TransformationPass):
             approximation_degree=approximation_degree,
             qubits_initially_zero=qubits_initially_zero,
         )
+        #: What determines the pass's result besides its input.
+        self.options_key = (self.spec, approximation_degree, bool(qubits_initially_zero))
 
     def run(self, dag: DAGCircuit) -> DAGCircuit:
+        done = self.property_set["ionq_resynthesized"]
+        if done is not None and done[0] is dag and done[1] == self.options_key:
+            # This very circuit is the output of a LowerAndResynthesize with the same
+            # options (the translation stage), which has already run this pass's one
+            # round on it: the stage's result is that output.
+            self.property_set["ionq_resynthesized"] = None
+            return dag
         before = native_cost(dag, self.spec)
         # ConsolidateBlocks on a shallow copy (``copy.copy``: the graph is copied, the
         # immutable instructions are shared). Block matrices computed any other way
@@ -105,13 +177,7 @@ class ResynthesizeNativeBlocks(TransformationPass):
         # degenerate blocks (CX-like) and costs single-qubit gates on some circuits.
         work = copy.copy(dag)
         _share_gpi2_matrices(work)
-        collect, consolidate = Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)
-        collect.property_set = consolidate.property_set = PropertySet()
-        collect.run(work)
-        work = consolidate.run(work)
-        # The candidate stays a light entry list until it wins: most are discarded.
-        entries = self._lower.lower_entries(work)
-        entries = absorb_entries(entries, dag.qubits) or entries
+        entries = consolidate_and_lower(work, self._lower, dag.qubits)
         if entries_cost(entries, self.spec) < before:
             return entries_to_dag(dag, entries)
         return dag
