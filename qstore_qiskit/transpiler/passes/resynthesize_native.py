@@ -60,13 +60,29 @@ def _share_gpi2_matrices(work: DAGCircuit) -> None:
         work.substitute_node(node, _shared_gpi2(shared, phase, node.op))
 
 
-def _shared_gpi2(shared: dict, phase: float, gate) -> UnitaryGate:
-    """The shared unitary of a bound ``gpi2`` phase (``gate``: a GPi2 of that phase)."""
+class _Phase:
+    """Stands in for a ``GPI2Gate`` when only its matrix is needed: ``GPI2Gate.__array__``
+    reads nothing but ``params``, so calling it on this gives the very same array
+    without building (and validating) a gate object."""
+
+    __slots__ = ("params",)
+
+    def __init__(self, phase: float) -> None:
+        self.params = [phase]
+
+
+def _shared_gpi2(shared: dict, phase: float, gate=None) -> UnitaryGate:
+    """The shared unitary of a bound ``gpi2`` phase: ``gate.to_matrix()`` (default:
+    ``GPI2Gate(phase)``'s)."""
     # The sign of a zero phase reaches the signs of zero matrix entries: keep it apart.
     key = (phase, math.copysign(1.0, phase))
     unitary = shared.get(key)
     if unitary is None:
-        unitary = shared[key] = UnitaryGate(gate.to_matrix(), check_input=False)
+        if gate is None:
+            matrix = GPI2Gate.__array__(_Phase(phase), dtype=complex)
+        else:
+            matrix = gate.to_matrix()
+        unitary = shared[key] = UnitaryGate(matrix, check_input=False)
     return unitary
 
 
@@ -89,13 +105,8 @@ def work_dag_from_entries(template: DAGCircuit, entries: list) -> tuple[DAGCircu
     apply = work.apply_operation_back
     for entry in entries:
         if entry[0] == "gpi2" and entry[2] is None and type(entry[1][0]) is float:
-            phase = entry[1][0]
-            key = (phase, math.copysign(1.0, phase))
-            unitary = shared.get(key)
-            if unitary is None:
-                unitary = _shared_gpi2(shared, phase, GPI2Gate(phase))
             ops.append(None)
-            apply(unitary, entry[3], entry[4], check=False)
+            apply(_shared_gpi2(shared, entry[1][0]), entry[3], entry[4], check=False)
         else:
             op = entry_op(entry)
             ops.append(op)
