@@ -12,9 +12,7 @@ from qiskit.transpiler import Target
 from qiskit.transpiler.basepasses import TransformationPass
 from qiskit.transpiler.passes import Collect2qBlocks, ConsolidateBlocks
 
-from qiskit_ionq.ionq_gates import GPI2Gate
-
-from ..native_ops import entries_cost, entries_to_dag, entry_op
+from ..native_ops import entries_cost, entries_to_dag
 from ..target import instruction_error, spec_from_target
 from .absorb_pi_pulses import absorb_entries
 from .lower_to_native import LowerToIonQNative
@@ -42,86 +40,50 @@ def native_cost(dag: DAGCircuit, spec) -> tuple[float, int]:
 
 
 def _share_gpi2_matrices(work: DAGCircuit) -> None:
-    """Replace the bound ``gpi2`` gates of ``work`` by unitaries holding their matrices,
-    one shared gate per distinct phase.
+    """Replace the bound ``gpi2`` gates of ``work`` whose phase occurs more than once by
+    unitaries holding their matrices, one shared gate per phase.
 
     :class:`~qiskit.transpiler.passes.ConsolidateBlocks` asks every non-standard gate
     for its matrix through Python (``GPI2Gate.__array__``, ~10 us each), which was most
-    of its time on native circuits; a circuit has a few distinct GPi2 phases for many
-    gates. The matrices are the very arrays ``to_matrix`` returns, so the block matrices,
-    hence the candidate, are bit for bit the same as without this step. Only the
-    working copy is changed; the input DAG and its gate objects are not touched.
+    of its time on native circuits, where a few distinct GPi2 phases often serve many
+    gates. A phase that occurs once is left alone (its unitary would cost as much as the
+    one matrix call, plus the substitution). The matrices are the very arrays
+    ``to_matrix`` returns, so the block matrices, hence the candidate, are bit for bit
+    the same as without this step. Only the working copy is changed; the input DAG and
+    its gate objects are not touched.
     """
-    shared: dict[tuple[float, float], UnitaryGate] = {}
+    nodes = []
+    counts: dict[tuple[float, float], int] = {}
     for node in work.named_nodes("gpi2"):
         (phase,) = node.params
         if type(phase) is not float:  # symbolic (or unusual) phases: leave as they are
             continue
-        work.substitute_node(node, _shared_gpi2(shared, phase, node.op))
-
-
-class _Phase:
-    """Stands in for a ``GPI2Gate`` when only its matrix is needed: ``GPI2Gate.__array__``
-    reads nothing but ``params``, so calling it on this gives the very same array
-    without building (and validating) a gate object."""
-
-    __slots__ = ("params",)
-
-    def __init__(self, phase: float) -> None:
-        self.params = [phase]
-
-
-def _shared_gpi2(shared: dict, phase: float, gate=None) -> UnitaryGate:
-    """The shared unitary of a bound ``gpi2`` phase: ``gate.to_matrix()`` (default:
-    ``GPI2Gate(phase)``'s)."""
-    # The sign of a zero phase reaches the signs of zero matrix entries: keep it apart.
-    key = (phase, math.copysign(1.0, phase))
-    unitary = shared.get(key)
-    if unitary is None:
-        if gate is None:
-            matrix = GPI2Gate.__array__(_Phase(phase), dtype=complex)
-        else:
-            matrix = gate.to_matrix()
-        unitary = shared[key] = UnitaryGate(matrix, check_input=False)
-    return unitary
-
-
-def work_dag_from_entries(template: DAGCircuit, entries: list) -> tuple[DAGCircuit, list]:
-    """The working DAG :class:`ResynthesizeNativeBlocks` consolidates, built from entries.
-
-    Node for node the DAG that ``copy.copy(entries_to_dag(template, entries))`` followed
-    by :func:`_share_gpi2_matrices` gives (same nodes in the same order, hence the same
-    blocks and bit-identical block matrices), without building a GPi2 gate object per
-    ``gpi2`` or substituting nodes.
-
-    Returns:
-        ``(work, ops)``: the DAG and, per entry, the operation built for it (``None``
-        for a bound ``gpi2``), so that the native DAG can reuse them
-        (:func:`dag_from_entries_and_ops`).
-    """
-    work = template.copy_empty_like()
+        # The sign of a zero phase reaches the signs of zero matrix entries: keep it apart.
+        key = (phase, math.copysign(1.0, phase))
+        counts[key] = counts.get(key, 0) + 1
+        nodes.append((node, key))
     shared: dict[tuple[float, float], UnitaryGate] = {}
-    ops: list = []
-    apply = work.apply_operation_back
-    for entry in entries:
-        if entry[0] == "gpi2" and entry[2] is None and type(entry[1][0]) is float:
-            ops.append(None)
-            apply(_shared_gpi2(shared, entry[1][0]), entry[3], entry[4], check=False)
-        else:
-            op = entry_op(entry)
-            ops.append(op)
-            apply(op, entry[3], entry[4], check=False)
-    return work, ops
+    for node, key in nodes:
+        if counts[key] < 2:
+            continue
+        gate = shared.get(key)
+        if gate is None:
+            gate = shared[key] = UnitaryGate(node.op.to_matrix(), check_input=False)
+        work.substitute_node(node, gate)
 
 
-def dag_from_entries_and_ops(template: DAGCircuit, entries: list, ops: list) -> DAGCircuit:
-    """:func:`~qstore_qiskit.transpiler.native_ops.entries_to_dag`, reusing the
-    operations :func:`work_dag_from_entries` built (``None``: build it)."""
-    out = template.copy_empty_like()
-    apply = out.apply_operation_back
-    for entry, op in zip(entries, ops):
-        apply(entry_op(entry) if op is None else op, entry[3], entry[4], check=False)
-    return out
+def working_copy(dag: DAGCircuit) -> DAGCircuit:
+    """The copy of a native DAG that :func:`consolidate_and_lower` may consume.
+
+    A shallow copy (``copy.copy``: the graph is copied, the immutable instructions are
+    shared), with repeated GPi2 phases as shared unitaries (:func:`_share_gpi2_matrices`).
+    Block matrices computed any other way differ in the last bits, which flips Weyl's
+    choice of local gates on degenerate blocks (CX-like) and costs single-qubit gates on
+    some circuits.
+    """
+    work = copy.copy(dag)
+    _share_gpi2_matrices(work)
+    return work
 
 
 def consolidate_and_lower(work: DAGCircuit, lower: LowerToIonQNative, qubits) -> list:
@@ -134,6 +96,11 @@ def consolidate_and_lower(work: DAGCircuit, lower: LowerToIonQNative, qubits) ->
     # The candidate stays a light entry list until it wins: most are discarded.
     entries = lower.lower_entries(work)
     return absorb_entries(entries, qubits) or entries
+
+
+def resynthesis_key(spec, approximation_degree: float | None, qubits_initially_zero: bool) -> tuple:
+    """What determines a resynthesis round's result besides its input circuit."""
+    return (spec, approximation_degree, bool(qubits_initially_zero))
 
 
 class ResynthesizeNativeBlocks(TransformationPass):
@@ -165,13 +132,22 @@ class ResynthesizeNativeBlocks(TransformationPass):
     ) -> None:
         super().__init__()
         self.spec = spec_from_target(target)
-        self._lower = LowerToIonQNative(
-            target,
-            approximation_degree=approximation_degree,
-            qubits_initially_zero=qubits_initially_zero,
-        )
+        self._target = target
+        self._approximation_degree = approximation_degree
+        self._qubits_initially_zero = qubits_initially_zero
+        self._lowering: LowerToIonQNative | None = None  # built on first use
         #: What determines the pass's result besides its input.
-        self.options_key = (self.spec, approximation_degree, bool(qubits_initially_zero))
+        self.options_key = resynthesis_key(self.spec, approximation_degree, qubits_initially_zero)
+
+    @property
+    def _lower(self) -> LowerToIonQNative:
+        if self._lowering is None:
+            self._lowering = LowerToIonQNative(
+                self._target,
+                approximation_degree=self._approximation_degree,
+                qubits_initially_zero=self._qubits_initially_zero,
+            )
+        return self._lowering
 
     def run(self, dag: DAGCircuit) -> DAGCircuit:
         done = self.property_set["ionq_resynthesized"]
@@ -182,13 +158,7 @@ class ResynthesizeNativeBlocks(TransformationPass):
             self.property_set["ionq_resynthesized"] = None
             return dag
         before = native_cost(dag, self.spec)
-        # ConsolidateBlocks on a shallow copy (``copy.copy``: the graph is copied, the
-        # immutable instructions are shared). Block matrices computed any other way
-        # differ in the last bits, which flips Weyl's choice of local gates on
-        # degenerate blocks (CX-like) and costs single-qubit gates on some circuits.
-        work = copy.copy(dag)
-        _share_gpi2_matrices(work)
-        entries = consolidate_and_lower(work, self._lower, dag.qubits)
+        entries = consolidate_and_lower(working_copy(dag), self._lower, dag.qubits)
         if entries_cost(entries, self.spec) < before:
             return entries_to_dag(dag, entries)
         return dag
