@@ -40,32 +40,25 @@ def native_cost(dag: DAGCircuit, spec) -> tuple[float, int]:
 
 
 def _share_gpi2_matrices(work: DAGCircuit) -> None:
-    """Replace the bound ``gpi2`` gates of ``work`` whose phase occurs more than once by
-    unitaries holding their matrices, one shared gate per phase.
+    """Replace the bound ``gpi2`` gates of ``work`` by unitaries holding their matrices,
+    one shared gate per distinct phase.
 
     :class:`~qiskit.transpiler.passes.ConsolidateBlocks` asks every non-standard gate
     for its matrix through Python (``GPI2Gate.__array__``, ~10 us each), which was most
-    of its time on native circuits, where a few distinct GPi2 phases often serve many
-    gates. A phase that occurs once is left alone (its unitary would cost as much as the
-    one matrix call, plus the substitution). The matrices are the very arrays
-    ``to_matrix`` returns, so the block matrices, hence the candidate, are bit for bit
-    the same as without this step. Only the working copy is changed; the input DAG and
-    its gate objects are not touched.
+    of its time on native circuits; a circuit has a few distinct GPi2 phases for many
+    gates. Even a phase that occurs once is substituted: a unitary's matrix is read
+    without calling into Python, which measured cheaper than that call. The matrices
+    are the very arrays ``to_matrix`` returns, so the block matrices, hence the
+    candidate, are bit for bit the same as without this step. Only the working copy is
+    changed; the input DAG and its gate objects are not touched.
     """
-    nodes = []
-    counts: dict[tuple[float, float], int] = {}
+    shared: dict[tuple[float, float], UnitaryGate] = {}
     for node in work.named_nodes("gpi2"):
         (phase,) = node.params
         if type(phase) is not float:  # symbolic (or unusual) phases: leave as they are
             continue
         # The sign of a zero phase reaches the signs of zero matrix entries: keep it apart.
         key = (phase, math.copysign(1.0, phase))
-        counts[key] = counts.get(key, 0) + 1
-        nodes.append((node, key))
-    shared: dict[tuple[float, float], UnitaryGate] = {}
-    for node, key in nodes:
-        if counts[key] < 2:
-            continue
         gate = shared.get(key)
         if gate is None:
             gate = shared[key] = UnitaryGate(node.op.to_matrix(), check_input=False)
@@ -76,7 +69,7 @@ def working_copy(dag: DAGCircuit) -> DAGCircuit:
     """The copy of a native DAG that :func:`consolidate_and_lower` may consume.
 
     A shallow copy (``copy.copy``: the graph is copied, the immutable instructions are
-    shared), with repeated GPi2 phases as shared unitaries (:func:`_share_gpi2_matrices`).
+    shared), with bound GPi2 gates as shared unitaries (:func:`_share_gpi2_matrices`).
     Block matrices computed any other way differ in the last bits, which flips Weyl's
     choice of local gates on degenerate blocks (CX-like) and costs single-qubit gates on
     some circuits.
