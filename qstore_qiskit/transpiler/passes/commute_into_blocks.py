@@ -149,10 +149,10 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
     def run(self, dag: DAGCircuit) -> DAGCircuit:
         self._cache, self._matrices = {}, {}
         qidx = {q: i for i, q in enumerate(dag.qubits)}
-        ops = [
-            _Entry(n, tuple(qidx[q] for q in n.qargs), n.qargs, n.cargs)
-            for n in dag.topological_op_nodes()
-        ]
+        nodes = list(dag.topological_op_nodes())
+        if not self._may_move(nodes, qidx):
+            return dag
+        ops = [_Entry(n, tuple(qidx[q] for q in n.qargs), n.qargs, n.cargs) for n in nodes]
         moved_any = False
         # Position of the latest instruction on each unordered pair of wires (no clbits):
         # the walk back of ``_try_move`` can only end in a move at such an instruction
@@ -189,6 +189,24 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         for entry in ops:
             out.apply_operation_back(entry.op, entry.qargs, entry.cargs, check=False)
         return out
+
+    def _may_move(self, nodes: list, qidx: dict) -> bool:
+        """Whether some two-qubit gate has an earlier instruction on the same pair of
+        wires inside its window (in circuit order). If none has, no walk of the sweep
+        below can end in a move (moves are what change the order), so the pass has
+        nothing to do and skips building its entries (small or wide circuits often)."""
+        last_on_pair: dict[frozenset, int] = {}
+        window = self.window
+        for i, node in enumerate(nodes):
+            qargs = node.qargs
+            if len(qargs) != 2 or node.cargs:
+                continue
+            pair = frozenset((qidx[qargs[0]], qidx[qargs[1]]))
+            previous = last_on_pair.get(pair)
+            if previous is not None and previous >= i - window and not node.is_directive():
+                return True
+            last_on_pair[pair] = i
+        return False
 
     def _commute(self, a: _Entry, b: _Entry) -> bool:
         if a.cargs or b.cargs or b.node.is_directive():
