@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from functools import lru_cache
 from typing import Any
 
 from qiskit.circuit.library import get_standard_gate_name_mapping
@@ -18,6 +20,7 @@ from .passes import (
     CheckIonQInput,
     CheckNativeForm,
     CommuteIntoTwoQubitBlocks,
+    LowerAndResynthesize,
     LowerBestOfCandidates,
     LowerToIonQNative,
     ResynthesizeNativeBlocks,
@@ -34,6 +37,26 @@ _LOWERING_BASIS = sorted(
 )
 
 
+@lru_cache(maxsize=2)
+def _unroll_prototype(qubits_initially_zero: bool) -> HighLevelSynthesis:
+    return HighLevelSynthesis(
+        basis_gates=_LOWERING_BASIS, min_qubits=3, qubits_initially_zero=qubits_initially_zero
+    )
+
+
+def _unroll_wide_gates(qubits_initially_zero: bool) -> HighLevelSynthesis:
+    """Qiskit's :class:`HighLevelSynthesis` unrolling gates on three or more qubits into
+    gates the lowering handles.
+
+    A copy of one prototype per setting: building the pass loads Qiskit's synthesis
+    plugins through their entry points (about 0.5 ms, twice per ``transpile`` call, as
+    much as compiling a small circuit), and the state it builds (the plugin table and
+    its fixed options) is only read when it runs. A shallow copy is a pass instance of
+    its own (Qiskit sets its ``property_set`` per run) sharing that read-only state.
+    """
+    return copy.copy(_unroll_prototype(bool(qubits_initially_zero)))
+
+
 def init_passes(qubits_initially_zero: bool = True, target: Target | None = None) -> list:
     """Init stage: unroll gates on three or more qubits into gates the lowering handles.
 
@@ -46,11 +69,7 @@ def init_passes(qubits_initially_zero: bool = True, target: Target | None = None
     also tells Qiskit's layout search so (:class:`UniformLayoutScore`), which then stops
     at the first perfect layout instead of scoring thousands of equivalent ones.
     """
-    passes: list = [
-        HighLevelSynthesis(
-            basis_gates=_LOWERING_BASIS, min_qubits=3, qubits_initially_zero=qubits_initially_zero
-        )
-    ]
+    passes: list = [_unroll_wide_gates(qubits_initially_zero)]
     if target is not None:
         passes.append(UniformLayoutScore(target))
     return passes
@@ -61,6 +80,7 @@ def translation_passes(
     optimization_level: int = 2,
     approximation_degree: float | None = 1.0,
     qubits_initially_zero: bool = False,
+    resynthesize: bool = False,
 ) -> list:
     """The passes that turn any circuit into IonQ native gates.
 
@@ -87,20 +107,30 @@ def translation_passes(
        ``qubits_initially_zero``, :class:`BestOfStateAndUnitaryModes` also runs the
        unitary-mode passes when that search had blocks to look at, so that the
        state-mode output never has more MS than the unitary-mode one.
+
+    With ``resynthesize`` (the ``qstore`` translation plugin sets it when the
+    optimization stage is ``qstore`` too), levels 1-2 run steps 5-6 as
+    :class:`LowerAndResynthesize`, which also does the optimization stage's
+    :class:`ResynthesizeNativeBlocks` round on the lowering's entries, before any gate
+    object is built; that stage then passes the circuit through. The output is the
+    same as without it followed by that stage.
     """
 
     def lowering_passes(zero: bool = qubits_initially_zero) -> list:
-        passes: list = [
-            HighLevelSynthesis(
-                basis_gates=_LOWERING_BASIS, min_qubits=3, qubits_initially_zero=False
-            ),
-        ]
+        passes: list = [_unroll_wide_gates(False)]
         if optimization_level >= 2:
             passes.append(CommuteIntoTwoQubitBlocks())
         if optimization_level >= 1:
             passes += [Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)]
         # Level >= 1 also absorbs pi pulses (AbsorbPiPulses), fused into the lowering so
         # that the intermediate circuit is never built.
+        if resynthesize and optimization_level in (1, 2):
+            passes.append(
+                LowerAndResynthesize(
+                    target, approximation_degree=approximation_degree, qubits_initially_zero=zero
+                )
+            )
+            return passes
         passes.append(
             LowerToIonQNative(
                 target,

@@ -70,10 +70,14 @@ class QStoreTranslationPlugin(PassManagerStagePlugin):
     ) -> PassManager:
         level = 2 if optimization_level is None else optimization_level
         target, options = _target(pass_manager_config), _options(pass_manager_config)
+        # With the qstore optimization stage too, its resynthesis round runs fused into
+        # the lowering (LowerAndResynthesize; same output, less bookkeeping).
+        resynthesize = getattr(pass_manager_config, "optimization_method", None) == "qstore"
+        lowering = translation_passes(target, level, resynthesize=resynthesize, **options)
         return PassManager(
             [
                 CheckParameterized(),
-                ConditionalController(translation_passes(target, level, **options), condition=_bound),
+                ConditionalController(lowering, condition=_bound),
                 ConditionalController(
                     [ParametersToVirtualRZ(target, level, **options)], condition=_parameterized
                 ),

@@ -12,8 +12,8 @@ import cmath
 import math
 
 import numpy as np
+from qiskit._accelerate import two_qubit_decompose as _two_qubit_decompose
 from qiskit.circuit import ParameterExpression
-from qiskit.synthesis import TwoQubitWeylDecomposition
 
 #: Tolerance below which an angle (radians) or Weyl coordinate is treated as zero.
 ANGLE_TOL = 1e-9
@@ -80,15 +80,26 @@ def kron2(high: np.ndarray, low: np.ndarray) -> np.ndarray:
     return (high[:, None, :, None] * low[None, :, None, :]).reshape(4, 4)
 
 
-def weyl(matrix: np.ndarray) -> TwoQubitWeylDecomposition:
+#: The default fidelity of :class:`~qiskit.synthesis.TwoQubitWeylDecomposition`.
+_WEYL_FIDELITY = 1.0 - 1.0e-9
+
+
+def weyl(matrix: np.ndarray) -> _two_qubit_decompose.TwoQubitWeylDecomposition:
     """Weyl (KAK) decomposition of a 4x4 unitary in Qiskit's little-endian convention.
 
     ``matrix = e^{i g} (K1l (x) K1r) exp(i (a XX + b YY + c ZZ)) (K2l (x) K2r)``, with
     ``K1r``/``K2r`` acting on the first qubit argument and ``K1l``/``K2l`` on the second.
     Coordinates that are zero within Qiskit's default fidelity are made exactly zero by
     its specialisation step.
+
+    Returns Qiskit's Rust decomposition object itself (same ``a``, ``b``, ``c``,
+    ``K1l``, ``K1r``, ``K2l``, ``K2r`` as the Python class, which wraps it): the wrapper
+    copies every attribute out at construction, which cost as much as the
+    decomposition on the lowering's hot path.
     """
-    return TwoQubitWeylDecomposition(np.asarray(matrix, dtype=complex))
+    return _two_qubit_decompose.TwoQubitWeylDecomposition(
+        np.asarray(matrix, dtype=complex), fidelity=_WEYL_FIDELITY
+    )
 
 
 def canonical_fidelity(kept: tuple[float, float, float], full: tuple[float, float, float]) -> float:

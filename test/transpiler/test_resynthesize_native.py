@@ -7,10 +7,12 @@ kept candidate equal to the plain pass sequence it replaces."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import unittest
+from unittest import mock
 
-from qiskit import QuantumCircuit
+from qiskit import QuantumCircuit, transpile
 from qiskit.circuit.random import random_circuit
 from qiskit.converters import circuit_to_dag, dag_to_circuit
 from qiskit.passmanager import PropertySet
@@ -21,9 +23,11 @@ from qiskit_ionq.ionq_gates import MSGate
 from qstore_qiskit.transpiler import generate_ionq_pass_manager, ionq_target
 from qstore_qiskit.transpiler.passes import (
     AbsorbPiPulses,
+    LowerAndResynthesize,
     LowerToIonQNative,
     ResynthesizeNativeBlocks,
 )
+from qstore_qiskit.transpiler.passes import lower_and_resynthesize, resynthesize_native
 from qstore_qiskit.transpiler.passes.resynthesize_native import native_cost
 
 
@@ -82,6 +86,91 @@ class TestResynthesizeNativeBlocks(unittest.TestCase):
         out = ResynthesizeNativeBlocks(target).run(dag)
         self.assertIs(out, dag)
         self.assertEqual(dag_to_circuit(dag), before)
+
+
+@contextlib.contextmanager
+def count_resynthesis_rounds():
+    """Count the calls of ``consolidate_and_lower`` (one per resynthesis round)."""
+    rounds: list[int] = []
+    original = resynthesize_native.consolidate_and_lower
+
+    def counting(*args, **kwargs):
+        rounds.append(1)
+        return original(*args, **kwargs)
+
+    with mock.patch.object(resynthesize_native, "consolidate_and_lower", counting), mock.patch.object(
+        lower_and_resynthesize, "consolidate_and_lower", counting
+    ):
+        yield rounds
+
+
+class TestLowerAndResynthesize(unittest.TestCase):
+    """The fused pass gives node for node what the two passes give, and the optimization
+    stage then passes its output through instead of resynthesising it again."""
+
+    def test_equals_lowering_then_resynthesis(self):
+        kept = rejected = 0
+        for device, zero in (("aria-1", False), ("forte-1", True), ("aria-1", True)):
+            target = ionq_target(device)
+            for seed in range(12):
+                source = random_circuit(5, 12, max_operands=2, seed=seed)
+                dag = circuit_to_dag(source)
+                lowered = LowerToIonQNative(
+                    target, qubits_initially_zero=zero, absorb_pi_pulses=True
+                ).run(circuit_to_dag(source))
+                resynth = ResynthesizeNativeBlocks(target, qubits_initially_zero=zero)
+                resynth.property_set = PropertySet()
+                expected = resynth.run(lowered)
+                fused = LowerAndResynthesize(target, qubits_initially_zero=zero)
+                fused.property_set = PropertySet()
+                out = fused.run(dag)
+                self.assertEqual(dag_to_circuit(out), dag_to_circuit(expected), (device, zero, seed))
+                if zero:
+                    self.assertTrue(Statevector(dag_to_circuit(out)).equiv(Statevector(source)))
+                else:
+                    self.assertTrue(Operator(dag_to_circuit(out)).equiv(Operator(source)))
+                kept += expected is not lowered
+                rejected += expected is lowered
+        # Both branches of the comparison are exercised.
+        self.assertGreater(kept, 0)
+        self.assertGreater(rejected, 0)
+
+    def test_optimization_stage_passes_the_output_through(self):
+        target = ionq_target("aria-1", num_qubits=5)
+        source = random_circuit(5, 12, max_operands=2, seed=3)
+        options = dict(
+            target=target,
+            translation_method="qstore",
+            optimization_level=2,
+            seed_transpiler=1,
+            qubits_initially_zero=False,
+        )
+        with count_resynthesis_rounds() as rounds:
+            both = transpile(source, optimization_method="qstore", **options)
+            fused_rounds = len(rounds)
+            rounds.clear()
+            # Without the qstore optimization stage, the translation does not resynthesise.
+            transpile(source, **options)
+            plain_rounds = len(rounds)
+        self.assertEqual(fused_rounds, 1)
+        self.assertEqual(plain_rounds, 0)
+        self.assertTrue(Operator.from_circuit(both).equiv(Operator(source)))
+
+    def test_stage_reruns_on_another_circuit_or_other_options(self):
+        target = ionq_target("aria-1")
+        dag = circuit_to_dag(random_circuit(4, 10, max_operands=2, seed=5))
+        fused = LowerAndResynthesize(target)
+        fused.property_set = PropertySet()
+        out = fused.run(dag)
+        other = ResynthesizeNativeBlocks(target, qubits_initially_zero=True)
+        other.property_set = fused.property_set
+        with count_resynthesis_rounds() as rounds:
+            other.run(out)  # other options: runs
+            same = ResynthesizeNativeBlocks(target)
+            same.property_set = fused.property_set
+            same.run(copy.copy(out))  # another circuit object: runs
+            same.run(out)  # the fused pass's own output: passed through
+        self.assertEqual(len(rounds), 2)
 
 
 def target_spec(target):

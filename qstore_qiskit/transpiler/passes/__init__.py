@@ -7,6 +7,7 @@ from .check_ionq_input import CheckIonQInput
 from .check_native_form import CheckNativeForm
 from .check_parameterized import CheckParameterized
 from .commute_into_blocks import CommuteIntoTwoQubitBlocks
+from .lower_and_resynthesize import LowerAndResynthesize
 from .lower_to_native import LowerToIonQNative
 from .parameters_to_virtual_rz import ParametersToVirtualRZ
 from .resynthesize_cnot_networks import ResynthesizeCnotNetworks
@@ -23,6 +24,7 @@ __all__ = [
     "CheckNativeForm",
     "CheckParameterized",
     "CommuteIntoTwoQubitBlocks",
+    "LowerAndResynthesize",
     "LowerBestOfCandidates",
     "LowerToIonQNative",
     "ParametersToVirtualRZ",

@@ -98,6 +98,13 @@ def _signature(key_a, qubits_a, key_b, qubits_b):
         # The common case (a one-qubit gate on a wire of the other): its position in
         # ``qubits_a`` is the whole relative placement.
         return (key_a, key_b, qubits_a.index(qubits_b[0]))
+    if len(qubits_a) == 2 and len(qubits_b) == 2:
+        # Two two-qubit gates (the common case on entangling layers): which wires they
+        # share, and where, is the whole relative placement (the order of wires only one
+        # of them touches does not change whether they commute).
+        a0, a1 = qubits_a
+        b0, b1 = qubits_b
+        return (key_a, key_b, a0 == b0, a0 == b1, a1 == b0, a1 == b1)
     # The relative placement of the qubits is what matters, not their indices (at most
     # four qubits: a list lookup is cheaper than building a dict per call).
     qubits = sorted(set(qubits_a).union(qubits_b))
@@ -142,19 +149,39 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
     def run(self, dag: DAGCircuit) -> DAGCircuit:
         self._cache, self._matrices = {}, {}
         qidx = {q: i for i, q in enumerate(dag.qubits)}
-        ops = [
-            _Entry(n, tuple(qidx[q] for q in n.qargs), n.qargs, n.cargs)
-            for n in dag.topological_op_nodes()
-        ]
+        nodes = list(dag.topological_op_nodes())
+        if not self._may_move(nodes, qidx):
+            return dag
+        ops = [_Entry(n, tuple(qidx[q] for q in n.qargs), n.qargs, n.cargs) for n in nodes]
         moved_any = False
+        # Position of the latest instruction on each unordered pair of wires (no clbits):
+        # the walk back of ``_try_move`` can only end in a move at such an instruction
+        # inside its window, so a gate whose pair has none there is not walked at all
+        # (wide entangling layers: the previous gate on a pair is layers back).
+        last_on_pair: dict[frozenset, int] = {}
         i = 0
         while i < len(ops):
             entry = ops[i]
-            if len(entry.qs) == 2 and not entry.cargs and not entry.node.is_directive():
-                new_order = self._try_move(ops, i)
-                if new_order is not None:
-                    ops = new_order
-                    moved_any = True
+            qs = entry.qs
+            if len(qs) == 2 and not entry.cargs:
+                pair = frozenset(qs)
+                previous = last_on_pair.get(pair)
+                if (
+                    previous is not None
+                    and previous >= i - self.window
+                    and not entry.node.is_directive()
+                ):
+                    start = self._try_move(ops, i)
+                    if start is not None:
+                        moved_any = True
+                        # The window start..i was permuted: re-record its positions.
+                        for k in range(start, i + 1):
+                            moved = ops[k]
+                            if len(moved.qs) == 2 and not moved.cargs:
+                                last_on_pair[frozenset(moved.qs)] = k
+                        i += 1
+                        continue
+                last_on_pair[pair] = i
             i += 1
         if not moved_any:
             return dag
@@ -162,6 +189,24 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         for entry in ops:
             out.apply_operation_back(entry.op, entry.qargs, entry.cargs, check=False)
         return out
+
+    def _may_move(self, nodes: list, qidx: dict) -> bool:
+        """Whether some two-qubit gate has an earlier instruction on the same pair of
+        wires inside its window (in circuit order). If none has, no walk of the sweep
+        below can end in a move (moves are what change the order), so the pass has
+        nothing to do and skips building its entries (small or wide circuits often)."""
+        last_on_pair: dict[frozenset, int] = {}
+        window = self.window
+        for i, node in enumerate(nodes):
+            qargs = node.qargs
+            if len(qargs) != 2 or node.cargs:
+                continue
+            pair = frozenset((qidx[qargs[0]], qidx[qargs[1]]))
+            previous = last_on_pair.get(pair)
+            if previous is not None and previous >= i - window and not node.is_directive():
+                return True
+            last_on_pair[pair] = i
+        return False
 
     def _commute(self, a: _Entry, b: _Entry) -> bool:
         if a.cargs or b.cargs or b.node.is_directive():
@@ -231,7 +276,7 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         eb = _embed(mb, [union.index(q) for q in qubits_b], len(union))
         return bool(np.allclose(ea @ eb, eb @ ea, atol=1e-10, rtol=0.0))
 
-    def _try_move(self, ops: list, i: int) -> list | None:
+    def _try_move(self, ops: list, i: int) -> int | None:
         gate = ops[i]
         pair = set(gate.qs)
         qa, qb = gate.qs
@@ -286,4 +331,4 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         # (same length, so O(i - found)) instead of rebuilding the whole list, which made
         # the pass quadratic in the circuit size.
         ops[found + 1 : i + 1] = [ops[k] for k in staying] + [gate] + [ops[k] for k in moving]
-        return ops
+        return found + 1

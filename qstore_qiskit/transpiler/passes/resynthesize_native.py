@@ -12,10 +12,11 @@ from qiskit.transpiler import Target
 from qiskit.transpiler.basepasses import TransformationPass
 from qiskit.transpiler.passes import Collect2qBlocks, ConsolidateBlocks
 
-from ..target import instruction_error, spec_from_target
 from ..native_ops import entries_cost, entries_to_dag
+from ..target import instruction_error, spec_from_target
 from .absorb_pi_pulses import absorb_entries
 from .lower_to_native import LowerToIonQNative
+
 
 def native_cost(dag: DAGCircuit, spec) -> tuple[float, int]:
     """(-log estimated success, native gate count) of a DAG; lower is better.
@@ -45,9 +46,11 @@ def _share_gpi2_matrices(work: DAGCircuit) -> None:
     :class:`~qiskit.transpiler.passes.ConsolidateBlocks` asks every non-standard gate
     for its matrix through Python (``GPI2Gate.__array__``, ~10 us each), which was most
     of its time on native circuits; a circuit has a few distinct GPi2 phases for many
-    gates. The matrices are the very arrays ``to_matrix`` returns, so the block matrices,
-    hence the candidate, are bit for bit the same as without this step. Only the
-    working copy is changed; the input DAG and its gate objects are not touched.
+    gates. Even a phase that occurs once is substituted: a unitary's matrix is read
+    without calling into Python, which measured cheaper than that call. The matrices
+    are the very arrays ``to_matrix`` returns, so the block matrices, hence the
+    candidate, are bit for bit the same as without this step. Only the working copy is
+    changed; the input DAG and its gate objects are not touched.
     """
     shared: dict[tuple[float, float], UnitaryGate] = {}
     for node in work.named_nodes("gpi2"):
@@ -60,6 +63,37 @@ def _share_gpi2_matrices(work: DAGCircuit) -> None:
         if gate is None:
             gate = shared[key] = UnitaryGate(node.op.to_matrix(), check_input=False)
         work.substitute_node(node, gate)
+
+
+def working_copy(dag: DAGCircuit) -> DAGCircuit:
+    """The copy of a native DAG that :func:`consolidate_and_lower` may consume.
+
+    A shallow copy (``copy.copy``: the graph is copied, the immutable instructions are
+    shared), with bound GPi2 gates as shared unitaries (:func:`_share_gpi2_matrices`).
+    Block matrices computed any other way differ in the last bits, which flips Weyl's
+    choice of local gates on degenerate blocks (CX-like) and costs single-qubit gates on
+    some circuits.
+    """
+    work = copy.copy(dag)
+    _share_gpi2_matrices(work)
+    return work
+
+
+def consolidate_and_lower(work: DAGCircuit, lower: LowerToIonQNative, qubits) -> list:
+    """Candidate entries: consolidate the native two-qubit blocks of ``work`` (modified)
+    and lower them again with ``lower``, then absorb pi pulses."""
+    collect, consolidate = Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)
+    collect.property_set = consolidate.property_set = PropertySet()
+    collect.run(work)
+    work = consolidate.run(work)
+    # The candidate stays a light entry list until it wins: most are discarded.
+    entries = lower.lower_entries(work)
+    return absorb_entries(entries, qubits) or entries
+
+
+def resynthesis_key(spec, approximation_degree: float | None, qubits_initially_zero: bool) -> tuple:
+    """What determines a resynthesis round's result besides its input circuit."""
+    return (spec, approximation_degree, bool(qubits_initially_zero))
 
 
 class ResynthesizeNativeBlocks(TransformationPass):
@@ -91,27 +125,33 @@ class ResynthesizeNativeBlocks(TransformationPass):
     ) -> None:
         super().__init__()
         self.spec = spec_from_target(target)
-        self._lower = LowerToIonQNative(
-            target,
-            approximation_degree=approximation_degree,
-            qubits_initially_zero=qubits_initially_zero,
-        )
+        self._target = target
+        self._approximation_degree = approximation_degree
+        self._qubits_initially_zero = qubits_initially_zero
+        self._lowering: LowerToIonQNative | None = None  # built on first use
+        #: What determines the pass's result besides its input.
+        self.options_key = resynthesis_key(self.spec, approximation_degree, qubits_initially_zero)
+
+    @property
+    def _lower(self) -> LowerToIonQNative:
+        if self._lowering is None:
+            self._lowering = LowerToIonQNative(
+                self._target,
+                approximation_degree=self._approximation_degree,
+                qubits_initially_zero=self._qubits_initially_zero,
+            )
+        return self._lowering
 
     def run(self, dag: DAGCircuit) -> DAGCircuit:
+        done = self.property_set["ionq_resynthesized"]
+        if done is not None and done[0] is dag and done[1] == self.options_key:
+            # This very circuit is the output of a LowerAndResynthesize with the same
+            # options (the translation stage), which has already run this pass's one
+            # round on it: the stage's result is that output.
+            self.property_set["ionq_resynthesized"] = None
+            return dag
         before = native_cost(dag, self.spec)
-        # ConsolidateBlocks on a shallow copy (``copy.copy``: the graph is copied, the
-        # immutable instructions are shared). Block matrices computed any other way
-        # differ in the last bits, which flips Weyl's choice of local gates on
-        # degenerate blocks (CX-like) and costs single-qubit gates on some circuits.
-        work = copy.copy(dag)
-        _share_gpi2_matrices(work)
-        collect, consolidate = Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)
-        collect.property_set = consolidate.property_set = PropertySet()
-        collect.run(work)
-        work = consolidate.run(work)
-        # The candidate stays a light entry list until it wins: most are discarded.
-        entries = self._lower.lower_entries(work)
-        entries = absorb_entries(entries, dag.qubits) or entries
+        entries = consolidate_and_lower(working_copy(dag), self._lower, dag.qubits)
         if entries_cost(entries, self.spec) < before:
             return entries_to_dag(dag, entries)
         return dag
