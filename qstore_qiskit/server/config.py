@@ -108,7 +108,10 @@ class ServerConfig:
             The server's accept front (:mod:`~.accept`) drains it in batches of 256.
         max_pending_connections: Most accepted connections that have not sent a byte
             yet, held as raw sockets by the accept front (no aiohttp handler); beyond
-            it the oldest is closed. Only connections that send bytes count against
+            it the oldest is closed. Also the most connections whose first bytes are
+            an incomplete request head that wait to be handed to aiohttp (16 per loop
+            iteration, after complete heads); beyond it the oldest of them is closed.
+            Only connections that send bytes count against
             :attr:`max_connections`. (Without the front, on an event loop lacking
             ``add_reader``, every accepted connection counts there.)
         first_byte_timeout: Seconds an accepted connection may stay silent before it
