@@ -103,6 +103,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def wait_idle(pid: int, limit: float = 120.0) -> None:
+    """Wait (at most ``limit`` s) until the server and its workers use under 10% of a
+    CPU over a quarter second: the prestarted workers have finished importing."""
+    def tree_cpu() -> float:
+        total = 0.0
+        for p in (pid, *_children(pid)):
+            try:
+                total += cpu_seconds(p)
+            except OSError:
+                pass
+        return total
+
+    deadline = time.monotonic() + limit
+    before = tree_cpu()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = tree_cpu()
+        if now - before < 0.025:
+            return
+        before = now
+
+
 # -- requests ----------------------------------------------------------------------------
 
 
@@ -256,7 +278,7 @@ def run_one(action: Callable[[ServerProcess], Any], **overrides: Any) -> dict[st
         get(srv.base_url + "/")  # warm up
         stats = srv.stats()
         budget_mb = stats["store"]["memory_budget"] / 2**20
-        time.sleep(0.5)  # the prestarted workers finish importing
+        wait_idle(pid)  # the prestarted workers finish importing
         base_server, base_total = tree_rss_mb(pid)
         ctx = multiprocessing.get_context("fork")
         stop = ctx.Event()

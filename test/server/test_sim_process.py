@@ -99,6 +99,19 @@ class TestSameResults(unittest.TestCase):
                 self.assertIsNone(started[0].proc.poll())  # alive between jobs
         self.assertIsNotNone(started[0].proc.poll())  # gone after shutdown
 
+    def test_job_over_inline_max_work_is_answered_before_it_completes(self):
+        answers, outcomes = [], []
+        for limit in (None, 1):  # every job inline; every job answered at once
+            with LocalServer(seed=7, inline_max_work=limit) as srv:
+                status, _, job = http("POST", srv.url + "/jobs", multi_job())
+                self.assertEqual(status, 201, job)
+                answers.append(job["status"])
+                wait_for(lambda jid=job["id"]: http("GET", srv.url + f"/jobs/{jid}")[2]
+                         ["status"] == "completed", "the job completed")
+                outcomes.append(results(srv, job["id"]))
+        self.assertEqual(answers, ["completed", "submitted"])
+        self.assertEqual(outcomes[0], outcomes[1])  # the same results either way
+
     def test_small_jobs_stay_in_thread(self):
         with LocalServer(seed=7) as srv:
             status, _, _ = http("POST", srv.url + "/jobs", multi_job())
