@@ -57,9 +57,9 @@ HALF_OPEN_HEADER_TIMEOUT = 1.0  # the half-open row's header (and first-byte) ti
 IN_FLIGHT = ServerConfig().max_body_bytes_in_flight
 
 # A server configured as before the accept front, the off-loop decoder, the connection
-# limit and the simulation worker.
+# limit, the simulation worker and answering large jobs before their simulation.
 BEFORE = {"decode_processes": 0, "max_connections": 1_000_000, "listen_backlog": 128,
-          "simulation_processes": 0}
+          "simulation_processes": 0, "inline_max_work": None}
 
 
 # -- process measurements ----------------------------------------------------------------
