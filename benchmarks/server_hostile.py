@@ -11,8 +11,9 @@ checks (a connection error, a timeout of :data:`HEALTH_TIMEOUT` or a status othe
 200: counted and printed, never taken as a latency), the peak RSS of the server process
 and its workers against their limit, and a verdict. The targets (issue #12):
 
-* the expected answer (a 4xx for a hostile request; 201 for the accepted controls;
-  for half-open connections: every one closed by the server) in under
+* the expected answer (a 4xx for a hostile request; 201 for the accepted controls; 200
+  for the idle control row, whose health checks show the floor that the machine's
+  load sets; for half-open connections: every one closed by the server) in under
   :data:`ANSWER_TARGET` seconds (for half-open connections: closed within the header
   timeout plus :data:`ANSWER_TARGET`);
 * every health check answered 200, the slowest in under :data:`HEALTH_TARGET_MS`;
@@ -56,8 +57,9 @@ HEALTH_TIMEOUT = 10.0  # a health check not answered within this is a failure
 HALF_OPEN_HEADER_TIMEOUT = 1.0  # the half-open row's header (and first-byte) timeout
 IN_FLIGHT = ServerConfig().max_body_bytes_in_flight
 
-# A server configured as before the accept front, the off-loop decoder, the connection
-# limit, the simulation worker and answering large jobs before their simulation.
+# A server configured as before the off-loop decoder, the connection limit, the deeper
+# accept queue, the simulation worker and answering large jobs before their simulation
+# (the accept front itself has no switch).
 BEFORE = {"decode_processes": 0, "max_connections": 1_000_000, "listen_backlog": 128,
           "simulation_processes": 0, "inline_max_work": None}
 
@@ -289,11 +291,12 @@ def run_one(action: Callable[[ServerProcess], Any], **overrides: Any) -> dict[st
                                                    failure_log, peak_server, peak_total))
         watcher.start()
         time.sleep(0.3)
+        load1 = float(Path("/proc/loadavg").read_text(encoding="ascii").split()[0])
         cpu0 = cpu_seconds(pid)
         t0 = time.perf_counter()
         outcome = action(srv)
         elapsed = time.perf_counter() - t0
-        if isinstance(outcome, tuple):  # half-open: (outcome, time until all closed)
+        if isinstance(outcome, tuple):  # (outcome, the time that counts as the answer's)
             outcome, elapsed = outcome
         time.sleep(0.3)
         cpu = cpu_seconds(pid) - cpu0  # the server process only, not its workers
@@ -309,7 +312,7 @@ def run_one(action: Callable[[ServerProcess], Any], **overrides: Any) -> dict[st
         except OSError:
             extra = {}
     limit = base_total + budget_mb + IN_FLIGHT / 2**20
-    return {"outcome": outcome, "seconds": round(elapsed, 3),
+    return {"outcome": outcome, "seconds": round(elapsed, 3), "load1": load1,
             "worst_health_ms": round(1000 * worst.value, 1),
             "failed_health_checks": failures.value, "failure_reasons": reasons,
             "rss_base_server_mb": round(base_server), "rss_base_total_mb": round(base_total),
@@ -322,7 +325,8 @@ def run_one(action: Callable[[ServerProcess], Any], **overrides: Any) -> dict[st
 
 
 def cases() -> list[tuple[str, Any, Callable[[ServerProcess], Any]]]:
-    """``(name, expected, action)``: expected is ``"4xx"``, ``201`` or ``"closed"``."""
+    """``(name, expected, action)``: expected is ``"4xx"``, ``200``, ``201`` or
+    ``"closed"``."""
     big = padded(30 * 1024 * 1024)
     bodies = {
         "64MB": padded(64 * 1024 * 1024), "1M": many_gates(1_000_000),
@@ -351,7 +355,13 @@ def cases() -> list[tuple[str, Any, Callable[[ServerProcess], Any]]]:
         return half_open(int(s.base_url.rsplit(":", 1)[1]), 1500,
                          HALF_OPEN_HEADER_TIMEOUT + 10)
 
+    def idle(s: ServerProcess) -> tuple[Any, float]:
+        time.sleep(2.0)  # the health checks alone: the floor the machine's load sets
+        t0 = time.perf_counter()
+        return get(s.base_url + "/"), time.perf_counter() - t0
+
     return [
+        ("control: no request, health checks only", 200, idle),
         ("64 MB body (over the 8 MiB cap)", "4xx", jobs("64MB")),
         ("1M-gate body (~25 MB)", "4xx", jobs("1M")),
         ("4 concurrent 30 MB bodies", "4xx", four_big),
@@ -401,7 +411,8 @@ def verdict(runs: list[dict], expected: Any) -> tuple[bool, list[str]]:
 
 
 HEADER = (f"{'request':<42} {'server':<10} {'answer':<16} {'answer s':>13} "
-          f"{'health max ms':>15} {'failed':>6} {'peak RSS MB srv/+workers (limit)':>33}  verdict")
+          f"{'health max ms':>15} {'failed':>6} {'peak RSS MB srv/+workers (limit)':>33} "
+          f"{'load':>10}  verdict")
 
 
 def row_line(name: str, label: str, runs: list[dict], expected: Any) -> str:
@@ -414,7 +425,8 @@ def row_line(name: str, label: str, runs: list[dict], expected: Any) -> str:
            f"({min(r['rss_limit_mb'] for r in runs)})")
     return (f"{name[:42]:<42} {label:<10} {','.join(outcomes)[:16]:<16} "
             f"{min(secs):>6.3f}-{max(secs):<6.3f} {min(health):>6.1f}-{max(health):<8.1f}"
-            f"{sum(r['failed_health_checks'] for r in runs):>6} {rss:>33}  "
+            f"{sum(r['failed_health_checks'] for r in runs):>6} {rss:>33} "
+            f"{min(r['load1'] for r in runs):>4.1f}-{max(r['load1'] for r in runs):<5.1f}  "
             + ("meets" if ok else "MISSES " + ", ".join(missed)))
 
 
