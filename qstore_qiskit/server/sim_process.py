@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import sys
 from typing import Any
 
 from .config import ServerConfig
 from .decode import PackedSpec, _dumps, _loads, _read_frame, _Worker, _write_frame
 from .jobs import Job
+
+# How much lower the simulation worker's CPU priority is than the server's.
+WORKER_NICENESS = 10
 
 # The per-gate cost of the simulators' Python loop, in amplitude updates.
 GATE_OVERHEAD = 64
@@ -87,6 +91,13 @@ def worker_main() -> int:
     sys.stdout = sys.stderr  # nothing but frames on the pipe
     if _read_frame(stdin) is None:
         return 0
+    if hasattr(os, "nice"):
+        # Below the server's priority: its event loop (and the decode worker on a
+        # request's path) win the CPU over this warm-up and over long simulations.
+        try:
+            os.nice(WORKER_NICENESS)
+        except OSError:  # pragma: no cover - not permitted: run at the same priority
+            pass
     warm_up()  # while no job waits (a job frame sent meanwhile waits in the pipe)
     while True:
         frame = _read_frame(stdin)

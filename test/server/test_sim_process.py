@@ -12,7 +12,7 @@ from pathlib import Path
 from unittest import mock
 
 from qstore_qiskit.server import LocalServer
-from qstore_qiskit.server.sim_process import SimulationPool
+from qstore_qiskit.server.sim_process import WORKER_NICENESS, SimulationPool
 
 from .helpers import http
 
@@ -135,6 +135,10 @@ class TestPrestart(unittest.TestCase):
                     f"/proc/{worker.proc.pid}/maps").read_text(errors="replace"),
                     "the worker imported Aer")
                 self.assertEqual(stats(srv)["jobs_in_process"], 0)
+                # ... at a lower CPU priority than the server's.
+                self.assertEqual(os.getpriority(os.PRIO_PROCESS, worker.proc.pid),
+                                 min(19, os.getpriority(os.PRIO_PROCESS, 0)
+                                     + WORKER_NICENESS))
             status, _, job = http("POST", srv.url + "/jobs", multi_job())
             self.assertEqual(status, 201, job)
             self.assertEqual(results(srv, job["id"])[0], "completed")
