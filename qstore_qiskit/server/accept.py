@@ -11,6 +11,10 @@ request, or its end). Guarantees:
 
 * at most ``max_pending`` accepted sockets wait for their first byte; beyond it the
   oldest pending socket is closed (``evicted``);
+* at most ``max_pending`` sockets whose first bytes are not a complete request head
+  wait to be handed over (at most :data:`PARTIAL_BATCH` per loop iteration); beyond it
+  the oldest of them is closed (``shed_partial``). The front therefore holds at most
+  ``2 * max_pending`` raw sockets, whatever the rate of connections;
 * a pending socket that sends nothing for ``first_byte_timeout`` seconds is closed
   (``expired``);
 * a socket handed over is subject to the existing limits (``max_connections``,
@@ -67,7 +71,8 @@ class AcceptFront:
         listener: A bound, listening socket (made non-blocking here).
         protocol_factory: Builds the protocol of a handed-over connection
             (``AppRunner.server``).
-        max_pending: Most accepted sockets waiting for their first byte.
+        max_pending: Most accepted sockets waiting for their first byte, and most
+            sockets with a partial request head waiting to be handed over.
         first_byte_timeout: Seconds a pending socket may stay silent.
     """
 
@@ -95,6 +100,8 @@ class AcceptFront:
         self.handed_over = 0  # sockets given to aiohttp (they sent bytes)
         self.evicted = 0  # pending sockets closed because the pool was full
         self.expired = 0  # pending sockets closed after first_byte_timeout of silence
+        self.shed_partial = 0  # partial-head sockets closed because their queue was full
+        self.partial_peak = 0  # most partial-head sockets queued at once
         self.accept_errors = 0  # accept() failures other than "nothing to accept"
 
     def start(self) -> None:
@@ -142,7 +149,11 @@ class AcceptFront:
         except OSError:
             head = b""  # reset: aiohttp sees the error at once
         if head and b"\r\n\r\n" not in head:
+            if len(self._partial) >= self.max_pending:
+                self._partial.popleft().close()  # the oldest: it has waited longest
+                self.shed_partial += 1
             self._partial.append(conn)
+            self.partial_peak = max(self.partial_peak, len(self._partial))
             if not self._draining:
                 self._draining = True
                 self.loop.call_soon(self._drain_partial)
@@ -194,10 +205,13 @@ class AcceptFront:
         return len(self._pending)
 
     def counts(self) -> dict[str, int]:
-        """Accepted, handed-over, evicted, expired and pending sockets."""
+        """Accepted, handed-over, evicted, expired and pending sockets; partial-head
+        sockets queued now, at most at once, and shed."""
         return {"accepted": self.accepted, "handed_over": self.handed_over,
                 "evicted_pending": self.evicted, "expired_pending": self.expired,
-                "pending": len(self._pending), "accept_errors": self.accept_errors}
+                "pending": len(self._pending), "accept_errors": self.accept_errors,
+                "partial": len(self._partial), "partial_peak": self.partial_peak,
+                "shed_partial": self.shed_partial}
 
     async def close(self) -> None:
         """Stop accepting; close the listening socket and every pending socket."""

@@ -119,8 +119,20 @@ class CircuitResult:
 # -- circuits ----------------------------------------------------------------------------
 
 
+_EYES: dict[int, np.ndarray] = {}
+
+
 def _is_identity(matrix: np.ndarray) -> bool:
-    return bool(np.array_equal(matrix, np.eye(matrix.shape[0])))
+    # Called once per gate: most gates differ from the identity in their first entry,
+    # which is read without building an identity matrix (the full check ran 20 us a
+    # gate, the second most expensive step of a 90,000-gate circuit).
+    if matrix[0, 0] != 1:
+        return False
+    size = matrix.shape[0]
+    eye = _EYES.get(size)
+    if eye is None:
+        eye = _EYES[size] = np.eye(size)
+    return bool(np.array_equal(matrix, eye))
 
 
 _DECOMPOSED: dict[tuple, list[tuple[np.ndarray, tuple[int, ...]]]] = {}
@@ -242,20 +254,26 @@ def aer_circuit(num_qubits: int, ops: Sequence[Op], *, labels: bool = False,
     """
     # pylint: disable=import-outside-toplevel
     from qiskit import QuantumCircuit
+    from qiskit.circuit import CircuitInstruction
     from qiskit.circuit.library import UnitaryGate
 
     qc = QuantumCircuit(num_qubits, num_qubits if measure else 0)
+    bits = qc.qubits
+    # ``_append`` is Qiskit's documented fast path for a circuit built by the caller
+    # itself: ``append`` broadcasts and checks every argument (about 45 us a gate);
+    # here the parser has already checked the qubits (in range, distinct).
+    add = qc._append  # pylint: disable=protected-access
     for index, (matrix, qubits, std) in enumerate(ops):
         if labels or std is None:
             label = (LABEL_1Q if len(qubits) == 1 else LABEL_2Q) if labels else None
-            qc.append(UnitaryGate(matrix, check_input=False, label=label), list(qubits))
+            add(CircuitInstruction(UnitaryGate(matrix, check_input=False, label=label),
+                                   tuple(bits[q] for q in qubits), ()))
         else:
             num_controls = getattr(std, "num_ctrl_qubits", 0)
             if num_controls:  # Qiskit's controlled gates take the controls first
                 split = len(qubits) - num_controls
-                qc.append(std, list(qubits[split:]) + list(qubits[:split]))
-            else:
-                qc.append(std, list(qubits))
+                qubits = tuple(qubits[split:]) + tuple(qubits[:split])
+            add(CircuitInstruction(std, tuple(bits[q] for q in qubits), ()))
         if paulis and index in paulis:
             code = paulis[index]
             for q in qubits:

@@ -160,7 +160,9 @@ async def server_stats(request: web.Request) -> web.Response:
                       "refused_in_flight": state.body_budget.refused}
     pool = state.runner.processes
     snap["simulation"] = {"jobs_in_process": pool.jobs_in_process,
-                          "in_worker": pool.in_worker}
+                          "in_worker": pool.in_worker,
+                          "workers": pool.workers,
+                          "restarted": pool.restarted}
     store = state.store
     snap["store"] = {"bytes": store.bytes_held, "budget_bytes": store.budget_bytes,
                      "jobs": len(store.top_level()), "evicted_jobs": store.evicted,
@@ -236,11 +238,12 @@ def create_app(config: ServerConfig | None = None, **overrides: Any) -> web.Appl
         await app_[STATE].runner.shutdown()
         await asyncio.get_running_loop().run_in_executor(None, app_[STATE].decoder.shutdown)
 
-    async def _start_decoder(app_: web.Application) -> None:
-        # The first large body then finds a worker that has finished importing.
+    async def _start_workers(app_: web.Application) -> None:
+        # The first large body (job) then finds a worker that has finished importing.
         app_[STATE].decoder.prestart()
+        app_[STATE].runner.processes.prestart()
 
-    app.on_startup.append(_start_decoder)
+    app.on_startup.append(_start_workers)
     app.on_cleanup.append(_shutdown)
     _add_routes(app)
     return app

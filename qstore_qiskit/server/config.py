@@ -108,7 +108,10 @@ class ServerConfig:
             The server's accept front (:mod:`~.accept`) drains it in batches of 256.
         max_pending_connections: Most accepted connections that have not sent a byte
             yet, held as raw sockets by the accept front (no aiohttp handler); beyond
-            it the oldest is closed. Only connections that send bytes count against
+            it the oldest is closed. Also the most connections whose first bytes are
+            an incomplete request head that wait to be handed to aiohttp (16 per loop
+            iteration, after complete heads); beyond it the oldest of them is closed.
+            Only connections that send bytes count against
             :attr:`max_connections`. (Without the front, on an event loop lacking
             ``add_reader``, every accepted connection counts there.)
         first_byte_timeout: Seconds an accepted connection may stay silent before it
@@ -138,7 +141,13 @@ class ServerConfig:
         per_gate_shot_time: Execution time per native gate, per shot.
         max_running_jobs: Cap on jobs executing at the same time (others wait).
         inline_execution: Finish a job before answering its creation request, so a
-            client's first status poll already sees it completed (``instant``).
+            client's first status poll already sees it completed (``instant``). Only
+            jobs whose estimated simulation work is at most :attr:`inline_max_work`.
+        inline_max_work: With :attr:`inline_execution`, a job whose estimated
+            simulation work (as for :attr:`process_simulation_work`) exceeds this is
+            answered at once (status ``submitted``) and completes in the background,
+            so that its creation request does not wait seconds for the simulation;
+            ``None``: every job is finished before its creation is answered.
         rate_limit: Sustained requests per second per server (token bucket), ``None``
             for no limit; requests beyond it get 429 with ``Retry-After``.
         rate_limit_burst: Bucket size of the rate limiter.
@@ -187,6 +196,7 @@ class ServerConfig:
     per_gate_shot_time: float = 0.0
     max_running_jobs: int | None = None
     inline_execution: bool = True
+    inline_max_work: int | None = 1 << 22
     rate_limit: float | None = None
     rate_limit_burst: int = 100
     seed: int | None = None
@@ -207,7 +217,7 @@ class ServerConfig:
         if self.max_qubits < 1 or self.max_shots < 1 or self.max_circuits_per_job < 1:
             raise ValueError("max_qubits, max_shots and max_circuits_per_job must be >= 1")
         for name in ("max_job_work", "max_job_amplitudes", "job_store_bytes",
-                     "max_stored_jobs"):
+                     "max_stored_jobs", "inline_max_work"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or None")
@@ -293,7 +303,8 @@ class ServerConfig:
         )
 
 
-# ``instant``: no artificial delays, jobs complete before the create call returns.
+# ``instant``: no artificial delays, jobs complete before the create call returns
+# (those with more simulation work than ``inline_max_work`` complete just after).
 # ``cloud``: tens of milliseconds per request, a queue wait per job and an execution
 # time that grows with shots and native gates; 200 circuits in 2 batch jobs take
 # about a second, one job per circuit takes ~0.25 s each plus polling.

@@ -91,7 +91,8 @@ class ConnectionLimiter:
     def counts(self) -> dict[str, int]:
         """Connections shed and refused so far, and those serving a request now; with
         an accept front, also its ``accepted``, ``handed_over``, ``evicted_pending``,
-        ``expired_pending``, ``pending`` and ``accept_errors`` counts."""
+        ``expired_pending``, ``pending``, ``accept_errors``, ``partial``,
+        ``partial_peak`` and ``shed_partial`` counts."""
         counts = {"shed_idle": self.shed_idle, "refused": self.refused,
                   "busy": len(self._busy)}
         if self.front is not None:

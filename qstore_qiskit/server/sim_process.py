@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import sys
 from typing import Any
 
 from .config import ServerConfig
 from .decode import PackedSpec, _dumps, _loads, _read_frame, _Worker, _write_frame
 from .jobs import Job
+
+# How much lower the simulation worker's CPU priority is than the server's.
+WORKER_NICENESS = 10
 
 # The per-gate cost of the simulators' Python loop, in amplitude updates.
 GATE_OVERHEAD = 64
@@ -70,6 +74,16 @@ def _simulate_packed(frame: bytes) -> list[dict[str, Any]]:
     return [{name: getattr(t, name, None) for name in RESULT_FIELDS} for t in _targets(job)]
 
 
+def warm_up() -> None:
+    """Import what a simulation needs (the simulators, Qiskit and Aer), so that a worker
+    started ahead of time does not spend its first job importing."""
+    # pylint: disable=import-outside-toplevel,unused-import
+    from qiskit import QuantumCircuit  # noqa: F401
+    from qiskit_aer import AerSimulator  # noqa: F401
+
+    from . import runner  # noqa: F401
+
+
 def worker_main() -> int:
     """The worker: a config frame (unused), then job frames answered with
     ``("ok", results)`` or ``("error", message)``, until stdin closes."""
@@ -77,6 +91,14 @@ def worker_main() -> int:
     sys.stdout = sys.stderr  # nothing but frames on the pipe
     if _read_frame(stdin) is None:
         return 0
+    if hasattr(os, "nice"):
+        # Below the server's priority: its event loop (and the decode worker on a
+        # request's path) win the CPU over this warm-up and over long simulations.
+        try:
+            os.nice(WORKER_NICENESS)
+        except OSError:  # pragma: no cover - not permitted: run at the same priority
+            pass
+    warm_up()  # while no job waits (a job frame sent meanwhile waits in the pipe)
     while True:
         frame = _read_frame(stdin)
         if frame is None:
@@ -107,10 +129,13 @@ class SimulationWorkerError(RuntimeError):
 class SimulationPool:
     """Worker processes that simulate large jobs.
 
-    A worker starts on the first job that needs one (a second or so) and serves later
-    jobs; at most ``config.simulation_processes`` run at once, and a job waits for a
-    free one. A cancelled job's worker is killed (its result would be discarded anyway,
-    and the CPU is freed at once); the next large job starts a new one. A worker that
+    One worker is started with the server (:meth:`prestart`: it imports the simulators
+    while the server already serves), so that the first large job does not wait a
+    second or so for it; more start on demand, and each serves later jobs. At most
+    ``config.simulation_processes`` run at once, and a job waits for a free one. A
+    cancelled job's worker is killed (its result would be discarded anyway, and the CPU
+    is freed at once); the next large job starts a new one. An idle worker found dead
+    (killed, out of memory) is reaped and replaced when a job needs it. A worker that
     dies mid-job fails that job with a message.
 
     Args:
@@ -131,6 +156,7 @@ class SimulationPool:
         self._closed = False
         self.jobs_in_process = 0  # jobs simulated by a worker
         self.in_worker = 0  # jobs at a worker right now (loop-confined counter)
+        self.restarted = 0  # idle workers found dead and replaced
 
     def wants(self, job: Job) -> bool:
         """Whether ``job`` is simulated in a worker process."""
@@ -141,6 +167,31 @@ class SimulationPool:
         worker = _Worker(self.config, module="qstore_qiskit.server.sim_worker")
         self._all.append(worker)
         return worker
+
+    def prestart(self) -> None:
+        """Start one idle worker now (none with ``simulation_processes=0``, or if one
+        runs already). ``Popen`` returns at once; the worker imports while the server
+        serves."""
+        if self.config.simulation_processes == 0 or self._closed or self._all:
+            return
+        self._idle.append(self._start())
+
+    @property
+    def workers(self) -> int:
+        """Worker processes started and not known to have exited."""
+        return len(self._all)
+
+    def _take_idle(self) -> _Worker | None:
+        """An idle worker that is still alive (dead ones are reaped), else ``None``."""
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.proc.poll() is None:
+                return worker
+            self.restarted += 1
+            if worker in self._all:
+                self._all.remove(worker)
+            worker.close()  # already exited: closes its pipes without waiting
+        return None
 
     def _exchange(self, worker: _Worker, request: bytes) -> bytes:
         try:
@@ -163,8 +214,7 @@ class SimulationPool:
         async with self._slots:
             if self._closed:
                 raise SimulationWorkerError("the server is shutting down")
-            worker = self._idle.pop() if self._idle else await loop.run_in_executor(
-                self._io, self._start)
+            worker = self._take_idle() or await loop.run_in_executor(self._io, self._start)
             self.in_worker += 1
             try:
                 frame = await loop.run_in_executor(self._io, self._exchange, worker, request)

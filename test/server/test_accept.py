@@ -160,6 +160,73 @@ class TestHandedOverConnections(unittest.TestCase):
         self.assertEqual(counts["handed_over"], 2)
 
 
+class TestPartialHeadQueue(unittest.TestCase):
+    """Connections whose first bytes are an incomplete request head wait in a queue
+    bounded by ``max_pending_connections``; the oldest beyond it is closed."""
+
+    PARTIAL = b"GET /v0.4/jobs HTTP/1.1\r\nHost: x\r\n"  # headers never finished
+
+    def test_queue_beyond_the_bound_sheds_the_oldest(self):
+        bound, opened = 4, 30
+        drained = []
+        real_drain = accept.AcceptFront._drain_partial  # pylint: disable=protected-access
+
+        def held_drain(front):  # stays "draining": nothing is handed over meanwhile
+            drained.append(front)
+
+        with mock.patch.object(accept.AcceptFront, "_drain_partial", held_drain), \
+                LocalServer(max_pending_connections=bound, first_byte_timeout=60,
+                            header_timeout=60) as srv:
+            socks = []
+            try:
+                for n in range(1, opened + 1):
+                    socks.extend(_connect(srv.port, 1, self.PARTIAL))
+                    # Read by the front (queued, or the oldest shed) before the next.
+                    _wait_for(lambda n=n: srv._front.counts()["partial"]
+                              + srv._front.shed_partial == n, "the partial head queued")
+                    self.assertLessEqual(srv._front.counts()["partial"], bound)
+                # Health checks (complete heads) are answered meanwhile.
+                for _ in range(3):
+                    self.assertEqual(http("GET", srv.base_url + "/", key=None)[0], 200)
+                counts = _connections(srv)
+                shed = [_closed_by_server(s, timeout=0.05) for s in socks]
+                # Now hand the queued ones over; they meet aiohttp's limits as usual.
+                srv._loop.call_soon_threadsafe(real_drain, srv._front)
+                _wait_for(lambda: srv._front.counts()["partial"] == 0, "the hand-over")
+                self.assertEqual(http("GET", srv.base_url + "/", key=None)[0], 200)
+            finally:
+                for sock in socks:
+                    sock.close()
+        self.assertEqual(len(drained), 1)
+        self.assertEqual((counts["partial"], counts["partial_peak"], counts["shed_partial"]),
+                         (bound, bound, opened - bound))
+        # The oldest were closed, the newest still wait.
+        self.assertEqual(shed, [True] * (opened - bound) + [False] * bound)
+
+    def test_flood_of_partial_heads_stays_bounded(self):
+        bound, opened = 8, 400
+        with LocalServer(max_pending_connections=bound, first_byte_timeout=60,
+                         header_timeout=60, max_connections=64) as srv:
+            socks = []
+            try:
+                for i in range(opened):
+                    socks.extend(_connect(srv.port, 1, self.PARTIAL))
+                    if i % 100 == 99:
+                        self.assertEqual(http("GET", srv.base_url + "/", key=None)[0], 200)
+                _wait_for(lambda: srv._front.counts()["partial"] == 0, "the queue drained")
+                self.assertEqual(http("GET", srv.base_url + "/", key=None)[0], 200)
+                counts = _connections(srv)
+            finally:
+                for sock in socks:
+                    sock.close()
+        self.assertLessEqual(counts["partial_peak"], bound)
+        self.assertEqual(counts["partial"], 0)
+        # Every partial connection was handed over or shed (or evicted before it was
+        # read); the health checks were handed over too.
+        self.assertGreaterEqual(counts["handed_over"] + counts["shed_partial"]
+                                + counts["evicted_pending"], opened + 4)
+
+
 class TestFallback(unittest.TestCase):
 
     def test_loop_without_add_reader_uses_aiohttps_accept_path(self):

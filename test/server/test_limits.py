@@ -109,6 +109,22 @@ class TestPackedSpec(unittest.TestCase):
         config = PROFILES["instant"].with_overrides(api_key="secret-key")
         self.assertEqual(decode._loads(decode._dumps(config)), config)  # pylint: disable=W0212
 
+    def test_gate_chunks_name_only_the_servers_fixed_matrices(self):
+        import dataclasses
+        import pickle
+
+        spec = parse_job_request(long_circuit(10), PROFILES["instant"], native_ranges=True)
+        packed = PackedSpec.pack(spec)
+        # A chunk names fixed matrices (no persistent ids); a name that is not one of
+        # the server's matrices is refused, not looked up anywhere else.
+        names = {item for item, _, _ in pickle.loads(packed.chunks[0])
+                 if isinstance(item, str)}
+        self.assertTrue(names and names <= set(vars(gates)), names)
+        for bad in ([("not_a_matrix", 0, (0,))], [("__class__", 0, (0,))], [(1, 2)]):
+            forged = dataclasses.replace(packed, chunks=(pickle.dumps(bad),))
+            with self.assertRaises(pickle.UnpicklingError):
+                forged.unpack()
+
     def test_decode_json_names_the_problem(self):
         with self.assertRaises(Exception) as ctx:
             decode_json(b'{"a": ')

@@ -4,13 +4,15 @@ a cancel leaves a clean job record."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import unittest
+from pathlib import Path
 from unittest import mock
 
 from qstore_qiskit.server import LocalServer
-from qstore_qiskit.server.sim_process import SimulationPool
+from qstore_qiskit.server.sim_process import WORKER_NICENESS, SimulationPool
 
 from .helpers import http
 
@@ -97,11 +99,68 @@ class TestSameResults(unittest.TestCase):
                 self.assertIsNone(started[0].proc.poll())  # alive between jobs
         self.assertIsNotNone(started[0].proc.poll())  # gone after shutdown
 
+    def test_job_over_inline_max_work_is_answered_before_it_completes(self):
+        answers, outcomes = [], []
+        for limit in (None, 1):  # every job inline; every job answered at once
+            with LocalServer(seed=7, inline_max_work=limit) as srv:
+                status, _, job = http("POST", srv.url + "/jobs", multi_job())
+                self.assertEqual(status, 201, job)
+                answers.append(job["status"])
+                wait_for(lambda jid=job["id"]: http("GET", srv.url + f"/jobs/{jid}")[2]
+                         ["status"] == "completed", "the job completed")
+                outcomes.append(results(srv, job["id"]))
+        self.assertEqual(answers, ["completed", "submitted"])
+        self.assertEqual(outcomes[0], outcomes[1])  # the same results either way
+
     def test_small_jobs_stay_in_thread(self):
         with LocalServer(seed=7) as srv:
             status, _, _ = http("POST", srv.url + "/jobs", multi_job())
             self.assertEqual(status, 201)
             self.assertEqual(stats(srv)["jobs_in_process"], 0)
+
+
+class TestPrestart(unittest.TestCase):
+    """One worker starts with the server; a dead idle one is replaced on demand."""
+
+    def test_worker_runs_when_the_server_reports_ready(self):
+        with LocalServer(seed=7, process_simulation_work=1) as srv:
+            pool = srv._require_state().runner.processes  # pylint: disable=protected-access
+            # No request yet: the worker was started with the server.
+            self.assertEqual(len(pool._all), 1)  # pylint: disable=protected-access
+            worker = pool._all[0]  # pylint: disable=protected-access
+            self.assertIsNone(worker.proc.poll())
+            if os.path.exists(f"/proc/{worker.proc.pid}/maps"):
+                # It imports Aer before any job arrives (not during the first one).
+                wait_for(lambda: "qiskit_aer" in Path(
+                    f"/proc/{worker.proc.pid}/maps").read_text(errors="replace"),
+                    "the worker imported Aer")
+                self.assertEqual(stats(srv)["jobs_in_process"], 0)
+                # ... at a lower CPU priority than the server's.
+                self.assertEqual(os.getpriority(os.PRIO_PROCESS, worker.proc.pid),
+                                 min(19, os.getpriority(os.PRIO_PROCESS, 0)
+                                     + WORKER_NICENESS))
+            status, _, job = http("POST", srv.url + "/jobs", multi_job())
+            self.assertEqual(status, 201, job)
+            self.assertEqual(results(srv, job["id"])[0], "completed")
+            # The prestarted worker ran the job; no second one was started.
+            self.assertEqual(pool._all, [worker])  # pylint: disable=protected-access
+            self.assertEqual((stats(srv)["jobs_in_process"], stats(srv)["workers"]), (1, 1))
+        with LocalServer(simulation_processes=0) as srv:
+            self.assertEqual(srv._require_state().runner.processes._all, [])  # pylint: disable=protected-access
+
+    def test_dead_idle_worker_is_replaced_on_demand(self):
+        with LocalServer(seed=7, process_simulation_work=1) as srv:
+            pool = srv._require_state().runner.processes  # pylint: disable=protected-access
+            first = pool._all[0]  # pylint: disable=protected-access
+            first.kill()
+            first.proc.wait(30)
+            status, _, job = http("POST", srv.url + "/jobs", multi_job())
+            self.assertEqual(status, 201, job)
+            self.assertEqual(results(srv, job["id"])[0], "completed")
+            sim = stats(srv)
+            self.assertEqual((sim["restarted"], sim["jobs_in_process"], sim["workers"]),
+                             (1, 1, 1))
+            self.assertNotEqual(pool._all[0].proc.pid, first.proc.pid)  # pylint: disable=protected-access
 
 
 class HeldWorker:
@@ -148,7 +207,8 @@ class TestWhileInWorker(unittest.TestCase):
             self.assertEqual(during["status"], "started")  # answered before completion
             wait_for(lambda: http("GET", srv.url + f"/jobs/{job_id}")[2]["status"]
                      == "completed", "the job completed")
-            self.assertEqual(stats(srv), {"jobs_in_process": 1, "in_worker": 0})
+            self.assertEqual(stats(srv), {"jobs_in_process": 1, "in_worker": 0, "workers": 1,
+                                          "restarted": 0})
 
     def test_worker_crash_fails_the_job_and_the_next_job_runs(self):
         held = HeldWorker(before=lambda worker: (worker.kill(), worker.proc.wait(30)))

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from .. import pricing
 from ..errors import ApiError, bad_request
+from ..sim_process import simulation_work
 from ..jobs import (
     FINAL_STATUSES,
     MULTI_TYPE,
@@ -111,7 +112,9 @@ async def create_job(request: web.Request) -> web.StreamResponse:
     state.store.add(job)
     state.stats.job_created(spec.num_circuits, sum(spec.native_gate_counts))
     task = state.runner.submit(job)
-    if state.config.inline_execution and job.fault != "late_result":
+    inline_max = state.config.inline_max_work
+    if (state.config.inline_execution and job.fault != "late_result"
+            and (inline_max is None or simulation_work(job) <= inline_max)):
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
