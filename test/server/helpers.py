@@ -68,8 +68,12 @@ def assert_counts_match(test: unittest.TestCase, counts: dict[str, int],
 
 def http(method: str, url: str, body: Any = None, key: str | None = "test-key",
          raw: bytes | None = None, headers: dict[str, str] | None = None,
-         timeout: float = 10.0, validate: bool = True) -> tuple[int, dict[str, str], Any]:
+         timeout: float = 60.0, validate: bool = True) -> tuple[int, dict[str, str], Any]:
     """A small JSON HTTP helper (stdlib only); returns ``(status, headers, json|text)``.
+
+    The timeout only guards against a hang: on a loaded 2-core machine a server that
+    starts its worker processes can take over 10 s to answer its first job, so it is
+    generous; tests never assert on how long an answer took.
 
     Every answer to a ``/v0.4`` route is checked against the server's OpenAPI document
     (``validate=False`` skips that, for deliberately undocumented requests).
