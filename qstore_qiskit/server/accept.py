@@ -38,13 +38,18 @@ from aiohttp import web
 # Most sockets accepted per readiness callback before the loop gets to run other
 # callbacks (health checks among them); the listening socket stays readable, so the
 # rest are taken on the next iteration.
-ACCEPT_BATCH = 256
+ACCEPT_BATCH = 64
 
 # Connections whose first bytes are not yet a complete request head (slow-loris, or a
 # request split over packets) are handed to aiohttp at most this many per loop
 # iteration, after those that sent a complete head: a burst of them cannot hold up a
 # health check that arrives complete.
 PARTIAL_BATCH = 16
+
+# Silent sockets past their first-byte deadline are closed at most this many per loop
+# iteration: a flood that expires together is closed over several iterations, with
+# other callbacks (health checks among them) running in between.
+SWEEP_BATCH = 32
 
 
 def supported(loop: asyncio.AbstractEventLoop) -> bool:
@@ -94,7 +99,7 @@ class AcceptFront:
         # Descriptors handed over with a complete request head: the connection limit
         # must not shed them before aiohttp has parsed that request (see connections).
         self.complete_heads: set[int] = set()
-        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweeper: asyncio.Handle | None = None
         self._closed = False
         self.accepted = 0  # sockets taken from the accept queue
         self.handed_over = 0  # sockets given to aiohttp (they sent bytes)
@@ -189,7 +194,9 @@ class AcceptFront:
 
     def _sweep(self) -> None:
         now = time.monotonic()
-        while self._pending:
+        for _ in range(SWEEP_BATCH):
+            if not self._pending:
+                break
             fd, (conn, deadline) = next(iter(self._pending.items()))
             if deadline > now:
                 break
@@ -197,6 +204,12 @@ class AcceptFront:
             self.loop.remove_reader(fd)
             conn.close()
             self.expired += 1
+        else:
+            # More have expired: close them in later loop iterations, so that a burst
+            # of expiries (a flood of silent connections) never holds the loop at once.
+            if self._pending and not self._closed:
+                self._sweeper = self.loop.call_soon(self._sweep)
+                return
         self._schedule_sweep()
 
     @property
