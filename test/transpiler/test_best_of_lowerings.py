@@ -13,13 +13,12 @@ from qiskit.circuit.random import random_circuit
 from qiskit.converters import circuit_to_dag, dag_to_circuit
 from qiskit.quantum_info import Operator
 
+from .helpers import two_qubit_count
 from qstore_qiskit.transpiler import estimated_fidelity, generate_ionq_pass_manager, ionq_target
 from qstore_qiskit.transpiler.passes import LowerBestOfCandidates, LowerToIonQNative
 
 
-def _two_qubit(qc: QuantumCircuit) -> int:
-    ops = qc.count_ops()
-    return ops.get("ms", 0) + ops.get("zz", 0)
+_two_qubit = two_qubit_count
 
 
 class TestLevelThree(unittest.TestCase):

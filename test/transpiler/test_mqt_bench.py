@@ -307,7 +307,7 @@ def same_unitary_on_random_states(
     would dominate the test time.
     """
     # pylint: disable=import-outside-toplevel
-    from qiskit.quantum_info import Statevector, random_statevector
+    from qiskit.quantum_info import random_statevector
 
     phases = []
     for k in range(states):

@@ -13,6 +13,7 @@ from qiskit.circuit.library import n_local
 from qiskit.converters import circuit_to_dag, dag_to_circuit
 from qiskit.quantum_info import Operator
 
+from .helpers import two_qubit_count
 from qstore_qiskit.transpiler import estimated_fidelity, generate_ionq_pass_manager, ionq_target
 from qstore_qiskit.transpiler.passes import ResynthesizeCnotNetworks
 
@@ -26,9 +27,7 @@ def _full_ladder(n: int) -> QuantumCircuit:
     return qc
 
 
-def _two_qubit(qc: QuantumCircuit) -> int:
-    ops = qc.count_ops()
-    return ops.get("ms", 0) + ops.get("zz", 0)
+_two_qubit = two_qubit_count
 
 
 class TestResynthesizeCnotNetworks(unittest.TestCase):

@@ -15,6 +15,7 @@ from qiskit.circuit.random import random_circuit
 from qiskit.quantum_info import Operator, Statevector
 from qiskit.transpiler import PassManager
 
+from .helpers import two_qubit_count
 from qstore_qiskit.transpiler import estimated_fidelity, generate_ionq_pass_manager, ionq_target
 from qstore_qiskit.transpiler.passes import ResynthesizeShiftInvariant
 from qstore_qiskit.transpiler.passes.resynthesize_shift_invariant import _evolve, _some_x_commutes
@@ -25,9 +26,7 @@ from qstore_qiskit.transpiler.shift_synthesis import (
 )
 
 
-def _two_qubit(qc: QuantumCircuit) -> int:
-    ops = qc.count_ops()
-    return ops.get("ms", 0) + ops.get("zz", 0)
+_two_qubit = two_qubit_count
 
 
 def quantum_walk(num_qubits: int, steps: int, coin_gate: str = "h") -> QuantumCircuit:
