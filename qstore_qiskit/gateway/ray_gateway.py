@@ -71,6 +71,8 @@ DEFAULT_ROUND_JOBS = 2
 #: A round is split only into jobs of at least this many circuits: a job of fewer executes
 #: in tens of milliseconds, so splitting it would save less time than the job costs.
 ROUND_JOB_MIN_CIRCUITS = 16
+#: The values of the gateway's ``release`` option (see :meth:`QStoreGateway._maybe_release`).
+RELEASES = ("round", "nagle")
 _SETTINGS = ("backend", "shots", "gateset", "noise", "name", "metadata", "sampler_seed", "session_id", "job_settings")
 
 
@@ -105,6 +107,18 @@ class QStoreGateway:
             model, which keeps small rounds in one job). 1: the fewest jobs. Ignored
             with ``gather_window=0`` or an explicit ``adaptive_batch_sizing`` submitter
             option.
+        release: When held calls go out. ``"round"``: when every active caller has a
+            call in (see :meth:`_gate`). ``"nagle"``: at once while fewer than
+            ``round_jobs`` of the gateway's submissions are in flight, else when one of
+            them finishes (calls arriving meanwhile coalesce), as Nagle's algorithm
+            does for small packets; also when every active caller is in. Both release
+            at the latest ``gather_window`` after the first held call.
+        job_budget: Most jobs per call, on average over the gateway's life (``None``: no
+            budget). A round is split into no more jobs than its calls have earned
+            (``job_budget`` each; unused credit carries over, up to ``round_jobs``): with
+            0.25 a round is split only as far as a quarter of the calls so far allow
+            (every submission still makes at least one job), so small rounds that stay
+            one job leave their credit to the large ones.
 
     Raises:
         ValueError: no key in the environment, the key does not match ``fingerprint``,
@@ -120,7 +134,18 @@ class QStoreGateway:
         gather_window: float = 0.5,
         linger: float = 1.0,
         round_jobs: int = DEFAULT_ROUND_JOBS,
+        release: str = "round",
+        job_budget: float | None = None,
     ) -> None:
+        if release not in RELEASES:
+            raise ValueError(f"release must be one of {RELEASES}, got {release!r}")
+        if job_budget is not None and not 0.0 < float(job_budget) <= 64.0:
+            raise ValueError(f"job_budget must be in (0, 64] jobs per call or None, got {job_budget!r}")
+        self._release_mode = release
+        self._job_budget = None if job_budget is None else float(job_budget)
+        self._credit = 0.0  # jobs the calls so far have earned and not used (job_budget)
+        self._round_cap = round_jobs
+        self._in_flight = 0  # submissions handed to the submitter, results not yet back
         if not 0.0 <= gather_window <= 10.0 or not 0.0 <= linger <= 60.0:
             raise ValueError("gather_window must be in [0, 10] s and linger in [0, 60] s")
         if isinstance(round_jobs, bool) or not isinstance(round_jobs, int) or not 1 <= round_jobs <= 64:
@@ -412,6 +437,9 @@ class QStoreGateway:
             if now < quiet_until:
                 self._recheck_at(quiet_until - now)
                 return
+        if self._release_mode == "nagle" and self._in_flight < self._round_cap:
+            self._release()  # nothing much in flight: go now (Nagle)
+            return
         held = {h.client for h in self._held}
         missing_busy = any(client not in held for client in self._busy)
         lingering = [done for client, done in self._last_done.items() if client not in held]
@@ -459,11 +487,23 @@ class QStoreGateway:
 
     def _split(self, calls: int, circuits: int) -> dict[str, Any]:
         """The submitter's ``max_jobs`` for a submission of ``calls`` calls holding
-        ``circuits`` circuits: at most ``round_jobs``, one per call and one per
-        :data:`ROUND_JOB_MIN_CIRCUITS` circuits."""
+        ``circuits`` circuits: at most ``round_jobs``, one per call, one per
+        :data:`ROUND_JOB_MIN_CIRCUITS` circuits and (``job_budget``) as many as the
+        calls have earned. The budget is charged the cap (an upper bound of the jobs the
+        submitter makes), so it is never overspent."""
+        if self._job_budget is not None:
+            self._credit = min(self._credit + calls * self._job_budget, float(self._round_cap))
         if self._round_jobs is None:
-            return {}
-        return {"max_jobs": max(1, min(self._round_jobs, calls, circuits // ROUND_JOB_MIN_CIRCUITS))}
+            cap = 1
+            out: dict[str, Any] = {}
+        else:
+            cap = max(1, min(self._round_jobs, calls, circuits // ROUND_JOB_MIN_CIRCUITS))
+            if self._job_budget is not None:
+                cap = max(1, min(cap, int(self._credit)))
+            out = {"max_jobs": cap}
+        if self._job_budget is not None:
+            self._credit -= cap
+        return out
 
     def _submit_alone(self, h: "Held") -> None:
         try:
@@ -476,6 +516,16 @@ class QStoreGateway:
     def _hand_out(self, future: Any, members: list["Held"]) -> None:
         """Give each member its slice of ``future`` (one submitter call)."""
         submission = Submission(future, len(members))
+        self._in_flight += 1
+        loop = asyncio.get_running_loop()
+
+        def finished(_f: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(self._submission_done)
+            except RuntimeError:  # the loop is closed: the gateway is shutting down
+                pass
+
+        future.add_done_callback(finished)
         # Journal who owns which circuits before the submitter forms a job from them (it
         # waits ``batch_window`` first): after a crash, the submitter's journal names
         # them by this tag and offset, and these records map them back to the requests.
@@ -486,6 +536,11 @@ class QStoreGateway:
                 self._write_request({"rid": h.digest, "tag": tag, "offset": offset, "indices": h.indices})
             h.gate.set_result(Share(submission, offset, len(h.circuits)))
             offset += len(h.circuits)
+
+    def _submission_done(self) -> None:
+        self._in_flight -= 1
+        if self._held and self._release_mode == "nagle":
+            self._maybe_release()
 
     def _write_request(self, record: dict) -> None:
         if self._requests_path is None:
@@ -589,6 +644,7 @@ __all__ = [
     "QStoreGateway",
     "DEFAULT_SUBMITTER_OPTIONS",
     "DEFAULT_ROUND_JOBS",
+    "RELEASES",
     "ROUND_JOB_MIN_CIRCUITS",
     "default_journal_dir",
     "remote_class",
