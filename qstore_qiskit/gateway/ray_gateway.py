@@ -108,11 +108,13 @@ class QStoreGateway:
             with ``gather_window=0`` or an explicit ``adaptive_batch_sizing`` submitter
             option.
         release: When held calls go out. ``"round"``: when every active caller has a
-            call in (see :meth:`_gate`). ``"nagle"``: at once while fewer than
-            ``round_jobs`` of the gateway's submissions are in flight, else when one of
-            them finishes (calls arriving meanwhile coalesce), as Nagle's algorithm
-            does for small packets; also when every active caller is in. Both release
-            at the latest ``gather_window`` after the first held call.
+            call in (see :meth:`_gate`). ``"nagle"``: as soon as fewer than
+            ``round_jobs`` of the gateway's submissions are in flight and at least
+            ``1 / job_budget`` calls are held (one without a budget); calls arriving
+            while that many are in flight coalesce until one of them finishes, as
+            Nagle's algorithm does for small packets. Both also release when every
+            active caller is in, and at the latest ``gather_window`` after the first
+            held call.
         job_budget: Most jobs per call, on average over the gateway's life (``None``: no
             budget). A round is split into no more jobs than its calls have earned
             (``job_budget`` each; unused credit carries over, up to ``round_jobs``): with
@@ -146,6 +148,9 @@ class QStoreGateway:
         self._credit = 0.0  # jobs the calls so far have earned and not used (job_budget)
         self._round_cap = round_jobs
         self._in_flight = 0  # submissions handed to the submitter, results not yet back
+        # release="nagle": the calls a submission waits for (1 / job_budget, so that each
+        # submission earns at least the one job it makes).
+        self._quorum = 1 if job_budget is None else max(1, round(1.0 / float(job_budget)))
         if not 0.0 <= gather_window <= 10.0 or not 0.0 <= linger <= 60.0:
             raise ValueError("gather_window must be in [0, 10] s and linger in [0, 60] s")
         if isinstance(round_jobs, bool) or not isinstance(round_jobs, int) or not 1 <= round_jobs <= 64:
@@ -437,8 +442,9 @@ class QStoreGateway:
             if now < quiet_until:
                 self._recheck_at(quiet_until - now)
                 return
-        if self._release_mode == "nagle" and self._in_flight < self._round_cap:
-            self._release()  # nothing much in flight: go now (Nagle)
+        if (self._release_mode == "nagle" and self._in_flight < self._round_cap
+                and len(self._held) >= self._quorum):
+            self._release()  # few submissions in flight, enough calls held: go now (Nagle)
             return
         held = {h.client for h in self._held}
         missing_busy = any(client not in held for client in self._busy)

@@ -302,13 +302,45 @@ def test_nagle_release_sends_at_once_while_few_submissions_are_in_flight(monkeyp
     try:
         jobs, outs = asyncio.run(scenario())
         assert jobs == 1
-        assert server.stats()["jobs_created"] == 4
+        # (The submitter's own batch window may still put A and B in one job on a slow
+        # machine: the gateway's releases are what is asserted.)
+        assert server.stats()["jobs_created"] in (3, 4)
         assert [[r.get_counts() for r in out] for out in outs] == [
             [{format(v, "04b"): 16}] for v in (2, 3, 4, 5)
         ]
-        assert outs[2][0].job_id == outs[3][0].job_id != outs[0][0].job_id != outs[1][0].job_id
+        assert outs[2][0].job_id == outs[3][0].job_id != outs[0][0].job_id
         stats = asyncio.run(gw.stats())["gateway"]
         assert stats["rounds"] == 4 and stats["requests_failed"] == 0
+    finally:
+        gw._sub.close()
+        server.stop()
+
+
+def test_nagle_with_a_job_budget_waits_for_enough_calls_per_submission(monkeypatch, tmp_path):
+    server = LocalServer(profile="instant", api_key=KEY, seed=1, queue_wait=0.3, inline_execution=False)
+    server.start()
+    # job_budget=0.5: a submission waits for 2 calls (each earns half a job).
+    gw = _round_gateway(tmp_path, monkeypatch, server, round_jobs=2, release="nagle", job_budget=0.5)
+
+    async def scenario():
+        await asyncio.gather(*(gw.submit(rid(), [body(1)], SETTINGS, c) for c in "ABCD"))
+        rounds = (await gw.stats())["gateway"]["rounds"]
+        a = asyncio.ensure_future(gw.submit(rid(), [body(2)], SETTINGS, "A"))
+        await asyncio.sleep(0.1)
+        held = not a.done() and gw._in_flight == 0  # nothing in flight, yet A waits for a mate
+        b = asyncio.ensure_future(gw.submit(rid(), [body(3)], SETTINGS, "B"))
+        c = asyncio.ensure_future(gw.submit(rid(), [body(4)], SETTINGS, "C"))
+        d = asyncio.ensure_future(gw.submit(rid(), [body(5)], SETTINGS, "D"))
+        return rounds, held, await asyncio.gather(a, b, c, d), (await gw.stats())["gateway"]["rounds"]
+
+    try:
+        before, held, outs, after = asyncio.run(scenario())
+        assert held
+        assert before == 1 and after - before == 2  # A+B, then C+D
+        # (A+B and C+D are two releases; the submitter's batch window may put them in
+        # one job.)
+        assert outs[0][0].job_id == outs[1][0].job_id and outs[2][0].job_id == outs[3][0].job_id
+        assert [[r.get_counts() for r in out] for out in outs] == [[{format(v, "04b"): 16}] for v in (2, 3, 4, 5)]
     finally:
         gw._sub.close()
         server.stop()
