@@ -113,8 +113,8 @@ class QStoreGateway:
             ``1 / job_budget`` calls are held (one without a budget); calls arriving
             while that many are in flight coalesce until one of them finishes, as
             Nagle's algorithm does for small packets. Both also release when every
-            active caller is in, and at the latest ``gather_window`` after the first
-            held call.
+            active caller is in, and ``gather_window`` after the first held call
+            (``"nagle"``: if at least ``1 / job_budget`` calls are held).
         job_budget: Most jobs per call, on average over the gateway's life (``None``: no
             budget). A round is split into no more jobs than its calls have earned
             (``job_budget`` each; unused credit carries over, up to ``round_jobs``): with
@@ -408,7 +408,7 @@ class QStoreGateway:
             self._release()
         else:
             if self._release_timer is None:
-                self._release_timer = loop.call_later(self._gather_window, self._release)
+                self._release_timer = loop.call_later(self._gather_window, self._window_ended)
             self._maybe_release()
         try:
             return await gate
@@ -454,6 +454,15 @@ class QStoreGateway:
             return
         if lingering:  # re-check when the first lingering caller stops being expected
             self._recheck_at(max(min(lingering) + self._linger - now, 0.0))
+
+    def _window_ended(self) -> None:
+        """The gather window of the first held call is over: release. With
+        ``release="nagle"`` only if the quorum is held: fewer calls wait on for their
+        missing callers (each comes back with a call, or stops being active ``linger``
+        seconds after its last call returned, which releases the round too)."""
+        self._release_timer = None
+        if self._release_mode == "round" or len(self._held) >= self._quorum:
+            self._release()
 
     def _recheck_at(self, delay: float) -> None:
         if self._recheck_timer is not None:
