@@ -7,8 +7,9 @@ model of ``benchmarks/training.py``) for a few epochs with a different learning 
 initial point each. Per-sample SGD, so every call is small (1 circuit forward, 16 circuits
 gradient), as in real sweeps with small batches. Two setups, side by side in one run,
 each against its own fresh local IonQ-API server in the ``cloud`` profile (network delay,
-queue wait, at most 4 jobs running, 100 circuits per job, 200 requests/s rate limit),
-running in its own process:
+queue wait, at most 4 jobs running, 100 circuits per job, 200 requests/s rate limit) or the
+``qpu`` profile (IonQ's fair-share QPU queue: one job at a time per backend, keys take
+turns, a per-job overhead of machine time), running in its own process:
 
 (a) every trial with its own backend (today): ``QStoreProvider(url=...)``;
 (b) every trial through the gateway: ``QStoreProvider(url=..., gateway="ray")``, one
@@ -23,6 +24,8 @@ Usage::
     python benchmarks/ray_sweep.py --quick    # 8 trials, 1 epoch, 4 samples
     python benchmarks/ray_sweep.py --max-running-jobs 1   # a service that runs one job at a time (a QPU)
     python benchmarks/ray_sweep.py --round-jobs 2,1       # (b) once per gateway round_jobs value
+    python benchmarks/ray_sweep.py --profile cloud,qpu    # both service models, a table each
+    python benchmarks/ray_sweep.py --round-jobs 4 --release round,nagle --job-budget 0.25
 
 It prints the table, the targets of every (b) run against (a), and where a call's time
 goes (``run()``, held for its round, the service, Ray hops), the CPU seconds of the
