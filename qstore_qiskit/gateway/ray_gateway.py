@@ -46,7 +46,7 @@ from ..client import BatchSubmitter
 from ..client.results import CircuitResult
 from .identity import ENV_KEY, KEY_ENV, actor_name, check_url, key_fingerprint, request_digest
 from .placements import PlacementBoard
-from .rounds import Held, Share, Submission
+from .rounds import Held, JobBudget, Share, Submission, unclaimed_owners
 
 logger = logging.getLogger(__name__)
 
@@ -144,8 +144,7 @@ class QStoreGateway:
         if job_budget is not None and not 0.0 < float(job_budget) <= 64.0:
             raise ValueError(f"job_budget must be in (0, 64] jobs per call or None, got {job_budget!r}")
         self._release_mode = release
-        self._job_budget = None if job_budget is None else float(job_budget)
-        self._credit = 0.0  # jobs the calls so far have earned and not used (job_budget)
+        self._budget = JobBudget(job_budget, round_jobs)
         self._round_cap = round_jobs
         self._in_flight = 0  # submissions handed to the submitter, results not yet back
         # release="nagle": the calls a submission waits for (1 / job_budget, so that each
@@ -503,22 +502,13 @@ class QStoreGateway:
     def _split(self, calls: int, circuits: int) -> dict[str, Any]:
         """The submitter's ``max_jobs`` for a submission of ``calls`` calls holding
         ``circuits`` circuits: at most ``round_jobs``, one per call, one per
-        :data:`ROUND_JOB_MIN_CIRCUITS` circuits and (``job_budget``) as many as the
-        calls have earned. The budget is charged the cap (an upper bound of the jobs the
-        submitter makes), so it is never overspent."""
-        if self._job_budget is not None:
-            self._credit = min(self._credit + calls * self._job_budget, float(self._round_cap))
+        :data:`ROUND_JOB_MIN_CIRCUITS` circuits and, with ``job_budget``, as many as the
+        calls have earned (:class:`~.rounds.JobBudget`)."""
         if self._round_jobs is None:
-            cap = 1
-            out: dict[str, Any] = {}
-        else:
-            cap = max(1, min(self._round_jobs, calls, circuits // ROUND_JOB_MIN_CIRCUITS))
-            if self._job_budget is not None:
-                cap = max(1, min(cap, int(self._credit)))
-            out = {"max_jobs": cap}
-        if self._job_budget is not None:
-            self._credit -= cap
-        return out
+            self._budget.charge(calls, 1)
+            return {}
+        cap = max(1, min(self._round_jobs, calls, circuits // ROUND_JOB_MIN_CIRCUITS))
+        return {"max_jobs": self._budget.charge(calls, cap)}
 
     def _submit_alone(self, h: "Held") -> None:
         try:
@@ -585,7 +575,7 @@ class QStoreGateway:
         recovered: dict[str, list[Any]] = {}
         try:
             if self._journal and self._requests_path:
-                owners = self._read_requests()
+                owners = unclaimed_owners(self._requests_path)
                 loop = asyncio.get_running_loop()
                 by_tag: dict[str, dict[int, Any]] = {}
                 for path in (self._journal + ".prev", self._journal):
@@ -621,28 +611,6 @@ class QStoreGateway:
         except Exception as exc:  # recovery is best effort: a failure must not stop serving
             logger.warning("qstore gateway %s could not recover its journal: %s", self._name, exc)
         self._recovered = recovered
-
-    def _read_requests(self) -> list[tuple[str, int, str, list[int]]]:
-        """``(submitter tag, offset, request digest, request indices)`` of unclaimed requests."""
-        owners: list[tuple[str, int, str, list[int]]] = []
-        claimed: set[str] = set()
-        for path in (f"{self._requests_path}.prev", f"{self._requests_path}"):
-            if not os.path.exists(path):
-                continue
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        rec = json.loads(line)
-                        if "claimed" in rec:
-                            claimed.add(str(rec["claimed"]))
-                        else:
-                            owners.append(
-                                (str(rec["tag"]), int(rec.get("offset", 0)), str(rec["rid"]),
-                                 [int(i) for i in rec["indices"]])
-                            )
-                    except (ValueError, KeyError, TypeError):  # a torn last line after a crash
-                        continue
-        return [owner for owner in owners if owner[2] not in claimed]
 
 
 def remote_class(ray_module: Any) -> Any:
