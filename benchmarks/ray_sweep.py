@@ -7,8 +7,9 @@ model of ``benchmarks/training.py``) for a few epochs with a different learning 
 initial point each. Per-sample SGD, so every call is small (1 circuit forward, 16 circuits
 gradient), as in real sweeps with small batches. Two setups, side by side in one run,
 each against its own fresh local IonQ-API server in the ``cloud`` profile (network delay,
-queue wait, at most 4 jobs running, 100 circuits per job, 200 requests/s rate limit),
-running in its own process:
+queue wait, at most 4 jobs running, 100 circuits per job, 200 requests/s rate limit) or the
+``qpu`` profile (IonQ's fair-share QPU queue: one job at a time per backend, keys take
+turns, a per-job overhead of machine time), running in its own process:
 
 (a) every trial with its own backend (today): ``QStoreProvider(url=...)``;
 (b) every trial through the gateway: ``QStoreProvider(url=..., gateway="ray")``, one
@@ -23,6 +24,8 @@ Usage::
     python benchmarks/ray_sweep.py --quick    # 8 trials, 1 epoch, 4 samples
     python benchmarks/ray_sweep.py --max-running-jobs 1   # a service that runs one job at a time (a QPU)
     python benchmarks/ray_sweep.py --round-jobs 2,1       # (b) once per gateway round_jobs value
+    python benchmarks/ray_sweep.py --profile cloud,qpu    # both service models, a table each
+    python benchmarks/ray_sweep.py --round-jobs 4 --release round,nagle --job-budget 0.25
 
 It prints the table, the targets of every (b) run against (a), and where a call's time
 goes (``run()``, held for its round, the service, Ray hops), the CPU seconds of the
@@ -213,13 +216,14 @@ def warm_up(ray, task) -> None:
 
 
 def run_setup(
-    ray, trial_task, name: str, gateway: bool, args, cache_dir: str | None, round_jobs: int | None = None
+    ray, trial_task, name: str, gateway: bool, args, cache_dir: str | None, round_jobs: int | None = None,
+    profile: str = "cloud", gateway_options: dict | None = None,
 ) -> dict:
     from qstore_qiskit.server import ServerProcess
 
     overrides = {} if args.max_running_jobs is None else {"max_running_jobs": args.max_running_jobs}
     gateway_pid = None
-    with ServerProcess(profile="cloud", seed=SEED, api_key=KEY, **overrides) as server:
+    with ServerProcess(profile=profile, seed=SEED, api_key=KEY, **overrides) as server:
         if gateway:
             from qstore_qiskit.gateway import start_gateway
 
@@ -232,6 +236,7 @@ def run_setup(
                 gather_window=args.gather_window,
                 linger=args.linger,
                 round_jobs=round_jobs,
+                **(gateway_options or {}),
             )
             gateway_pid = ray.get(handle.ping.remote())["pid"]
         server_cpu0, gateway_cpu0, load0 = cpu_seconds(server.pid), cpu_seconds(gateway_pid), os.getloadavg()[0]
@@ -259,7 +264,7 @@ def run_setup(
             gateway_stats = ray.get(handle.stats.remote())
             ray.kill(handle)
     return {"name": name, "wall": wall, "trials": trials, "server": stats, "gateway": gateway_stats, "cpu": cpu,
-            "load": load}
+            "load": load, "profile": profile}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,6 +279,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--round-jobs", default="",
                         help="gateway option round_jobs (most concurrent jobs per round); a comma-separated "
                              "list runs (b) once per value, side by side (default: the gateway's default)")
+    parser.add_argument("--profile", default="cloud",
+                        help="server profile: cloud (jobs run side by side, 4 at once), qpu (IonQ's fair-share "
+                             "QPU queue: one job at a time per backend), or a comma-separated list (each profile's "
+                             "setups side by side, one table per profile)")
+    parser.add_argument("--release", default="",
+                        help="gateway option release (round, nagle); a comma-separated list runs (b) once per value")
+    parser.add_argument("--job-budget", type=float, default=None,
+                        help="gateway option job_budget (most jobs per call on average, e.g. 0.25)")
     parser.add_argument("--max-running-jobs", type=int, default=None,
                         help="server override: jobs executing at once (cloud profile: 4; 1 is QPU-like)")
     parser.add_argument("--dump", default=None, help="write every run's raw numbers (JSON) to this file")
@@ -308,22 +321,38 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1.0)  # hold the worker so that the 8 warm-ups use 8 processes
             return os.getpid()
 
+        profiles = [p.strip() for p in args.profile.split(",") if p.strip()]
         print(f"Ray sweep: {args.trials} trials x {args.epochs} epoch(s) of per-sample SGD on {args.samples} samples, "
               f"{NUM_QUBITS}-qubit EstimatorQNN, {SHOTS} shots; Ray cluster num_cpus={args.num_cpus} "
-              f"on a machine with {os.cpu_count()} cores; a fresh cloud-profile server process per setup"
+              f"on a machine with {os.cpu_count()} cores; a fresh server process per setup, profile(s) "
+              f"{', '.join(profiles)}"
           + (f" (max_running_jobs={args.max_running_jobs})" if args.max_running_jobs is not None else ""), flush=True)
         warm_up(ray, warm)
         cache_root = tempfile.mkdtemp(prefix="qstore-ray-sweep-")
         variants = [int(v) for v in args.round_jobs.split(",") if v.strip()] or [None]
-        runs = [run_setup(ray, trial_task, "(a) a backend per trial", False, args, None)]
-        for i, k in enumerate(variants):
-            # A fresh template store per (b) run: each compiles its structures once.
-            name = "(b) gateway + shared cache" + ("" if k is None else f", K={k}")
-            cache_dir = os.path.join(cache_root, f"templates-{i}")
-            runs.append(run_setup(ray, trial_task, name, True, args, cache_dir, round_jobs=k))
+        releases = [v.strip() for v in args.release.split(",") if v.strip()] or [None]
+        groups: list[list[dict]] = []
+        for profile in profiles:
+            runs = [run_setup(ray, trial_task, "(a) a backend per trial", False, args, None, profile=profile)]
+            for i, k in enumerate(variants):
+                for release in releases:
+                    # A fresh template store per (b) run: each compiles its structures once.
+                    name = ("(b) gateway + shared cache" + ("" if k is None else f", K={k}")
+                            + ("" if release is None else f", {release}"))
+                    cache_dir = os.path.join(cache_root, f"templates-{profile}-{i}-{release}")
+                    options = {} if release is None else {"release": release}
+                    if args.job_budget is not None:
+                        options["job_budget"] = args.job_budget
+                    runs.append(run_setup(ray, trial_task, name, True, args, cache_dir, round_jobs=k,
+                                          profile=profile, gateway_options=options))
+            groups.append(runs)
     finally:
         ray.shutdown()
-    report(runs)
+    for runs in groups:
+        print()
+        print(f"=== profile {runs[0]['profile']} ===")
+        report(runs)
+    runs = [run for group in groups for run in group]
     if args.dump:
         import json
 

@@ -17,7 +17,8 @@ from typing import Any, Sequence
 
 from .identity import NAMESPACE, actor_name, key_fingerprint, normalize_url
 
-_CREATE_OPTIONS = ("journal_dir", "submitter_options", "runtime_env", "gather_window", "linger", "round_jobs")
+_CREATE_OPTIONS = ("journal_dir", "submitter_options", "runtime_env", "gather_window", "linger", "round_jobs",
+                   "release", "job_budget")
 _RETRIES_AFTER_DEATH = 3  # resends when the gateway died for good (Ray restarts it otherwise)
 
 
@@ -47,13 +48,15 @@ def get_gateway(
     gather_window: float = 0.5,
     linger: float = 1.0,
     round_jobs: int | None = None,
+    release: str = "round",
+    job_budget: float | None = None,
 ) -> Any:
     """The handle of the gateway actor for ``(url, fingerprint)``, created if absent.
 
     The first caller creates it (named, detached: it outlives the job that created it,
     until ``ray.kill``); later callers get the same actor, and their
     ``journal_dir``/``submitter_options``/``runtime_env``/``gather_window``/``linger``/
-    ``round_jobs`` (``None``: the default) are ignored (see
+    ``round_jobs`` (``None``: the default)/``release``/``job_budget`` are ignored (see
     :class:`~qstore_qiskit.gateway.ray_gateway.QStoreGateway`).
     """
     ray = _ray()
@@ -69,7 +72,7 @@ def get_gateway(
         options["runtime_env"] = runtime_env
     return remote_class(ray).options(**options).remote(
         normalize_url(url), fingerprint, journal_dir, submitter_options, gather_window, linger,
-        DEFAULT_ROUND_JOBS if round_jobs is None else round_jobs,
+        DEFAULT_ROUND_JOBS if round_jobs is None else round_jobs, release, job_budget,
     )
 
 
@@ -83,6 +86,8 @@ def start_gateway(
     gather_window: float = 0.5,
     linger: float = 1.0,
     round_jobs: int | None = None,
+    release: str = "round",
+    job_budget: float | None = None,
     timeout: float = 60.0,
     **submitter_options: Any,
 ) -> Any:
@@ -99,7 +104,7 @@ def start_gateway(
             and its runtime environment if you pass one). ``None`` with
             ``key_from_env=True``: the gateway uses whatever key its environment holds,
             and serves workers that have no key.
-        journal_dir, gather_window, linger, round_jobs: See
+        journal_dir, gather_window, linger, round_jobs, release, job_budget: See
             :class:`~qstore_qiskit.gateway.ray_gateway.QStoreGateway` (``round_jobs=None``:
             :data:`~qstore_qiskit.gateway.ray_gateway.DEFAULT_ROUND_JOBS`).
         runtime_env: The actor's Ray runtime environment.
@@ -121,6 +126,8 @@ def start_gateway(
         gather_window=gather_window,
         linger=linger,
         round_jobs=round_jobs,
+        release=release,
+        job_budget=job_budget,
     )
     _ray().get(handle.ping.remote(), timeout=timeout)
     return handle
@@ -134,7 +141,8 @@ class GatewayClient:
         token: The worker's API key; only its fingerprint is kept and sent. ``None``:
             use the gateway that serves "the key in the gateway's environment".
         **create_options: ``journal_dir``, ``submitter_options``, ``runtime_env``,
-            ``gather_window``, ``linger``, ``round_jobs``: used only if this client is the one that
+            ``gather_window``, ``linger``, ``round_jobs``, ``release``, ``job_budget``: used only if
+            this client is the one that
             creates the gateway (see :func:`get_gateway`).
     """
 

@@ -46,7 +46,7 @@ from ..client import BatchSubmitter
 from ..client.results import CircuitResult
 from .identity import ENV_KEY, KEY_ENV, actor_name, check_url, key_fingerprint, request_digest
 from .placements import PlacementBoard
-from .rounds import Held, Share, Submission
+from .rounds import Held, JobBudget, Share, Submission, unclaimed_owners
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ DEFAULT_ROUND_JOBS = 2
 #: A round is split only into jobs of at least this many circuits: a job of fewer executes
 #: in tens of milliseconds, so splitting it would save less time than the job costs.
 ROUND_JOB_MIN_CIRCUITS = 16
+#: The values of the gateway's ``release`` option (see :meth:`QStoreGateway._maybe_release`).
+RELEASES = ("round", "nagle")
 _SETTINGS = ("backend", "shots", "gateset", "noise", "name", "metadata", "sampler_seed", "session_id", "job_settings")
 
 
@@ -105,6 +107,20 @@ class QStoreGateway:
             model, which keeps small rounds in one job). 1: the fewest jobs. Ignored
             with ``gather_window=0`` or an explicit ``adaptive_batch_sizing`` submitter
             option.
+        release: When held calls go out. ``"round"``: when every active caller has a
+            call in (see :meth:`_gate`). ``"nagle"``: as soon as fewer than
+            ``round_jobs`` of the gateway's submissions are in flight and at least
+            ``1 / job_budget`` calls are held (one without a budget); calls arriving
+            while that many are in flight coalesce until one of them finishes, as
+            Nagle's algorithm does for small packets. Both also release when every
+            active caller is in, and ``gather_window`` after the first held call
+            (``"nagle"``: if at least ``1 / job_budget`` calls are held).
+        job_budget: Most jobs per call, on average over the gateway's life (``None``: no
+            budget). A round is split into no more jobs than its calls have earned
+            (``job_budget`` each; unused credit carries over, up to ``round_jobs``): with
+            0.25 a round is split only as far as a quarter of the calls so far allow
+            (every submission still makes at least one job), so small rounds that stay
+            one job leave their credit to the large ones.
 
     Raises:
         ValueError: no key in the environment, the key does not match ``fingerprint``,
@@ -120,7 +136,20 @@ class QStoreGateway:
         gather_window: float = 0.5,
         linger: float = 1.0,
         round_jobs: int = DEFAULT_ROUND_JOBS,
+        release: str = "round",
+        job_budget: float | None = None,
     ) -> None:
+        if release not in RELEASES:
+            raise ValueError(f"release must be one of {RELEASES}, got {release!r}")
+        if job_budget is not None and not 0.0 < float(job_budget) <= 64.0:
+            raise ValueError(f"job_budget must be in (0, 64] jobs per call or None, got {job_budget!r}")
+        self._release_mode = release
+        self._budget = JobBudget(job_budget, round_jobs)
+        self._round_cap = round_jobs
+        self._in_flight = 0  # submissions handed to the submitter, results not yet back
+        # release="nagle": the calls a submission waits for (1 / job_budget, so that each
+        # submission earns at least the one job it makes).
+        self._quorum = 1 if job_budget is None else max(1, round(1.0 / float(job_budget)))
         if not 0.0 <= gather_window <= 10.0 or not 0.0 <= linger <= 60.0:
             raise ValueError("gather_window must be in [0, 10] s and linger in [0, 60] s")
         if isinstance(round_jobs, bool) or not isinstance(round_jobs, int) or not 1 <= round_jobs <= 64:
@@ -378,7 +407,7 @@ class QStoreGateway:
             self._release()
         else:
             if self._release_timer is None:
-                self._release_timer = loop.call_later(self._gather_window, self._release)
+                self._release_timer = loop.call_later(self._gather_window, self._window_ended)
             self._maybe_release()
         try:
             return await gate
@@ -412,6 +441,10 @@ class QStoreGateway:
             if now < quiet_until:
                 self._recheck_at(quiet_until - now)
                 return
+        if (self._release_mode == "nagle" and self._in_flight < self._round_cap
+                and len(self._held) >= self._quorum):
+            self._release()  # few submissions in flight, enough calls held: go now (Nagle)
+            return
         held = {h.client for h in self._held}
         missing_busy = any(client not in held for client in self._busy)
         lingering = [done for client, done in self._last_done.items() if client not in held]
@@ -420,6 +453,15 @@ class QStoreGateway:
             return
         if lingering:  # re-check when the first lingering caller stops being expected
             self._recheck_at(max(min(lingering) + self._linger - now, 0.0))
+
+    def _window_ended(self) -> None:
+        """The gather window of the first held call is over: release. With
+        ``release="nagle"`` only if the quorum is held: fewer calls wait on for their
+        missing callers (each comes back with a call, or stops being active ``linger``
+        seconds after its last call returned, which releases the round too)."""
+        self._release_timer = None
+        if self._release_mode == "round" or len(self._held) >= self._quorum:
+            self._release()
 
     def _recheck_at(self, delay: float) -> None:
         if self._recheck_timer is not None:
@@ -459,11 +501,14 @@ class QStoreGateway:
 
     def _split(self, calls: int, circuits: int) -> dict[str, Any]:
         """The submitter's ``max_jobs`` for a submission of ``calls`` calls holding
-        ``circuits`` circuits: at most ``round_jobs``, one per call and one per
-        :data:`ROUND_JOB_MIN_CIRCUITS` circuits."""
+        ``circuits`` circuits: at most ``round_jobs``, one per call, one per
+        :data:`ROUND_JOB_MIN_CIRCUITS` circuits and, with ``job_budget``, as many as the
+        calls have earned (:class:`~.rounds.JobBudget`)."""
         if self._round_jobs is None:
+            self._budget.charge(calls, 1)
             return {}
-        return {"max_jobs": max(1, min(self._round_jobs, calls, circuits // ROUND_JOB_MIN_CIRCUITS))}
+        cap = max(1, min(self._round_jobs, calls, circuits // ROUND_JOB_MIN_CIRCUITS))
+        return {"max_jobs": self._budget.charge(calls, cap)}
 
     def _submit_alone(self, h: "Held") -> None:
         try:
@@ -476,6 +521,16 @@ class QStoreGateway:
     def _hand_out(self, future: Any, members: list["Held"]) -> None:
         """Give each member its slice of ``future`` (one submitter call)."""
         submission = Submission(future, len(members))
+        self._in_flight += 1
+        loop = asyncio.get_running_loop()
+
+        def finished(_f: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(self._submission_done)
+            except RuntimeError:  # the loop is closed: the gateway is shutting down
+                pass
+
+        future.add_done_callback(finished)
         # Journal who owns which circuits before the submitter forms a job from them (it
         # waits ``batch_window`` first): after a crash, the submitter's journal names
         # them by this tag and offset, and these records map them back to the requests.
@@ -486,6 +541,11 @@ class QStoreGateway:
                 self._write_request({"rid": h.digest, "tag": tag, "offset": offset, "indices": h.indices})
             h.gate.set_result(Share(submission, offset, len(h.circuits)))
             offset += len(h.circuits)
+
+    def _submission_done(self) -> None:
+        self._in_flight -= 1
+        if self._held and self._release_mode == "nagle":
+            self._maybe_release()
 
     def _write_request(self, record: dict) -> None:
         if self._requests_path is None:
@@ -515,7 +575,7 @@ class QStoreGateway:
         recovered: dict[str, list[Any]] = {}
         try:
             if self._journal and self._requests_path:
-                owners = self._read_requests()
+                owners = unclaimed_owners(self._requests_path)
                 loop = asyncio.get_running_loop()
                 by_tag: dict[str, dict[int, Any]] = {}
                 for path in (self._journal + ".prev", self._journal):
@@ -552,28 +612,6 @@ class QStoreGateway:
             logger.warning("qstore gateway %s could not recover its journal: %s", self._name, exc)
         self._recovered = recovered
 
-    def _read_requests(self) -> list[tuple[str, int, str, list[int]]]:
-        """``(submitter tag, offset, request digest, request indices)`` of unclaimed requests."""
-        owners: list[tuple[str, int, str, list[int]]] = []
-        claimed: set[str] = set()
-        for path in (f"{self._requests_path}.prev", f"{self._requests_path}"):
-            if not os.path.exists(path):
-                continue
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        rec = json.loads(line)
-                        if "claimed" in rec:
-                            claimed.add(str(rec["claimed"]))
-                        else:
-                            owners.append(
-                                (str(rec["tag"]), int(rec.get("offset", 0)), str(rec["rid"]),
-                                 [int(i) for i in rec["indices"]])
-                            )
-                    except (ValueError, KeyError, TypeError):  # a torn last line after a crash
-                        continue
-        return [owner for owner in owners if owner[2] not in claimed]
-
 
 def remote_class(ray_module: Any) -> Any:
     """``ray.remote(QStoreGateway)`` with the gateway's actor options."""
@@ -589,6 +627,7 @@ __all__ = [
     "QStoreGateway",
     "DEFAULT_SUBMITTER_OPTIONS",
     "DEFAULT_ROUND_JOBS",
+    "RELEASES",
     "ROUND_JOB_MIN_CIRCUITS",
     "default_journal_dir",
     "remote_class",

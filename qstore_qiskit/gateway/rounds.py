@@ -1,6 +1,8 @@
 """The records of the gateway's rounds (see :meth:`QStoreGateway._gate
 <qstore_qiskit.gateway.ray_gateway.QStoreGateway>`): a held call, one submitter call made
-for a round's calls of equal settings, and each caller's slice of it.
+for a round's calls of equal settings, each caller's slice of it, the job budget that
+bounds how far rounds are split, and the request journal's reader (which request owns
+which circuits of a round's submission).
 
 Guarantees: a caller gets exactly its own slice of its round's results, in its own
 order; one caller's cancellation never cancels the others' results (the circuits not yet
@@ -10,6 +12,8 @@ sent are dropped only when every caller of the submission gave up).
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from typing import Any
 
 from ..client.results import CircuitResult
@@ -63,4 +67,48 @@ class Share:
         self.submission.drop_member()
 
 
-__all__ = ["Held", "Submission", "Share"]
+class JobBudget:
+    """The gateway's ``job_budget``: a submission of ``calls`` calls may be split into no
+    more jobs than the calls have earned (``per_call`` each; credit left unused carries
+    over, up to ``most`` jobs). Every submission makes at least one job: the credit may
+    go below zero, and later submissions pay it back. Charged with the cap handed to the
+    submitter (an upper bound of the jobs it makes), so it is never overspent."""
+
+    def __init__(self, per_call: float | None, most: int) -> None:
+        self.per_call, self.most, self.credit = per_call, most, 0.0
+
+    def charge(self, calls: int, cap: int) -> int:
+        """The cap of a submission of ``calls`` calls that could use ``cap`` jobs."""
+        if self.per_call is None:
+            return cap
+        self.credit = min(self.credit + calls * self.per_call, float(self.most))
+        cap = max(1, min(cap, int(self.credit)))
+        self.credit -= cap
+        return cap
+
+
+def unclaimed_owners(requests_path: str) -> list[tuple[str, int, str, list[int]]]:
+    """``(submitter tag, offset, request digest, request indices)`` of the unclaimed
+    requests in the gateway's request journal ``requests_path`` (and its ``.prev``)."""
+    owners: list[tuple[str, int, str, list[int]]] = []
+    claimed: set[str] = set()
+    for path in (f"{requests_path}.prev", f"{requests_path}"):
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    rec = json.loads(line)
+                    if "claimed" in rec:
+                        claimed.add(str(rec["claimed"]))
+                    else:
+                        owners.append(
+                            (str(rec["tag"]), int(rec.get("offset", 0)), str(rec["rid"]),
+                             [int(i) for i in rec["indices"]])
+                        )
+                except (ValueError, KeyError, TypeError):  # a torn last line after a crash
+                    continue
+    return [owner for owner in owners if owner[2] not in claimed]
+
+
+__all__ = ["Held", "Submission", "Share", "JobBudget", "unclaimed_owners"]

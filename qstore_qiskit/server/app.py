@@ -163,6 +163,7 @@ async def server_stats(request: web.Request) -> web.Response:
                           "in_worker": pool.in_worker,
                           "workers": pool.workers,
                           "restarted": pool.restarted}
+    snap["machines"] = state.runner.machines.counts()
     store = state.store
     snap["store"] = {"bytes": store.bytes_held, "budget_bytes": store.budget_bytes,
                      "jobs": len(store.top_level()), "evicted_jobs": store.evicted,

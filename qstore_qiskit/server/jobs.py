@@ -91,6 +91,9 @@ class Job:
     sharpened_json: str | None = None
     deleted: bool = False
     request_bytes: int = 0  # size of the creation body (for the store's byte budget)
+    # The submitting organization's label (machine.Organizations: never the key itself);
+    # the fair-share queue model takes turns between organizations.
+    org: str = "org-0"
 
     @property
     def is_parent(self) -> bool:

@@ -44,7 +44,7 @@ class LocalServer:
             provider = IonQProvider("any-key", url=srv.url)
 
     Args:
-        profile: Name of a profile in :data:`~.config.PROFILES` (``instant``, ``cloud``).
+        profile: Name of a profile in :data:`~.config.PROFILES` (``instant``, ``cloud``, ``qpu``).
         api_key: Required key (``None``: accept any).
         host: Interface to bind (loopback by default).
         port: Port (0: pick a free one).
@@ -220,10 +220,13 @@ class LocalServer:
 
     def stats(self) -> dict[str, Any]:
         """Request counters: total, by route, by status, by ``"route status"``,
-        rate-limited and unauthorized counts, jobs and circuits created, faults."""
+        rate-limited and unauthorized counts, jobs and circuits created, faults, and
+        (``queue_model="fair_share"``) per backend machine: jobs executed, most running
+        at once, and the order in which organizations were served."""
         state = self._require_state()
         snap = state.stats.snapshot()
         snap["faults"] = state.faults.counts()
+        snap["machines"] = state.runner.machines.counts()
         return snap
 
     def lower_bound_seconds(self, gate_counts: list[int], shots: int) -> float:

@@ -1,4 +1,5 @@
-"""Job execution: queue wait, the running-jobs cap, modelled execution time, simulation.
+"""Job execution: queue wait, the running-jobs cap or the per-backend fair-share machine
+(``queue_model``), modelled execution time, simulation.
 
 Each job is one asyncio task on the server loop. The CPU-bound simulation runs in a
 small thread pool while the task sleeps out the modelled execution time, so the
@@ -22,6 +23,7 @@ from . import simulator as sim
 from .circuits import ParsedCircuit, iter_probabilities
 from .config import ServerConfig
 from .jobs import SHOTS_V2, Job
+from .machine import Machines
 from .noise_models import NoiseModel
 from .qasm import sample_program, shots_artifact
 from .sim_process import SimulationPool
@@ -190,6 +192,8 @@ class JobRunner:
             max_workers=2, thread_name_prefix="qstore-sim"
         )
         self._semaphore: asyncio.Semaphore | None = None
+        # queue_model="fair_share": one machine per backend (see :mod:`.machine`).
+        self.machines = Machines()
         # Request validation runs here too, off the event loop.
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=2, thread_name_prefix="qstore-parse"
@@ -257,9 +261,18 @@ class JobRunner:
             if job.status == "canceled":
                 return
             self._set_status(job, "ready")
+            machine = (self.machines.get(job.spec.backend)
+                       if cfg.queue_model == "fair_share" else None)
+            if machine is not None:
+                await machine.acquire(job.org)
             sem = self._sem()
             if sem is not None:
-                await sem.acquire()
+                try:
+                    await sem.acquire()
+                except BaseException:
+                    if machine is not None:
+                        machine.release()
+                    raise
             try:
                 if job.status == "canceled":
                     return
@@ -295,6 +308,8 @@ class JobRunner:
             finally:
                 if sem is not None:
                     sem.release()
+                if machine is not None:
+                    machine.release()
         except asyncio.CancelledError:
             if job.status in ("submitted", "ready", "started"):
                 self._set_status(job, "canceled")

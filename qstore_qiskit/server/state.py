@@ -22,6 +22,7 @@ from .decode import BodyDecoder, decode_json
 from .errors import ApiError, bad_request
 from .faults import FaultInjector
 from .jobs import BACKEND_ALIASES, JobStore, backends_for
+from .machine import Organizations
 from .runner import JobRunner
 from .sessions_store import SessionStore
 
@@ -128,6 +129,9 @@ class ServerState:
         self.stats = Stats()
         self.backends = backends_for(config)
         self.started_at = time.time()
+        # Who submitted a job (a label per API key, never the key): the fair-share queue
+        # model takes turns between them.
+        self.organizations = Organizations()
         # Jitter has its own RNG so the fault schedule does not depend on it.
         self._delay_rng = random.Random(None if config.seed is None else config.seed + 1)
 
@@ -155,6 +159,13 @@ class ServerState:
 
 
 STATE: web.AppKey[ServerState] = web.AppKey("qstore_state", ServerState)
+
+
+def organization_of(request: web.Request) -> str:
+    """The organization label of the key ``request`` sent (``org-0``: none)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip() if scheme.lower() == "apikey" else ""
+    return state_of(request).organizations.label(token or None)
 
 
 def state_of(request: web.Request) -> ServerState:

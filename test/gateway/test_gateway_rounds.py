@@ -248,3 +248,99 @@ def test_round_jobs_is_checked_and_leaves_explicit_submitter_options_alone(monke
         gw._sub.close()
     finally:
         server.stop()
+
+
+def test_job_budget_splits_rounds_only_as_far_as_the_calls_have_earned(monkeypatch, tmp_path):
+    server = LocalServer(profile="instant", api_key=KEY, seed=1)
+    server.start()
+    try:
+        for bad in (0, -1, 65.0):
+            with pytest.raises(ValueError, match="job_budget must be"):
+                _round_gateway(tmp_path, monkeypatch, server, round_jobs=4, job_budget=bad)
+        gw = _round_gateway(tmp_path, monkeypatch, server, round_jobs=4, job_budget=0.25)
+        # 8 calls earn 2 jobs; a small round (8 circuits) uses 1 and leaves 1 to the next
+        # large one (3 of its 4); a 1-call submission still makes its one job (credit
+        # goes below zero and later rounds pay it back).
+        caps = [gw._split(calls, circuits)["max_jobs"]
+                for calls, circuits in [(8, 8), (8, 128), (8, 128), (1, 64), (8, 128)]]
+        assert caps == [1, 3, 2, 1, 1]
+        gw._sub.close()
+        # Whatever the rounds, with >= 4 calls each: never more jobs than calls / 4.
+        gw = _round_gateway(tmp_path, monkeypatch, server, round_jobs=4, job_budget=0.25)
+        rng = __import__("random").Random(7)
+        rounds = [(rng.randint(4, 12), rng.choice([4, 16, 48, 128, 400])) for _ in range(200)]
+        jobs = sum(gw._split(calls, circuits)["max_jobs"] for calls, circuits in rounds)
+        assert jobs <= sum(calls for calls, _ in rounds) / 4
+        assert jobs > len(rounds)  # and it does split
+        gw._sub.close()
+    finally:
+        server.stop()
+
+
+def test_nagle_release_sends_at_once_while_few_submissions_are_in_flight(monkeypatch, tmp_path):
+    # Jobs stay queued 1 s, so submissions stay in flight while the later calls arrive.
+    server = LocalServer(profile="instant", api_key=KEY, seed=1, queue_wait=1.0, inline_execution=False)
+    server.start()
+    with pytest.raises(ValueError, match="release must be one of"):
+        _round_gateway(tmp_path, monkeypatch, server, release="timer")
+    gw = _round_gateway(tmp_path, monkeypatch, server, round_jobs=2, release="nagle")
+
+    async def scenario():
+        # The callers' first calls (one round: they start together).
+        await asyncio.gather(*(gw.submit(rid(), [body(1)], SETTINGS, c) for c in "ABCD"))
+        jobs = server.stats()["jobs_created"]
+        # A and B go out at once, one submission each (fewer than 2 in flight); C and D
+        # arrive while 2 are in flight: held, then sent together when one finishes.
+        a = asyncio.ensure_future(gw.submit(rid(), [body(2)], SETTINGS, "A"))
+        await asyncio.sleep(0.05)
+        b = asyncio.ensure_future(gw.submit(rid(), [body(3)], SETTINGS, "B"))
+        await asyncio.sleep(0.05)
+        c = asyncio.ensure_future(gw.submit(rid(), [body(4)], SETTINGS, "C"))
+        d = asyncio.ensure_future(gw.submit(rid(), [body(5)], SETTINGS, "D"))
+        return jobs, await asyncio.gather(a, b, c, d)
+
+    try:
+        jobs, outs = asyncio.run(scenario())
+        assert jobs == 1
+        # (The submitter's own batch window may still put A and B in one job on a slow
+        # machine: the gateway's releases are what is asserted.)
+        assert server.stats()["jobs_created"] in (3, 4)
+        assert [[r.get_counts() for r in out] for out in outs] == [
+            [{format(v, "04b"): 16}] for v in (2, 3, 4, 5)
+        ]
+        assert outs[2][0].job_id == outs[3][0].job_id != outs[0][0].job_id
+        stats = asyncio.run(gw.stats())["gateway"]
+        assert stats["rounds"] == 4 and stats["requests_failed"] == 0
+    finally:
+        gw._sub.close()
+        server.stop()
+
+
+def test_nagle_with_a_job_budget_waits_for_enough_calls_per_submission(monkeypatch, tmp_path):
+    server = LocalServer(profile="instant", api_key=KEY, seed=1, queue_wait=0.3, inline_execution=False)
+    server.start()
+    # job_budget=0.5: a submission waits for 2 calls (each earns half a job).
+    gw = _round_gateway(tmp_path, monkeypatch, server, round_jobs=2, release="nagle", job_budget=0.5)
+
+    async def scenario():
+        await asyncio.gather(*(gw.submit(rid(), [body(1)], SETTINGS, c) for c in "ABCD"))
+        rounds = (await gw.stats())["gateway"]["rounds"]
+        a = asyncio.ensure_future(gw.submit(rid(), [body(2)], SETTINGS, "A"))
+        await asyncio.sleep(0.1)
+        held = not a.done() and gw._in_flight == 0  # nothing in flight, yet A waits for a mate
+        b = asyncio.ensure_future(gw.submit(rid(), [body(3)], SETTINGS, "B"))
+        c = asyncio.ensure_future(gw.submit(rid(), [body(4)], SETTINGS, "C"))
+        d = asyncio.ensure_future(gw.submit(rid(), [body(5)], SETTINGS, "D"))
+        return rounds, held, await asyncio.gather(a, b, c, d), (await gw.stats())["gateway"]["rounds"]
+
+    try:
+        before, held, outs, after = asyncio.run(scenario())
+        assert held
+        assert before == 1 and after - before == 2  # A+B, then C+D
+        # (A+B and C+D are two releases; the submitter's batch window may put them in
+        # one job.)
+        assert outs[0][0].job_id == outs[1][0].job_id and outs[2][0].job_id == outs[3][0].job_id
+        assert [[r.get_counts() for r in out] for out in outs] == [[{format(v, "04b"): 16}] for v in (2, 3, 4, 5)]
+    finally:
+        gw._sub.close()
+        server.stop()

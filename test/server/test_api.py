@@ -244,7 +244,7 @@ class TestProfilesAndLimits(unittest.TestCase):
     """Profiles, latency model, queueing, concurrency cap, rate limit, cancel."""
 
     def test_profiles(self):
-        self.assertEqual(set(PROFILES), {"instant", "cloud"})
+        self.assertEqual(set(PROFILES), {"instant", "cloud", "qpu"})
         instant, cloud = PROFILES["instant"], PROFILES["cloud"]
         self.assertEqual((instant.network_delay, instant.queue_wait), (0.0, 0.0))
         self.assertTrue(instant.inline_execution)
@@ -257,6 +257,17 @@ class TestProfilesAndLimits(unittest.TestCase):
         # cloud: a job's round trip + queue is 0.1-0.3 s; 200 circuits in 2 jobs stay fast
         self.assertTrue(0.1 <= cloud.network_delay + cloud.queue_wait <= 0.3)
         self.assertLess(cloud.lower_bound_seconds([200] * 100, 1000), 3.0)
+        self.assertEqual(cloud.queue_model, "concurrent")
+        # qpu: the cloud profile's request latency and circuit times, its queue wait
+        # and job overhead turned into machine time of a fair-share, one-job machine.
+        qpu = PROFILES["qpu"]
+        self.assertEqual(qpu.queue_model, "fair_share")
+        self.assertEqual(qpu.queue_wait, 0.0)
+        self.assertAlmostEqual(qpu.job_overhead, cloud.queue_wait + cloud.job_overhead)
+        self.assertEqual((qpu.per_circuit_time, qpu.per_shot_time, qpu.rate_limit),
+                         (cloud.per_circuit_time, cloud.per_shot_time, cloud.rate_limit))
+        with self.assertRaises(ValueError):
+            ServerConfig(queue_model="fifo")
         with self.assertRaises(ValueError):
             LocalServer(profile="nope")
         with self.assertRaises(TypeError):

@@ -25,6 +25,7 @@ from ..jobs import (
 from ..state import (
     body_reservation,
     json_response,
+    organization_of,
     read_body,
     read_json,
     state_of,
@@ -99,7 +100,7 @@ async def create_job(request: web.Request) -> web.StreamResponse:
     job_id, seq = state.store.new_id()
     spec = _seeded(spec, state.config.seed, seq)
     job = Job(id=job_id, spec=spec, seq=seq,
-              request_bytes=request.content_length or 0)
+              request_bytes=request.content_length or 0, org=organization_of(request))
     if spec.type == MULTI_TYPE:
         for index in range(len(spec.circuits)):
             child_id, child_seq = state.store.new_id()
