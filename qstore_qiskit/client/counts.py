@@ -189,7 +189,8 @@ def count_matrix(
             ok = np.abs(p.sum(axis=1) - 1.0) <= np.sqrt(np.finfo(np.float64).eps)
             cdf = p.cumsum(axis=1)
             cdf /= cdf[:, -1:]
-            below = np.searchsorted(_sorted_uniforms(sampler_seed, shots), cdf, side="left")  # type: ignore[arg-type]
+            uniforms = _sorted_uniforms(int(sampler_seed), shots)  # type: ignore[arg-type]  # seeded here
+            below = np.searchsorted(uniforms, cdf, side="left")
             counts = below.copy()
             counts[:, 1:] -= below[:, :-1]
         else:
