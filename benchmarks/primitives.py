@@ -102,14 +102,99 @@ def floor(server, job_ids: list[str], sets: int, shots: int) -> dict:
             best = took if best is None else min(best, took)
         return best
 
+    # IonQ's other documented result form, ``GET /jobs/{id}/results/histogram``
+    # (ionq.result.histogram.json.v1: integer counts), for comparison: smaller, but on
+    # the ideal simulator it holds the service's draw, not the ``sampler_seed`` counts
+    # qiskit-ionq computes from the probabilities.
+    histograms = []
+    for job_id in job_ids:
+        request = urllib.request.Request(f"{server.url}/jobs/{job_id}/results/histogram",
+                                         headers={"Authorization": f"apiKey {TOKEN}"})
+        with urllib.request.urlopen(request, timeout=60) as response:  # loopback only
+            histograms.append(response.read())
+
     outcomes = np.zeros((sets, shots), dtype=np.uint8)
     rng = np.random.default_rng(SEED)
     return {
         "decode": least(lambda: [orjson.loads(b) for b in bodies]),
         "bytes": sum(len(b) for b in bodies),
+        "histogram_decode": least(lambda: [orjson.loads(b) for b in histograms]),
+        "histogram_bytes": sum(len(b) for b in histograms),
         "shuffle": least(lambda: rng.permuted(outcomes, axis=1)),
         "sets": sets,
     }
+
+
+def sampler_stages(backend, isa, values, shots: int, job_ids: list[str], server) -> list[tuple[str, float]]:
+    """Where (a)'s client CPU goes: each stage of ``SamplerV2.run`` re-run on its own
+    with the same data (the least of ``REPEAT``), CPU seconds per stage. What the stages
+    do not cover (HTTP, the event loop, job bookkeeping, the garbage collector) is the
+    end-to-end time less their sum."""
+    import urllib.request
+
+    import orjson
+    from qiskit.primitives.containers.sampler_pub import SamplerPub
+
+    from qstore_qiskit.client.counts import count_matrix, positive_counts
+    from qstore_qiskit.client.results import parse_histogram_groups
+    from qstore_qiskit.primitives import SamplerV2
+
+    def least(fn):
+        best, out = None, None
+        for _ in range(REPEAT):
+            start = time.process_time()
+            out = fn()
+            took = time.process_time() - start
+            best = took if best is None else min(best, took)
+        return best, out
+
+    sampler = SamplerV2(backend, seed=SEED)
+    binds = [{p: values[:, i] for i, p in enumerate(isa.parameters)}]
+    opts = backend._merged_options({"shots": shots, "sampler_seed": SEED})
+    rows = []
+    t_bind, _ = least(lambda: backend._native_bind_many(isa, values))
+    t_prep, prepared = least(lambda: backend._prepare([isa], binds, opts))
+    rows.append(("bind_many: template -> gate lists", t_bind))
+    rows.append(("PreparedCircuit bookkeeping, job fields", t_prep - t_bind + least(lambda: backend._job_fields(prepared, opts))[0]))
+    body = {"input": {"circuits": [p.body for p in prepared]}}
+    rows.append(("job body JSON (orjson.dumps)", least(lambda: orjson.dumps(body))[0]))
+    raw, listing = [], []
+    for job_id in job_ids:
+        for path, store in ((f"/jobs/{job_id}/results/probabilities", raw),
+                            (f"/jobs?parent_job_id={job_id}&limit=1000", listing)):
+            request = urllib.request.Request(server.url + path, headers={"Authorization": f"apiKey {TOKEN}"})
+            with urllib.request.urlopen(request, timeout=60) as response:  # loopback only
+                store.append(response.read())
+    t_dec, decoded = least(lambda: [orjson.loads(b) for b in raw])
+    rows.append((f"results JSON decode ({sum(map(len, raw)) / 1e6:.1f} MB, orjson)", t_dec))
+    rows.append((f"child job listing decode ({sum(map(len, listing)) / 1e6:.1f} MB)",
+                 least(lambda: [orjson.loads(b) for b in listing])[0]))
+    hists = [h for doc in decoded for h in doc.values()]
+
+    def counts():
+        for group in parse_histogram_groups(hists, [isa.num_qubits] * len(hists), [""] * len(hists)):
+            for c in count_matrix(group.probabilities, shots, use_sampler=True, sampler_seed=SEED):
+                positive_counts(group.outcomes, c)
+
+    rows.append(("histogram validation + seeded counts (matrix)", least(counts)[0]))
+    pairs = backend.run([isa], parameter_binds=binds, shots=shots, sampler_seed=SEED).circuit_results()
+    pub = SamplerPub.coerce((isa, values), shots)
+    rows.append(("counts -> shuffled shots -> BitArray, result", least(lambda: sampler._pub_result(pub, pairs, shots, 0))[0]))
+    total, _ = least(lambda: sampler.run([(isa, values)], shots=shots).result())
+    rows.append(("rest: HTTP, event loop, job bookkeeping, GC", total - sum(t for _, t in rows)))
+    rows.append(("end to end (least of the runs here)", total))
+    return rows
+
+
+STAGES: list = []
+
+
+def print_stages(sets: int) -> None:
+    if not STAGES:
+        return
+    print(f"  where (a)'s client CPU goes (each stage re-run alone, least of {REPEAT}):")
+    for name, seconds in STAGES:
+        print(f"    {name:52s} {1000 * seconds / sets:8.4f} ms/set")
 
 
 def print_floor(rows: list[dict]) -> None:
@@ -119,6 +204,8 @@ def print_floor(rows: list[dict]) -> None:
     print(f"  floor of any IonQ-API client: decoding {FLOOR['bytes'] / 1e6:.1f} MB of results "
           f"{1000 * FLOOR['decode']:.1f} ms + shuffling the shots {1000 * FLOOR['shuffle']:.1f} ms "
           f"= {1000 * per_set:.3f} ms/set")
+    print(f"  (the documented histogram form of the same jobs: {FLOOR['histogram_bytes'] / 1e6:.1f} MB, "
+          f"decoded in {1000 * FLOOR['histogram_decode']:.1f} ms)")
     for r in rows:
         if "error" not in r and r["name"].startswith("(c)"):
             print(f"  (c) / floor = {r['cpu'] / r['sets'] / per_set:.1f}x (the most any client could reach "
@@ -160,6 +247,7 @@ def sampler_rows(server, sets: int, shots: int) -> list[dict]:
                              circuits=(circuits_created(server) - before) // REPEAT))
             if name.startswith("(a)"):
                 FLOOR.update(floor(server, result.metadata["ionq_job_ids"], sets, shots))
+                STAGES[:] = sampler_stages(backend, isa, values, shots, result.metadata["ionq_job_ids"], server)
     finally:
         provider.close()
 
@@ -402,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows, None,
             )
             print_floor(rows)
+            print_stages(args.sets)
         if "estimator" in parts:
             est_rows, groups = estimator_rows(server, args.est_sets)
             print_table(

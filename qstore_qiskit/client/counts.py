@@ -159,4 +159,51 @@ def _seeded_choice_counts(p: np.ndarray, shots: int, seed: int) -> np.ndarray:
     return counts
 
 
-__all__ = ["build_counts", "count_array", "counts_dict", "positive_counts", "uses_sampler"]
+def count_matrix(
+    weights: np.ndarray, shots: int, *, use_sampler: bool, sampler_seed: int | None = None
+) -> list[np.ndarray | None]:
+    """:func:`count_array` of every row of ``weights`` (``(circuits, outcomes)``): the
+    same counts, bit for bit, and the same errors.
+
+    The seeded sampler (every circuit of a job has the same seed, so the same sorted
+    uniforms) and rounding are computed for the whole matrix at once: one ``cumsum`` and
+    one ``searchsorted`` of the bin edges of all rows. Rows those paths do not cover as
+    they stand (no positive weight, a negative one, rounding that needs its total
+    repaired, the unseeded sampler) go through :func:`count_array` one by one.
+    """
+    rows = weights.shape[0]
+    if not weights.shape[1] or shots <= 0:
+        return [None] * rows
+    totals = weights.sum(axis=1)  # pairwise per row, as weights[r].sum()
+    out: list[np.ndarray | None] = [None] * rows
+    fast = totals > 0
+    if use_sampler and sampler_seed is None:
+        fast[:] = False
+    elif use_sampler:
+        fast &= weights.min(axis=1) >= 0
+    if fast.any():
+        idx = np.flatnonzero(fast)
+        p = weights[idx] / totals[idx, None]
+        if use_sampler:
+            # _seeded_choice_counts per row: its sum check, then its cumsum and edges.
+            ok = np.abs(p.sum(axis=1) - 1.0) <= np.sqrt(np.finfo(np.float64).eps)
+            cdf = p.cumsum(axis=1)
+            cdf /= cdf[:, -1:]
+            uniforms = _sorted_uniforms(int(sampler_seed), shots)  # type: ignore[arg-type]  # seeded here
+            below = np.searchsorted(uniforms, cdf, side="left")
+            counts = below.copy()
+            counts[:, 1:] -= below[:, :-1]
+        else:
+            counts = np.rint(p * shots).astype(np.int64)
+            ok = counts.sum(axis=1) == shots  # else the per-row largest-remainder repair
+        for r, k in enumerate(idx):
+            if ok[r]:
+                out[k] = counts[r]
+            else:
+                fast[k] = False
+    for k in np.flatnonzero(~fast):
+        out[k] = count_array(weights[k], shots, use_sampler=use_sampler, sampler_seed=sampler_seed)
+    return out
+
+
+__all__ = ["build_counts", "count_array", "count_matrix", "counts_dict", "positive_counts", "uses_sampler"]

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .counts import count_array, positive_counts, uses_sampler
+from .counts import count_matrix, positive_counts, uses_sampler
 from .exceptions import (
     IonQClientError,
     IonQConnectionError,
@@ -27,7 +27,7 @@ from .exceptions import (
     redact_exception,
 )
 from .records import Job, Watch, poll_hint
-from .results import CircuitResult, parse_histogram_arrays
+from .results import CircuitResult, parse_histogram_groups
 
 if TYPE_CHECKING:  # pragma: no cover
     from .submitter import BatchSubmitter
@@ -302,19 +302,28 @@ class ResultFetcher:
         sampler = uses_sampler(backend, noise)
         ideal = not noise or (isinstance(noise, dict) and noise.get("model") in (None, "ideal"))
         width = int(job_qubits) if job_qubits is not None else (max(qubits_sent) if qubits_sent else 64)
-        out = []
-        for pos, (cid, hist) in enumerate(histograms):
-            nq = qubits_sent[pos] if qubits_sent and ideal else width
-            # Arrays, not per-entry Python: validation and counts are vectorised.
-            outcomes, probs = parse_histogram_arrays(hist, nq, f"job {job_id}" + (f" child {cid}" if cid else ""))
-            arrays = (
-                positive_counts(outcomes, count_array(probs, shots, use_sampler=sampler, sampler_seed=seed))
-                if self._s.compute_counts else None
+        nqs = [qubits_sent[pos] if qubits_sent and ideal else width for pos in range(len(histograms))]
+        wheres = [f"job {job_id}" + (f" child {cid}" if cid else "") for cid, _ in histograms]
+        # Arrays, not per-entry Python: the histograms sharing a key list are validated
+        # and counted as one matrix (a multicircuit job's children usually all do).
+        arrays: list[tuple | None] = [None] * len(histograms)
+        for group in parse_histogram_groups([h for _, h in histograms], nqs, wheres):
+            counts = (
+                count_matrix(group.probabilities, shots, use_sampler=sampler, sampler_seed=seed)
+                if self._s.compute_counts else [None] * len(group.rows)
             )
+            for r, pos in enumerate(group.rows):
+                arrays[pos] = (
+                    (group.outcomes, group.probabilities[r]),
+                    positive_counts(group.outcomes, counts[r]) if self._s.compute_counts else None,
+                )
+        out = []
+        for pos, (cid, _) in enumerate(histograms):
+            probabilities, count_arrays = arrays[pos]  # type: ignore[misc]
             # The dicts are built on first read (the primitives read only the arrays).
             result = CircuitResult.from_arrays(
-                (outcomes, probs),
-                arrays,
+                probabilities,
+                count_arrays,
                 shots=shots,
                 job_id=job_id,
                 child_job_id=cid,

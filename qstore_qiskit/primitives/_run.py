@@ -94,18 +94,21 @@ def count_arrays(result: Any, shots: int, rng: np.random.Generator) -> tuple[np.
     return keys, reps
 
 
-def shot_table(pairs: list, shots: int, rng: np.random.Generator) -> np.ndarray:
+def shot_table(pairs: list, shots: int, rng: np.random.Generator, dtype: Any = np.int64) -> np.ndarray:
     """Per-shot clbit outcomes of every ``(prepared, result)`` pair, one row each
     (``shape (len(pairs), shots)``, unshuffled): the rows of :func:`shot_outcomes` with
     ``shuffle=False``, expanded with one ``np.repeat`` for the whole table when every
     circuit reads the same measurement map.
+
+    ``dtype``: the table's integer type (it must hold every clbit outcome); the outcomes
+    are narrowed before they are expanded, so a table of 8 clbits is built as bytes.
 
     Raises:
         ValueError: a result's counts do not sum to ``shots``.
     """
     rows = max(len(pairs), 1)
     if not pairs:
-        return np.empty((rows, shots), dtype=np.int64)
+        return np.empty((rows, shots), dtype=dtype)
     per = [count_arrays(result, shots, rng) for _, result in pairs]
     meas_map = pairs[0][0].meas_map
     if all(prepared.meas_map == meas_map for prepared, _ in pairs):
@@ -113,8 +116,8 @@ def shot_table(pairs: list, shots: int, rng: np.random.Generator) -> np.ndarray:
         reps = np.concatenate([r for _, r in per])
         sums = np.add.reduceat(reps, np.cumsum([0] + [len(r) for _, r in per[:-1]])) if len(reps) else reps
         if len(sums) == len(per) and (sums == shots).all() and all(len(r) for _, r in per):
-            return np.repeat(remap(keys, meas_map), reps).reshape(rows, shots)
-    flat = np.empty((rows, shots), dtype=np.int64)
+            return np.repeat(remap(keys, meas_map).astype(dtype, copy=False), reps).reshape(rows, shots)
+    flat = np.empty((rows, shots), dtype=dtype)
     for k, ((prepared, _), (keys, reps)) in enumerate(zip(pairs, per)):
         flat[k] = np.repeat(remap(keys, prepared.meas_map), reps)  # raises if not `shots`
     return flat
@@ -159,8 +162,10 @@ def pack_bits(outcomes: np.ndarray, bits: list[int]) -> np.ndarray:
         for j, b in enumerate(bits):
             values |= ((outcomes >> b) & 1) << j
     if num_bytes <= 8:
-        # The big-endian bytes of each value, its leading zero bytes dropped.
-        wide = values.astype(">u8", copy=False).view(np.uint8).reshape(values.shape + (8,))
-        return np.ascontiguousarray(wide[..., 8 - num_bytes :])
+        # The big-endian bytes of each value, its leading zero bytes dropped (unsigned
+        # values as wide as needed are read in their own width: bytes stay bytes).
+        size = values.dtype.itemsize if values.dtype.kind == "u" and values.dtype.itemsize >= num_bytes else 8
+        wide = values.astype(f">u{size}", copy=False).view(np.uint8).reshape(values.shape + (size,))
+        return np.ascontiguousarray(wide[..., size - num_bytes :])
     shifts = 8 * np.arange(num_bytes - 1, -1, -1, dtype=np.int64)
     return ((values[..., None] >> shifts) & 0xFF).astype(np.uint8)

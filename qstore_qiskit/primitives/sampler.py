@@ -138,10 +138,9 @@ class SamplerV2(BaseSamplerV2):
         rng = np.random.default_rng(None if self._seed is None else [int(self._seed), position])
         circuit = pub.circuit
         registers = [(creg.name, [circuit.find_bit(bit).index for bit in creg]) for creg in circuit.cregs]
-        flat = shot_table(pairs, shots, rng)
-        # Every row shuffled, in one call; in the narrowest integer type that holds the
-        # clbits (the permutation drawn does not depend on the type).
-        flat = rng.permuted(flat.astype(_narrow(circuit.num_clbits), copy=False), axis=1)
+        # Expanded in the narrowest integer type that holds the clbits, then every row
+        # shuffled in one call (the permutation drawn does not depend on the type).
+        flat = rng.permuted(shot_table(pairs, shots, rng, _narrow(circuit.num_clbits)), axis=1)
         arrays = {name: pack_bits(flat, bits).reshape(shape + (shots, -1)) for name, bits in registers}
         data = {name: BitArray(arrays[name], len(bits)) for name, bits in registers}
         return SamplerPubResult(

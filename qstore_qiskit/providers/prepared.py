@@ -70,9 +70,16 @@ def encode_layout(prepared: list[PreparedCircuit]) -> str | None:
     layouts: list[list] = []
     index: dict[str, int] = {}
     per_circuit: list[int] = []
+    # The bindings of one template share their meas_map and creg_sizes lists: their key
+    # is serialized once per pair of list objects (the objects stay alive in
+    # ``prepared`` while this runs, so their ids are not reused meanwhile).
+    by_id: dict[tuple[int, int], str] = {}
     for p in prepared:
         layout = [p.meas_map, p.creg_sizes]
-        key = json.dumps(layout, separators=(",", ":"))
+        ids = (id(p.meas_map), id(p.creg_sizes))
+        key = by_id.get(ids)
+        if key is None:
+            key = by_id[ids] = json.dumps(layout, separators=(",", ":"))
         if key not in index:
             index[key] = len(layouts)
             layouts.append(layout)

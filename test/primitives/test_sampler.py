@@ -95,3 +95,50 @@ class TestSamplerV2(ProviderTestCase):
             SamplerV2(self.backend).run([(ansatz(True), [1.0, 2.0])])  # 2 values for 3 parameters
         with self.assertRaisesRegex(ValueError, "'shots'"):
             SamplerV2(self.backend, options={"shots": 5})
+
+
+class TestSamplerShotStatistics(ProviderTestCase):
+    """The whole-PUB shot paths (one matrix of counts, one expansion, one shuffle of every
+    row) against exact distributions, with fixed seeds: counts, not times."""
+
+    def test_many_sets_match_exact_and_shots_are_shuffled(self):
+        circuit = ansatz(measure=True)
+        values = random_values((60,), 3, 4)
+        shots = 2000
+        result = SamplerV2(self.backend, seed=21).run([(circuit, values)], shots=shots).result()[0]
+        bits = result.data.meas
+        self.assertEqual((bits.shape, bits.num_shots), ((60,), shots))
+        outcomes = bits.array[..., -1]  # 3 clbits: one byte per shot
+        first_half = np.zeros(8)
+        second_half = np.zeros(8)
+        for i in range(60):
+            exact = exact_distribution(circuit.assign_parameters(values[i]))
+            p = np.array([exact.get(format(k, "03b"), 0.0) for k in range(8)])
+            freq = np.bincount(outcomes[i], minlength=8) / shots
+            # TVD of 2,000 shots over 8 outcomes: about 0.03 expected; 0.08 is > 5 sigma.
+            self.assertLess(0.5 * np.abs(freq - p).sum(), 0.08, f"set {i}")
+            first_half += np.bincount(outcomes[i, : shots // 2], minlength=8)
+            second_half += np.bincount(outcomes[i, shots // 2 :], minlength=8)
+        # Shot order carries no information: the first and second halves of every row
+        # hold the same distribution (an unshuffled expansion puts the low outcomes
+        # first). Chi-square of the 2 x 8 table, 7 degrees of freedom: 99.99% < 29.9.
+        table = np.stack([first_half, second_half])
+        expected = table.sum(axis=0, keepdims=True) * table.sum(axis=1, keepdims=True) / table.sum()
+        keep = expected > 0
+        chi2 = float((((table - expected) ** 2)[keep] / expected[keep]).sum())
+        self.assertLess(chi2, 29.9)
+
+    def test_counts_equal_the_backend_counts_and_seed_reproduces(self):
+        circuit = ansatz(measure=True)
+        values = random_values((25,), 3, 5)
+        first = SamplerV2(self.backend, seed=8).run([(circuit, values)], shots=500).result()[0].data.meas
+        again = SamplerV2(self.backend, seed=8).run([(circuit, values)], shots=500).result()[0].data.meas
+        other = SamplerV2(self.backend, seed=9).run([(circuit, values)], shots=500).result()[0].data.meas
+        np.testing.assert_array_equal(first.array, again.array)  # same seed: same bits
+        self.assertFalse(np.array_equal(first.array, other.array))
+        # The shots are the job's own integer counts (qiskit-ionq's seeded sampler),
+        # expanded: the same binds through backend.run give the same counts per set.
+        binds = [{p: values[:, j] for j, p in enumerate(circuit.parameters)}]
+        job = self.backend.run([circuit], parameter_binds=binds, shots=500, sampler_seed=8)
+        for i in range(25):
+            self.assertEqual(first.get_counts(i), job.result().get_counts(i))

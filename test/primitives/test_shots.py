@@ -40,6 +40,9 @@ class TestShotTable(unittest.TestCase):
             table = shot_table(pairs, 100, np.random.default_rng(0))
             rows = [shot_outcomes(p, r, 100, np.random.default_rng(0), shuffle=False) for p, r in pairs]
             np.testing.assert_array_equal(table, np.stack(rows))
+            narrow = shot_table(pairs, 100, np.random.default_rng(0), np.uint8)  # built as bytes
+            self.assertEqual(narrow.dtype, np.uint8)
+            np.testing.assert_array_equal(narrow, table)
 
     def test_replaced_counts_win_over_kept_arrays(self) -> None:
         prepared = SimpleNamespace(meas_map=[0, 1])
@@ -80,6 +83,10 @@ class TestPackBits(unittest.TestCase):
         small = rng.integers(0, 256, (4, 9)).astype(np.uint8)  # the sampler's narrow type
         for bits in (list(range(8)), [2, 3], [7, 0]):
             np.testing.assert_array_equal(pack_bits(small, bits), self.reference(small, bits))
+        for dtype in (np.uint16, np.uint32):  # read in their own width
+            medium = rng.integers(0, 1 << 16, (4, 9)).astype(dtype)
+            for bits in (list(range(16)), list(range(3, 12)), [15, 0]):
+                np.testing.assert_array_equal(pack_bits(medium, bits), self.reference(medium, bits))
 
     def test_remap_table_and_loop_agree(self) -> None:
         rng = np.random.default_rng(2)
