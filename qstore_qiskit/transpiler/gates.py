@@ -100,8 +100,11 @@ class _CachedNative:
         Rust passes call this for every native gate they look at)."""
         return self.__array__(dtype=complex)
 
-    def __deepcopy__(self, memo=None):
-        cpy = object.__new__(type(self))
+    def _real_copy(self, memo: dict | None = None, frozen: bool = False) -> Any:
+        """A new instance with the same attributes (parameters deep-copied), mutable
+        unless ``frozen``."""
+        cls = _MUTABLE[type(self)]
+        cpy = object.__new__(_FROZEN[cls] if frozen else cls)
         state = cpy.__dict__
         state.update(self.__dict__)
         params = state["_params"]
@@ -114,6 +117,63 @@ class _CachedNative:
         if state["_definition"] is not None:
             state["_definition"] = _copy.deepcopy(state["_definition"], memo)
         return cpy
+
+    def __deepcopy__(self, memo=None):
+        # The deep copy of a gate whose parameters are all plain floats is immutable,
+        # as Qiskit's singleton gates are (``mutable`` is False, attribute assignment
+        # raises, ``copy()`` / ``to_mutable()`` give a mutable copy), and deep copies of
+        # an immutable gate are the gate itself. ``PassManager.run`` deep-copies every
+        # Python gate of its input and of its output, ``assign_parameters`` and
+        # ``BackendEstimatorV2`` copy them again: for a native circuit those copies are
+        # most of the cost of a re-run, and all they protect is what immutability
+        # protects. Gates with expressions stay mutable: ``assign_parameters`` rewrites
+        # their parameters.
+        if type(self) in _FROZEN_CLASSES:
+            return self
+        for p in self._params:  # type: ignore[attr-defined]
+            if type(p) is not float:
+                return self._real_copy(memo)
+        return self._real_copy(memo, frozen=True)
+
+    def copy(self, name: str | None = None) -> Any:
+        """A mutable copy (``Instruction.copy``, also for a shared, immutable gate)."""
+        cpy = self._real_copy()
+        if name:
+            cpy.name = name
+        return cpy
+
+    @property
+    def mutable(self) -> bool:
+        """False for a deep copy with numeric parameters, which circuits share (see
+        ``__deepcopy__``)."""
+        return type(self) not in _FROZEN_CLASSES
+
+
+class _Frozen:
+    """Mixin of the shared (immutable) variant of each native gate class."""
+
+    # What a shared gate may still fill in: its definition, which ``Gate.definition``
+    # builds on first use.
+    _CACHES = frozenset({"definition", "_definition"})
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key in self._CACHES:
+            object.__setattr__(self, key, value)
+            return
+        raise TypeError(
+            f"This '{type(self).__name__}' object is shared between circuits and immutable."
+            " You can get a mutable version by calling 'to_mutable()'."
+        )
+
+    def __reduce__(self):
+        # Unpickled (and ``copy.copy``-ed) as what it is: immutable, without setattr.
+        return (_unpickle_native, (type(self), self.__dict__.copy()))
+
+
+def _unpickle_native(cls: type, state: dict) -> Any:
+    gate = object.__new__(cls)
+    gate.__dict__.update(state)
+    return gate
 
 
 class GPIGate(_CachedNative, ionq_gates.GPIGate):
@@ -138,3 +198,15 @@ class ZZGate(_CachedNative, ionq_gates.ZZGate):
     """qiskit-ionq's ``ZZGate`` with a memoized matrix and a cheap deep copy."""
 
     _qiskit_ionq_class = ionq_gates.ZZGate
+
+
+# The shared (immutable) variant of each class, and back.
+_FROZEN: dict[type, type] = {}
+_MUTABLE: dict[type, type] = {}
+for _cls in (GPIGate, GPI2Gate, MSGate, ZZGate):
+    _frozen_cls = type(_cls.__name__, (_Frozen, _cls), {"__module__": __name__, "__qualname__": f"_Frozen{_cls.__name__}"})
+    _FROZEN[_cls] = _frozen_cls
+    _MUTABLE[_cls] = _MUTABLE[_frozen_cls] = _cls
+    globals()[f"_Frozen{_cls.__name__}"] = _frozen_cls
+_FROZEN_CLASSES = frozenset(_MUTABLE) - frozenset(_FROZEN)
+del _cls, _frozen_cls
