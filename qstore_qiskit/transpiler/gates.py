@@ -7,9 +7,17 @@ semantics, through the subclasses here. They differ only in cost, never in meani
   Rust passes (``Optimize1qGatesDecomposition`` of every preset pass manager, on every
   ``run``) ask Python gates for their matrix through a callback, twice per gate; the
   parent classes build it from ``np.exp`` and ``np.array`` each time.
-* ``__deepcopy__`` copies the few attributes a gate has instead of going through
-  ``copy.copy``'s reduce protocol: ``PassManager.run`` deep-copies every Python gate of
-  its input (``circuit_to_dag(copy_operations=True)``), also when nothing changes.
+* Deep copies of a gate whose parameters are all plain floats are *immutable* and
+  shared, as Qiskit's singleton gates are: ``copy.deepcopy(gate)`` returns an
+  immutable copy (``mutable`` is ``False``, assigning an attribute such as ``params``
+  or ``label`` raises ``TypeError``), and deep copies of an immutable gate are the gate
+  itself. ``gate.copy()`` and ``gate.to_mutable()`` give a new, mutable gate. The gate
+  a user creates stays mutable. ``PassManager.run`` deep-copies every Python gate of
+  its input and of its output (``circuit_to_dag`` / ``dag_to_circuit`` with
+  ``copy_operations=True``), also when nothing changes; for a native circuit that
+  qiskit-machine-learning sends through a preset pass manager once per shifted
+  parameter set, those copies were a third of each run. Gates with parameter
+  expressions are copied (``assign_parameters`` rewrites their parameters).
 * ``base_class`` is the qiskit-ionq class, so that a gate here equals the qiskit-ionq
   gate with the same parameters (``Instruction.__eq__`` compares base classes), and
   ``isinstance`` checks against qiskit-ionq's classes hold.
@@ -113,7 +121,7 @@ class _CachedNative:
                 state["_params"] = _copy.deepcopy(params, memo)
                 break
         else:  # floats are immutable: a new list is a deep copy
-            state["_params"] = params.copy()
+            state["_params"] = _FrozenParams(params) if frozen else list(params)
         if state["_definition"] is not None:
             state["_definition"] = _copy.deepcopy(state["_definition"], memo)
         return cpy
@@ -147,6 +155,27 @@ class _CachedNative:
         """False for a deep copy with numeric parameters, which circuits share (see
         ``__deepcopy__``)."""
         return type(self) not in _FROZEN_CLASSES
+
+
+class _FrozenParams(list):
+    """The parameter list of an immutable gate: a list (equal to lists, indexable,
+    iterable) that refuses in-place changes, which would reach every circuit sharing
+    the gate."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(
+            "the parameters of a shared, immutable native gate cannot be changed in place;"
+            " call 'to_mutable()' on the gate for a mutable copy"
+        )
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse  # type: ignore[assignment]
+
+    def __deepcopy__(self, memo: dict | None = None) -> "_FrozenParams":
+        return self  # immutable, of immutable floats
+
+    def __reduce__(self):
+        return (_FrozenParams, (list(self),))
 
 
 class _Frozen:

@@ -80,8 +80,11 @@ class TestNativeGates(unittest.TestCase):
         self.assertEqual(dup, gate)
         self.assertIsNot(dup.params, gate.params)
         self.assertIsNot(dup.definition, gate.definition)
+        dup = dup.to_mutable()
         dup.params[0] = 0.3
         self.assertEqual(gate.params[0], 0.1)
+        gate.params[1] = 0.4  # the original stays mutable
+        self.assertEqual(copy.deepcopy(gate).params, [0.1, 0.4, 0.25])
         symbolic = gates.GPI2Gate(Parameter("a") * 2)
         self.assertEqual(copy.deepcopy(symbolic), symbolic)
         self.assertEqual(symbolic.copy(), symbolic)
@@ -106,6 +109,12 @@ class TestNativeGates(unittest.TestCase):
                     with self.assertRaises(TypeError):
                         setattr(dup, attr, value)
                 self.assertEqual(dup.params, params)
+                for change in (lambda: dup.params.__setitem__(0, 0.5), lambda: dup.params.append(0.5),
+                               lambda: dup.params.extend([0.5]), lambda: dup.params.pop()):
+                    with self.assertRaises(TypeError):  # no in-place change either
+                        change()
+                self.assertEqual(dup.params, params)
+                self.assertIsInstance(dup.params, list)
                 self.assertIsNone(dup.label)
                 self.assertIsNotNone(dup.definition)  # built on first use, also when shared
                 # copy() and to_mutable() give independent, mutable gates
