@@ -166,17 +166,39 @@ def circuit_to_native_gates(
         QStorePayloadError: on a non-native instruction, an unbound or non-finite parameter,
             or a gate after a measurement on the same qubit (not expressible in v1).
     """
+    gates, frame, _, _ = _walk_native(circuit)
+    if return_frames:
+        return gates, [f * _TWO_PI for f in frame]
+    return gates
+
+
+def _walk_native(circuit: QuantumCircuit) -> tuple[list[dict[str, Any]], list[float], int, int]:
+    """One pass over a bound native circuit: ``(gates, Z frames in turns, dense width,
+    gate width)``. The dense width is :func:`dense_width`'s; the gate width is the highest
+    index of a qubit a gate (not a measurement, barrier or delay) acts on, plus one
+    (:func:`~qstore_qiskit.providers.inspection.gate_width`'s). One pass instead of three:
+    iterating ``circuit.data`` builds a Python object per instruction, and the backend
+    serializes every bound ISA circuit it receives (``BackendEstimatorV2`` sends one per
+    parameter set)."""
     qidx = {q: i for i, q in enumerate(circuit.qubits)}
     frame = [0.0] * circuit.num_qubits  # pending Z frame per qubit, in turns
     measured: set[int] = set()
     gates: list[dict[str, Any]] = []
+    dense = gated = 0  # highest qubit index + 1: of any instruction, of gates only
     for inst in circuit.data:
         name = inst.name
         qubits = [qidx[q] for q in inst.qubits]
-        if name in ("barrier", "id", "delay"):
+        if name in ("barrier", "delay"):
             continue
+        top = max(qubits) + 1 if qubits else 0
+        if top > dense:
+            dense = top
         if name == "measure":
             measured.add(qubits[0])
+            continue
+        if top > gated:
+            gated = top
+        if name == "id":
             continue
         if measured.intersection(qubits):
             raise QStorePayloadError(
@@ -220,9 +242,7 @@ def circuit_to_native_gates(
                 f"instruction '{name}' is not an IonQ native gate; compile the circuit with "
                 "qstore_qiskit.transpiler.generate_ionq_pass_manager first"
             )
-    if return_frames:
-        return gates, [f * _TWO_PI for f in frame]
-    return gates
+    return gates, frame, dense, gated
 
 
 def native_body(circuit: QuantumCircuit) -> dict[str, Any]:
@@ -235,8 +255,14 @@ def native_body(circuit: QuantumCircuit) -> dict[str, Any]:
         ``{"gateset": "native", "qubits": n, "circuit": [...]}`` with the same ``qubits``
         count qiskit-ionq computes (highest used qubit index + 1, barriers ignored).
     """
-    gates = circuit_to_native_gates(circuit)
-    return {"gateset": "native", "qubits": dense_width(circuit), "circuit": gates}
+    return native_body_and_gate_width(circuit)[0]
+
+
+def native_body_and_gate_width(circuit: QuantumCircuit) -> tuple[dict[str, Any], int]:
+    """:func:`native_body` and the circuit's gate width (see :func:`_walk_native`), from
+    one pass over the circuit."""
+    gates, _, dense, gated = _walk_native(circuit)
+    return {"gateset": "native", "qubits": dense, "circuit": gates}, gated
 
 
 def ionq_native_to_circuit(

@@ -222,6 +222,35 @@ class TestFormat(unittest.TestCase):
             self.assertEqual(json.dumps(ours), json.dumps(theirs))
             self.assertEqual(measurement_map(qc), meas)
 
+    def test_body_and_gate_width_in_one_pass(self):
+        from qstore_qiskit.payload import native_body_and_gate_width
+        from qstore_qiskit.providers.inspection import gate_width
+
+        rng = np.random.default_rng(11)
+        for trial in range(30):
+            qc = QuantumCircuit(6, 6)
+            for _ in range(int(rng.integers(0, 12))):
+                kind = int(rng.integers(0, 5))
+                a, b = (int(x) for x in rng.choice(5, 2, replace=False))
+                if kind == 0:
+                    qc.append(GPIGate(float(rng.random())), [a])
+                elif kind == 1:
+                    qc.append(GPI2Gate(float(rng.random())), [a])
+                elif kind == 2:
+                    qc.rz(float(rng.uniform(-3, 3)), a)
+                elif kind == 3:
+                    qc.append(MSGate(float(rng.random()), float(rng.random()), 0.25), [a, b])
+                else:
+                    qc.barrier()
+            measured = [int(q) for q in rng.choice(6, int(rng.integers(0, 4)), replace=False)]
+            qc.measure(measured, measured)
+            with self.subTest(trial=trial):
+                body, width = native_body_and_gate_width(qc)
+                self.assertEqual(body, native_body(qc))
+                self.assertEqual(body["qubits"], dense_width(qc))
+                self.assertEqual(body["circuit"], circuit_to_native_gates(qc))
+                self.assertEqual(width, gate_width(qc))
+
     def test_body_and_width(self):
         qc = QuantumCircuit(5, 2)
         qc.append(GPIGate(0.25), [1])

@@ -22,7 +22,7 @@ from qiskit.transpiler import PassManager, Target
 from ..cache import TemplateCache
 from ..client import BatchSubmitter
 from ..client.submitter import DEFAULT_MAX_CIRCUITS_PER_JOB
-from ..payload import dense_width, measurement_map, native_body
+from ..payload import dense_width, measurement_map, native_body, native_body_and_gate_width
 from ..transpiler import generate_ionq_pass_manager, ionq_target
 from ..transpiler.target import DEVICES
 from ..version import __version__
@@ -408,6 +408,7 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
         level = opts["optimization_level"]
         spec = DEVICES.get(device, DEVICES[self._device])
         rows = [None] if value_sets is None else list(value_sets)
+        gated_width: int | None = None
         if opts["use_native_gates"]:
             if body is not None:
                 bodies = [body]
@@ -416,7 +417,10 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
                 # virtual rz, so the exact template of the circuit itself binds them.
                 bodies = self._native_bind_many(circuit, value_sets)
             elif kind == "native":
-                bodies = [native_body(circuit)]
+                # A bound ISA circuit (BackendEstimatorV2 binds one per parameter set):
+                # body and gate width from one pass.
+                native, gated_width = native_body_and_gate_width(circuit)
+                bodies = [native]
             elif opts["enable_smart_caching"] and kind == "logical":
                 if value_sets is None:
                     bodies = [self._cache.payload(circuit, device=device, optimization_level=level)]
@@ -436,7 +440,10 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
         measured = any(q is not None for q in meas_map)
         # Qubits that are only measured read 0 without being sent (a preset-transpiled
         # circuit that qiskit-machine-learning measures on every device qubit).
-        gated_width = gate_width(circuit) if measured else None
+        if not measured:
+            gated_width = None
+        elif gated_width is None:
+            gated_width = gate_width(circuit)
         # Bodies bound from one template differ only by the two GPi each folded MS angle
         # adds: their gate counts are determined by their length (computed once each).
         one_template = value_sets is not None and len(bodies) > 1 and body is None

@@ -7,9 +7,17 @@ semantics, through the subclasses here. They differ only in cost, never in meani
   Rust passes (``Optimize1qGatesDecomposition`` of every preset pass manager, on every
   ``run``) ask Python gates for their matrix through a callback, twice per gate; the
   parent classes build it from ``np.exp`` and ``np.array`` each time.
-* ``__deepcopy__`` copies the few attributes a gate has instead of going through
-  ``copy.copy``'s reduce protocol: ``PassManager.run`` deep-copies every Python gate of
-  its input (``circuit_to_dag(copy_operations=True)``), also when nothing changes.
+* Deep copies of a gate whose parameters are all plain floats are *immutable* and
+  shared, as Qiskit's singleton gates are: ``copy.deepcopy(gate)`` returns an
+  immutable copy (``mutable`` is ``False``, assigning an attribute such as ``params``
+  or ``label`` raises ``TypeError``), and deep copies of an immutable gate are the gate
+  itself. ``gate.copy()`` and ``gate.to_mutable()`` give a new, mutable gate. The gate
+  a user creates stays mutable. ``PassManager.run`` deep-copies every Python gate of
+  its input and of its output (``circuit_to_dag`` / ``dag_to_circuit`` with
+  ``copy_operations=True``), also when nothing changes; for a native circuit that
+  qiskit-machine-learning sends through a preset pass manager once per shifted
+  parameter set, those copies were a third of each run. Gates with parameter
+  expressions are copied (``assign_parameters`` rewrites their parameters).
 * ``base_class`` is the qiskit-ionq class, so that a gate here equals the qiskit-ionq
   gate with the same parameters (``Instruction.__eq__`` compares base classes), and
   ``isinstance`` checks against qiskit-ionq's classes hold.
@@ -100,8 +108,11 @@ class _CachedNative:
         Rust passes call this for every native gate they look at)."""
         return self.__array__(dtype=complex)
 
-    def __deepcopy__(self, memo=None):
-        cpy = object.__new__(type(self))
+    def _real_copy(self, memo: dict | None = None, frozen: bool = False) -> Any:
+        """A new instance with the same attributes (parameters deep-copied), mutable
+        unless ``frozen``."""
+        cls = _MUTABLE[type(self)]
+        cpy = object.__new__(_FROZEN[cls] if frozen else cls)
         state = cpy.__dict__
         state.update(self.__dict__)
         params = state["_params"]
@@ -110,10 +121,88 @@ class _CachedNative:
                 state["_params"] = _copy.deepcopy(params, memo)
                 break
         else:  # floats are immutable: a new list is a deep copy
-            state["_params"] = params.copy()
+            state["_params"] = _FrozenParams(params) if frozen else list(params)
         if state["_definition"] is not None:
             state["_definition"] = _copy.deepcopy(state["_definition"], memo)
         return cpy
+
+    def __deepcopy__(self, memo=None):
+        # The deep copy of a gate whose parameters are all plain floats is immutable,
+        # as Qiskit's singleton gates are (``mutable`` is False, attribute assignment
+        # raises, ``copy()`` / ``to_mutable()`` give a mutable copy), and deep copies of
+        # an immutable gate are the gate itself. ``PassManager.run`` deep-copies every
+        # Python gate of its input and of its output, ``assign_parameters`` and
+        # ``BackendEstimatorV2`` copy them again: for a native circuit those copies are
+        # most of the cost of a re-run, and all they protect is what immutability
+        # protects. Gates with expressions stay mutable: ``assign_parameters`` rewrites
+        # their parameters.
+        if type(self) in _FROZEN_CLASSES:
+            return self
+        for p in self._params:  # type: ignore[attr-defined]
+            if type(p) is not float:
+                return self._real_copy(memo)
+        return self._real_copy(memo, frozen=True)
+
+    def copy(self, name: str | None = None) -> Any:
+        """A mutable copy (``Instruction.copy``, also for a shared, immutable gate)."""
+        cpy = self._real_copy()
+        if name:
+            cpy.name = name
+        return cpy
+
+    @property
+    def mutable(self) -> bool:
+        """False for a deep copy with numeric parameters, which circuits share (see
+        ``__deepcopy__``)."""
+        return type(self) not in _FROZEN_CLASSES
+
+
+class _FrozenParams(list):
+    """The parameter list of an immutable gate: a list (equal to lists, indexable,
+    iterable) that refuses in-place changes, which would reach every circuit sharing
+    the gate."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(
+            "the parameters of a shared, immutable native gate cannot be changed in place;"
+            " call 'to_mutable()' on the gate for a mutable copy"
+        )
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse  # type: ignore[assignment]
+
+    def __deepcopy__(self, memo: dict | None = None) -> "_FrozenParams":
+        return self  # immutable, of immutable floats
+
+    def __reduce__(self):
+        return (_FrozenParams, (list(self),))
+
+
+class _Frozen:
+    """Mixin of the shared (immutable) variant of each native gate class."""
+
+    # What a shared gate may still fill in: its definition, which ``Gate.definition``
+    # builds on first use.
+    _CACHES = frozenset({"definition", "_definition"})
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key in self._CACHES:
+            object.__setattr__(self, key, value)
+            return
+        raise TypeError(
+            f"This '{type(self).__name__}' object is shared between circuits and immutable."
+            " You can get a mutable version by calling 'to_mutable()'."
+        )
+
+    def __reduce__(self):
+        # Unpickled (and ``copy.copy``-ed) as what it is: immutable, without setattr.
+        return (_unpickle_native, (type(self), self.__dict__.copy()))
+
+
+def _unpickle_native(cls: type, state: dict) -> Any:
+    gate = object.__new__(cls)
+    gate.__dict__.update(state)
+    return gate
 
 
 class GPIGate(_CachedNative, ionq_gates.GPIGate):
@@ -138,3 +227,15 @@ class ZZGate(_CachedNative, ionq_gates.ZZGate):
     """qiskit-ionq's ``ZZGate`` with a memoized matrix and a cheap deep copy."""
 
     _qiskit_ionq_class = ionq_gates.ZZGate
+
+
+# The shared (immutable) variant of each class, and back.
+_FROZEN: dict[type, type] = {}
+_MUTABLE: dict[type, type] = {}
+for _cls in (GPIGate, GPI2Gate, MSGate, ZZGate):
+    _frozen_cls = type(_cls.__name__, (_Frozen, _cls), {"__module__": __name__, "__qualname__": f"_Frozen{_cls.__name__}"})
+    _FROZEN[_cls] = _frozen_cls
+    _MUTABLE[_cls] = _MUTABLE[_frozen_cls] = _cls
+    globals()[f"_Frozen{_cls.__name__}"] = _frozen_cls
+_FROZEN_CLASSES = frozenset(_MUTABLE) - frozenset(_FROZEN)
+del _cls, _frozen_cls

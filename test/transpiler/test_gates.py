@@ -80,11 +80,90 @@ class TestNativeGates(unittest.TestCase):
         self.assertEqual(dup, gate)
         self.assertIsNot(dup.params, gate.params)
         self.assertIsNot(dup.definition, gate.definition)
+        dup = dup.to_mutable()
         dup.params[0] = 0.3
         self.assertEqual(gate.params[0], 0.1)
+        gate.params[1] = 0.4  # the original stays mutable
+        self.assertEqual(copy.deepcopy(gate).params, [0.1, 0.4, 0.25])
         symbolic = gates.GPI2Gate(Parameter("a") * 2)
         self.assertEqual(copy.deepcopy(symbolic), symbolic)
         self.assertEqual(symbolic.copy(), symbolic)
+
+    def test_deep_copies_with_numeric_parameters_are_shared_and_immutable(self):
+        for ours, theirs, nparams in PAIRS:
+            with self.subTest(gate=ours.__name__):
+                params = [0.1 * (i + 1) for i in range(nparams)]
+                gate = ours(*params)
+                dup = copy.deepcopy(gate)
+                self.assertIsNot(dup, gate)
+                self.assertTrue(gate.mutable)  # the original is not touched
+                self.assertFalse(dup.mutable)
+                self.assertIs(copy.deepcopy(dup), dup)  # copies of a shared gate are the gate
+                self.assertEqual(dup, gate)
+                self.assertEqual(dup, theirs(*params))
+                self.assertIsInstance(dup, ours)
+                self.assertIsInstance(dup, theirs)
+                self.assertIs(dup.base_class, theirs)
+                self.assertTrue(np.array_equal(dup.to_matrix(), theirs(*params).to_matrix()))
+                for attr, value in (("label", "x"), ("params", [0.5] * nparams), ("name", "other")):
+                    with self.assertRaises(TypeError):
+                        setattr(dup, attr, value)
+                self.assertEqual(dup.params, params)
+                for change in (lambda: dup.params.__setitem__(0, 0.5), lambda: dup.params.append(0.5),
+                               lambda: dup.params.extend([0.5]), lambda: dup.params.pop()):
+                    with self.assertRaises(TypeError):  # no in-place change either
+                        change()
+                self.assertEqual(dup.params, params)
+                self.assertIsInstance(dup.params, list)
+                self.assertIsNone(dup.label)
+                self.assertIsNotNone(dup.definition)  # built on first use, also when shared
+                # copy() and to_mutable() give independent, mutable gates
+                for mutable in (dup.copy(), dup.to_mutable()):
+                    self.assertTrue(mutable.mutable)
+                    self.assertIsNot(mutable, dup)
+                    mutable.params = [0.7] * nparams
+                    mutable.label = "changed"
+                    self.assertEqual(dup.params, params)
+                    self.assertIsNone(dup.label)
+                    self.assertTrue(np.array_equal(mutable.to_matrix(), theirs(*[0.7] * nparams).to_matrix()))
+                self.assertEqual(dup.copy(name="renamed").name, "renamed")
+                back = pickle.loads(pickle.dumps(dup))
+                self.assertEqual(back, dup)
+                self.assertFalse(back.mutable)
+                self.assertIs(copy.copy(dup).mutable, False)
+
+    def test_symbolic_gates_are_copied_not_shared(self):
+        a = Parameter("a")
+        gate = gates.GPI2Gate(a * 2)
+        dup = copy.deepcopy(gate)
+        self.assertIsNot(dup, gate)
+        self.assertTrue(dup.mutable)
+        qc = QuantumCircuit(1)
+        qc.append(gate, [0])
+        bound = qc.assign_parameters({a: 0.1})
+        self.assertEqual(bound.data[0].operation, ionq_gates.GPI2Gate(0.2))
+        self.assertEqual(qc.data[0].operation.params[0], a * 2)
+
+    def test_circuit_copies_share_gates_and_stay_equivalent(self):
+        from qiskit.converters import circuit_to_dag, dag_to_circuit
+
+        qc = QuantumCircuit(2)
+        qc.append(gates.GPI2Gate(0.3), [0])
+        qc.rz(0.4, 1)
+        qc.append(gates.MSGate(0.1, 0.2, 0.125), [0, 1])
+        qc.append(gates.GPIGate(0.7), [1])
+        once = dag_to_circuit(circuit_to_dag(qc))
+        twice = dag_to_circuit(circuit_to_dag(once))
+        deep = copy.deepcopy(twice)
+        for inst_once, inst_twice, inst_deep in zip(once.data, twice.data, deep.data):
+            if inst_once.name != "rz":
+                self.assertFalse(inst_once.operation.mutable)
+                self.assertIs(inst_twice.operation, inst_once.operation)
+                self.assertIs(inst_deep.operation, inst_once.operation)
+        self.assertTrue(all(inst.operation.mutable for inst in qc.data))
+        for other in (once, twice, deep):
+            self.assertEqual(other, qc)
+            self.assertTrue(Operator(other).equiv(Operator(qc)))
 
     def test_free_parameters_have_no_matrix(self):
         with self.assertRaises(TypeError):
