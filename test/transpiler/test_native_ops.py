@@ -17,7 +17,12 @@ from qiskit.circuit.library import RZGate
 from qiskit.converters import circuit_to_dag, dag_to_circuit
 
 from qstore_qiskit.transpiler import ionq_target
-from qstore_qiskit.transpiler.native_ops import NATIVE_CLASSES, entries_cost, entries_to_dag, entry_op
+from qstore_qiskit.transpiler.native_ops import (
+    NATIVE_CLASSES,
+    entries_cost,
+    entries_to_dag,
+    entry_op,
+)
 from qstore_qiskit.transpiler.passes import AbsorbPiPulses, LowerToIonQNative
 from qstore_qiskit.transpiler.passes.lower_to_native import _I2, _X, _Y, _rotation
 from qstore_qiskit.transpiler.passes.resynthesize_native import native_cost

@@ -57,7 +57,8 @@ def _rotation(pauli: np.ndarray, angle: float) -> np.ndarray:
         off = complex(math.copysign(0.0, c), 0.0 - s)
         return np.array([[diag, off], [off, diag]], dtype=complex)
     if pauli is _Y:
-        return np.array([[diag, complex(0.0 - s, 0.0)], [complex(s + 0.0, 0.0), diag]], dtype=complex)
+        upper, lower = complex(0.0 - s, 0.0), complex(s + 0.0, 0.0)
+        return np.array([[diag, upper], [lower, diag]], dtype=complex)
     return c * _I2 - 1j * s * pauli
 
 
