@@ -9,8 +9,8 @@ from typing import Any
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.passmanager.flow_controllers import ConditionalController
 from qiskit.transpiler import PassManager, Target
+from qiskit.transpiler.basepasses import AnalysisPass
 from qiskit.transpiler.passes import (
-    Collect2qBlocks,
     ConsolidateBlocks,
     HighLevelSynthesis,
 )
@@ -42,6 +42,17 @@ def _unroll_prototype(qubits_initially_zero: bool) -> HighLevelSynthesis:
     return HighLevelSynthesis(
         basis_gates=_LOWERING_BASIS, min_qubits=3, qubits_initially_zero=qubits_initially_zero
     )
+
+
+class _ClearBlockList(AnalysisPass):
+    """Drop a ``block_list`` left in the property set by an earlier
+    :class:`~qiskit.transpiler.passes.Collect2qBlocks` (of a user's pass manager), so
+    that the :class:`~qiskit.transpiler.passes.ConsolidateBlocks` after it collects the
+    blocks of the circuit it is given."""
+
+    def run(self, dag) -> None:
+        if self.property_set["block_list"] is not None:
+            del self.property_set["block_list"]
 
 
 def _unroll_wide_gates(qubits_initially_zero: bool) -> HighLevelSynthesis:
@@ -92,9 +103,10 @@ def translation_passes(
     3. At ``optimization_level >= 2``, :class:`CommuteIntoTwoQubitBlocks` moves
        two-qubit gates back through gates they commute with onto an earlier block of
        the same pair.
-    4. At ``optimization_level >= 1``, :class:`Collect2qBlocks` +
-       :class:`ConsolidateBlocks` merge each run of bound gates on a qubit pair into one
-       two-qubit unitary, so that the lowering resynthesises it with the fewest MS.
+    4. At ``optimization_level >= 1``, :class:`ConsolidateBlocks` (collecting the
+       blocks as :class:`~qiskit.transpiler.passes.Collect2qBlocks` does) merges each
+       run of bound gates on a qubit pair into one two-qubit unitary, so that the
+       lowering resynthesises it with the fewest MS.
     5. :class:`LowerToIonQNative` emits GPi/GPi2/MS/ZZ with virtual RZ.
     6. At ``optimization_level >= 1``, :class:`AbsorbPiPulses` commutes the remaining
        GPi gates forward as a Pauli frame and merges them into later gates (run inside
@@ -121,7 +133,10 @@ def translation_passes(
         if optimization_level >= 2:
             passes.append(CommuteIntoTwoQubitBlocks())
         if optimization_level >= 1:
-            passes += [Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)]
+            # ConsolidateBlocks collects the blocks itself (the same as Collect2qBlocks,
+            # in Rust) when no pass left a ``block_list``: Collect2qBlocks would build a
+            # Python node object per gate only for their indices to be read back.
+            passes += [_ClearBlockList(), ConsolidateBlocks(force_consolidate=True)]
         # Level >= 1 also absorbs pi pulses (AbsorbPiPulses), fused into the lowering so
         # that the intermediate circuit is never built.
         if resynthesize and optimization_level in (1, 2):

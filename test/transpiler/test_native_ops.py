@@ -6,16 +6,25 @@
 
 from __future__ import annotations
 
+import math
 import unittest
 
+import numpy as np
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
 from qiskit.circuit.random import random_circuit
+from qiskit.circuit.library import RZGate
 from qiskit.converters import circuit_to_dag, dag_to_circuit
 
 from qstore_qiskit.transpiler import ionq_target
-from qstore_qiskit.transpiler.native_ops import entries_cost, entries_to_dag
+from qstore_qiskit.transpiler.native_ops import (
+    NATIVE_CLASSES,
+    entries_cost,
+    entries_to_dag,
+    entry_op,
+)
 from qstore_qiskit.transpiler.passes import AbsorbPiPulses, LowerToIonQNative
+from qstore_qiskit.transpiler.passes.lower_to_native import _I2, _X, _Y, _rotation
 from qstore_qiskit.transpiler.passes.resynthesize_native import native_cost
 from qstore_qiskit.transpiler.target import spec_from_target
 
@@ -61,3 +70,47 @@ class TestEntries(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestFastConstructions(unittest.TestCase):
+    """The shortcuts of the hot path build exactly what the plain code builds."""
+
+    def test_entry_op_equals_constructor(self):
+        for name, params in [
+            ("ms", [0.125, -0.0, 0.25]),
+            ("ms", [0.0, 0.5, 0.1]),
+            ("gpi2", [0.3]),
+            ("gpi", [-0.0]),
+            ("zz", [-0.07]),
+            ("rz", [1.5]),
+        ]:
+            built = entry_op([name, params, None, (), ()])
+            expected = NATIVE_CLASSES[name](*params)
+            self.assertIs(type(built), type(expected))
+            self.assertEqual(built.__dict__.keys(), expected.__dict__.keys())
+            for key, value in expected.__dict__.items():
+                if key != "_params":
+                    self.assertEqual(built.__dict__[key], value, key)
+            self.assertEqual(
+                [(p, math.copysign(1.0, p)) for p in built.params],
+                [(p, math.copysign(1.0, p)) for p in expected.params],
+            )
+            self.assertIsNot(built.params, params)  # its own list
+            self.assertEqual(built.to_matrix().tobytes(), expected.to_matrix().tobytes())
+
+    def test_entry_op_symbolic_params_use_constructor(self):
+        theta = Parameter("t")
+        built = entry_op(["rz", [theta], None, (), ()])
+        self.assertEqual(built, RZGate(theta))
+
+    def test_rotation_bit_for_bit(self):
+        """``_rotation`` equals ``cos I - i sin P`` computed with NumPy, signs of zeros
+        included, for X and Y."""
+        rng = np.random.default_rng(5)
+        specials = [0.0, -0.0, math.pi, -math.pi, 2 * math.pi, -2 * math.pi, 3 * math.pi]
+        specials += [math.pi / 2, -math.pi / 2, 1e-300, -1e-300, 5e-324, -5e-324]
+        angles = specials + list(rng.normal(size=20_000) * 3) + list(rng.uniform(-20, 20, 20_000))
+        for pauli in (_X, _Y):
+            for angle in angles:
+                expected = math.cos(angle / 2) * _I2 - 1j * math.sin(angle / 2) * pauli
+                self.assertEqual(_rotation(pauli, angle).tobytes(), expected.tobytes(), angle)

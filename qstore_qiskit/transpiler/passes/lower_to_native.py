@@ -43,7 +43,23 @@ _I2 = np.eye(2, dtype=complex)
 
 
 def _rotation(pauli: np.ndarray, angle: float) -> np.ndarray:
-    return math.cos(angle / 2) * _I2 - 1j * math.sin(angle / 2) * pauli
+    """``exp(-i angle/2 P) = cos(angle/2) I - i sin(angle/2) P`` for ``P`` = X or Y.
+
+    Built entry by entry: every entry of the NumPy expression above is ``cos``, ``sin``
+    or a signed zero (products with 0 and 1 are exact), and so is each entry here, bit
+    for bit including the signs of zeros (checked on a million angles in the tests), at
+    a third of the cost of three array operations (this runs several times per block).
+    """
+    half = angle / 2
+    c, s = math.cos(half), math.sin(half)
+    diag = complex(c, 0.0)
+    if pauli is _X:
+        off = complex(math.copysign(0.0, c), 0.0 - s)
+        return np.array([[diag, off], [off, diag]], dtype=complex)
+    if pauli is _Y:
+        upper, lower = complex(0.0 - s, 0.0), complex(s + 0.0, 0.0)
+        return np.array([[diag, upper], [lower, diag]], dtype=complex)
+    return c * _I2 - 1j * s * pauli
 
 
 def _diagonalizing_rotation(k: np.ndarray, pauli: np.ndarray) -> tuple | None:
@@ -572,6 +588,16 @@ class LowerToIonQNative(TransformationPass):
         turns = -coef / math.pi
         k2r, k2l, k1r, k1l = locals_
         candidates = []
+        if not self._use_zz:
+            # MS is the only candidate: no pricing needed (this is the common case).
+            if axis in ("xx", "yy"):
+                pauli = _X if axis == "xx" else _Y
+                pre_a, post_a = _gauge(pauli, k2r, k1r)
+                pre_b, post_b = _gauge(pauli, k2l, k1l)
+            else:
+                pre_a, post_a = _gauge(_X, H @ k2r, k1r @ H)
+                pre_b, post_b = _gauge(_X, H @ k2l, k1l @ H)
+            return "ms", axis, turns, pre_a, post_a, pre_b, post_b
         if axis in ("xx", "yy"):
             pauli = _X if axis == "xx" else _Y
             ms_locals = [*_gauge(pauli, k2r, k1r), *_gauge(pauli, k2l, k1l)]
@@ -632,12 +658,18 @@ class LowerToIonQNative(TransformationPass):
         placing it next to the K2 locals lets one side of that conjugation merge into
         them.
         """
+        a, b, c = coords
+        if self.approximation_degree is not None and self.approximation_degree >= 1.0:
+            # All non-zero terms, ZZ first (what the sort below gives, without it).
+            chosen = [("zz", c)] if abs(c) > ANGLE_TOL else []
+            if abs(a) > ANGLE_TOL:
+                chosen.append(("xx", a))
+            if abs(b) > ANGLE_TOL:
+                chosen.append(("yy", b))
+            return chosen
         axes = ("xx", "yy", "zz")
         nonzero = [(ax, c) for ax, c in zip(axes, coords) if abs(c) > ANGLE_TOL]
-        if self.approximation_degree is not None and self.approximation_degree >= 1.0:
-            chosen = nonzero
-        else:
-            chosen = self._approximate(coords, nonzero)
+        chosen = self._approximate(coords, nonzero)
         return sorted(chosen, key=lambda t: t[0] != "zz")
 
     def _approximate(self, coords, nonzero):

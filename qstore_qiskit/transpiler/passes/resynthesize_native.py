@@ -10,7 +10,7 @@ from qiskit.circuit.library import UnitaryGate
 from qiskit.passmanager import PropertySet
 from qiskit.transpiler import Target
 from qiskit.transpiler.basepasses import TransformationPass
-from qiskit.transpiler.passes import Collect2qBlocks, ConsolidateBlocks
+from qiskit.transpiler.passes import ConsolidateBlocks
 
 from ..native_ops import entries_cost, entries_to_dag
 from ..target import instruction_error, spec_from_target
@@ -82,9 +82,11 @@ def working_copy(dag: DAGCircuit) -> DAGCircuit:
 def consolidate_and_lower(work: DAGCircuit, lower: LowerToIonQNative, qubits) -> list:
     """Candidate entries: consolidate the native two-qubit blocks of ``work`` (modified)
     and lower them again with ``lower``, then absorb pi pulses."""
-    collect, consolidate = Collect2qBlocks(), ConsolidateBlocks(force_consolidate=True)
-    collect.property_set = consolidate.property_set = PropertySet()
-    collect.run(work)
+    # Without a ``block_list`` in its property set, ConsolidateBlocks collects the same
+    # blocks as Collect2qBlocks (``DAGCircuit.collect_2q_runs``) in Rust, without
+    # building a Python node object per gate only to read back its index.
+    consolidate = ConsolidateBlocks(force_consolidate=True)
+    consolidate.property_set = PropertySet()
     work = consolidate.run(work)
     # The candidate stays a light entry list until it wins: most are discarded.
     entries = lower.lower_entries(work)
