@@ -194,20 +194,34 @@ def report(res: dict, top: int) -> None:
     t_first, t_last, t_closed, closed, opened = res["flood"]
     print(f"load1 {res['load']}; flood: {opened} opened in {1e3 * (t_last - t_first):.0f} ms,"
           f" {closed} closed {1e3 * (t_closed - t_last):.0f} ms after the last connect")
+    its = res["iterations"]
+    stamps = [(start, c[-1]) for _, start, c in its]  # (select start, thread CPU then)
+
+    def loop_cpu(lo: float, hi: float) -> float:
+        """Loop thread CPU from the last selector wait before ``lo`` to the first
+        after ``hi``: the work the loop did while a check waited."""
+        before = [c for t, c in stamps if t <= lo]
+        after = [c for t, c in stamps if t >= hi]
+        if not before or not after:
+            return float("nan")
+        return after[0] - before[-1]
+
     rows = []
     for local, t0, t1, t2, head in res["checks"]:
         acc = res["accepted_at"].get(local)
         rdy = res["readable_at"].get(local)
-        rows.append((t2 - t0, local, t0, t1, acc, rdy, t2, head))
+        rows.append((t2 - t0, local, t0, t1, acc, rdy, t2, head, loop_cpu(t0, t2)))
     rows.sort(reverse=True)
     ms = lambda a, b: f"{1e3 * (b - a):7.1f}" if a is not None and b is not None else "      ?"  # noqa: E731
     print(f"{len(rows)} health checks; slowest (ms since the flood's first connect; "
           "connect, ->accepted, ->handed over, ->answer, total):")
-    for total, local, t0, t1, acc, rdy, t2, head in rows[:top]:
+    for total, local, t0, t1, acc, rdy, t2, head, cpu in rows[:top]:
         print(f"  at {1e3 * (t0 - t_first):7.0f}: connect {ms(t0, t1)}  accept {ms(t1, acc)}"
               f"  handover {ms(acc, rdy)}  answer {ms(rdy, t2)}  total {1e3 * total:6.1f}"
-              f"  {head!r}")
-    its = res["iterations"]
+              f"  (loop CPU meanwhile {1e3 * cpu:5.1f})  {head!r}")
+    cpus = sorted(r[-1] for r in rows)
+    print(f"  loop CPU while a check waited: median {1e3 * cpus[len(cpus) // 2]:.1f} ms, "
+          f"max {1e3 * cpus[-1]:.1f} ms (what the check would wait on an idle machine)")
     work = []
     for (end_prev, start, c0), (_, _, c1) in zip(its, its[1:]):
         work.append((start - end_prev, end_prev, tuple(b - a for a, b in zip(c0, c1)), c1))

@@ -8,6 +8,7 @@ import asyncio
 import json
 import socket
 import time
+import types
 import unittest
 from unittest import mock
 
@@ -300,6 +301,21 @@ class TestPartialHeadQueue(unittest.TestCase):
         self.assertGreater(counts["evicted_pending"], opened // 2 - bound)
         # The flood's sockets the server closed are exactly those no pool holds now.
         self.assertEqual(closed, opened - counts["pending"] - counts["partial"])
+
+
+class TestPartialHeadQueueWithoutEpoll(TestPartialHeadQueue):
+    """The same, on a platform without epoll: each raw socket is watched with
+    ``loop.add_reader``."""
+
+    def setUp(self):
+        patcher = mock.patch.object(accept, "select", types.SimpleNamespace())
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def test_front_watches_with_add_reader(self):
+        with LocalServer() as srv:
+            self.assertIsNone(srv._front._epoll)
+            self.assertEqual(http("GET", srv.base_url + "/", key=None)[0], 200)
 
 
 class TestFallback(unittest.TestCase):
