@@ -163,6 +163,13 @@ class AcceptFront:
         else:
             self.loop.remove_reader(fd)
 
+    def _drop(self, fd: int, conn: socket.socket) -> None:
+        """Stop watching ``conn`` and close it."""
+        if self._epoll is None:
+            self.loop.remove_reader(fd)
+        # Closing the socket's only descriptor takes it out of the epoll set as well.
+        conn.close()
+
     def _on_events(self) -> None:
         # Level-triggered: sockets beyond the batch are reported again next iteration.
         for fd, _ in self._epoll.poll(0, READ_BATCH):  # type: ignore[union-attr]
@@ -200,8 +207,7 @@ class AcceptFront:
 
     def _close_oldest(self, pool: collections.OrderedDict) -> None:
         fd, entry = pool.popitem(last=False)
-        self._unwatch(fd)
-        entry[0].close()
+        self._drop(fd, entry[0])
 
     # -- reading heads -----------------------------------------------------------------
 
@@ -230,8 +236,7 @@ class AcceptFront:
         except OSError:
             data = b""
         if not data:
-            self._unwatch(fd)
-            conn.close()
+            self._drop(fd, conn)
             self.left_partial += 1
             return
         partial = self._partial
@@ -259,8 +264,7 @@ class AcceptFront:
             data = b""
         if not data:  # the client closed or reset it: nothing to answer
             del self._partial[fd]
-            self._unwatch(fd)
-            conn.close()
+            self._drop(fd, conn)
             self.left_partial += 1
             return
         searched = max(0, len(head) - 3)
@@ -316,8 +320,7 @@ class AcceptFront:
                 if entry[1] > now:
                     break
                 del pool[fd]
-                self._unwatch(fd)
-                entry[0].close()
+                self._drop(fd, entry[0])
                 budget -= 1
                 if pool is self._pending:
                     self.expired += 1

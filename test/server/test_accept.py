@@ -249,6 +249,7 @@ class TestPartialHeadQueue(unittest.TestCase):
                 shed = [_closed_by_server(s, timeout=0.05) for s in socks]
                 # The held ones finish their heads: each is served.
                 for sock in socks[-bound:]:
+                    sock.settimeout(30)  # a guard against a hang only
                     sock.sendall(b"Connection: close\r\n\r\n")
                 answers = [s.recv(4096)[:12] for s in socks[-bound:]]
             finally:
