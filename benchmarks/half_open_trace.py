@@ -42,7 +42,6 @@ def _server(conn, header_timeout: float, overrides: dict) -> None:
     accepted_at: dict[int, float] = {}  # peer port -> accept time
     readable_at: dict[int, float] = {}  # peer port -> hand-over time
     iterations: list[tuple] = []  # (select end, next select start, counters at start)
-    fronts: list = []
 
     real_on_listener = accept.AcceptFront._on_listener
     real_on_readable = accept.AcceptFront._on_readable
@@ -71,9 +70,7 @@ def _server(conn, header_timeout: float, overrides: dict) -> None:
 
     srv = LocalServer(header_timeout=header_timeout, **overrides).start()
     front = srv._front
-    limiter = srv._require_state  # noqa: F841 - keep the server referenced
     app_limiter = srv._runner.app[LIMITER]
-    fronts.append(front)
     loop = srv._loop
     selector = loop._selector  # pylint: disable=protected-access
     real_select = selector.select

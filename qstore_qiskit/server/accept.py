@@ -43,7 +43,7 @@ import collections
 import select
 import socket
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -314,7 +314,9 @@ class AcceptFront:
         self._sweeper, self._sweep_at = None, float("inf")
         now = time.monotonic()
         budget = SWEEP_BATCH
-        for pool in (self._pending, self._partial):
+        pools: tuple[collections.OrderedDict[int, tuple[Any, ...]], ...] = (
+            self._pending, self._partial)  # type: ignore[assignment]
+        for pool in pools:
             while budget and pool:
                 fd, entry = next(iter(pool.items()))
                 if entry[1] > now:
@@ -334,8 +336,7 @@ class AcceptFront:
             self._sweep_at = now
             self._sweeper = self.loop.call_soon(self._sweep)
             return
-        nexts = [next(iter(pool.values()))[1] for pool in (self._pending, self._partial)
-                 if pool]
+        nexts = [next(iter(pool.values()))[1] for pool in pools if pool]
         if nexts:
             self._arm_sweeper(min(nexts))
 
