@@ -1,6 +1,8 @@
 """The accept front (issue #12, half-open connections): silent connections wait as raw
-sockets in a bounded pool and never reach aiohttp; a connection that sends bytes is
-handed over and then meets the existing limits; clients are unaffected."""
+sockets in a bounded pool and never reach aiohttp; so do connections with an
+incomplete request head, whose bytes the front holds until the head is complete; a
+connection with a complete head is handed over (with any bytes the front read, in
+order) and then meets the existing limits; clients are unaffected."""
 
 from __future__ import annotations
 
