@@ -109,13 +109,14 @@ class ServerConfig:
             the new connection is closed at once.
         listen_backlog: The kernel's accept queue of the listening socket (a full
             queue makes a client's connect wait for a SYN retransmit, a second or more).
-            The server's accept front (:mod:`~.accept`) drains it in batches of 256.
+            The server's accept front (:mod:`~.accept`) drains it in batches of 64.
         max_pending_connections: Most accepted connections that have not sent a byte
             yet, held as raw sockets by the accept front (no aiohttp handler); beyond
             it the oldest is closed. Also the most connections whose first bytes are
-            an incomplete request head that wait to be handed to aiohttp (16 per loop
-            iteration, after complete heads); beyond it the oldest of them is closed.
-            Only connections that send bytes count against
+            an incomplete request head that the front holds (reading the head, at most
+            8 KiB, until it is complete; closed :attr:`header_timeout` after their first
+            byte); beyond it the oldest of them is closed. Only connections that have
+            sent a complete request head (or 8 KiB of one) count against
             :attr:`max_connections`. (Without the front, on an event loop lacking
             ``add_reader``, every accepted connection counts there.)
         first_byte_timeout: Seconds an accepted connection may stay silent before it

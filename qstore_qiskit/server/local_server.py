@@ -153,7 +153,8 @@ class LocalServer:
             sock.listen(self.config.listen_backlog)
             front = accept.AcceptFront(
                 loop, sock, runner.server, self.config.max_pending_connections,
-                min(self.config.first_byte_timeout, self.config.header_timeout))
+                min(self.config.first_byte_timeout, self.config.header_timeout),
+                header_timeout=self.config.header_timeout)
             await accept.FrontSite(runner, front).start()
             self._front = front
             app[LIMITER].front = front

@@ -1,12 +1,16 @@
 """The accept front (issue #12, half-open connections): silent connections wait as raw
-sockets in a bounded pool and never reach aiohttp; a connection that sends bytes is
-handed over and then meets the existing limits; clients are unaffected."""
+sockets in a bounded pool and never reach aiohttp; so do connections with an
+incomplete request head, whose bytes the front holds until the head is complete; a
+connection with a complete head is handed over (with any bytes the front read, in
+order) and then meets the existing limits; clients are unaffected."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
+import types
 import unittest
 from unittest import mock
 
@@ -102,27 +106,86 @@ class TestPendingPool(unittest.TestCase):
 
 class TestHandedOverConnections(unittest.TestCase):
 
-    def test_slow_loris_is_handed_over_then_shed_by_the_connection_limit(self):
+    def test_slow_loris_is_held_by_the_front_and_never_reaches_aiohttp(self):
         limit, opened = 4, 12
         partial = b"GET /v0.4/jobs HTTP/1.1\r\nHost: x\r\n"  # headers never finished
-        with LocalServer(max_connections=limit, max_pending_connections=2,
+        with LocalServer(max_connections=limit, max_pending_connections=64,
                          first_byte_timeout=60, header_timeout=60) as srv:
-            socks = []
-            for _ in range(opened):
-                socks.extend(_connect(srv.port, 1, partial))
-                # Each one reaches aiohttp before the next connects (so the pool of 2
-                # never fills and the limiter, not the pool, decides).
-                _wait_for(lambda n=len(socks): srv._front.handed_over >= n, "the hand-over")
+            socks = _connect(srv.port, opened, partial)
             try:
+                _wait_for(lambda: srv._front.counts()["partial"] == opened, "the heads read")
                 self.assertEqual(http("GET", srv.base_url + "/", key=None)[0], 200)
-                closed = sum(_closed_by_server(s) for s in socks[:opened - limit])
                 counts = _connections(srv)
+                still_open = [s for s in socks if not _closed_by_server(s, 0.05)]
             finally:
                 for sock in socks:
                     sock.close()
-        self.assertEqual(closed, opened - limit)
-        self.assertEqual(counts["evicted_pending"], 0)
-        self.assertGreaterEqual(counts["shed_idle"], opened - limit)
+        # Held as raw sockets: the connection limit of 4 never had to shed anything,
+        # and aiohttp built handlers for the two requests only.
+        self.assertEqual(len(still_open), opened)
+        self.assertEqual((counts["shed_idle"], counts["refused"]), (0, 0))
+        self.assertEqual(counts["handed_over"], 2)
+        self.assertEqual((counts["partial"], counts["partial_peak"]), (opened, opened))
+
+    def test_head_sent_in_pieces_is_served_with_its_bytes_in_order(self):
+        body = json.dumps({"type": "ionq.circuit.v1", "backend": "simulator", "shots": 10,
+                           "input": {"qubits": 1, "circuit": [{"gate": "x", "target": 0}]}}
+                          ).encode()
+        head = (b"POST /v0.4/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: apiKey k\r\n"
+                b"Content-Type: application/json\r\nConnection: close\r\n"
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        pieces = [head[:7], head[7:30], head[30:-2], head[-2:] + body[:5], body[5:]]
+        with LocalServer(first_byte_timeout=60, header_timeout=60) as srv:
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            try:
+                for i, piece in enumerate(pieces):
+                    sock.sendall(piece)
+                    if i < 3:  # each piece read by the front before the next is sent
+                        _wait_for(lambda: srv._front.counts()["partial"] == 1
+                                  and len(next(iter(srv._front._partial.values()))[2])
+                                  == sum(map(len, pieces[:i + 1])), "the piece read")
+                answer = b""
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            finally:
+                sock.close()
+            counts = _connections(srv)
+            job_id = json.loads(answer.split(b"\r\n\r\n", 1)[1])["id"]
+            # The job the pieces made (a byte out of order would have been a 400).
+            self.assertEqual(srv.jobs()[-1]["id"], job_id)
+            self.assertEqual(srv.jobs()[-1]["shots"], 10)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 201"), answer[:200])
+        self.assertEqual((counts["partial"], counts["partial_peak"]), (0, 1))
+        self.assertEqual(counts["handed_over"], 2)  # this one and the stats request
+
+    def test_head_beyond_the_limit_is_handed_to_aiohttp(self):
+        huge = b"GET / HTTP/1.1\r\nX-Long: " + b"a" * (2 * accept.HEAD_LIMIT)
+        with LocalServer(first_byte_timeout=60, header_timeout=60) as srv:
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            try:
+                sock.sendall(huge[:100])
+                _wait_for(lambda: srv._front.counts()["partial"] == 1, "the head held")
+                sock.sendall(huge[100:])
+                answer = sock.recv(65536)
+            finally:
+                sock.close()
+            counts = _connections(srv)
+        # aiohttp's own answer to a header line over its limit.
+        self.assertEqual(answer.split(b" ", 2)[1], b"400", answer[:200])
+        self.assertIn(b"Got more than 8190 bytes", answer)
+        self.assertEqual(counts["partial"], 0)
+        self.assertGreaterEqual(counts["handed_over"], 1)
+
+    def test_client_that_leaves_mid_head_is_closed_by_the_front(self):
+        with LocalServer(first_byte_timeout=60, header_timeout=60) as srv:
+            socks = _connect(srv.port, 5, b"GET / HTTP/1.1\r\n")
+            _wait_for(lambda: srv._front.counts()["partial"] == 5, "the heads held")
+            for sock in socks:
+                sock.close()
+            _wait_for(lambda: srv._front.counts()["partial"] == 0, "the front to notice")
+            counts = _connections(srv)
+        self.assertEqual(counts["left_partial"], 5)
+        self.assertEqual(counts["handed_over"], 1)  # the stats request
 
     def test_partial_headers_meet_the_header_timeout(self):
         with LocalServer(header_timeout=0.5, first_byte_timeout=0.5) as srv:
@@ -133,7 +196,9 @@ class TestHandedOverConnections(unittest.TestCase):
                 sock.close()
             counts = _connections(srv)
         self.assertEqual(counts["expired_pending"], 0)
-        self.assertGreaterEqual(counts["handed_over"], 1)
+        # Closed by the front at its header deadline: aiohttp never saw it.
+        self.assertEqual(counts["expired_partial"], 1)
+        self.assertEqual(counts["handed_over"], 1)  # the stats request
 
     def test_keep_alive_client_is_served_on_one_connection(self):
         with LocalServer(max_pending_connections=4) as srv:
@@ -161,70 +226,99 @@ class TestHandedOverConnections(unittest.TestCase):
 
 
 class TestPartialHeadQueue(unittest.TestCase):
-    """Connections whose first bytes are an incomplete request head wait in a queue
-    bounded by ``max_pending_connections``; the oldest beyond it is closed."""
+    """Connections whose first bytes are an incomplete request head are held by the
+    front, at most ``max_pending_connections`` of them; the oldest beyond it is
+    closed."""
 
-    PARTIAL = b"GET /v0.4/jobs HTTP/1.1\r\nHost: x\r\n"  # headers never finished
+    PARTIAL = b"GET / HTTP/1.1\r\nHost: x\r\n"  # headers not finished yet
 
-    def test_queue_beyond_the_bound_sheds_the_oldest(self):
+    def test_pool_beyond_the_bound_sheds_the_oldest(self):
         bound, opened = 4, 30
-        drained = []
-        real_drain = accept.AcceptFront._drain_partial  # pylint: disable=protected-access
-
-        def held_drain(front):  # stays "draining": nothing is handed over meanwhile
-            drained.append(front)
-
-        with mock.patch.object(accept.AcceptFront, "_drain_partial", held_drain), \
-                LocalServer(max_pending_connections=bound, first_byte_timeout=60,
-                            header_timeout=60) as srv:
+        with LocalServer(max_pending_connections=bound, first_byte_timeout=60,
+                         header_timeout=60) as srv:
             socks = []
             try:
                 for n in range(1, opened + 1):
                     socks.extend(_connect(srv.port, 1, self.PARTIAL))
-                    # Read by the front (queued, or the oldest shed) before the next.
+                    # Read by the front (held, or the oldest shed) before the next.
                     _wait_for(lambda n=n: srv._front.counts()["partial"]
-                              + srv._front.shed_partial == n, "the partial head queued")
+                              + srv._front.shed_partial == n, "the partial head held")
                     self.assertLessEqual(srv._front.counts()["partial"], bound)
                 # Health checks (complete heads) are answered meanwhile.
                 for _ in range(3):
                     self.assertEqual(http("GET", srv.base_url + "/", key=None)[0], 200)
                 counts = _connections(srv)
                 shed = [_closed_by_server(s, timeout=0.05) for s in socks]
-                # Now hand the queued ones over; they meet aiohttp's limits as usual.
-                srv._loop.call_soon_threadsafe(real_drain, srv._front)
-                _wait_for(lambda: srv._front.counts()["partial"] == 0, "the hand-over")
-                self.assertEqual(http("GET", srv.base_url + "/", key=None)[0], 200)
+                # The held ones finish their heads: each is served.
+                for sock in socks[-bound:]:
+                    sock.settimeout(30)  # a guard against a hang only
+                    sock.sendall(b"Connection: close\r\n\r\n")
+                answers = [s.recv(4096)[:12] for s in socks[-bound:]]
             finally:
                 for sock in socks:
                     sock.close()
-        self.assertEqual(len(drained), 1)
         self.assertEqual((counts["partial"], counts["partial_peak"], counts["shed_partial"]),
                          (bound, bound, opened - bound))
         # The oldest were closed, the newest still wait.
         self.assertEqual(shed, [True] * (opened - bound) + [False] * bound)
+        self.assertEqual(answers, [b"HTTP/1.1 200"] * bound)
 
-    def test_flood_of_partial_heads_stays_bounded(self):
-        bound, opened = 8, 400
+    def test_flood_beyond_the_bounds_leaves_the_server_answering(self):
+        """Silent and partial-head connections, each kind three times the bound: the
+        front stays within its bounds, nothing reaches aiohttp but the health checks,
+        and every socket is accounted for."""
+        bound, opened = 32, 192
         with LocalServer(max_pending_connections=bound, first_byte_timeout=60,
-                         header_timeout=60, max_connections=64) as srv:
+                         header_timeout=60, max_connections=16) as srv:
             socks = []
+            health = []
             try:
                 for i in range(opened):
-                    socks.extend(_connect(srv.port, 1, self.PARTIAL))
-                    if i % 100 == 99:
-                        self.assertEqual(http("GET", srv.base_url + "/", key=None)[0], 200)
-                _wait_for(lambda: srv._front.counts()["partial"] == 0, "the queue drained")
-                self.assertEqual(http("GET", srv.base_url + "/", key=None)[0], 200)
+                    socks.extend(_connect(srv.port, 1, self.PARTIAL if i % 2 else b""))
+                    # Accepted (and a partial head read) before the next connects, so
+                    # that which socket each bound closes is deterministic.
+                    _wait_for(lambda n=i + 1 + len(health): srv._front.accepted >= n
+                              and srv._front.counts()["partial"] + srv._front.shed_partial
+                              == (n - len(health)) // 2, "the socket accepted")
+                    if i % 32 == 31:
+                        health.append(http("GET", srv.base_url + "/", key=None)[0])
+                health.append(http("GET", srv.base_url + "/", key=None)[0])
                 counts = _connections(srv)
+                closed = sum(_closed_by_server(s, timeout=0.05) for s in socks)
             finally:
                 for sock in socks:
                     sock.close()
-        self.assertLessEqual(counts["partial_peak"], bound)
-        self.assertEqual(counts["partial"], 0)
-        # Every partial connection was handed over or shed (or evicted before it was
-        # read); the health checks were handed over too.
-        self.assertGreaterEqual(counts["handed_over"] + counts["shed_partial"]
-                                + counts["evicted_pending"], opened + 4)
+        self.assertEqual(health, [200] * len(health))
+        self.assertEqual(counts["partial_peak"], bound)
+        self.assertEqual(counts["partial"], bound)
+        self.assertEqual(counts["shed_partial"], opened // 2 - bound)
+        # Every health check and the stats request were handed over, and nothing else.
+        self.assertEqual(counts["handed_over"], len(health) + 1)
+        self.assertEqual((counts["shed_idle"], counts["refused"]), (0, 0))
+        self.assertLessEqual(counts["pending"], bound)
+        self.assertEqual((counts["expired_pending"], counts["expired_partial"],
+                          counts["left_partial"]), (0, 0, 0))
+        # Every accepted socket is accounted for.
+        self.assertEqual(counts["accepted"], counts["handed_over"] + counts["evicted_pending"]
+                         + counts["shed_partial"] + counts["pending"] + counts["partial"])
+        self.assertGreater(counts["evicted_pending"], opened // 2 - bound)
+        # The flood's sockets the server closed are exactly those no pool holds now.
+        self.assertEqual(closed, opened - counts["pending"] - counts["partial"])
+
+
+class TestPartialHeadQueueWithoutEpoll(TestPartialHeadQueue):
+    """The same, on a platform without epoll: each raw socket is watched with
+    ``loop.add_reader``."""
+
+    def setUp(self):
+        patcher = mock.patch.object(accept, "select", types.SimpleNamespace())
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def test_front_watches_with_add_reader(self):
+        with LocalServer() as srv:
+            self.assertIsNone(srv._front._epoll)
+            self.assertEqual(http("GET", srv.base_url + "/", key=None)[0], 200)
 
 
 class TestFallback(unittest.TestCase):
