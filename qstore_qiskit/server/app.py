@@ -240,9 +240,11 @@ def create_app(config: ServerConfig | None = None, **overrides: Any) -> web.Appl
         await asyncio.get_running_loop().run_in_executor(None, app_[STATE].decoder.shutdown)
 
     async def _start_workers(app_: web.Application) -> None:
-        # The first large body (job) then finds a worker that has finished importing.
-        app_[STATE].decoder.prestart()
-        app_[STATE].runner.processes.prestart()
+        # The first large body (job) then finds a worker that has finished importing;
+        # without prestart the pools start one when the first large body (job) comes.
+        if config.prestarts_workers():
+            app_[STATE].decoder.prestart()
+            app_[STATE].runner.processes.prestart()
 
     app.on_startup.append(_start_workers)
     app.on_cleanup.append(_shutdown)

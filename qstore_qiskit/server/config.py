@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -45,6 +46,10 @@ CREATE_ONLY_FAULT_KINDS: tuple[str, ...] = ("job_failed", "late_result", "create
 # reserves these.
 HISTORY_ENTRY_BYTES = 4096
 GONE_ID_BYTES = 160
+
+# Environment variable that decides :attr:`ServerConfig.prestart_workers` when the field
+# is left at ``None``: "0", "false", "no" or "off" starts the workers on demand.
+PRESTART_ENV = "QSTORE_PRESTART_WORKERS"
 
 
 #: The values of :attr:`ServerConfig.queue_model`.
@@ -136,6 +141,14 @@ class ServerConfig:
         process_simulation_work: Jobs whose estimated simulation work (per circuit,
             gates x (``2**qubits`` + 64), plus shots) reaches this are simulated in a
             worker process; smaller ones in a thread (the process hop costs a few ms).
+        prestart_workers: Start one decode worker and one simulation worker with the
+            server (``True``), so that the first large body or job finds a worker that
+            has already imported its modules; or start them only when the first large
+            body or job needs one (``False``: a server that never sees one never pays
+            their start, about 2 s of CPU, and the first such request waits for it).
+            ``None`` (the default): ``False`` if the environment variable
+            ``QSTORE_PRESTART_WORKERS`` is ``0``, ``false``, ``no`` or ``off`` when the
+            server starts, else ``True`` (see :meth:`prestarts_workers`).
         body_timeout: Seconds a request may take to send its body (408 beyond).
         network_delay: Base delay added to every request (models one round trip).
         network_jitter: Extra uniform ``[0, network_jitter)`` delay per request.
@@ -200,6 +213,7 @@ class ServerConfig:
     process_decode_bytes: int = 1024 * 1024
     simulation_processes: int = 1
     process_simulation_work: int = 1 << 22
+    prestart_workers: bool | None = None
     network_delay: float = 0.0
     network_jitter: float = 0.0
     queue_wait: float = 0.0
@@ -267,6 +281,15 @@ class ServerConfig:
         if unknown:
             raise TypeError(f"unknown ServerConfig field(s): {sorted(unknown)}")
         return dataclasses.replace(self, **overrides)
+
+    def prestarts_workers(self) -> bool:
+        """Whether the server starts its decode and simulation workers with itself:
+        :attr:`prestart_workers`, or when that is ``None`` the environment variable
+        ``QSTORE_PRESTART_WORKERS`` (read now; unset means ``True``)."""
+        if self.prestart_workers is not None:
+            return bool(self.prestart_workers)
+        value = os.environ.get(PRESTART_ENV, "").strip().lower()
+        return value not in ("0", "false", "no", "off")
 
     # -- memory ----------------------------------------------------------------------
 
@@ -376,4 +399,5 @@ __all__ = [
     "FAULT_KINDS",
     "REQUEST_FAULT_KINDS",
     "CREATE_ONLY_FAULT_KINDS",
+    "PRESTART_ENV",
 ]

@@ -283,7 +283,8 @@ class BodyDecoder:
 
     One worker is started with the server (:meth:`prestart`: a fresh interpreter with
     the request validators imported, about 50 MB RSS and a second or so to start, while
-    the server already serves), so that the first large body does not wait for it; more
+    the server already serves; not if ``config.prestarts_workers()`` is false), so that
+    the first large body does not wait for it; more
     start on demand, and each serves every later body; at most ``config.decode_processes`` run at once, and a body waits for a
     free one. With ``decode_processes=0`` large bodies are decoded in ``thread_pool``
     instead (the event loop then stalls for the decode).

@@ -131,7 +131,8 @@ class SimulationPool:
 
     One worker is started with the server (:meth:`prestart`: it imports the simulators
     while the server already serves), so that the first large job does not wait a
-    second or so for it; more start on demand, and each serves later jobs. At most
+    second or so for it (unless ``config.prestarts_workers()`` is false: then the first
+    large job starts it); more start on demand, and each serves later jobs. At most
     ``config.simulation_processes`` run at once, and a job waits for a free one. A
     cancelled job's worker is killed (its result would be discarded anyway, and the CPU
     is freed at once); the next large job starts a new one. An idle worker found dead

@@ -341,9 +341,9 @@ class TestFallback(unittest.TestCase):
 class TestDecoderPrestart(unittest.TestCase):
 
     def test_decode_worker_starts_with_the_server(self):
-        with LocalServer() as srv:
+        with LocalServer(prestart_workers=True) as srv:
             self.assertEqual(len(srv._require_state().decoder._all), 1)
-        with LocalServer(decode_processes=0) as srv:
+        with LocalServer(decode_processes=0, prestart_workers=True) as srv:
             self.assertEqual(srv._require_state().decoder._all, [])
 
 

@@ -11,7 +11,7 @@ import unittest
 from pathlib import Path
 from unittest import mock
 
-from qstore_qiskit.server import LocalServer
+from qstore_qiskit.server import LocalServer, ServerConfig
 from qstore_qiskit.server.sim_process import WORKER_NICENESS, SimulationPool
 
 from .helpers import http
@@ -123,7 +123,7 @@ class TestPrestart(unittest.TestCase):
     """One worker starts with the server; a dead idle one is replaced on demand."""
 
     def test_worker_runs_when_the_server_reports_ready(self):
-        with LocalServer(seed=7, process_simulation_work=1) as srv:
+        with LocalServer(seed=7, process_simulation_work=1, prestart_workers=True) as srv:
             pool = srv._require_state().runner.processes  # pylint: disable=protected-access
             # No request yet: the worker was started with the server.
             self.assertEqual(len(pool._all), 1)  # pylint: disable=protected-access
@@ -145,11 +145,46 @@ class TestPrestart(unittest.TestCase):
             # The prestarted worker ran the job; no second one was started.
             self.assertEqual(pool._all, [worker])  # pylint: disable=protected-access
             self.assertEqual((stats(srv)["jobs_in_process"], stats(srv)["workers"]), (1, 1))
-        with LocalServer(simulation_processes=0) as srv:
+        with LocalServer(simulation_processes=0, prestart_workers=True) as srv:
             self.assertEqual(srv._require_state().runner.processes._all, [])  # pylint: disable=protected-access
 
+    def test_prestart_off_starts_the_worker_with_the_first_large_job(self):
+        # The field wins over the environment (the suite itself runs with "0").
+        for env in ("1",):
+            with mock.patch.dict(os.environ, {"QSTORE_PRESTART_WORKERS": env}), \
+                    LocalServer(seed=7, process_simulation_work=1,
+                                prestart_workers=False) as srv:
+                pool = srv._require_state().runner.processes  # pylint: disable=protected-access
+                decoder = srv._require_state().decoder  # pylint: disable=protected-access
+                self.assertEqual((pool._all, decoder._all), ([], []))  # pylint: disable=protected-access
+                status, _, job = http("POST", srv.url + "/jobs", multi_job())
+                self.assertEqual(status, 201, job)
+                wait_for(lambda jid=job["id"]: http("GET", srv.url + f"/jobs/{jid}")[2]
+                         ["status"] == "completed", "the job completed")
+                self.assertEqual((stats(srv)["jobs_in_process"], stats(srv)["workers"]),
+                                 (1, 1))
+
+    def test_environment_decides_when_the_field_is_none(self):
+        for env, expected in (("0", False), ("off", False), ("False", False), ("no", False),
+                              ("1", True), ("", True), ("yes", True)):
+            with mock.patch.dict(os.environ, {"QSTORE_PRESTART_WORKERS": env}):
+                self.assertEqual(ServerConfig().prestarts_workers(), expected, repr(env))
+                self.assertTrue(ServerConfig(prestart_workers=True).prestarts_workers())
+                self.assertFalse(ServerConfig(prestart_workers=False).prestarts_workers())
+        # A real server: unset means prestart, "0" means none until a large request.
+        for env, expected in ((None, 1), ("0", 0)):
+            with mock.patch.dict(os.environ, {}):
+                os.environ.pop("QSTORE_PRESTART_WORKERS", None)
+                if env is not None:
+                    os.environ["QSTORE_PRESTART_WORKERS"] = env
+                with LocalServer(seed=7) as srv:
+                    state = srv._require_state()  # pylint: disable=protected-access
+                    self.assertEqual((len(state.runner.processes._all),  # pylint: disable=protected-access
+                                      len(state.decoder._all)),  # pylint: disable=protected-access
+                                     (expected, expected), f"QSTORE_PRESTART_WORKERS={env!r}")
+
     def test_dead_idle_worker_is_replaced_on_demand(self):
-        with LocalServer(seed=7, process_simulation_work=1) as srv:
+        with LocalServer(seed=7, process_simulation_work=1, prestart_workers=True) as srv:
             pool = srv._require_state().runner.processes  # pylint: disable=protected-access
             first = pool._all[0]  # pylint: disable=protected-access
             first.kill()
