@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qstore_qiskit.server import LocalServer, accept  # noqa: E402
 from qstore_qiskit.server.connections import LIMITER  # noqa: E402
+from server_hostile import wait_closed  # noqa: E402  (same folder: the flood's close watch)
 
 
 def _server(conn, header_timeout: float, overrides: dict) -> None:
@@ -134,23 +135,7 @@ def _flood(port: int, count: int, deadline: float, out) -> None:
             sock.sendall(b"GET /v0.4/jobs HTTP/1.1\r\nHost: x\r\n")
         socks.append(sock)
     t_last = time.monotonic()
-    poller = select.poll()
-    open_socks = {s.fileno(): s for s in socks}
-    for fd in open_socks:
-        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-    closed = 0
-    while open_socks and time.monotonic() - t_last < deadline:
-        for fd, _ in poller.poll(100):
-            sock = open_socks.pop(fd, None)
-            if sock is None:
-                continue
-            poller.unregister(fd)
-            try:
-                data = sock.recv(1)
-            except OSError:
-                data = b""
-            if data == b"":
-                closed += 1
+    closed, _ = wait_closed(socks, time.perf_counter(), deadline)
     t_closed = time.monotonic()
     for sock in socks:
         sock.close()

@@ -236,6 +236,30 @@ def padded(size: int) -> bytes:
                       ).encode()
 
 
+def wait_closed(socks: list[socket.socket], since: float, deadline: float) -> tuple[int, float]:
+    """Wait (until ``deadline`` s after ``since``, a ``time.perf_counter()`` reading) for
+    the server to close ``socks``. Returns how many it closed and when the last one was."""
+    open_socks = {s.fileno(): s for s in socks}
+    closed, last = 0, since
+    poller = select.poll()
+    for fd in open_socks:
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    while open_socks and time.perf_counter() - since < deadline:
+        for fd, _ in poller.poll(100):
+            sock = open_socks.pop(fd, None)
+            if sock is None:
+                continue
+            poller.unregister(fd)
+            try:
+                data = sock.recv(1)
+            except OSError:
+                data = b""
+            if data == b"":
+                closed += 1
+                last = time.perf_counter()
+    return closed, last
+
+
 def half_open(port: int, count: int, deadline: float) -> tuple[str, float]:
     """Open ``count`` connections (every other one sends half a request head) and wait
     (at most ``deadline`` s) for the server to close them. Returns ``"<n> closed"`` and
@@ -250,24 +274,7 @@ def half_open(port: int, count: int, deadline: float) -> tuple[str, float]:
             sock.sendall(b"GET /v0.4/jobs HTTP/1.1\r\nHost: x\r\n")
         socks.append(sock)
     opened = time.perf_counter()
-    open_socks = {s.fileno(): s for s in socks}
-    closed, last = 0, opened
-    poller = select.poll()
-    for fd in open_socks:
-        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-    while open_socks and time.perf_counter() - opened < deadline:
-        for fd, _ in poller.poll(100):
-            sock = open_socks.pop(fd, None)
-            if sock is None:
-                continue
-            poller.unregister(fd)
-            try:
-                data = sock.recv(1)
-            except OSError:
-                data = b""
-            if data == b"":
-                closed += 1
-                last = time.perf_counter()
+    closed, last = wait_closed(socks, opened, deadline)
     for sock in socks:
         sock.close()
     return f"{closed}/{count} closed", last - opened

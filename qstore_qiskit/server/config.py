@@ -372,24 +372,14 @@ PROFILES: dict[str, ServerConfig] = {
         slow_response_delay=5.0,
         late_result_delay=2.0,
     ),
-    "qpu": ServerConfig(
-        network_delay=0.03,
-        network_jitter=0.02,
-        queue_wait=0.0,
-        job_overhead=0.17,
-        per_circuit_time=0.002,
-        per_shot_time=1e-6,
-        per_gate_shot_time=2e-8,
-        max_running_jobs=None,
-        queue_model="fair_share",
-        max_circuits_per_job=100,
-        inline_execution=False,
-        rate_limit=200.0,
-        rate_limit_burst=100,
-        slow_response_delay=5.0,
-        late_result_delay=2.0,
-    ),
 }
+PROFILES["qpu"] = dataclasses.replace(
+    PROFILES["cloud"],
+    queue_wait=0.0,
+    job_overhead=0.17,
+    max_running_jobs=None,
+    queue_model="fair_share",
+)
 
 
 __all__ = [
