@@ -24,7 +24,7 @@ from qstore_qiskit.transpiler.native_ops import (
     entry_op,
 )
 from qstore_qiskit.transpiler.passes import AbsorbPiPulses, LowerToIonQNative
-from qstore_qiskit.transpiler.passes.lower_to_native import _I2, _X, _Y, _rotation
+from qstore_qiskit.transpiler.gauge import I2 as _I2, X as _X, Y as _Y, rotation as _rotation
 from qstore_qiskit.transpiler.passes.resynthesize_native import native_cost
 from qstore_qiskit.transpiler.target import spec_from_target
 

@@ -31,83 +31,17 @@ from ..synthesis import (
     zyz_angles,
 )
 from ..affine import Affine, affine_or_float
+from ..gauge import X as _X
+from ..gauge import Y as _Y
+from ..gauge import anti_diagonal as _anti_diagonal
+from ..gauge import gauge as _gauge
+from ..gauge import non_diagonal as _non_diagonal
 from ..native_ops import entries_to_dag
 from ..native_ops import is_zero_angle as _is_zero_angle
 from ..native_ops import norm_turns as _norm_turns
 from .absorb_pi_pulses import absorb_entries
 from ..target import DeviceSpec, spec_from_target
 
-_X = np.array([[0, 1], [1, 0]], dtype=complex)
-_Y = np.array([[0, -1j], [1j, 0]], dtype=complex)
-_I2 = np.eye(2, dtype=complex)
-
-
-def _rotation(pauli: np.ndarray, angle: float) -> np.ndarray:
-    """``exp(-i angle/2 P) = cos(angle/2) I - i sin(angle/2) P`` for ``P`` = X or Y.
-
-    Built entry by entry: every entry of the NumPy expression above is ``cos``, ``sin``
-    or a signed zero (products with 0 and 1 are exact), and so is each entry here, bit
-    for bit including the signs of zeros (checked on a million angles in the tests), at
-    a third of the cost of three array operations (this runs several times per block).
-    """
-    half = angle / 2
-    c, s = math.cos(half), math.sin(half)
-    diag = complex(c, 0.0)
-    if pauli is _X:
-        off = complex(math.copysign(0.0, c), 0.0 - s)
-        return np.array([[diag, off], [off, diag]], dtype=complex)
-    if pauli is _Y:
-        upper, lower = complex(0.0 - s, 0.0), complex(s + 0.0, 0.0)
-        return np.array([[diag, upper], [lower, diag]], dtype=complex)
-    return c * _I2 - 1j * s * pauli
-
-
-def _diagonalizing_rotation(k: np.ndarray, pauli: np.ndarray) -> tuple | None:
-    """``(alpha, R_P(-alpha) k)`` with the product diagonal, if such an ``alpha`` exists.
-
-    The product is returned (``None`` when ``alpha`` is exactly zero) so that the caller
-    reuses it instead of computing the same rotation and product again.
-    """
-    # Only the entry (0, 1) of ``pauli @ k`` is needed: for X and Y it is an entry of
-    # ``k`` (times -i), exactly the value the 2x2 product gives (the other term is a
-    # product with zero), without the product's cost (a few us on this hot path).
-    if pauli is _X:
-        pk01 = k[1, 1]
-    elif pauli is _Y:
-        pk01 = -1j * k[1, 1]
-    else:
-        pk01 = (pauli @ k)[0, 1]
-    if abs(pk01) < 1e-12:
-        return (0.0, None) if abs(k[0, 1]) < 1e-9 else None
-    t = 1j * k[0, 1] / pk01
-    if abs(t.imag) > 1e-9:
-        return None
-    alpha = 2.0 * math.atan(t.real)
-    rotated = _rotation(pauli, -alpha) @ k
-    return (alpha, rotated) if is_diagonal(rotated, 1e-9) else None
-
-
-def _gauge(pauli: np.ndarray, before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Move a rotation about ``pauli`` from one local to the other (the interaction
-    ``exp(i k P P)`` commutes with it) to make ``before``, else ``after``, diagonal."""
-    found = _diagonalizing_rotation(before, pauli)
-    from_before = found is not None
-    if found is None:
-        found = _diagonalizing_rotation(after.conj().T, pauli)
-    if found is None or abs(found[0]) < 1e-15:
-        return before, after
-    alpha = found[0]
-    # Same arithmetic as ``_rotation(pauli, -alpha) @ before``, computed once.
-    new_before = found[1] if from_before else _rotation(pauli, -alpha) @ before
-    return new_before, after @ _rotation(pauli, alpha)
-
-
-def _non_diagonal(mats) -> int:
-    return sum(0 if is_diagonal(m, 1e-9) or _anti_diagonal(m) else 1 for m in mats)
-
-
-def _anti_diagonal(m: np.ndarray) -> bool:
-    return abs(m.item(0, 0)) < 1e-9 and abs(m.item(1, 1)) < 1e-9
 _HALF_PI = 0.5 * math.pi
 #: Distinct block matrices whose synthesis plan a lowering pass remembers.
 _PLAN_CACHE_SIZE = 4096

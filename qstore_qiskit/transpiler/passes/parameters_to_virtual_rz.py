@@ -26,7 +26,7 @@ from typing import Any
 from qiskit.circuit import CircuitInstruction, Parameter, ParameterExpression, QuantumCircuit
 from qiskit.circuit.equivalence_library import StandardEquivalenceLibrary
 from qiskit.circuit.library import RXXGate, RZGate, RZZGate
-from qiskit.converters import circuit_to_dag, dag_to_circuit
+from qiskit.converters import circuit_to_dag
 from qiskit.dagcircuit import DAGCircuit, DAGOpNode
 from qiskit.transpiler import PassManager, Target
 from qiskit.transpiler.basepasses import TransformationPass
