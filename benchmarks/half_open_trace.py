@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import select
 import socket
 import sys
 import time
@@ -35,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qstore_qiskit.server import LocalServer, accept  # noqa: E402
 from qstore_qiskit.server.connections import LIMITER  # noqa: E402
-from server_hostile import wait_closed  # noqa: E402  (same folder: the flood's close watch)
+from server_hostile import open_flood, wait_closed  # noqa: E402  (same folder: the flood itself)
 
 
 def _server(conn, header_timeout: float, overrides: dict) -> None:
@@ -124,16 +123,8 @@ def _health(port: int, stop, out) -> None:
 
 
 def _flood(port: int, count: int, deadline: float, out) -> None:
-    socks = []
     t_first = time.monotonic()
-    for i in range(count):
-        try:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        except OSError:
-            break
-        if i % 2:
-            sock.sendall(b"GET /v0.4/jobs HTTP/1.1\r\nHost: x\r\n")
-        socks.append(sock)
+    socks = open_flood(port, count)
     t_last = time.monotonic()
     closed, _ = wait_closed(socks, time.perf_counter(), deadline)
     t_closed = time.monotonic()

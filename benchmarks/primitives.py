@@ -86,12 +86,17 @@ def floor(server, job_ids: list[str], sets: int, shots: int) -> dict:
 
     import orjson
 
-    bodies = []
-    for job_id in job_ids:
-        request = urllib.request.Request(f"{server.url}/jobs/{job_id}/results/probabilities",
-                                         headers={"Authorization": f"apiKey {TOKEN}"})
-        with urllib.request.urlopen(request, timeout=60) as response:  # loopback only
-            bodies.append(response.read())
+    def fetch(form: str) -> list[bytes]:
+        """Every job's results in IonQ's ``form`` (``probabilities``, ``histogram``)."""
+        out = []
+        for job_id in job_ids:
+            request = urllib.request.Request(f"{server.url}/jobs/{job_id}/results/{form}",
+                                             headers={"Authorization": f"apiKey {TOKEN}"})
+            with urllib.request.urlopen(request, timeout=60) as response:  # loopback only
+                out.append(response.read())
+        return out
+
+    bodies = fetch("probabilities")
 
     def least(fn) -> float:
         best = None
@@ -106,12 +111,7 @@ def floor(server, job_ids: list[str], sets: int, shots: int) -> dict:
     # (ionq.result.histogram.json.v1: integer counts), for comparison: smaller, but on
     # the ideal simulator it holds the service's draw, not the ``sampler_seed`` counts
     # qiskit-ionq computes from the probabilities.
-    histograms = []
-    for job_id in job_ids:
-        request = urllib.request.Request(f"{server.url}/jobs/{job_id}/results/histogram",
-                                         headers={"Authorization": f"apiKey {TOKEN}"})
-        with urllib.request.urlopen(request, timeout=60) as response:  # loopback only
-            histograms.append(response.read())
+    histograms = fetch("histogram")
 
     outcomes = np.zeros((sets, shots), dtype=np.uint8)
     rng = np.random.default_rng(SEED)

@@ -260,10 +260,8 @@ def wait_closed(socks: list[socket.socket], since: float, deadline: float) -> tu
     return closed, last
 
 
-def half_open(port: int, count: int, deadline: float) -> tuple[str, float]:
-    """Open ``count`` connections (every other one sends half a request head) and wait
-    (at most ``deadline`` s) for the server to close them. Returns ``"<n> closed"`` and
-    the seconds from the last connect until the server had closed them all."""
+def open_flood(port: int, count: int) -> list[socket.socket]:
+    """Open up to ``count`` connections; every other one sends half a request head."""
     socks = []
     for i in range(count):
         try:
@@ -273,6 +271,14 @@ def half_open(port: int, count: int, deadline: float) -> tuple[str, float]:
         if i % 2:
             sock.sendall(b"GET /v0.4/jobs HTTP/1.1\r\nHost: x\r\n")
         socks.append(sock)
+    return socks
+
+
+def half_open(port: int, count: int, deadline: float) -> tuple[str, float]:
+    """Open ``count`` connections (every other one sends half a request head) and wait
+    (at most ``deadline`` s) for the server to close them. Returns ``"<n> closed"`` and
+    the seconds from the last connect until the server had closed them all."""
+    socks = open_flood(port, count)
     opened = time.perf_counter()
     closed, last = wait_closed(socks, opened, deadline)
     for sock in socks:
