@@ -9,7 +9,6 @@ from typing import Any
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.passmanager.flow_controllers import ConditionalController
 from qiskit.transpiler import PassManager, Target
-from qiskit.transpiler.basepasses import AnalysisPass
 from qiskit.transpiler.passes import (
     ConsolidateBlocks,
     HighLevelSynthesis,
@@ -19,6 +18,7 @@ from .passes import (
     BestOfStateAndUnitaryModes,
     CheckIonQInput,
     CheckNativeForm,
+    ClearBlockList,
     CommuteIntoTwoQubitBlocks,
     LowerAndResynthesize,
     LowerBestOfCandidates,
@@ -42,17 +42,6 @@ def _unroll_prototype(qubits_initially_zero: bool) -> HighLevelSynthesis:
     return HighLevelSynthesis(
         basis_gates=_LOWERING_BASIS, min_qubits=3, qubits_initially_zero=qubits_initially_zero
     )
-
-
-class _ClearBlockList(AnalysisPass):
-    """Drop a ``block_list`` left in the property set by an earlier
-    :class:`~qiskit.transpiler.passes.Collect2qBlocks` (of a user's pass manager), so
-    that the :class:`~qiskit.transpiler.passes.ConsolidateBlocks` after it collects the
-    blocks of the circuit it is given."""
-
-    def run(self, dag) -> None:
-        if self.property_set["block_list"] is not None:
-            del self.property_set["block_list"]
 
 
 def _unroll_wide_gates(qubits_initially_zero: bool) -> HighLevelSynthesis:
@@ -136,7 +125,7 @@ def translation_passes(
             # ConsolidateBlocks collects the blocks itself (the same as Collect2qBlocks,
             # in Rust) when no pass left a ``block_list``: Collect2qBlocks would build a
             # Python node object per gate only for their indices to be read back.
-            passes += [_ClearBlockList(), ConsolidateBlocks(force_consolidate=True)]
+            passes += [ClearBlockList(), ConsolidateBlocks(force_consolidate=True)]
         # Level >= 1 also absorbs pi pulses (AbsorbPiPulses), fused into the lowering so
         # that the intermediate circuit is never built.
         if resynthesize and optimization_level in (1, 2):

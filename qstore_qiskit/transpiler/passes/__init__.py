@@ -6,6 +6,7 @@ from .best_of_modes import BestOfStateAndUnitaryModes
 from .check_ionq_input import CheckIonQInput
 from .check_native_form import CheckNativeForm
 from .check_parameterized import CheckParameterized
+from .clear_block_list import ClearBlockList
 from .commute_into_blocks import CommuteIntoTwoQubitBlocks
 from .lower_and_resynthesize import LowerAndResynthesize
 from .lower_to_native import LowerToIonQNative
@@ -23,6 +24,7 @@ __all__ = [
     "CheckIonQInput",
     "CheckNativeForm",
     "CheckParameterized",
+    "ClearBlockList",
     "CommuteIntoTwoQubitBlocks",
     "LowerAndResynthesize",
     "LowerBestOfCandidates",
