@@ -46,6 +46,13 @@ from ..client import BatchSubmitter
 from ..client.results import CircuitResult
 from .identity import ENV_KEY, KEY_ENV, actor_name, check_url, key_fingerprint, request_digest
 from .placements import PlacementBoard
+from .release import (
+    DEFAULT_RELEASE,
+    NEWCOMER_QUIET,
+    RELEASES,
+    release_on_window_end,
+    should_release,
+)
 from .rounds import Held, JobBudget, Share, Submission, unclaimed_owners
 
 logger = logging.getLogger(__name__)
@@ -55,10 +62,6 @@ logger = logging.getLogger(__name__)
 #: spaced than calls from one process's threads, and one job of 100 circuits costs the
 #: service's queue wait once instead of once per worker.
 DEFAULT_SUBMITTER_OPTIONS: dict[str, Any] = {"batch_window": 0.02, "max_jobs_in_flight": 8}
-#: A newcomer's first call is held until no other new caller has arrived for this long
-#: (seconds; at most ``gather_window``): the first calls of a sweep's workers, which start
-#: together, go out as one round without waiting the whole window.
-NEWCOMER_QUIET = 0.1
 #: The submitter's batch window when the gateway gathers rounds itself (gather_window > 0).
 ROUND_BATCH_WINDOW = 0.001
 #: Most jobs a round's circuits are spread over by default (more only when the service's
@@ -71,8 +74,6 @@ DEFAULT_ROUND_JOBS = 2
 #: A round is split only into jobs of at least this many circuits: a job of fewer executes
 #: in tens of milliseconds, so splitting it would save less time than the job costs.
 ROUND_JOB_MIN_CIRCUITS = 16
-#: The values of the gateway's ``release`` option (see :meth:`QStoreGateway._maybe_release`).
-RELEASES = ("round", "nagle")
 _SETTINGS = ("backend", "shots", "gateset", "noise", "name", "metadata", "sampler_seed", "session_id", "job_settings")
 
 
@@ -107,20 +108,28 @@ class QStoreGateway:
             model, which keeps small rounds in one job). 1: the fewest jobs. Ignored
             with ``gather_window=0`` or an explicit ``adaptive_batch_sizing`` submitter
             option.
-        release: When held calls go out. ``"round"``: when every active caller has a
-            call in (see :meth:`_gate`). ``"nagle"``: as soon as fewer than
-            ``round_jobs`` of the gateway's submissions are in flight and at least
-            ``1 / job_budget`` calls are held (one without a budget); calls arriving
-            while that many are in flight coalesce until one of them finishes, as
-            Nagle's algorithm does for small packets. Both also release when every
-            active caller is in, and ``gather_window`` after the first held call
-            (``"nagle"``: if at least ``1 / job_budget`` calls are held).
+        release: When held calls go out (:mod:`~qstore_qiskit.gateway.release`).
+            ``"pipeline"`` (default): the callers take turns in cohorts of
+            ``ceil(active callers / round_jobs)`` calls, each cohort one submission
+            released while fewer than ``round_jobs`` submissions are in flight, so that
+            one cohort's job is queued behind another's while the other callers
+            compute. ``"round"``: when every active caller has a call in (see
+            :meth:`_gate`). ``"nagle"``: as soon as fewer than ``round_jobs`` of the
+            gateway's submissions are in flight and at least ``1 / job_budget`` calls
+            are held (one without a budget); calls arriving while that many are in
+            flight coalesce until one of them finishes, as Nagle's algorithm does for
+            small packets. All also release when every active caller is in;
+            ``gather_window`` after the first held call ``"round"`` releases,
+            ``"nagle"`` if at least ``1 / job_budget`` calls are held, ``"pipeline"``
+            if besides a submission slot is free.
         job_budget: Most jobs per call, on average over the gateway's life (``None``: no
             budget). A round is split into no more jobs than its calls have earned
             (``job_budget`` each; unused credit carries over, up to ``round_jobs``): with
             0.25 a round is split only as far as a quarter of the calls so far allow
             (every submission still makes at least one job), so small rounds that stay
             one job leave their credit to the large ones.
+        newcomer_quiet: How long (s) a newcomer's first call waits for other new callers
+            (see :data:`~qstore_qiskit.gateway.release.NEWCOMER_QUIET`).
 
     Raises:
         ValueError: no key in the environment, the key does not match ``fingerprint``,
@@ -136,14 +145,18 @@ class QStoreGateway:
         gather_window: float = 0.5,
         linger: float = 1.0,
         round_jobs: int = DEFAULT_ROUND_JOBS,
-        release: str = "round",
+        release: str = DEFAULT_RELEASE,
         job_budget: float | None = None,
+        newcomer_quiet: float = NEWCOMER_QUIET,
     ) -> None:
         if release not in RELEASES:
             raise ValueError(f"release must be one of {RELEASES}, got {release!r}")
         if job_budget is not None and not 0.0 < float(job_budget) <= 64.0:
             raise ValueError(f"job_budget must be in (0, 64] jobs per call or None, got {job_budget!r}")
+        if not 0.0 <= float(newcomer_quiet) <= 10.0:
+            raise ValueError(f"newcomer_quiet must be in [0, 10] s, got {newcomer_quiet!r}")
         self._release_mode = release
+        self._newcomer_quiet = float(newcomer_quiet)
         self._budget = JobBudget(job_budget, round_jobs)
         self._round_cap = round_jobs
         self._in_flight = 0  # submissions handed to the submitter, results not yet back
@@ -436,31 +449,31 @@ class QStoreGateway:
             # A newcomer's first call: the workers of a sweep start together, so wait for
             # the others' first calls (once per caller) rather than release it alone and
             # leave it a call ahead of them for the whole sweep: until no new caller has
-            # arrived for NEWCOMER_QUIET seconds (or the window ends), then as usual.
-            quiet_until = self._new_arrival + min(NEWCOMER_QUIET, self._gather_window)
+            # arrived for newcomer_quiet seconds (or the window ends), then as usual.
+            quiet_until = self._new_arrival + min(self._newcomer_quiet, self._gather_window)
             if now < quiet_until:
                 self._recheck_at(quiet_until - now)
                 return
-        if (self._release_mode == "nagle" and self._in_flight < self._round_cap
-                and len(self._held) >= self._quorum):
-            self._release()  # few submissions in flight, enough calls held: go now (Nagle)
-            return
         held = {h.client for h in self._held}
-        missing_busy = any(client not in held for client in self._busy)
-        lingering = [done for client, done in self._last_done.items() if client not in held]
-        if not missing_busy and not lingering:
+        if should_release(self._release_mode, held=held, busy=self._busy, lingering=self._last_done,
+                          in_flight=self._in_flight, depth=self._round_cap, quorum=self._quorum,
+                          calls_held=len(self._held)):
             self._release()
             return
+        lingering = [done for client, done in self._last_done.items() if client not in held]
         if lingering:  # re-check when the first lingering caller stops being expected
             self._recheck_at(max(min(lingering) + self._linger - now, 0.0))
 
     def _window_ended(self) -> None:
-        """The gather window of the first held call is over: release. With
-        ``release="nagle"`` only if the quorum is held: fewer calls wait on for their
-        missing callers (each comes back with a call, or stops being active ``linger``
-        seconds after its last call returned, which releases the round too)."""
+        """The gather window of the first held call is over: release, as
+        :func:`~qstore_qiskit.gateway.release.release_on_window_end` says. Calls that
+        stay held wait on for their missing callers (each comes back with a call, or
+        stops being active ``linger`` seconds after its last call returned, which
+        releases them too) or, with ``release="pipeline"``, for a submission slot."""
         self._release_timer = None
-        if self._release_mode == "round" or len(self._held) >= self._quorum:
+        if self._release_mode == "pipeline":  # a cohort is released only whole (see _maybe_release)
+            self._maybe_release()
+        elif release_on_window_end(self._release_mode, quorum=self._quorum, calls_held=len(self._held)):
             self._release()
 
     def _recheck_at(self, delay: float) -> None:
@@ -486,18 +499,33 @@ class QStoreGateway:
             if not h.gate.done():
                 groups.setdefault(json.dumps(h.settings, sort_keys=True, default=str), []).append(h)
         for members in groups.values():
-            try:
-                circuits = [c for h in members for c in h.circuits]
+            if self._release_mode == "pipeline":
+                # A cohort is one job (more only if the circuits-per-job cap needs more)
+                # of its own: its callers get their results as soon as it is done, while
+                # the next cohort's job, queued behind it, runs.
+                self._submit_group(members, {"max_jobs": 1} if self._round_jobs else {}, exclusive=True)
+            else:
+                self._submit_group(members, None)
+
+    def _submit_group(self, members: list[Held], split: dict[str, Any] | None, exclusive: bool = False) -> None:
+        """One submission for ``members`` (calls of equal settings); ``split``: the
+        submitter's ``max_jobs`` (``None``: :meth:`_split`)."""
+        try:
+            circuits = [c for h in members for c in h.circuits]
+            if split is None:
                 split = self._split(len(members), len(circuits))
-                future = self._sub.submit(circuits, **members[0].settings, **split)
-            except Exception:  # noqa: BLE001 - a malformed call: only its own caller fails
-                if len(members) == 1:
-                    self._submit_alone(members[0])
-                else:
-                    for h in members:
-                        self._submit_alone(h)
-                continue
-            self._hand_out(future, members)
+            else:
+                self._budget.charge(len(members), split.get("max_jobs", 1))
+            future = self._sub.submit(circuits, **members[0].settings, **split, **(
+                {"exclusive": True} if exclusive else {}))
+        except Exception:  # noqa: BLE001 - a malformed call: only its own caller fails
+            if len(members) == 1:
+                self._submit_alone(members[0])
+            else:
+                for h in members:
+                    self._submit_alone(h)
+            return
+        self._hand_out(future, members)
 
     def _split(self, calls: int, circuits: int) -> dict[str, Any]:
         """The submitter's ``max_jobs`` for a submission of ``calls`` calls holding
@@ -544,7 +572,7 @@ class QStoreGateway:
 
     def _submission_done(self) -> None:
         self._in_flight -= 1
-        if self._held and self._release_mode == "nagle":
+        if self._held and self._release_mode != "round":
             self._maybe_release()
 
     def _write_request(self, record: dict) -> None:
@@ -628,6 +656,7 @@ __all__ = [
     "DEFAULT_SUBMITTER_OPTIONS",
     "DEFAULT_ROUND_JOBS",
     "RELEASES",
+    "DEFAULT_RELEASE",
     "ROUND_JOB_MIN_CIRCUITS",
     "default_journal_dir",
     "remote_class",
