@@ -46,14 +46,9 @@ from ..client import BatchSubmitter
 from ..client.results import CircuitResult
 from .identity import ENV_KEY, KEY_ENV, actor_name, check_url, key_fingerprint, request_digest
 from .placements import PlacementBoard
-from .release import (
-    DEFAULT_RELEASE,
-    NEWCOMER_QUIET,
-    RELEASES,
-    release_on_window_end,
-    should_release,
-)
-from .rounds import Held, JobBudget, Share, Submission, unclaimed_owners
+from .release import DEFAULT_RELEASE, NEWCOMER_QUIET, RELEASES, Gatherer
+from .recovery import recover_requests
+from .rounds import Held, JobBudget, Share, Submission
 
 logger = logging.getLogger(__name__)
 
@@ -220,13 +215,8 @@ class QStoreGateway:
         self._started = time.time()
         # Round gathering (see _gate): callers inside the gateway, when each last left,
         # the held calls, and the timers that release them.
-        self._busy: dict[str, int] = {}
-        self._last_done: dict[str, float] = {}
-        self._held: list[Held] = []
-        self._known: dict[str, None] = {}  # callers seen before (insertion-ordered, bounded)
-        self._release_timer: asyncio.TimerHandle | None = None
-        self._new_arrival = 0.0  # when the last newcomer's first call arrived
-        self._recheck_timer: asyncio.TimerHandle | None = None
+        self._gatherer = Gatherer(release, self._gather_window, self._linger, round_jobs, self._quorum,
+                                  self._newcomer_quiet, self._release, lambda: self._in_flight)
         self._counts = {
             "requests": 0,
             "circuits": 0,
@@ -237,6 +227,7 @@ class QStoreGateway:
             "requests_failed": 0,
             "requests_joined": 0,
             "rounds": 0,
+            "most_in_flight": 0,  # most of the gateway's submissions in flight at once
         }
         # Where a call's time goes: held for its round, then submitted until its results.
         self._seconds = {"held": 0.0, "results": 0.0}
@@ -379,7 +370,7 @@ class QStoreGateway:
                 self._seconds["held"] += released - arrived
                 self._seconds["results"] += time.monotonic() - released
             finally:
-                self._left(client)
+                self._gatherer.left(client)
             for i, result in zip(missing, fresh):
                 results[i] = result
         for index, result in enumerate(results):
@@ -403,96 +394,25 @@ class QStoreGateway:
         results: these are waited for too, so that groups of workers running out of
         phase merge into one round) and those whose last call returned less than
         ``linger`` seconds ago. A caller's first call waits until no new caller has
-        arrived for :data:`NEWCOMER_QUIET` seconds (the other workers of a sweep are
+        arrived for ``newcomer_quiet`` seconds (the other workers of a sweep are
         starting too). On release, the round's calls with equal settings go to
         the submitter as one submission (cut into at most ``round_jobs`` concurrent
         jobs, or as the circuits-per-job cap needs), and
-        each call gets its own slice of the results.
+        each call gets its own slice of the results. That is ``release="round"``; the
+        other policies (:mod:`~qstore_qiskit.gateway.release`) differ in when a
+        release happens, and ``"pipeline"`` makes each release one job of its own.
         """
-        self._busy[client] = self._busy.get(client, 0) + 1
-        loop = asyncio.get_running_loop()
-        gate = loop.create_future()
-        new = client not in self._known
-        if new:
-            self._new_arrival = time.monotonic()
-        self._held.append(Held(client, digest, circuits, settings, indices, gate, new))
-        if self._gather_window <= 0:
-            self._release()
-        else:
-            if self._release_timer is None:
-                self._release_timer = loop.call_later(self._gather_window, self._window_ended)
-            self._maybe_release()
+        gate = self._gatherer.hold(Held(client, digest, circuits, settings, indices, None, False))
         try:
             return await gate
         except asyncio.CancelledError:
-            self._held = [h for h in self._held if h.gate is not gate]
+            self._gatherer.drop(gate)
             if gate.done() and not gate.cancelled():
                 gate.result().cancel()
             raise
 
-    def _left(self, client: str) -> None:
-        left = self._busy.get(client, 0) - 1
-        if left > 0:
-            self._busy[client] = left
-        else:
-            self._busy.pop(client, None)
-            self._last_done[client] = time.monotonic()
-        if self._held:
-            self._maybe_release()
-
-    def _maybe_release(self) -> None:
-        now = time.monotonic()
-        for client, done in list(self._last_done.items()):
-            if now - done >= self._linger or client in self._busy:
-                del self._last_done[client]
-        if any(h.new for h in self._held):
-            # A newcomer's first call: the workers of a sweep start together, so wait for
-            # the others' first calls (once per caller) rather than release it alone and
-            # leave it a call ahead of them for the whole sweep: until no new caller has
-            # arrived for newcomer_quiet seconds (or the window ends), then as usual.
-            quiet_until = self._new_arrival + min(self._newcomer_quiet, self._gather_window)
-            if now < quiet_until:
-                self._recheck_at(quiet_until - now)
-                return
-        held = {h.client for h in self._held}
-        if should_release(self._release_mode, held=held, busy=self._busy, lingering=self._last_done,
-                          in_flight=self._in_flight, depth=self._round_cap, quorum=self._quorum,
-                          calls_held=len(self._held)):
-            self._release()
-            return
-        lingering = [done for client, done in self._last_done.items() if client not in held]
-        if lingering:  # re-check when the first lingering caller stops being expected
-            self._recheck_at(max(min(lingering) + self._linger - now, 0.0))
-
-    def _window_ended(self) -> None:
-        """The gather window of the first held call is over: release, as
-        :func:`~qstore_qiskit.gateway.release.release_on_window_end` says. Calls that
-        stay held wait on for their missing callers (each comes back with a call, or
-        stops being active ``linger`` seconds after its last call returned, which
-        releases them too) or, with ``release="pipeline"``, for a submission slot."""
-        self._release_timer = None
-        if self._release_mode == "pipeline":  # a cohort is released only whole (see _maybe_release)
-            self._maybe_release()
-        elif release_on_window_end(self._release_mode, quorum=self._quorum, calls_held=len(self._held)):
-            self._release()
-
-    def _recheck_at(self, delay: float) -> None:
-        if self._recheck_timer is not None:
-            self._recheck_timer.cancel()
-        self._recheck_timer = asyncio.get_running_loop().call_later(delay, self._maybe_release)
-
-    def _release(self) -> None:
-        for timer in (self._release_timer, self._recheck_timer):
-            if timer is not None:
-                timer.cancel()
-        self._release_timer = self._recheck_timer = None
-        held, self._held = self._held, []
-        if not held:
-            return
-        for h in held:
-            self._known[h.client] = None
-        while len(self._known) > 100_000:
-            self._known.pop(next(iter(self._known)))
+    def _release(self, held: list[Held]) -> None:
+        """Submit the released calls ``held`` (see :class:`~.release.Gatherer`)."""
         self._counts["rounds"] += 1
         groups: dict[str, list[Held]] = {}
         for h in held:
@@ -550,11 +470,15 @@ class QStoreGateway:
         """Give each member its slice of ``future`` (one submitter call)."""
         submission = Submission(future, len(members))
         self._in_flight += 1
+        self._counts["most_in_flight"] = max(self._counts["most_in_flight"], self._in_flight)
         loop = asyncio.get_running_loop()
+
+        clients = [h.client for h in members]
+        self._gatherer.took_off(clients)
 
         def finished(_f: Any) -> None:
             try:
-                loop.call_soon_threadsafe(self._submission_done)
+                loop.call_soon_threadsafe(self._submission_done, clients)
             except RuntimeError:  # the loop is closed: the gateway is shutting down
                 pass
 
@@ -570,10 +494,9 @@ class QStoreGateway:
             h.gate.set_result(Share(submission, offset, len(h.circuits)))
             offset += len(h.circuits)
 
-    def _submission_done(self) -> None:
+    def _submission_done(self, clients: list[str]) -> None:
         self._in_flight -= 1
-        if self._held and self._release_mode != "round":
-            self._maybe_release()
+        self._gatherer.landed(clients)
 
     def _write_request(self, record: dict) -> None:
         if self._requests_path is None:
@@ -594,48 +517,14 @@ class QStoreGateway:
         await asyncio.shield(self._recovery)
 
     async def _recover(self) -> None:
-        """Fetch the results of journaled, undelivered jobs; index them by request.
-
-        Reads two journal generations (the current one and ``*.prev``), then starts a
-        new generation: the current files become ``*.prev``. A crash during recovery or
-        right after it therefore loses nothing; the files stay bounded.
-        """
+        """Fetch the results of journaled, undelivered jobs; index them by request
+        (:func:`~qstore_qiskit.gateway.recovery.recover_requests`)."""
         recovered: dict[str, list[Any]] = {}
         try:
             if self._journal and self._requests_path:
-                owners = unclaimed_owners(self._requests_path)
-                loop = asyncio.get_running_loop()
-                by_tag: dict[str, dict[int, Any]] = {}
-                for path in (self._journal + ".prev", self._journal):
-                    if not owners or not os.path.exists(path):
-                        continue
-                    entries = await loop.run_in_executor(None, self._sub.recover, path)
-                    for entry in entries.values():
-                        values = entry.get("results")
-                        if values is None:  # never reached the service: resubmitted on demand
-                            continue
-                        for position, (tag, index) in enumerate(entry.get("circuits") or []):
-                            if isinstance(values, BaseException):
-                                value: Any = values
-                            else:
-                                value = values[position] if position < len(values) else None
-                            by_tag.setdefault(tag, {})[int(index)] = value
-                for tag, offset, digest, indices in owners:
-                    got = by_tag.get(tag)
-                    if not got:
-                        continue
-                    slot = recovered.setdefault(digest, [])
-                    for sub_index, request_index in enumerate(indices):
-                        value = got.get(offset + sub_index)
-                        if value is None:
-                            continue
-                        slot.extend([None] * (request_index + 1 - len(slot)))
-                        slot[request_index] = value
+                recovered = await recover_requests(self._sub, self._journal, self._requests_path)
                 if recovered:
                     logger.info("qstore gateway %s recovered %d request(s)", self._name, len(recovered))
-                for path in (self._journal, self._requests_path):
-                    if os.path.exists(path):
-                        os.replace(path, path + ".prev")
         except Exception as exc:  # recovery is best effort: a failure must not stop serving
             logger.warning("qstore gateway %s could not recover its journal: %s", self._name, exc)
         self._recovered = recovered

@@ -1,7 +1,7 @@
-"""When the gateway's held calls go out, and how a release is cut into submissions.
+"""When the gateway's held calls go out: the release policies and the :class:`Gatherer`.
 
 The gateway (:class:`~qstore_qiskit.gateway.ray_gateway.QStoreGateway`) holds each call
-until its release; this module decides when, from what the gateway observes: which
+in a :class:`Gatherer` until its release, decided from what the gateway observes: which
 callers have a call held, which wait for results of a submission in flight, which were
 served a moment ago (and will be back with their next call), and how many of the
 gateway's submissions are in flight. Three policies (the gateway's ``release`` option):
@@ -10,25 +10,31 @@ gateway's submissions are in flight. Three policies (the gateway's ``release`` o
   included), so workers running in lockstep share one round.
 * ``"nagle"``: as soon as fewer than ``depth`` submissions are in flight and at least
   ``quorum`` calls are held; calls arriving meanwhile coalesce.
-* ``"pipeline"``: the callers split into cohorts that take turns: a release waits for
-  at most ``depth - 1`` submissions to be in flight and for ``ceil(active / depth)``
-  calls (a cohort), or for every active caller that is not waiting for results. The
-  first round is cut into ``depth`` cohorts, each its own submission whose callers get
-  their results as soon as their own job is done: while one cohort's job executes,
-  the next cohort's job is queued behind it and the other callers compute, so a
-  machine that runs one job at a time (a QPU) never waits for the callers. Each
-  release carries at least a cohort's calls, so the jobs stay ``active / depth``-fold
-  fewer than the calls.
+* ``"pipeline"``: the callers split into cohorts that take turns: a release waits
+  until fewer than ``depth`` submissions are in flight, and for ``ceil(active / depth)``
+  calls (a cohort; callers waiting for results are not waited for) or for every active
+  caller that is not waiting for results. Each release is one job of its own (the
+  gateway submits it ``exclusive``), whose callers get their results as soon as it is
+  done: while one cohort's job executes, the next cohort's job is queued behind it and
+  the other callers compute, so a machine that runs one job at a time (a QPU) does not
+  wait for the callers. The cohorts form by themselves: when all callers come back
+  together, the first ``ceil(active / depth)`` to call are released first.
 
-Guarantees: the functions here only decide; they hold no locks or timers and never
-drop a call: every held call is in exactly one part of :func:`cohorts`, in its order.
+Guarantees: every held call is released exactly once, in arrival order, or dropped when
+its caller cancels it; a held call waits at most until every active caller is in or has
+stopped being active (``linger`` after its last call returned), or, in ``"round"``
+mode, ``gather_window`` after the first held call; with ``"pipeline"`` every release
+but those that take every active caller (the last calls of a sweep) carries a cohort.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Collection, Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Collection
+
+from .rounds import Held
 
 #: The values of the gateway's ``release`` option.
 RELEASES = ("round", "nagle", "pipeline")
@@ -56,6 +62,7 @@ def should_release(
     depth: int,
     quorum: int,
     calls_held: int,
+    flying: Collection[str] = (),
 ) -> bool:
     """Whether the held calls go out now.
 
@@ -69,15 +76,19 @@ def should_release(
             ``"pipeline"``).
         quorum: Least calls a ``"nagle"`` release carries (``1 / job_budget``).
         calls_held: Calls held (a caller may hold several).
+        flying: Callers with a call in a submission whose results are not back yet
+            (``"pipeline"``: the other cohort, not waited for).
     """
     missing_busy = any(client not in held for client in busy)
     missing_lingering = any(client not in held for client in lingering)
     if mode == "pipeline":
         if in_flight >= depth:
             return False  # the machine has work queued: coalesce until a slot frees
-        active = len(set(busy) | set(lingering))
+        active = set(busy) | set(lingering)
         # Callers waiting for results do not hold the cohort up: they are the other cohort.
-        return calls_held >= pipeline_quorum(active, depth, quorum) or not missing_lingering
+        # Those whose results are back (still inside the gateway, or computing) are waited for.
+        missing = any(client not in held and client not in flying for client in active)
+        return calls_held >= pipeline_quorum(len(active), depth, quorum) or not missing
     if mode == "nagle" and in_flight < depth and calls_held >= quorum:
         return True
     return not missing_busy and not missing_lingering
@@ -94,7 +105,143 @@ def release_on_window_end(mode: str, *, quorum: int, calls_held: int) -> bool:
     return mode == "nagle" and calls_held >= quorum
 
 
+class Gatherer:
+    """The held calls of a gateway and the callers' state (one event loop only).
+
+    Args:
+        mode: The release policy (:data:`RELEASES`).
+        gather_window: Longest hold (s) in ``"round"`` mode (see
+            :func:`release_on_window_end`); 0 releases every call at once.
+        linger: A caller whose last call returned less than this ago is expected back.
+        depth: Most of the gateway's submissions in flight (``round_jobs``).
+        quorum: Least calls a ``"nagle"`` or ``"pipeline"`` release carries (``1 / job_budget``).
+        newcomer_quiet: A newcomer's first call waits until no other new caller has
+            arrived for this long (at most ``gather_window``).
+        release: Called with the released calls (in arrival order).
+        in_flight: Returns the gateway's submissions in flight.
+    """
+
+    def __init__(
+        self, mode: str, gather_window: float, linger: float, depth: int, quorum: int, newcomer_quiet: float,
+        release: Callable[[list[Held]], None], in_flight: Callable[[], int],
+    ) -> None:
+        self.mode, self.gather_window, self.linger = mode, gather_window, linger
+        self.depth, self.quorum, self.newcomer_quiet = depth, quorum, newcomer_quiet
+        self._release_cb, self._in_flight = release, in_flight
+        self.busy: dict[str, int] = {}  # callers with calls in the gateway (held or submitted)
+        self.last_done: dict[str, float] = {}  # callers served lately, when their last call left
+        self.held: list[Held] = []
+        self.flying: dict[str, int] = {}  # callers with calls in submissions not done yet
+        self._known: dict[str, None] = {}  # callers seen before (insertion-ordered, bounded)
+        self._new_arrival = 0.0  # when the last newcomer's first call arrived
+        self._window_timer: asyncio.TimerHandle | None = None
+        self._recheck_timer: asyncio.TimerHandle | None = None
+
+    def hold(self, call: Held) -> asyncio.Future:
+        """Hold ``call`` (its ``gate`` and ``new`` are set here); returns its gate, which
+        gets the call's :class:`~.rounds.Share` on release."""
+        loop = asyncio.get_running_loop()
+        call.gate = loop.create_future()
+        call.new = call.client not in self._known
+        self.busy[call.client] = self.busy.get(call.client, 0) + 1
+        if call.new:
+            self._new_arrival = time.monotonic()
+        self.held.append(call)
+        if self.gather_window <= 0:
+            self.release()
+        else:
+            if self._window_timer is None:
+                self._window_timer = loop.call_later(self.gather_window, self._window_ended)
+            self.maybe_release()
+        return call.gate
+
+    def drop(self, gate: asyncio.Future) -> None:
+        """A held call was cancelled: forget it."""
+        self.held = [h for h in self.held if h.gate is not gate]
+
+    def left(self, client: str) -> None:
+        """A call of ``client`` is over (answered, failed or cancelled)."""
+        left = self.busy.get(client, 0) - 1
+        if left > 0:
+            self.busy[client] = left
+        else:
+            self.busy.pop(client, None)
+            self.last_done[client] = time.monotonic()
+        if self.held:
+            self.maybe_release()
+
+    def took_off(self, clients: list[str]) -> None:
+        """A submission carrying calls of ``clients`` was made."""
+        for client in clients:
+            self.flying[client] = self.flying.get(client, 0) + 1
+
+    def landed(self, clients: list[str]) -> None:
+        """The submission carrying calls of ``clients`` is done: its callers are back soon
+        (``"nagle"``, ``"pipeline"`` waited for a free slot)."""
+        for client in clients:
+            left = self.flying.get(client, 0) - 1
+            if left > 0:
+                self.flying[client] = left
+            else:
+                self.flying.pop(client, None)
+        if self.held and self.mode != "round":
+            self.maybe_release()
+
+    def maybe_release(self) -> None:
+        """Release the held calls if the policy says so; else re-check when it may."""
+        now = time.monotonic()
+        for client, done in list(self.last_done.items()):
+            if now - done >= self.linger or client in self.busy:
+                del self.last_done[client]
+        if any(h.new for h in self.held):
+            # A newcomer's first call: the workers of a sweep start together, so wait for
+            # the others' first calls (once per caller) rather than release it alone and
+            # leave it a call ahead of them for the whole sweep: until no new caller has
+            # arrived for newcomer_quiet seconds (or the window ends), then as usual.
+            quiet_until = self._new_arrival + min(self.newcomer_quiet, self.gather_window)
+            if now < quiet_until:
+                self._recheck_at(quiet_until - now)
+                return
+        held = {h.client for h in self.held}
+        if should_release(self.mode, held=held, busy=self.busy, lingering=self.last_done,
+                          in_flight=self._in_flight(), depth=self.depth, quorum=self.quorum,
+                          calls_held=len(self.held), flying=self.flying):
+            self.release()
+            return
+        lingering = [done for client, done in self.last_done.items() if client not in held]
+        if lingering:  # re-check when the first lingering caller stops being expected
+            self._recheck_at(max(min(lingering) + self.linger - now, 0.0))
+
+    def _window_ended(self) -> None:
+        self._window_timer = None
+        if self.mode == "pipeline":  # a cohort is released only whole (see maybe_release)
+            self.maybe_release()
+        elif release_on_window_end(self.mode, quorum=self.quorum, calls_held=len(self.held)):
+            self.release()
+
+    def _recheck_at(self, delay: float) -> None:
+        if self._recheck_timer is not None:
+            self._recheck_timer.cancel()
+        self._recheck_timer = asyncio.get_running_loop().call_later(delay, self.maybe_release)
+
+    def release(self) -> None:
+        """Hand every held call to the gateway now."""
+        for timer in (self._window_timer, self._recheck_timer):
+            if timer is not None:
+                timer.cancel()
+        self._window_timer = self._recheck_timer = None
+        held, self.held = self.held, []
+        if not held:
+            return
+        for h in held:
+            self._known[h.client] = None
+        while len(self._known) > 100_000:
+            self._known.pop(next(iter(self._known)))
+        self._release_cb(held)
+
+
 __all__ = [
+    "Gatherer",
     "RELEASES",
     "DEFAULT_RELEASE",
     "NEWCOMER_QUIET",
