@@ -46,7 +46,7 @@ from ..client import BatchSubmitter
 from ..client.results import CircuitResult
 from .identity import ENV_KEY, KEY_ENV, actor_name, check_url, key_fingerprint, request_digest
 from .placements import PlacementBoard
-from .release import DEFAULT_RELEASE, NEWCOMER_QUIET, RELEASES, Gatherer
+from .release import DEFAULT_RELEASE, NEWCOMER_QUIET, RELEASES, Gatherer, settings_key
 from .recovery import recover_requests
 from .rounds import Held, JobBudget, Share, Submission
 
@@ -229,6 +229,7 @@ class QStoreGateway:
             "rounds": 0,
             "most_in_flight": 0,  # most of the gateway's submissions in flight at once
         }
+        self._release_sizes: dict[int, int] = {}  # calls per release: releases
         # Where a call's time goes: held for its round, then submitted until its results.
         self._seconds = {"held": 0.0, "results": 0.0}
 
@@ -327,6 +328,7 @@ class QStoreGateway:
             **self._counts,
             "name": self._name,
             "requests_in_flight": len(self._pending),
+            "calls_per_release": dict(sorted(self._release_sizes.items())),
             "held_seconds": self._seconds["held"],
             "results_seconds": self._seconds["results"],
             "journal": self._journal is not None,
@@ -414,10 +416,11 @@ class QStoreGateway:
     def _release(self, held: list[Held]) -> None:
         """Submit the released calls ``held`` (see :class:`~.release.Gatherer`)."""
         self._counts["rounds"] += 1
+        self._release_sizes[len(held)] = self._release_sizes.get(len(held), 0) + 1
         groups: dict[str, list[Held]] = {}
         for h in held:
             if not h.gate.done():
-                groups.setdefault(json.dumps(h.settings, sort_keys=True, default=str), []).append(h)
+                groups.setdefault(settings_key(h.settings), []).append(h)
         for members in groups.values():
             if self._release_mode == "pipeline":
                 # A cohort is one job (more only if the circuits-per-job cap needs more)

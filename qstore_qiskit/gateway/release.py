@@ -32,7 +32,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Collection
+import json
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 
 from .rounds import Held
 
@@ -44,6 +45,11 @@ DEFAULT_RELEASE = "pipeline"
 #: (seconds; at most ``gather_window``): the first calls of a sweep's workers, which start
 #: together, go out as one round without waiting the whole window.
 NEWCOMER_QUIET = 0.1
+
+
+def settings_key(settings: Mapping[str, object]) -> str:
+    """Calls whose settings have equal keys may share a job."""
+    return json.dumps(settings, sort_keys=True, default=str)
 
 
 def pipeline_quorum(active: int, depth: int, least: int = 1) -> int:
@@ -62,9 +68,9 @@ def should_release(
     depth: int,
     quorum: int,
     calls_held: int,
-    flying: Collection[str] = (),
 ) -> bool:
-    """Whether the held calls go out now.
+    """Whether the held calls go out now (``"round"``, ``"nagle"``; ``"pipeline"``:
+    :func:`pipeline_groups`).
 
     Args:
         mode: The gateway's ``release`` (:data:`RELEASES`).
@@ -76,22 +82,56 @@ def should_release(
             ``"pipeline"``).
         quorum: Least calls a ``"nagle"`` release carries (``1 / job_budget``).
         calls_held: Calls held (a caller may hold several).
-        flying: Callers with a call in a submission whose results are not back yet
-            (``"pipeline"``: the other cohort, not waited for).
     """
     missing_busy = any(client not in held for client in busy)
     missing_lingering = any(client not in held for client in lingering)
-    if mode == "pipeline":
-        if in_flight >= depth:
-            return False  # the machine has work queued: coalesce until a slot frees
-        active = set(busy) | set(lingering)
-        # Callers waiting for results do not hold the cohort up: they are the other cohort.
-        # Those whose results are back (still inside the gateway, or computing) are waited for.
-        missing = any(client not in held and client not in flying for client in active)
-        return calls_held >= pipeline_quorum(len(active), depth, quorum) or not missing
     if mode == "nagle" and in_flight < depth and calls_held >= quorum:
         return True
     return not missing_busy and not missing_lingering
+
+
+def pipeline_groups(
+    groups: Mapping[Hashable, Sequence[str]],
+    *,
+    busy: Collection[str],
+    lingering: Collection[str],
+    flying: Collection[str],
+    in_flight: int,
+    depth: int,
+    quorum: int = 1,
+) -> list[Hashable]:
+    """The held groups to release now with ``release="pipeline"``.
+
+    A group is the held calls of equal settings (only those may share a job; callers in
+    different phases of their work, e.g. a forward and a gradient call, usually differ).
+
+    Args:
+        groups: ``{settings key: [caller of each held call, ...]}``.
+        busy: Callers with a call inside the gateway (held, submitted, or answered but
+            not yet returned).
+        lingering: Callers served less than ``linger`` seconds ago, with no call in.
+        flying: Callers with a call in a submission whose results are not back yet:
+            the other cohort, not waited for.
+        in_flight: The gateway's submissions whose results are not back yet.
+        depth: Most submissions in flight (``round_jobs``).
+        quorum: Least calls per release (``1 / job_budget``).
+
+    Returns:
+        None while ``depth`` submissions are in flight (the machine has work queued:
+        calls coalesce until a slot frees); every group once every active caller that is
+        not waiting for results has a call held; else the groups holding a cohort
+        (:func:`pipeline_quorum` calls), largest first, at most the free slots.
+    """
+    if in_flight >= depth or not groups:
+        return []
+    held = {client for members in groups.values() for client in members}
+    active = set(busy) | set(lingering) | held
+    if not any(client not in held and client not in flying for client in active):
+        return list(groups)
+    cohort = pipeline_quorum(len(active), depth, quorum)
+    ready = sorted((key for key, members in groups.items() if len(members) >= cohort),
+                   key=lambda key: -len(groups[key]))
+    return ready[: depth - in_flight]
 
 
 def release_on_window_end(mode: str, *, quorum: int, calls_held: int) -> bool:
@@ -203,9 +243,21 @@ class Gatherer:
                 self._recheck_at(quiet_until - now)
                 return
         held = {h.client for h in self.held}
-        if should_release(self.mode, held=held, busy=self.busy, lingering=self.last_done,
-                          in_flight=self._in_flight(), depth=self.depth, quorum=self.quorum,
-                          calls_held=len(self.held), flying=self.flying):
+        if self.mode == "pipeline":
+            groups: dict[str, list[Held]] = {}
+            for h in self.held:
+                groups.setdefault(settings_key(h.settings), []).append(h)
+            ready = pipeline_groups({key: [h.client for h in members] for key, members in groups.items()},
+                                    busy=self.busy, lingering=self.last_done, flying=self.flying,
+                                    in_flight=self._in_flight(), depth=self.depth, quorum=self.quorum)
+            if len(ready) == len(groups):
+                self.release()
+                return
+            for key in ready:  # these go; the other groups wait for their cohorts
+                self.release(groups[key])
+        elif should_release(self.mode, held=held, busy=self.busy, lingering=self.last_done,
+                            in_flight=self._in_flight(), depth=self.depth, quorum=self.quorum,
+                            calls_held=len(self.held)):
             self.release()
             return
         lingering = [done for client, done in self.last_done.items() if client not in held]
@@ -224,13 +276,18 @@ class Gatherer:
             self._recheck_timer.cancel()
         self._recheck_timer = asyncio.get_running_loop().call_later(delay, self.maybe_release)
 
-    def release(self) -> None:
-        """Hand every held call to the gateway now."""
-        for timer in (self._window_timer, self._recheck_timer):
-            if timer is not None:
-                timer.cancel()
-        self._window_timer = self._recheck_timer = None
-        held, self.held = self.held, []
+    def release(self, some: list[Held] | None = None) -> None:
+        """Hand the held calls ``some`` (``None``: every held call) to the gateway now."""
+        if some is None or len(some) == len(self.held):
+            for timer in (self._window_timer, self._recheck_timer):
+                if timer is not None:
+                    timer.cancel()
+            self._window_timer = self._recheck_timer = None
+            held, self.held = self.held, []
+        else:
+            gates = {id(h.gate) for h in some}
+            held = [h for h in self.held if id(h.gate) in gates]
+            self.held = [h for h in self.held if id(h.gate) not in gates]
         if not held:
             return
         for h in held:
@@ -247,5 +304,7 @@ __all__ = [
     "NEWCOMER_QUIET",
     "pipeline_quorum",
     "should_release",
+    "pipeline_groups",
+    "settings_key",
     "release_on_window_end",
 ]

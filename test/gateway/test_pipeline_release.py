@@ -13,7 +13,7 @@ import pytest
 
 from qstore_qiskit.gateway.identity import key_fingerprint
 from qstore_qiskit.gateway.ray_gateway import QStoreGateway
-from qstore_qiskit.gateway.release import DEFAULT_RELEASE, RELEASES, pipeline_quorum, should_release
+from qstore_qiskit.gateway.release import DEFAULT_RELEASE, RELEASES, pipeline_groups, pipeline_quorum, should_release
 from qstore_qiskit.server import LocalServer
 
 KEY = "pipeline-test-key-" + "5eed" * 8
@@ -31,11 +31,15 @@ def rid() -> str:
 
 
 def decide(held, flying=(), lingering=(), in_flight=0, depth=2, quorum=1, back=(), mode="pipeline") -> bool:
-    """``flying``: callers waiting for results; ``back``: callers whose results are back
-    but who are still inside the gateway (busy, not flying)."""
-    return should_release(mode, held=set(held), busy=set(flying) | set(held) | set(back),
-                          lingering=set(lingering), in_flight=in_flight, depth=depth, quorum=quorum,
-                          calls_held=len(held), flying=set(flying))
+    """Whether held calls of one settings group go out. ``flying``: callers waiting for
+    results; ``back``: callers whose results are back, still inside the gateway."""
+    busy = set(flying) | set(held) | set(back)
+    if mode != "pipeline":
+        return should_release(mode, held=set(held), busy=busy, lingering=set(lingering), in_flight=in_flight,
+                              depth=depth, quorum=quorum, calls_held=len(held))
+    ready = pipeline_groups({"k": list(held)}, busy=busy, lingering=set(lingering), flying=set(flying),
+                            in_flight=in_flight, depth=depth, quorum=quorum)
+    return ready == ["k"]
 
 
 def test_pipeline_is_the_default_and_a_cohort_is_a_share_of_the_active_callers():
@@ -71,6 +75,23 @@ def test_pipeline_decisions():
     # nagle: the quorum alone, while a slot is free.
     assert decide("A", flying="BC", in_flight=1, mode="nagle")
     assert not decide("A", flying="BC", in_flight=2, mode="nagle")
+
+
+def test_pipeline_releases_groups_of_equal_settings_that_hold_a_cohort():
+    # Two cohorts in different phases of their work (e.g. forward and gradient calls,
+    # which cannot share a job) are back at once: each group goes when it holds a
+    # cohort, largest first, at most the free slots; a group short of its cohort waits.
+    groups = {"forward": ["A", "B", "C", "D"], "gradient": ["E", "F", "G"]}
+    common = {"busy": set("ABCDEFGH"), "lingering": set(), "flying": set()}
+    assert pipeline_groups(groups, in_flight=0, depth=2, **common) == ["forward"]
+    # I is computing: 9 active callers, cohorts of 3 with depth 3.
+    common["lingering"] = {"I"}
+    assert pipeline_groups(groups, in_flight=2, depth=3, **common) == ["forward"]
+    assert pipeline_groups(groups, in_flight=1, depth=3, **common) == ["forward", "gradient"]
+    assert pipeline_groups(groups, in_flight=3, depth=3, **common) == []
+    # Everybody in: every group goes, whatever its size.
+    assert sorted(pipeline_groups({"x": ["A"], "y": ["B", "C"]}, busy={"A", "B", "C"}, lingering=(), flying=(),
+                                  in_flight=1, depth=2)) == ["x", "y"]
 
 
 @pytest.fixture
