@@ -43,8 +43,10 @@ RELEASES = ("round", "nagle", "pipeline")
 DEFAULT_RELEASE = "pipeline"
 #: A newcomer's first call is held until no other new caller has arrived for this long
 #: (seconds; at most ``gather_window``): the first calls of a sweep's workers, which start
-#: together, go out as one round without waiting the whole window.
-NEWCOMER_QUIET = 0.1
+#: together, go out as one round without waiting the whole window. 0.3 s, not less: on a
+#: loaded 2-core machine the first calls of 8 trials (each compiling its first circuit)
+#: arrived more than 0.1 s apart, and a first call released alone costs a job.
+NEWCOMER_QUIET = 0.3
 
 
 def settings_key(settings: Mapping[str, object]) -> str:

@@ -417,8 +417,8 @@ def test_a_round_split_into_concurrent_jobs_reaches_every_caller(cluster, server
     from qstore_qiskit.gateway import GatewayClient, start_gateway
 
     # One round of the 4 callers: release="round", and their first calls (newcomers) wait
-    # for each other until none has come for 2 s (not 0.1 s: on a loaded machine the 4
-    # calls may reach the gateway more than 0.1 s apart), within a 10 s window.
+    # for each other until none has come for 2 s (not 0.3 s: on a loaded machine the 4
+    # calls may reach the gateway more than 0.3 s apart), within a 10 s window.
     start_gateway(server.url, KEY, journal_dir=cluster, round_jobs=3, release="round", gather_window=10.0,
                   newcomer_quiet=2.0)
     clients = [GatewayClient(server.url, KEY) for _ in range(4)]  # 4 callers, one round
