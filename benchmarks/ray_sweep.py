@@ -26,9 +26,11 @@ Usage::
     python benchmarks/ray_sweep.py --round-jobs 2,1       # (b) once per gateway round_jobs value
     python benchmarks/ray_sweep.py --profile cloud,qpu    # both service models, a table each
     python benchmarks/ray_sweep.py --round-jobs 4 --release round,nagle --job-budget 0.25
+    python benchmarks/ray_sweep.py --profile cloud,qpu --release round,pipeline   # the default vs rounds
 
-It prints the table, the targets of every (b) run against (a), and where a call's time
-goes (``run()``, held for its round, the service, Ray hops), the CPU seconds of the
+It prints the table, the targets of every (b) run against (a), lower bounds of (a) and
+(b) from the profile's latency model and the counted calls and jobs (see
+:func:`print_bounds`), and where a call's time goes (``run()``, held for its round, the service, Ray hops), the CPU seconds of the
 trials, the gateway and the server, and the load average around each setup.
 """
 
@@ -284,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
                              "QPU queue: one job at a time per backend), or a comma-separated list (each profile's "
                              "setups side by side, one table per profile)")
     parser.add_argument("--release", default="",
-                        help="gateway option release (round, nagle); a comma-separated list runs (b) once per value")
+                        help="gateway option release (pipeline: the default, round, nagle); a comma-separated "
+                             "list runs (b) once per value")
     parser.add_argument("--job-budget", type=float, default=None,
                         help="gateway option job_budget (most jobs per call on average, e.g. 0.25)")
     parser.add_argument("--max-running-jobs", type=int, default=None,
