@@ -115,8 +115,9 @@ class QStoreGateway:
             flight coalesce until one of them finishes, as Nagle's algorithm does for
             small packets. All also release when every active caller is in;
             ``gather_window`` after the first held call ``"round"`` releases,
-            ``"nagle"`` if at least ``1 / job_budget`` calls are held, ``"pipeline"``
-            if besides a submission slot is free.
+            ``"nagle"`` if at least ``1 / job_budget`` calls are held; ``"pipeline"``
+            releases only whole cohorts (a cohort missing a caller waits for it, at
+            most ``linger`` after that caller's last call returned).
         job_budget: Most jobs per call, on average over the gateway's life (``None``: no
             budget). A round is split into no more jobs than its calls have earned
             (``job_budget`` each; unused credit carries over, up to ``round_jobs``): with
@@ -422,7 +423,7 @@ class QStoreGateway:
             if not h.gate.done():
                 groups.setdefault(settings_key(h.settings), []).append(h)
         for members in groups.values():
-            if self._release_mode == "pipeline":
+            if self._release_mode == "pipeline" and self._gather_window > 0:
                 # A cohort is one job (more only if the circuits-per-job cap needs more)
                 # of its own: its callers get their results as soon as it is done, while
                 # the next cohort's job, queued behind it, runs.

@@ -20,19 +20,20 @@ gateway's submissions are in flight. Three policies (the gateway's ``release`` o
   wait for the callers. The cohorts form by themselves: when all callers come back
   together, the first ``ceil(active / depth)`` to call are released first.
 
-Guarantees: every held call is released exactly once, in arrival order, or dropped when
-its caller cancels it; a held call waits at most until every active caller is in or has
-stopped being active (``linger`` after its last call returned), or, in ``"round"``
-mode, ``gather_window`` after the first held call; with ``"pipeline"`` every release
-but those that take every active caller (the last calls of a sweep) carries a cohort.
+Guarantees: every held call is released exactly once (a release keeps the calls' arrival
+order), or dropped when its caller cancels it; a held call waits at most until every
+active caller is in or has stopped being active (``linger`` after its last call
+returned), or, in ``"round"`` mode, ``gather_window`` after the first held call, and
+with ``"pipeline"`` also until fewer than ``depth`` submissions are in flight; with ``"pipeline"`` every release but those that take every active caller
+(e.g. the first and the last calls of a sweep) carries a cohort.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
-import json
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 
 from .rounds import Held
@@ -119,7 +120,7 @@ def pipeline_groups(
         quorum: Least calls per release (``1 / job_budget``).
 
     Returns:
-        None while ``depth`` submissions are in flight (the machine has work queued:
+        Nothing while ``depth`` submissions are in flight (the machine has work queued:
         calls coalesce until a slot frees); every group once every active caller that is
         not waiting for results has a call held; else the groups holding a cohort
         (:func:`pipeline_quorum` calls), largest first, at most the free slots.

@@ -177,3 +177,24 @@ def test_cohorts_take_turns_with_at_most_round_jobs_submissions_in_flight(pipeli
     assert sum(j["circuits"] >= 6 for j in jobs) >= len(jobs) - 1
     machine = server.stats()["machines"]["simulator"]
     assert machine["executed"] == len(jobs) and machine["max_running"] == 1
+
+
+def test_without_rounds_the_submitter_still_coalesces_pipeline_calls(monkeypatch, tmp_path):
+    # gather_window=0: no rounds, every call goes to the submitter at once, and calls
+    # within its batch window share a job (pipeline releases are exclusive only when the
+    # gateway gathers them itself).
+    server = LocalServer(profile="instant", api_key=KEY, seed=1)
+    server.start()
+    monkeypatch.setenv("IONQ_API_KEY", KEY)
+    gw = QStoreGateway(server.url, key_fingerprint(server.url, KEY), str(tmp_path), {"batch_window": 0.2}, 0.0, 5.0,
+                       release="pipeline")
+    try:
+        async def scenario():
+            return await asyncio.gather(*(gw.submit(rid(), [body(i)], SETTINGS, c) for i, c in enumerate("AB")))
+
+        outs = asyncio.run(scenario())
+        assert [[r.get_counts() for r in out] for out in outs] == [[{"0000": 16}], [{"0001": 16}]]
+        assert server.stats()["jobs_created"] == 1
+    finally:
+        gw._sub.close()
+        server.stop()
