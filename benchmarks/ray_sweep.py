@@ -26,9 +26,11 @@ Usage::
     python benchmarks/ray_sweep.py --round-jobs 2,1       # (b) once per gateway round_jobs value
     python benchmarks/ray_sweep.py --profile cloud,qpu    # both service models, a table each
     python benchmarks/ray_sweep.py --round-jobs 4 --release round,nagle --job-budget 0.25
+    python benchmarks/ray_sweep.py --profile cloud,qpu --release round,pipeline   # the default vs rounds
 
-It prints the table, the targets of every (b) run against (a), and where a call's time
-goes (``run()``, held for its round, the service, Ray hops), the CPU seconds of the
+It prints the table, the targets of every (b) run against (a), lower bounds of (a) and
+(b) from the profile's latency model and the counted calls and jobs (see
+:func:`print_bounds`), and where a call's time goes (``run()``, held for its round, the service, Ray hops), the CPU seconds of the
 trials, the gateway and the server, and the load average around each setup.
 """
 
@@ -264,7 +266,7 @@ def run_setup(
             gateway_stats = ray.get(handle.stats.remote())
             ray.kill(handle)
     return {"name": name, "wall": wall, "trials": trials, "server": stats, "gateway": gateway_stats, "cpu": cpu,
-            "load": load, "profile": profile}
+            "load": load, "profile": profile, "max_running_jobs": args.max_running_jobs}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
                              "QPU queue: one job at a time per backend), or a comma-separated list (each profile's "
                              "setups side by side, one table per profile)")
     parser.add_argument("--release", default="",
-                        help="gateway option release (round, nagle); a comma-separated list runs (b) once per value")
+                        help="gateway option release (pipeline: the default, round, nagle); a comma-separated "
+                             "list runs (b) once per value")
     parser.add_argument("--job-budget", type=float, default=None,
                         help="gateway option job_budget (most jobs per call on average, e.g. 0.25)")
     parser.add_argument("--max-running-jobs", type=int, default=None,
@@ -361,6 +364,82 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def service_bound(config, sizes: list[int], calls_per_job: float) -> float:
+    """Least seconds the service needs for one trial's calls, one after another (each
+    depends on the previous one's results), from the profile's latency model.
+
+    Per call: two requests (the job's creation, then its results: a status poll can ride
+    along with the results fetch, as the client's speculative fetch does), the queue
+    wait, the job overhead and the execution of the job's circuits: this call's
+    ``n`` circuits times ``calls_per_job`` (a job carries that many calls of the same
+    step, as the calls of a sweep's trials at one step are alike). A circuit is counted
+    at ``per_circuit_time + shots * per_shot_time``, without the per-gate time: a lower
+    bound. Network jitter and polling delays are taken as zero.
+    """
+    circuit = config.per_circuit_time + SHOTS * config.per_shot_time
+    return math.fsum(2 * config.network_delay + config.queue_wait + config.job_overhead
+                     + calls_per_job * n * circuit for n in sizes)
+
+
+def machine_bound(config, jobs: int, circuits: int) -> float:
+    """Least seconds for the service to execute ``jobs`` jobs of ``circuits`` circuits in
+    all: one after another with ``queue_model="fair_share"`` (one job at a time per
+    backend), else ``max_running_jobs`` side by side (0 without a cap)."""
+    work = jobs * config.job_overhead + circuits * (config.per_circuit_time + SHOTS * config.per_shot_time)
+    if config.queue_model == "fair_share":
+        return work
+    return work / config.max_running_jobs if config.max_running_jobs else 0.0
+
+
+def print_bounds(a: dict, bs: list[dict]) -> None:
+    """The lower bounds of (a) and each (b) from the profile's latency model and the
+    counted calls and jobs, and the best (b)/(a) wall-time ratio they allow."""
+    import dataclasses
+
+    from qstore_qiskit.server.config import PROFILES
+
+    config = PROFILES[a["profile"]]
+    if a.get("max_running_jobs") is not None:
+        config = dataclasses.replace(config, max_running_jobs=a["max_running_jobs"])
+    calls = sum(t["calls"] for t in a["trials"])
+    circuits = a["server"]["circuits_created"]
+    # The trials' own work between calls (binding, gradients, SGD): as (a) measured it.
+    compute = float(np.mean([t["seconds"] - t["wait"] for t in a["trials"]]))
+
+    def bound(run: dict) -> tuple[float, float, float]:
+        per_job = calls / max(run["server"]["jobs_created"], 1)
+        path = float(np.mean([service_bound(config, t["sizes"], per_job) for t in a["trials"]])) + compute
+        machine = machine_bound(config, run["server"]["jobs_created"], circuits)
+        return per_job, path, max(path, machine) if config.queue_model == "fair_share" else path
+
+    per_a, path_a, best_a = bound(a)
+    print()
+    print(f"Lower bounds from the {a['profile']} profile's model (network {config.network_delay:.3f} s per request, "
+          f"queue wait {config.queue_wait:.2f} s, job overhead {config.job_overhead:.2f} s, "
+          f"{config.per_circuit_time + SHOTS * config.per_shot_time:.4f} s per circuit without gate time, "
+          f"queue {config.queue_model}"
+          + (f", {config.max_running_jobs} jobs at once" if config.max_running_jobs else "") + "); "
+          f"a trial's {len(a['trials'][0]['sizes'])} calls run one after another, plus its own work between them "
+          f"({compute:.2f} s per trial, as measured in (a)):")
+    print(f"  (a): {per_a:.1f} calls per job: critical path {path_a:.2f} s"
+          + (f", machine busy {machine_bound(config, a['server']['jobs_created'], circuits):.2f} s"
+             if config.queue_model == "fair_share" else "")
+          + f" -> bound {best_a:.2f} s (measured {a['wall']:.2f} s)")
+    for b in bs:
+        per_b, path_b, best_b = bound(b)
+        print(f"  {b['name']}: {per_b:.2f} calls per job: critical path {path_b:.2f} s"
+              + (f", machine busy {machine_bound(config, b['server']['jobs_created'], circuits):.2f} s"
+                 if config.queue_model == "fair_share" else "")
+              + f" -> bound {best_b:.2f} s (measured {b['wall']:.2f} s)")
+        print(f"    best (b)/(a) any client reaches with these jobs: {best_b / best_a:.2f} (bound (b) / bound (a)), "
+              f"{best_b / a['wall']:.2f} (bound (b) / measured (a)); measured {b['wall'] / a['wall']:.2f}")
+    per4 = 4.0
+    path4 = float(np.mean([service_bound(config, t["sizes"], per4) for t in a["trials"]])) + compute
+    if config.queue_model != "fair_share":
+        print(f"  any client with 4x fewer jobs than calls (4 calls of a step per job): critical path {path4:.2f} s, "
+              f"{path4 / best_a:.2f}x bound (a), {path4 / a['wall']:.2f}x measured (a)")
+
+
 def report(runs: list[dict]) -> None:
     """The table, the targets for every (b) run against (a), and where the time goes."""
     a, bs = runs[0], runs[1:]
@@ -410,6 +489,7 @@ def report(runs: list[dict]) -> None:
         print(f"  wall time: (a) {a['wall']:.2f}s, (b) {b['wall']:.2f}s: (b)/(a) = {b['wall'] / a['wall']:.2f} "
               f"-> {'MET' if wall_ratio >= 2 else 'NOT MET'} (target <= 0.5)")
         print(f"  per-trial losses equal between (a) and (b): {'MET' if b['losses_equal'] else 'NOT MET'}")
+    print_bounds(a, bs)
     print()
     print("Where the time goes (per backend.run() call, from run() to its results):")
     a_calls = sum(t["calls"] for t in a["trials"])

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import json
 import logging
 import os
@@ -136,6 +137,9 @@ class BatchSubmitter:
         self.batch_window = batch_window
         self.max_circuits_per_job = max_circuits_per_job
         self.max_jobs_in_flight = max_jobs_in_flight
+        # Distinct coalescing keys of exclusive submit() calls (next() of a count is
+        # atomic: submit() is called from any thread).
+        self._exclusive_ids = itertools.count(1)
         self.max_queue_wait_time = max_queue_wait_time
         self.adaptive_batch_sizing = adaptive_batch_sizing
         self.use_batch_api = use_batch_api
@@ -210,6 +214,7 @@ class BatchSubmitter:
         session_id: str | None = None,
         job_settings: dict | None = None,
         max_jobs: int | None = None,
+        exclusive: bool = False,
     ) -> concurrent.futures.Future:
         """Hand circuits in; returns a future of ``list[CircuitResult]`` in input order.
 
@@ -241,6 +246,9 @@ class BatchSubmitter:
                 this many jobs (more only if the circuits-per-job cap needs them); circuits
                 of several calls that share a bucket take the largest of their bounds.
                 ``None``: as many as adaptive sizing picks.
+            exclusive: never share a job with circuits of other calls (a caller that
+                already gathered its circuits, e.g. the gateway's rounds, so that each
+                such call's results arrive as soon as its own jobs finish).
 
         Raises:
             ValueError: malformed circuit bodies or settings.
@@ -281,6 +289,8 @@ class BatchSubmitter:
         }
         key = (backend, shots, gateset, noise_key(noise), json.dumps(metadata, sort_keys=True), sampler_seed,
                session_id, settings_key)
+        if exclusive:  # a bucket of its own: no other call's circuits join its jobs
+            key = (*key, "exclusive", next(self._exclusive_ids))
         future: concurrent.futures.Future = concurrent.futures.Future()
         req = Request(
             circuits=bodies,

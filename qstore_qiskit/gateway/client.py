@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from .identity import NAMESPACE, actor_name, key_fingerprint, normalize_url
 
 _CREATE_OPTIONS = ("journal_dir", "submitter_options", "runtime_env", "gather_window", "linger", "round_jobs",
-                   "release", "job_budget")
+                   "release", "job_budget", "newcomer_quiet")
 _RETRIES_AFTER_DEATH = 3  # resends when the gateway died for good (Ray restarts it otherwise)
 
 
@@ -48,19 +48,21 @@ def get_gateway(
     gather_window: float = 0.5,
     linger: float = 1.0,
     round_jobs: int | None = None,
-    release: str = "round",
+    release: str | None = None,
     job_budget: float | None = None,
+    newcomer_quiet: float | None = None,
 ) -> Any:
     """The handle of the gateway actor for ``(url, fingerprint)``, created if absent.
 
     The first caller creates it (named, detached: it outlives the job that created it,
     until ``ray.kill``); later callers get the same actor, and their
     ``journal_dir``/``submitter_options``/``runtime_env``/``gather_window``/``linger``/
-    ``round_jobs`` (``None``: the default)/``release``/``job_budget`` are ignored (see
-    :class:`~qstore_qiskit.gateway.ray_gateway.QStoreGateway`).
+    ``round_jobs``/``release``/``job_budget``/``newcomer_quiet`` (``None``: the
+    default) are ignored (see :class:`~qstore_qiskit.gateway.ray_gateway.QStoreGateway`).
     """
     ray = _ray()
     from .ray_gateway import DEFAULT_ROUND_JOBS, remote_class
+    from .release import DEFAULT_RELEASE, NEWCOMER_QUIET
 
     options: dict[str, Any] = {
         "name": actor_name(url, fingerprint),
@@ -72,7 +74,8 @@ def get_gateway(
         options["runtime_env"] = runtime_env
     return remote_class(ray).options(**options).remote(
         normalize_url(url), fingerprint, journal_dir, submitter_options, gather_window, linger,
-        DEFAULT_ROUND_JOBS if round_jobs is None else round_jobs, release, job_budget,
+        DEFAULT_ROUND_JOBS if round_jobs is None else round_jobs, DEFAULT_RELEASE if release is None else release,
+        job_budget, NEWCOMER_QUIET if newcomer_quiet is None else newcomer_quiet,
     )
 
 
@@ -86,8 +89,9 @@ def start_gateway(
     gather_window: float = 0.5,
     linger: float = 1.0,
     round_jobs: int | None = None,
-    release: str = "round",
+    release: str | None = None,
     job_budget: float | None = None,
+    newcomer_quiet: float | None = None,
     timeout: float = 60.0,
     **submitter_options: Any,
 ) -> Any:
@@ -104,9 +108,11 @@ def start_gateway(
             and its runtime environment if you pass one). ``None`` with
             ``key_from_env=True``: the gateway uses whatever key its environment holds,
             and serves workers that have no key.
-        journal_dir, gather_window, linger, round_jobs, release, job_budget: See
-            :class:`~qstore_qiskit.gateway.ray_gateway.QStoreGateway` (``round_jobs=None``:
-            :data:`~qstore_qiskit.gateway.ray_gateway.DEFAULT_ROUND_JOBS`).
+        journal_dir, gather_window, linger, round_jobs, release, job_budget, newcomer_quiet:
+            See :class:`~qstore_qiskit.gateway.ray_gateway.QStoreGateway` (``None``: the
+            defaults, :data:`~qstore_qiskit.gateway.ray_gateway.DEFAULT_ROUND_JOBS`,
+            :data:`~qstore_qiskit.gateway.release.DEFAULT_RELEASE`,
+            :data:`~qstore_qiskit.gateway.release.NEWCOMER_QUIET`).
         runtime_env: The actor's Ray runtime environment.
         timeout: Seconds to wait for the gateway to answer.
         **submitter_options: :class:`~qstore_qiskit.client.BatchSubmitter` options.
@@ -128,6 +134,7 @@ def start_gateway(
         round_jobs=round_jobs,
         release=release,
         job_budget=job_budget,
+        newcomer_quiet=newcomer_quiet,
     )
     _ray().get(handle.ping.remote(), timeout=timeout)
     return handle
@@ -141,7 +148,8 @@ class GatewayClient:
         token: The worker's API key; only its fingerprint is kept and sent. ``None``:
             use the gateway that serves "the key in the gateway's environment".
         **create_options: ``journal_dir``, ``submitter_options``, ``runtime_env``,
-            ``gather_window``, ``linger``, ``round_jobs``, ``release``, ``job_budget``: used only if
+            ``gather_window``, ``linger``, ``round_jobs``, ``release``, ``job_budget``,
+            ``newcomer_quiet``: used only if
             this client is the one that
             creates the gateway (see :func:`get_gateway`).
     """

@@ -46,7 +46,9 @@ from ..client import BatchSubmitter
 from ..client.results import CircuitResult
 from .identity import ENV_KEY, KEY_ENV, actor_name, check_url, key_fingerprint, request_digest
 from .placements import PlacementBoard
-from .rounds import Held, JobBudget, Share, Submission, unclaimed_owners
+from .release import DEFAULT_RELEASE, NEWCOMER_QUIET, RELEASES, Gatherer, settings_key
+from .recovery import recover_requests
+from .rounds import Held, JobBudget, Share, Submission
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +57,6 @@ logger = logging.getLogger(__name__)
 #: spaced than calls from one process's threads, and one job of 100 circuits costs the
 #: service's queue wait once instead of once per worker.
 DEFAULT_SUBMITTER_OPTIONS: dict[str, Any] = {"batch_window": 0.02, "max_jobs_in_flight": 8}
-#: A newcomer's first call is held until no other new caller has arrived for this long
-#: (seconds; at most ``gather_window``): the first calls of a sweep's workers, which start
-#: together, go out as one round without waiting the whole window.
-NEWCOMER_QUIET = 0.1
 #: The submitter's batch window when the gateway gathers rounds itself (gather_window > 0).
 ROUND_BATCH_WINDOW = 0.001
 #: Most jobs a round's circuits are spread over by default (more only when the service's
@@ -71,8 +69,6 @@ DEFAULT_ROUND_JOBS = 2
 #: A round is split only into jobs of at least this many circuits: a job of fewer executes
 #: in tens of milliseconds, so splitting it would save less time than the job costs.
 ROUND_JOB_MIN_CIRCUITS = 16
-#: The values of the gateway's ``release`` option (see :meth:`QStoreGateway._maybe_release`).
-RELEASES = ("round", "nagle")
 _SETTINGS = ("backend", "shots", "gateset", "noise", "name", "metadata", "sampler_seed", "session_id", "job_settings")
 
 
@@ -107,20 +103,29 @@ class QStoreGateway:
             model, which keeps small rounds in one job). 1: the fewest jobs. Ignored
             with ``gather_window=0`` or an explicit ``adaptive_batch_sizing`` submitter
             option.
-        release: When held calls go out. ``"round"``: when every active caller has a
-            call in (see :meth:`_gate`). ``"nagle"``: as soon as fewer than
-            ``round_jobs`` of the gateway's submissions are in flight and at least
-            ``1 / job_budget`` calls are held (one without a budget); calls arriving
-            while that many are in flight coalesce until one of them finishes, as
-            Nagle's algorithm does for small packets. Both also release when every
-            active caller is in, and ``gather_window`` after the first held call
-            (``"nagle"``: if at least ``1 / job_budget`` calls are held).
+        release: When held calls go out (:mod:`~qstore_qiskit.gateway.release`).
+            ``"pipeline"`` (default): the callers take turns in cohorts of
+            ``ceil(active callers / round_jobs)`` calls, each cohort one submission
+            released while fewer than ``round_jobs`` submissions are in flight, so that
+            one cohort's job is queued behind another's while the other callers
+            compute. ``"round"``: when every active caller has a call in (see
+            :meth:`_gate`). ``"nagle"``: as soon as fewer than ``round_jobs`` of the
+            gateway's submissions are in flight and at least ``1 / job_budget`` calls
+            are held (one without a budget); calls arriving while that many are in
+            flight coalesce until one of them finishes, as Nagle's algorithm does for
+            small packets. All also release when every active caller is in;
+            ``gather_window`` after the first held call ``"round"`` releases,
+            ``"nagle"`` if at least ``1 / job_budget`` calls are held; ``"pipeline"``
+            releases only whole cohorts (a cohort missing a caller waits for it, at
+            most ``linger`` after that caller's last call returned).
         job_budget: Most jobs per call, on average over the gateway's life (``None``: no
             budget). A round is split into no more jobs than its calls have earned
             (``job_budget`` each; unused credit carries over, up to ``round_jobs``): with
             0.25 a round is split only as far as a quarter of the calls so far allow
             (every submission still makes at least one job), so small rounds that stay
             one job leave their credit to the large ones.
+        newcomer_quiet: How long (s) a newcomer's first call waits for other new callers
+            (see :data:`~qstore_qiskit.gateway.release.NEWCOMER_QUIET`).
 
     Raises:
         ValueError: no key in the environment, the key does not match ``fingerprint``,
@@ -136,14 +141,18 @@ class QStoreGateway:
         gather_window: float = 0.5,
         linger: float = 1.0,
         round_jobs: int = DEFAULT_ROUND_JOBS,
-        release: str = "round",
+        release: str = DEFAULT_RELEASE,
         job_budget: float | None = None,
+        newcomer_quiet: float = NEWCOMER_QUIET,
     ) -> None:
         if release not in RELEASES:
             raise ValueError(f"release must be one of {RELEASES}, got {release!r}")
         if job_budget is not None and not 0.0 < float(job_budget) <= 64.0:
             raise ValueError(f"job_budget must be in (0, 64] jobs per call or None, got {job_budget!r}")
+        if not 0.0 <= float(newcomer_quiet) <= 10.0:
+            raise ValueError(f"newcomer_quiet must be in [0, 10] s, got {newcomer_quiet!r}")
         self._release_mode = release
+        self._newcomer_quiet = float(newcomer_quiet)
         self._budget = JobBudget(job_budget, round_jobs)
         self._round_cap = round_jobs
         self._in_flight = 0  # submissions handed to the submitter, results not yet back
@@ -207,13 +216,8 @@ class QStoreGateway:
         self._started = time.time()
         # Round gathering (see _gate): callers inside the gateway, when each last left,
         # the held calls, and the timers that release them.
-        self._busy: dict[str, int] = {}
-        self._last_done: dict[str, float] = {}
-        self._held: list[Held] = []
-        self._known: dict[str, None] = {}  # callers seen before (insertion-ordered, bounded)
-        self._release_timer: asyncio.TimerHandle | None = None
-        self._new_arrival = 0.0  # when the last newcomer's first call arrived
-        self._recheck_timer: asyncio.TimerHandle | None = None
+        self._gatherer = Gatherer(release, self._gather_window, self._linger, round_jobs, self._quorum,
+                                  self._newcomer_quiet, self._release, lambda: self._in_flight)
         self._counts = {
             "requests": 0,
             "circuits": 0,
@@ -224,7 +228,9 @@ class QStoreGateway:
             "requests_failed": 0,
             "requests_joined": 0,
             "rounds": 0,
+            "most_in_flight": 0,  # most of the gateway's submissions in flight at once
         }
+        self._release_sizes: dict[int, int] = {}  # calls per release: releases
         # Where a call's time goes: held for its round, then submitted until its results.
         self._seconds = {"held": 0.0, "results": 0.0}
 
@@ -323,6 +329,7 @@ class QStoreGateway:
             **self._counts,
             "name": self._name,
             "requests_in_flight": len(self._pending),
+            "calls_per_release": dict(sorted(self._release_sizes.items())),
             "held_seconds": self._seconds["held"],
             "results_seconds": self._seconds["results"],
             "journal": self._journal is not None,
@@ -366,7 +373,7 @@ class QStoreGateway:
                 self._seconds["held"] += released - arrived
                 self._seconds["results"] += time.monotonic() - released
             finally:
-                self._left(client)
+                self._gatherer.left(client)
             for i, result in zip(missing, fresh):
                 results[i] = result
         for index, result in enumerate(results):
@@ -390,114 +397,59 @@ class QStoreGateway:
         results: these are waited for too, so that groups of workers running out of
         phase merge into one round) and those whose last call returned less than
         ``linger`` seconds ago. A caller's first call waits until no new caller has
-        arrived for :data:`NEWCOMER_QUIET` seconds (the other workers of a sweep are
+        arrived for ``newcomer_quiet`` seconds (the other workers of a sweep are
         starting too). On release, the round's calls with equal settings go to
         the submitter as one submission (cut into at most ``round_jobs`` concurrent
         jobs, or as the circuits-per-job cap needs), and
-        each call gets its own slice of the results.
+        each call gets its own slice of the results. That is ``release="round"``; the
+        other policies (:mod:`~qstore_qiskit.gateway.release`) differ in when a
+        release happens, and ``"pipeline"`` makes each release one job of its own.
         """
-        self._busy[client] = self._busy.get(client, 0) + 1
-        loop = asyncio.get_running_loop()
-        gate = loop.create_future()
-        new = client not in self._known
-        if new:
-            self._new_arrival = time.monotonic()
-        self._held.append(Held(client, digest, circuits, settings, indices, gate, new))
-        if self._gather_window <= 0:
-            self._release()
-        else:
-            if self._release_timer is None:
-                self._release_timer = loop.call_later(self._gather_window, self._window_ended)
-            self._maybe_release()
+        gate = self._gatherer.hold(Held(client, digest, circuits, settings, indices, None, False))
         try:
             return await gate
         except asyncio.CancelledError:
-            self._held = [h for h in self._held if h.gate is not gate]
+            self._gatherer.drop(gate)
             if gate.done() and not gate.cancelled():
                 gate.result().cancel()
             raise
 
-    def _left(self, client: str) -> None:
-        left = self._busy.get(client, 0) - 1
-        if left > 0:
-            self._busy[client] = left
-        else:
-            self._busy.pop(client, None)
-            self._last_done[client] = time.monotonic()
-        if self._held:
-            self._maybe_release()
-
-    def _maybe_release(self) -> None:
-        now = time.monotonic()
-        for client, done in list(self._last_done.items()):
-            if now - done >= self._linger or client in self._busy:
-                del self._last_done[client]
-        if any(h.new for h in self._held):
-            # A newcomer's first call: the workers of a sweep start together, so wait for
-            # the others' first calls (once per caller) rather than release it alone and
-            # leave it a call ahead of them for the whole sweep: until no new caller has
-            # arrived for NEWCOMER_QUIET seconds (or the window ends), then as usual.
-            quiet_until = self._new_arrival + min(NEWCOMER_QUIET, self._gather_window)
-            if now < quiet_until:
-                self._recheck_at(quiet_until - now)
-                return
-        if (self._release_mode == "nagle" and self._in_flight < self._round_cap
-                and len(self._held) >= self._quorum):
-            self._release()  # few submissions in flight, enough calls held: go now (Nagle)
-            return
-        held = {h.client for h in self._held}
-        missing_busy = any(client not in held for client in self._busy)
-        lingering = [done for client, done in self._last_done.items() if client not in held]
-        if not missing_busy and not lingering:
-            self._release()
-            return
-        if lingering:  # re-check when the first lingering caller stops being expected
-            self._recheck_at(max(min(lingering) + self._linger - now, 0.0))
-
-    def _window_ended(self) -> None:
-        """The gather window of the first held call is over: release. With
-        ``release="nagle"`` only if the quorum is held: fewer calls wait on for their
-        missing callers (each comes back with a call, or stops being active ``linger``
-        seconds after its last call returned, which releases the round too)."""
-        self._release_timer = None
-        if self._release_mode == "round" or len(self._held) >= self._quorum:
-            self._release()
-
-    def _recheck_at(self, delay: float) -> None:
-        if self._recheck_timer is not None:
-            self._recheck_timer.cancel()
-        self._recheck_timer = asyncio.get_running_loop().call_later(delay, self._maybe_release)
-
-    def _release(self) -> None:
-        for timer in (self._release_timer, self._recheck_timer):
-            if timer is not None:
-                timer.cancel()
-        self._release_timer = self._recheck_timer = None
-        held, self._held = self._held, []
-        if not held:
-            return
-        for h in held:
-            self._known[h.client] = None
-        while len(self._known) > 100_000:
-            self._known.pop(next(iter(self._known)))
+    def _release(self, held: list[Held]) -> None:
+        """Submit the released calls ``held`` (see :class:`~.release.Gatherer`)."""
         self._counts["rounds"] += 1
+        self._release_sizes[len(held)] = self._release_sizes.get(len(held), 0) + 1
         groups: dict[str, list[Held]] = {}
         for h in held:
             if not h.gate.done():
-                groups.setdefault(json.dumps(h.settings, sort_keys=True, default=str), []).append(h)
+                groups.setdefault(settings_key(h.settings), []).append(h)
         for members in groups.values():
-            try:
-                circuits = [c for h in members for c in h.circuits]
+            if self._release_mode == "pipeline" and self._gather_window > 0:
+                # A cohort is one job (more only if the circuits-per-job cap needs more)
+                # of its own: its callers get their results as soon as it is done, while
+                # the next cohort's job, queued behind it, runs.
+                self._submit_group(members, {"max_jobs": 1} if self._round_jobs else {}, exclusive=True)
+            else:
+                self._submit_group(members, None)
+
+    def _submit_group(self, members: list[Held], split: dict[str, Any] | None, exclusive: bool = False) -> None:
+        """One submission for ``members`` (calls of equal settings); ``split``: the
+        submitter's ``max_jobs`` (``None``: :meth:`_split`)."""
+        try:
+            circuits = [c for h in members for c in h.circuits]
+            if split is None:
                 split = self._split(len(members), len(circuits))
-                future = self._sub.submit(circuits, **members[0].settings, **split)
-            except Exception:  # noqa: BLE001 - a malformed call: only its own caller fails
-                if len(members) == 1:
-                    self._submit_alone(members[0])
-                else:
-                    for h in members:
-                        self._submit_alone(h)
-                continue
-            self._hand_out(future, members)
+            else:
+                self._budget.charge(len(members), split.get("max_jobs", 1))
+            future = self._sub.submit(circuits, **members[0].settings, **split, **(
+                {"exclusive": True} if exclusive else {}))
+        except Exception:  # noqa: BLE001 - a malformed call: only its own caller fails
+            if len(members) == 1:
+                self._submit_alone(members[0])
+            else:
+                for h in members:
+                    self._submit_alone(h)
+            return
+        self._hand_out(future, members)
 
     def _split(self, calls: int, circuits: int) -> dict[str, Any]:
         """The submitter's ``max_jobs`` for a submission of ``calls`` calls holding
@@ -522,11 +474,15 @@ class QStoreGateway:
         """Give each member its slice of ``future`` (one submitter call)."""
         submission = Submission(future, len(members))
         self._in_flight += 1
+        self._counts["most_in_flight"] = max(self._counts["most_in_flight"], self._in_flight)
         loop = asyncio.get_running_loop()
+
+        clients = [h.client for h in members]
+        self._gatherer.took_off(clients)
 
         def finished(_f: Any) -> None:
             try:
-                loop.call_soon_threadsafe(self._submission_done)
+                loop.call_soon_threadsafe(self._submission_done, clients)
             except RuntimeError:  # the loop is closed: the gateway is shutting down
                 pass
 
@@ -542,10 +498,9 @@ class QStoreGateway:
             h.gate.set_result(Share(submission, offset, len(h.circuits)))
             offset += len(h.circuits)
 
-    def _submission_done(self) -> None:
+    def _submission_done(self, clients: list[str]) -> None:
         self._in_flight -= 1
-        if self._held and self._release_mode == "nagle":
-            self._maybe_release()
+        self._gatherer.landed(clients)
 
     def _write_request(self, record: dict) -> None:
         if self._requests_path is None:
@@ -566,48 +521,14 @@ class QStoreGateway:
         await asyncio.shield(self._recovery)
 
     async def _recover(self) -> None:
-        """Fetch the results of journaled, undelivered jobs; index them by request.
-
-        Reads two journal generations (the current one and ``*.prev``), then starts a
-        new generation: the current files become ``*.prev``. A crash during recovery or
-        right after it therefore loses nothing; the files stay bounded.
-        """
+        """Fetch the results of journaled, undelivered jobs; index them by request
+        (:func:`~qstore_qiskit.gateway.recovery.recover_requests`)."""
         recovered: dict[str, list[Any]] = {}
         try:
             if self._journal and self._requests_path:
-                owners = unclaimed_owners(self._requests_path)
-                loop = asyncio.get_running_loop()
-                by_tag: dict[str, dict[int, Any]] = {}
-                for path in (self._journal + ".prev", self._journal):
-                    if not owners or not os.path.exists(path):
-                        continue
-                    entries = await loop.run_in_executor(None, self._sub.recover, path)
-                    for entry in entries.values():
-                        values = entry.get("results")
-                        if values is None:  # never reached the service: resubmitted on demand
-                            continue
-                        for position, (tag, index) in enumerate(entry.get("circuits") or []):
-                            if isinstance(values, BaseException):
-                                value: Any = values
-                            else:
-                                value = values[position] if position < len(values) else None
-                            by_tag.setdefault(tag, {})[int(index)] = value
-                for tag, offset, digest, indices in owners:
-                    got = by_tag.get(tag)
-                    if not got:
-                        continue
-                    slot = recovered.setdefault(digest, [])
-                    for sub_index, request_index in enumerate(indices):
-                        value = got.get(offset + sub_index)
-                        if value is None:
-                            continue
-                        slot.extend([None] * (request_index + 1 - len(slot)))
-                        slot[request_index] = value
+                recovered = await recover_requests(self._sub, self._journal, self._requests_path)
                 if recovered:
                     logger.info("qstore gateway %s recovered %d request(s)", self._name, len(recovered))
-                for path in (self._journal, self._requests_path):
-                    if os.path.exists(path):
-                        os.replace(path, path + ".prev")
         except Exception as exc:  # recovery is best effort: a failure must not stop serving
             logger.warning("qstore gateway %s could not recover its journal: %s", self._name, exc)
         self._recovered = recovered
@@ -628,6 +549,7 @@ __all__ = [
     "DEFAULT_SUBMITTER_OPTIONS",
     "DEFAULT_ROUND_JOBS",
     "RELEASES",
+    "DEFAULT_RELEASE",
     "ROUND_JOB_MIN_CIRCUITS",
     "default_journal_dir",
     "remote_class",

@@ -83,7 +83,8 @@ class QStoreProvider:
             ``None`` (default): a submitter per backend in this process.
         gateway_options: Options used if this provider's worker is the one that starts
             the gateway: ``journal_dir``, ``submitter_options``, ``runtime_env``,
-            ``gather_window``, ``linger``, ``round_jobs``, ``release``, ``job_budget``.
+            ``gather_window``, ``linger``, ``round_jobs``, ``release``, ``job_budget``,
+            ``newcomer_quiet``.
     """
 
     def __init__(

@@ -66,6 +66,20 @@ class TestJobOptions(unittest.TestCase):
         for body in bodies:
             self.assertEqual(len(body["input"]["circuits"]), 4)
 
+    def test_exclusive_calls_never_share_a_job(self) -> None:
+        # Four calls within one batch window: the two plain ones coalesce, each exclusive
+        # one gets a job of its own (and its own results).
+        with BatchSubmitter("k", self.srv.url, batch_window=0.2) as sub:
+            futs = [sub.submit([x_circuit(2 * i), x_circuit(2 * i + 1)], backend="qpu.aria-1", exclusive=i >= 2)
+                    for i in range(4)]
+            outs = [f.result(30) for f in futs]
+        self.assertEqual([[r.probabilities for r in out] for out in outs],
+                         [[{2 * i: 1.0}, {2 * i + 1: 1.0}] for i in range(4)])
+        sizes = sorted(len(b["input"]["circuits"]) for b in self.bodies())
+        self.assertEqual(sizes, [2, 2, 4])
+        self.assertEqual(len({r.job_id for r in outs[2] + outs[3]}), 2)
+        self.assertEqual(len({r.job_id for r in outs[0] + outs[1]}), 1)
+
     def test_failure_message_is_read_as_documented(self) -> None:
         from qstore_qiskit.client import IonQJobFailedError  # pylint: disable=import-outside-toplevel
 

@@ -35,9 +35,11 @@ def gateway(monkeypatch, tmp_path):
     server.start()
     monkeypatch.setenv("IONQ_API_KEY", KEY)  # the gateway's own environment
     # round_jobs=1: one job per round, so that job counts are round counts here (rounds
-    # spread over concurrent jobs: see the round_jobs tests below).
+    # spread over concurrent jobs: see the round_jobs tests below). release="round": these
+    # tests are about rounds (the pipeline release: see test_pipeline_release.py).
     gw = QStoreGateway(
-        server.url, key_fingerprint(server.url, KEY), str(tmp_path), {"batch_window": 0.005}, 0.5, 5.0, round_jobs=1
+        server.url, key_fingerprint(server.url, KEY), str(tmp_path), {"batch_window": 0.005}, 0.5, 5.0, round_jobs=1,
+        release="round",
     )
     try:
         yield gw, server
@@ -160,7 +162,7 @@ def test_first_calls_of_callers_starting_together_go_out_without_waiting_the_win
     monkeypatch.setenv("IONQ_API_KEY", KEY)
     # A 10 s window: the round must go out once no new caller has come for NEWCOMER_QUIET.
     gw = QStoreGateway(server.url, key_fingerprint(server.url, KEY), False, {"batch_window": 0.005}, 10.0, 5.0,
-                       round_jobs=1)
+                       round_jobs=1, release="round")
 
     async def scenario():
         async def late():  # joins while the first two are held: same round
@@ -184,6 +186,7 @@ def test_first_calls_of_callers_starting_together_go_out_without_waiting_the_win
 
 def _round_gateway(tmp_path, monkeypatch, server, **kwargs):
     monkeypatch.setenv("IONQ_API_KEY", KEY)
+    kwargs.setdefault("release", "round")
     return QStoreGateway(server.url, key_fingerprint(server.url, KEY), str(tmp_path), {"batch_window": 0.005},
                          0.5, 5.0, **kwargs)
 

@@ -416,7 +416,11 @@ def test_a_request_refused_by_the_service_fails_its_placements(cluster, server):
 def test_a_round_split_into_concurrent_jobs_reaches_every_caller(cluster, server):
     from qstore_qiskit.gateway import GatewayClient, start_gateway
 
-    start_gateway(server.url, KEY, journal_dir=cluster, round_jobs=3)
+    # One round of the 4 callers: release="round", and their first calls (newcomers) wait
+    # for each other until none has come for 2 s (not 0.3 s: on a loaded machine the 4
+    # calls may reach the gateway more than 0.3 s apart), within a 10 s window.
+    start_gateway(server.url, KEY, journal_dir=cluster, round_jobs=3, release="round", gather_window=10.0,
+                  newcomer_quiet=2.0)
     clients = [GatewayClient(server.url, KEY) for _ in range(4)]  # 4 callers, one round
     for client in clients:
         client._actor()  # look the gateway up first: the 4 calls then go out within milliseconds
