@@ -47,46 +47,18 @@ def gpi_matrix(phase_turns: float) -> np.ndarray:
     return np.array([[0.0, e.conjugate()], [e, 0.0]], dtype=complex)
 
 
-def complex_quotient(num: complex, den: complex) -> complex:
-    """``num / den`` computed as NumPy divides ``complex128`` values (Smith's method with
-    a reciprocal scale), bit for bit.
-
-    Python's own complex division scales differently (it divides by the denominator
-    where NumPy multiplies by its reciprocal) and differs in the last bit on about 40 %
-    of random inputs; the lowering's choices depend on those bits (see
-    :func:`zyz_angles`), so the scalar code that replaces NumPy scalars there divides
-    this way. Checked against NumPy on random values in the tests.
-    """
-    ar, ai, br, bi = num.real, num.imag, den.real, den.imag
-    if abs(br) >= abs(bi):  # den == 0 raises ZeroDivisionError (NumPy: inf/nan)
-        rat = bi / br
-        scl = 1.0 / (br + bi * rat)
-        return complex((ar + ai * rat) * scl, (ai - ar * rat) * scl)
-    rat = br / bi
-    scl = 1.0 / (bi + br * rat)
-    return complex((ar * rat + ai) * scl, (ai * rat - ar) * scl)
-
-
 def zyz_angles(u: np.ndarray) -> tuple[float, float, float]:
     """Angles ``(theta, phi, lam)`` with ``u = e^{i g} RZ(phi) RY(theta) RZ(lam)``.
 
     ``theta`` is in ``[0, pi]``. Same convention as Qiskit's ``OneQubitEulerDecomposer``
     with basis ``"ZYZ"``, computed directly: the decomposer builds a circuit per call,
     which costs ~100x more than the arithmetic on this hot path.
-
-    The arithmetic is that of the NumPy expression ``su = u / sqrt(det u)`` and the
-    phases of its entries, done on Python scalars: the same IEEE operations in the same
-    order (products and differences are computed alike, quotients by
-    :func:`complex_quotient`), hence bit for bit the same angles, without building NumPy
-    scalars and a temporary array (this runs for every emitted single-qubit run).
     """
-    u00, u01, u10, u11 = u.item(0), u.item(1), u.item(2), u.item(3)
-    det = u00 * u11 - u01 * u10
-    root = cmath.sqrt(det)
-    su00, su10, su11 = complex_quotient(u00, root), complex_quotient(u10, root), complex_quotient(u11, root)
-    theta = 2.0 * math.atan2(abs(su10), abs(su00))
-    phi_plus_lam = 2.0 * cmath.phase(su11)
-    phi_minus_lam = 2.0 * cmath.phase(su10)
+    det = u[0, 0] * u[1, 1] - u[0, 1] * u[1, 0]
+    su = u / cmath.sqrt(det)
+    theta = 2.0 * math.atan2(abs(su[1, 0]), abs(su[0, 0]))
+    phi_plus_lam = 2.0 * cmath.phase(su[1, 1])
+    phi_minus_lam = 2.0 * cmath.phase(su[1, 0])
     return theta, 0.5 * (phi_plus_lam + phi_minus_lam), 0.5 * (phi_plus_lam - phi_minus_lam)
 
 

@@ -36,6 +36,7 @@ from ..gauge import Y as _Y
 from ..gauge import anti_diagonal as _anti_diagonal
 from ..gauge import gauge as _gauge
 from ..gauge import non_diagonal as _non_diagonal
+from ..gc_pause import pauses_cyclic_gc
 from ..native_ops import entries_to_dag
 from ..native_ops import is_zero_angle as _is_zero_angle
 from ..native_ops import norm_turns as _norm_turns
@@ -152,6 +153,7 @@ class LowerToIonQNative(TransformationPass):
         self._plans: dict[bytes, tuple] = {}
 
     # ------------------------------------------------------------------ driver
+    @pauses_cyclic_gc
     def run(self, dag: DAGCircuit) -> DAGCircuit:
         entries = self.lower_entries(dag)
         if self.absorb_pi_pulses:
