@@ -21,10 +21,10 @@ def cyclic_gc_paused() -> Iterator[None]:
     young-generation collection can escalate to a *full* collection, which visits every
     container object of the process (about 170,000 with Qiskit imported, 40-100 ms: as
     much as lowering a 1,000-gate circuit). On the widest circuits of the benchmark suite
-    that happened more than once per compile (145 young and 1.2 full collections per
-    compile of randomcircuit-25, against 22 and 0.1 with the pause, counted over a loop
-    of compiles, so including any collection the pause only postponed), and it made
-    compile time grow faster with width than the work itself.
+    that happened about once per compile (145 young and 1.2 full collections per compile
+    of randomcircuit-25 on Aria, against 6 and 0 with the pause, counted over a loop of
+    compiles, so including any collection the pause only postponed), and it made compile
+    time grow faster with width than the work itself.
 
     Pausing defers no garbage that reference counting frees (everything the passes drop
     themselves); objects that survive the pass, and any reference cycle made meanwhile,
