@@ -5,6 +5,10 @@ qubit, so a rotation about ``P`` can move from the local before the interaction 
 one after it. :class:`~qstore_qiskit.transpiler.passes.LowerToIonQNative` uses that to
 make locals diagonal (virtual, free ``rz``) where it can. Every helper here is exact:
 the rotations are built entry by entry, bit for bit the NumPy expressions they replace.
+
+Products of 2x2 matrices are written ``a.dot(b)``: the same BLAS call as ``a @ b`` (bit
+for bit the same result, checked in the tests) with about half of its overhead, which
+is most of the cost of a 2x2 product.
 """
 
 from __future__ import annotations
@@ -54,14 +58,14 @@ def diagonalizing_rotation(k: np.ndarray, pauli: np.ndarray) -> tuple | None:
     elif pauli is Y:
         pk01 = -1j * k[1, 1]
     else:
-        pk01 = (pauli @ k)[0, 1]
+        pk01 = pauli.dot(k)[0, 1]
     if abs(pk01) < 1e-12:
         return (0.0, None) if abs(k[0, 1]) < 1e-9 else None
     t = 1j * k[0, 1] / pk01
     if abs(t.imag) > 1e-9:
         return None
     alpha = 2.0 * math.atan(t.real)
-    rotated = rotation(pauli, -alpha) @ k
+    rotated = rotation(pauli, -alpha).dot(k)
     return (alpha, rotated) if is_diagonal(rotated, 1e-9) else None
 
 
@@ -76,8 +80,8 @@ def gauge(pauli: np.ndarray, before: np.ndarray, after: np.ndarray) -> tuple[np.
         return before, after
     alpha = found[0]
     # Same arithmetic as ``rotation(pauli, -alpha) @ before``, computed once.
-    new_before = found[1] if from_before else rotation(pauli, -alpha) @ before
-    return new_before, after @ rotation(pauli, alpha)
+    new_before = found[1] if from_before else rotation(pauli, -alpha).dot(before)
+    return new_before, after.dot(rotation(pauli, alpha))
 
 
 def non_diagonal(mats) -> int:

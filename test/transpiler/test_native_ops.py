@@ -103,6 +103,23 @@ class TestFastConstructions(unittest.TestCase):
         built = entry_op(["rz", [theta], None, (), ()])
         self.assertEqual(built, RZGate(theta))
 
+    def test_dot_is_matmul_bit_for_bit(self):
+        """The lowering's 2x2 products are ``a.dot(b)``: the same BLAS call as ``a @ b``,
+        hence the same bits, for every memory layout the lowering hands it (C order,
+        Fortran order as Qiskit's Weyl factors come, conjugate-transposed views)."""
+        rng = np.random.default_rng(11)
+        checked = 0
+        for _ in range(2_000):
+            x = rng.normal(size=(2, 2)) + 1j * rng.normal(size=(2, 2))
+            y = rng.normal(size=(2, 2)) + 1j * rng.normal(size=(2, 2))
+            for a in (x, np.asfortranarray(x), x.conj().T, _rotation(_X, float(rng.normal()))):
+                for b in (y, np.asfortranarray(y), y.conj().T, _I2, _X):
+                    self.assertEqual(
+                        np.ascontiguousarray(a.dot(b)).tobytes(), np.ascontiguousarray(a @ b).tobytes()
+                    )
+                    checked += 1
+        self.assertEqual(checked, 40_000)
+
     def test_rotation_bit_for_bit(self):
         """``_rotation`` equals ``cos I - i sin P`` computed with NumPy, signs of zeros
         included, for X and Y."""

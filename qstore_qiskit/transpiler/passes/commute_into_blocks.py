@@ -9,6 +9,7 @@ from qiskit.quantum_info import Operator
 from qiskit.transpiler.basepasses import TransformationPass
 
 from ..synthesis import is_symbolic
+from ..gc_pause import pauses_cyclic_gc
 
 
 #: Standard gates that are diagonal in the computational basis (they commute pairwise).
@@ -146,6 +147,7 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         self._cache: dict = {}
         self._matrices: dict = {}
 
+    @pauses_cyclic_gc
     def run(self, dag: DAGCircuit) -> DAGCircuit:
         self._cache, self._matrices = {}, {}
         qidx = {q: i for i, q in enumerate(dag.qubits)}

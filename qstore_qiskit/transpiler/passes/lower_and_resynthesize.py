@@ -6,6 +6,7 @@ from qiskit.dagcircuit import DAGCircuit
 from qiskit.transpiler import Target
 from qiskit.transpiler.basepasses import TransformationPass
 
+from ..gc_pause import pauses_cyclic_gc
 from ..native_ops import entries_cost, entries_to_dag
 from .absorb_pi_pulses import absorb_entries
 from .lower_to_native import LowerToIonQNative
@@ -54,6 +55,7 @@ class LowerAndResynthesize(TransformationPass):
         self.spec = self._lower.spec
         self._key = resynthesis_key(self.spec, approximation_degree, qubits_initially_zero)
 
+    @pauses_cyclic_gc
     def run(self, dag: DAGCircuit) -> DAGCircuit:
         entries = self._lower.lower_entries(dag)
         entries = absorb_entries(entries, dag.qubits) or entries

@@ -36,6 +36,7 @@ from ..gauge import Y as _Y
 from ..gauge import anti_diagonal as _anti_diagonal
 from ..gauge import gauge as _gauge
 from ..gauge import non_diagonal as _non_diagonal
+from ..gc_pause import pauses_cyclic_gc
 from ..native_ops import entries_to_dag
 from ..native_ops import is_zero_angle as _is_zero_angle
 from ..native_ops import norm_turns as _norm_turns
@@ -69,7 +70,7 @@ class _Wire:
 
     def push_matrix(self, u: np.ndarray) -> None:
         if self.pending and isinstance(self.pending[-1], np.ndarray):
-            self.pending[-1] = u @ self.pending[-1]
+            self.pending[-1] = u.dot(self.pending[-1])  # = u @ ..., bit for bit, cheaper
         else:
             self.pending.append(u)
 
@@ -152,6 +153,7 @@ class LowerToIonQNative(TransformationPass):
         self._plans: dict[bytes, tuple] = {}
 
     # ------------------------------------------------------------------ driver
+    @pauses_cyclic_gc
     def run(self, dag: DAGCircuit) -> DAGCircuit:
         entries = self.lower_entries(dag)
         if self.absorb_pi_pulses:
@@ -529,8 +531,8 @@ class LowerToIonQNative(TransformationPass):
                 pre_a, post_a = _gauge(pauli, k2r, k1r)
                 pre_b, post_b = _gauge(pauli, k2l, k1l)
             else:
-                pre_a, post_a = _gauge(_X, H @ k2r, k1r @ H)
-                pre_b, post_b = _gauge(_X, H @ k2l, k1l @ H)
+                pre_a, post_a = _gauge(_X, H.dot(k2r), k1r.dot(H))
+                pre_b, post_b = _gauge(_X, H.dot(k2l), k1l.dot(H))
             return "ms", axis, turns, pre_a, post_a, pre_b, post_b
         if axis in ("xx", "yy"):
             pauli = _X if axis == "xx" else _Y
@@ -540,7 +542,7 @@ class LowerToIonQNative(TransformationPass):
             if self._use_zz:
                 # exp(ik PP) = (V (x) V) exp(ik ZZ) (V^ (x) V^), V = H for X, S H for Y.
                 v = H if axis == "xx" else W_ZY
-                zz_locals = [v.conj().T @ k2r, k1r @ v, v.conj().T @ k2l, k1l @ v]
+                zz_locals = [v.conj().T.dot(k2r), k1r.dot(v), v.conj().T.dot(k2l), k1l.dot(v)]
                 cost = self.spec.zz_error_at(turns) + self.spec.oneq_error * _non_diagonal(zz_locals)
                 candidates.append((cost, "zz", zz_locals))
         else:
@@ -548,7 +550,7 @@ class LowerToIonQNative(TransformationPass):
             if self._use_zz:
                 cost = self.spec.zz_error_at(turns) + self.spec.oneq_error * _non_diagonal(zz_locals)
                 candidates.append((cost, "zz", zz_locals))
-            ms_locals = [*_gauge(_X, H @ k2r, k1r @ H), *_gauge(_X, H @ k2l, k1l @ H)]
+            ms_locals = [*_gauge(_X, H.dot(k2r), k1r.dot(H)), *_gauge(_X, H.dot(k2l), k1l.dot(H))]
             cost = self.spec.ms_error_at(turns) + self.spec.oneq_error * _non_diagonal(ms_locals)
             candidates.append((cost, "ms", ms_locals))
         _, kind, (pre_a, post_a, pre_b, post_b) = min(candidates, key=lambda c: c[0])
@@ -556,9 +558,9 @@ class LowerToIonQNative(TransformationPass):
             # X on one qubit anticommutes with ZZ: pull anti-diagonal locals through it
             # by flipping the angle, so they can become diagonal too.
             if _anti_diagonal(pre_a):
-                pre_a, post_a, turns = _X @ pre_a, post_a @ _X, -turns
+                pre_a, post_a, turns = _X.dot(pre_a), post_a.dot(_X), -turns
             if _anti_diagonal(pre_b):
-                pre_b, post_b, turns = _X @ pre_b, post_b @ _X, -turns
+                pre_b, post_b, turns = _X.dot(pre_b), post_b.dot(_X), -turns
         return kind, axis, turns, pre_a, post_a, pre_b, post_b
 
     def _prepare_state(self, matrix: np.ndarray, a, b) -> bool:

@@ -12,6 +12,7 @@ from qiskit.transpiler import Target
 from qiskit.transpiler.basepasses import TransformationPass
 from qiskit.transpiler.passes import ConsolidateBlocks
 
+from ..gc_pause import pauses_cyclic_gc
 from ..native_ops import entries_cost, entries_to_dag
 from ..target import instruction_error, spec_from_target
 from .absorb_pi_pulses import absorb_entries
@@ -144,6 +145,7 @@ class ResynthesizeNativeBlocks(TransformationPass):
             )
         return self._lowering
 
+    @pauses_cyclic_gc
     def run(self, dag: DAGCircuit) -> DAGCircuit:
         done = self.property_set["ionq_resynthesized"]
         if done is not None and done[0] is dag and done[1] == self.options_key:
