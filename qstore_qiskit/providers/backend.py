@@ -29,7 +29,8 @@ from ..version import __version__
 from .binds import check_parameter_binds, value_table
 from .cost import CostLimitError
 from .inspection import (
-    NATIVE_NAMES, gate_counts, gate_width, payload_fidelity, qis_basis, qis_target, registers, scan,
+    NATIVE_NAMES, STANDARD_NATIVE, STANDARD_NATIVE_ZZ, gate_counts, gate_width, payload_fidelity, qis_basis,
+    qis_target, registers, scan,
 )
 from .job import QStoreJob
 from .options import FEATURE_OPTIONS, SUBMITTER_OPTIONS, check_option, default_options, job_fields
@@ -158,7 +159,11 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
         if self._target_obj is None:
             n = self.num_qubits
             # No reset: IonQ's gate-list jobs cannot carry it and run() rejects it.
-            target = ionq_target(self._device, num_qubits=n, reset=False) if self._gateset == "native" else qis_target(n)
+            target = (
+                ionq_target(self._device, num_qubits=n, reset=False, isa="standard")
+                if self._gateset == "native"
+                else qis_target(n)
+            )
             with self._lock:
                 if self._target_obj is None:
                     self._target_obj = target
@@ -361,7 +366,8 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
                     f"circuit '{circuit.name}' has {circuit.num_qubits} qubits; backend {self.name} "
                     f"has {width}"
                 )
-        scans = [scan(circuit) for circuit in circuits]  # clear errors before any work
+        standard = STANDARD_NATIVE_ZZ if DEVICES[self._compile_device(opts)].has_zz else STANDARD_NATIVE
+        scans = [scan(circuit, standard) for circuit in circuits]  # clear errors before any work
         value_sets = [
             value_table(circuit, parameter_binds[i] if parameter_binds is not None else None)
             for i, circuit in enumerate(circuits)

@@ -39,13 +39,21 @@ def payload_fidelity(gates: list[dict], spec: DeviceSpec) -> float:
 
 _NATIVE_LIFTED = frozenset({"gpi", "gpi2", "ms", "zz"})
 _NATIVE_OK = _NATIVE_LIFTED | {"rz", "measure", "barrier", "reset", "global_phase", "delay"}
+#: The standard-gate form of the native gates (a backend's target): GPi2(0), GPi(0),
+#: MS(0, 0, t / 2pi); ``rzz`` (ZZ) only where the device has ZZ.
+STANDARD_NATIVE = frozenset({"sx", "x", "rxx"})
+STANDARD_NATIVE_ZZ = STANDARD_NATIVE | {"rzz"}
 
 
-def scan(circuit: QuantumCircuit) -> tuple[int, str, list[int | None]]:
+def scan(
+    circuit: QuantumCircuit, standard: frozenset[str] = STANDARD_NATIVE
+) -> tuple[int, str, list[int | None]]:
     """One pass over ``circuit``: ``(gate count, kind, measurement map)``.
 
-    ``kind`` is ``"logical"`` (no native gates), ``"native"`` (only GPi/GPi2/MS/ZZ/RZ) or
-    ``"mixed"``; the measurement map is :func:`~qstore_qiskit.payload.measurement_map`'s
+    ``kind`` is ``"logical"`` (no native gates), ``"native"`` (only GPi/GPi2/MS/ZZ/RZ and
+    their standard-gate forms ``standard``: ``sx``, ``x``, ``rxx``, and ``rzz`` where the
+    device has ZZ; see :func:`~qstore_qiskit.transpiler.ionq_target`) or ``"mixed"``;
+    the measurement map is :func:`~qstore_qiskit.payload.measurement_map`'s
     (clbit -> measured qubit). The pass reads instruction names, qubits and parameters
     only, never ``inst.operation`` (which makes Qiskit build a Python gate object per
     instruction): it runs for every circuit a backend receives.
@@ -101,7 +109,7 @@ def scan(circuit: QuantumCircuit) -> tuple[int, str, list[int | None]]:
                 raise ValueError(
                     f"circuit '{circuit.name}': instruction '{name}' has angle {value}; angles must be finite"
                 )
-        if name in _NATIVE_LIFTED:
+        if name in _NATIVE_LIFTED or name in standard:
             native = True
         elif name not in _NATIVE_OK:
             logical = True

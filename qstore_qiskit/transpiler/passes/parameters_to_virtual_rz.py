@@ -32,11 +32,15 @@ from qiskit.transpiler import PassManager, Target
 from qiskit.transpiler.basepasses import TransformationPass
 from qiskit.transpiler.exceptions import TranspilerError
 from ..gates import MSGate
+from ..target import is_standard_form, native_form
+from .native_to_standard import NativeToStandard
 
 #: The basis every parameterized gate is rewritten into: only ``rz`` takes an angle.
 _RZ_BASIS = ("rz", "sx", "x", "cx")
 #: Instructions of a circuit that is already in the parameter-preserving ISA form.
 _ISA_NAMES = frozenset({"gpi", "gpi2", "ms", "zz", "rz", "measure", "reset", "barrier"})
+#: The same for a target in the standard-gate form (``ionq_target(..., isa="standard")``).
+_STANDARD_ISA_NAMES = frozenset({"sx", "x", "rxx", "rzz", "rz", "measure", "reset", "barrier"})
 _TWO_PI = 2.0 * math.pi
 
 
@@ -83,6 +87,11 @@ class ParametersToVirtualRZ(TransformationPass):
 
     A circuit without parameters is lowered exactly as by the ordinary lowering.
 
+    With a target in the standard-gate form (``ionq_target(..., isa="standard")``, a
+    backend's target), the output is in that form: ``sx``, ``x``, ``rxx`` and ``rzz``
+    instead of ``gpi2``, ``gpi``, ``ms`` and ``zz`` (:class:`NativeToStandard`, exact),
+    and the same guarantees hold with those names.
+
     Args:
         target: The IonQ target of the lowering.
         optimization_level: The lowering's optimization level (0-3).
@@ -109,21 +118,24 @@ class ParametersToVirtualRZ(TransformationPass):
         self._lowering = lowering
         self._pms: dict[bool, PassManager] = {}
         self._rules: dict[tuple, tuple[QuantumCircuit, list[Parameter]] | None] = {}
+        self._standard = is_standard_form(target)
+        self._isa_names = _STANDARD_ISA_NAMES if self._standard else _ISA_NAMES
 
     # ------------------------------------------------------------------ driver
     def run(self, dag: DAGCircuit) -> DAGCircuit:
-        if self._in_isa_form(dag):
+        if self._in_isa_form(dag, self._isa_names):
             return dag
         self._to_rz_form(dag)
-        return self._lower_between_rz(dag)
+        out = self._lower_between_rz(dag)
+        return NativeToStandard().run(out) if self._standard else out
 
     @staticmethod
-    def _in_isa_form(dag: DAGCircuit) -> bool:
+    def _in_isa_form(dag: DAGCircuit, names: frozenset = _ISA_NAMES) -> bool:
         # Names are counted by the DAG itself, and only nodes that hold an expression are
         # looked at in Python: ``node.op`` would build a Python gate object for every
         # standard gate (Qiskit's preset pass managers re-run this stage on every ISA
         # circuit they are given, e.g. each shifted circuit of a gradient).
-        if not dag.count_ops(recurse=False).keys() <= _ISA_NAMES:
+        if not dag.count_ops(recurse=False).keys() <= names:
             return False
         parameterized = False
         for node in dag.op_nodes():
@@ -227,7 +239,7 @@ class ParametersToVirtualRZ(TransformationPass):
                 from ..passmanager import translation_passes  # the lowering imports this module
 
                 passes = translation_passes(
-                    self.target, self.optimization_level, self.approximation_degree, qubits_initially_zero
+                    native_form(self.target), self.optimization_level, self.approximation_degree, qubits_initially_zero
                 )
             pm = self._pms[qubits_initially_zero] = PassManager(passes)
         return pm
