@@ -77,6 +77,8 @@ __all__ = [
 NATIVE_GATES = frozenset({"gpi", "gpi2", "ms", "zz"})
 #: Instructions accepted on input but never emitted.
 _SILENT = frozenset({"measure", "barrier", "rz", "id", "delay"})
+#: One-qubit instructions of the serializer's fast path.
+_ONE_QUBIT = frozenset({"rz", "sx", "x", "gpi", "gpi2"})
 #: Largest MS / |ZZ| angle (turns) that is emitted.
 MS_MAX_ANGLE = 0.25
 #: Angles this close above 1/4 are clamped instead of rewritten (float noise from ``x/(2pi)``).
@@ -188,9 +190,37 @@ def _walk_native(circuit: QuantumCircuit) -> tuple[list[dict[str, Any]], list[fl
     frame = [0.0] * circuit.num_qubits  # pending Z frame per qubit, in turns
     measured: set[int] = set()
     gates: list[dict[str, Any]] = []
+    append = gates.append
+    isfinite = math.isfinite
     dense = gated = 0  # highest qubit index + 1: of any instruction, of gates only
     for inst in circuit.data:
         name = inst.name
+        if name in _ONE_QUBIT:
+            # Fast path for the bulk of an ISA circuit (same results as the general
+            # path below, which it mirrors): one-qubit gates without list building.
+            q = qidx[inst.qubits[0]]
+            if q >= gated:
+                gated = q + 1
+                if gated > dense:
+                    dense = gated
+            if measured and q in measured:
+                raise QStorePayloadError(
+                    f"'{name}' on qubit(s) {[q]} after a measurement: mid-circuit measurement "
+                    "cannot be expressed in the ionq.circuit.v1 native format"
+                )
+            if name == "sx" or name == "x":
+                phase = -frame[q] % 1.0
+                append({"gate": "gpi2" if name == "sx" else "gpi", "target": q,
+                        "phase": 0.0 if phase >= 1.0 else phase + 0.0})
+                continue
+            value = inst.params[0]
+            if type(value) is not float or not isfinite(value):
+                value = _float(value, f"{name} {'angle' if name == 'rz' else 'phase'}")
+            if name == "rz":
+                frame[q] += value / _TWO_PI
+            else:
+                append({"gate": name, "target": q, "phase": normalize_phase(value - frame[q])})
+            continue
         qubits = [qidx[q] for q in inst.qubits]
         if name in ("barrier", "delay"):
             continue

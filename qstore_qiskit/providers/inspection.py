@@ -43,6 +43,8 @@ _NATIVE_OK = _NATIVE_LIFTED | {"rz", "measure", "barrier", "reset", "global_phas
 #: MS(0, 0, t / 2pi); ``rzz`` (ZZ) only where the device has ZZ.
 STANDARD_NATIVE = frozenset({"sx", "x", "rxx"})
 STANDARD_NATIVE_ZZ = STANDARD_NATIVE | {"rzz"}
+#: One-qubit gates that scan() checks on a fast path (rz: its angle; sx, x: none).
+_PLAIN_GATES = frozenset({"rz", "sx", "x"})
 
 
 def scan(
@@ -78,6 +80,25 @@ def scan(
     for inst in circuit.data:
         name = inst.name
         if name in ("barrier", "delay"):
+            continue
+        if name in _PLAIN_GATES:
+            # The bulk of an ISA circuit: no control flow, no reset, one qubit.
+            if measured and inst.qubits[0] in measured:
+                raise ValueError(
+                    f"circuit '{circuit.name}' measures or resets a qubit mid-circuit; qstore backends "
+                    "batch gate-list jobs only. Run it with qiskit-ionq's backend (OpenQASM 3 jobs)."
+                )
+            gates += 1
+            if name == "rz":
+                value = inst.params[0]
+                if type(value) is float and not math.isfinite(value):  # noqa: E721 (hot path)
+                    raise ValueError(
+                        f"circuit '{circuit.name}': instruction '{name}' has angle {value}; angles must be finite"
+                    )
+            elif name in standard:
+                native = True
+            else:
+                logical = True
             continue
         if inst.is_control_flow():
             raise TranspilerError(

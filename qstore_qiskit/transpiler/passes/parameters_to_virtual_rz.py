@@ -49,6 +49,18 @@ def _symbolic(op: Any) -> bool:
     return any(isinstance(p, ParameterExpression) and p.parameters for p in getattr(op, "params", ()))
 
 
+#: ISA instructions without parameters.
+_NO_PARAMETERS = frozenset({"sx", "x", "measure", "reset", "barrier"})
+
+
+def _node_symbolic(node: DAGOpNode) -> bool:
+    """Whether a DAG node has an angle that depends on a parameter (without building its
+    Python gate object unless it holds an expression)."""
+    return node.is_parameterized() and any(
+        isinstance(p, ParameterExpression) and p.parameters for p in node.params
+    )
+
+
 def _numeric_phase(phase: Any) -> float:
     """The global phase without its parameter-dependent part (equality up to global phase)."""
     if isinstance(phase, ParameterExpression):
@@ -131,22 +143,18 @@ class ParametersToVirtualRZ(TransformationPass):
 
     @staticmethod
     def _in_isa_form(dag: DAGCircuit, names: frozenset = _ISA_NAMES) -> bool:
-        # Names are counted by the DAG itself, and only nodes that hold an expression are
-        # looked at in Python: ``node.op`` would build a Python gate object for every
-        # standard gate (Qiskit's preset pass managers re-run this stage on every ISA
-        # circuit they are given, e.g. each shifted circuit of a gradient).
-        if not dag.count_ops(recurse=False).keys() <= names:
+        # Names are counted by the DAG itself, and only nodes of names that can hold an
+        # expression are looked at in Python: ``node.op`` would build a Python gate
+        # object for every standard gate (Qiskit's preset pass managers re-run this stage
+        # on every ISA circuit they are given, e.g. each shifted circuit of a gradient).
+        counts = dag.count_ops(recurse=False)
+        if not counts.keys() <= names:
             return False
-        parameterized = False
-        for node in dag.op_nodes():
-            if not node.is_parameterized():
-                continue
-            if any(isinstance(p, ParameterExpression) and p.parameters for p in node.params):
-                if node.name != "rz":
-                    return False
-                parameterized = True
+        others = [name for name in counts if name not in _NO_PARAMETERS and name != "rz"]
+        if others and any(_node_symbolic(node) for node in dag.named_nodes(*others)):
+            return False  # a parameter outside rz
         # A numeric native circuit still goes through the lowering (normal form).
-        return parameterized
+        return "rz" in counts and any(_node_symbolic(node) for node in dag.named_nodes("rz"))
 
     # ------------------------------------------------------------------ rz form
     def _to_rz_form(self, dag: DAGCircuit) -> None:
