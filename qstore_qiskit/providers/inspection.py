@@ -76,7 +76,7 @@ def scan(
     meas_map: list[int | None] = [None] * circuit.num_clbits
     qidx = cidx = None
     gates = 0
-    native = logical = False
+    native = standard_native = logical = False
     for inst in circuit.data:
         name = inst.name
         if name in ("barrier", "delay"):
@@ -96,7 +96,7 @@ def scan(
                         f"circuit '{circuit.name}': instruction '{name}' has angle {value}; angles must be finite"
                     )
             elif name in standard:
-                native = True
+                standard_native = True
             else:
                 logical = True
             continue
@@ -130,11 +130,19 @@ def scan(
                 raise ValueError(
                     f"circuit '{circuit.name}': instruction '{name}' has angle {value}; angles must be finite"
                 )
-        if name in _NATIVE_LIFTED or name in standard:
+        if name in _NATIVE_LIFTED:
             native = True
+        elif name in standard:
+            standard_native = True
         elif name not in _NATIVE_OK:
             logical = True
-    kind = ("mixed" if logical else "native") if native else "logical"
+    # Standard gates that are native (sx, x, rxx) next to other standard gates are a
+    # logical circuit (compiled through the template cache); next to IonQ's own only,
+    # a native one.
+    if logical:
+        kind = "mixed" if native else "logical"
+    else:
+        kind = "native" if native or standard_native else "logical"
     return gates, kind, meas_map
 
 
