@@ -122,6 +122,13 @@ class TestNativeToStandard(unittest.TestCase):
             self.assertFalse(symbolic(expr.gradient(p)))
         for values in ({a: 0.3, b: -1.2}, {a: 2.0, b: 0.5}):
             self.assertEqual(Operator(out.assign_parameters(values)), Operator(qc.assign_parameters(values)))
+        # Numeric frames on either side of a parameterized rz are merged into it.
+        last: dict = {}
+        for inst in out.data:
+            for qubit in inst.qubits:
+                if inst.name == "rz" and last.get(qubit) is not None and last[qubit].name == "rz":
+                    self.assertTrue(symbolic(inst.params[0]) and symbolic(last[qubit].params[0]), out)
+                last[qubit] = inst
 
     def test_nothing_native_is_left_alone(self):
         qc = real_amplitudes(3, reps=1)

@@ -28,6 +28,11 @@ from qiskit.dagcircuit import DAGCircuit
 from qiskit.transpiler.basepasses import TransformationPass
 
 _NATIVE = frozenset({"gpi", "gpi2", "ms", "zz"})
+
+
+def _symbolic(value: Any) -> bool:
+    return isinstance(value, ParameterExpression) and bool(value.parameters)
+
 _TWO_PI = 2.0 * math.pi
 _FOUR_PI = 4.0 * math.pi
 
@@ -43,10 +48,10 @@ class NativeToStandard(TransformationPass):
       every other instruction is kept, in order on its wires.
     * **Frames merged.** The ``rz`` frames between consecutive gates of a wire are
       merged into one ``rz`` (none where they cancel). A parameterized ``rz`` takes the
-      numeric frame before it into its angle (``rz(angle + c)``), so each parameterized
-      ``rz`` of the input stays one ``rz``, affine in its own angle: parameter-shift
-      rules still hold on the output. Numeric phases of native gates give numeric
-      ``rz``; a parameterized phase gives ``rz`` gates affine in it.
+      numeric frames next to it into its angle (``rz(angle + c)``), so each
+      parameterized ``rz`` of the input stays one ``rz``, affine in its own angle:
+      parameter-shift rules still hold on the output. Numeric phases of native gates
+      give numeric ``rz``; a parameterized phase gives ``rz`` gates affine in it.
     * **Cheap when there is nothing to do.** A circuit without native gates is returned
       as it is, without looking at its nodes.
     """
@@ -57,32 +62,41 @@ class NativeToStandard(TransformationPass):
         out = dag.copy_empty_like()
         phase: Any = dag.global_phase
         pending: dict[Any, Any] = {}  # qubit -> rz angle (radians) still to apply
+        held: dict[Any, ParameterExpression] = {}  # qubit -> parameterized rz not yet applied
 
-        def flush(qubit: Any, then: Any = 0.0) -> None:
-            """Apply the pending frame of ``qubit`` less ``then`` (merged into one rz)."""
+        def flush(qubit: Any, then: float = 0.0) -> None:
+            """Apply the pending frame of ``qubit`` less ``then`` as one rz (into the held
+            parameterized rz, if any)."""
             nonlocal phase
             angle = pending.pop(qubit, 0.0) - then
-            if not isinstance(angle, ParameterExpression) or not angle.parameters:
-                angle = float(angle.numeric().real) if isinstance(angle, ParameterExpression) else float(angle)
-                # rz(a + 4 pi k) = rz(a); rz(a + 2 pi) = -rz(a): drop full turns exactly.
-                reduced = math.remainder(angle, _FOUR_PI)
-                if abs(abs(reduced) - _TWO_PI) < 1e-12:
-                    phase += math.pi
-                    return
-                if abs(reduced) < 1e-12:
-                    return
-                angle = reduced
-            out.apply_operation_back(RZGate(angle), (qubit,), (), check=False)
+            expression = held.pop(qubit, None)
+            if expression is not None:
+                angle = expression + angle if _symbolic(angle) or angle else expression
+            if _symbolic(angle):  # a held rz, or the frame of a parameterized phase
+                out.apply_operation_back(RZGate(angle), (qubit,), (), check=False)
+                return
+            angle = float(angle)
+            # rz(a + 4 pi k) = rz(a); rz(a + 2 pi) = -rz(a): drop full turns exactly.
+            reduced = math.remainder(angle, _FOUR_PI)
+            if abs(abs(reduced) - _TWO_PI) < 1e-12:
+                phase += math.pi
+                return
+            if abs(reduced) < 1e-12:
+                return
+            out.apply_operation_back(RZGate(reduced), (qubit,), (), check=False)
 
         for node in dag.topological_op_nodes():
             name = node.op.name
             qargs = node.qargs
             if name == "rz":
                 value = node.op.params[0]
-                if isinstance(value, ParameterExpression) and value.parameters:
-                    out.apply_operation_back(RZGate(value + pending.pop(qargs[0], 0.0)), qargs, (), check=False)
+                qubit = qargs[0]
+                if _symbolic(value):
+                    if qubit in held or _symbolic(pending.get(qubit, 0.0)):
+                        flush(qubit)  # one parameterized rz each: the earlier one goes out
+                    held[qubit] = value + pending.pop(qubit, 0.0)
                 else:
-                    pending[qargs[0]] = pending.get(qargs[0], 0.0) + value
+                    pending[qubit] = pending.get(qubit, 0.0) + float(value)
                 continue
             if name in ("gpi", "gpi2"):
                 a = _TWO_PI * node.op.params[0]
@@ -105,7 +119,7 @@ class NativeToStandard(TransformationPass):
             for qubit in qargs:
                 flush(qubit)
             out.apply_operation_back(node.op, qargs, node.cargs, check=False)
-        for qubit in list(pending):
+        for qubit in list(pending.keys() | held.keys()):
             flush(qubit)
         out.global_phase = phase
         return out
