@@ -30,7 +30,7 @@ from qiskit.transpiler.preset_passmanagers.plugin import PassManagerStagePlugin
 
 from .passes import CheckParameterized, NativeToStandard, ParametersToVirtualRZ, StateTrivialLayout
 from .passmanager import init_passes, optimization_passes, translation_passes
-from .target import ionq_target, is_standard_form, native_form
+from .target import STANDARD_GATE_NAMES, ionq_target, is_standard_form, native_form
 
 
 def _target(config: PassManagerConfig | None):
@@ -52,11 +52,15 @@ def _options(config: PassManagerConfig | None) -> dict:
 
 
 def _parameterized(property_set) -> bool:
-    return bool(property_set["ionq_parameterized"])
+    return bool(property_set["ionq_parameterized"]) and not property_set["ionq_isa_form"]
 
 
 def _bound(property_set) -> bool:
-    return not property_set["ionq_parameterized"]
+    return not property_set["ionq_parameterized"] and not property_set["ionq_isa_form"]
+
+
+#: The standard-gate ISA form (see ``ionq_target(..., isa="standard")``).
+_STANDARD_ISA = STANDARD_GATE_NAMES | {"measure", "barrier"}
 
 
 class QStoreTranslationPlugin(PassManagerStagePlugin):
@@ -88,7 +92,10 @@ class QStoreTranslationPlugin(PassManagerStagePlugin):
             lowering = lowering + [NativeToStandard()]
         return PassManager(
             [
-                CheckParameterized(),
+                # On a standard-form target, a circuit already in that form (an ISA
+                # circuit given again, e.g. each shifted circuit of a gradient) is left
+                # as it is: the stage's other passes do not even run.
+                CheckParameterized(_STANDARD_ISA if standard else None),
                 ConditionalController(lowering, condition=_bound),
                 # Emits the target's form itself (and keeps an ISA circuit as it is).
                 ConditionalController(

@@ -163,6 +163,26 @@ class TestPresetPassManager(unittest.TestCase):
                         self.assertTrue(Operator(isa.assign_parameters(bound)).equiv(Operator(qc.assign_parameters(bound))))
                         self.assertEqual(pm.run(isa), isa)  # ISA in, the same ISA out
 
+    def test_isa_given_again_skips_the_stage(self):
+        """An ISA circuit given again (each shifted circuit of a gradient) runs none of
+        the translation stage's lowering passes, bound or not, and comes out unchanged."""
+        target = ionq_target("aria-1", num_qubits=3, reset=False, isa="standard")
+        pm = generate_preset_pass_manager(1, target=target, translation_method="qstore")
+        qc = efficient_su2(3, reps=1)
+        qc.measure_all()
+        isa = pm.run(qc)
+        for circuit in (isa, isa.assign_parameters(np.linspace(0.1, 1.2, 12))):
+            ran = []
+            out = pm.run(circuit, callback=lambda pass_, **_: ran.append(type(pass_).__name__))
+            if circuit.parameters:
+                self.assertEqual(out, circuit)
+            else:  # bound, Qiskit's Optimize1qGatesDecomposition merges the rz into runs
+                self.assertTrue(Operator(out.remove_final_measurements(inplace=False)).equiv(
+                    Operator(circuit.remove_final_measurements(inplace=False))))
+            self.assertIn("CheckParameterized", ran)
+            for name in ("ParametersToVirtualRZ", "LowerToIonQNative", "NativeToStandard", "ConsolidateBlocks"):
+                self.assertNotIn(name, ran)
+
     def test_bound_circuits_too(self):
         qc = efficient_su2(3, reps=1).assign_parameters(np.linspace(0.1, 1.2, 12))
         target = ionq_target("aria-1", num_qubits=3, reset=False, isa="standard")
