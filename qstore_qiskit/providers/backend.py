@@ -10,6 +10,7 @@ Data path of :meth:`QStoreBackend.run`::
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import threading
 import time
 from typing import Any, Mapping, Sequence
@@ -391,12 +392,29 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
                 found = self._cache.get_templates([circuits[i] for i in idx], device=device, optimization_level=level)
                 templates = dict(zip(idx, found))
         prepared: list[PreparedCircuit] = []
-        for index, circuit in enumerate(circuits):
-            prepared.extend(
-                self._prepare_one(
-                    circuit, value_sets[index], opts, scans[index], batched.get(index), templates.get(index)
+        # Serializing many bound ISA circuits (BackendEstimatorV2 sends one per parameter
+        # set) builds thousands of gate dicts, which cannot form cycles: as the template
+        # binder does (cache/emitter.py), pause the automatic collector, which would
+        # otherwise run a young collection every 700 of them and now and then a full one
+        # over the whole heap, and make the young collection ourselves after each block
+        # of 128 circuits (so garbage of circuits compiled here stays bounded). Only a
+        # caller that found the collector enabled turns it back on.
+        pause = len(circuits) > 8 and gc.isenabled()
+        if pause:
+            gc.disable()
+        try:
+            for index, circuit in enumerate(circuits):
+                prepared.extend(
+                    self._prepare_one(
+                        circuit, value_sets[index], opts, scans[index], batched.get(index), templates.get(index)
+                    )
                 )
-            )
+                if pause and index % 128 == 127:
+                    gc.collect(0)
+        finally:
+            if pause:
+                gc.enable()
+                gc.collect(0)
         return prepared
 
     def _prepare_one(
