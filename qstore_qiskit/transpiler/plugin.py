@@ -59,8 +59,10 @@ def _bound(property_set) -> bool:
     return not property_set["ionq_parameterized"] and not property_set["ionq_isa_form"]
 
 
-#: The standard-gate ISA form (see ``ionq_target(..., isa="standard")``).
-_STANDARD_ISA = STANDARD_GATE_NAMES | {"measure", "barrier"}
+def _isa_names(target) -> frozenset[str]:
+    """The instruction names of a standard-form target's ISA (``rzz`` only where the
+    target has it)."""
+    return frozenset(STANDARD_GATE_NAMES & set(target.operation_names)) | {"rz", "measure", "barrier"}
 
 
 class QStoreTranslationPlugin(PassManagerStagePlugin):
@@ -95,7 +97,7 @@ class QStoreTranslationPlugin(PassManagerStagePlugin):
                 # On a standard-form target, a circuit already in that form (an ISA
                 # circuit given again, e.g. each shifted circuit of a gradient) is left
                 # as it is: the stage's other passes do not even run.
-                CheckParameterized(_STANDARD_ISA if standard else None),
+                CheckParameterized(_isa_names(target) if standard else None),
                 ConditionalController(lowering, condition=_bound),
                 # Emits the target's form itself (and keeps an ISA circuit as it is).
                 ConditionalController(

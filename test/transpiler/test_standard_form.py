@@ -183,6 +183,22 @@ class TestPresetPassManager(unittest.TestCase):
             for name in ("ParametersToVirtualRZ", "LowerToIonQNative", "NativeToStandard", "ConsolidateBlocks"):
                 self.assertNotIn(name, ran)
 
+    def test_rzz_is_isa_only_where_the_target_has_it(self):
+        theta = Parameter("t")
+        qc = QuantumCircuit(2)
+        qc.rz(theta, 0)
+        qc.rzz(0.3, 0, 1)
+        qc.sx(1)
+        for device, kept in (("aria-1", False), ("forte-1", True)):
+            with self.subTest(device):
+                target = ionq_target(device, num_qubits=2, reset=False, isa="standard")
+                out = generate_preset_pass_manager(1, target=target, translation_method="qstore",
+                                                   qubits_initially_zero=False).run(qc)
+                self.assertLessEqual(set(out.count_ops()), set(target.operation_names))
+                self.assertEqual("rzz" in out.count_ops(), kept)
+                bound = {theta: 0.7}
+                self.assertTrue(Operator(out.assign_parameters(bound)).equiv(Operator(qc.assign_parameters(bound))))
+
     def test_bound_circuits_too(self):
         qc = efficient_su2(3, reps=1).assign_parameters(np.linspace(0.1, 1.2, 12))
         target = ionq_target("aria-1", num_qubits=3, reset=False, isa="standard")

@@ -131,7 +131,9 @@ class ParametersToVirtualRZ(TransformationPass):
         self._pms: dict[bool, PassManager] = {}
         self._rules: dict[tuple, tuple[QuantumCircuit, list[Parameter]] | None] = {}
         self._standard = is_standard_form(target)
-        self._isa_names = _STANDARD_ISA_NAMES if self._standard else _ISA_NAMES
+        self._isa_names = _ISA_NAMES
+        if self._standard:  # rzz only where the target has ZZ
+            self._isa_names = _STANDARD_ISA_NAMES - (set() if "rzz" in target.operation_names else {"rzz"})
 
     # ------------------------------------------------------------------ driver
     def run(self, dag: DAGCircuit) -> DAGCircuit:
