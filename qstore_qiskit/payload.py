@@ -7,6 +7,10 @@ of :mod:`qstore_qiskit.transpiler`):
 * ``ms(phi0, phi1, theta)`` -- Mølmer–Sørensen, phases and angle in turns (Aria);
 * ``zz(theta)`` -- ``RZZ(2*pi*theta)`` (Forte);
 * ``rz(lam)`` -- a *virtual* Z frame (radians);
+* the standard-gate form of the same gates (``ionq_target(..., isa="standard")``, a
+  backend's target): ``sx`` = ``gpi2(0)``, ``x`` = ``gpi(0)``, ``rxx(t)`` =
+  ``ms(0, 0, t / 2pi)``, ``rzz(t)`` = ``zz(t / 2pi)`` (exact up to a global phase; the
+  ``rz`` frames around them become their phases, below);
 * ``measure`` and ``barrier``.
 
 The emitted gate dictionaries are byte-for-byte what
@@ -73,6 +77,8 @@ __all__ = [
 NATIVE_GATES = frozenset({"gpi", "gpi2", "ms", "zz"})
 #: Instructions accepted on input but never emitted.
 _SILENT = frozenset({"measure", "barrier", "rz", "id", "delay"})
+#: One-qubit instructions of the serializer's fast path.
+_ONE_QUBIT = frozenset({"rz", "sx", "x", "gpi", "gpi2"})
 #: Largest MS / |ZZ| angle (turns) that is emitted.
 MS_MAX_ANGLE = 0.25
 #: Angles this close above 1/4 are clamped instead of rewritten (float noise from ``x/(2pi)``).
@@ -184,9 +190,37 @@ def _walk_native(circuit: QuantumCircuit) -> tuple[list[dict[str, Any]], list[fl
     frame = [0.0] * circuit.num_qubits  # pending Z frame per qubit, in turns
     measured: set[int] = set()
     gates: list[dict[str, Any]] = []
+    append = gates.append
+    isfinite = math.isfinite
     dense = gated = 0  # highest qubit index + 1: of any instruction, of gates only
     for inst in circuit.data:
         name = inst.name
+        if name in _ONE_QUBIT:
+            # Fast path for the bulk of an ISA circuit (same results as the general
+            # path below, which it mirrors): one-qubit gates without list building.
+            q = qidx[inst.qubits[0]]
+            if q >= gated:
+                gated = q + 1
+                if gated > dense:
+                    dense = gated
+            if measured and q in measured:
+                raise QStorePayloadError(
+                    f"'{name}' on qubit(s) {[q]} after a measurement: mid-circuit measurement "
+                    "cannot be expressed in the ionq.circuit.v1 native format"
+                )
+            if name == "sx" or name == "x":
+                phase = -frame[q] % 1.0
+                append({"gate": "gpi2" if name == "sx" else "gpi", "target": q,
+                        "phase": 0.0 if phase >= 1.0 else phase + 0.0})
+                continue
+            value = inst.params[0]
+            if type(value) is not float or not isfinite(value):
+                value = _float(value, f"{name} {'angle' if name == 'rz' else 'phase'}")
+            if name == "rz":
+                frame[q] += value / _TWO_PI
+            else:
+                append({"gate": name, "target": q, "phase": normalize_phase(value - frame[q])})
+            continue
         qubits = [qidx[q] for q in inst.qubits]
         if name in ("barrier", "delay"):
             continue
@@ -212,11 +246,18 @@ def _walk_native(circuit: QuantumCircuit) -> tuple[list[dict[str, Any]], list[fl
             q = qubits[0]
             phase = normalize_phase(_float(params[0], f"{name} phase") - frame[q])
             gates.append({"gate": name, "target": q, "phase": phase})
-        elif name == "ms":
+        elif name in ("sx", "x"):  # GPi2(0) / GPi(0)
+            q = qubits[0]
+            gates.append({"gate": "gpi2" if name == "sx" else "gpi", "target": q, "phase": normalize_phase(-frame[q])})
+        elif name in ("ms", "rxx"):
             q0, q1 = qubits
-            phi0 = normalize_phase(_float(params[0], "ms phase 0") - frame[q0])
-            phi1 = normalize_phase(_float(params[1], "ms phase 1") - frame[q1])
-            theta = _reduce_half(_float(params[2], "ms angle"))
+            if name == "ms":
+                phi0 = normalize_phase(_float(params[0], "ms phase 0") - frame[q0])
+                phi1 = normalize_phase(_float(params[1], "ms phase 1") - frame[q1])
+                theta = _reduce_half(_float(params[2], "ms angle"))
+            else:  # RXX(t) = MS(0, 0, t / 2pi)
+                phi0, phi1 = normalize_phase(-frame[q0]), normalize_phase(-frame[q1])
+                theta = _reduce_half(_float(params[0], "rxx angle") / _TWO_PI)
             if abs(theta) > MS_MAX_ANGLE + ANGLE_TOL:
                 # RXX(pi) ~ X(x)X; in the MS frame that is GPI(phi0) (x) GPI(phi1), applied first.
                 gates.append({"gate": "gpi", "target": q0, "phase": phi0})
@@ -227,9 +268,10 @@ def _walk_native(circuit: QuantumCircuit) -> tuple[list[dict[str, Any]], list[fl
                 theta = -theta
             theta = min(theta, MS_MAX_ANGLE) + 0.0
             gates.append({"gate": "ms", "targets": [q0, q1], "phases": [phi0, phi1], "angle": theta})
-        elif name == "zz":
+        elif name in ("zz", "rzz"):
             q0, q1 = qubits
-            theta = _reduce_half(_float(params[0], "zz angle"))
+            theta = _float(params[0], f"{name} angle")
+            theta = _reduce_half(theta if name == "zz" else theta / _TWO_PI)
             if abs(theta) > MS_MAX_ANGLE + ANGLE_TOL:
                 # ZZ(+-1/2) ~ Z(x)Z: a half-turn frame on both qubits, pushed forward.
                 theta = theta - 0.5 if theta > 0 else theta + 0.5

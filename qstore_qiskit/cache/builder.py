@@ -201,13 +201,22 @@ def trace_native(native: QuantumCircuit, columns: list[Parameter]) -> _Trace:
             frames[qs[0]] = frames[qs[0]].add(affine(p[0], "rz angle"), 1.0 / _TWO_PI)
         elif name in ("gpi", "gpi2"):
             plan.append((name, qs, (phase_slot(p[0], qs[0], name),)))
+        elif name in ("sx", "x"):  # the standard-gate form: GPi2(0) / GPi(0)
+            kind = "gpi2" if name == "sx" else "gpi"
+            plan.append((kind, qs, (phase_slot(0.0, qs[0], kind),)))
         elif name == "ms":
             s0 = phase_slot(p[0], qs[0], "ms phase")
             s1 = phase_slot(p[1], qs[1], "ms phase")
             slots.append(affine(p[2], "ms angle"))
             plan.append(("ms", qs, (s0, s1, len(slots) - 1)))
-        elif name == "zz":
-            slots.append(affine(p[0], "zz angle"))
+        elif name == "rxx":  # RXX(t) = MS(0, 0, t / 2pi)
+            s0 = phase_slot(0.0, qs[0], "ms phase")
+            s1 = phase_slot(0.0, qs[1], "ms phase")
+            slots.append(_Affine().add(affine(p[0], "rxx angle"), 1.0 / _TWO_PI))
+            plan.append(("ms", qs, (s0, s1, len(slots) - 1)))
+        elif name in ("zz", "rzz"):  # RZZ(t) = ZZ(t / 2pi)
+            angle = affine(p[0], f"{name} angle")
+            slots.append(angle if name == "zz" else _Affine().add(angle, 1.0 / _TWO_PI))
             zz_after.append((len(plan), qs[0], qs[1]))
             plan.append(("zz", qs, (len(slots) - 1,)))
         else:

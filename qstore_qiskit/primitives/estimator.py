@@ -22,6 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Gates that make a circuit native (already transpiled for the backend).
 _NATIVE = frozenset({"gpi", "gpi2", "ms", "zz"})
+#: The standard-gate form of the same (a backend's target: ``sx`` = GPi2(0), ...).
+_STANDARD = frozenset({"sx", "x", "rxx", "rzz"})
+_STANDARD_FORM = _STANDARD | {"rz", "barrier", "measure"}
 
 
 @dataclass
@@ -43,7 +46,8 @@ class EstimatorV2(BaseEstimatorV2):
       measured in one basis, so every parameter set costs exactly one circuit per group;
     * the basis change is appended to the circuit: as native ``GPi2`` gates (``GPi2(3/4)``
       = ``RY(-pi/2)`` for X, ``GPi2(0)`` = ``RX(pi/2)`` for Y) when the circuit is already
-      transpiled for the backend, whose compiled template then gains those gates, and as
+      transpiled for the backend (in the standard-gate form of a backend's target: ``sx``
+      between ``rz`` frames, the same gates), whose compiled template then gains those gates, and as
       ``RY``/``RX`` otherwise, which the compiler folds into the last layer;
     * every parameter set is bound through the compiled template of each measurement
       circuit (``bind_many``), never through a bound ``QuantumCircuit``; all PUBs of a
@@ -117,7 +121,11 @@ class EstimatorV2(BaseEstimatorV2):
         if cached is not None and cached[0] is circuit:
             return cached[1]
         base = circuit.remove_final_measurements(inplace=False) if circuit.num_clbits else circuit
-        native = any(inst.name in _NATIVE for inst in base.data)
+        names = set(base.count_ops())
+        native = not names.isdisjoint(_NATIVE)
+        # An ISA circuit in the backend target's standard-gate form: the basis change in
+        # that form too (rz frames around sx), so the circuit stays native.
+        standard = not native and names <= _STANDARD_FORM and not names.isdisjoint(_STANDARD)
         bases = []
         for group in PauliList(labels).group_commuting(qubit_wise=True):
             z = np.logical_or.reduce(group.z, axis=0)
@@ -127,10 +135,22 @@ class EstimatorV2(BaseEstimatorV2):
             creg = ClassicalRegister(max(len(measured), 1), "qstore_basis")
             meas.add_register(creg)
             for q in measured:
-                if x[q] and z[q]:  # Y
-                    meas.append(GPI2Gate(0.0), [q]) if native else meas.rx(math.pi / 2, q)
-                elif x[q]:  # X
-                    meas.append(GPI2Gate(0.75), [q]) if native else meas.ry(-math.pi / 2, q)
+                if x[q] and z[q]:  # Y: RX(pi/2) = GPi2(0) ~ SX
+                    if native:
+                        meas.append(GPI2Gate(0.0), [q])
+                    elif standard:
+                        meas.sx(q)
+                    else:
+                        meas.rx(math.pi / 2, q)
+                elif x[q]:  # X: RY(-pi/2) = GPi2(3/4) ~ RZ(3 pi/2) SX RZ(-3 pi/2)
+                    if native:
+                        meas.append(GPI2Gate(0.75), [q])
+                    elif standard:
+                        meas.rz(-1.5 * math.pi, q)
+                        meas.sx(q)
+                        meas.rz(1.5 * math.pi, q)
+                    else:
+                        meas.ry(-math.pi / 2, q)
             for c, q in enumerate(measured):
                 meas.measure(q, creg[c])
             group_labels = [p.to_label() for p in group]

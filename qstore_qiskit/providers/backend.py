@@ -10,6 +10,7 @@ Data path of :meth:`QStoreBackend.run`::
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import threading
 import time
 from typing import Any, Mapping, Sequence
@@ -29,7 +30,8 @@ from ..version import __version__
 from .binds import check_parameter_binds, value_table
 from .cost import CostLimitError
 from .inspection import (
-    NATIVE_NAMES, gate_counts, gate_width, payload_fidelity, qis_basis, qis_target, registers, scan,
+    NATIVE_NAMES, STANDARD_NATIVE, STANDARD_NATIVE_ZZ, gate_counts, gate_width, payload_fidelity, qis_basis,
+    qis_target, registers, scan,
 )
 from .job import QStoreJob
 from .options import FEATURE_OPTIONS, SUBMITTER_OPTIONS, check_option, default_options, job_fields
@@ -158,7 +160,11 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
         if self._target_obj is None:
             n = self.num_qubits
             # No reset: IonQ's gate-list jobs cannot carry it and run() rejects it.
-            target = ionq_target(self._device, num_qubits=n, reset=False) if self._gateset == "native" else qis_target(n)
+            target = (
+                ionq_target(self._device, num_qubits=n, reset=False, isa="standard")
+                if self._gateset == "native"
+                else qis_target(n)
+            )
             with self._lock:
                 if self._target_obj is None:
                     self._target_obj = target
@@ -361,7 +367,8 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
                     f"circuit '{circuit.name}' has {circuit.num_qubits} qubits; backend {self.name} "
                     f"has {width}"
                 )
-        scans = [scan(circuit) for circuit in circuits]  # clear errors before any work
+        standard = STANDARD_NATIVE_ZZ if DEVICES[self._compile_device(opts)].has_zz else STANDARD_NATIVE
+        scans = [scan(circuit, standard) for circuit in circuits]  # clear errors before any work
         value_sets = [
             value_table(circuit, parameter_binds[i] if parameter_binds is not None else None)
             for i, circuit in enumerate(circuits)
@@ -385,12 +392,29 @@ class QStoreBackend(ServiceCallsMixin, BackendV2):
                 found = self._cache.get_templates([circuits[i] for i in idx], device=device, optimization_level=level)
                 templates = dict(zip(idx, found))
         prepared: list[PreparedCircuit] = []
-        for index, circuit in enumerate(circuits):
-            prepared.extend(
-                self._prepare_one(
-                    circuit, value_sets[index], opts, scans[index], batched.get(index), templates.get(index)
+        # Serializing many bound ISA circuits (BackendEstimatorV2 sends one per parameter
+        # set) builds thousands of gate dicts, which cannot form cycles: as the template
+        # binder does (cache/emitter.py), pause the automatic collector, which would
+        # otherwise run a young collection every 700 of them and now and then a full one
+        # over the whole heap, and make the young collection ourselves after each block
+        # of 128 circuits (so garbage of circuits compiled here stays bounded). Only a
+        # caller that found the collector enabled turns it back on.
+        pause = len(circuits) > 8 and gc.isenabled()
+        if pause:
+            gc.disable()
+        try:
+            for index, circuit in enumerate(circuits):
+                prepared.extend(
+                    self._prepare_one(
+                        circuit, value_sets[index], opts, scans[index], batched.get(index), templates.get(index)
+                    )
                 )
-            )
+                if pause and index % 128 == 127:
+                    gc.collect(0)
+        finally:
+            if pause:
+                gc.enable()
+                gc.collect(0)
         return prepared
 
     def _prepare_one(

@@ -39,13 +39,23 @@ def payload_fidelity(gates: list[dict], spec: DeviceSpec) -> float:
 
 _NATIVE_LIFTED = frozenset({"gpi", "gpi2", "ms", "zz"})
 _NATIVE_OK = _NATIVE_LIFTED | {"rz", "measure", "barrier", "reset", "global_phase", "delay"}
+#: The standard-gate form of the native gates (a backend's target): GPi2(0), GPi(0),
+#: MS(0, 0, t / 2pi); ``rzz`` (ZZ) only where the device has ZZ.
+STANDARD_NATIVE = frozenset({"sx", "x", "rxx"})
+STANDARD_NATIVE_ZZ = STANDARD_NATIVE | {"rzz"}
+#: One-qubit gates that scan() checks on a fast path (rz: its angle; sx, x: none).
+_PLAIN_GATES = frozenset({"rz", "sx", "x"})
 
 
-def scan(circuit: QuantumCircuit) -> tuple[int, str, list[int | None]]:
+def scan(
+    circuit: QuantumCircuit, standard: frozenset[str] = STANDARD_NATIVE
+) -> tuple[int, str, list[int | None]]:
     """One pass over ``circuit``: ``(gate count, kind, measurement map)``.
 
-    ``kind`` is ``"logical"`` (no native gates), ``"native"`` (only GPi/GPi2/MS/ZZ/RZ) or
-    ``"mixed"``; the measurement map is :func:`~qstore_qiskit.payload.measurement_map`'s
+    ``kind`` is ``"logical"`` (no native gates), ``"native"`` (only GPi/GPi2/MS/ZZ/RZ and
+    their standard-gate forms ``standard``: ``sx``, ``x``, ``rxx``, and ``rzz`` where the
+    device has ZZ; see :func:`~qstore_qiskit.transpiler.ionq_target`) or ``"mixed"``;
+    the measurement map is :func:`~qstore_qiskit.payload.measurement_map`'s
     (clbit -> measured qubit). The pass reads instruction names, qubits and parameters
     only, never ``inst.operation`` (which makes Qiskit build a Python gate object per
     instruction): it runs for every circuit a backend receives.
@@ -66,10 +76,29 @@ def scan(circuit: QuantumCircuit) -> tuple[int, str, list[int | None]]:
     meas_map: list[int | None] = [None] * circuit.num_clbits
     qidx = cidx = None
     gates = 0
-    native = logical = False
+    native = standard_native = logical = False
     for inst in circuit.data:
         name = inst.name
         if name in ("barrier", "delay"):
+            continue
+        if name in _PLAIN_GATES:
+            # The bulk of an ISA circuit: no control flow, no reset, one qubit.
+            if measured and inst.qubits[0] in measured:
+                raise ValueError(
+                    f"circuit '{circuit.name}' measures or resets a qubit mid-circuit; qstore backends "
+                    "batch gate-list jobs only. Run it with qiskit-ionq's backend (OpenQASM 3 jobs)."
+                )
+            gates += 1
+            if name == "rz":
+                value = inst.params[0]
+                if type(value) is float and not math.isfinite(value):  # noqa: E721 (hot path)
+                    raise ValueError(
+                        f"circuit '{circuit.name}': instruction '{name}' has angle {value}; angles must be finite"
+                    )
+            elif name in standard:
+                standard_native = True
+            else:
+                logical = True
             continue
         if inst.is_control_flow():
             raise TranspilerError(
@@ -103,9 +132,17 @@ def scan(circuit: QuantumCircuit) -> tuple[int, str, list[int | None]]:
                 )
         if name in _NATIVE_LIFTED:
             native = True
+        elif name in standard:
+            standard_native = True
         elif name not in _NATIVE_OK:
             logical = True
-    kind = ("mixed" if logical else "native") if native else "logical"
+    # Standard gates that are native (sx, x, rxx) next to other standard gates are a
+    # logical circuit (compiled through the template cache); next to IonQ's own only,
+    # a native one.
+    if logical:
+        kind = "mixed" if native else "logical"
+    else:
+        kind = "native" if native or standard_native else "logical"
     return gates, kind, meas_map
 
 

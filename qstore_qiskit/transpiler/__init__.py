@@ -18,6 +18,7 @@ from .passes import CheckIonQInput, LowerToIonQNative
 from .target import (
     DEVICES,
     NATIVE_GATE_NAMES,
+    STANDARD_GATE_NAMES,
     DeviceSpec,
     IonQTarget,
     device_spec,
@@ -33,6 +34,7 @@ __all__ = [
     "LowerToIonQNative",
     "DEVICES",
     "NATIVE_GATE_NAMES",
+    "STANDARD_GATE_NAMES",
     "DeviceSpec",
     "IonQTarget",
     "device_spec",

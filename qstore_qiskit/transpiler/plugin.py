@@ -14,6 +14,12 @@ Circuits with free parameters come out in the parameter-preserving ISA form of
 :class:`~.passes.ParametersToVirtualRZ`: every input parameter kept, only inside virtual
 ``rz`` gates (numeric GPi/GPi2/MS phases), so that Qiskit's primitives can bind them and
 parameter-shift gradients stay exact.
+
+For a target in the standard-gate form (a :class:`~qstore_qiskit.QStoreBackend`'s
+target, ``ionq_target(..., isa="standard")``) the native output is rewritten exactly as
+the standard gates ``sx``, ``x``, ``rxx`` (``rzz``) between ``rz`` frames
+(:class:`~.passes.NativeToStandard`): Qiskit's own optimization passes then run on Rust
+gates.
 """
 
 from __future__ import annotations
@@ -22,9 +28,9 @@ from qiskit.passmanager.flow_controllers import ConditionalController
 from qiskit.transpiler import PassManager, PassManagerConfig
 from qiskit.transpiler.preset_passmanagers.plugin import PassManagerStagePlugin
 
-from .passes import CheckParameterized, ParametersToVirtualRZ, StateTrivialLayout
+from .passes import CheckParameterized, NativeToStandard, ParametersToVirtualRZ, StateTrivialLayout
 from .passmanager import init_passes, optimization_passes, translation_passes
-from .target import ionq_target
+from .target import STANDARD_GATE_NAMES, ionq_target, is_standard_form, native_form
 
 
 def _target(config: PassManagerConfig | None):
@@ -46,11 +52,17 @@ def _options(config: PassManagerConfig | None) -> dict:
 
 
 def _parameterized(property_set) -> bool:
-    return bool(property_set["ionq_parameterized"])
+    return bool(property_set["ionq_parameterized"]) and not property_set["ionq_isa_form"]
 
 
 def _bound(property_set) -> bool:
-    return not property_set["ionq_parameterized"]
+    return not property_set["ionq_parameterized"] and not property_set["ionq_isa_form"]
+
+
+def _isa_names(target) -> frozenset[str]:
+    """The instruction names of a standard-form target's ISA (``rzz`` only where the
+    target has it)."""
+    return frozenset(STANDARD_GATE_NAMES & set(target.operation_names)) | {"rz", "measure", "barrier"}
 
 
 class QStoreTranslationPlugin(PassManagerStagePlugin):
@@ -62,7 +74,9 @@ class QStoreTranslationPlugin(PassManagerStagePlugin):
     optimization loop), leaves the global ``SessionEquivalenceLibrary`` untouched (the
     lowering carries its own rules), and never changes the layout. Where no layout stage
     ran (IonQ targets are all-to-all, so Qiskit's preset pass managers run none), it
-    states the trivial layout (:class:`~.passes.StateTrivialLayout`).
+    states the trivial layout (:class:`~.passes.StateTrivialLayout`). On a target in
+    the standard-gate form, the native gates are then rewritten as standard gates
+    (:class:`~.passes.NativeToStandard`, exact).
     """
 
     def pass_manager(
@@ -73,11 +87,19 @@ class QStoreTranslationPlugin(PassManagerStagePlugin):
         # With the qstore optimization stage too, its resynthesis round runs fused into
         # the lowering (LowerAndResynthesize; same output, less bookkeeping).
         resynthesize = getattr(pass_manager_config, "optimization_method", None) == "qstore"
-        lowering = translation_passes(target, level, resynthesize=resynthesize, **options)
+        # The lowering emits (and reads) IonQ's own gate names.
+        lowering = translation_passes(native_form(target), level, resynthesize=resynthesize, **options)
+        standard = is_standard_form(target)
+        if standard:
+            lowering = lowering + [NativeToStandard()]
         return PassManager(
             [
-                CheckParameterized(),
+                # On a standard-form target, a circuit already in that form (an ISA
+                # circuit given again, e.g. each shifted circuit of a gradient) is left
+                # as it is: the stage's other passes do not even run.
+                CheckParameterized(_isa_names(target) if standard else None),
                 ConditionalController(lowering, condition=_bound),
+                # Emits the target's form itself (and keeps an ISA circuit as it is).
                 ConditionalController(
                     [ParametersToVirtualRZ(target, level, **options)], condition=_parameterized
                 ),
@@ -94,7 +116,13 @@ class QStoreOptimizationPlugin(PassManagerStagePlugin):
         self, pass_manager_config: PassManagerConfig, optimization_level: int | None = None
     ) -> PassManager:
         level = 2 if optimization_level is None else optimization_level
-        passes = optimization_passes(_target(pass_manager_config), level, **_options(pass_manager_config))
+        target = _target(pass_manager_config)
+        if is_standard_form(target):
+            # The translation stage lowered the circuit with this stage's resynthesis
+            # fused in (levels 1-2) or as its own last step (level 3), then rewrote it
+            # in standard gates, which the native resynthesis does not read.
+            return PassManager([])
+        passes = optimization_passes(target, level, **_options(pass_manager_config))
         # Parameterized (ISA-form) circuits were optimized part by part by the
         # translation stage; resynthesis would fold their virtual rz back into phases.
         return PassManager([CheckParameterized(), ConditionalController(passes, condition=_bound)])
@@ -110,6 +138,6 @@ class QStoreInitPlugin(PassManagerStagePlugin):
         return PassManager(
             init_passes(
                 _options(pass_manager_config)["qubits_initially_zero"],
-                target=_target(pass_manager_config),
+                target=native_form(_target(pass_manager_config)),
             )
         )

@@ -21,6 +21,19 @@ Sources of the figures (means over the device, as published):
 * ``simulator``: IonQ's cloud simulator is ideal by default, so every error is zero; its
   native gate set is Aria's (GPi, GPi2, MS).
 * ``rz`` is virtual (a frame change in the control software): zero error and duration.
+
+Two instruction-set forms of the same device (``ionq_target(..., isa=...)``):
+
+* ``"native"`` (default): IonQ's own gates, GPi, GPi2, MS (and ZZ), as qiskit-ionq's
+  native targets hold them.
+* ``"standard"``: the same gates written as Qiskit standard gates, each exactly one IonQ
+  native gate once its ``rz`` frames are pushed into the phases (which the payload does
+  for free): ``sx`` = GPi2(0), ``x`` = GPi(0), ``rxx(t)`` = MS(0, 0, t / 2pi) and
+  ``rzz(t)`` = ZZ(t / 2pi), with ``GPi2(phi) = rz(2 pi phi) . sx . rz(-2 pi phi)`` up to a
+  global phase, and likewise for GPi and MS. Qiskit's own passes (``Optimize1qGatesDecomposition``,
+  ``ConsolidateBlocks``, ``UnitarySynthesis``) then work on Rust gates, without a call
+  back into Python per gate, and parameters stay in ``rz`` angles. A
+  :class:`~qstore_qiskit.QStoreBackend` advertises this form (see docs/transpiler.rst).
 """
 
 from __future__ import annotations
@@ -29,7 +42,7 @@ import math
 from dataclasses import dataclass, replace
 
 from qiskit.circuit import Parameter, QuantumCircuit
-from qiskit.circuit.library import Measure, Reset, RZGate
+from qiskit.circuit.library import Measure, Reset, RXXGate, RZGate, RZZGate, SXGate, XGate
 from qiskit.transpiler import InstructionProperties, Target
 from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate, ZZGate
 
@@ -38,6 +51,10 @@ PARTIAL_FLOOR = 0.5
 
 #: Names of the instructions a native IonQ circuit may contain.
 NATIVE_GATE_NAMES = frozenset({"gpi", "gpi2", "ms", "zz", "rz"})
+#: Names of the instructions of the standard-gate form (``isa="standard"``).
+STANDARD_GATE_NAMES = frozenset({"sx", "x", "rxx", "rzz", "rz"})
+#: The instruction-set forms :func:`ionq_target` builds.
+ISA_FORMS = ("native", "standard")
 
 
 @dataclass(frozen=True)
@@ -157,25 +174,40 @@ class IonQTarget(Target):
     Holds GPi, GPi2, MS (and ZZ where native) on every qubit and on every ordered pair of
     distinct qubits (all-to-all connectivity, each pair listed explicitly: no global
     entries), a virtual ``rz`` with zero error and duration, ``measure`` and (unless
-    built with ``reset=False``) ``reset``.
+    built with ``reset=False``) ``reset``. In the ``"standard"`` form (``isa``
+    attribute) ``sx``, ``x``, ``rxx`` (and ``rzz``) stand for GPi2, GPi, MS (and ZZ),
+    with the same errors and durations.
     """
 
-    def __new__(cls, *args, device: DeviceSpec | None = None, **kwargs):  # noqa: D102
+    def __new__(cls, *args, device: DeviceSpec | None = None, isa: str = "native", **kwargs):  # noqa: D102
         # Target is built in __new__ (Rust-backed base class): attach the spec there.
         obj = super().__new__(cls, *args, **kwargs)
         obj.device = device
+        obj.isa = isa
         return obj
 
     # Pickling (parallel transpile) and deepcopy rebuild the target from its spec: the
     # Rust base class cannot reduce a subclass instance itself.
     def __reduce__(self):
-        return (_rebuild_target, (self.device, self.num_qubits, "reset" in self.operation_names))
+        return (_rebuild_target, (self.device, self.num_qubits, "reset" in self.operation_names, self.isa))
 
     def __reduce_ex__(self, protocol):
         return self.__reduce__()
 
     def __deepcopy__(self, memo):
-        return _rebuild_target(self.device, self.num_qubits, "reset" in self.operation_names)
+        return _rebuild_target(self.device, self.num_qubits, "reset" in self.operation_names, self.isa)
+
+    def native_form(self) -> "IonQTarget":
+        """This device's target in the ``"native"`` form (itself if it is one): what the
+        lowering passes read (they emit GPi/GPi2/MS/ZZ)."""
+        if self.isa == "native":
+            return self
+        twin = getattr(self, "_native_twin", None)
+        if twin is None:
+            twin = self._native_twin = _rebuild_target(
+                self.device, self.num_qubits, "reset" in self.operation_names, "native"
+            )
+        return twin
 
     def build_coupling_map(self, two_q_gate=None, filter_idle_qubits=False):
         """``None``: an IonQ device has no connectivity constraint (all-to-all).
@@ -195,12 +227,29 @@ class IonQTarget(Target):
         return super().build_coupling_map(two_q_gate, filter_idle_qubits)
 
 
-def _rebuild_target(device: DeviceSpec, num_qubits: int, reset: bool = True) -> IonQTarget:
-    return ionq_target(device, num_qubits=num_qubits, reset=reset)
+def _rebuild_target(device: DeviceSpec, num_qubits: int, reset: bool = True, isa: str = "native") -> IonQTarget:
+    return ionq_target(device, num_qubits=num_qubits, reset=reset, isa=isa)
+
+
+def native_form(target: Target | None) -> Target | None:
+    """``target`` in IonQ's native form: the native twin of a ``"standard"``
+    :class:`IonQTarget`, any other target (or ``None``) as it is."""
+    if isinstance(target, IonQTarget):
+        return target.native_form()
+    return target
+
+
+def is_standard_form(target: Target | None) -> bool:
+    """Whether ``target`` is an :class:`IonQTarget` in the ``"standard"`` form."""
+    return getattr(target, "isa", "native") == "standard"
 
 
 def ionq_target(
-    device: str | DeviceSpec = "aria-1", num_qubits: int | None = None, *, reset: bool = True
+    device: str | DeviceSpec = "aria-1",
+    num_qubits: int | None = None,
+    *,
+    reset: bool = True,
+    isa: str = "native",
 ) -> IonQTarget:
     """Build the transpiler :class:`Target` of an IonQ device.
 
@@ -212,35 +261,41 @@ def ionq_target(
             have no reset, so the target of a :class:`~qstore_qiskit.QStoreBackend` is
             built with ``reset=False`` (it advertises exactly what ``run`` accepts);
             ``True`` (default) suits OpenQASM 3 flows with mid-circuit reset.
+        isa: ``"native"`` (GPi, GPi2, MS, ZZ: IonQ's names, as qiskit-ionq's native
+            targets) or ``"standard"`` (``sx``, ``x``, ``rxx``, ``rzz``: the same gates
+            as Qiskit standard gates, see the module docstring).
 
     Returns:
         The target, whose ``device`` attribute is the :class:`DeviceSpec`.
     """
+    if isa not in ISA_FORMS:
+        raise ValueError(f"isa must be one of {ISA_FORMS}, got {isa!r}")
     spec = device_spec(device)
     if num_qubits is not None:
         if num_qubits < 1:
             raise ValueError(f"num_qubits must be positive, got {num_qubits}")
         spec = replace(spec, num_qubits=int(num_qubits))
     n = spec.num_qubits
-    target = IonQTarget(num_qubits=n, description=f"IonQ {spec.name}", device=spec)
+    standard = isa == "standard"
+    target = IonQTarget(num_qubits=n, description=f"IonQ {spec.name}", device=spec, isa=isa)
     one_q = {
         (q,): InstructionProperties(duration=spec.oneq_duration, error=spec.oneq_error)
         for q in range(n)
     }
-    target.add_instruction(GPIGate(Parameter("phi")), dict(one_q))
-    target.add_instruction(GPI2Gate(Parameter("phi")), dict(one_q))
+    target.add_instruction(XGate() if standard else GPIGate(Parameter("phi")), dict(one_q))
+    target.add_instruction(SXGate() if standard else GPI2Gate(Parameter("phi")), dict(one_q))
     target.add_instruction(
         RZGate(Parameter("theta")),
         {(q,): InstructionProperties(duration=0.0, error=0.0) for q in range(n)},
     )
     pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
     target.add_instruction(
-        MSGate(Parameter("phi0"), Parameter("phi1"), Parameter("theta")),
+        RXXGate(Parameter("theta")) if standard else MSGate(Parameter("phi0"), Parameter("phi1"), Parameter("theta")),
         {p: InstructionProperties(duration=spec.twoq_duration, error=spec.ms_error) for p in pairs},
     )
     if spec.has_zz:
         target.add_instruction(
-            ZZGate(Parameter("theta")),
+            RZZGate(Parameter("theta")) if standard else ZZGate(Parameter("theta")),
             {p: InstructionProperties(duration=spec.twoq_duration, error=spec.zz_error) for p in pairs},
         )
     readout = {
@@ -271,31 +326,41 @@ def spec_from_target(target: Target | None) -> DeviceSpec:
         errs = [p.error for p in target[name].values() if p is not None and p.error is not None]
         return sum(errs) / len(errs) if errs else 0.0
 
-    has_zz = "zz" in target.operation_names
-    has_ms = "ms" in target.operation_names
+    names = target.operation_names
+    oneq, ms, zz = ("gpi2", "ms", "zz") if "gpi2" in names or "sx" not in names else ("sx", "rxx", "rzz")
+    has_zz = zz in names
+    has_ms = ms in names
     base = DEVICES["forte-1" if has_zz and not has_ms else "aria-1"]
     return replace(
         base,
         name=target.description or base.name,
         num_qubits=target.num_qubits or base.num_qubits,
-        oneq_error=mean_error("gpi2", base.oneq_error),
-        ms_error=mean_error("ms", base.ms_error) if has_ms else mean_error("zz", base.ms_error),
-        zz_error=mean_error("zz", None) if has_zz else None,
+        oneq_error=mean_error(oneq, base.oneq_error),
+        ms_error=mean_error(ms, base.ms_error) if has_ms else mean_error(zz, base.ms_error),
+        zz_error=mean_error(zz, None) if has_zz else None,
         spam_error=mean_error("measure", base.spam_error),
     )
 
 
 def instruction_error(name: str, params, spec: DeviceSpec) -> float:
-    """Error of one native instruction under ``spec``'s model (0 for unknown/virtual)."""
-    if name in ("gpi", "gpi2"):
+    """Error of one native instruction under ``spec``'s model (0 for unknown/virtual).
+
+    The standard-gate form counts as the native gate it stands for: ``sx``/``x`` as
+    GPi2/GPi, ``rxx(t)`` as MS(0, 0, t / 2pi), ``rzz(t)`` as ZZ(t / 2pi)."""
+    if name in ("gpi", "gpi2", "sx", "x"):
         return spec.oneq_error
     if name == "ms":
         angle = params[2] if len(params) > 2 else 0.25
         return spec.ms_error_at(_as_float(angle, 0.25))
-    if name == "zz":
+    if name == "rxx":
+        return spec.ms_error_at(_as_float(params[0], math.pi / 2) / (2 * math.pi))
+    if name in ("zz", "rzz"):
+        turns = _as_float(params[0], 0.25 if name == "zz" else math.pi / 2)
+        if name == "rzz":
+            turns /= 2 * math.pi
         if spec.zz_error is None:
             return spec.ms_error
-        return spec.zz_error_at(_as_float(params[0], 0.25))
+        return spec.zz_error_at(turns)
     if name == "measure":
         return spec.spam_error
     return 0.0

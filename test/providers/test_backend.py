@@ -10,11 +10,12 @@ import numpy as np
 from qiskit import QuantumCircuit, transpile
 from qiskit.circuit import Parameter, ParameterVector
 from qiskit.providers import JobError, JobStatus
+from qiskit.quantum_info import Statevector
 from qiskit.transpiler.exceptions import TranspilerError
 
 from qstore_qiskit import LocalServer, QStoreProvider
 from qstore_qiskit.providers import FEATURE_OPTIONS, QStoreBackend
-from qstore_qiskit.transpiler import NATIVE_GATE_NAMES
+from qstore_qiskit.transpiler import NATIVE_GATE_NAMES, STANDARD_GATE_NAMES
 
 from .helpers import ProviderTestCase, assert_counts_match, asymmetric, bell, exact_distribution
 
@@ -292,22 +293,32 @@ class TestBackendDescription(ProviderTestCase):
             n = target.num_qubits
             pairs = set(itertools.permutations(range(n), 2))
             with self.subTest(name):
-                self.assertEqual(set(target["ms"]), pairs)
-                self.assertEqual("zz" in target.operation_names, has_zz)
+                # The standard-gate form of GPi/GPi2/MS/ZZ (ionq_target(..., isa="standard")).
+                self.assertEqual(set(target.operation_names), {"rz", "sx", "x", "rxx", "measure"} | ({"rzz"} if has_zz else set()))
+                self.assertEqual(set(target["rxx"]), pairs)
+                self.assertEqual("rzz" in target.operation_names, has_zz)
                 if has_zz:
-                    self.assertEqual(set(target["zz"]), pairs)
-                for gate in ("gpi", "gpi2", "measure"):
+                    self.assertEqual(set(target["rzz"]), pairs)
+                for gate in ("x", "sx", "rz", "measure"):
                     self.assertEqual(set(target[gate]), {(q,) for q in range(n)})
                 self.assertEqual(backend.num_qubits, n)
-                self.assertIsNotNone(target["ms"][(0, 1)].error)
+                self.assertIsNotNone(target["rxx"][(0, 1)].error)
+                self.assertEqual(target["sx"][(0,)].error, target.native_form()["gpi2"][(0,)].error)
 
     def test_transpile_uses_qstore_plugin(self):
         self.assertEqual(self.backend.get_translation_stage_plugin(), "qstore")
-        allowed = set(NATIVE_GATE_NAMES) | {"measure", "barrier"}
+        allowed = set(STANDARD_GATE_NAMES) | {"measure", "barrier"}
         for backend in (self.backend, self.provider.get_backend("aria-1")):
             out = transpile(asymmetric(), backend, optimization_level=1, seed_transpiler=1)
             self.assertTrue(set(out.count_ops()) <= allowed, out.count_ops())
-            self.assertIn("ms", out.count_ops())
+            self.assertIn("rxx", out.count_ops())
+            # transpile assumes qubits start in |0>, and Z frames before a measurement are
+            # dropped: the same outcome probabilities from |0...0>.
+            np.testing.assert_allclose(
+                Statevector(out.remove_final_measurements(inplace=False)).probabilities(),
+                Statevector(asymmetric().remove_final_measurements(inplace=False)).probabilities(),
+                atol=1e-9,
+            )
             counts = backend.run(out, shots=SHOTS, sampler_seed=2).result().get_counts()
             assert_counts_match(self, counts, exact_distribution(asymmetric()), SHOTS)
 

@@ -10,6 +10,7 @@ from .clear_block_list import ClearBlockList
 from .commute_into_blocks import CommuteIntoTwoQubitBlocks
 from .lower_and_resynthesize import LowerAndResynthesize
 from .lower_to_native import LowerToIonQNative
+from .native_to_standard import NativeToStandard
 from .parameters_to_virtual_rz import ParametersToVirtualRZ
 from .resynthesize_cnot_networks import ResynthesizeCnotNetworks
 from .resynthesize_native import ResynthesizeNativeBlocks
@@ -29,6 +30,7 @@ __all__ = [
     "LowerAndResynthesize",
     "LowerBestOfCandidates",
     "LowerToIonQNative",
+    "NativeToStandard",
     "ParametersToVirtualRZ",
     "ResynthesizeCnotNetworks",
     "ResynthesizeNativeBlocks",

@@ -32,17 +32,33 @@ from qiskit.transpiler import PassManager, Target
 from qiskit.transpiler.basepasses import TransformationPass
 from qiskit.transpiler.exceptions import TranspilerError
 from ..gates import MSGate
+from ..target import is_standard_form, native_form
+from .native_to_standard import NativeToStandard
 
 #: The basis every parameterized gate is rewritten into: only ``rz`` takes an angle.
 _RZ_BASIS = ("rz", "sx", "x", "cx")
 #: Instructions of a circuit that is already in the parameter-preserving ISA form.
 _ISA_NAMES = frozenset({"gpi", "gpi2", "ms", "zz", "rz", "measure", "reset", "barrier"})
+#: The same for a target in the standard-gate form (``ionq_target(..., isa="standard")``).
+_STANDARD_ISA_NAMES = frozenset({"sx", "x", "rxx", "rzz", "rz", "measure", "reset", "barrier"})
 _TWO_PI = 2.0 * math.pi
 
 
 def _symbolic(op: Any) -> bool:
     """Whether ``op`` has an angle that still depends on a parameter."""
     return any(isinstance(p, ParameterExpression) and p.parameters for p in getattr(op, "params", ()))
+
+
+#: ISA instructions without parameters.
+_NO_PARAMETERS = frozenset({"sx", "x", "measure", "reset", "barrier"})
+
+
+def _node_symbolic(node: DAGOpNode) -> bool:
+    """Whether a DAG node has an angle that depends on a parameter (without building its
+    Python gate object unless it holds an expression)."""
+    return node.is_parameterized() and any(
+        isinstance(p, ParameterExpression) and p.parameters for p in node.params
+    )
 
 
 def _numeric_phase(phase: Any) -> float:
@@ -83,6 +99,11 @@ class ParametersToVirtualRZ(TransformationPass):
 
     A circuit without parameters is lowered exactly as by the ordinary lowering.
 
+    With a target in the standard-gate form (``ionq_target(..., isa="standard")``, a
+    backend's target), the output is in that form: ``sx``, ``x``, ``rxx`` and ``rzz``
+    instead of ``gpi2``, ``gpi``, ``ms`` and ``zz`` (:class:`NativeToStandard`, exact),
+    and the same guarantees hold with those names.
+
     Args:
         target: The IonQ target of the lowering.
         optimization_level: The lowering's optimization level (0-3).
@@ -109,32 +130,33 @@ class ParametersToVirtualRZ(TransformationPass):
         self._lowering = lowering
         self._pms: dict[bool, PassManager] = {}
         self._rules: dict[tuple, tuple[QuantumCircuit, list[Parameter]] | None] = {}
+        self._standard = is_standard_form(target)
+        self._isa_names = _ISA_NAMES
+        if self._standard:  # rzz only where the target has ZZ
+            self._isa_names = _STANDARD_ISA_NAMES - (set() if "rzz" in target.operation_names else {"rzz"})
 
     # ------------------------------------------------------------------ driver
     def run(self, dag: DAGCircuit) -> DAGCircuit:
-        if self._in_isa_form(dag):
+        if self._in_isa_form(dag, self._isa_names):
             return dag
         self._to_rz_form(dag)
-        return self._lower_between_rz(dag)
+        out = self._lower_between_rz(dag)
+        return NativeToStandard().run(out) if self._standard else out
 
     @staticmethod
-    def _in_isa_form(dag: DAGCircuit) -> bool:
-        # Names are counted by the DAG itself, and only nodes that hold an expression are
-        # looked at in Python: ``node.op`` would build a Python gate object for every
-        # standard gate (Qiskit's preset pass managers re-run this stage on every ISA
-        # circuit they are given, e.g. each shifted circuit of a gradient).
-        if not dag.count_ops(recurse=False).keys() <= _ISA_NAMES:
+    def _in_isa_form(dag: DAGCircuit, names: frozenset = _ISA_NAMES) -> bool:
+        # Names are counted by the DAG itself, and only nodes of names that can hold an
+        # expression are looked at in Python: ``node.op`` would build a Python gate
+        # object for every standard gate (Qiskit's preset pass managers re-run this stage
+        # on every ISA circuit they are given, e.g. each shifted circuit of a gradient).
+        counts = dag.count_ops(recurse=False)
+        if not counts.keys() <= names:
             return False
-        parameterized = False
-        for node in dag.op_nodes():
-            if not node.is_parameterized():
-                continue
-            if any(isinstance(p, ParameterExpression) and p.parameters for p in node.params):
-                if node.name != "rz":
-                    return False
-                parameterized = True
+        others = [name for name in counts if name not in _NO_PARAMETERS and name != "rz"]
+        if others and any(_node_symbolic(node) for node in dag.named_nodes(*others)):
+            return False  # a parameter outside rz
         # A numeric native circuit still goes through the lowering (normal form).
-        return parameterized
+        return "rz" in counts and any(_node_symbolic(node) for node in dag.named_nodes("rz"))
 
     # ------------------------------------------------------------------ rz form
     def _to_rz_form(self, dag: DAGCircuit) -> None:
@@ -227,7 +249,7 @@ class ParametersToVirtualRZ(TransformationPass):
                 from ..passmanager import translation_passes  # the lowering imports this module
 
                 passes = translation_passes(
-                    self.target, self.optimization_level, self.approximation_degree, qubits_initially_zero
+                    native_form(self.target), self.optimization_level, self.approximation_degree, qubits_initially_zero
                 )
             pm = self._pms[qubits_initially_zero] = PassManager(passes)
         return pm
