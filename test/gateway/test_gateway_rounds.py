@@ -7,7 +7,6 @@ methods run on a private event loop against the real local server.
 from __future__ import annotations
 
 import asyncio
-import secrets
 
 import pytest
 
@@ -15,18 +14,9 @@ from qstore_qiskit.gateway.identity import key_fingerprint
 from qstore_qiskit.gateway.ray_gateway import QStoreGateway
 from qstore_qiskit.server import LocalServer
 
+from .payloads import SETTINGS, body, rid
+
 KEY = "rounds-test-key-" + "c0ffee" * 5
-SETTINGS = {"backend": "simulator", "shots": 16, "gateset": "native", "sampler_seed": 5}
-
-
-def body(value: int, qubits: int = 4) -> dict:
-    """A circuit preparing basis state |value> (GPi(0) is a bit flip)."""
-    gates = [{"gate": "gpi", "target": q, "phase": 0.0} for q in range(qubits) if value >> q & 1]
-    return {"qubits": qubits, "circuit": gates, "name": f"v{value}"}
-
-
-def rid() -> str:
-    return secrets.token_urlsafe(32)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ event loop against the real local server. Counts and order only, never times.
 from __future__ import annotations
 
 import asyncio
-import secrets
 
 import pytest
 
@@ -16,18 +15,9 @@ from qstore_qiskit.gateway.ray_gateway import QStoreGateway
 from qstore_qiskit.gateway.release import DEFAULT_RELEASE, RELEASES, pipeline_groups, pipeline_quorum, should_release
 from qstore_qiskit.server import LocalServer
 
+from .payloads import SETTINGS, body, rid
+
 KEY = "pipeline-test-key-" + "5eed" * 8
-SETTINGS = {"backend": "simulator", "shots": 16, "gateset": "native", "sampler_seed": 5}
-
-
-def body(value: int, qubits: int = 4) -> dict:
-    """A circuit preparing basis state |value> (GPi(0) is a bit flip)."""
-    gates = [{"gate": "gpi", "target": q, "phase": 0.0} for q in range(qubits) if value >> q & 1]
-    return {"qubits": qubits, "circuit": gates, "name": f"v{value}"}
-
-
-def rid() -> str:
-    return secrets.token_urlsafe(32)
 
 
 def decide(held, flying=(), lingering=(), in_flight=0, depth=2, quorum=1, back=(), mode="pipeline") -> bool:
