@@ -196,8 +196,8 @@ def _walk_native(circuit: QuantumCircuit) -> tuple[list[dict[str, Any]], list[fl
     for inst in circuit.data:
         name = inst.name
         if name in _ONE_QUBIT:
-            # Fast path for the bulk of an ISA circuit (same results as the general
-            # path below, which it mirrors): one-qubit gates without list building.
+            # Every one-qubit instruction that is emitted or tracked as a frame: the bulk
+            # of an ISA circuit, handled without building a qubit list.
             q = qidx[inst.qubits[0]]
             if q >= gated:
                 gated = q + 1
@@ -208,10 +208,8 @@ def _walk_native(circuit: QuantumCircuit) -> tuple[list[dict[str, Any]], list[fl
                     f"'{name}' on qubit(s) {[q]} after a measurement: mid-circuit measurement "
                     "cannot be expressed in the ionq.circuit.v1 native format"
                 )
-            if name == "sx" or name == "x":
-                phase = -frame[q] % 1.0
-                append({"gate": "gpi2" if name == "sx" else "gpi", "target": q,
-                        "phase": 0.0 if phase >= 1.0 else phase + 0.0})
+            if name == "sx" or name == "x":  # GPi2(0) / GPi(0)
+                append({"gate": "gpi2" if name == "sx" else "gpi", "target": q, "phase": normalize_phase(-frame[q])})
                 continue
             value = inst.params[0]
             if type(value) is not float or not isfinite(value):
@@ -240,16 +238,7 @@ def _walk_native(circuit: QuantumCircuit) -> tuple[list[dict[str, Any]], list[fl
                 "cannot be expressed in the ionq.circuit.v1 native format"
             )
         params = inst.params
-        if name == "rz":
-            frame[qubits[0]] += _float(params[0], "rz angle") / _TWO_PI
-        elif name in ("gpi", "gpi2"):
-            q = qubits[0]
-            phase = normalize_phase(_float(params[0], f"{name} phase") - frame[q])
-            gates.append({"gate": name, "target": q, "phase": phase})
-        elif name in ("sx", "x"):  # GPi2(0) / GPi(0)
-            q = qubits[0]
-            gates.append({"gate": "gpi2" if name == "sx" else "gpi", "target": q, "phase": normalize_phase(-frame[q])})
-        elif name in ("ms", "rxx"):
+        if name in ("ms", "rxx"):
             q0, q1 = qubits
             if name == "ms":
                 phi0 = normalize_phase(_float(params[0], "ms phase 0") - frame[q0])

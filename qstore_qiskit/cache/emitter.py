@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..payload import ANGLE_TOL, MS_MAX_ANGLE
+from ..transpiler.gc_pause import cyclic_gc_paused
 from .builder import PlanEntry
 from .errors import QStoreCacheError
 
@@ -387,21 +388,15 @@ class BindKernel:
         # ansatz, 1000 bindings, GC included), and it never escalates mid-build. The flag
         # is process-wide: only a caller that found it enabled turns it back on, and a
         # process that disabled the GC gets no collection from us.
-        pause = X.shape[0] > 8 and gc.isenabled()
-        if pause:
-            gc.disable()
-        try:
+        with cyclic_gc_paused(X.shape[0] > 8) as paused:
             out: list[list[dict[str, Any]]] = []
             # Blocks also keep numpy's temporaries small; the arithmetic is elementwise,
             # so blocking does not change a single bit.
             for lo in range(0, X.shape[0], _BIND_BLOCK):
                 out += self._gate_lists_block(X[lo : lo + _BIND_BLOCK])
-                if pause:
+                if paused:
                     gc.collect(0)
             return out
-        finally:
-            if pause:
-                gc.enable()
 
     def _gate_lists_block(self, X: np.ndarray) -> list[list[dict[str, Any]]]:
         S, ms_big, ms_pre = self._slots(X)

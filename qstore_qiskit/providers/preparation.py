@@ -19,6 +19,7 @@ from qiskit.providers import Options
 from qiskit.transpiler import PassManager
 
 from ..payload import dense_width, measurement_map, native_body, native_body_and_gate_width
+from ..transpiler.gc_pause import cyclic_gc_paused
 from ..transpiler.target import DEVICES
 from .binds import check_parameter_binds, value_table
 from .inspection import (
@@ -92,22 +93,17 @@ class CircuitPreparationMixin:
         # over the whole heap, and make the young collection ourselves after each block
         # of 128 circuits (so garbage of circuits compiled here stays bounded). Only a
         # caller that found the collector enabled turns it back on.
-        pause = len(circuits) > 8 and gc.isenabled()
-        if pause:
-            gc.disable()
-        try:
+        with cyclic_gc_paused(len(circuits) > 8) as paused:
             for index, circuit in enumerate(circuits):
                 prepared.extend(
                     self._prepare_one(
                         circuit, value_sets[index], opts, scans[index], batched.get(index), templates.get(index)
                     )
                 )
-                if pause and index % 128 == 127:
+                if paused and index % 128 == 127:
                     gc.collect(0)
-        finally:
-            if pause:
-                gc.enable()
-                gc.collect(0)
+        if paused:
+            gc.collect(0)
         return prepared
 
     def _prepare_one(

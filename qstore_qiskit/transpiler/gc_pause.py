@@ -12,8 +12,15 @@ _F = TypeVar("_F", bound=Callable)
 
 
 @contextmanager
-def cyclic_gc_paused() -> Iterator[None]:
+def cyclic_gc_paused(pause: bool = True) -> Iterator[bool]:
     """Run the body with Python's cyclic garbage collector disabled, then restore it.
+
+    Yields whether this call paused the collector (``False`` when ``pause`` is false or
+    the collector was already disabled). A long loop inside may run the young-generation
+    collection itself (``gc.collect(0)``) between blocks when it did, as the template
+    binder and the backend's circuit preparation do: the pass the interpreter would
+    make anyway, made while the block is still in the CPU cache, and never escalating
+    to a full collection mid-build.
 
     The lowering passes allocate a few container objects per gate (entry lists, gate
     objects, DAG node handles), most of them dropped again within the pass. CPython
@@ -33,12 +40,12 @@ def cyclic_gc_paused() -> Iterator[None]:
     disabled. The collector is process-wide: another thread's cyclic garbage waits until
     the pass is done.
     """
-    if not gc.isenabled():
-        yield
+    if not pause or not gc.isenabled():
+        yield False
         return
     gc.disable()
     try:
-        yield
+        yield True
     finally:
         gc.enable()
 

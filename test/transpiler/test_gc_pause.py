@@ -57,11 +57,20 @@ class TestCyclicGcPaused(unittest.TestCase):
 
     def test_paused_inside_restored_after(self):
         gc.enable()
-        with cyclic_gc_paused():
+        with cyclic_gc_paused() as paused:
+            self.assertTrue(paused)
             self.assertFalse(gc.isenabled())
-            with cyclic_gc_paused():  # nested
+            with cyclic_gc_paused() as inner:  # nested: the outer one restores it
+                self.assertFalse(inner)
                 self.assertFalse(gc.isenabled())
             self.assertFalse(gc.isenabled())
+        self.assertTrue(gc.isenabled())
+
+    def test_pause_false_leaves_the_collector_alone(self):
+        gc.enable()
+        with cyclic_gc_paused(False) as paused:
+            self.assertFalse(paused)
+            self.assertTrue(gc.isenabled())
         self.assertTrue(gc.isenabled())
 
     def test_restored_after_an_exception(self):
