@@ -27,7 +27,8 @@ class CheckParameterized(AnalysisPass):
     ``property_set["ionq_isa_form"]``: every instruction's name is in ``isa_names`` and
     every free parameter sits in an ``rz`` angle, so the circuit is already in the
     target's ISA form and the stage has nothing to do (bound or not). Both answers come
-    from one look at the nodes that can take an angle.
+    from one look at the nodes that can take an angle, which stops as soon as they are
+    known.
 
     Args:
         isa_names: Instruction names of the ISA form, or ``None`` (do not check it;
