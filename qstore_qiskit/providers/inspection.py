@@ -108,7 +108,7 @@ def scan(
                 "devices do not support; unroll it or run the branches as separate circuits."
             )
         if name == "measure":
-            if qidx is None:
+            if qidx is None or cidx is None:
                 qidx = {q: i for i, q in enumerate(circuit.qubits)}
                 cidx = {c: i for i, c in enumerate(circuit.clbits)}
             qubit = inst.qubits[0]
