@@ -172,21 +172,26 @@ def circuit_to_native_gates(
         QStorePayloadError: on a non-native instruction, an unbound or non-finite parameter,
             or a gate after a measurement on the same qubit (not expressible in v1).
     """
-    gates, frame, _, _ = _walk_native(circuit)
+    gates, frame, _, _, _ = _walk_native(circuit)
     if return_frames:
         return gates, [f * _TWO_PI for f in frame]
     return gates
 
 
-def _walk_native(circuit: QuantumCircuit) -> tuple[list[dict[str, Any]], list[float], int, int]:
+def _walk_native(
+    circuit: QuantumCircuit,
+) -> tuple[list[dict[str, Any]], list[float], int, int, list[int | None]]:
     """One pass over a bound native circuit: ``(gates, Z frames in turns, dense width,
-    gate width)``. The dense width is :func:`dense_width`'s; the gate width is the highest
-    index of a qubit a gate (not a measurement, barrier or delay) acts on, plus one
-    (:func:`~qstore_qiskit.providers.inspection.gate_width`'s). One pass instead of three:
-    iterating ``circuit.data`` builds a Python object per instruction, and the backend
-    serializes every bound ISA circuit it receives (``BackendEstimatorV2`` sends one per
-    parameter set)."""
+    gate width, measurement map)``. The dense width is :func:`dense_width`'s; the gate
+    width is the highest index of a qubit a gate (not a measurement, barrier or delay)
+    acts on, plus one (:func:`~qstore_qiskit.providers.inspection.gate_width`'s); the
+    measurement map is :func:`measurement_map`'s. One pass instead of four: iterating
+    ``circuit.data`` builds a Python object per instruction, and the backend serializes
+    every bound ISA circuit it receives (``BackendEstimatorV2`` sends one per parameter
+    set)."""
     qidx = {q: i for i, q in enumerate(circuit.qubits)}
+    cidx: dict | None = None
+    meas_map: list[int | None] = [None] * circuit.num_clbits
     frame = [0.0] * circuit.num_qubits  # pending Z frame per qubit, in turns
     measured: set[int] = set()
     gates: list[dict[str, Any]] = []
@@ -227,6 +232,9 @@ def _walk_native(circuit: QuantumCircuit) -> tuple[list[dict[str, Any]], list[fl
             dense = top
         if name == "measure":
             measured.add(qubits[0])
+            if cidx is None:
+                cidx = {c: i for i, c in enumerate(circuit.clbits)}
+            meas_map[cidx[inst.clbits[0]]] = qubits[0]
             continue
         if top > gated:
             gated = top
@@ -273,7 +281,7 @@ def _walk_native(circuit: QuantumCircuit) -> tuple[list[dict[str, Any]], list[fl
                 f"instruction '{name}' is not an IonQ native gate; compile the circuit with "
                 "qstore_qiskit.transpiler.generate_ionq_pass_manager first"
             )
-    return gates, frame, dense, gated
+    return gates, frame, dense, gated, meas_map
 
 
 def native_body(circuit: QuantumCircuit) -> dict[str, Any]:
@@ -292,8 +300,19 @@ def native_body(circuit: QuantumCircuit) -> dict[str, Any]:
 def native_body_and_gate_width(circuit: QuantumCircuit) -> tuple[dict[str, Any], int]:
     """:func:`native_body` and the circuit's gate width (see :func:`_walk_native`), from
     one pass over the circuit."""
-    gates, _, dense, gated = _walk_native(circuit)
-    return {"gateset": "native", "qubits": dense, "circuit": gates}, gated
+    body, gated, _ = native_body_scan(circuit)
+    return body, gated
+
+
+def native_body_scan(circuit: QuantumCircuit) -> tuple[dict[str, Any], int, list[int | None]]:
+    """:func:`native_body`, the circuit's gate width and its :func:`measurement_map`,
+    from one pass over the circuit (see :func:`_walk_native`).
+
+    Raises:
+        QStorePayloadError: as :func:`circuit_to_native_gates`.
+    """
+    gates, _, dense, gated, meas_map = _walk_native(circuit)
+    return {"gateset": "native", "qubits": dense, "circuit": gates}, gated, meas_map
 
 
 def ionq_native_to_circuit(

@@ -251,6 +251,75 @@ class TestFormat(unittest.TestCase):
                 self.assertEqual(body["circuit"], circuit_to_native_gates(qc))
                 self.assertEqual(width, gate_width(qc))
 
+    def test_scan_native_is_scan_and_body_in_one_pass(self):
+        """The backend's one-pass scan of a bound native circuit gives what the scan and
+        the serializer give apart; any other circuit is left to the scan (None)."""
+        from qstore_qiskit.payload import native_body_and_gate_width
+        from qstore_qiskit.providers.inspection import STANDARD_NATIVE, STANDARD_NATIVE_ZZ, scan, scan_native
+
+        rng = np.random.default_rng(12)
+        for trial in range(40):
+            qc = QuantumCircuit(5, 6)
+            for _ in range(int(rng.integers(1, 14))):
+                kind = int(rng.integers(0, 8))
+                a, b = (int(x) for x in rng.choice(5, 2, replace=False))
+                if kind == 0:
+                    qc.append(GPIGate(float(rng.random())), [a])
+                elif kind == 1:
+                    qc.sx(a)
+                elif kind == 2:
+                    qc.rz(float(rng.uniform(-7, 7)), a)
+                elif kind == 3:
+                    qc.rxx(float(rng.uniform(-4, 4)), a, b)
+                elif kind == 4:
+                    qc.x(a)
+                elif kind == 5:
+                    qc.rzz(float(rng.uniform(-4, 4)), a, b)
+                elif kind == 6:
+                    qc.append(MSGate(float(rng.random()), float(rng.random()), 0.2), [a, b])
+                else:
+                    qc.barrier()
+            measured = [int(q) for q in rng.choice(5, int(rng.integers(0, 4)), replace=False)]
+            qc.measure(measured, [c + 1 for c in measured])
+            for standard in (STANDARD_NATIVE, STANDARD_NATIVE_ZZ):
+                with self.subTest(trial=trial, zz="rzz" in standard):
+                    found = scan_native(qc, standard)
+                    scanned = scan(qc, standard)
+                    if scanned[1] != "native":  # rzz without ZZ, or only rz
+                        self.assertIsNone(found)
+                        continue
+                    self.assertIsNotNone(found)
+                    self.assertEqual(found[0], scanned)
+                    self.assertEqual(found[1:], native_body_and_gate_width(qc))
+
+        theta = Parameter("t")
+        parameterized = QuantumCircuit(1)
+        parameterized.rz(theta, 0)
+        parameterized.sx(0)
+        only_rz = QuantumCircuit(1, 1)
+        only_rz.rz(0.3, 0)
+        only_rz.measure(0, 0)
+        logical = QuantumCircuit(2)
+        logical.sx(0)
+        logical.cx(0, 1)
+        mid_measure = QuantumCircuit(1, 1)
+        mid_measure.measure(0, 0)
+        mid_measure.sx(0)
+        infinite = QuantumCircuit(1)
+        infinite.sx(0)
+        infinite.rz(math.inf, 0)
+        reset = QuantumCircuit(1)
+        reset.sx(0)
+        reset.reset(0)
+        cases = {"parameterized": parameterized, "only rz": only_rz, "logical": logical,
+                 "mid-circuit measurement": mid_measure, "infinite angle": infinite, "reset": reset}
+        for name, qc in cases.items():
+            with self.subTest(name):
+                self.assertIsNone(scan_native(qc))
+        for qc in (mid_measure, infinite, reset):  # the scan's own clear error
+            with self.assertRaises(ValueError):
+                scan(qc)
+
     def test_body_and_width(self):
         qc = QuantumCircuit(5, 2)
         qc.append(GPIGate(0.25), [1])

@@ -1,8 +1,9 @@
 """What the backend reads off a circuit before preparing it, and the ``qis`` target.
 
-One scan per circuit (:func:`scan`: width, structure, measurement map), gate counts and
-estimated fidelity of a native payload, and :func:`qis_target` for ``gateset="qis"``
-backends. Pure functions of their inputs; :mod:`.backend` uses them on its hot path.
+One scan per circuit (:func:`scan`: width, structure, measurement map; for a bound
+circuit already in native form :func:`scan_native`, which also serializes it in the same
+pass), gate counts and estimated fidelity of a native payload, and :func:`qis_target`
+for ``gateset="qis"`` backends. Pure functions of their inputs; :mod:`.backend` uses them on its hot path.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 from qiskit.circuit import QuantumCircuit
 from qiskit.transpiler import Target
 
+from ..payload import QStorePayloadError, native_body_scan
 from ..transpiler import DeviceSpec
 from ..transpiler.target import instruction_error
 
@@ -106,7 +108,7 @@ def scan(
                 "devices do not support; unroll it or run the branches as separate circuits."
             )
         if name == "measure":
-            if qidx is None:
+            if qidx is None or cidx is None:
                 qidx = {q: i for i, q in enumerate(circuit.qubits)}
                 cidx = {c: i for i, c in enumerate(circuit.clbits)}
             qubit = inst.qubits[0]
@@ -144,6 +146,44 @@ def scan(
     else:
         kind = "native" if native or standard_native else "logical"
     return gates, kind, meas_map
+
+
+#: Instructions that :func:`scan_native` leaves to :func:`scan` never hold (no control
+#: flow, reset, initialize, id or delay).
+_WALKED = _NATIVE_LIFTED | {"rz", "measure", "barrier"}
+#: Instructions that are not gates (:func:`scan`'s gate count leaves them out).
+_NOT_COUNTED = ("measure", "barrier", "delay")
+
+
+def scan_native(
+    circuit: QuantumCircuit, standard: frozenset[str] = STANDARD_NATIVE
+) -> tuple[tuple[int, str, list[int | None]], dict, int] | None:
+    """:func:`scan` and the native body of a bound circuit already in native form, from
+    one pass; ``None`` for any other circuit (then use :func:`scan`).
+
+    A circuit qualifies when it has no parameters and its instructions (counted by
+    Qiskit without a pass in Python) are native gates (``gpi``, ``gpi2``, ``ms``,
+    ``zz``, or their standard forms ``standard``), ``rz``, ``measure`` and ``barrier``,
+    with at least one native gate: :func:`scan` would call it ``"native"`` and the
+    backend would then serialize it (a bound ISA circuit; ``BackendEstimatorV2`` sends
+    one per parameter set). Where serializing fails (a gate after a measurement, a
+    non-finite angle...) it returns ``None`` too, so that :func:`scan` raises its own
+    clear error.
+
+    Returns:
+        ``(scan result, native body, gate width)`` (see
+        :func:`~qstore_qiskit.payload.native_body_scan`), or ``None``.
+    """
+    counts = circuit.count_ops()
+    names = counts.keys()
+    if circuit.num_parameters or not names <= (_WALKED | standard) or names.isdisjoint(_NATIVE_LIFTED | standard):
+        return None
+    try:
+        body, gated, meas_map = native_body_scan(circuit)
+    except QStorePayloadError:
+        return None
+    gates = len(circuit.data) - sum(counts.get(name, 0) for name in _NOT_COUNTED)
+    return (gates, "native", meas_map), body, gated
 
 
 def gate_width(circuit: QuantumCircuit) -> int:

@@ -24,7 +24,7 @@ from ..transpiler.target import DEVICES
 from .binds import check_parameter_binds, value_table
 from .inspection import (
     NATIVE_NAMES, STANDARD_NATIVE, STANDARD_NATIVE_ZZ, gate_counts, gate_width, payload_fidelity, qis_basis,
-    registers, scan,
+    registers, scan, scan_native,
 )
 from .prepared import PreparedCircuit
 
@@ -62,7 +62,18 @@ class CircuitPreparationMixin:
                     f"has {width}"
                 )
         standard = STANDARD_NATIVE_ZZ if DEVICES[self._compile_device(opts)].has_zz else STANDARD_NATIVE
-        scans = [scan(circuit, standard) for circuit in circuits]  # clear errors before any work
+        # Clear errors before any work. A bound circuit already in native form (each
+        # circuit BackendEstimatorV2 binds from a preset-transpiled ISA circuit) is
+        # serialized in the same pass that scans it.
+        scans: list[tuple[int, str, list[int | None]]] = []
+        walked: dict[int, tuple[dict, int]] = {}
+        for index, circuit in enumerate(circuits):
+            found = scan_native(circuit, standard) if opts["use_native_gates"] else None
+            if found is None:
+                scans.append(scan(circuit, standard))
+            else:
+                scans.append(found[0])
+                walked[index] = found[1:]
         value_sets = [
             value_table(circuit, parameter_binds[i] if parameter_binds is not None else None)
             for i, circuit in enumerate(circuits)
@@ -97,7 +108,8 @@ class CircuitPreparationMixin:
             for index, circuit in enumerate(circuits):
                 prepared.extend(
                     self._prepare_one(
-                        circuit, value_sets[index], opts, scans[index], batched.get(index), templates.get(index)
+                        circuit, value_sets[index], opts, scans[index], batched.get(index), templates.get(index),
+                        walked.get(index),
                     )
                 )
                 if paused and index % 128 == 127:
@@ -114,6 +126,7 @@ class CircuitPreparationMixin:
         scan: tuple[int, str, list[int | None]],
         body: dict | None = None,
         template: tuple | None = None,
+        walked: tuple[dict, int] | None = None,
     ) -> list[PreparedCircuit]:
         input_gates, kind, scanned_meas_map = scan
         sizes, labels = registers(circuit)
@@ -131,8 +144,8 @@ class CircuitPreparationMixin:
                 bodies = self._native_bind_many(circuit, value_sets)
             elif kind == "native":
                 # A bound ISA circuit (BackendEstimatorV2 binds one per parameter set):
-                # body and gate width from one pass.
-                native, gated_width = native_body_and_gate_width(circuit)
+                # body and gate width from one pass (the scan's, see _prepare).
+                native, gated_width = walked if walked is not None else native_body_and_gate_width(circuit)
                 bodies = [native]
             elif opts["enable_smart_caching"] and kind == "logical":
                 if value_sets is None:

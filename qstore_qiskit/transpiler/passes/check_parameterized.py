@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qiskit.circuit import ParameterExpression
-from qiskit.dagcircuit import DAGCircuit
+from qiskit.dagcircuit import DAGCircuit, DAGOpNode
 from qiskit.transpiler.basepasses import AnalysisPass
 
 
@@ -27,7 +27,8 @@ class CheckParameterized(AnalysisPass):
     ``property_set["ionq_isa_form"]``: every instruction's name is in ``isa_names`` and
     every free parameter sits in an ``rz`` angle, so the circuit is already in the
     target's ISA form and the stage has nothing to do (bound or not). Both answers come
-    from one look at the nodes that can take an angle.
+    from one look at the nodes that can take an angle, which stops as soon as they are
+    known.
 
     Args:
         isa_names: Instruction names of the ISA form, or ``None`` (do not check it;
@@ -39,24 +40,29 @@ class CheckParameterized(AnalysisPass):
         self.isa_names = isa_names
 
     def run(self, dag: DAGCircuit) -> None:
-        # ``is_parameterized`` is answered from the DAG's own storage; only nodes holding
-        # an expression are looked at in Python (``node.op`` would build a Python gate
-        # object for every standard gate, ~10x slower on large circuits), and only nodes
-        # of names that can take an angle are visited at all (Qiskit's preset pass
-        # managers run this on every ISA circuit they are given again).
+        # Instruction names come from the DAG's own count. Only nodes of names that can
+        # take an angle are visited, and of those only nodes holding an expression are
+        # looked at in Python (``node.op`` would build a Python gate object for every
+        # standard gate). Qiskit's preset pass managers run this on every ISA circuit
+        # they are given again (qiskit-machine-learning: each shifted circuit of every
+        # gradient), so it stops as soon as both answers are known: a free parameter
+        # outside ``rz`` settles both (parameterized, not in ISA form); otherwise the
+        # ``rz`` nodes are read only up to the first free parameter.
         counts = dag.count_ops(recurse=False)
         isa = self.isa_names is not None and counts.keys() <= self.isa_names
-        names = [name for name in counts if name not in _NO_ANGLE]
-        parameterized = False
-        if names:
-            for node in dag.named_nodes(*names):
-                if node.is_parameterized() and any(
-                    isinstance(p, ParameterExpression) and p.parameters for p in node.params
-                ):
-                    parameterized = True
-                    if node.name != "rz":
-                        isa = False
-                    if not isa:
-                        break
+        others = [name for name in counts if name not in _NO_ANGLE and name != "rz"]
+        parameterized = bool(others) and any(_free(node) for node in dag.named_nodes(*others))
+        if parameterized:
+            isa = False
+        elif "rz" in counts:
+            parameterized = any(_free(node) for node in dag.named_nodes("rz"))
         self.property_set["ionq_parameterized"] = parameterized
         self.property_set["ionq_isa_form"] = isa
+
+
+def _free(node: DAGOpNode) -> bool:
+    """Whether ``node`` has an angle with a free parameter (``is_parameterized`` is
+    answered from the DAG's storage; the parameters are read only when it says so)."""
+    return node.is_parameterized() and any(
+        isinstance(p, ParameterExpression) and p.parameters for p in node.params
+    )
