@@ -111,8 +111,10 @@ def working_dag(template: DAGCircuit, entries: list) -> DAGCircuit:
                 if type(param) is not float:
                     break
             else:
-                # The sign of a zero phase reaches the signs of zero matrix entries.
-                key = (name, *params, *(math.copysign(1.0, p) for p in params))
+                key = (name, *params)
+                if 0.0 in params:
+                    # The sign of a zero phase reaches the signs of zero matrix entries.
+                    key += tuple(math.copysign(1.0, p) for p in params)
                 inst = shared.get(key)
                 if inst is None:
                     # Rust keeps its own copy of a unitary's matrix: the memo's
