@@ -47,15 +47,9 @@ _HALF_PI = 0.5 * math.pi
 #: Distinct block matrices whose synthesis plan a lowering pass remembers.
 _PLAN_CACHE_SIZE = 4096
 
-#: Where :meth:`LowerToIonQNative._emit_1q_matrix`'s choice changes with ``theta``, and
-#: how close to them pricing asks ``zyz_angles`` instead of its own estimate.
-_THETA_EDGES = (
-    ANGLE_TOL,
-    _HALF_PI - ANGLE_TOL,
-    _HALF_PI + ANGLE_TOL,
-    math.pi - ANGLE_TOL,
-    math.pi + ANGLE_TOL,
-)
+#: How close to a threshold of :meth:`LowerToIonQNative._emit_1q_matrix`'s choice
+#: (``ANGLE_TOL`` around 0, pi/2 and pi) pricing asks ``zyz_angles`` for ``theta``
+#: instead of its own estimate.
 _THETA_MARGIN = 1e-10
 
 # Gates that are a pure Z rotation by their (first) parameter, up to global phase.
@@ -388,13 +382,17 @@ class LowerToIonQNative(TransformationPass):
         if is_diagonal(u):
             return
         theta = 2.0 * math.atan2(abs(u.item(1, 0)), abs(u.item(0, 0)))
-        for edge in _THETA_EDGES:
-            if abs(theta - edge) < _THETA_MARGIN:
-                theta = zyz_angles(u)[0]
-                break
-        if abs(theta - math.pi) < ANGLE_TOL:
+        from_pi, from_half_pi = abs(theta - math.pi), abs(theta - _HALF_PI)
+        if (
+            abs(from_pi - ANGLE_TOL) < _THETA_MARGIN
+            or abs(from_half_pi - ANGLE_TOL) < _THETA_MARGIN
+            or abs(theta - ANGLE_TOL) < _THETA_MARGIN
+        ):
+            theta = zyz_angles(u)[0]
+            from_pi, from_half_pi = abs(theta - math.pi), abs(theta - _HALF_PI)
+        if from_pi < ANGLE_TOL:
             self._emit_native("gpi", [0.0], (q,))
-        elif abs(theta - _HALF_PI) < ANGLE_TOL:
+        elif from_half_pi < ANGLE_TOL:
             self._emit_native("gpi2", [0.0], (q,))
         elif theta > ANGLE_TOL:
             self._emit_native("gpi2", [0.0], (q,))
