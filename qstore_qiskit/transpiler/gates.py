@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy as _copy
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,8 @@ class _CachedNative:
 
     _qiskit_ionq_class: type = object
     _memo: dict
+    #: The parent class's matrix for plain float parameters (set by each subclass).
+    _float_matrix: Callable[..., np.ndarray]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -135,10 +138,6 @@ class _CachedNative:
             memo[key] = matrix
         return matrix
 
-    @staticmethod
-    def _float_matrix(*params: float) -> np.ndarray:
-        """The parent class's matrix for plain float parameters (see the subclasses)."""
-        raise NotImplementedError
 
     def _real_copy(self, memo: dict | None = None, frozen: bool = False) -> Any:
         """A new instance with the same attributes (parameters deep-copied), mutable
