@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy as _copy
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,8 @@ class _CachedNative:
 
     _qiskit_ionq_class: type = object
     _memo: dict
+    #: The parent class's matrix for plain float parameters (set by each subclass).
+    _float_matrix: Callable[..., np.ndarray]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -91,11 +94,15 @@ class _CachedNative:
         memo = type(self)._memo
         matrix = memo.get(key)
         if matrix is None:
-            if len(memo) >= MEMO_SIZE:
-                memo.clear()
-            matrix = np.asarray(super().__array__(), dtype=complex)  # type: ignore[misc]
-            matrix.setflags(write=False)
-            memo[key] = matrix
+            params = self._params  # type: ignore[attr-defined]
+            if all(type(p) is float for p in params):
+                matrix = type(self).float_matrix(params)
+            else:
+                if len(memo) >= MEMO_SIZE:
+                    memo.clear()
+                matrix = np.asarray(super().__array__(), dtype=complex)  # type: ignore[misc]
+                matrix.setflags(write=False)
+                memo[key] = matrix
         # A fresh, writable array every time: callers may modify what they get.
         if dtype is None or dtype is complex:
             return matrix.copy()
@@ -107,6 +114,30 @@ class _CachedNative:
         """The gate's matrix (what ``Gate.to_matrix`` returns, one call shorter: Qiskit's
         Rust passes call this for every native gate they look at)."""
         return self.__array__(dtype=complex)
+
+    @classmethod
+    def float_matrix(cls, params) -> np.ndarray:
+        """The gate's matrix for parameters that are all plain floats, from the memo.
+
+        Bit for bit qiskit-ionq's ``__array__`` (see :func:`_ms_matrix`). The array is
+        the memo's own, read-only: copy it before changing it.
+        """
+        memo = cls._memo
+        for p in params:
+            if p == 0.0:  # the sign of a zero reaches the signs of zero matrix entries
+                key = _key(params)
+                break
+        else:
+            key = tuple(params)
+        matrix = memo.get(key)
+        if matrix is None:
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            matrix = cls._float_matrix(*params)
+            matrix.setflags(write=False)
+            memo[key] = matrix
+        return matrix
+
 
     def _real_copy(self, memo: dict | None = None, frozen: bool = False) -> Any:
         """A new instance with the same attributes (parameters deep-copied), mutable
@@ -205,28 +236,82 @@ def _unpickle_native(cls: type, state: dict) -> Any:
     return gate
 
 
+# The matrices of gates with float parameters, computed as qiskit-ionq's ``__array__``
+# computes them, bit for bit (the tests compare them on 100,000s of angles, signed zeros
+# included), at a fifth of the cost: a memo miss is the common case for the phases of a
+# compiled circuit (every MS of a resynthesis round is one), and qiskit-ionq's version
+# spends most of its time in NumPy *scalar* arithmetic and in building an array from a
+# nested list of NumPy scalars. Here the transcendental functions are the same NumPy
+# calls (``np.exp``, ``np.cos``, ``np.sin`` on the same arguments, evaluated by the same
+# Python expressions), the products of their results are Python ``complex``
+# products, the same textbook formula as NumPy's scalar product (IEEE, no fused
+# multiply-add in either), and the array is built from Python numbers; array-level
+# operations (GPi2's scaling) are kept as they are. ``-1j`` is ``complex(-0.0, -1.0)``
+# in both; a NumPy float taking part in a complex product is ``complex(x, 0.0)``.
+_MINUS_1J = complex(-0.0, -1.0)
+_INV_SQRT2 = 1 / np.sqrt(2)  # NumPy float64, as in qiskit-ionq's GPI2Gate
+
+
+def _gpi_matrix(phase: float) -> np.ndarray:
+    top = complex(np.exp(-1j * 2 * math.pi * phase))
+    bottom = complex(np.exp(1j * 2 * math.pi * phase))
+    return np.array([[0, top], [bottom, 0]], dtype=complex)
+
+
+def _gpi2_matrix(phase: float) -> np.ndarray:
+    top = _MINUS_1J * complex(np.exp(-1j * phase * 2 * math.pi))
+    bottom = _MINUS_1J * complex(np.exp(1j * phase * 2 * math.pi))
+    return _INV_SQRT2 * np.array([[1, top], [bottom, 1]], dtype=complex)
+
+
+def _ms_matrix(phi0: float, phi1: float, theta: float) -> np.ndarray:
+    diag = complex(float(np.cos(math.pi * theta)), 0.0)
+    sin = complex(float(np.sin(math.pi * theta)), 0.0) * _MINUS_1J
+    return np.array(
+        [
+            [diag, 0, 0, sin * complex(np.exp(-1j * 2 * math.pi * (phi0 + phi1)))],
+            [0, diag, sin * complex(np.exp(1j * 2 * math.pi * (phi0 - phi1))), 0],
+            [0, sin * complex(np.exp(-1j * 2 * math.pi * (phi0 - phi1))), diag, 0],
+            [sin * complex(np.exp(1j * 2 * math.pi * (phi0 + phi1))), 0, 0, diag],
+        ],
+        dtype=complex,
+    )
+
+
+def _zz_matrix(theta: float) -> np.ndarray:
+    itheta2 = 1j * float(theta) * math.pi
+    minus, plus = complex(np.exp(-itheta2)), complex(np.exp(itheta2))
+    return np.array(
+        [[minus, 0, 0, 0], [0, plus, 0, 0], [0, 0, plus, 0], [0, 0, 0, minus]], dtype=complex
+    )
+
+
 class GPIGate(_CachedNative, ionq_gates.GPIGate):
     """qiskit-ionq's ``GPIGate`` with a memoized matrix and a cheap deep copy."""
 
     _qiskit_ionq_class = ionq_gates.GPIGate
+    _float_matrix = staticmethod(_gpi_matrix)
 
 
 class GPI2Gate(_CachedNative, ionq_gates.GPI2Gate):
     """qiskit-ionq's ``GPI2Gate`` with a memoized matrix and a cheap deep copy."""
 
     _qiskit_ionq_class = ionq_gates.GPI2Gate
+    _float_matrix = staticmethod(_gpi2_matrix)
 
 
 class MSGate(_CachedNative, ionq_gates.MSGate):
     """qiskit-ionq's ``MSGate`` with a memoized matrix and a cheap deep copy."""
 
     _qiskit_ionq_class = ionq_gates.MSGate
+    _float_matrix = staticmethod(_ms_matrix)
 
 
 class ZZGate(_CachedNative, ionq_gates.ZZGate):
     """qiskit-ionq's ``ZZGate`` with a memoized matrix and a cheap deep copy."""
 
     _qiskit_ionq_class = ionq_gates.ZZGate
+    _float_matrix = staticmethod(_zz_matrix)
 
 
 # The shared (immutable) variant of each class, and back.

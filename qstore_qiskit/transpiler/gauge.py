@@ -36,12 +36,18 @@ def rotation(pauli: np.ndarray, angle: float) -> np.ndarray:
     c, s = math.cos(half), math.sin(half)
     diag = complex(c, 0.0)
     if pauli is X:
-        off = complex(math.copysign(0.0, c), 0.0 - s)
-        return np.array([[diag, off], [off, diag]], dtype=complex)
-    if pauli is Y:
+        upper = lower = complex(math.copysign(0.0, c), 0.0 - s)
+    elif pauli is Y:
         upper, lower = complex(0.0 - s, 0.0), complex(s + 0.0, 0.0)
-        return np.array([[diag, upper], [lower, diag]], dtype=complex)
-    return c * I2 - 1j * s * pauli
+    else:
+        return c * I2 - 1j * s * pauli
+    # Filled entry by entry: the same C-contiguous array as ``np.array`` of the nested
+    # list, at half its cost.
+    out = np.empty((2, 2), dtype=complex)
+    out[0, 0] = out[1, 1] = diag
+    out[0, 1] = upper
+    out[1, 0] = lower
+    return out
 
 
 def diagonalizing_rotation(k: np.ndarray, pauli: np.ndarray) -> tuple | None:

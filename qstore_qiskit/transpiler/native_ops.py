@@ -94,13 +94,25 @@ def entries_cost(entries: list, spec) -> tuple[float, int]:
     :func:`~.passes.resynthesize_native.native_cost` of the DAG they build."""
     oneq = 0
     terms = []
+    # A gate's term depends only on its name and angle (MS: the third parameter), and a
+    # circuit has few distinct angles (every full-angle MS is one): computed once each.
+    known: dict[tuple, float] = {}
     for entry in entries:
         name = entry[0]
         if name == "gpi" or name == "gpi2":
             oneq += 1
         elif name == "ms" or name == "zz":
             params = entry[1] if entry[2] is None else entry[2].params
-            err = instruction_error(name, params, spec)
-            terms.append(-math.log1p(-min(err, 1.0 - 1e-15)))
+            angle = params[-1]
+            key = None
+            if type(angle) is float and len(params) == (3 if name == "ms" else 1):
+                key = (name, angle)
+            term = known.get(key) if key is not None else None
+            if term is None:
+                err = instruction_error(name, params, spec)
+                term = -math.log1p(-min(err, 1.0 - 1e-15))
+                if key is not None:
+                    known[key] = term
+            terms.append(term)
     terms.append(oneq * -math.log1p(-min(spec.oneq_error, 1.0 - 1e-15)))
     return math.fsum(terms), oneq + len(terms) - 1

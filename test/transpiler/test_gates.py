@@ -42,6 +42,27 @@ class TestNativeGates(unittest.TestCase):
                     self.assertTrue(np.array_equal(np.signbit(a.to_matrix().real), np.signbit(expected.real)))
                     self.assertTrue(np.array_equal(np.signbit(a.to_matrix().imag), np.signbit(expected.imag)))
 
+    def test_float_matrices_bit_for_bit_on_many_angles(self):
+        """The fast path for float parameters (``float_matrix``, also behind ``to_matrix``)
+        computes qiskit-ionq's matrices bit for bit: signed zeros, multiples of a quarter
+        turn, tiny, huge and random angles."""
+        rng = np.random.default_rng(11)
+        edge = [0.0, -0.0, 0.25, -0.25, 0.5, 0.75, 1.0, -1.0, 0.125, 1e-300, -5e-324, 1e300, 1 / 3]
+        for ours, theirs, nparams in PAIRS:
+            grid = np.array(np.meshgrid(*[edge] * nparams)).reshape(nparams, -1).T.tolist()
+            angles = grid + rng.uniform(-2, 2, (4000, nparams)).tolist()
+            angles += rng.uniform(-1e4, 1e4, (500, nparams)).tolist()
+            differ = []
+            for params in angles:
+                params = [float(p) for p in params]
+                expected = np.asarray(theirs(*params).__array__(), dtype=complex)
+                got = ours.float_matrix(params)
+                if got.tobytes() != expected.tobytes() or got.shape != expected.shape:
+                    differ.append(params)
+            with self.subTest(gate=ours.__name__):
+                self.assertEqual(differ, [])
+                self.assertFalse(ours.float_matrix([0.1] * nparams).flags.writeable)
+
     def test_matrices_are_fresh_and_writable(self):
         gate = gates.GPI2Gate(0.125)
         first = gate.to_matrix()

@@ -13,6 +13,7 @@ import unittest
 from unittest import mock
 
 from qiskit import QuantumCircuit, transpile
+from qiskit.circuit import Parameter
 from qiskit.circuit.random import random_circuit
 from qiskit.converters import circuit_to_dag, dag_to_circuit
 from qiskit.passmanager import PropertySet
@@ -28,6 +29,8 @@ from qstore_qiskit.transpiler.passes import (
     ResynthesizeNativeBlocks,
 )
 from qstore_qiskit.transpiler.passes import lower_and_resynthesize, resynthesize_native
+from qstore_qiskit.transpiler.native_ops import entries_to_dag
+from qstore_qiskit.transpiler.passes.absorb_pi_pulses import absorb_entries
 from qstore_qiskit.transpiler.passes.resynthesize_native import native_cost
 
 
@@ -86,6 +89,67 @@ class TestResynthesizeNativeBlocks(unittest.TestCase):
         out = ResynthesizeNativeBlocks(target).run(dag)
         self.assertIs(out, dag)
         self.assertEqual(dag_to_circuit(dag), before)
+
+
+class TestWorkingDag(unittest.TestCase):
+    """``working_dag`` (native gates as unitaries) gives ConsolidateBlocks the same block
+    matrices, bit for bit, as the native circuit's working copy, hence the same round."""
+
+    @staticmethod
+    def consolidated(work):
+        consolidate = ConsolidateBlocks(force_consolidate=True)
+        consolidate.property_set = PropertySet()
+        return consolidate.run(work)
+
+    @staticmethod
+    def fingerprint(dag):
+        out = []
+        for node in dag.topological_op_nodes():
+            matrix = node.matrix
+            out.append((node.name, node.qargs, None if matrix is None else matrix.tobytes()))
+        return out
+
+    def test_same_blocks_and_round_as_the_native_circuit(self):
+        compared = 0
+        for device, zero in (("aria-1", False), ("forte-1", True)):
+            target = ionq_target(device)
+            for seed in range(8):
+                source = random_circuit(5, 12, max_operands=2, seed=seed, measure=seed % 2 == 0)
+                dag = circuit_to_dag(source)
+                lower = LowerToIonQNative(target, qubits_initially_zero=zero)
+                entries = lower.lower_entries(dag)
+                entries = absorb_entries(entries, dag.qubits) or entries
+                native = entries_to_dag(dag, entries)
+                before = self.fingerprint(native)
+                expected = self.consolidated(resynthesize_native.working_copy(native))
+                got = self.consolidated(resynthesize_native.working_dag(dag, entries))
+                self.assertEqual(self.fingerprint(got), self.fingerprint(expected), (device, seed))
+                self.assertEqual(self.fingerprint(native), before)  # the native DAG is untouched
+                candidate = lower.lower_entries(got)
+                reference = lower.lower_entries(expected)
+                self.assertEqual(
+                    [(e[0], e[3], repr(e[1])) for e in candidate],
+                    [(e[0], e[3], repr(e[1])) for e in reference],
+                )
+                compared += sum(1 for node in got.op_nodes() if node.name == "unitary")
+        self.assertGreater(compared, 50)
+
+    def test_symbolic_gates_stay_native(self):
+        theta = Parameter("t")
+        qc = QuantumCircuit(2)
+        qc.rx(theta, 0)
+        qc.cx(0, 1)
+        qc.ry(0.3, 1)
+        dag = circuit_to_dag(qc)
+        entries = LowerToIonQNative(ionq_target("aria-1")).lower_entries(dag)
+        work = resynthesize_native.working_dag(dag, entries)
+        names = [node.name for node in work.topological_op_nodes()]
+        self.assertIn("gpi2", [e[0] for e in entries])
+        symbolic = [e for e in entries if any(not isinstance(p, float) for p in e[1] or [])]
+        self.assertTrue(symbolic)
+        for entry in symbolic:
+            self.assertIn(entry[0], names)
+        self.assertIn("unitary", names)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from ..gc_pause import pauses_cyclic_gc
 from ..native_ops import entries_cost, entries_to_dag
 from .absorb_pi_pulses import absorb_entries
 from .lower_to_native import LowerToIonQNative
-from .resynthesize_native import consolidate_and_lower, resynthesis_key, working_copy
+from .resynthesize_native import consolidate_and_lower, resynthesis_key, working_dag
 
 
 class LowerAndResynthesize(TransformationPass):
@@ -59,9 +59,14 @@ class LowerAndResynthesize(TransformationPass):
     def run(self, dag: DAGCircuit) -> DAGCircuit:
         entries = self._lower.lower_entries(dag)
         entries = absorb_entries(entries, dag.qubits) or entries
+        # The round consolidates the lowering's circuit: ``working_dag`` builds it in the
+        # form ``consolidate_and_lower`` reads fastest (the same block matrices as the
+        # native circuit's); the native circuit is built once, from the better entries.
+        candidate = consolidate_and_lower(
+            working_dag(dag, entries), self._lower, dag.qubits, entries_cost(entries, self.spec)
+        )
+        if candidate is not None:
+            entries = candidate
         out = entries_to_dag(dag, entries)
-        candidate = consolidate_and_lower(working_copy(out), self._lower, dag.qubits)
-        if entries_cost(candidate, self.spec) < entries_cost(entries, self.spec):
-            out = entries_to_dag(dag, candidate)
         self.property_set["ionq_resynthesized"] = (out, self._key)
         return out

@@ -47,6 +47,11 @@ _HALF_PI = 0.5 * math.pi
 #: Distinct block matrices whose synthesis plan a lowering pass remembers.
 _PLAN_CACHE_SIZE = 4096
 
+#: How close to a threshold of :meth:`LowerToIonQNative._emit_1q_matrix`'s choice
+#: (``ANGLE_TOL`` around 0, pi/2 and pi) pricing asks ``zyz_angles`` for ``theta``
+#: instead of its own estimate.
+_THETA_MARGIN = 1e-10
+
 # Gates that are a pure Z rotation by their (first) parameter, up to global phase.
 _Z_ROTATIONS = frozenset({"rz", "p", "u1"})
 
@@ -151,6 +156,7 @@ class LowerToIonQNative(TransformationPass):
         self.approximation_degree = approximation_degree
         self._use_zz = self.spec.has_zz and (target is None or "zz" in target.operation_names)
         self._plans: dict[bytes, tuple] = {}
+        self._pricing = False
 
     # ------------------------------------------------------------------ driver
     @pauses_cyclic_gc
@@ -160,9 +166,21 @@ class LowerToIonQNative(TransformationPass):
             entries = absorb_entries(entries, dag.qubits) or entries
         return entries_to_dag(dag, entries)
 
-    def lower_entries(self, dag: DAGCircuit) -> list:
+    def lower_entries(self, dag: DAGCircuit, pricing: bool = False) -> list:
         """Lower ``dag`` to :mod:`~qstore_qiskit.transpiler.native_ops` entries (the
-        same result as :meth:`run`, before any gate object is built)."""
+        same result as :meth:`run`, before any gate object is built).
+
+        With ``pricing``, the entries are only good for pricing: the same entries in the
+        same order with the same MS and ZZ angles (and measurements, resets, barriers),
+        but every single-qubit phase and MS phase is ``0.0`` (the virtual frames are not
+        tracked) and the trailing ``rz`` entries are left out. Pi-pulse absorption
+        (:func:`~.absorb_pi_pulses.absorb_entries`) removes and merges the same gates in
+        them, since it only looks at which gates follow which, so
+        :func:`~qstore_qiskit.transpiler.native_ops.entries_cost` of the absorbed result
+        is exactly that of the full entries (the resynthesis round prices its candidate
+        this way and lowers it in full only when it wins).
+        """
+        self._pricing = pricing
         self._ops: list = []
         self._wires: dict[Any, _Wire] = {q: _Wire() for q in dag.qubits}
         for node in dag.topological_op_nodes():
@@ -181,6 +199,8 @@ class LowerToIonQNative(TransformationPass):
             self._lower(node.op, node.qargs, node.cargs)
         for qubit, wire in self._wires.items():
             self._flush(qubit)
+            if pricing:
+                continue
             if not wire.last_is_measure and not _is_zero_angle(wire.frame):
                 frame = wire.frame.to_expression() if isinstance(wire.frame, Affine) else wire.frame
                 self._ops.append(["rz", [frame], None, (qubit,), ()])
@@ -327,6 +347,9 @@ class LowerToIonQNative(TransformationPass):
 
     def _emit_1q_matrix(self, q, wire: _Wire, u: np.ndarray) -> None:
         """Emit ``u`` as <= 2 GPi2 or 1 GPi, Z parts going to the frame."""
+        if self._pricing:
+            self._price_1q_matrix(q, u)
+            return
         if is_diagonal(u):
             wire.add_frame(diagonal_angle(u))
             return
@@ -343,6 +366,37 @@ class LowerToIonQNative(TransformationPass):
             self._emit_equatorial(q, wire, "gpi2", 0.0)
             wire.add_frame(math.pi)
         wire.add_frame(phi)
+
+    def _price_1q_matrix(self, q, u: np.ndarray) -> None:
+        """What :meth:`_emit_1q_matrix` emits for ``u``, with phases ``0.0`` (pricing).
+
+        The gates depend on ``u`` only through the ZYZ angle ``theta`` (0, 1 or 2
+        natives). It is computed here without the determinant's normalisation:
+        ``2 atan2(|u10|, |u00|)`` is the same angle, because dividing both entries by
+        ``sqrt(det)`` scales their moduli alike; in floating point the two values differ
+        by a few rounding errors, under 1e-14 for the near-unitary products the lowering
+        fuses, so when this value lies more than 1e-10 from every threshold of the
+        decision (``ANGLE_TOL`` around 0, pi/2 and pi) it decides as
+        :func:`~..synthesis.zyz_angles` would; closer than that, ``zyz_angles`` decides.
+        """
+        if is_diagonal(u):
+            return
+        theta = 2.0 * math.atan2(abs(u.item(1, 0)), abs(u.item(0, 0)))
+        from_pi, from_half_pi = abs(theta - math.pi), abs(theta - _HALF_PI)
+        if (
+            abs(from_pi - ANGLE_TOL) < _THETA_MARGIN
+            or abs(from_half_pi - ANGLE_TOL) < _THETA_MARGIN
+            or abs(theta - ANGLE_TOL) < _THETA_MARGIN
+        ):
+            theta = zyz_angles(u)[0]
+            from_pi, from_half_pi = abs(theta - math.pi), abs(theta - _HALF_PI)
+        if from_pi < ANGLE_TOL:
+            self._emit_native("gpi", [0.0], (q,))
+        elif from_half_pi < ANGLE_TOL:
+            self._emit_native("gpi2", [0.0], (q,))
+        elif theta > ANGLE_TOL:
+            self._emit_native("gpi2", [0.0], (q,))
+            self._emit_native("gpi2", [0.0], (q,))
 
     def _emit_equatorial(self, q, wire: _Wire, name: str, phase_turns) -> None:
         """Emit a GPi/GPi2 whose logical phase is ``phase_turns``, through the frame."""
@@ -434,8 +488,11 @@ class LowerToIonQNative(TransformationPass):
         self._flush(a)
         self._flush(b)
         wa, wb = self._wires[a], self._wires[b]
-        p0 = _norm_turns(phase0 - wa.frame / TWO_PI)
-        p1 = _norm_turns(phase1 - wb.frame / TWO_PI)
+        if self._pricing:
+            p0 = p1 = 0.0
+        else:
+            p0 = _norm_turns(phase0 - wa.frame / TWO_PI)
+            p1 = _norm_turns(phase1 - wb.frame / TWO_PI)
         if isinstance(turns, Affine):
             turns = turns.to_expression()
         self._emit_native("ms", [p0, p1, turns], (a, b))
