@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .counts import count_matrix, positive_counts, uses_sampler
+from .counts import count_matrix, positive_count_rows, uses_sampler
 from .exceptions import (
     IonQClientError,
     IonQConnectionError,
@@ -328,15 +328,15 @@ class ResultFetcher:
             # and counted as one matrix (a multicircuit job's children usually all do).
             arrays: list[tuple | None] = [None] * len(histograms)
             for group in parse_histogram_groups([h for _, h in histograms], nqs, wheres):
-                counts = (
-                    count_matrix(group.probabilities, shots, use_sampler=sampler, sampler_seed=seed)
+                positive: list[Any] = (
+                    positive_count_rows(
+                        group.outcomes,
+                        count_matrix(group.probabilities, shots, use_sampler=sampler, sampler_seed=seed),
+                    )
                     if self._s.compute_counts else [None] * len(group.rows)
                 )
                 for r, pos in enumerate(group.rows):
-                    arrays[pos] = (
-                        (group.outcomes, group.probabilities[r]),
-                        positive_counts(group.outcomes, counts[r]) if self._s.compute_counts else None,
-                    )
+                    arrays[pos] = ((group.outcomes, group.probabilities[r]), positive[r])
             out = []
             for pos, (cid, _) in enumerate(histograms):
                 probabilities, count_arrays = arrays[pos]  # type: ignore[misc]
