@@ -135,7 +135,7 @@ def sampler_stages(backend, isa, values, shots: int, job_ids: list[str], server)
     import orjson
     from qiskit.primitives.containers.sampler_pub import SamplerPub
 
-    from qstore_qiskit.client.counts import count_matrix, positive_counts
+    from qstore_qiskit.client.counts import count_matrix, positive_count_rows
     from qstore_qiskit.client.results import parse_histogram_groups
     from qstore_qiskit.primitives import SamplerV2
 
@@ -173,8 +173,8 @@ def sampler_stages(backend, isa, values, shots: int, job_ids: list[str], server)
 
     def counts():
         for group in parse_histogram_groups(hists, [isa.num_qubits] * len(hists), [""] * len(hists)):
-            for c in count_matrix(group.probabilities, shots, use_sampler=True, sampler_seed=SEED):
-                positive_counts(group.outcomes, c)
+            positive_count_rows(group.outcomes, count_matrix(group.probabilities, shots, use_sampler=True,
+                                                             sampler_seed=SEED))
 
     rows.append(("histogram validation + seeded counts (matrix)", least(counts)[0]))
     pairs = backend.run([isa], parameter_binds=binds, shots=shots, sampler_seed=SEED).circuit_results()

@@ -88,13 +88,13 @@ class JobRunner:
 
     def live_tasks(self) -> set[asyncio.Task]:
         """Job tasks that some caller still waits for."""
-        return {t for t, job in self.tasks.items() if any(not it.request.future.done() for it in job.items)}
+        return {t for t, job in self.tasks.items() if any(not r.future.done() for r in job.requests())}
 
     def cancel(self, req: Request) -> None:
         """A caller cancelled: cancel its jobs on the server that serve nobody else."""
         for job_id in req.job_ids:
             job = self.jobs.get(job_id)
-            if job and all(it.request.cancelled for it in job.items) and self._s._fetcher.watching(job_id):
+            if job and all(r.cancelled for r in job.requests()) and self._s._fetcher.watching(job_id):
                 self._counters["jobs_cancelled"] += 1
                 self._spawn(self._cancel_remote(job_id))
 
@@ -102,11 +102,12 @@ class JobRunner:
         job = Job(submission_id=uuid.uuid4().hex[:20], settings=settings, items=items, batch=batch)
         # Journaled as soon as it is formed (not when it gets a job slot), so that after a
         # crash recover() also reports the circuits that were still waiting to be sent.
-        self._journal({"event": "submit", "submission_id": job.submission_id,
-                       "backend": settings["backend"], "shots": settings["shots"],
-                       "name": settings["name"], "metadata": settings["metadata"],
-                       "circuits": [[it.request.tag, it.index] for it in items],
-                       "names": [it.request.circuits[it.index].get("name") for it in items]})
+        if self._s._journal_writer:  # (the record lists every circuit: built only if written)
+            self._journal({"event": "submit", "submission_id": job.submission_id,
+                           "backend": settings["backend"], "shots": settings["shots"],
+                           "name": settings["name"], "metadata": settings["metadata"],
+                           "circuits": [[it.request.tag, it.index] for it in items],
+                           "names": [it.request.circuits[it.index].get("name") for it in items]})
         self.active_jobs += 1  # until its slot is released
         task = self._spawn(self._run_job(job))
         self.tasks[task] = job
@@ -165,7 +166,7 @@ class JobRunner:
         await self._slots.acquire()
         released = False
         try:
-            if all(it.request.cancelled or it.request.future.done() for it in job.items):
+            if all(r.cancelled or r.future.done() for r in job.requests()):
                 self._journal({"event": "abandoned", "submission_id": job.submission_id, "reason": "cancelled"})
                 return
             body = self._payload(job)
@@ -190,7 +191,7 @@ class JobRunner:
                 it.request.place(it.index, job_id, pos, len(job.items))  # job ids known now
             self._journal({"event": "created", "submission_id": job.submission_id, "job_id": job_id})
             self.circuits_per_job.append(len(job.items))
-            if all(it.request.cancelled for it in job.items):
+            if all(r.cancelled for r in job.requests()):
                 await self._cancel_remote(job_id)
             try:
                 doc, prefetched = await asyncio.wait_for(self._s._fetcher.wait_final(job_id), self._s.max_queue_wait_time)
@@ -232,7 +233,7 @@ class JobRunner:
             # (queue timeout): forget it even if it never reached "delivered" (the
             # journal then keeps it for recover()).
             if (job.job_id is not None and job.job_id not in self.unfinished
-                    and all(it.request.future.done() for it in job.items)):
+                    and all(r.future.done() for r in job.requests())):
                 self._forget(job)
 
     def _resplit(self, job: Job, exc: IonQRequestError) -> None:
@@ -299,7 +300,7 @@ class JobRunner:
         a caller whose ``submit`` spans several jobs gets nothing before the last one."""
         if job.journaled or job.job_id is None or job.done_at == 0.0:
             return
-        if all(it.request.future.done() for it in job.items):
+        if all(r.future.done() for r in job.requests()):
             job.journaled = True
             self._journal({"event": "delivered", "submission_id": job.submission_id, "job_id": job.job_id})
             if job.job_id not in self.unfinished:  # retrieve() may still ask for it
