@@ -163,15 +163,19 @@ class JobRunner:
         return body
 
     async def _run_job(self, job: Job) -> None:
+        # Imported here: the client does not import the compiler at module level (see
+        # rest.decode_json); a job's task runs this once.
+        from ..transpiler.gc_pause import cyclic_gc_paused
+
         await self._slots.acquire()
         released = False
         try:
             if all(r.cancelled or r.future.done() for r in job.requests()):
                 self._journal({"event": "abandoned", "submission_id": job.submission_id, "reason": "cancelled"})
                 return
-            body = self._payload(job)
             try:
-                await self._create(job, body)
+                # The job body (one dict per circuit) is not kept for the wait.
+                await self._create(job, self._payload(job))
             except IonQRequestError as exc:
                 if exc.status == 413 and len(job.items) >= 2:
                     # Too many circuits / too large: nothing was created, so re-split.
@@ -185,10 +189,13 @@ class JobRunner:
             job_id = job.job_id
             assert job_id is not None  # _create() returns only with an id
             self.jobs[job_id] = job
-            for pos, it in enumerate(job.items):
-                if job_id not in it.request.job_ids:
-                    it.request.job_ids.append(job_id)
-                it.request.place(it.index, job_id, pos, len(job.items))  # job ids known now
+            # One Placement per circuit: made with the collector paused, like the rest
+            # of a large job's per-circuit records (see rest.decode_json).
+            with cyclic_gc_paused(len(job.items) > 8):
+                for pos, it in enumerate(job.items):
+                    if job_id not in it.request.job_ids:
+                        it.request.job_ids.append(job_id)
+                    it.request.place(it.index, job_id, pos, len(job.items))  # job ids known now
             self._journal({"event": "created", "submission_id": job.submission_id, "job_id": job_id})
             self.circuits_per_job.append(len(job.items))
             if all(r.cancelled for r in job.requests()):
@@ -205,8 +212,9 @@ class JobRunner:
             released = True
             results = await self._s._fetcher.results_for(job_id, doc, job, prefetched)
             self._record_timings(job, doc)
-            for it, res in zip(job.items, results):
-                self.deliver(it, res)
+            with cyclic_gc_paused(len(job.items) > 8):
+                for it, res in zip(job.items, results):
+                    self.deliver(it, res)
             self._journal_if_settled(job)
         except asyncio.CancelledError:
             for it in job.items:

@@ -433,7 +433,10 @@ class BatchSubmitter:
         self._first_submit = self._first_submit or time.monotonic()
         self._counters["submit_calls"] += 1
         self._counters["circuits_submitted"] += len(req.circuits)
-        items = [Item(req, i) for i in range(len(req.circuits))]
+        from ..transpiler.gc_pause import cyclic_gc_paused  # (not at module level: see rest.decode_json)
+
+        with cyclic_gc_paused(len(req.circuits) > 8):  # one record per circuit
+            items = [Item(req, i) for i in range(len(req.circuits))]
         if not self.use_batch_api:
             for item in items:
                 self._runner.start_job(req.settings, [item])
