@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from typing import cast
 
 import numpy as np
 
@@ -95,7 +96,7 @@ def positive_count_rows(
     has counts (a multicircuit job's 1,000 rows in a few numpy calls, not 3,000)."""
     if not counts or any(c is None for c in counts) or outcomes.ndim != 1:
         return [positive_counts(outcomes, c) for c in counts]
-    matrix = np.stack(counts)
+    matrix = np.stack(cast("list[np.ndarray]", counts))  # no None among them (checked above)
     keep = matrix > 0
     keys = np.broadcast_to(outcomes, matrix.shape)[keep]  # row by row, order kept
     values = matrix[keep].astype(np.int64, copy=False)
