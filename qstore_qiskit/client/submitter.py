@@ -154,6 +154,12 @@ class BatchSubmitter:
         self._counters: Counter = Counter()
         self._first_submit: float | None = None
 
+        # The collector pause of the bulk phases (rest.decode_json, the results and the
+        # per-circuit records of large jobs) lives in the compiler package, which the
+        # client does not import at module level: loaded here, in the caller's thread,
+        # so that the event loop never stops for that import mid-job.
+        from ..transpiler import gc_pause  # noqa: F401
+
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._run_loop, name="qstore-batch-submitter", daemon=True
