@@ -37,6 +37,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -135,7 +136,7 @@ def sampler_stages(backend, isa, values, shots: int, job_ids: list[str], server)
     import orjson
     from qiskit.primitives.containers.sampler_pub import SamplerPub
 
-    from qstore_qiskit.client.counts import count_matrix, positive_counts
+    from qstore_qiskit.client.counts import count_matrix, positive_count_rows
     from qstore_qiskit.client.results import parse_histogram_groups
     from qstore_qiskit.primitives import SamplerV2
 
@@ -173,17 +174,48 @@ def sampler_stages(backend, isa, values, shots: int, job_ids: list[str], server)
 
     def counts():
         for group in parse_histogram_groups(hists, [isa.num_qubits] * len(hists), [""] * len(hists)):
-            for c in count_matrix(group.probabilities, shots, use_sampler=True, sampler_seed=SEED):
-                positive_counts(group.outcomes, c)
+            positive_count_rows(group.outcomes, count_matrix(group.probabilities, shots, use_sampler=True,
+                                                             sampler_seed=SEED))
 
     rows.append(("histogram validation + seeded counts (matrix)", least(counts)[0]))
     pairs = backend.run([isa], parameter_binds=binds, shots=shots, sampler_seed=SEED).circuit_results()
     pub = SamplerPub.coerce((isa, values), shots)
     rows.append(("counts -> shuffled shots -> BitArray, result", least(lambda: sampler._pub_result(pub, pairs, shots, 0))[0]))
-    total, _ = least(lambda: sampler.run([(isa, values)], shots=shots).result())
+    with collector_time() as collected:
+        total, _ = least(lambda: sampler.run([(isa, values)], shots=shots).result())
     rows.append(("rest: HTTP, event loop, job bookkeeping, GC", total - sum(t for _, t in rows)))
+    rows.append((f"  of which garbage collection ({collected['counts']})",
+                 collected["seconds"] / REPEAT))
     rows.append(("end to end (least of the runs here)", total))
     return rows
+
+
+@contextlib.contextmanager
+def collector_time():
+    """CPU seconds Python's cyclic garbage collector spent while the body ran, in any
+    thread (``time.thread_time`` around each collection, from ``gc.callbacks``), and the
+    collections per generation (``counts``: ``"young/middle/full"`` per run)."""
+    import gc
+    import threading
+
+    started: dict[int, float] = {}
+    out = {"seconds": 0.0, "counts": ""}
+    per_gen = [0, 0, 0]
+
+    def callback(phase: str, info: dict) -> None:
+        ident = threading.get_ident()
+        if phase == "start":
+            started[ident] = time.thread_time()
+        elif ident in started:
+            out["seconds"] += time.thread_time() - started.pop(ident)
+            per_gen[info["generation"]] += 1
+
+    gc.callbacks.append(callback)
+    try:
+        yield out
+    finally:
+        gc.callbacks.remove(callback)
+        out["counts"] = "collections per run " + "/".join(f"{n / REPEAT:.1f}" for n in per_gen)
 
 
 STAGES: list = []

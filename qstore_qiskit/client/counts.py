@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from typing import cast
 
 import numpy as np
 
@@ -85,6 +86,23 @@ def positive_counts(outcomes: np.ndarray, counts: np.ndarray | None) -> tuple[np
         return outcomes[:0], np.zeros(0, dtype=np.int64)
     keep = counts > 0
     return outcomes[keep], counts[keep].astype(np.int64, copy=False)
+
+
+def positive_count_rows(
+    outcomes: np.ndarray, counts: list[np.ndarray | None]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`positive_counts` of ``outcomes`` with each of ``counts`` (the rows of a
+    :func:`count_matrix`): the same arrays, selected for all rows at once when every row
+    has counts (a multicircuit job's 1,000 rows in a few numpy calls, not 3,000)."""
+    if not counts or any(c is None for c in counts) or outcomes.ndim != 1:
+        return [positive_counts(outcomes, c) for c in counts]
+    matrix = np.stack(cast("list[np.ndarray]", counts))  # no None among them (checked above)
+    keep = matrix > 0
+    keys = np.broadcast_to(outcomes, matrix.shape)[keep]  # row by row, order kept
+    values = matrix[keep].astype(np.int64, copy=False)
+    ends = np.cumsum(keep.sum(axis=1)).tolist()
+    starts = [0] + ends[:-1]
+    return [(keys[a:b], values[a:b]) for a, b in zip(starts, ends)]
 
 
 def count_array(
@@ -206,4 +224,6 @@ def count_matrix(
     return out
 
 
-__all__ = ["build_counts", "count_array", "count_matrix", "counts_dict", "positive_counts", "uses_sampler"]
+__all__ = [
+    "build_counts", "count_array", "count_matrix", "counts_dict", "positive_count_rows", "positive_counts", "uses_sampler",
+]

@@ -88,13 +88,13 @@ class JobRunner:
 
     def live_tasks(self) -> set[asyncio.Task]:
         """Job tasks that some caller still waits for."""
-        return {t for t, job in self.tasks.items() if any(not it.request.future.done() for it in job.items)}
+        return {t for t, job in self.tasks.items() if any(not r.future.done() for r in job.requests())}
 
     def cancel(self, req: Request) -> None:
         """A caller cancelled: cancel its jobs on the server that serve nobody else."""
         for job_id in req.job_ids:
             job = self.jobs.get(job_id)
-            if job and all(it.request.cancelled for it in job.items) and self._s._fetcher.watching(job_id):
+            if job and all(r.cancelled for r in job.requests()) and self._s._fetcher.watching(job_id):
                 self._counters["jobs_cancelled"] += 1
                 self._spawn(self._cancel_remote(job_id))
 
@@ -102,11 +102,12 @@ class JobRunner:
         job = Job(submission_id=uuid.uuid4().hex[:20], settings=settings, items=items, batch=batch)
         # Journaled as soon as it is formed (not when it gets a job slot), so that after a
         # crash recover() also reports the circuits that were still waiting to be sent.
-        self._journal({"event": "submit", "submission_id": job.submission_id,
-                       "backend": settings["backend"], "shots": settings["shots"],
-                       "name": settings["name"], "metadata": settings["metadata"],
-                       "circuits": [[it.request.tag, it.index] for it in items],
-                       "names": [it.request.circuits[it.index].get("name") for it in items]})
+        if self._s._journal_writer:  # (the record lists every circuit: built only if written)
+            self._journal({"event": "submit", "submission_id": job.submission_id,
+                           "backend": settings["backend"], "shots": settings["shots"],
+                           "name": settings["name"], "metadata": settings["metadata"],
+                           "circuits": [[it.request.tag, it.index] for it in items],
+                           "names": [it.request.circuits[it.index].get("name") for it in items]})
         self.active_jobs += 1  # until its slot is released
         task = self._spawn(self._run_job(job))
         self.tasks[task] = job
@@ -162,15 +163,19 @@ class JobRunner:
         return body
 
     async def _run_job(self, job: Job) -> None:
+        # Imported here: the client does not import the compiler at module level (see
+        # rest.decode_json); a job's task runs this once.
+        from ..transpiler.gc_pause import cyclic_gc_paused
+
         await self._slots.acquire()
         released = False
         try:
-            if all(it.request.cancelled or it.request.future.done() for it in job.items):
+            if all(r.cancelled or r.future.done() for r in job.requests()):
                 self._journal({"event": "abandoned", "submission_id": job.submission_id, "reason": "cancelled"})
                 return
-            body = self._payload(job)
             try:
-                await self._create(job, body)
+                # The job body (one dict per circuit) is not kept for the wait.
+                await self._create(job, self._payload(job))
             except IonQRequestError as exc:
                 if exc.status == 413 and len(job.items) >= 2:
                     # Too many circuits / too large: nothing was created, so re-split.
@@ -184,13 +189,16 @@ class JobRunner:
             job_id = job.job_id
             assert job_id is not None  # _create() returns only with an id
             self.jobs[job_id] = job
-            for pos, it in enumerate(job.items):
-                if job_id not in it.request.job_ids:
-                    it.request.job_ids.append(job_id)
-                it.request.place(it.index, job_id, pos, len(job.items))  # job ids known now
+            # One Placement per circuit: made with the collector paused, like the rest
+            # of a large job's per-circuit records (see rest.decode_json).
+            with cyclic_gc_paused(len(job.items) > 8):
+                for pos, it in enumerate(job.items):
+                    if job_id not in it.request.job_ids:
+                        it.request.job_ids.append(job_id)
+                    it.request.place(it.index, job_id, pos, len(job.items))  # job ids known now
             self._journal({"event": "created", "submission_id": job.submission_id, "job_id": job_id})
             self.circuits_per_job.append(len(job.items))
-            if all(it.request.cancelled for it in job.items):
+            if all(r.cancelled for r in job.requests()):
                 await self._cancel_remote(job_id)
             try:
                 doc, prefetched = await asyncio.wait_for(self._s._fetcher.wait_final(job_id), self._s.max_queue_wait_time)
@@ -204,8 +212,9 @@ class JobRunner:
             released = True
             results = await self._s._fetcher.results_for(job_id, doc, job, prefetched)
             self._record_timings(job, doc)
-            for it, res in zip(job.items, results):
-                self.deliver(it, res)
+            with cyclic_gc_paused(len(job.items) > 8):
+                for it, res in zip(job.items, results):
+                    self.deliver(it, res)
             self._journal_if_settled(job)
         except asyncio.CancelledError:
             for it in job.items:
@@ -232,7 +241,7 @@ class JobRunner:
             # (queue timeout): forget it even if it never reached "delivered" (the
             # journal then keeps it for recover()).
             if (job.job_id is not None and job.job_id not in self.unfinished
-                    and all(it.request.future.done() for it in job.items)):
+                    and all(r.future.done() for r in job.requests())):
                 self._forget(job)
 
     def _resplit(self, job: Job, exc: IonQRequestError) -> None:
@@ -299,7 +308,7 @@ class JobRunner:
         a caller whose ``submit`` spans several jobs gets nothing before the last one."""
         if job.journaled or job.job_id is None or job.done_at == 0.0:
             return
-        if all(it.request.future.done() for it in job.items):
+        if all(r.future.done() for r in job.requests()):
             job.journaled = True
             self._journal({"event": "delivered", "submission_id": job.submission_id, "job_id": job.job_id})
             if job.job_id not in self.unfinished:  # retrieve() may still ask for it

@@ -100,6 +100,12 @@ class Job:
     journaled: bool = False  # "delivered" written to the journal
     batch: int = 0  # jobs cut from one bucket flush share a batch number (0: none)
 
+    def requests(self) -> list[Request]:
+        """The distinct ``submit`` calls whose circuits this job carries, in first-seen
+        order (a 1,000-circuit job usually serves one: checking each call's future once
+        instead of once per circuit)."""
+        return list({id(it.request): it.request for it in self.items}.values())
+
 
 @dataclass
 class Watch:

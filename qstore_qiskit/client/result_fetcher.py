@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .counts import count_matrix, positive_counts, uses_sampler
+from .counts import count_matrix, positive_count_rows, uses_sampler
 from .exceptions import (
     IonQClientError,
     IonQConnectionError,
@@ -27,6 +27,7 @@ from .exceptions import (
     redact_exception,
 )
 from .records import Job, Watch, poll_hint
+from .rest import decode_json
 from .results import CircuitResult, parse_histogram_groups
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,6 +39,14 @@ _FINAL = {"completed", "failed", "canceled", "cancelled"}
 _ID_CHUNK = 100  # ids per GET /jobs?ids=... poll
 
 __all__ = ["ResultFetcher"]
+
+
+def _children_params(job_id: str, expected: int, cursor: str | None = None) -> dict[str, str]:
+    """Query of one ``GET /jobs?parent_job_id=`` page of a job's ``expected`` children."""
+    params = {"parent_job_id": job_id, "limit": str(min(max(expected, 1), 1000))}
+    if cursor:
+        params["next"] = cursor
+    return params
 
 
 class ResultFetcher:
@@ -148,6 +157,9 @@ class ResultFetcher:
 
         If the job is done this saves the round trip of a separate results fetch; if it
         is not, the results request gets a 409 and the status counts as a normal poll.
+        The results and the first page of children come back as bytes, decoded by
+        :meth:`results_for` only if the job was done: a child list fetched too early
+        (1.2 MB for 1,000 circuits) is dropped undecoded.
         """
         w = self._watch.get(jid)
         if w is None:
@@ -155,9 +167,9 @@ class ResultFetcher:
         w.spec_budget -= 1
         self._counters["speculative_fetches"] += 1
         job = self._s._runner.jobs.get(jid)
-        calls = [self._http.get_job(jid), self._http.get_results(f"jobs/{jid}/results/probabilities")]
+        calls = [self._http.get_job(jid), self._http.get_results(f"jobs/{jid}/results/probabilities", decode=False)]
         if job is not None and len(job.items) > 1 and self._s.verify_children:
-            calls.append(self._list_children(jid, len(job.items)))
+            calls.append(self._http.list_jobs(_children_params(jid, len(job.items)), decode=False))
         out = await asyncio.gather(*calls, return_exceptions=True)
         doc, raw = out[0], out[1]
         children = out[2] if len(out) > 2 else None
@@ -272,9 +284,10 @@ class ResultFetcher:
         url = prob.get("url") if isinstance(prob, dict) else None
         url = url or f"jobs/{job_id}/results/probabilities"
         multi = bool(children) or (n_sent is not None and n_sent > 1)
-        if prefetched is not None and (prefetched[1] is not None or not (multi and job is not None and self._s.verify_children)):
-            raw, child_docs = prefetched
-            if child_docs is not None and job is not None:
+        if prefetched is not None:  # bytes from a speculative fetch (see _speculate)
+            raw = decode_json(prefetched[0], f"GET results of job {job_id}")
+            if multi and job is not None and self._s.verify_children:
+                child_docs = await self._list_children(job_id, len(children), prefetched[1])
                 self._check_child_names(job, job_id, children, child_docs)
         elif multi and job is not None and self._s.verify_children:
             # Results and child records are fetched concurrently: one round trip.
@@ -284,64 +297,74 @@ class ResultFetcher:
             self._check_child_names(job, job_id, children, child_docs)
         else:
             raw = await self._http.get_results(url)
-        if multi:
-            if not isinstance(raw, dict):
-                raise IonQResponseError(f"job {job_id}: multicircuit results are not a map by child id")
-            if n_sent is not None and len(children) != n_sent:
-                raise IonQResponseError(f"job {job_id}: {len(children)} child jobs for {n_sent} circuits")
-            if set(raw) != set(children) or len(raw) != len(children):
-                raise IonQResponseError(f"job {job_id}: result keys do not match the child job ids")
-            histograms = [(cid, raw[cid]) for cid in children]  # mapped by child id
-        else:
-            histograms = [(None, raw)]
-        shots = int(meta.get("shots") or (job.settings["shots"] if job else doc.get("shots") or 1024))
-        seed_txt = str(meta.get("sampler_seed", ""))
-        seed = int(seed_txt) if seed_txt.lstrip("-").isdigit() else None
-        backend = job.settings["backend"] if job else str(doc.get("backend") or doc.get("target") or "")
-        noise = job.settings["noise"] if job else doc.get("noise")
-        sampler = uses_sampler(backend, noise)
-        ideal = not noise or (isinstance(noise, dict) and noise.get("model") in (None, "ideal"))
-        width = int(job_qubits) if job_qubits is not None else (max(qubits_sent) if qubits_sent else 64)
-        nqs = [qubits_sent[pos] if qubits_sent and ideal else width for pos in range(len(histograms))]
-        wheres = [f"job {job_id}" + (f" child {cid}" if cid else "") for cid, _ in histograms]
-        # Arrays, not per-entry Python: the histograms sharing a key list are validated
-        # and counted as one matrix (a multicircuit job's children usually all do).
-        arrays: list[tuple | None] = [None] * len(histograms)
-        for group in parse_histogram_groups([h for _, h in histograms], nqs, wheres):
-            counts = (
-                count_matrix(group.probabilities, shots, use_sampler=sampler, sampler_seed=seed)
-                if self._s.compute_counts else [None] * len(group.rows)
-            )
-            for r, pos in enumerate(group.rows):
-                arrays[pos] = (
-                    (group.outcomes, group.probabilities[r]),
-                    positive_counts(group.outcomes, counts[r]) if self._s.compute_counts else None,
-                )
-        out = []
-        for pos, (cid, _) in enumerate(histograms):
-            probabilities, count_arrays = arrays[pos]  # type: ignore[misc]
-            # The dicts are built on first read (the primitives read only the arrays).
-            result = CircuitResult.from_arrays(
-                probabilities,
-                count_arrays,
-                shots=shots,
-                job_id=job_id,
-                child_job_id=cid,
-                num_qubits=qubits_sent[pos] if qubits_sent else width,
-                circuit_index=pos,
-                metadata=dict(meta),
-            )
-            out.append(result)
-        return out
+        # Thousands of result objects at once (validated as one matrix, then one
+        # CircuitResult per circuit): made with the automatic collector paused, as the
+        # decode (rest.decode_json), so that they cost one young collection afterwards
+        # instead of dozens during (see the decode's docstring).
+        from ..transpiler.gc_pause import cyclic_gc_paused
 
-    async def _list_children(self, job_id: str, expected: int) -> dict[str, dict]:
+        with cyclic_gc_paused(len(children) > 8):
+            if multi:
+                if not isinstance(raw, dict):
+                    raise IonQResponseError(f"job {job_id}: multicircuit results are not a map by child id")
+                if n_sent is not None and len(children) != n_sent:
+                    raise IonQResponseError(f"job {job_id}: {len(children)} child jobs for {n_sent} circuits")
+                if set(raw) != set(children) or len(raw) != len(children):
+                    raise IonQResponseError(f"job {job_id}: result keys do not match the child job ids")
+                histograms = [(cid, raw[cid]) for cid in children]  # mapped by child id
+            else:
+                histograms = [(None, raw)]
+            shots = int(meta.get("shots") or (job.settings["shots"] if job else doc.get("shots") or 1024))
+            seed_txt = str(meta.get("sampler_seed", ""))
+            seed = int(seed_txt) if seed_txt.lstrip("-").isdigit() else None
+            backend = job.settings["backend"] if job else str(doc.get("backend") or doc.get("target") or "")
+            noise = job.settings["noise"] if job else doc.get("noise")
+            sampler = uses_sampler(backend, noise)
+            ideal = not noise or (isinstance(noise, dict) and noise.get("model") in (None, "ideal"))
+            width = int(job_qubits) if job_qubits is not None else (max(qubits_sent) if qubits_sent else 64)
+            nqs = [qubits_sent[pos] if qubits_sent and ideal else width for pos in range(len(histograms))]
+            wheres = [f"job {job_id}" + (f" child {cid}" if cid else "") for cid, _ in histograms]
+            # Arrays, not per-entry Python: the histograms sharing a key list are validated
+            # and counted as one matrix (a multicircuit job's children usually all do).
+            arrays: list[tuple | None] = [None] * len(histograms)
+            for group in parse_histogram_groups([h for _, h in histograms], nqs, wheres):
+                positive: list[Any] = (
+                    positive_count_rows(
+                        group.outcomes,
+                        count_matrix(group.probabilities, shots, use_sampler=sampler, sampler_seed=seed),
+                    )
+                    if self._s.compute_counts else [None] * len(group.rows)
+                )
+                for r, pos in enumerate(group.rows):
+                    arrays[pos] = ((group.outcomes, group.probabilities[r]), positive[r])
+            out = []
+            for pos, (cid, _) in enumerate(histograms):
+                probabilities, count_arrays = arrays[pos]  # type: ignore[misc]
+                # The dicts are built on first read (the primitives read only the arrays).
+                result = CircuitResult.from_arrays(
+                    probabilities,
+                    count_arrays,
+                    shots=shots,
+                    job_id=job_id,
+                    child_job_id=cid,
+                    num_qubits=qubits_sent[pos] if qubits_sent else width,
+                    circuit_index=pos,
+                    metadata=dict(meta),
+                )
+                out.append(result)
+            return out
+
+    async def _list_children(self, job_id: str, expected: int, first_page: bytes | None = None) -> dict[str, dict]:
+        """The child job records of ``job_id`` by id (``first_page``: the undecoded
+        answer to the first ``GET /jobs?parent_job_id=`` request, if already fetched)."""
         docs: dict[str, dict] = {}
         cursor = None
         for _ in range(1 + expected // 100 + 5):
-            params = {"parent_job_id": job_id, "limit": str(min(max(expected, 1), 1000))}
-            if cursor:
-                params["next"] = cursor
-            page = await self._http.list_jobs(params)
+            if first_page is not None:
+                page = decode_json(first_page, f"GET /jobs?parent_job_id={job_id}")
+                first_page = None
+            else:
+                page = await self._http.list_jobs(_children_params(job_id, expected, cursor))
             jobs = page.get("jobs") if isinstance(page, dict) else None
             if not isinstance(jobs, list):
                 raise IonQResponseError(f"GET /jobs?parent_job_id={job_id}: no job list")

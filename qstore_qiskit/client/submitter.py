@@ -154,6 +154,12 @@ class BatchSubmitter:
         self._counters: Counter = Counter()
         self._first_submit: float | None = None
 
+        # The collector pause of the bulk phases (rest.decode_json, the results and the
+        # per-circuit records of large jobs) lives in the compiler package, which the
+        # client does not import at module level: loaded here, in the caller's thread,
+        # so that the event loop never stops for that import mid-job.
+        from ..transpiler import gc_pause  # noqa: F401
+
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._run_loop, name="qstore-batch-submitter", daemon=True
@@ -433,7 +439,10 @@ class BatchSubmitter:
         self._first_submit = self._first_submit or time.monotonic()
         self._counters["submit_calls"] += 1
         self._counters["circuits_submitted"] += len(req.circuits)
-        items = [Item(req, i) for i in range(len(req.circuits))]
+        from ..transpiler.gc_pause import cyclic_gc_paused  # (not at module level: see rest.decode_json)
+
+        with cyclic_gc_paused(len(req.circuits) > 8):  # one record per circuit
+            items = [Item(req, i) for i in range(len(req.circuits))]
         if not self.use_batch_api:
             for item in items:
                 self._runner.start_job(req.settings, [item])

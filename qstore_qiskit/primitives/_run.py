@@ -116,30 +116,34 @@ def shot_table(pairs: list, shots: int, rng: np.random.Generator, dtype: Any = n
         reps = np.concatenate([r for _, r in per])
         sums = np.add.reduceat(reps, np.cumsum([0] + [len(r) for _, r in per[:-1]])) if len(reps) else reps
         if len(sums) == len(per) and (sums == shots).all() and all(len(r) for _, r in per):
-            return np.repeat(remap(keys, meas_map).astype(dtype, copy=False), reps).reshape(rows, shots)
+            return np.repeat(remap(keys, meas_map, dtype), reps).reshape(rows, shots)
     flat = np.empty((rows, shots), dtype=dtype)
     for k, ((prepared, _), (keys, reps)) in enumerate(zip(pairs, per)):
         flat[k] = np.repeat(remap(keys, prepared.meas_map), reps)  # raises if not `shots`
     return flat
 
 
-def remap(qubit_outcomes: np.ndarray, meas_map: list[int | None]) -> np.ndarray:
+def remap(qubit_outcomes: np.ndarray, meas_map: list[int | None], dtype: Any = None) -> np.ndarray:
     """Outcomes over qubits -> outcomes over clbits (vectorised
     :func:`~qstore_qiskit.providers.results.clbit_counts`: each clbit reads the qubit
-    measured into it; clbits never measured read 0)."""
-    table = _remap_table(tuple(meas_map))
+    measured into it; clbits never measured read 0), as ``dtype`` if given (it must hold
+    every clbit outcome)."""
+    table = _remap_table(tuple(meas_map), None if dtype is None else np.dtype(dtype).str)
     if table is not None:
-        return table[qubit_outcomes & (len(table) - 1)]
+        # One pass, straight into the narrow type: "wrap" takes index mod len(table),
+        # the same as masking the unmeasured high qubits off (len is a power of two).
+        return np.take(table, qubit_outcomes, mode="wrap")
     out = np.zeros_like(qubit_outcomes)
     for clbit, qubit in enumerate(meas_map):
         if qubit is not None:
             out |= ((qubit_outcomes >> qubit) & 1) << clbit
-    return out
+    return out if dtype is None else out.astype(dtype, copy=False)
 
 
 @functools.lru_cache(maxsize=64)
-def _remap_table(meas_map: tuple) -> np.ndarray | None:
-    """A lookup table over every qubit outcome, when the measured qubits are few (<= 16)."""
+def _remap_table(meas_map: tuple, dtype: str | None = None) -> np.ndarray | None:
+    """A lookup table over every qubit outcome (of ``dtype``, default ``int64``), when the
+    measured qubits are few (<= 16)."""
     width = max((q + 1 for q in meas_map if q is not None), default=0)
     if width > 16:
         return None
@@ -148,6 +152,9 @@ def _remap_table(meas_map: tuple) -> np.ndarray | None:
     for clbit, qubit in enumerate(meas_map):
         if qubit is not None:
             table |= ((every >> qubit) & 1) << clbit
+    if dtype is not None:
+        table = table.astype(dtype)
+    table.setflags(write=False)  # shared by every caller (lru_cache)
     return table
 
 

@@ -66,6 +66,29 @@ def _parts_from_placements(placements: list) -> list[tuple[str, list[int] | None
     return [(jid, None if pos == list(range(size)) else pos) for jid, pos, size in groups]
 
 
+class _DoneCounter:
+    """Done callback of a job's futures: calls ``on_done(circuits delivered, seconds)``
+    once the last of ``parts`` futures is done (see :class:`QStoreJob`)."""
+
+    __slots__ = ("_left", "_ok", "_on_done", "_started", "_lock")
+
+    def __init__(self, parts: int, on_done: Callable[[int, float], None]) -> None:
+        self._left = parts
+        self._ok = 0
+        self._on_done = on_done
+        self._started = time.perf_counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, fut: concurrent.futures.Future) -> None:
+        with self._lock:  # futures finish on different threads
+            if not fut.cancelled() and fut.exception() is None:
+                self._ok += len(fut.result())
+            self._left -= 1
+            if self._left:
+                return
+        self._on_done(self._ok, time.perf_counter() - self._started)
+
+
 def _interactive() -> bool:
     """Whether a progress bar makes sense: a terminal, and not CI."""
     return sys.stderr.isatty() and not os.environ.get("CI")
@@ -121,24 +144,20 @@ class QStoreJob(JobV1):
         self._memory = memory
         self._seed = seed
         self._progress = progress_bar
-        self._on_done = on_done
         self._ionq_status = ionq_status
         self._cancel_remote = cancel_remote
         self._positions = positions
-        self._submitted_at = time.perf_counter()
         self._result: QStoreResult | None = None
-        self._recorded = False
         self._id_lock = threading.Lock()
-        for _, fut in futures:
-            fut.add_done_callback(self._maybe_record)
-
-    def _maybe_record(self, _fut: Any) -> None:
-        if self._recorded or not all(f.done() for _, f in self._futures):
-            return
-        self._recorded = True
-        ok = sum(len(f.result()) for _, f in self._futures if not f.cancelled() and f.exception() is None)
-        if self._on_done is not None:
-            self._on_done(ok, time.perf_counter() - self._submitted_at)
+        if on_done is not None and futures:
+            # The callback holds a small counter, not the job: a future keeps its done
+            # callbacks, so a bound method here would make job -> future -> job a
+            # reference cycle, and every prepared circuit and result of the job (for a
+            # 1,000-binding PUB some 50,000 objects) would wait for a full collection of
+            # the cyclic garbage collector instead of being freed with the job.
+            callback = _DoneCounter(len(futures), on_done)
+            for _, fut in futures:
+                fut.add_done_callback(callback)
 
     def submit(self) -> None:
         """Circuits are submitted by :meth:`QStoreBackend.run`; calling this is an error."""

@@ -98,13 +98,15 @@ class CircuitPreparationMixin:
                 templates = dict(zip(idx, found))
         prepared: list[PreparedCircuit] = []
         # Serializing many bound ISA circuits (BackendEstimatorV2 sends one per parameter
-        # set) builds thousands of gate dicts, which cannot form cycles: as the template
+        # set), or binding one circuit to many value sets (the V2 primitives), builds
+        # thousands of gate dicts, which cannot form cycles: as the template
         # binder does (cache/emitter.py), pause the automatic collector, which would
         # otherwise run a young collection every 700 of them and now and then a full one
         # over the whole heap, and make the young collection ourselves after each block
         # of 128 circuits (so garbage of circuits compiled here stays bounded). Only a
         # caller that found the collector enabled turns it back on.
-        with cyclic_gc_paused(len(circuits) > 8) as paused:
+        bodies = sum(1 if v is None else len(v) for v in value_sets)
+        with cyclic_gc_paused(bodies > 8) as paused:
             for index, circuit in enumerate(circuits):
                 prepared.extend(
                     self._prepare_one(

@@ -115,3 +115,25 @@ class TestCountMatrix(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestPositiveCountRows(unittest.TestCase):
+    def test_equals_positive_counts_per_row(self) -> None:
+        from qstore_qiskit.client.counts import positive_count_rows, positive_counts
+
+        rng = np.random.default_rng(4)
+        outcomes = rng.permutation(64).astype(np.int64)
+        weights = rng.dirichlet(np.full(64, 0.3), size=40)  # many bins empty after counting
+        for rows in (
+            count_matrix(weights, 100, use_sampler=True, sampler_seed=9),
+            count_matrix(weights, 100, use_sampler=False),
+            [None, *count_matrix(weights[:3], 100, use_sampler=True, sampler_seed=9)],  # a row without counts
+            [],
+        ):
+            got = positive_count_rows(outcomes, rows)
+            want = [positive_counts(outcomes, c) for c in rows]
+            self.assertEqual(len(got), len(want))
+            for (k1, v1), (k2, v2) in zip(got, want):
+                np.testing.assert_array_equal(k1, k2)
+                np.testing.assert_array_equal(v1, v2)
+                self.assertEqual((k1.dtype, v1.dtype), (k2.dtype, v2.dtype))

@@ -96,6 +96,22 @@ class TestLazyCircuitResult(unittest.TestCase):
         self.assertEqual(lazy.get_counts(), {"11": 6, "00": 2, "10": 2})
         self.assertEqual(repr(lazy), repr(eager))
 
+    def test_same_state_as_the_dataclass_path(self) -> None:
+        # from_arrays writes the instance dict directly: the same keys, values and order
+        # as building through __init__ and assigning the arrays.
+        for fields in (self.fields, {**self.fields, "name": "n", "metadata": {"k": "v"}}):
+            for counts in (self.counts, None):
+                slow = CircuitResult(probabilities=None, counts=None, **fields)  # type: ignore[arg-type]
+                slow.probability_arrays = (self.outcomes, self.probs)
+                slow.count_arrays = counts
+                fast = CircuitResult.from_arrays((self.outcomes, self.probs), counts, **fields)
+                self.assertEqual(list(vars(fast)), list(vars(slow)))
+                self.assertEqual(repr(fast), repr(slow))
+                self.assertEqual(fast, slow)
+        self.assertIsNot(self.lazy().metadata, self.lazy().metadata)  # a dict each
+        with self.assertRaises(TypeError):
+            CircuitResult.from_arrays((self.outcomes, self.probs), None, shot=3, **self.fields)
+
     def test_no_dict_until_read(self) -> None:
         import pickle
 

@@ -97,6 +97,19 @@ class TestPackBits(unittest.TestCase):
             if qubit is not None:
                 want |= ((outcomes >> qubit) & 1) << clbit
         np.testing.assert_array_equal(remap(outcomes, meas_map), want)
+        # Through the lookup table (measured qubits <= 16; higher qubits unmeasured and
+        # ignored), in the default and in a narrow type.
+        for meas_map in ([3, None, 0, 7, 15], [0, 1, 2, 3, 4, 5, 6, 7], []):
+            want = np.zeros_like(outcomes)
+            for clbit, qubit in enumerate(meas_map):
+                if qubit is not None:
+                    want |= ((outcomes >> qubit) & 1) << clbit
+            got = remap(outcomes, meas_map)
+            self.assertEqual(got.dtype, np.int64)
+            np.testing.assert_array_equal(got, want)
+            narrow = remap(outcomes, meas_map, np.uint8)
+            self.assertEqual(narrow.dtype, np.uint8)
+            np.testing.assert_array_equal(narrow, want.astype(np.uint8))
 
 
 if __name__ == "__main__":
