@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..payload import ANGLE_TOL, MS_MAX_ANGLE
-from ..transpiler.gc_pause import cyclic_gc_paused
+from ..gc_pause import cyclic_gc_paused
 from .builder import PlanEntry
 from .errors import QStoreCacheError
 

@@ -27,9 +27,9 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..gc_pause import cyclic_gc_paused
 from .exceptions import (
     IonQClientError,
     IonQConnectionError,
@@ -165,7 +165,6 @@ class JobRunner:
     async def _run_job(self, job: Job) -> None:
         # Imported here: the client does not import the compiler at module level (see
         # rest.decode_json); a job's task runs this once.
-        from ..transpiler.gc_pause import cyclic_gc_paused
 
         await self._slots.acquire()
         released = False

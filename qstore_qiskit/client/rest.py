@@ -39,6 +39,7 @@ from yarl import URL
 from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
+from ..gc_pause import cyclic_gc_paused
 from .exceptions import (
     IonQAuthenticationError,
     IonQConnectionError,
@@ -456,7 +457,7 @@ def decode_json(raw: bytes, what: str, status: int = 200) -> Any:
     every tenth of them older ones that moved everything alive (the job's payloads)
     towards the oldest generation, and so full collections of the whole heap, all for
     objects that hold no reference cycle. So such bodies are decoded with the automatic
-    collector paused (:func:`~qstore_qiskit.transpiler.gc_pause.cyclic_gc_paused`, the
+    collector paused (:func:`~qstore_qiskit.gc_pause.cyclic_gc_paused`, the
     compiler's and template binder's pause; the next automatic collection sees the new
     objects once).
 
@@ -468,10 +469,6 @@ def decode_json(raw: bytes, what: str, status: int = 200) -> Any:
             return None
         if len(raw) < LARGE_BODY:
             return _loads(raw)
-        # Imported here: the client does not import the compiler at module level, and
-        # bodies this large come from jobs the backend (which imports it) sent.
-        from ..transpiler.gc_pause import cyclic_gc_paused
-
         with cyclic_gc_paused():
             return _loads(raw)
     except json.JSONDecodeError as exc:

@@ -16,6 +16,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ..gc_pause import cyclic_gc_paused
 from .counts import count_matrix, positive_count_rows, uses_sampler
 from .exceptions import (
     IonQClientError,
@@ -301,7 +302,6 @@ class ResultFetcher:
         # CircuitResult per circuit): made with the automatic collector paused, as the
         # decode (rest.decode_json), so that they cost one young collection afterwards
         # instead of dozens during (see the decode's docstring).
-        from ..transpiler.gc_pause import cyclic_gc_paused
 
         with cyclic_gc_paused(len(children) > 8):
             if multi:

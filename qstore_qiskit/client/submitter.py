@@ -37,8 +37,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..gc_pause import cyclic_gc_paused
 from .coalescer import DEFAULT_MAX_CIRCUITS_PER_JOB, Coalescer
-from .exceptions import IonQClientError, IonQJobFailedError, SubmitterClosedError, redact_exception
+from .exceptions import IonQClientError, IonQJobFailedError, SubmitterClosedError
 from .job_runner import JobRunner
 from .journal import Journal, read_pending
 from .records import Item, Job, Request, is_simulator, noise_key, validate_circuit
@@ -153,12 +154,6 @@ class BatchSubmitter:
         self._tasks: set[asyncio.Task] = set()
         self._counters: Counter = Counter()
         self._first_submit: float | None = None
-
-        # The collector pause of the bulk phases (rest.decode_json, the results and the
-        # per-circuit records of large jobs) lives in the compiler package, which the
-        # client does not import at module level: loaded here, in the caller's thread,
-        # so that the event loop never stops for that import mid-job.
-        from ..transpiler import gc_pause  # noqa: F401
 
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -439,7 +434,6 @@ class BatchSubmitter:
         self._first_submit = self._first_submit or time.monotonic()
         self._counters["submit_calls"] += 1
         self._counters["circuits_submitted"] += len(req.circuits)
-        from ..transpiler.gc_pause import cyclic_gc_paused  # (not at module level: see rest.decode_json)
 
         with cyclic_gc_paused(len(req.circuits) > 8):  # one record per circuit
             items = [Item(req, i) for i in range(len(req.circuits))]

@@ -19,7 +19,7 @@ from qiskit.providers import Options
 from qiskit.transpiler import PassManager
 
 from ..payload import dense_width, measurement_map, native_body, native_body_and_gate_width
-from ..transpiler.gc_pause import cyclic_gc_paused
+from ..gc_pause import cyclic_gc_paused
 from ..transpiler.target import DEVICES
 from .binds import check_parameter_binds, value_table
 from .inspection import (

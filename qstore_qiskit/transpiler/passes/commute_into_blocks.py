@@ -9,7 +9,7 @@ from qiskit.quantum_info import Operator
 from qiskit.transpiler.basepasses import TransformationPass
 
 from ..synthesis import is_symbolic
-from ..gc_pause import pauses_cyclic_gc
+from ...gc_pause import pauses_cyclic_gc
 
 
 #: Standard gates that are diagonal in the computational basis (they commute pairwise).

@@ -6,7 +6,7 @@ from qiskit.dagcircuit import DAGCircuit
 from qiskit.transpiler import Target
 from qiskit.transpiler.basepasses import TransformationPass
 
-from ..gc_pause import pauses_cyclic_gc
+from ...gc_pause import pauses_cyclic_gc
 from ..native_ops import entries_cost, entries_to_dag
 from .absorb_pi_pulses import absorb_entries
 from .lower_to_native import LowerToIonQNative

@@ -31,7 +31,7 @@ from ..synthesis import (
 from ..affine import Affine, affine_or_float
 from ..block_plan import TwoQubitBlockPlanner
 from ..gauge import X as _X
-from ..gc_pause import pauses_cyclic_gc
+from ...gc_pause import pauses_cyclic_gc
 from ..native_ops import entries_to_dag
 from ..native_ops import is_zero_angle as _is_zero_angle
 from ..native_ops import norm_turns as _norm_turns

@@ -13,7 +13,7 @@ from qiskit.transpiler import Target
 from qiskit.transpiler.basepasses import TransformationPass
 from qiskit.transpiler.passes import ConsolidateBlocks
 
-from ..gc_pause import pauses_cyclic_gc
+from ...gc_pause import pauses_cyclic_gc
 from ..native_ops import NATIVE_CLASSES, entries_cost, entries_to_dag, entry_op
 from ..target import instruction_error, spec_from_target
 from .absorb_pi_pulses import absorb_entries

@@ -16,7 +16,7 @@ from qiskit.converters import circuit_to_dag
 from qiskit.passmanager import PropertySet
 
 from qstore_qiskit.transpiler import ionq_target
-from qstore_qiskit.transpiler.gc_pause import cyclic_gc_paused, pauses_cyclic_gc
+from qstore_qiskit.gc_pause import cyclic_gc_paused, pauses_cyclic_gc
 from qstore_qiskit.transpiler.passes import (
     CommuteIntoTwoQubitBlocks,
     LowerAndResynthesize,
