@@ -342,6 +342,23 @@ def _tket_optimise(circuit: QuantumCircuit) -> Any:
     return tk
 
 
+def transpile_with_qstore_stages(circuit: QuantumCircuit, target: Target, level: int) -> QuantumCircuit:
+    """Qiskit's ``transpile`` with the ``qstore`` init, translation and optimization stage
+    plugins (the path issue 15 measures), seeded. The plugins are found by name, through
+    Qiskit's entry points, so this module still does not import :mod:`qstore_qiskit`."""
+    from qiskit import transpile  # pylint: disable=import-outside-toplevel
+
+    return transpile(
+        circuit,
+        target=target,
+        init_method="qstore",
+        translation_method="qstore",
+        optimization_method="qstore",
+        optimization_level=level,
+        seed_transpiler=SEED,
+    )
+
+
 def count_two_qubit(circuit: QuantumCircuit) -> int:
     """Number of native entangling gates (``ms`` and ``zz``) in ``circuit``."""
     ops = circuit.count_ops()

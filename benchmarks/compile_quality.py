@@ -106,6 +106,7 @@ from _mqt import (  # noqa: E402
     random_cases,
     tket_available,
     tket_compile,
+    transpile_with_qstore_stages,
     unitary_equivalent,
 )
 from _mqt import _compact_to_virtual  # noqa: E402  pylint: disable=wrong-import-position
@@ -247,15 +248,7 @@ def _make_ours_transpile(device: str, levels: Sequence[int]) -> list[Compiler]:
     for level in levels:
 
         def run(circuit: QuantumCircuit, level: int = level) -> QuantumCircuit:
-            return transpile(
-                circuit,
-                target=target,
-                init_method="qstore",
-                translation_method="qstore",
-                optimization_method="qstore",
-                optimization_level=level,
-                seed_transpiler=SEED,
-            )
+            return transpile_with_qstore_stages(circuit, target, level)
 
         compilers.append(
             Compiler(

@@ -46,11 +46,10 @@ from _mqt import (  # noqa: E402  pylint: disable=wrong-import-position
     GROVER_MAX_QUBITS,
     SCALE_SIZES,
     SCALE_SUITE,
-    SEED,
     load_cases,
     random_cases,
+    transpile_with_qstore_stages,
 )
-from qiskit import transpile  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def _compilers(device: str, paths: Sequence[str]) -> dict:
@@ -64,15 +63,7 @@ def _compilers(device: str, paths: Sequence[str]) -> dict:
         if kind == "T":
 
             def run(qc, level=level):
-                return transpile(
-                    qc,
-                    target=target,
-                    init_method="qstore",
-                    translation_method="qstore",
-                    optimization_method="qstore",
-                    optimization_level=level,
-                    seed_transpiler=SEED,
-                )
+                return transpile_with_qstore_stages(qc, target, level)
 
         else:
 
