@@ -163,9 +163,6 @@ class JobRunner:
         return body
 
     async def _run_job(self, job: Job) -> None:
-        # Imported here: the client does not import the compiler at module level (see
-        # rest.decode_json); a job's task runs this once.
-
         await self._slots.acquire()
         released = False
         try:

@@ -302,7 +302,6 @@ class ResultFetcher:
         # CircuitResult per circuit): made with the automatic collector paused, as the
         # decode (rest.decode_json), so that they cost one young collection afterwards
         # instead of dozens during (see the decode's docstring).
-
         with cyclic_gc_paused(len(children) > 8):
             if multi:
                 if not isinstance(raw, dict):

@@ -434,7 +434,6 @@ class BatchSubmitter:
         self._first_submit = self._first_submit or time.monotonic()
         self._counters["submit_calls"] += 1
         self._counters["circuits_submitted"] += len(req.circuits)
-
         with cyclic_gc_paused(len(req.circuits) > 8):  # one record per circuit
             items = [Item(req, i) for i in range(len(req.circuits))]
         if not self.use_batch_api:
