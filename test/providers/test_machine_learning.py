@@ -56,6 +56,7 @@ class TestGradients(_Circuit, ProviderTestCase):
         reference = EstimatorQNN(
             circuit=self.circuit, input_params=self.feature_map.parameters,
             weight_params=self.ansatz.parameters, estimator=StatevectorEstimator(),
+            default_precision=0.0,  # exact: qiskit-ml's default 1/64 adds unseeded noise
         )
         ref_forward = reference.forward(self.x, self.w)
         _, ref_grad = reference.backward(self.x, self.w)
@@ -112,6 +113,7 @@ class TestPresetPassManager(_Circuit, ProviderTestCase):
         reference = EstimatorQNN(
             circuit=self.circuit, input_params=self.feature_map.parameters,
             weight_params=self.ansatz.parameters, estimator=StatevectorEstimator(),
+            default_precision=0.0,  # exact: qiskit-ml's default 1/64 adds unseeded noise
         )
         _, exact = reference.backward(self.x, self.w)
         own = self.qnn(qstore_qiskit.generate_ionq_pass_manager(self.backend))
@@ -147,6 +149,7 @@ class TestNativePrimitives(_Circuit, ProviderTestCase):
         reference = EstimatorQNN(
             circuit=self.circuit, input_params=self.feature_map.parameters,
             weight_params=self.ansatz.parameters, estimator=StatevectorEstimator(),
+            default_precision=0.0,  # exact: qiskit-ml's default 1/64 adds unseeded noise
         )
         for name, pm in (("none", None), ("preset", generate_preset_pass_manager(1, backend=self.backend))):
             with self.subTest(pass_manager=name):
