@@ -84,6 +84,7 @@ class NativeToStandard(TransformationPass):
 
         def emit(name: str, value: Any, qargs: tuple, cargs: tuple = ()) -> None:
             emitted.append([name, value, qargs, cargs])
+
         pending: dict[Any, Any] = {}  # qubit -> rz angle (radians) still to apply
         held: dict[Any, ParameterExpression] = {}  # qubit -> parameterized rz not yet applied
         # Wires nothing has been written on yet (their numeric frames act on |0>).
