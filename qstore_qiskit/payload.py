@@ -77,12 +77,11 @@ __all__ = [
 NATIVE_GATES = frozenset({"gpi", "gpi2", "ms", "zz"})
 #: Instructions accepted on input but never emitted.
 _SILENT = frozenset({"measure", "barrier", "rz", "id", "delay"})
-#: One-qubit instructions of the serializer's fast path.
-_ONE_QUBIT = frozenset({"rz", "sx", "x", "gpi", "gpi2"})
 #: Largest MS / |ZZ| angle (turns) that is emitted.
 MS_MAX_ANGLE = 0.25
 #: Angles this close above 1/4 are clamped instead of rewritten (float noise from ``x/(2pi)``).
 ANGLE_TOL = 1e-12
+_MS_LIMIT = MS_MAX_ANGLE + ANGLE_TOL
 _TWO_PI = 2.0 * math.pi
 
 
@@ -198,9 +197,13 @@ def _walk_native(
     append = gates.append
     isfinite = math.isfinite
     dense = gated = 0  # highest qubit index + 1: of any instruction, of gates only
+    # The two fast paths below (one-qubit instructions, then rxx: the whole of a bound
+    # standard-form ISA circuit) inline normalize_phase and _reduce_half and test names
+    # with ``==``: the backend walks every bound ISA circuit it receives, and these
+    # calls were a quarter of the walk. They emit exactly what the general path does.
     for inst in circuit.data:
         name = inst.name
-        if name in _ONE_QUBIT:
+        if name == "rz" or name == "sx" or name == "x" or name == "gpi2" or name == "gpi":
             # Every one-qubit instruction that is emitted or tracked as a frame: the bulk
             # of an ISA circuit, handled without building a qubit list.
             q = qidx[inst.qubits[0]]
@@ -213,16 +216,55 @@ def _walk_native(
                     f"'{name}' on qubit(s) {[q]} after a measurement: mid-circuit measurement "
                     "cannot be expressed in the ionq.circuit.v1 native format"
                 )
+            if name == "rz":
+                value = inst.params[0]
+                if type(value) is not float or not isfinite(value):
+                    value = _float(value, "rz angle")
+                frame[q] += value / _TWO_PI
+                continue
             if name == "sx" or name == "x":  # GPi2(0) / GPi(0)
-                append({"gate": "gpi2" if name == "sx" else "gpi", "target": q, "phase": normalize_phase(-frame[q])})
+                phase = -frame[q] % 1.0  # normalize_phase, inline
+                append({"gate": "gpi2" if name == "sx" else "gpi", "target": q,
+                        "phase": 0.0 if phase >= 1.0 else phase + 0.0})
                 continue
             value = inst.params[0]
             if type(value) is not float or not isfinite(value):
-                value = _float(value, f"{name} {'angle' if name == 'rz' else 'phase'}")
-            if name == "rz":
-                frame[q] += value / _TWO_PI
-            else:
-                append({"gate": name, "target": q, "phase": normalize_phase(value - frame[q])})
+                value = _float(value, f"{name} phase")
+            append({"gate": name, "target": q, "phase": normalize_phase(value - frame[q])})
+            continue
+        if name == "rxx":  # RXX(t) = MS(0, 0, t / 2pi); the general "ms" branch, inline
+            q0, q1 = inst.qubits
+            q0, q1 = qidx[q0], qidx[q1]
+            top = (q0 if q0 > q1 else q1) + 1
+            if top > dense:
+                dense = top
+            if top > gated:
+                gated = top
+            if measured and (q0 in measured or q1 in measured):
+                raise QStorePayloadError(
+                    f"'{name}' on qubit(s) {[q0, q1]} after a measurement: mid-circuit measurement "
+                    "cannot be expressed in the ionq.circuit.v1 native format"
+                )
+            value = inst.params[0]
+            if type(value) is not float or not isfinite(value):
+                value = _float(value, "rxx angle")
+            phi0 = -frame[q0] % 1.0
+            phi0 = 0.0 if phi0 >= 1.0 else phi0 + 0.0
+            phi1 = -frame[q1] % 1.0
+            phi1 = 0.0 if phi1 >= 1.0 else phi1 + 0.0
+            theta = value / _TWO_PI
+            theta = theta - round(theta)
+            theta = 0.5 if theta <= -0.5 else theta + 0.0
+            if theta > _MS_LIMIT or theta < -_MS_LIMIT:
+                # RXX(pi) ~ X(x)X; in the MS frame that is GPI(phi0) (x) GPI(phi1), applied first.
+                append({"gate": "gpi", "target": q0, "phase": phi0})
+                append({"gate": "gpi", "target": q1, "phase": phi1})
+                theta = theta - 0.5 if theta > 0 else theta + 0.5
+            if theta < 0:
+                phi0 = normalize_phase(phi0 + 0.5)
+                theta = -theta
+            append({"gate": "ms", "targets": [q0, q1], "phases": [phi0, phi1],
+                    "angle": (theta if theta < MS_MAX_ANGLE else MS_MAX_ANGLE) + 0.0})
             continue
         qubits = [qidx[q] for q in inst.qubits]
         if name in ("barrier", "delay"):
@@ -246,15 +288,11 @@ def _walk_native(
                 "cannot be expressed in the ionq.circuit.v1 native format"
             )
         params = inst.params
-        if name in ("ms", "rxx"):
+        if name == "ms":  # (rxx took the fast path above)
             q0, q1 = qubits
-            if name == "ms":
-                phi0 = normalize_phase(_float(params[0], "ms phase 0") - frame[q0])
-                phi1 = normalize_phase(_float(params[1], "ms phase 1") - frame[q1])
-                theta = _reduce_half(_float(params[2], "ms angle"))
-            else:  # RXX(t) = MS(0, 0, t / 2pi)
-                phi0, phi1 = normalize_phase(-frame[q0]), normalize_phase(-frame[q1])
-                theta = _reduce_half(_float(params[0], "rxx angle") / _TWO_PI)
+            phi0 = normalize_phase(_float(params[0], "ms phase 0") - frame[q0])
+            phi1 = normalize_phase(_float(params[1], "ms phase 1") - frame[q1])
+            theta = _reduce_half(_float(params[2], "ms angle"))
             if abs(theta) > MS_MAX_ANGLE + ANGLE_TOL:
                 # RXX(pi) ~ X(x)X; in the MS frame that is GPI(phi0) (x) GPI(phi1), applied first.
                 gates.append({"gate": "gpi", "target": q0, "phase": phi0})

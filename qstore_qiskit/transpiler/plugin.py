@@ -91,7 +91,7 @@ class QStoreTranslationPlugin(PassManagerStagePlugin):
         lowering = translation_passes(native_form(target), level, resynthesize=resynthesize, **options)
         standard = is_standard_form(target)
         if standard:
-            lowering = lowering + [NativeToStandard()]
+            lowering = lowering + [NativeToStandard(options["qubits_initially_zero"])]
         return PassManager(
             [
                 # On a standard-form target, a circuit already in that form (an ISA

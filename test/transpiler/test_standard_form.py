@@ -13,7 +13,8 @@ import numpy as np
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter, ParameterExpression
 from qiskit.circuit.library import efficient_su2, real_amplitudes, zz_feature_map
-from qiskit.quantum_info import Operator
+from qiskit.quantum_info import Operator, Statevector
+from qiskit.converters import circuit_to_dag, dag_to_circuit
 from qiskit.transpiler import PassManager, generate_preset_pass_manager
 
 from qstore_qiskit.cache import CompiledTemplate
@@ -22,6 +23,7 @@ from qstore_qiskit.transpiler import STANDARD_GATE_NAMES, estimated_fidelity, io
 from qstore_qiskit.transpiler import gates as qstore_gates
 from qstore_qiskit.transpiler.gates import GPI2Gate, GPIGate, MSGate, ZZGate
 from qstore_qiskit.transpiler.passes import NativeToStandard, ParametersToVirtualRZ
+from qstore_qiskit.transpiler.passes.native_to_standard import merge_frames
 
 STANDARD = set(STANDARD_GATE_NAMES) | {"measure", "barrier"}
 
@@ -130,6 +132,101 @@ class TestNativeToStandard(unittest.TestCase):
                     self.assertTrue(symbolic(inst.params[0]) and symbolic(last[qubit].params[0]), out)
                 last[qubit] = inst
 
+    def test_frames_moved_through_x_and_half_turns_through_rxx(self):
+        qc = QuantumCircuit(2)
+        qc.append(GPI2Gate(0.1), [0])
+        qc.append(GPI2Gate(0.2), [1])
+        qc.append(GPIGate(0.35), [0])  # its frame goes through the x
+        qc.append(GPI2Gate(0.6), [0])
+        qc.append(MSGate(0.1, 0.2, 0.15), [0, 1])
+        qc.append(MSGate(0.6, 0.2, 0.1), [0, 1])  # a half turn from the last MS on qubit 0
+        qc.append(GPI2Gate(0.3), [0])
+        out = NativeToStandard()(qc)
+        self.assertEqual(Operator(out), Operator(qc))
+        before = {}
+        for inst in out.data:
+            if inst.name in ("x", "rxx"):
+                self.assertNotEqual(before.get(inst.qubits[0]), "rz", f"an rz before {inst.name}: {out}")
+            for qubit in inst.qubits:
+                before[qubit] = inst.name
+        self.assertTrue(any(inst.name == "rxx" and float(inst.params[0]) < 0 for inst in out.data), out)
+
+    def test_never_more_instructions_than_frames_between_gates(self):
+        """Each wire holds at most one rz between two of its gates (and before the first,
+        after the last), and the moves only take rz away."""
+        for seed in range(40):
+            qc = random_native(seed, size=30)
+            out = NativeToStandard()(qc)
+            gates = sum(1 for inst in out.data if inst.name != "rz")
+            slots = gates + sum(1 for q in out.qubits if any(q in inst.qubits for inst in out.data))
+            self.assertLessEqual(out.count_ops().get("rz", 0), slots)
+            self.assertEqual(Operator(out), Operator(qc), f"seed {seed}")
+
+    def test_leading_frames_dropped_on_qubits_starting_in_zero(self):
+        for seed in range(30):
+            qc = random_native(seed, size=20)
+            out = NativeToStandard(qubits_initially_zero=True)(qc)
+            self.assertTrue(Statevector(out).equiv(Statevector(qc)), f"seed {seed}")
+            first = {}
+            for inst in out.data:
+                for qubit in inst.qubits:
+                    first.setdefault(qubit, inst.name)
+            self.assertNotIn("rz", first.values(), f"seed {seed}")
+            self.assertLessEqual(len(out.data), len(NativeToStandard()(qc).data))
+
+    def test_merge_frames_exact_and_only_removes(self):
+        a, b = Parameter("a"), Parameter("b")
+        for seed in range(40):
+            rng = np.random.default_rng(seed)
+            qc = QuantumCircuit(3)
+            for _ in range(30):
+                q = rng.choice(3, 2, replace=False).tolist()
+                kind = rng.integers(7)
+                if kind == 0:
+                    qc.rz(rng.choice([math.pi, -math.pi, 3 * math.pi, rng.uniform(-7, 7)]), q[0])
+                elif kind == 1:
+                    qc.rz((a if rng.integers(2) else 2 * b) + rng.uniform(-1, 1), q[0])
+                elif kind == 2:
+                    qc.sx(q[0])
+                elif kind == 3:
+                    qc.x(q[0])
+                elif kind == 4:
+                    qc.rxx(rng.choice([math.pi / 2, -math.pi / 2, rng.uniform(-3, 3)]), *q)
+                elif kind == 5:
+                    qc.rzz(rng.uniform(-3, 3), *q)
+                else:
+                    qc.rxx(a, *q)
+            for zero in (False, True):
+                out = dag_to_circuit(merge_frames(circuit_to_dag(qc), zero))
+                self.assertLessEqual(len(out.data), len(qc.data))
+                self.assertEqual(set(out.parameters), set(qc.parameters))
+                for inst in out.data:
+                    if inst.name == "rz" and symbolic(inst.params[0]):
+                        (p,) = inst.params[0].parameters
+                        self.assertFalse(symbolic(inst.params[0].gradient(p)))
+                values = {p: rng.uniform(-3, 3) for p in qc.parameters}
+                bound_out, bound_in = out.assign_parameters(values), qc.assign_parameters(values)
+                if zero:
+                    self.assertTrue(Statevector(bound_out).equiv(Statevector(bound_in)), f"seed {seed}")
+                else:
+                    self.assertEqual(Operator(bound_out), Operator(bound_in), f"seed {seed}")
+        # A numeric rz next to a parameterized one, or an x or a half-turn rxx away from
+        # one, is taken in.
+        qc = QuantumCircuit(2)
+        qc.sx(0)
+        qc.rz(a, 0)
+        qc.rz(0.3, 0)
+        qc.sx(0)
+        qc.rz(b, 1)
+        qc.rxx(0.4, 0, 1)
+        qc.x(1)
+        qc.rz(math.pi, 1)
+        qc.sx(1)
+        out = dag_to_circuit(merge_frames(circuit_to_dag(qc)))
+        self.assertEqual(out.count_ops()["rz"], 2)
+        self.assertTrue(all(symbolic(inst.params[0]) for inst in out.data if inst.name == "rz"))
+        self.assertEqual(Operator(out.assign_parameters({a: 0.7, b: -0.2})), Operator(qc.assign_parameters({a: 0.7, b: -0.2})))
+
     def test_nothing_native_is_left_alone(self):
         qc = real_amplitudes(3, reps=1)
         pm = PassManager([NativeToStandard()])
@@ -162,6 +259,34 @@ class TestPresetPassManager(unittest.TestCase):
                         bound = dict(zip(qc.parameters, values))
                         self.assertTrue(Operator(isa.assign_parameters(bound)).equiv(Operator(qc.assign_parameters(bound))))
                         self.assertEqual(pm.run(isa), isa)  # ISA in, the same ISA out
+
+    def test_isa_is_a_fixed_point_of_the_optimization_stage(self):
+        """The translation stage's ISA output is what Qiskit's optimization stage keeps
+        (its loop ends after one round, Optimize1qGatesDecomposition changes nothing), and
+        no numeric rz is left next to a parameterized one."""
+        for device in ("aria-1", "forte-1"):
+            target = ionq_target(device, num_qubits=4, reset=False, isa="standard")
+            for name, qc in (("zz_feature_map+ansatz", zz_feature_map(4, reps=1).compose(real_amplitudes(4, reps=1))),
+                             ("efficient_su2", efficient_su2(4, reps=2))):
+                with self.subTest(device=device, circuit=name):
+                        pm = generate_preset_pass_manager(1, target=target, translation_method="qstore")
+                        translated = pm.translation.run(pm.init.run(qc))
+                        isa = pm.run(qc)
+                        self.assertEqual(isa, translated)
+                        ran = []
+                        pm.run(isa, callback=lambda pass_, **_: ran.append(type(pass_).__name__))
+                        self.assertEqual(ran.count("Optimize1qGatesDecomposition"), 1)
+                        last = {}
+                        for inst in isa.data:
+                            if inst.name == "rz":
+                                prev = last.get(inst.qubits[0])
+                                if prev is not None and prev.name == "rz":
+                                    self.assertTrue(symbolic(prev.params[0]) and symbolic(inst.params[0]), isa)
+                            for qubit in inst.qubits:
+                                last[qubit] = inst
+                        values = np.random.default_rng(5).uniform(-np.pi, np.pi, qc.num_parameters)
+                        bound = dict(zip(qc.parameters, values))
+                        self.assertTrue(Statevector(isa.assign_parameters(bound)).equiv(Statevector(qc.assign_parameters(bound))))
 
     def test_isa_given_again_skips_the_stage(self):
         """An ISA circuit given again (each shifted circuit of a gradient) runs none of

@@ -31,9 +31,10 @@ from qiskit.dagcircuit import DAGCircuit, DAGOpNode
 from qiskit.transpiler import PassManager, Target
 from qiskit.transpiler.basepasses import TransformationPass
 from qiskit.transpiler.exceptions import TranspilerError
+from qiskit.transpiler.passes import Optimize1qGatesDecomposition
 from ..gates import MSGate
 from ..target import is_standard_form, native_form
-from .native_to_standard import NativeToStandard
+from .native_to_standard import NativeToStandard, merge_frames
 
 #: The basis every parameterized gate is rewritten into: only ``rz`` takes an angle.
 _RZ_BASIS = ("rz", "sx", "x", "cx")
@@ -141,7 +142,20 @@ class ParametersToVirtualRZ(TransformationPass):
             return dag
         self._to_rz_form(dag)
         out = self._lower_between_rz(dag)
-        return NativeToStandard().run(out) if self._standard else out
+        if not self._standard:
+            return out
+        out = NativeToStandard(self.qubits_initially_zero).run(out)
+        if self.optimization_level >= 1:
+            # The numeric parts were lowered one stage at a time, so a wire's one-qubit
+            # run can be split between two parts (two GPi2 where one rotation would do).
+            # Qiskit's preset pass managers merge such runs with this same pass in their
+            # optimization stage, on every circuit they are given; merged here (once per
+            # compile), an ISA circuit given again is already its fixed point. Its runs
+            # stop at parameterized rz, next to which it can leave a numeric rz:
+            # merge_frames takes those in.
+            Optimize1qGatesDecomposition(target=self.target).run(out)
+            out = merge_frames(out, self.qubits_initially_zero)
+        return out
 
     @staticmethod
     def _in_isa_form(dag: DAGCircuit, names: frozenset = _ISA_NAMES) -> bool:
