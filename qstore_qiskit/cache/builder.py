@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 from qiskit.circuit import Parameter, ParameterExpression, QuantumCircuit
 
-from ..payload import dense_width, measurement_map
 from .analysis import _affine_terms
 from .errors import QStoreCacheError
 
@@ -119,6 +118,13 @@ class _Trace:
     phase_slots_on: list[list[tuple[int, int]]]  # qubit -> (plan index, slot) phase slots
     final_slots: list[int]
     extra: list[ParameterExpression]
+    #: what :func:`~qstore_qiskit.payload.dense_width`, :func:`~qstore_qiskit.payload.
+    #: measurement_map` and ``QuantumCircuit.size()`` return for the native circuit,
+    #: read in the same walk (each of those walks the circuit again, and ``size()``
+    #: builds a Python object per gate to read its ``_directive`` flag)
+    body_qubits: int = 0
+    meas_map: list[int | None] = field(default_factory=list)
+    native_size: int = 0
 
 
 class _ParamReader:
@@ -169,6 +175,10 @@ def trace_native(native: QuantumCircuit, columns: list[Parameter]) -> _Trace:
     reader = _ParamReader(columns)
     affine = reader.read
     qidx = {q: i for i, q in enumerate(native.qubits)}
+    cidx = {c: i for i, c in enumerate(native.clbits)}
+    meas_map: list[int | None] = [None] * native.num_clbits
+    width = 0  # dense_width: highest qubit index used + 1, barriers and delays ignored
+    directives = 0  # instructions QuantumCircuit.size() leaves out
     frames = [_Affine() for _ in range(native.num_qubits)]  # pending Z frame, turns
     slots: list[_Affine] = []
     plan: list[PlanEntry] = []
@@ -182,13 +192,25 @@ def trace_native(native: QuantumCircuit, columns: list[Parameter]) -> _Trace:
         phase_slots_on[q].append((len(plan), len(slots) - 1))
         return len(slots) - 1
 
-    for inst in native.data:
+    data = native.data
+    for inst in data:
         name = inst.name
         qs = tuple(qidx[q] for q in inst.qubits)
         if name in ("barrier", "id", "delay"):
+            # Only these names (and "measure") can be directives in a circuit the trace
+            # accepts: gates are never directives.
+            if getattr(inst.operation, "_directive", False):
+                directives += 1
+            if name == "id" and qs:
+                width = max(width, max(qs) + 1)
             continue
+        if qs:
+            width = max(width, max(qs) + 1)
         if name == "measure":
+            if getattr(inst.operation, "_directive", False):
+                directives += 1
             measured.add(qs[0])
+            meas_map[cidx[inst.clbits[0]]] = qs[0]
             continue
         if measured.intersection(qs):
             raise QStoreCacheError(
@@ -234,7 +256,9 @@ def trace_native(native: QuantumCircuit, columns: list[Parameter]) -> _Trace:
         slots.append(frames[q])
         phase_slots_on[q].append((len(plan), len(slots) - 1))
         final_slots.append(len(slots) - 1)
-    return _Trace(slots, plan, zz_after, phase_slots_on, final_slots, reader.extra)
+    return _Trace(
+        slots, plan, zz_after, phase_slots_on, final_slots, reader.extra, width, meas_map, len(data) - directives
+    )
 
 
 def order_slots(trace: _Trace, native: QuantumCircuit, n_par: int) -> TemplateSpec:
@@ -269,8 +293,8 @@ def order_slots(trace: _Trace, native: QuantumCircuit, n_par: int) -> TemplateSp
     return TemplateSpec(
         num_qubits=native.num_qubits,
         num_clbits=native.num_clbits,
-        body_qubits=dense_width(native),
-        meas_map=measurement_map(native),
+        body_qubits=trace.body_qubits,
+        meas_map=trace.meas_map,
         n_par=n_par,
         extra=trace.extra,
         const=const,
@@ -281,7 +305,7 @@ def order_slots(trace: _Trace, native: QuantumCircuit, n_par: int) -> TemplateSp
         n_zz=len(trace.zz_after),
         n_phase=n_phase,
         flips=_coo(flips)[1],
-        native_size=native.size(),
+        native_size=trace.native_size,
         # The compiler keeps virtual == physical qubits (IonQ is all-to-all); a layout, if
         # one is ever set, is kept for callers that need to map results.
         layout=native.layout,
