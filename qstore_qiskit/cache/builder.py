@@ -44,6 +44,8 @@ class _Affine:
         self.const = const
 
     def add(self, other: _Affine, scale: float = 1.0) -> _Affine:
+        if not other.coef:  # a constant (every form of a bound circuit): no merge
+            return _Affine(dict(self.coef), self.const + scale * other.const)
         coef = dict(self.coef)
         for c, v in other.coef.items():
             coef[c] = coef.get(c, 0.0) + scale * v
@@ -138,6 +140,10 @@ class _ParamReader:
         self.unknown: set[Parameter] = set()
 
     def read(self, value: Any, what: str) -> _Affine:
+        if type(value) is float:  # the common case, first (the same as the end below)
+            if not math.isfinite(value):
+                raise QStoreCacheError(f"{what} is not finite in the native circuit")
+            return _Affine(const=value)
         if isinstance(value, ParameterExpression):
             if not value.parameters:
                 return _Affine(const=float(value.numeric().real))
