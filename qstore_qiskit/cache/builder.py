@@ -103,6 +103,8 @@ def _coo(forms: list[_Affine]) -> tuple[np.ndarray, Terms]:
     """``(const, terms)`` of affine forms (terms sorted by slot, then column)."""
     n = len(forms)
     const = np.fromiter((aff.const for aff in forms), dtype=float, count=n)
+    if not any(aff.coef for aff in forms):  # constants only (a bound circuit's slots)
+        return const, (np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp), np.empty(0))
     t_slot = np.fromiter((s for s, aff in enumerate(forms) for _ in aff.coef), dtype=np.intp)
     t_col = np.fromiter((c for aff in forms for c in aff.coef), dtype=np.intp, count=t_slot.size)
     t_w = np.fromiter((v for aff in forms for v in aff.coef.values()), dtype=float, count=t_slot.size)
@@ -355,6 +357,19 @@ def bind_tables(spec: TemplateSpec) -> BindTables:
     # rows of the transposed batch, O(nnz) work per binding.
     nonzero = t_w != 0.0
     t_slot, t_col, t_w = t_slot[nonzero], t_col[nonzero], t_w[nonzero]
+    F = np.zeros((spec.n_zz, n_slots))
+    if spec.n_zz:
+        f_zz, f_slot, f_val = spec.flips
+        F[f_zz, f_slot] = f_val  # (zz, slot) pairs are unique
+        for s_i in spec.final_slots:
+            F[:, s_i] = -F[:, s_i]  # final frame slots store +frame, not -frame
+    if not t_slot.size:
+        # Constant slots (a template of a bound circuit): no ranks, and the padded
+        # gather below is its column 0 alone; built directly, the same arrays.
+        gather = np.full((n_slots, 1), n_cols + 1, dtype=np.intp)
+        weight = np.empty((n_slots, 1))
+        weight[:, 0] = b
+        return BindTables(b, [], gather, weight, F, n_cols)
     per_slot = np.bincount(t_slot, minlength=n_slots)
     first = np.concatenate([[0], np.cumsum(per_slot)[:-1]]) if n_slots else per_slot
     t_rank = np.arange(t_slot.size) - first[t_slot]
@@ -380,11 +395,6 @@ def bind_tables(spec: TemplateSpec) -> BindTables:
     weight[:, 0] = b
     gather[t_slot, t_rank + 1] = t_col
     weight[t_slot, t_rank + 1] = t_w
-    F = np.zeros((spec.n_zz, n_slots))
-    f_zz, f_slot, f_val = spec.flips
-    F[f_zz, f_slot] = f_val  # (zz, slot) pairs are unique
-    for s_i in spec.final_slots:
-        F[:, s_i] = -F[:, s_i]  # final frame slots store +frame, not -frame
     return BindTables(b, ranks, gather, weight, F, n_cols)
 
 
