@@ -38,17 +38,29 @@ breakdown columns are medians, in seconds from the first ``run()`` call: the las
 ``run()`` returned (compile + bind + submit of every circuit), the last job was created
 on the server and completed there, and every result was in hand.
 
+``--server-process`` runs that table a second time against
+:class:`~qstore_qiskit.server.ServerProcess` (the same ``cloud`` profile in a child
+process): :class:`~qstore_qiskit.server.LocalServer` is a thread of the benchmark's own
+process, so its request handling and simulation take the client's GIL and CPU while the
+client compiles, which IonQ's service never does. The job records then come over the
+API (``GET /jobs``) and the bound from the profile's
+:class:`~qstore_qiskit.server.ServerConfig`, computed as
+``LocalServer.lower_bound_seconds`` does. Both tables are printed.
+
 Usage::
 
     python benchmarks/submit.py [--sizes 20 200] [--shots 1024] [--seed 7] [--runs 20]
+        [--only-runs] [--server-process]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
+import urllib.request
 import warnings
 
 import numpy as np
@@ -58,7 +70,7 @@ from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate
 
 from qstore_qiskit.client import BatchSubmitter
 from qstore_qiskit.payload import native_body
-from qstore_qiskit.server import LocalServer
+from qstore_qiskit.server import PROFILES, LocalServer, ServerProcess
 
 
 def random_native_circuit(num_qubits: int, layers: int, rng: np.random.Generator, name: str) -> QuantumCircuit:
@@ -180,6 +192,41 @@ def _distinct_logical(n: int, rng: np.random.Generator, tag: str) -> list[Quantu
     return out
 
 
+class _ProcessServerView:
+    """What :func:`_separate_round` reads from a server, for a
+    :class:`~qstore_qiskit.server.ServerProcess`: job records over the API, the lower
+    bound from the profile's :class:`~qstore_qiskit.server.ServerConfig` (the same
+    formula as :meth:`LocalServer.lower_bound_seconds`)."""
+
+    def __init__(self, proc: ServerProcess, token: str) -> None:
+        self.proc = proc
+        self.config = PROFILES[proc.profile]
+        self._token = token
+        self._records: dict[str, dict] = {}
+
+    @property
+    def url(self) -> str:
+        return self.proc.url
+
+    def lower_bound_seconds(self, gate_counts: list[int], shots: int) -> float:
+        return self.config.lower_bound_seconds(gate_counts, shots)
+
+    def _get(self, path: str) -> dict:
+        req = urllib.request.Request(self.proc.url + path, headers={"Authorization": f"apiKey {self._token}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - our loopback child
+            return json.loads(resp.read().decode())
+
+    def jobs(self) -> list[dict]:
+        """The latest top-level jobs (at most 1,000) with ``id`` and ``created`` (epoch s)."""
+        records = self._get("/jobs?limit=1000")["jobs"]
+        self._records = {r["id"]: r for r in records}
+        return [{"id": r["id"], "created": _epoch(r["submitted_at"])} for r in records]
+
+    def job_record(self, job_id: str) -> dict:
+        record = self._records.get(job_id)
+        return record if record is not None and record.get("completed_at") else self._get(f"/jobs/{job_id}")
+
+
 def _separate_round(srv, backend, circuits: list[QuantumCircuit], shots: int) -> dict:
     """One timed loop of separate ``run()`` calls, then every ``result()``."""
     before = {j["id"] for j in srv.jobs()}
@@ -204,15 +251,25 @@ def _separate_round(srv, backend, circuits: list[QuantumCircuit], shots: int) ->
     }
 
 
-def run_separate(n: int, shots: int, seed: int, repeat: int) -> list[dict]:
+def run_separate(n: int, shots: int, seed: int, repeat: int, server_process: bool = False) -> list[dict]:
     """``n`` separate ``backend.run(qc)`` calls of distinct logical circuits (see the
     module doc), with the backend's default options and with ``adaptive_batch_sizing``;
-    returns one row per mode with medians over ``repeat`` alternating rounds."""
+    returns one row per mode with medians over ``repeat`` alternating rounds.
+
+    ``server_process``: against a :class:`ServerProcess` (a child process) instead of
+    the in-process :class:`LocalServer`.
+    """
+    import contextlib
+
     from qstore_qiskit.providers import QStoreProvider
 
     rng = np.random.default_rng(seed + 1)
     samples: dict[str, list[dict]] = {}
-    with LocalServer(profile="cloud", seed=seed) as srv:
+    with contextlib.ExitStack() as stack:
+        if server_process:
+            srv = _ProcessServerView(stack.enter_context(ServerProcess(profile="cloud", seed=seed)), "benchmark")
+        else:
+            srv = stack.enter_context(LocalServer(profile="cloud", seed=seed))
         for r in range(repeat + 1):  # round 0 warms imports, connections, the compiler
             for adaptive in (False, True):
                 provider = QStoreProvider(token="benchmark", url=srv.url)
@@ -239,9 +296,9 @@ def _epoch(text) -> float:
     return datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
 
 
-def print_separate(rows: list[dict], n: int) -> None:
+def print_separate(rows: list[dict], n: int, where: str = "LocalServer (in-process thread)") -> None:
     """Print the separate-run() table."""
-    print(f"\n# {n} separate backend.run(qc) calls of distinct logical 4-qubit circuits, cloud profile")
+    print(f"\n# {n} separate backend.run(qc) calls of distinct logical 4-qubit circuits, cloud profile, {where}")
     head = (f"{'mode':<13} {'wall s':>7} {'LB s':>6} {'x LB':>5} {'best..worst x LB':>17} {'last run()':>10} "
             f"{'last create':>11} {'last done':>9} {'jobs':>4} {'compiles':>8}")
     print(head)
@@ -279,6 +336,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs per fast mode (median)")
     parser.add_argument("--runs", type=int, default=20, help="separate run() calls (0: skip that table)")
     parser.add_argument("--only-runs", action="store_true", help="only the separate-run() table")
+    parser.add_argument(
+        "--server-process", action="store_true",
+        help="also run the separate-run() table against ServerProcess (the server in a child process)",
+    )
     args = parser.parse_args()
     print(f"# load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     if not args.only_runs:
@@ -287,6 +348,10 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             print_separate(run_separate(args.runs, args.shots, args.seed, args.repeat), args.runs)
+            if args.server_process:
+                print(f"# load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+                rows = run_separate(args.runs, args.shots, args.seed, args.repeat, server_process=True)
+                print_separate(rows, args.runs, "ServerProcess (child process)")
     print(f"# load average after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

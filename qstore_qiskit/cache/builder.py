@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 from qiskit.circuit import Parameter, ParameterExpression, QuantumCircuit
 
-from ..payload import dense_width, measurement_map
 from .analysis import _affine_terms
 from .errors import QStoreCacheError
 
@@ -45,6 +44,8 @@ class _Affine:
         self.const = const
 
     def add(self, other: _Affine, scale: float = 1.0) -> _Affine:
+        if not other.coef:  # a constant (every form of a bound circuit): no merge
+            return _Affine(dict(self.coef), self.const + scale * other.const)
         coef = dict(self.coef)
         for c, v in other.coef.items():
             coef[c] = coef.get(c, 0.0) + scale * v
@@ -102,6 +103,8 @@ def _coo(forms: list[_Affine]) -> tuple[np.ndarray, Terms]:
     """``(const, terms)`` of affine forms (terms sorted by slot, then column)."""
     n = len(forms)
     const = np.fromiter((aff.const for aff in forms), dtype=float, count=n)
+    if not any(aff.coef for aff in forms):  # constants only (a bound circuit's slots)
+        return const, (np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp), np.empty(0))
     t_slot = np.fromiter((s for s, aff in enumerate(forms) for _ in aff.coef), dtype=np.intp)
     t_col = np.fromiter((c for aff in forms for c in aff.coef), dtype=np.intp, count=t_slot.size)
     t_w = np.fromiter((v for aff in forms for v in aff.coef.values()), dtype=float, count=t_slot.size)
@@ -119,6 +122,13 @@ class _Trace:
     phase_slots_on: list[list[tuple[int, int]]]  # qubit -> (plan index, slot) phase slots
     final_slots: list[int]
     extra: list[ParameterExpression]
+    #: what :func:`~qstore_qiskit.payload.dense_width`, :func:`~qstore_qiskit.payload.
+    #: measurement_map` and ``QuantumCircuit.size()`` return for the native circuit,
+    #: read in the same walk (each of those walks the circuit again, and ``size()``
+    #: builds a Python object per gate to read its ``_directive`` flag)
+    body_qubits: int = 0
+    meas_map: list[int | None] = field(default_factory=list)
+    native_size: int = 0
 
 
 class _ParamReader:
@@ -132,6 +142,10 @@ class _ParamReader:
         self.unknown: set[Parameter] = set()
 
     def read(self, value: Any, what: str) -> _Affine:
+        if type(value) is float:  # the common case, first (the same as the end below)
+            if not math.isfinite(value):
+                raise QStoreCacheError(f"{what} is not finite in the native circuit")
+            return _Affine(const=value)
         if isinstance(value, ParameterExpression):
             if not value.parameters:
                 return _Affine(const=float(value.numeric().real))
@@ -169,6 +183,10 @@ def trace_native(native: QuantumCircuit, columns: list[Parameter]) -> _Trace:
     reader = _ParamReader(columns)
     affine = reader.read
     qidx = {q: i for i, q in enumerate(native.qubits)}
+    cidx = {c: i for i, c in enumerate(native.clbits)}
+    meas_map: list[int | None] = [None] * native.num_clbits
+    width = 0  # dense_width: highest qubit index used + 1, barriers and delays ignored
+    directives = 0  # instructions QuantumCircuit.size() leaves out
     frames = [_Affine() for _ in range(native.num_qubits)]  # pending Z frame, turns
     slots: list[_Affine] = []
     plan: list[PlanEntry] = []
@@ -182,13 +200,25 @@ def trace_native(native: QuantumCircuit, columns: list[Parameter]) -> _Trace:
         phase_slots_on[q].append((len(plan), len(slots) - 1))
         return len(slots) - 1
 
-    for inst in native.data:
+    data = native.data
+    for inst in data:
         name = inst.name
         qs = tuple(qidx[q] for q in inst.qubits)
         if name in ("barrier", "id", "delay"):
+            # Only these names (and "measure") can be directives in a circuit the trace
+            # accepts: gates are never directives.
+            if getattr(inst.operation, "_directive", False):
+                directives += 1
+            if name == "id" and qs:
+                width = max(width, max(qs) + 1)
             continue
+        if qs:
+            width = max(width, max(qs) + 1)
         if name == "measure":
+            if getattr(inst.operation, "_directive", False):
+                directives += 1
             measured.add(qs[0])
+            meas_map[cidx[inst.clbits[0]]] = qs[0]
             continue
         if measured.intersection(qs):
             raise QStoreCacheError(
@@ -234,7 +264,9 @@ def trace_native(native: QuantumCircuit, columns: list[Parameter]) -> _Trace:
         slots.append(frames[q])
         phase_slots_on[q].append((len(plan), len(slots) - 1))
         final_slots.append(len(slots) - 1)
-    return _Trace(slots, plan, zz_after, phase_slots_on, final_slots, reader.extra)
+    return _Trace(
+        slots, plan, zz_after, phase_slots_on, final_slots, reader.extra, width, meas_map, len(data) - directives
+    )
 
 
 def order_slots(trace: _Trace, native: QuantumCircuit, n_par: int) -> TemplateSpec:
@@ -269,8 +301,8 @@ def order_slots(trace: _Trace, native: QuantumCircuit, n_par: int) -> TemplateSp
     return TemplateSpec(
         num_qubits=native.num_qubits,
         num_clbits=native.num_clbits,
-        body_qubits=dense_width(native),
-        meas_map=measurement_map(native),
+        body_qubits=trace.body_qubits,
+        meas_map=trace.meas_map,
         n_par=n_par,
         extra=trace.extra,
         const=const,
@@ -281,7 +313,7 @@ def order_slots(trace: _Trace, native: QuantumCircuit, n_par: int) -> TemplateSp
         n_zz=len(trace.zz_after),
         n_phase=n_phase,
         flips=_coo(flips)[1],
-        native_size=native.size(),
+        native_size=trace.native_size,
         # The compiler keeps virtual == physical qubits (IonQ is all-to-all); a layout, if
         # one is ever set, is kept for callers that need to map results.
         layout=native.layout,
@@ -325,6 +357,19 @@ def bind_tables(spec: TemplateSpec) -> BindTables:
     # rows of the transposed batch, O(nnz) work per binding.
     nonzero = t_w != 0.0
     t_slot, t_col, t_w = t_slot[nonzero], t_col[nonzero], t_w[nonzero]
+    F = np.zeros((spec.n_zz, n_slots))
+    if spec.n_zz:
+        f_zz, f_slot, f_val = spec.flips
+        F[f_zz, f_slot] = f_val  # (zz, slot) pairs are unique
+        for s_i in spec.final_slots:
+            F[:, s_i] = -F[:, s_i]  # final frame slots store +frame, not -frame
+    if not t_slot.size:
+        # Constant slots (a template of a bound circuit): no ranks, and the padded
+        # gather below is its column 0 alone; built directly, the same arrays.
+        gather = np.full((n_slots, 1), n_cols + 1, dtype=np.intp)
+        weight = np.empty((n_slots, 1))
+        weight[:, 0] = b
+        return BindTables(b, [], gather, weight, F, n_cols)
     per_slot = np.bincount(t_slot, minlength=n_slots)
     first = np.concatenate([[0], np.cumsum(per_slot)[:-1]]) if n_slots else per_slot
     t_rank = np.arange(t_slot.size) - first[t_slot]
@@ -350,11 +395,6 @@ def bind_tables(spec: TemplateSpec) -> BindTables:
     weight[:, 0] = b
     gather[t_slot, t_rank + 1] = t_col
     weight[t_slot, t_rank + 1] = t_w
-    F = np.zeros((spec.n_zz, n_slots))
-    f_zz, f_slot, f_val = spec.flips
-    F[f_zz, f_slot] = f_val  # (zz, slot) pairs are unique
-    for s_i in spec.final_slots:
-        F[:, s_i] = -F[:, s_i]  # final frame slots store +frame, not -frame
     return BindTables(b, ranks, gather, weight, F, n_cols)
 
 

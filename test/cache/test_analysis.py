@@ -63,6 +63,39 @@ class TestStructuralKey(unittest.TestCase):
         self.assertEqual(structural_key(qc), structural_key(qc.copy()))
         self.assertEqual(structural_key(qc, lift=True), structural_key(qc.copy(), lift=True))
 
+    def test_key_depends_on_values_not_object_identity(self):
+        from qstore_qiskit.cache.analysis import _canonical_bytes
+
+        name = "".join(["r", "x"])  # equal to "rx", another object
+        shared = (0,)
+        one = [2, 0, ("rx", shared, (), (0,)), ("rx", shared, (), (1,))]
+        other = [2, 0, (name, (0,), (), (0,)), ("rx", tuple([0]), (), (1,))]
+        self.assertIsNot(one[2][0], other[2][0])
+        self.assertEqual(_canonical_bytes(one), _canonical_bytes(other))
+        self.assertNotEqual(_canonical_bytes(one), _canonical_bytes([2, 0, ("rx", (0,), (), (0,)), ("rx", (0,), (), ("1",))]))
+        # The same circuit built twice, and in another process, has one key.
+        import subprocess
+        import sys
+
+        def build() -> QuantumCircuit:
+            qc = QuantumCircuit(3, 2)
+            qc.rx(0.25, 0)
+            qc.cx(0, 2)
+            qc.ry(Parameter("a") * 2 + 1, 1)
+            qc.measure([0, 1], [1, 0])
+            return qc
+
+        key = structural_key(build(), lift=True)
+        self.assertEqual(key, structural_key(build(), lift=True))
+        code = (
+            "from qiskit import QuantumCircuit\nfrom qiskit.circuit import Parameter\n"
+            "from qstore_qiskit.cache import structural_key\n"
+            "qc = QuantumCircuit(3, 2)\nqc.rx(0.25, 0)\nqc.cx(0, 2)\nqc.ry(Parameter('b') * 2 + 1, 1)\n"
+            "qc.measure([0, 1], [1, 0])\nprint(structural_key(qc, lift=True))"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+        self.assertEqual(out.stdout.strip(), key)
+
     def test_collision_resistance(self):
         """Many random circuits: equal key <=> identical canonical structure."""
         rng = np.random.default_rng(77)

@@ -191,3 +191,101 @@ class TestQiskitParallelTranspile(unittest.TestCase):
         with should_run_in_parallel.override(True):
             forked = transpile(circuits, num_processes=2, **kwargs)
         self.assertEqual(forked, serial)  # equivalence of the serial output: tested elsewhere
+
+
+class TestDirectRun(unittest.TestCase):
+    """``ParallelPassManager.run`` of one circuit calls the passes directly: the same
+    output and property set as Qiskit's task runner, and Qiskit's runner whenever the
+    direct one would differ (callbacks, ``requires``, a repeated pass, pass logging)."""
+
+    def _qiskit_run(self, pm, circuit):
+        from qiskit.transpiler import PassManager
+
+        return PassManager.run(pm, circuit)
+
+    def test_same_output_and_property_set_as_qiskit(self):
+        for level in (0, 1, 2, 3):
+            pm = generate_ionq_pass_manager("aria-1", level, num_qubits=5, qubits_initially_zero=level % 2 == 0)
+            for seed in range(4 if level < 3 else 1):
+                circuit = random_circuit(4, 8, max_operands=3, seed=seed, measure=seed % 2 == 0)
+                with mock.patch.object(ParallelPassManager, "_run_direct", wraps=pm._run_direct) as direct:
+                    out = pm.run(circuit)
+                self.assertEqual(direct.call_count, 1)
+                direct_props = dict(pm.property_set)
+                expected = self._qiskit_run(pm, circuit)
+                self.assertEqual(out, expected)
+                self.assertEqual(out.name, expected.name)
+                self.assertEqual(out.layout, expected.layout)
+                self.assertEqual(direct_props.keys(), dict(pm.property_set).keys())
+                self.assertEqual(direct_props["ionq_native_form"], pm.property_set["ionq_native_form"])
+
+    def test_native_input_skips_the_conditional_passes(self):
+        pm = generate_ionq_pass_manager("aria-1", 2, num_qubits=3)
+        native = pm.run(random_circuit(3, 6, max_operands=2, seed=3))
+        again = pm.run(native)
+        self.assertTrue(pm.property_set["ionq_native_form"])
+        self.assertEqual(again, native)
+
+    def test_errors_are_the_same(self):
+        from qiskit.transpiler.exceptions import TranspilerError
+
+        pm = generate_ionq_pass_manager("aria-1", 2, num_qubits=2)
+        wide = QuantumCircuit(3)
+        wide.h(range(3))
+        with self.assertRaisesRegex(TranspilerError, "uses 3 qubits but the target has only 2"):
+            pm.run(wide)
+
+    def test_transformation_pass_must_return_a_dag(self):
+        from qiskit.transpiler.basepasses import TransformationPass
+        from qiskit.transpiler.exceptions import TranspilerError
+
+        class Broken(TransformationPass):
+            def run(self, dag):
+                return None
+
+        pm = ParallelPassManager([Broken()])
+        with self.assertRaisesRegex(TranspilerError, "Transformation passes should return a transformed dag"):
+            pm.run(QuantumCircuit(1))
+
+    def test_falls_back_to_qiskit_when_it_would_differ(self):
+        import logging
+
+        from qiskit.transpiler.basepasses import AnalysisPass
+
+        class Needs(AnalysisPass):
+            def __init__(self):
+                super().__init__()
+                self.requires = [Counted()]
+
+            def run(self, dag):
+                pass
+
+        class Counted(AnalysisPass):
+            def run(self, dag):
+                self.property_set["runs"] = (self.property_set["runs"] or 0) + 1
+
+        counted = Counted()
+        circuit = QuantumCircuit(1)
+        cases = {
+            "requires": ParallelPassManager([Needs()]),
+            "repeated pass": ParallelPassManager([counted, counted]),
+        }
+        for label, pm in cases.items():
+            with self.subTest(label), mock.patch.object(ParallelPassManager, "_run_direct") as direct:
+                pm.run(circuit)
+                direct.assert_not_called()
+        # A pass that appears twice runs once (Qiskit skips a completed analysis pass).
+        pm = ParallelPassManager([counted, counted])
+        pm.run(circuit)
+        self.assertEqual(pm.property_set["runs"], 1)
+        pm = generate_ionq_pass_manager("aria-1", 2, num_qubits=2)
+        with mock.patch.object(ParallelPassManager, "_run_direct") as direct:
+            pm.run(circuit, callback=lambda **_: None)
+            logger = logging.getLogger("qiskit.passmanager.base_tasks")
+            old = logger.level
+            logger.setLevel(logging.INFO)
+            try:
+                pm.run(circuit)
+            finally:
+                logger.setLevel(old)
+            direct.assert_not_called()
