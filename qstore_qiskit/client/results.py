@@ -299,9 +299,16 @@ def parse_histogram_groups(raws: list[Any], num_qubits: list[int], wheres: list[
     """
     by_keys: dict[tuple, list[int]] = {}
     single: set[int] = set()
+    # Consecutive histograms usually share their key list: compared with the previous
+    # one as lists (no tuple to build and hash per histogram), looked up only on change.
+    last_names: list | None = None
+    last_rows: list[int] = []
     for i, raw in enumerate(raws):
         if type(raw) is dict and raw:
-            by_keys.setdefault(tuple(raw), []).append(i)
+            names = list(raw)
+            if names != last_names:
+                last_names, last_rows = names, by_keys.setdefault(tuple(names), [])
+            last_rows.append(i)
         else:
             single.add(i)
     groups: list[HistogramGroup] = []

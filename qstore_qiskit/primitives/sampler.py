@@ -11,7 +11,7 @@ from qiskit.primitives import BaseSamplerV2, PrimitiveJob, PrimitiveResult, Samp
 from qiskit.primitives.containers import BitArray, DataBin, SamplerPubLike
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
-from ._run import job_ids, pack_bits, parameter_binds, shot_table, submit
+from ._run import collect_run_garbage, job_ids, pack_bits, parameter_binds, shot_table, submit
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..providers.backend import QStoreBackend
@@ -131,6 +131,10 @@ class SamplerV2(BaseSamplerV2):
                 start += n
                 results[i] = self._pub_result(pub, mine, shots, i)
                 all_ids.extend(x for x in job_ids(mine) if x not in all_ids)
+        if jobs:  # the payloads and per-circuit results: freed here
+            del pairs, mine, job
+            jobs.clear()
+        collect_run_garbage()
         return PrimitiveResult(results, metadata={"version": 2, "ionq_job_ids": all_ids})
 
     def _pub_result(self, pub: SamplerPub, pairs: list, shots: int, position: int) -> SamplerPubResult:
