@@ -209,8 +209,7 @@ class JobRunner:
             results = await self._s._fetcher.results_for(job_id, doc, job, prefetched)
             self._record_timings(job, doc)
             with cyclic_gc_paused(len(job.items) > 8):
-                for it, res in zip(job.items, results):
-                    self.deliver(it, res)
+                self.deliver_many(job.items, results)
             self._journal_if_settled(job)
         except asyncio.CancelledError:
             for it in job.items:
@@ -272,10 +271,29 @@ class JobRunner:
         for items in groups.values():
             self.start_job(job.settings, items)
 
+    def deliver_many(self, items: list[Item], results: list[CircuitResult]) -> None:
+        """:meth:`deliver` of each ``(item, result)`` pair, in order, with each caller's
+        future asked whether it is done once per run of its items (a 1,000-circuit job
+        usually serves one caller; ``done()`` takes the future's lock), not once per
+        circuit. A caller that cancels while its run is delivered gets its remaining
+        results stored and never read, as if they had come first."""
+        req: Request | None = None
+        open_ = False
+        for item, result in zip(items, results):
+            if item.request is not req:
+                req = item.request
+                open_ = not req.future.done()
+            if open_:
+                self._deliver(req, item, result)
+                open_ = req.remaining > 0  # complete: its future is set
+
     def deliver(self, item: Item, result: CircuitResult) -> None:
         req = item.request
         if req.future.done():
             return
+        self._deliver(req, item, result)
+
+    def _deliver(self, req: Request, item: Item, result: CircuitResult) -> None:
         if req.results[item.index] is not None:  # never double-deliver a circuit
             self._counters["duplicate_results_dropped"] += 1
             return
