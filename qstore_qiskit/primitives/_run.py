@@ -46,8 +46,13 @@ def submit(
     return backend.run(circuits, parameter_binds=binds, **options)
 
 
-def collect_run_garbage() -> None:
-    """The middle-generation collection Python would make during the next run, made now.
+#: Circuits from which a run's payloads are worth a middle collection of their own.
+_COLLECT_FROM = 100
+
+
+def collect_run_garbage(circuits: int) -> None:
+    """The middle-generation collection Python would make during the next run, made now
+    (for a run of at least ``_COLLECT_FROM`` circuits).
 
     Call it once a run's jobs, payloads and results are released. A 1,000-set PUB keeps
     ~50,000 container objects (its payloads' gate lists and MS gates) alive from binding
@@ -56,10 +61,12 @@ def collect_run_garbage() -> None:
     middle-generation collection fell while they were alive and walked them all again
     (15-35 ms, more than a third of the collector's time). Made here, when they are
     freed, it walks only what survived the run's young collections (~1 ms) and starts
-    the next run with the middle generation's counter at zero. A process that disabled
-    the collector gets no collection.
+    the next run with the middle generation's counter at zero. Small runs (a QNN's
+    forward pass) are left to the interpreter: their payloads would cost the automatic
+    collection less than an extra one per run. A process that disabled the collector
+    gets no collection.
     """
-    if gc.isenabled():
+    if circuits >= _COLLECT_FROM and gc.isenabled():
         gc.collect(1)
 
 

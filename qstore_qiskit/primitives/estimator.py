@@ -173,6 +173,7 @@ class EstimatorV2(BaseEstimatorV2):
         for i, shots in enumerate(shots_of):
             groups.setdefault(shots, []).append(i)
         jobs = []
+        sent = 0
         for shots, members in groups.items():
             circuits: list[QuantumCircuit] = []
             binds: list[dict] = []
@@ -189,6 +190,7 @@ class EstimatorV2(BaseEstimatorV2):
                         circuits.extend([basis.circuit] * n)
                         binds.extend([{}] * n)
                 plan.append((i, bases, n))
+                sent += n * len(bases)
             jobs.append((shots, plan, submit(self._backend, circuits, binds, shots, self._seed, self._run_options)))
         results: list[PubResult | None] = [None] * len(pubs)
         all_ids: list[str] = []
@@ -204,7 +206,7 @@ class EstimatorV2(BaseEstimatorV2):
         if jobs:  # the payloads and per-circuit results: freed here
             del pairs, mine, job
             jobs.clear()
-        collect_run_garbage()
+        collect_run_garbage(sent)
         return PrimitiveResult(results, metadata={"version": 2, "ionq_job_ids": all_ids})
 
     def _pub_result(self, pub: EstimatorPub, bases: list[_Basis], pairs: list, n: int, shots: int, rng) -> PubResult:
