@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 _LOOKUP_PAGES = 20  # pages of GET /jobs scanned when adopting an ambiguous create
+_KEPT = ("qubits", "name")  # what a request keeps of its circuit bodies once answered
 
 __all__ = ["JobRunner"]
 
@@ -307,6 +308,11 @@ class JobRunner:
         if req.remaining == 0:
             self.last_delivery = time.monotonic()
             self.round_trips.append(self.last_delivery - req.submitted_at)
+            # Every circuit is answered: the bodies (a 1,000-circuit call's payloads, some
+            # 50,000 objects) are dropped before the caller wakes, so that the jobs this
+            # loop still finishes do not keep them alive once the caller lets them go
+            # (the V2 primitives collect right then). What a late look needs stays.
+            req.circuits = [{k: c[k] for k in _KEPT if k in c} for c in req.circuits]
             try:
                 req.future.set_result(list(req.results))
             except concurrent.futures.InvalidStateError:  # cancelled meanwhile
