@@ -161,6 +161,53 @@ def _sorted_uniforms(seed: int, shots: int) -> np.ndarray:
     return got
 
 
+# Counting the uniforms below each bin edge of a whole job (1,000 rows x 256 edges) with
+# ``searchsorted`` costs ~10 binary-search steps per edge. The uniforms are fixed per
+# (seed, shots), so they are bucketed once: bucket ``j`` of ``M`` (a power of two) holds
+# the uniforms in ``[j/M, (j+1)/M)``, and ``first[j]`` counts those below ``j/M``. For an
+# edge ``x`` in ``[0, 1]``, ``j = floor(x * M)`` is exact (scaling by a power of two), so
+# ``x`` lies in bucket ``j``: the count below ``x`` is ``first[j]`` plus those of bucket
+# ``j``'s few uniforms (at most ``depth``) that are below ``x``. The uniforms are padded
+# with ``depth`` infinities, so reading past bucket ``j`` only reads values above ``x``.
+# Integers, so the very same counts as ``searchsorted``, at ~1/3 of its cost.
+_buckets: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int, int]] = {}
+_BUCKETED_SHOTS = 1 << 16  # at most 2**20 buckets (8 MiB); more shots: searchsorted
+
+
+def _uniform_buckets(seed: int, shots: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """``(first, padded uniforms, M, depth)`` of the sorted uniforms of ``(seed, shots)``
+    (see the comment above); kept as long as the uniforms are."""
+    key = (seed, shots)
+    got = _buckets.get(key)
+    if got is not None and key in _uniforms:
+        return got
+    uniforms = _sorted_uniforms(seed, shots)
+    size = 1 << max(4, int(shots * 8).bit_length())  # ~8-16 buckets per uniform
+    first = np.searchsorted(uniforms, np.arange(size + 1, dtype=np.float64) / size, side="left")
+    depth = int(np.diff(first).max(initial=0))
+    padded = np.concatenate([uniforms, np.full(depth + 1, np.inf)])
+    got = (first, padded, size, depth)
+    with _uniforms_lock:
+        for stale in [k for k in _buckets if k not in _uniforms]:
+            _buckets.pop(stale, None)
+        if key in _uniforms:
+            _buckets[key] = got
+    return got
+
+
+def _count_below(seed: int, shots: int, edges: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(_sorted_uniforms(seed, shots), edges, side="left")`` (``int64``,
+    the shape of ``edges``), through the buckets when every edge is in ``[0, 1]``."""
+    if shots > _BUCKETED_SHOTS or not edges.size or not (edges.min() >= 0.0 and edges.max() <= 1.0):  # NaN fails too
+        return np.searchsorted(_sorted_uniforms(seed, shots), edges, side="left")
+    first, padded, size, depth = _uniform_buckets(seed, shots)
+    start = first[(edges * size).astype(np.intp)]  # x * 2**k: exact, truncation = floor
+    below = start.copy()
+    for t in range(depth):
+        below += padded[start + t] < edges
+    return below
+
+
 def _seeded_choice_counts(p: np.ndarray, shots: int, seed: int) -> np.ndarray:
     """``np.bincount(RandomState(seed).choice(len(p), shots, p=p), minlength=len(p))``,
     including ``choice``'s checks of ``p`` (same errors)."""
@@ -207,8 +254,7 @@ def count_matrix(
             ok = np.abs(p.sum(axis=1) - 1.0) <= np.sqrt(np.finfo(np.float64).eps)
             cdf = p.cumsum(axis=1)
             cdf /= cdf[:, -1:]
-            uniforms = _sorted_uniforms(int(sampler_seed), shots)  # type: ignore[arg-type]  # seeded here
-            below = np.searchsorted(uniforms, cdf, side="left")
+            below = _count_below(int(sampler_seed), shots, cdf)  # type: ignore[arg-type]  # seeded here
             counts = below.copy()
             counts[:, 1:] -= below[:, :-1]
         else:

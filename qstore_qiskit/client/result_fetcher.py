@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..gc_pause import cyclic_gc_paused
 from .counts import count_matrix, positive_count_rows, uses_sampler
@@ -336,22 +336,14 @@ class ResultFetcher:
                 )
                 for r, pos in enumerate(group.rows):
                     arrays[pos] = ((group.outcomes, group.probabilities[r]), positive[r])
-            out = []
-            for pos, (cid, _) in enumerate(histograms):
-                probabilities, count_arrays = arrays[pos]  # type: ignore[misc]
-                # The dicts are built on first read (the primitives read only the arrays).
-                result = CircuitResult.from_arrays(
-                    probabilities,
-                    count_arrays,
-                    shots=shots,
-                    job_id=job_id,
-                    child_job_id=cid,
-                    num_qubits=qubits_sent[pos] if qubits_sent else width,
-                    circuit_index=pos,
-                    metadata=dict(meta),
-                )
-                out.append(result)
-            return out
+            # The dicts are built on first read (the primitives read only the arrays).
+            of_arrays = CircuitResult._of_arrays
+            filled = cast("list[tuple[Any, Any]]", arrays)  # every position set above
+            return [
+                of_arrays(filled[pos][0], filled[pos][1], shots, job_id, cid,
+                          qubits_sent[pos] if qubits_sent else width, pos, None, dict(meta))
+                for pos, (cid, _) in enumerate(histograms)
+            ]
 
     async def _list_children(self, job_id: str, expected: int, first_page: bytes | None = None) -> dict[str, dict]:
         """The child job records of ``job_id`` by id (``first_page``: the undecoded

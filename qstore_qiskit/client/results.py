@@ -78,12 +78,24 @@ class CircuitResult:
         if not fields.keys() <= _FROM_ARRAYS_FIELDS or not fields.keys() >= _REQUIRED_FIELDS:
             raise TypeError(f"from_arrays() takes the fields {sorted(_FROM_ARRAYS_FIELDS)} "
                             f"({sorted(_REQUIRED_FIELDS)} required), got {sorted(fields)}")
+        return cls._of_arrays(
+            probabilities, counts, fields["shots"], fields["job_id"], fields["child_job_id"], fields["num_qubits"],
+            fields["circuit_index"], fields.get("name"), fields["metadata"] if "metadata" in fields else {},
+        )
+
+    @classmethod
+    def _of_arrays(
+        cls, probabilities: tuple[np.ndarray, np.ndarray], counts: tuple[np.ndarray, np.ndarray] | None, shots: int,
+        job_id: str, child_job_id: str | None, num_qubits: int, circuit_index: int, name: str | None,
+        metadata: dict[str, Any],
+    ) -> "CircuitResult":
+        """:meth:`from_arrays` with every field given in order, unchecked (the result
+        fetcher makes a job's results by the thousand)."""
         result = cls.__new__(cls)
         result.__dict__.update(
             _probabilities=None, probability_arrays=probabilities, _counts=None, count_arrays=counts,
-            shots=fields["shots"], job_id=fields["job_id"], child_job_id=fields["child_job_id"],
-            num_qubits=fields["num_qubits"], circuit_index=fields["circuit_index"], name=fields.get("name"),
-            metadata=fields["metadata"] if "metadata" in fields else {},
+            shots=shots, job_id=job_id, child_job_id=child_job_id, num_qubits=num_qubits,
+            circuit_index=circuit_index, name=name, metadata=metadata,
         )
         return result
 
@@ -299,9 +311,16 @@ def parse_histogram_groups(raws: list[Any], num_qubits: list[int], wheres: list[
     """
     by_keys: dict[tuple, list[int]] = {}
     single: set[int] = set()
+    # Consecutive histograms usually share their key list: compared with the previous
+    # one as lists (no tuple to build and hash per histogram), looked up only on change.
+    last_names: list | None = None
+    last_rows: list[int] = []
     for i, raw in enumerate(raws):
         if type(raw) is dict and raw:
-            by_keys.setdefault(tuple(raw), []).append(i)
+            key_list = list(raw)
+            if key_list != last_names:
+                last_names, last_rows = key_list, by_keys.setdefault(tuple(key_list), [])
+            last_rows.append(i)
         else:
             single.add(i)
     groups: list[HistogramGroup] = []

@@ -15,7 +15,7 @@ from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.quantum_info import PauliList
 
 from ..transpiler.gates import GPI2Gate
-from ._run import job_ids, parameter_binds, shot_outcomes, submit
+from ._run import collect_run_garbage, job_ids, parameter_binds, shot_outcomes, submit
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..providers.backend import QStoreBackend
@@ -173,6 +173,7 @@ class EstimatorV2(BaseEstimatorV2):
         for i, shots in enumerate(shots_of):
             groups.setdefault(shots, []).append(i)
         jobs = []
+        sent = 0
         for shots, members in groups.items():
             circuits: list[QuantumCircuit] = []
             binds: list[dict] = []
@@ -189,6 +190,7 @@ class EstimatorV2(BaseEstimatorV2):
                         circuits.extend([basis.circuit] * n)
                         binds.extend([{}] * n)
                 plan.append((i, bases, n))
+                sent += n * len(bases)
             jobs.append((shots, plan, submit(self._backend, circuits, binds, shots, self._seed, self._run_options)))
         results: list[PubResult | None] = [None] * len(pubs)
         all_ids: list[str] = []
@@ -201,6 +203,10 @@ class EstimatorV2(BaseEstimatorV2):
                 start += n * len(bases)
                 results[i] = self._pub_result(pubs[i], bases, mine, n, shots, rng)
                 all_ids.extend(x for x in job_ids(mine) if x not in all_ids)
+        if jobs:  # the payloads and per-circuit results: freed here
+            del pairs, mine, job
+            jobs.clear()
+        collect_run_garbage(sent)
         return PrimitiveResult(results, metadata={"version": 2, "ionq_job_ids": all_ids})
 
     def _pub_result(self, pub: EstimatorPub, bases: list[_Basis], pairs: list, n: int, shots: int, rng) -> PubResult:

@@ -11,7 +11,7 @@ from qiskit.primitives import BaseSamplerV2, PrimitiveJob, PrimitiveResult, Samp
 from qiskit.primitives.containers import BitArray, DataBin, SamplerPubLike
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
-from ._run import job_ids, pack_bits, parameter_binds, shot_table, submit
+from ._run import collect_run_garbage, job_ids, pack_bits, parameter_binds, shot_table, submit
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..providers.backend import QStoreBackend
@@ -108,6 +108,7 @@ class SamplerV2(BaseSamplerV2):
             groups.setdefault(pub.shots, []).append(i)
         # Submit every group before waiting for any.
         jobs = []
+        sent = 0
         for shots, members in groups.items():
             circuits, binds = [], []
             for i in members:
@@ -118,6 +119,7 @@ class SamplerV2(BaseSamplerV2):
                 else:  # no parameters: one circuit per element of the (broadcast) shape
                     circuits.extend([pub.circuit] * max(pub.parameter_values.size, 1))
                     binds.extend([{}] * max(pub.parameter_values.size, 1))
+            sent += sum(max(pubs[i].parameter_values.size, 1) for i in members)
             jobs.append((shots, members, submit(self._backend, circuits, binds, shots, self._seed, self._run_options)))
         results: list[SamplerPubResult | None] = [None] * len(pubs)
         all_ids: list[str] = []
@@ -131,6 +133,10 @@ class SamplerV2(BaseSamplerV2):
                 start += n
                 results[i] = self._pub_result(pub, mine, shots, i)
                 all_ids.extend(x for x in job_ids(mine) if x not in all_ids)
+        if jobs:  # the payloads and per-circuit results: freed here
+            del pairs, mine, job
+            jobs.clear()
+        collect_run_garbage(sent)
         return PrimitiveResult(results, metadata={"version": 2, "ionq_job_ids": all_ids})
 
     def _pub_result(self, pub: SamplerPub, pairs: list, shots: int, position: int) -> SamplerPubResult:

@@ -94,6 +94,39 @@ class TestCounts(unittest.TestCase):
         self.assertEqual(got, _reference_sampled(probs, budget + 1, 5))
         self.assertNotIn((5, budget + 1), counts_mod._uniforms)
 
+    def test_bucketed_count_below_equals_searchsorted(self) -> None:
+        # count_matrix counts the seed's uniforms below each bin edge through buckets;
+        # it must be searchsorted's count exactly, also at the uniforms themselves, just
+        # beside them, on the bucket borders and at 0 and 1.
+        rng = np.random.default_rng(3)
+        for seed in (0, 7, 1234):
+            for shots in (1, 2, 5, 100, 1024, 3000):
+                uniforms = counts_mod._sorted_uniforms(seed, shots)
+                size = counts_mod._uniform_buckets(seed, shots)[2]
+                edges = np.concatenate([
+                    rng.random(2000), uniforms, np.nextafter(uniforms, 0.0), np.nextafter(uniforms, 1.0),
+                    np.arange(size + 1) / size, [0.0, 1.0, 5e-324, np.nextafter(1.0, 0.0)],
+                ])
+                got = counts_mod._count_below(seed, shots, edges.reshape(2, -1) if len(edges) % 2 == 0 else edges)
+                want = np.searchsorted(uniforms, edges, side="left")
+                self.assertTrue(np.array_equal(got.ravel(), want), (seed, shots))
+        # Out of [0, 1] or NaN: searchsorted itself.
+        odd = np.array([[-0.5, 0.3, 1.5, np.nan]])
+        self.assertTrue(np.array_equal(counts_mod._count_below(7, 100, odd),
+                                       np.searchsorted(counts_mod._sorted_uniforms(7, 100), odd, side="left")))
+
+    def test_count_matrix_rows_equal_count_array(self) -> None:
+        rng = np.random.default_rng(11)
+        weights = rng.random((60, 32)) ** 3
+        weights[5, :] = 0.0  # no positive weight: None, as count_array
+        for shots in (1, 64, 1024):
+            rows = counts_mod.count_matrix(weights, shots, use_sampler=True, sampler_seed=9)
+            for w, got in zip(weights, rows):
+                want = count_array(w, shots, use_sampler=True, sampler_seed=9)
+                self.assertEqual(got is None, want is None)
+                if want is not None:
+                    self.assertTrue(np.array_equal(got, want))
+
 
 if __name__ == "__main__":
     unittest.main()

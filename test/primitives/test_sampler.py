@@ -75,6 +75,42 @@ class TestSamplerV2(ProviderTestCase):
         got = np.array([pub.data.c.get_counts(i).get("1", 0) == 10 for i in range(len(bits))])
         np.testing.assert_array_equal(got, bits.astype(bool))
 
+    def test_large_run_collects_once_its_payloads_are_freed(self):
+        # A run of >= 100 circuits makes the middle-generation collection itself, after
+        # its payloads are released: when it runs, no payload dict of the run is alive
+        # (no more MS gate dicts than before the run: other tests' may live on). A small
+        # run leaves the collector to the interpreter.
+        import gc
+        from unittest import mock
+
+        from qstore_qiskit.primitives import _run
+
+        circuit = ansatz(measure=True)
+        sampler = SamplerV2(self.backend, seed=5)
+        seen: list[tuple[int, int]] = []
+
+        def ms_dicts() -> int:
+            # MS gate dicts hold lists, so the collector tracks them: any alive shows here.
+            return sum(1 for o in gc.get_objects() if type(o) is dict and o.get("gate") == "ms")
+
+        def collect(generation: int = 2) -> int:
+            seen.append((generation, ms_dicts()))
+            return gc.collect(generation)
+
+        spy = mock.Mock(wraps=gc)
+        spy.collect = collect
+        for sets, calls in ((2, 0), (_run._COLLECT_FROM, 1)):
+            seen.clear()
+            gc.collect()
+            before = ms_dicts()
+            with self.subTest(sets=sets), mock.patch.object(_run, "gc", spy):
+                pub = sampler.run([(circuit, random_values((sets,), 3))], shots=16).result()[0]
+                self.assertEqual(pub.data.meas.shape, (sets,))
+                ours = [entry for entry in seen if entry[0] == 1]
+                self.assertEqual(len(ours), calls, seen)
+                for _, alive in ours:
+                    self.assertLessEqual(alive, before)
+
     def test_registers_and_seed(self):
         qr = QuantumRegister(3)
         a, b = ClassicalRegister(1, "a"), ClassicalRegister(2, "b")
