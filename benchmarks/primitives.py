@@ -32,6 +32,11 @@ Usage::
 
     python benchmarks/primitives.py              # 1,000 parameter sets
     python benchmarks/primitives.py --sets 200   # quicker
+    QISKIT_IN_PARALLEL=TRUE python benchmarks/primitives.py --only qnn --repeat 30
+
+``QISKIT_IN_PARALLEL=TRUE`` is the switch Qiskit sets in its own worker processes: its
+Rust passes then run on the calling thread instead of a thread pool (the QNN table
+prints how much CPU that pool's threads burn during ``pm.run`` either way).
 """
 
 from __future__ import annotations
@@ -345,18 +350,52 @@ def estimator_rows(server, sets: int) -> tuple[list[dict], int]:
 def _timed_pass_manager(pm, spent: list) -> None:
     """Count the seconds ``pm.run`` takes (on this instance only: EstimatorQNN and its
     gradient call the same object), so the table can show how much of the QNN's time is
-    the pass manager's."""
+    the pass manager's: ``spent`` is ``[process CPU, circuits, CPU of the calling
+    thread]``. The process CPU less the caller's is what other threads burnt meanwhile:
+    Qiskit's Rust passes run on a thread pool (rayon) whose idle workers spin before they
+    sleep, and ``time.process_time`` counts that too."""
     run = pm.run
 
     def timed_run(*args, **kwargs):
-        start = time.process_time()
+        start, start_thread = time.process_time(), time.thread_time()
         try:
             return run(*args, **kwargs)
         finally:
             spent[0] += time.process_time() - start
             spent[1] += len(args[0]) if isinstance(args[0], list) else 1
+            spent[2] += time.thread_time() - start_thread
 
     pm.run = timed_run
+
+
+class _Collections:
+    """CPU seconds of Python's cyclic garbage collector (any thread, from
+    ``gc.callbacks``) and full collections, since the last :meth:`reset`."""
+
+    def __init__(self) -> None:
+        import gc
+        import threading
+
+        self._get_ident = threading.get_ident
+        self._started: dict[int, float] = {}
+        self.reset()
+        gc.callbacks.append(self._callback)
+
+    def reset(self) -> None:
+        self.seconds, self.full = 0.0, 0
+
+    def _callback(self, phase: str, info: dict) -> None:
+        ident = self._get_ident()
+        if phase == "start":
+            self._started[ident] = time.thread_time()
+        elif ident in self._started:
+            self.seconds += time.thread_time() - self._started.pop(ident)
+            self.full += info["generation"] == 2
+
+    def close(self) -> None:
+        import gc
+
+        gc.callbacks.remove(self._callback)
 
 
 def qnn_rows(server, repeat: int = 3) -> dict:
@@ -368,9 +407,12 @@ def qnn_rows(server, repeat: int = 3) -> dict:
     of ``repeat``, the setups taking turns), the CPU seconds spent inside the pass
     manager's ``run`` (the gradient re-runs it on every shifted circuit) and how many
     circuits it ran, and the largest gradient error against the exact (statevector)
-    gradient; under ``"ratios"`` the sorted preset / own CPU ratios of the runs paired
-    by turn (on a loaded machine their median is steadier than the ratio of the least
-    times).
+    gradient; then the medians over the runs of the CPU other threads burnt during
+    ``pm.run`` (Qiskit's thread pool), of the garbage collector's CPU, and the full
+    collections per run. Under ``"ratios"`` the sorted preset / own CPU ratios of the
+    runs paired by turn (on a loaded machine their median is steadier than the ratio of
+    the least times), under ``"ratios_no_gc"`` the same without the collector's CPU and
+    under ``"ratios_no_pool"`` without the CPU of other threads during ``pm.run``.
     """
     from qiskit.circuit.library import real_amplitudes, zz_feature_map
     from qiskit.primitives import BackendEstimatorV2, StatevectorEstimator
@@ -393,7 +435,7 @@ def qnn_rows(server, repeat: int = 3) -> dict:
         setups = {}
         for name, pm in (("own", qstore_qiskit.generate_ionq_pass_manager(backend)),
                          ("preset", generate_preset_pass_manager(optimization_level=1, backend=backend))):
-            spent = [0.0, 0]
+            spent = [0.0, 0, 0.0]
             _timed_pass_manager(pm, spent)
             qnn = EstimatorQNN(
                 circuit=circuit, input_params=feature_map.parameters, weight_params=ansatz_.parameters,
@@ -406,21 +448,30 @@ def qnn_rows(server, repeat: int = 3) -> dict:
         # same load; the least CPU of each is kept, and the median of the ratios of the
         # runs paired by turn.
         samples: dict = {name: [] for name in setups}
-        for turn in range(repeat):
-            for name in (("own", "preset") if turn % 2 == 0 else ("preset", "own")):
-                qnn, spent = setups[name]
-                spent[:] = [0.0, 0]
-                cpu, wall = time.process_time(), time.perf_counter()
-                qnn.forward(X, w)
-                grad = qnn.backward(X, w)[1]
-                samples[name].append(
-                    (time.process_time() - cpu, time.perf_counter() - wall, spent[0], spent[1],
-                     float(np.abs(grad - exact).max()))
-                )
+        collections = _Collections()
+        try:
+            for turn in range(repeat):
+                for name in (("own", "preset") if turn % 2 == 0 else ("preset", "own")):
+                    qnn, spent = setups[name]
+                    spent[:] = [0.0, 0, 0.0]
+                    collections.reset()
+                    cpu, wall = time.process_time(), time.perf_counter()
+                    qnn.forward(X, w)
+                    grad = qnn.backward(X, w)[1]
+                    samples[name].append(
+                        (time.process_time() - cpu, time.perf_counter() - wall, spent[0], spent[1],
+                         float(np.abs(grad - exact).max()), spent[0] - spent[2], collections.seconds,
+                         collections.full)
+                    )
+        finally:
+            collections.close()
         for name, runs in samples.items():
-            out[name] = min(runs, key=lambda sample: sample[0])
-        ratios = sorted(p[0] / o[0] for o, p in zip(samples["own"], samples["preset"]))
-        out["ratios"] = ratios
+            least = min(runs, key=lambda sample: sample[0])
+            out[name] = least[:5] + tuple(float(np.median([r[k] for r in runs])) for k in (5, 6, 7))
+        pairs = list(zip(samples["own"], samples["preset"]))
+        out["ratios"] = sorted(p[0] / o[0] for o, p in pairs)
+        out["ratios_no_gc"] = sorted((p[0] - p[6]) / (o[0] - o[6]) for o, p in pairs)
+        out["ratios_no_pool"] = sorted((p[0] - p[5]) / (o[0] - o[5]) for o, p in pairs)
     finally:
         provider.close()
     return out
@@ -429,9 +480,11 @@ def qnn_rows(server, repeat: int = 3) -> dict:
 def qnn_pass_table(server, circuits: int = 96, repeat: int = 3) -> tuple[float, int, list]:
     """Where Qiskit's preset pass manager spends its time on the QNN's ISA circuit: CPU
     per circuit of each pass (``pm.run([isa] * circuits)`` with a callback taking
-    ``time.process_time`` between passes; the first pass of each circuit also carries
-    the conversions between circuits). Returns ``(pm.run ms per circuit without the
-    callback, ISA width, [(pass, ms per circuit, runs per circuit)])``."""
+    ``time.process_time`` and the calling thread's ``time.thread_time`` between passes;
+    the first pass of each circuit also carries the conversions between circuits; the
+    difference of the two is what other threads, Qiskit's thread pool, burnt meanwhile).
+    Returns ``(pm.run ms per circuit without the callback, ISA width, [(pass, ms per
+    circuit, runs per circuit, calling thread's ms per circuit)])``."""
     import collections
 
     from qiskit.circuit.library import real_amplitudes, zz_feature_map
@@ -451,23 +504,26 @@ def qnn_pass_table(server, circuits: int = 96, repeat: int = 3) -> tuple[float, 
             pm.run([isa] * circuits)
             best = min(best, (time.process_time() - start) / circuits)
         spent: dict = collections.defaultdict(float)
+        spent_thread: dict = collections.defaultdict(float)
         runs: collections.Counter = collections.Counter()
-        last = [0.0]
+        last = [0.0, 0.0]
 
         def callback(pass_, count, **_):
-            now = time.process_time()
+            now, now_thread = time.process_time(), time.thread_time()
             name = type(pass_).__name__
             if count == 0:
                 name = f"(between circuits) + {name}"
             spent[name] += now - last[0]
+            spent_thread[name] += now_thread - last[1]
             runs[name] += 1
-            last[0] = time.process_time()
+            last[:] = [time.process_time(), time.thread_time()]
 
         for _ in range(repeat):
-            last[0] = time.process_time()
+            last[:] = [time.process_time(), time.thread_time()]
             pm.run([isa] * circuits, callback=callback)
         n = circuits * repeat
-        rows = sorted(((k, 1000 * v / n, runs[k] / n) for k, v in spent.items()), key=lambda r: -r[1])
+        rows = sorted(((k, 1000 * v / n, runs[k] / n, 1000 * spent_thread[k] / n) for k, v in spent.items()),
+                      key=lambda r: -r[1])
         return 1000 * best, isa.num_qubits, rows
     finally:
         provider.close()
@@ -476,9 +532,10 @@ def qnn_pass_table(server, circuits: int = 96, repeat: int = 3) -> tuple[float, 
 def print_pass_table(table: tuple[float, int, list]) -> None:
     total, width, rows = table
     print(f"\nPreset pass manager (level 1) on the QNN's ISA circuit ({width} qubits): "
-          f"pm.run {total:.3f} ms CPU per circuit; per pass (with a callback, which adds its own overhead):")
-    for name, ms, per in rows:
-        print(f"  {name:60s} {ms:8.3f} ms  x{per:.0f}")
+          f"pm.run {total:.3f} ms CPU per circuit; per pass (with a callback, which adds its own overhead; "
+          "process CPU, and the calling thread's):")
+    for name, ms, per, ms_thread in rows:
+        print(f"  {name:60s} {ms:8.3f} ms {ms_thread:8.3f} ms  x{per:.0f}")
 
 
 def print_table(title: str, rows: list[dict], reference: str | None) -> None:
@@ -503,14 +560,22 @@ def print_qnn(qnn: dict) -> None:
           f"{'max |grad - exact|':>19s}")
     for name, label in (("own", "generate_ionq_pass_manager(backend)"),
                         ("preset", "generate_preset_pass_manager(1, backend)")):
-        cpu, wall, in_pm, pm_circuits, error = qnn[name]
+        cpu, wall, in_pm, pm_circuits, error = qnn[name][:5]
         print(f"  {label:40s} {cpu:7.3f} {wall:7.3f} {in_pm:12.3f} {pm_circuits:12d} {error:19.4f}")
     own, preset = qnn["own"], qnn["preset"]
     print(f"  preset / own: client CPU {preset[0] / own[0]:.2f}x, wall {preset[1] / own[1]:.2f}x; "
           f"outside pm.run: CPU {(preset[0] - preset[2]) / (own[0] - own[2]):.2f}x")
+    print("  medians of the runs (own, preset): CPU of other threads during pm.run (Qiskit's thread pool) "
+          f"{own[5]:.4f} s, {preset[5]:.4f} s; garbage collector {own[6]:.4f} s, {preset[6]:.4f} s; "
+          f"full collections per run {own[7]:.1f}, {preset[7]:.1f}")
+
+    def median(ratios: list) -> str:
+        return f"{ratios[len(ratios) // 2]:.2f}x (range {ratios[0]:.2f}x-{ratios[-1]:.2f}x)"
+
     ratios = qnn["ratios"]
-    print(f"  preset / own client CPU of the {len(ratios)} runs paired by turn: median "
-          f"{ratios[len(ratios) // 2]:.2f}x (range {ratios[0]:.2f}x-{ratios[-1]:.2f}x)")
+    print(f"  preset / own client CPU of the {len(ratios)} runs paired by turn: median {median(ratios)}")
+    print(f"    the same without the garbage collector's CPU: median {median(qnn['ratios_no_gc'])}; "
+          f"without the CPU of other threads during pm.run: median {median(qnn['ratios_no_pool'])}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,6 +51,10 @@ def _options(config: PassManagerConfig | None) -> dict:
     }
 
 
+def _not_isa_form(property_set) -> bool:
+    return not property_set["ionq_isa_form"]
+
+
 def _parameterized(property_set) -> bool:
     return bool(property_set["ionq_parameterized"]) and not property_set["ionq_isa_form"]
 
@@ -96,12 +100,19 @@ class QStoreTranslationPlugin(PassManagerStagePlugin):
             [
                 # On a standard-form target, a circuit already in that form (an ISA
                 # circuit given again, e.g. each shifted circuit of a gradient) is left
-                # as it is: the stage's other passes do not even run.
+                # as it is: the stage's other passes do not even run, and one condition
+                # says so (Qiskit's preset pass managers run this stage on every such
+                # circuit: each task it evaluates costs a few microseconds).
                 CheckParameterized(_isa_names(target) if standard else None),
-                ConditionalController(lowering, condition=_bound),
-                # Emits the target's form itself (and keeps an ISA circuit as it is).
                 ConditionalController(
-                    [ParametersToVirtualRZ(target, level, **options)], condition=_parameterized
+                    [
+                        ConditionalController(lowering, condition=_bound),
+                        # Emits the target's form itself.
+                        ConditionalController(
+                            [ParametersToVirtualRZ(target, level, **options)], condition=_parameterized
+                        ),
+                    ],
+                    condition=_not_isa_form,
                 ),
                 # No layout stage ran on an all-to-all IonQ target: say so (trivial layout).
                 StateTrivialLayout(),

@@ -52,27 +52,33 @@ class TestCheckParameterized(unittest.TestCase):
         rzz.rzz(0.3, 0, 1)
         cases = {
             # name: (circuit, isa names, expected (parameterized, isa form))
-            "bound ISA": (isa_circuit(), ARIA, (False, True)),
-            "parameter in rz": (isa_circuit(theta=a), ARIA, (True, True)),
-            "expression in rz": (isa_circuit(theta=2 * a + b), ARIA, (True, True)),
+            # (in ISA form, whether the rz hold parameters is not looked at: None)
+            "bound ISA": (isa_circuit(), ARIA, (None, True)),
+            "parameter in rz": (isa_circuit(theta=a), ARIA, (None, True)),
+            "expression in rz": (isa_circuit(theta=2 * a + b), ARIA, (None, True)),
             "parameter in rxx": (isa_circuit(phi=b), ARIA, (True, False)),
             "parameters in rz and rxx": (isa_circuit(theta=a, phi=b), ARIA, (True, False)),
-            "parameter only in the global phase": (phase_only, ARIA, (False, True)),
-            "bound expression": (bound_expression, ARIA, (False, True)),
+            "parameter only in the global phase": (phase_only, ARIA, (None, True)),
+            "bound expression": (bound_expression, ARIA, (None, True)),
             "a gate outside the ISA": (ry, ARIA, (True, False)),
             "rzz on Aria": (rzz, ARIA, (True, False)),
-            "rzz on Forte": (rzz, FORTE, (True, True)),
+            "rzz on Forte": (rzz, FORTE, (None, True)),
             "no ISA given": (isa_circuit(theta=a), None, (True, False)),
-            "empty": (QuantumCircuit(2), ARIA, (False, True)),
+            "no ISA given, bound": (isa_circuit(), None, (False, False)),
+            "no ISA given, parameter only in the global phase": (phase_only, None, (False, False)),
+            "no ISA given, bound expression": (bound_expression, None, (False, False)),
+            "empty": (QuantumCircuit(2), ARIA, (None, True)),
+            "empty, no ISA given": (QuantumCircuit(2), None, (False, False)),
         }
         for name, (qc, names, expected) in cases.items():
             with self.subTest(name):
                 self.assertEqual(check(qc, names), expected)
 
-    def test_reads_rz_only_up_to_the_first_free_parameter(self):
+    def test_reads_only_what_the_answers_need(self):
         """Qiskit's preset pass managers run the check on every ISA circuit given again:
-        on a parameterized ISA circuit it reads the non-rz angles and the rz nodes only
-        up to the first parameterized one."""
+        on an ISA circuit it reads the angles outside ``rz`` (one free parameter there
+        would decide) and no ``rz`` node; without an ISA to check, it reads the ``rz``
+        nodes only up to the first parameterized one."""
         a = Parameter("a")
         qc = QuantumCircuit(2)
         qc.rz(a, 0)
@@ -80,14 +86,13 @@ class TestCheckParameterized(unittest.TestCase):
             qc.rz(0.1 * i, i % 2)
             qc.sx(i % 2)
             qc.rxx(0.2, 0, 1)
-        read = []
 
         class Node:  # a DAG node that records reads of its parameters
-            def __init__(self, node):
-                self.node = node
+            def __init__(self, node, read):
+                self.node, self.read = node, read
 
             def is_parameterized(self):
-                read.append(self.node.name)
+                self.read.append(self.node.name)
                 return self.node.is_parameterized()
 
             @property
@@ -95,21 +100,26 @@ class TestCheckParameterized(unittest.TestCase):
                 return self.node.params
 
         class Dag:  # the DAG, its nodes wrapped
-            def __init__(self, dag):
-                self.dag = dag
+            def __init__(self, dag, read):
+                self.dag, self.read = dag, read
 
             def count_ops(self, recurse=True):
                 return self.dag.count_ops(recurse=recurse)
 
             def named_nodes(self, *names):
-                return [Node(node) for node in self.dag.named_nodes(*names)]
+                return [Node(node, self.read) for node in self.dag.named_nodes(*names)]
 
-        pass_ = CheckParameterized(ARIA)
-        pass_.property_set = PropertySet()
-        pass_.run(Dag(circuit_to_dag(qc)))
-        self.assertEqual((pass_.property_set["ionq_parameterized"], pass_.property_set["ionq_isa_form"]), (True, True))
-        self.assertEqual(read.count("rxx"), 40)  # every non-rz angle: one there would decide
-        self.assertEqual(read.count("rz"), 1)  # the first rz node is parameterized
+        for names, expected, rz_read in ((ARIA, (None, True), 0), (None, (True, False), 1)):
+            with self.subTest(isa_names=names):
+                read: list[str] = []
+                pass_ = CheckParameterized(names)
+                pass_.property_set = PropertySet()
+                pass_.run(Dag(circuit_to_dag(qc), read))
+                self.assertEqual(
+                    (pass_.property_set["ionq_parameterized"], pass_.property_set["ionq_isa_form"]), expected
+                )
+                self.assertEqual(read.count("rxx"), 40)  # every non-rz angle
+                self.assertEqual(read.count("rz"), rz_read)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ class CheckParameterized(AnalysisPass):
     every free parameter sits in an ``rz`` angle, so the circuit is already in the
     target's ISA form and the stage has nothing to do (bound or not). Both answers come
     from one look at the nodes that can take an angle, which stops as soon as they are
-    known.
+    known. On a circuit in the ISA form, ``ionq_parameterized`` is not needed (nothing
+    is lowered, whether it holds parameters or not): its ``rz`` nodes are not read and
+    ``ionq_parameterized`` is ``None`` (unknown, falsy).
 
     Args:
         isa_names: Instruction names of the ISA form, or ``None`` (do not check it;
@@ -45,17 +47,21 @@ class CheckParameterized(AnalysisPass):
         # looked at in Python (``node.op`` would build a Python gate object for every
         # standard gate). Qiskit's preset pass managers run this on every ISA circuit
         # they are given again (qiskit-machine-learning: each shifted circuit of every
-        # gradient), so it stops as soon as both answers are known: a free parameter
-        # outside ``rz`` settles both (parameterized, not in ISA form); otherwise the
-        # ``rz`` nodes are read only up to the first free parameter.
+        # gradient, 96 per backward pass of a small QNN), so it reads as little as the
+        # answers need: a free parameter outside ``rz`` settles both (parameterized, not
+        # in ISA form); an ISA circuit needs no more (its ``rz`` nodes, most of its
+        # angles, are not read); otherwise the ``rz`` nodes are read up to the first
+        # free parameter.
         counts = dag.count_ops(recurse=False)
         isa = self.isa_names is not None and counts.keys() <= self.isa_names
         others = [name for name in counts if name not in _NO_ANGLE and name != "rz"]
-        parameterized = bool(others) and any(_free(node) for node in dag.named_nodes(*others))
-        if parameterized:
-            isa = False
-        elif "rz" in counts:
-            parameterized = any(_free(node) for node in dag.named_nodes("rz"))
+        parameterized: bool | None
+        if others and any(_free(node) for node in dag.named_nodes(*others)):
+            parameterized, isa = True, False
+        elif isa:
+            parameterized = None
+        else:
+            parameterized = "rz" in counts and any(_free(node) for node in dag.named_nodes("rz"))
         self.property_set["ionq_parameterized"] = parameterized
         self.property_set["ionq_isa_form"] = isa
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from qiskit.dagcircuit import DAGCircuit
 from qiskit.transpiler import Layout
 from qiskit.transpiler.basepasses import AnalysisPass
@@ -23,10 +25,19 @@ class StateTrivialLayout(AnalysisPass):
     ``layout``, ``final_layout`` and ``virtual_permutation_layout`` are all unset (a
     layout stage, a routing stage or :class:`~qiskit.transpiler.passes.ElidePermutations`
     already gives Qiskit what it needs to build the layout itself), so the resulting
-    ``TranspileLayout`` is the identity on the circuit's qubits.
+    ``TranspileLayout`` is the identity on the circuit's qubits. Each run sets a
+    :class:`~qiskit.transpiler.Layout` of its own (a copy of one built once per tuple of
+    qubits: qiskit-machine-learning sends one circuit through the pass manager for each
+    shifted parameter set, and ``Layout``'s constructor checks every entry).
     """
 
     def run(self, dag: DAGCircuit) -> None:
         props = self.property_set
         if props["layout"] is None and props["final_layout"] is None and props["virtual_permutation_layout"] is None:
-            props["layout"] = Layout(dict(enumerate(dag.qubits)))
+            props["layout"] = _trivial_layout(tuple(dag.qubits)).copy()
+
+
+@lru_cache(maxsize=64)
+def _trivial_layout(qubits: tuple) -> Layout:
+    """The layout ``{i: qubits[i]}`` (never handed out itself: callers copy it)."""
+    return Layout(dict(enumerate(qubits)))
