@@ -158,7 +158,7 @@ class Coalescer:
         hold: each job there has a minimum charge, and 20 windows are nothing next to a
         QPU's queue."""
         if self._buckets.get(key) and key in self._bucket_started:
-            if self._s.batch_window > 0 and self._bucket_settings[key]["backend"].startswith("simulator"):
+            if self._bucket_settings[key]["backend"].startswith("simulator"):
                 timer = self._bucket_timers.pop(key, None)
                 if timer is not None:
                     timer.cancel()
