@@ -39,9 +39,10 @@ from typing import Any
 
 from ..gc_pause import cyclic_gc_paused
 from .coalescer import DEFAULT_MAX_CIRCUITS_PER_JOB, Coalescer
-from .exceptions import IonQClientError, IonQJobFailedError, SubmitterClosedError
+from .exceptions import IonQJobFailedError, SubmitterClosedError
 from .job_runner import JobRunner
 from .journal import Journal, read_pending
+from .loop_support import _SendNow, _cancel_all, _settle_created, _stop_loop
 from .records import Item, Job, Request, is_simulator, noise_key, validate_circuit
 from .rest import IonQHttpClient
 from .result_fetcher import ResultFetcher
@@ -593,81 +594,6 @@ class BatchSubmitter:
         await _cancel_all(self._tasks)
         await self._fetcher.close()
         await self._http.close()
-
-
-class _SendNow:
-    """A submission future's ``send_now()``: asks the submitter's loop to cut the
-    bucket of ``key`` now (see :meth:`Coalescer.hurry
-    <qstore_qiskit.client.coalescer.Coalescer.hurry>`). Holds the submitter weakly: a
-    future kept by a caller does not keep a closed submitter alive."""
-
-    __slots__ = ("_sub", "_key")
-
-    def __init__(self, sub: "BatchSubmitter", key: tuple) -> None:
-        self._sub = weakref.ref(sub)
-        self._key = key
-
-    def __call__(self) -> None:
-        sub = self._sub()
-        if sub is None or sub._closed:
-            return
-        try:
-            sub._loop.call_soon_threadsafe(sub._hurry, self._key)
-        except RuntimeError:  # loop closed meanwhile
-            pass
-
-
-def _settle_created(created: concurrent.futures.Future):
-    """Done-callback of a submission's future: a submission that failed or was cancelled
-    before all its jobs existed fails its ``jobs_created`` future the same way (callers
-    blocked on job ids are never left waiting). It holds only the small future."""
-
-    def callback(fut: concurrent.futures.Future) -> None:
-        if created.done():
-            return
-        try:
-            if fut.cancelled():
-                created.cancel()
-                created.set_running_or_notify_cancel()  # wake waiters
-            else:
-                exc = fut.exception()
-                created.set_exception(
-                    exc if exc is not None else IonQClientError("results arrived without job ids")
-                )
-        except (concurrent.futures.InvalidStateError, RuntimeError):  # settled meanwhile
-            pass
-
-    return callback
-
-
-async def _cancel_all(tasks: Iterable[asyncio.Task]) -> None:
-    """Cancel tasks and wait until they have ended (none is left pending at exit)."""
-    tasks = [t for t in list(tasks) if t is not asyncio.current_task()]
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _finalize(http: IonQHttpClient) -> None:
-    await _cancel_all(asyncio.all_tasks())
-    await http.close()
-
-
-def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread, http: IonQHttpClient) -> None:
-    """Finalizer of an unclosed submitter: close the session, stop the loop thread."""
-    if loop.is_closed() or not thread.is_alive():
-        return
-    try:
-        # Cancel and await every task first: a task still pending when the loop is
-        # garbage-collected prints "Task was destroyed but it is pending!" at exit.
-        asyncio.run_coroutine_threadsafe(_finalize(http), loop).result(2)
-    except Exception:  # pylint: disable=broad-except  # best effort at exit
-        pass
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(2)
-    if not thread.is_alive():
-        loop.close()
 
 
 __all__ = ["BatchSubmitter", "CircuitResult", "DEFAULT_MAX_CIRCUITS_PER_JOB"]
