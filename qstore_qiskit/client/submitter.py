@@ -79,7 +79,9 @@ class BatchSubmitter:
             serialized them: 0.42 s instead of 0.32 s per 96-circuit round, measured).
         batch_window: seconds to wait for more ``submit`` calls to coalesce into a job;
             restarted by every arrival, but a circuit is held at most
-            ``max(20 * batch_window, 0.05)`` seconds.
+            ``max(20 * batch_window, 0.05)`` seconds (on a simulator, a stream is cut
+            sooner, paced by the free job slots, and a caller waiting for results
+            sends its bucket at once: see :class:`~.coalescer.Coalescer`).
         max_circuits_per_job: cap per multicircuit job; ``None`` asks the server
             (``GET /backends/{backend}``, key ``max_circuits_per_job``/``max_circuits``)
             and falls back to 200.
