@@ -50,7 +50,7 @@ API (``GET /jobs``) and the bound from the profile's
 Usage::
 
     python benchmarks/submit.py [--sizes 20 200] [--shots 1024] [--seed 7] [--runs 20]
-        [--only-runs] [--server-process]
+        [--only-runs] [--server-process] [--timeline]
 """
 
 from __future__ import annotations
@@ -232,14 +232,24 @@ def _separate_round(srv, backend, circuits: list[QuantumCircuit], shots: int) ->
     before = {j["id"] for j in srv.jobs()}
     t0 = time.time()
     start = time.perf_counter()
-    jobs = [backend.run(qc, shots=shots) for qc in circuits]
-    submitted = time.perf_counter() - start
+    jobs, returned = [], []
+    for qc in circuits:
+        jobs.append(backend.run(qc, shots=shots))
+        returned.append(time.perf_counter() - start)
+    submitted = returned[-1]
     for job in jobs:
         job.result()
     wall = time.perf_counter() - start
     new = [j for j in srv.jobs() if j["id"] not in before]
     records = [srv.job_record(j["id"]) for j in new]
     gates = [len(p.body["circuit"]) for job in jobs for p in job._prepared]
+    # Per server job: created, started, completed (s from the first run() call; the
+    # server's timestamps have millisecond resolution) and its number of circuits.
+    timeline = sorted(
+        (_epoch(rec["submitted_at"]) - t0, _epoch(rec["started_at"]) - t0, _epoch(rec["completed_at"]) - t0,
+         len(rec.get("child_job_ids") or []) or 1)
+        for rec in records
+    )
     return {
         "wall": wall,
         "lb": srv.lower_bound_seconds(gates, shots),
@@ -248,6 +258,8 @@ def _separate_round(srv, backend, circuits: list[QuantumCircuit], shots: int) ->
         "completed": max(_epoch(rec.get("completed_at")) for rec in records) - t0,
         "jobs": len(new),
         "compiles": backend._cache.stats()["compiles"],
+        "returned": returned,
+        "timeline": timeline,
     }
 
 
@@ -283,9 +295,12 @@ def run_separate(n: int, shots: int, seed: int, repeat: int, server_process: boo
                 provider.close()
     rows = []
     for mode, runs in samples.items():
-        row = {k: statistics.median(s[k] for s in runs) for k in runs[0]}
+        row = {k: statistics.median(s[k] for s in runs) for k in runs[0] if k not in ("returned", "timeline")}
         row["ratios"] = sorted(s["wall"] / s["lb"] for s in runs)
         row["mode"] = mode
+        # The round whose wall time is the median: its per-job timeline (--timeline).
+        ranked = sorted(runs, key=lambda s: s["wall"])
+        row["median_round"] = ranked[(len(ranked) - 1) // 2]
         rows.append(row)
     return rows
 
@@ -309,6 +324,21 @@ def print_separate(rows: list[dict], n: int, where: str = "LocalServer (in-proce
             f"{r['ratios'][0]:>8.2f}..{r['ratios'][-1]:<7.2f} {r['submitted']:>10.3f} {r['created']:>11.3f} "
             f"{r['completed']:>9.3f} {r['jobs']:>4.0f} {r['compiles']:>8.0f}"
         )
+
+
+def print_timelines(rows: list[dict]) -> None:
+    """Print the per-job timeline of each mode's median round (``--timeline``): when the
+    ``run()`` calls returned, then per server job its creation, start and completion (s
+    from the first ``run()`` call) and its circuits."""
+    for r in rows:
+        rnd = r["median_round"]
+        marks = " ".join(f"{t:.3f}" for t in rnd["returned"])
+        print(f"\n## {r['mode']}: median round, wall {rnd['wall']:.3f} s = {rnd['wall'] / rnd['lb']:.2f}x LB")
+        print(f"run() returned at: {marks}")
+        print(f"{'job':>4} {'created':>8} {'started':>8} {'done':>8} {'queue':>6} {'exec':>6} {'circuits':>8}")
+        for k, (created, started, done, n) in enumerate(rnd["timeline"]):
+            print(f"{k:>4} {created:>8.3f} {started:>8.3f} {done:>8.3f} {started - created:>6.3f} "
+                  f"{done - started:>6.3f} {n:>8}")
 
 
 def print_table(rows: list[dict]) -> None:
@@ -337,6 +367,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20, help="separate run() calls (0: skip that table)")
     parser.add_argument("--only-runs", action="store_true", help="only the separate-run() table")
     parser.add_argument(
+        "--timeline", action="store_true",
+        help="print the per-job timeline of each separate-run() mode's median round",
+    )
+    parser.add_argument(
         "--server-process", action="store_true",
         help="also run the separate-run() table against ServerProcess (the server in a child process)",
     )
@@ -347,11 +381,16 @@ def main() -> None:
     if args.runs:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            print_separate(run_separate(args.runs, args.shots, args.seed, args.repeat), args.runs)
+            rows = run_separate(args.runs, args.shots, args.seed, args.repeat)
+            print_separate(rows, args.runs)
+            if args.timeline:
+                print_timelines(rows)
             if args.server_process:
                 print(f"# load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
                 rows = run_separate(args.runs, args.shots, args.seed, args.repeat, server_process=True)
                 print_separate(rows, args.runs, "ServerProcess (child process)")
+                if args.timeline:
+                    print_timelines(rows)
     print(f"# load average after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

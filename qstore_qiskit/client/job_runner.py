@@ -73,6 +73,9 @@ class JobRunner:
         self.unfinished: set[str] = set()  # job ids whose callers gave up (timeout)
         self.tasks: dict[asyncio.Task, Job] = {}  # running job tasks
         self.active_jobs = 0  # jobs started whose slot is not released yet
+        # submission id -> loop time it was cut, for those same jobs: the coalescer paces
+        # a stream's cuts by the age of the oldest (see Coalescer._hold_limit).
+        self._holding: dict[str, float] = {}
         self._slots = asyncio.Semaphore(owner.max_jobs_in_flight)
         self._metadata_filter = True  # send GET /jobs?metadata.submission_id= (until refused)
         # Running summaries: constant memory however many jobs run.
@@ -110,9 +113,22 @@ class JobRunner:
                            "circuits": [[it.request.tag, it.index] for it in items],
                            "names": [it.request.circuits[it.index].get("name") for it in items]})
         self.active_jobs += 1  # until its slot is released
+        self._holding[job.submission_id] = self._loop.time()
         task = self._spawn(self._run_job(job))
         self.tasks[task] = job
         task.add_done_callback(self.tasks.pop)
+
+    def oldest_cut(self) -> float | None:
+        """Loop time at which the oldest job still holding (or waiting for) a slot was
+        cut; ``None`` when no job holds one."""
+        return min(self._holding.values(), default=None)
+
+    def _release_slot(self, job: Job) -> None:
+        self._slots.release()
+        self.active_jobs -= 1
+        self._holding.pop(job.submission_id, None)
+        # Circuits held back because every slot was taken go out now.
+        self._s._coalescer.slot_freed()
 
     async def _cancel_remote(self, job_id: str) -> None:
         try:
@@ -204,9 +220,8 @@ class JobRunner:
                 self.unfinished.add(job_id)
                 raise QueueTimeoutError([job_id], self._s.max_queue_wait_time) from None
             job.done_at = time.monotonic()
-            self._slots.release()
-            self.active_jobs -= 1
             released = True
+            self._release_slot(job)
             results = await self._s._fetcher.results_for(job_id, doc, job, prefetched)
             self._record_timings(job, doc)
             with cyclic_gc_paused(len(job.items) > 8):
@@ -230,8 +245,7 @@ class JobRunner:
                     self.fail(it, exc)
         finally:
             if not released:
-                self._slots.release()
-                self.active_jobs -= 1
+                self._release_slot(job)
             # End of the job's task. Nobody can ask for it any more once every caller's
             # future is done (delivered, failed or cancelled), unless retrieve() may
             # (queue timeout): forget it even if it never reached "delivered" (the

@@ -118,6 +118,7 @@ class Watch:
     failures: int = 0
     hint_used: int = 0
     predicted_done: float | None = None  # loop time the server predicts completion
+    spec_rtt: float = 0.0  # the round trip the speculative poll was scheduled with
     spec_budget: int = 2  # speculative result fetches left (see ResultFetcher._speculate)
     quick_polls: int = 4  # prompt polls left once past the predicted completion
     busy: bool = False  # a status request for this job is in flight

@@ -148,9 +148,14 @@ class ResultFetcher:
         await asyncio.gather(self._poll_docs(normal), *(self._speculate(j) for j in spec))
 
     def _should_speculate(self, w: Watch | None) -> bool:
+        # The poll scheduled at the predicted completion less half a round trip stays
+        # speculative if the round-trip estimate has shrunk since (the first requests of
+        # a submitter, sent while its caller compiled, measure the caller's GIL too):
+        # otherwise it became a plain status poll, and the results came a poll and a
+        # round trip later.
         return bool(
             w is not None and w.predicted_done is not None and w.spec_budget > 0
-            and self._loop.time() >= w.predicted_done - self._http.rtt / 2
+            and self._loop.time() >= w.predicted_done - max(self._http.rtt, w.spec_rtt) / 2
         )
 
     async def _speculate(self, jid: str) -> None:
@@ -246,6 +251,7 @@ class ResultFetcher:
         if hint is not None and w.hint_used < 2:
             w.hint_used += 1
             w.predicted_done = w.started + hint
+            w.spec_rtt = self._http.rtt
             target = w.predicted_done - self._http.rtt / 2
             delay = max(delay, min(target - now, self._s.poll_interval[1] * 5))
         if w.predicted_done is not None and w.quick_polls > 0 and now >= w.predicted_done - self._http.rtt / 2:

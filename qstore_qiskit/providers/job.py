@@ -163,6 +163,15 @@ class QStoreJob(JobV1):
         """Circuits are submitted by :meth:`QStoreBackend.run`; calling this is an error."""
         raise RuntimeError("QStoreJob is submitted by backend.run(); do not call submit().")
 
+    def _send_now(self) -> None:
+        """The caller is about to block on this job: ask the submitter to send the
+        circuits still waiting for the batch window (simulator only; see
+        :meth:`BatchSubmitter.submit <qstore_qiskit.client.BatchSubmitter.submit>`)."""
+        for _, fut in self._futures:
+            send_now = getattr(fut, "send_now", None)
+            if send_now is not None and not fut.done():
+                send_now()
+
     # ------------------------------------------------------------------ ids
     def _circuit_results(self) -> list:
         out: list = []
@@ -185,6 +194,7 @@ class QStoreJob(JobV1):
         if not hooks or len(ready) != len(hooks):
             return None
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._send_now()
         out: list = []
         for hook in ready:
             try:
@@ -322,6 +332,7 @@ class QStoreJob(JobV1):
         if any(f.cancelled() for _, f in self._futures):
             raise JobError(f"job {self._job_id or '(run)'} was cancelled; it has no result")
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._send_now()
         pairs: list[tuple[Any, Any]] = []
         for part, fut in self._futures:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -377,6 +388,7 @@ class QStoreJob(JobV1):
         if any(f.cancelled() for _, f in self._futures):
             raise JobError(f"job {self._job_id or '(run)'} was cancelled; it has no result")
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._send_now()
         futures = [f for _, f in self._futures]
         total = len(self._prepared) if self._prepared is not None else 0
         bar = None

@@ -36,7 +36,18 @@ class TestAdaptiveSizing(unittest.TestCase):
 
     def test_no_model_spreads_over_free_slots(self) -> None:
         self.assertEqual(self.sub._coalescer._adaptive_parts(96, SIM), 4)  # pylint: disable=protected-access
-        self.assertEqual(self.sub._coalescer._adaptive_parts(3, SIM), 3)  # pylint: disable=protected-access
+
+    def test_no_model_keeps_the_prior_job_size(self) -> None:
+        """Before any job finished, no job gets fewer than PRIOR_CIRCUITS_PER_JOB
+        circuits: a stream's small buckets are not cut into one-circuit jobs."""
+        from qstore_qiskit.client.coalescer import PRIOR_CIRCUITS_PER_JOB  # pylint: disable=import-outside-toplevel
+
+        parts = self.sub._coalescer._adaptive_parts  # pylint: disable=protected-access
+        self.assertEqual(PRIOR_CIRCUITS_PER_JOB, 4)
+        self.assertEqual([parts(n, SIM) for n in (1, 3, 4, 7, 8, 11, 12, 16, 40)], [1, 1, 1, 1, 2, 2, 3, 4, 4])
+        # Once a job has finished, the measured model decides instead of the prior.
+        self.feed(SIM, [(n, 0.001 + 0.004 * n) for n in (1, 2, 3)])
+        self.assertEqual(parts(3, SIM), 3)
 
     def test_per_job_cost_limits_the_split(self) -> None:
         # 96 circuits x 4 ms = 0.384 s of work; a 0.1 s per-job cost allows 3 jobs (>= 25 each).

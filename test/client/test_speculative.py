@@ -85,5 +85,22 @@ class TestSpeculativeFetch(unittest.TestCase):
         self.assertEqual(stats["requests"].get("GET /jobs"), 1)
 
 
-if __name__ == "__main__":
-    unittest.main()
+
+class TestSpeculationSchedule(unittest.TestCase):
+    """The poll scheduled as speculative stays speculative when the RTT estimate shrinks."""
+
+    def test_scheduled_speculation_survives_a_smaller_rtt(self) -> None:
+        from qstore_qiskit.client.records import Watch  # pylint: disable=import-outside-toplevel
+
+        sub = BatchSubmitter(KEY, "http://127.0.0.1:9")  # no request is made
+        try:
+            now = sub._loop.time()  # pylint: disable=protected-access
+            # Scheduled with a 4 s round trip for a completion predicted 1 s from now: the
+            # poll is due now and speculative even though the estimate fell to 20 ms since.
+            watch = Watch(future=None, interval=0.1, next_poll=now, predicted_done=now + 1.0, spec_rtt=4.0)
+            sub._http.rtt = 0.02  # pylint: disable=protected-access
+            self.assertTrue(sub._fetcher._should_speculate(watch))  # pylint: disable=protected-access
+            watch.spec_rtt = 0.0  # not scheduled by the prediction: 1 s early is a plain poll
+            self.assertFalse(sub._fetcher._should_speculate(watch))  # pylint: disable=protected-access
+        finally:
+            sub.close()

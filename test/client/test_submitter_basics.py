@@ -33,6 +33,10 @@ def x_circuit(bits: int, qubits: int = 4) -> dict:
     return {"qubits": qubits, "circuit": gates}
 
 
+async def _bucket_sizes(sub: BatchSubmitter) -> list[int]:
+    return [len(b) for b in sub._coalescer._buckets.values() if b]  # pylint: disable=protected-access
+
+
 class TestAgainstMiniServer(unittest.TestCase):
     """Coalescing, splitting, ordering, async use, threads, cancellation."""
 
@@ -86,6 +90,30 @@ class TestAgainstMiniServer(unittest.TestCase):
             self.assertEqual([r.probabilities for r in results], [{b % 16: 1.0} for b in range(24)])
         self.assertGreaterEqual(jobs["simulator"], 2)  # cut at 0.4 s, not 4 s
         self.assertEqual(jobs["qpu.aria-1"], 1)
+
+    def test_send_now_cuts_a_waiting_simulator_bucket(self) -> None:
+        """A caller about to block (``future.send_now()``) gets the circuits still
+        waiting in its bucket, its own and later calls', sent as one job at once: with
+        a 5 s window they would otherwise wait 5 s (the result() timeout below)."""
+        with BatchSubmitter(TOKEN, self.server.url, batch_window=5.0) as sub:
+            futs = [sub.submit([x_circuit(b)]) for b in range(3)]
+            futs[0].send_now()
+            results = [f.result(3)[0] for f in futs]
+            stats = sub.stats()
+        self.assertEqual(stats["jobs_created"], 1)
+        self.assertEqual([r.probabilities for r in results], [{b: 1.0} for b in range(3)])
+
+    def test_send_now_keeps_a_qpu_bucket(self) -> None:
+        """On a QPU every job has a minimum charge: a waiting caller does not cut the
+        bucket early (it is still there after the loop ran the request)."""
+        with BatchSubmitter(TOKEN, self.server.url, batch_window=5.0) as sub:
+            futs = [sub.submit([x_circuit(b)], backend="qpu.aria-1") for b in range(3)]
+            futs[0].send_now()
+            sub.stats()  # runs on the loop after the send_now request
+            waiting = sub._call(_bucket_sizes(sub)).result(5)  # pylint: disable=protected-access
+            self.assertEqual(waiting, [3])
+            self.assertEqual(sub.stats()["jobs_created"], 0)
+        self.assertEqual([f.result(30)[0].probabilities for f in futs], [{b: 1.0} for b in range(3)])
 
     def test_incompatible_settings_not_coalesced(self) -> None:
         with BatchSubmitter(TOKEN, self.server.url, batch_window=0.2) as sub:

@@ -129,3 +129,26 @@ class TestJobIdBeforeResults(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestResultSendsWaitingCircuits(unittest.TestCase):
+    """``result()``/``job_id()`` tell the submitter the caller now waits: the circuits
+    still held for the batch window go out at once (simulator)."""
+
+    def test_result_does_not_wait_for_the_window(self) -> None:
+        with LocalServer(profile="instant", api_key=KEY) as server:
+            provider = QStoreProvider(token=KEY, url=server.url)
+            try:
+                backend = provider.get_backend("simulator")
+                backend.set_options(batch_window=5.0, template_cache_dir=False)  # 5 s window
+                jobs = [backend.run(flips(bits), shots=50) for bits in range(3)]
+                # Within 3 s only if result() sent the waiting circuits: one job for all three.
+                counts = [job.result(timeout=3).get_counts() for job in jobs]
+                self.assertEqual(counts, [{format(b, "02b"): 50} for b in range(3)])
+                self.assertEqual(len(server.jobs()), 1)
+                late = backend.run(flips(1), shots=50)
+                with ThreadPoolExecutor(1) as pool:  # job_id() sends it too: known within 3 s
+                    self.assertTrue(pool.submit(late.job_id).result(timeout=3))
+                self.assertEqual(late.result(timeout=3).get_counts(), {"01": 50})
+            finally:
+                provider.close()
