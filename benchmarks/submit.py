@@ -100,6 +100,9 @@ def run(
     rows = []
     with LocalServer(profile="cloud", seed=seed) as srv:
         cap = srv.config.max_circuits_per_job
+        # qiskit-ionq looks up a backend's qubit count at IONQ_API_URL (IonQ's cloud when
+        # unset), whatever url= says: keep that lookup on this machine too.
+        os.environ["IONQ_API_URL"] = srv.url
         provider = IonQProvider(token="benchmark", url=srv.url)
         backend = provider.get_backend("simulator", gateset="native")
         for n in sizes:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 import time
 import warnings
@@ -156,8 +157,11 @@ def run_qiskit_ionq(X, y, epochs: int) -> Run:
 
     run = Run("(a) qiskit-ionq")
     with cloud_server() as server:
+        # qiskit-ionq looks up a backend's qubit count at IONQ_API_URL (IonQ's cloud when
+        # unset), whatever url= says: keep that lookup on this machine too.
+        os.environ["IONQ_API_URL"] = server.url
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # it looks up api.ionq.co for the qubit count
+            warnings.simplefilter("ignore")
             backend = IonQProvider(TOKEN, url=server.url).get_backend("simulator")
             backend.set_options(sampler_seed=SEED)
             pm = generate_preset_pass_manager(backend=backend, optimization_level=1, seed_transpiler=SEED)
@@ -176,9 +180,9 @@ def _qis_pass_manager():
     """A plain Qiskit pass manager to IonQ's QIS gates (no cache, no native compile)."""
     from qiskit.transpiler import generate_preset_pass_manager
 
-    from qstore_qiskit.providers.backend import _qis_basis
+    from qstore_qiskit.providers.inspection import qis_basis
 
-    return generate_preset_pass_manager(optimization_level=1, basis_gates=_qis_basis(), seed_transpiler=SEED)
+    return generate_preset_pass_manager(optimization_level=1, basis_gates=qis_basis(), seed_transpiler=SEED)
 
 
 def run_qstore(X, y, epochs: int, features: bool, adaptive: bool = False) -> Run:
