@@ -296,14 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.epochs = args.epochs or (1 if args.quick else 2)
     args.samples = args.samples or (4 if args.quick else 6)
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
+    from qstore_qiskit.gateway.local_ray import init_local_ray
+
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    ray.init(
+    init_local_ray(
         num_cpus=args.num_cpus,
         _node_ip_address="127.0.0.1",
-        include_dashboard=False,
         log_to_driver=False,
         runtime_env={"env_vars": {"IONQ_API_KEY": KEY, "PYTHONPATH": os.environ.get("PYTHONPATH", here)}},
     )

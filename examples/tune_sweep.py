@@ -90,17 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     from ray import tune
 
-    from qstore_qiskit.gateway import start_gateway
+    from qstore_qiskit.gateway import init_local_ray, start_gateway
     from qstore_qiskit.server import ServerProcess
 
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with tempfile.TemporaryDirectory(prefix="qstore-tune-") as tmp, ServerProcess(
         profile="instant" if args.instant else "cloud", seed=SEED, api_key=KEY
     ) as server:
-        ray.init(
+        init_local_ray(
             num_cpus=args.num_cpus,
             _node_ip_address="127.0.0.1",
-            include_dashboard=False,
             log_to_driver=False,
             runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", here)}},
         )

@@ -7,6 +7,8 @@
   owning the cluster's one submitter.
 * :func:`~qstore_qiskit.gateway.client.start_gateway`: start it from the driver with
   chosen options and the key in its runtime environment.
+* :func:`~qstore_qiskit.gateway.local_ray.init_local_ray`: ``ray.init`` for a local
+  cluster without Ray's cloud-metadata lookups (tests, benchmarks, examples).
 
 Needs ``pip install 'qstore-qiskit[ray]'``; only :mod:`.identity` imports without Ray.
 See ``docs/scaling.rst``.
@@ -24,6 +26,7 @@ _LAZY = {
     "get_gateway": "qstore_qiskit.gateway.client",
     "start_gateway": "qstore_qiskit.gateway.client",
     "QStoreGateway": "qstore_qiskit.gateway.ray_gateway",
+    "init_local_ray": "qstore_qiskit.gateway.local_ray",
 }
 
 __all__ = ["actor_name", "key_fingerprint", *_LAZY]

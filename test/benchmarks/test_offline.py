@@ -18,7 +18,7 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-GUARD = pathlib.Path(__file__).resolve().parent / "offline_guard"
+GUARD = ROOT / "test" / "offline_guard"
 
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:

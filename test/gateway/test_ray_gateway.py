@@ -17,6 +17,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'qstore-qiskit[ray]'")
 
 from qstore_qiskit.gateway.identity import NAMESPACE, actor_name, key_fingerprint  # noqa: E402
+from qstore_qiskit.gateway.local_ray import init_local_ray  # noqa: E402
 from qstore_qiskit.server import LocalServer  # noqa: E402
 
 KEY = "gateway-test-key-" + "7f3a9c" * 6
@@ -24,12 +25,10 @@ KEY = "gateway-test-key-" + "7f3a9c" * 6
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     journal_dir = str(tmp_path_factory.mktemp("gateway-journals"))
-    ray.init(
+    init_local_ray(
         num_cpus=2,
         _node_ip_address="127.0.0.1",
-        include_dashboard=False,
         log_to_driver=False,
         namespace="qstore-gateway-tests",
         runtime_env={"env_vars": {"IONQ_API_KEY": KEY, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}},
