@@ -170,11 +170,15 @@ class BatchSubmitter:
         self._first_submit: float | None = None
 
         self._loop = asyncio.new_event_loop()
+        # The stages are created here, before the loop runs (asyncio objects bind to a
+        # loop only when first used, Python >= 3.10): the constructor no longer waits
+        # for the new thread to create them (1-2 ms of a fresh backend's first run(),
+        # more on a busy machine). From now on they run on the loop thread only.
+        self._init_stages()
         self._thread = threading.Thread(
             target=self._run_loop, name="qstore-batch-submitter", daemon=True
         )
         self._thread.start()
-        self._call(self._init_async()).result()
         # A submitter that is never closed still closes its HTTP session at interpreter
         # exit (the finalizer must not reference self; the loop thread keeps self alive).
         self._finalizer = weakref.finalize(self, _stop_loop, self._loop, self._thread, self._http)
@@ -187,8 +191,7 @@ class BatchSubmitter:
     def _call(self, coro) -> concurrent.futures.Future:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
-    async def _init_async(self) -> None:
-        # The stages, created on the loop they run on.
+    def _init_stages(self) -> None:
         self._fetcher = ResultFetcher(self)
         self._runner = JobRunner(self)
         self._coalescer = Coalescer(self)
