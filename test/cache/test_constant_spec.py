@@ -126,3 +126,57 @@ class TestConstantSpec(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestConstantRow(unittest.TestCase):
+    """One binding of a constant template (plain floats) equals the numpy path bit for bit."""
+
+    EDGES = [0.0, -0.0, 0.25, -0.25, 0.5, -0.5, 0.75, 1.0, -1.0, 0.125, 0.25 + 1e-12, 0.25 + 2e-12,
+             -0.25 - 2e-12, 1e-300, -1e-300, 3.5, -7.25, 1e6 + 0.5, 2.0 ** -30, 0.9999999999999999]
+
+    def _angle(self, rng):
+        if rng.random() < 0.5:
+            return float(self.EDGES[int(rng.integers(len(self.EDGES)))])
+        return float(rng.uniform(-20, 20))
+
+    def test_matches_numpy_path(self):
+        rng = np.random.default_rng(17)
+        slow = 0
+        for trial in range(400):
+            n = int(rng.integers(1, 5))
+            qc = QuantumCircuit(n, n)
+            for _ in range(int(rng.integers(0, 14))):
+                kind = int(rng.integers(0, 6))
+                a = int(rng.integers(n))
+                if kind == 0:
+                    qc.rz(self._angle(rng) * 6.283185307179586, a)
+                elif kind == 1:
+                    qc.append(GPIGate(self._angle(rng)), [a])
+                elif kind == 2:
+                    qc.append(GPI2Gate(self._angle(rng)), [a])
+                elif kind == 3:
+                    qc.sx(a)
+                elif n > 1:
+                    b = int((a + 1 + rng.integers(n - 1)) % n)
+                    if kind == 4:
+                        qc.append(MSGate(self._angle(rng), self._angle(rng), self._angle(rng)), [a, b])
+                    else:
+                        qc.rxx(self._angle(rng) * 6.283185307179586, a, b)
+            qc.measure(range(n), range(n))
+            template = CompiledTemplate.from_native(qc, [])
+            one = template.bind_many(np.empty((1, 0)))[0]  # the plain-float path
+            self.assertIsNotNone(template._constant_row())
+            two = template.bind_many(np.empty((2, 0)))  # the numpy path
+            with self.subTest(trial=trial):
+                self.assertEqual(repr(one), repr(two[0]))
+                self.assertEqual(repr(one), repr(two[1]))
+            slow += template._constant_row()[1] is not None
+        self.assertGreater(slow, 10)  # the GPI (x) GPI rewrite of large MS angles is covered
+
+    def test_zz_templates_take_the_numpy_path(self):
+        qc = QuantumCircuit(2)
+        qc.append(GPIGate(0.1), [0])
+        qc.append(ZZGate(0.4), [0, 1])
+        qc.append(GPIGate(0.2), [0])
+        template = CompiledTemplate.from_native(qc, [])
+        self.assertEqual(repr(template.bind([])), repr(template.bind_many(np.empty((2, 0)))[0]))
