@@ -33,7 +33,7 @@ from ..gc_pause import cyclic_gc_paused
 from .builder import PlanEntry
 from .errors import QStoreCacheError
 
-__all__ = ["BindKernel", "Emitter", "make_data_emitter", "make_emitter"]
+__all__ = ["BindKernel", "Emitter", "emit_plain", "make_data_emitter", "make_emitter"]
 
 
 def _check_values(x: np.ndarray, what: str = "parameter values") -> None:
@@ -211,11 +211,29 @@ def make_data_emitter(plan: list[PlanEntry]) -> Callable[[list[float]], list[dic
 GENERATE_AFTER = 200
 
 
+def emit_plain(plan: list[PlanEntry], v: list[float]) -> list[dict[str, Any]]:
+    """One gate list for ``plan`` by a plain loop: what :func:`make_data_emitter`'s
+    function returns (equal values, the same dict key order, new objects), with nothing
+    to build first. For a template's first binding: most new circuits' exact templates
+    are bound exactly once, and building the index tables costs more than this loop."""
+    out: list[dict[str, Any]] = []
+    append = out.append
+    for kind, qs, ss in plan:
+        if kind == "ms":
+            append({"gate": "ms", "targets": [qs[0], qs[1]], "phases": [v[ss[0]], v[ss[1]]], "angle": v[ss[2]]})
+        elif kind == "zz":
+            append({"gate": "zz", "targets": [qs[0], qs[1]], "angle": v[ss[0]]})
+        else:
+            append({"gate": kind, "target": qs[0], "phase": v[ss[0]]})
+    return out
+
+
 class Emitter:
-    """A template's emitter: data-driven first, generated once bound often enough.
+    """A template's emitter: a plain loop for its first binding, data-driven from the
+    second, generated once bound often enough.
 
     Shared by a template and all its relabelled views (the count is per template). The
-    switch changes speed, never output: both functions return equal gate lists.
+    switches change speed, never output: all three return equal gate lists.
     """
 
     __slots__ = ("_plan", "_emit", "_bound", "_generated", "_lock")
@@ -223,7 +241,7 @@ class Emitter:
     def __init__(self, plan: list[PlanEntry]) -> None:
         self._plan = plan
         self._generated = False
-        self._emit = make_data_emitter(plan)
+        self._emit: Callable[[list[float]], list[dict[str, Any]]] | None = None  # built on first need
         self._bound = 0
         self._lock = threading.Lock()
 
@@ -232,11 +250,22 @@ class Emitter:
         """Whether the straight-line function is in use."""
         return self._generated
 
+    def _data_emitter(self) -> Callable[[list[float]], list[dict[str, Any]]]:
+        emit = self._emit
+        if emit is None:
+            # Two threads may both build one: equal functions, either one is kept.
+            emit = self._emit = make_data_emitter(self._plan)
+        return emit
+
+    def _first(self, v: list[float]) -> list[dict[str, Any]]:
+        return emit_plain(self._plan, v)
+
     def __call__(self, v: list[float]) -> list[dict[str, Any]]:
-        return self._emit(v)
+        return self._data_emitter()(v)
 
     def for_bindings(self, count: int) -> Callable[[list[float]], list[dict[str, Any]]]:
-        """The function to emit ``count`` bindings with (counts them; may generate code)."""
+        """The function to emit ``count`` bindings with (counts them; may build or
+        generate code)."""
         if not self._generated:
             self._bound += count
             if self._bound >= GENERATE_AFTER:
@@ -244,8 +273,11 @@ class Emitter:
                     if not self._generated:
                         self._emit = make_emitter(self._plan)
                         self._generated = True
-        return self._emit
-
+            elif self._emit is None:
+                if self._bound == count == 1:
+                    return self._first  # the template's first binding, alone
+                return self._data_emitter()
+        return self._emit  # type: ignore[return-value]
 
 
 class BindKernel:

@@ -180,3 +180,35 @@ class TestConstantRow(unittest.TestCase):
         qc.append(GPIGate(0.2), [0])
         template = CompiledTemplate.from_native(qc, [])
         self.assertEqual(repr(template.bind([])), repr(template.bind_many(np.empty((2, 0)))[0]))
+
+
+class TestFirstBinding(unittest.TestCase):
+    """A template's first binding (a plain loop) equals the data-driven emitter's."""
+
+    def test_emit_plain_matches_data_emitter(self):
+        from qstore_qiskit.cache.emitter import emit_plain, make_data_emitter
+
+        rng = np.random.default_rng(23)
+        for trial in range(200):
+            plan, slot = [], 0
+            for _ in range(int(rng.integers(0, 20))):
+                kind = ["gpi", "gpi2", "ms", "zz"][int(rng.integers(4))]
+                qs = tuple(int(q) for q in rng.choice(6, 1 if kind.startswith("gpi") else 2, replace=False))
+                width = 3 if kind == "ms" else 1
+                plan.append((kind, qs, tuple(range(slot, slot + width))))
+                slot += width
+            v = rng.uniform(0, 1, slot).tolist()
+            with self.subTest(trial=trial):
+                plain, data = emit_plain(plan, v), make_data_emitter(plan)(v)
+                self.assertEqual(repr(plain), repr(data))
+                self.assertEqual([list(g) for g in plain], [list(g) for g in data])  # key order
+
+    def test_first_binding_then_data_emitter(self):
+        qc = QuantumCircuit(2)
+        qc.append(GPIGate(0.1), [0])
+        qc.append(MSGate(0.2, 0.3, 0.2), [0, 1])
+        template = CompiledTemplate.from_native(qc, [])
+        first = template.bind([])
+        self.assertIsNone(template._emit._emit)  # nothing built for the first binding
+        self.assertEqual(repr(template.bind([])), repr(first))
+        self.assertIsNotNone(template._emit._emit)
