@@ -10,8 +10,8 @@ gate. This script compiles the scale suite of ``compile_quality.py`` (MQT Bench 
 10-25 qubits on Aria, 10-36 on Forte, plus the seeded random circuits) with our
 compiler and records, per circuit and compile path, the MS/ZZ and GPi/GPi2 counts and
 a SHA-256 of every output instruction (name, qubit indices and the ``repr`` of each
-parameter, so floats are compared bit for bit). ``--save`` writes the snapshot;
-``--compare`` compiles again and lists every circuit whose output differs.
+parameter, so floats are compared bit for bit; the formula of a parameter expression).
+``--save`` writes the snapshot; ``--compare`` compiles again and lists every circuit whose output differs.
 
 Compile paths (``--paths``):
 
@@ -100,6 +100,17 @@ def _compilers(device: str, paths: Sequence[str]) -> dict:
     return out
 
 
+def _param_text(value) -> str:
+    """A parameter as text: ``repr`` (floats bit for bit), and for a parameter expression
+    its formula (its ``repr`` holds the object's address)."""
+    # pylint: disable=import-outside-toplevel
+    from qiskit.circuit import ParameterExpression
+
+    if isinstance(value, ParameterExpression):
+        return f"expr({value})"
+    return repr(value)
+
+
 def fingerprint(circuit) -> dict:
     """Gate counts and a SHA-256 of every instruction of a compiled circuit."""
     digest = hashlib.sha256()
@@ -112,7 +123,7 @@ def fingerprint(circuit) -> dict:
         elif name in ("gpi", "gpi2"):
             one += 1
         qargs = ",".join(str(index[q]) for q in inst.qubits)
-        params = ",".join(repr(p) for p in inst.operation.params)
+        params = ",".join(_param_text(p) for p in inst.operation.params)
         digest.update(f"{name}|{qargs}|{params};".encode())
     return {"2q": two, "1q": one, "sha256": digest.hexdigest()}
 
