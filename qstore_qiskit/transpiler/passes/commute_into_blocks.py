@@ -158,7 +158,10 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         nodes = list(dag.topological_op_nodes())
         if not self._may_move(nodes, qidx):
             return dag
-        ops = [_Entry(n, tuple(qidx[q] for q in n.qargs), n.qargs, n.cargs) for n in nodes]
+        ops = []
+        for n in nodes:
+            qargs = n.qargs
+            ops.append(_Entry(n, tuple([qidx[q] for q in qargs]), qargs, n.cargs))
         moved_any = False
         # Position of the latest instruction on each unordered pair of wires (no clbits):
         # the walk back of ``_try_move`` can only end in a move at such an instruction

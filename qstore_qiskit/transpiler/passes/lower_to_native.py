@@ -50,9 +50,10 @@ _Z_ROTATIONS = frozenset({"rz", "p", "u1"})
 
 # Constant matrices of the state preparation (never written to: read-only).
 _I2 = np.eye(2, dtype=complex)
+_I4 = np.eye(4, dtype=complex)
 _DIAG_1_I = np.diag([1.0, 1j])
-_I2.setflags(write=False)
-_DIAG_1_I.setflags(write=False)
+for _constant in (_I2, _I4, _DIAG_1_I):
+    _constant.setflags(write=False)
 
 
 def _svd(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -575,9 +576,11 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
         wa, wb = self._wires[a], self._wires[b]
         if any(not isinstance(x, np.ndarray) for x in wa.pending + wb.pending):
             return False
-        pa = wa.pending[0] if wa.pending else _I2
-        pb = wb.pending[0] if wb.pending else _I2
-        psi = (matrix @ kron2(pb, pa))[:, 0]
+        if wa.pending or wb.pending:
+            local = kron2(wb.pending[0] if wb.pending else _I2, wa.pending[0] if wa.pending else _I2)
+        else:  # kron2(I, I), entry for entry (the usual case: 1q gates were consolidated)
+            local = _I4
+        psi = (matrix @ local)[:, 0]
         u_b, sv, vh_a = _svd(psi.reshape(2, 2))  # rows: qubit b, columns: qubit a
         theta = 2.0 * math.atan2(sv.item(1), sv.item(0))
         wa.pending.clear()
