@@ -396,7 +396,7 @@ class ParallelPassManager(PassManager):
             for task in passes:
                 task.property_set = self.property_set
                 out = task.run(dag)
-                if isinstance(task, TransformationPass) and not isinstance(out, DAGCircuit):
+                if not isinstance(out, DAGCircuit) and isinstance(task, TransformationPass):
                     raise TranspilerError(
                         "Transformation passes should return a transformed dag."
                         f"The pass {type(task).__name__} is returning a {type(out)}"

@@ -79,6 +79,20 @@ except (ImportError, AttributeError):  # pragma: no cover - another NumPy layout
     _SVD_F = None
 
 
+#: The first of Measure, Reset, Barrier an instruction class derives from (``None`` if
+#: none), per class: ``isinstance`` against Qiskit's instruction classes goes through
+#: ``ABCMeta.__instancecheck__``, three times for every barrier the lowering meets.
+_KINDS: dict[type, Any] = {}
+
+
+def _kind(cls: type) -> Any:
+    kind = _KINDS.get(cls, _KINDS)
+    if kind is _KINDS:
+        kind = next((base for base in (Measure, Reset, Barrier) if issubclass(cls, base)), None)
+        _KINDS[cls] = kind
+    return kind
+
+
 def _norm_float_turns(value: float) -> float:
     """:func:`~qstore_qiskit.transpiler.native_ops.norm_turns` of a float."""
     value = value % 1.0
@@ -240,13 +254,14 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
     # ------------------------------------------------------------------ dispatch
     def _lower(self, op, qargs, cargs) -> None:
         name = op.name
-        if isinstance(op, Measure) or name == "measure":
+        kind = _kind(type(op))
+        if kind is Measure or name == "measure":
             (q,) = qargs
             self._flush(q)
             self._emit(op, qargs, cargs)
             self._wires[q].last_is_measure = True
             return
-        if isinstance(op, Reset) or name == "reset":
+        if kind is Reset or name == "reset":
             (q,) = qargs
             wire = self._wires[q]
             # A local unitary right before a reset cannot change anything: drop it.
@@ -254,7 +269,7 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
             wire.frame = 0.0
             self._emit(op, qargs, cargs)
             return
-        if isinstance(op, Barrier) or name == "barrier":
+        if kind is Barrier or name == "barrier":
             for q in qargs:
                 self._flush(q)
             self._emit(op, qargs, cargs)
