@@ -22,6 +22,7 @@ directly);
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import pickle
 import signal
@@ -244,19 +245,29 @@ def _reap(pid: int, fd: int) -> None:
         pass
 
 
-def _snapshot(tasks: Any) -> Any:
-    """A pass list's (nested) lists as tuples, holding the same objects."""
-    if isinstance(tasks, list):
-        return tuple(_snapshot(t) for t in tasks)
-    return tasks
+#: Markers of where a nested list or tuple of a pass list starts and ends, in a snapshot.
+_OPEN, _CLOSE = object(), object()
 
 
-def _same_shape(old: Any, new: Any) -> bool:
-    """Whether two snapshots of a pass list hold the same objects (by identity: passes
-    with equal arguments compare equal)."""
-    if isinstance(old, tuple) and isinstance(new, tuple):
-        return len(old) == len(new) and all(_same_shape(a, b) for a, b in zip(old, new))
-    return old is new
+def _snapshot(tasks: Any, out: list | None = None) -> list:
+    """A pass list flattened with markers around its nested lists and tuples: the
+    objects it holds, in order (compared by identity: passes with equal arguments
+    compare equal)."""
+    if out is None:
+        out = []
+    for task in tasks:
+        if type(task) is list or type(task) is tuple:
+            out.append(_OPEN)
+            _snapshot(task, out)
+            out.append(_CLOSE)
+        else:
+            out.append(task)
+    return out
+
+
+def _same_shape(old: list, new: list) -> bool:
+    """Whether two snapshots hold the same objects in the same places."""
+    return len(old) == len(new) and all(map(operator.is_, old, new))
 
 
 def _plain_backend(property_set: PropertySet) -> bool:
@@ -338,9 +349,9 @@ class ParallelPassManager(PassManager):
         if _PASS_LOG.isEnabledFor(logging.INFO):
             return None
         # The steps depend only on the pass list: remembered with the objects it held
-        # (its lists are copied; controllers keep their tasks in tuples), so that a small
-        # circuit's compile does not flatten and check the list again (30 us of its
-        # ~1 ms). Any change of the list (append, replace, remove) makes a new snapshot.
+        # (a snapshot; controllers keep their tasks in tuples), so that a small circuit's
+        # compile does not flatten and check the list again (30 us of its ~1 ms). Any
+        # change of the list (append, replace, remove, or in place) gives a new snapshot.
         shape = _snapshot(self._tasks)
         cached = self.__dict__.get("_direct_cache")
         if cached is not None and _same_shape(cached[0], shape):
