@@ -31,7 +31,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from qiskit import QuantumCircuit
-from qiskit._accelerate.converters import dag_to_circuit as _dag_to_circuit_data
 from qiskit.circuit import AncillaQubit
 from qiskit.dagcircuit import DAGCircuit
 from qiskit.passmanager import PropertySet
@@ -39,6 +38,11 @@ from qiskit.passmanager.flow_controllers import ConditionalController
 from qiskit.transpiler import PassManager
 from qiskit.transpiler.basepasses import BasePass, TransformationPass
 from qiskit.transpiler.exceptions import TranspilerError
+
+try:  # Qiskit's Rust conversion, as qiskit.converters.dag_to_circuit calls it
+    from qiskit._accelerate.converters import dag_to_circuit as _dag_to_circuit_data
+except ImportError:  # pragma: no cover - another Qiskit layout: Qiskit's own backend
+    _dag_to_circuit_data = None
 
 __all__ = ["ParallelPassManager", "run_parallel", "parallel_workers", "usable_cores", "MIN_PARALLEL_OPS", "STATS"]
 
@@ -414,8 +418,10 @@ class ParallelPassManager(PassManager):
                     )
                 if out is not None:
                     dag = out
-        if type(self)._passmanager_backend is not PassManager._passmanager_backend or not _plain_backend(
-            self.property_set
+        if (
+            _dag_to_circuit_data is None
+            or type(self)._passmanager_backend is not PassManager._passmanager_backend
+            or not _plain_backend(self.property_set)
         ):
             return self._passmanager_backend(dag, circuit)
         # What _passmanager_backend does when the passes left no layout and no schedule.
