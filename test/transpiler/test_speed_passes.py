@@ -231,7 +231,7 @@ class TestStatePreparationPieces(unittest.TestCase):
     """The lowering's shortcuts for the state preparation are NumPy's results, bit for bit."""
 
     def test_svd_is_numpys(self):
-        from qstore_qiskit.transpiler.passes.lower_to_native import _svd  # pylint: disable=import-outside-toplevel
+        from qstore_qiskit.transpiler.synthesis import svd2 as _svd  # pylint: disable=import-outside-toplevel
 
         rng = np.random.default_rng(3)
         cases = [rng.normal(size=(2, 2)) + 1j * rng.normal(size=(2, 2)) for _ in range(2000)]
@@ -248,7 +248,7 @@ class TestStatePreparationPieces(unittest.TestCase):
             _svd(np.array([[np.nan, 1], [0, 1]], dtype=complex))
 
     def test_identity_constant_is_kron2_of_identities(self):
-        from qstore_qiskit.transpiler.passes.lower_to_native import _I2, _I4  # pylint: disable=import-outside-toplevel
+        from qstore_qiskit.transpiler.synthesis import I2 as _I2, I4 as _I4  # pylint: disable=import-outside-toplevel
         from qstore_qiskit.transpiler.synthesis import kron2  # pylint: disable=import-outside-toplevel
 
         self.assertEqual(kron2(_I2, _I2).tobytes(), _I4.tobytes())

@@ -20,11 +20,15 @@ from ..synthesis import (
     TWO_PI,
     W_ZY,
     W_ZY_DG,
+    DIAG_1_I as _DIAG_1_I,
+    I2 as _I2,
+    I4 as _I4,
     diagonal_angle,
     gpi_matrix,
     is_diagonal,
     is_symbolic,
     kron2,
+    svd2 as _svd,
     rz_matrix,
     zyz_angles,
 )
@@ -34,6 +38,7 @@ from ..gauge import X as _X
 from ...gc_pause import pauses_cyclic_gc
 from ..native_ops import entries_to_dag
 from ..native_ops import is_zero_angle as _is_zero_angle
+from ..native_ops import norm_float_turns as _norm_float_turns
 from ..native_ops import norm_turns as _norm_turns
 from .absorb_pi_pulses import absorb_entries
 from ..target import DeviceSpec, spec_from_target
@@ -48,37 +53,6 @@ _THETA_MARGIN = 1e-10
 # Gates that are a pure Z rotation by their (first) parameter, up to global phase.
 _Z_ROTATIONS = frozenset({"rz", "p", "u1"})
 
-# Constant matrices of the state preparation (never written to: read-only).
-_I2 = np.eye(2, dtype=complex)
-_I4 = np.eye(4, dtype=complex)
-_DIAG_1_I = np.diag([1.0, 1j])
-for _constant in (_I2, _I4, _DIAG_1_I):
-    _constant.setflags(write=False)
-
-
-def _svd(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``np.linalg.svd(matrix)`` of a complex 2x2 matrix: the same LAPACK routine through
-    NumPy's ``svd_f`` gufunc, as ``np.linalg.svd`` calls it for a complex input with
-    ``full_matrices=True``, without its argument handling (three quarters of its cost at
-    this size). Whatever that gufunc cannot decide (no convergence, a NaN) goes through
-    ``np.linalg.svd`` itself, which raises as usual."""
-    if matrix.dtype == _COMPLEX and _SVD_F is not None:
-        with np.errstate(all="ignore"):
-            u, s, vh = _SVD_F(matrix, signature="D->DdD")
-        if math.isfinite(s.item(0)) and math.isfinite(s.item(1)):
-            return u, s, vh
-    return np.linalg.svd(matrix)
-
-
-_COMPLEX = np.dtype(complex)
-try:  # NumPy's private gufunc module (numpy/linalg/_linalg.py imports it the same way)
-    from numpy.linalg import _umath_linalg
-
-    _SVD_F = _umath_linalg.svd_f
-except (ImportError, AttributeError):  # pragma: no cover - another NumPy layout
-    _SVD_F = None
-
-
 #: The first of Measure, Reset, Barrier an instruction class derives from (``None`` if
 #: none), per class: ``isinstance`` against Qiskit's instruction classes goes through
 #: ``ABCMeta.__instancecheck__``, three times for every barrier the lowering meets.
@@ -91,12 +65,6 @@ def _kind(cls: type) -> Any:
         kind = next((base for base in (Measure, Reset, Barrier) if issubclass(cls, base)), None)
         _KINDS[cls] = kind
     return kind
-
-
-def _norm_float_turns(value: float) -> float:
-    """:func:`~qstore_qiskit.transpiler.native_ops.norm_turns` of a float."""
-    value = value % 1.0
-    return 0.0 if abs(value - 1.0) < 1e-12 or abs(value) < 1e-12 else value
 
 
 class _Wire:
