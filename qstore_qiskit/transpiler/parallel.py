@@ -22,6 +22,7 @@ directly);
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import pickle
 import signal
@@ -30,12 +31,18 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from qiskit import QuantumCircuit
+from qiskit.circuit import AncillaQubit
 from qiskit.dagcircuit import DAGCircuit
 from qiskit.passmanager import PropertySet
 from qiskit.passmanager.flow_controllers import ConditionalController
 from qiskit.transpiler import PassManager
 from qiskit.transpiler.basepasses import BasePass, TransformationPass
 from qiskit.transpiler.exceptions import TranspilerError
+
+try:  # Qiskit's Rust conversion, as qiskit.converters.dag_to_circuit calls it
+    from qiskit._accelerate.converters import dag_to_circuit as _dag_to_circuit_data
+except ImportError:  # pragma: no cover - another Qiskit layout: Qiskit's own backend
+    _dag_to_circuit_data = None
 
 __all__ = ["ParallelPassManager", "run_parallel", "parallel_workers", "usable_cores", "MIN_PARALLEL_OPS", "STATS"]
 
@@ -242,6 +249,63 @@ def _reap(pid: int, fd: int) -> None:
         pass
 
 
+#: Markers of where a nested list or tuple of a pass list starts and ends, in a snapshot.
+_OPEN, _CLOSE = object(), object()
+
+
+def _snapshot(tasks: Any, out: list | None = None) -> list:
+    """A pass list flattened with markers around its nested lists and tuples: the
+    objects it holds, in order (compared by identity: passes with equal arguments
+    compare equal)."""
+    if out is None:
+        out = []
+    for task in tasks:
+        if type(task) is list or type(task) is tuple:
+            out.append(_OPEN)
+            _snapshot(task, out)
+            out.append(_CLOSE)
+        else:
+            out.append(task)
+    return out
+
+
+def _same_shape(old: list, new: list) -> bool:
+    """Whether two snapshots hold the same objects in the same places."""
+    return len(old) == len(new) and all(map(operator.is_, old, new))
+
+
+def _plain_backend(property_set: PropertySet) -> bool:
+    """Whether Qiskit's ``PassManager._passmanager_backend`` would only convert the DAG
+    and copy the two latencies: no layout to attach, no schedule to convert."""
+    return (
+        property_set["layout"] is None
+        and property_set["final_layout"] is None
+        and property_set["virtual_permutation_layout"] is None
+        and not property_set["node_start_time"]
+    )
+
+
+def _dag_to_circuit(dag: DAGCircuit) -> QuantumCircuit:
+    """``qiskit.converters.dag_to_circuit(dag, copy_operations=False)``, the same circuit.
+
+    Written out here because Qiskit's version builds its circuit with every register
+    and bit of the DAG (``QuantumCircuit(dag.qubits, dag.clbits, *registers)``, 30-40 us)
+    and then replaces the circuit's data by the converted data, which holds all of them
+    already; here the circuit is constructed empty, as ``QuantumCircuit.from_circuit_data``
+    does, and given that data. Name, global phase, metadata (not copied), duration and
+    unit are set as Qiskit's conversion sets them.
+    """
+    # pylint: disable=protected-access
+    data = _dag_to_circuit_data(dag, False)
+    circuit = QuantumCircuit(name=dag.name or None)
+    circuit._data = data
+    circuit._ancillas = [bit for bit in data.qubits if isinstance(bit, AncillaQubit)]
+    circuit.metadata = dag.metadata or {}
+    circuit._duration = dag._duration
+    circuit._unit = dag._unit
+    return circuit
+
+
 class ParallelPassManager(PassManager):
     """A :class:`~qiskit.transpiler.PassManager` that compiles lists in parallel.
 
@@ -288,6 +352,20 @@ class ParallelPassManager(PassManager):
         """
         if _PASS_LOG.isEnabledFor(logging.INFO):
             return None
+        # The steps depend only on the pass list: remembered with the objects it held
+        # (a snapshot; controllers keep their tasks in tuples), so that a small circuit's
+        # compile does not flatten and check the list again (30 us of its ~1 ms). Any
+        # change of the list (append, replace, remove, or in place) gives a new snapshot.
+        shape = _snapshot(self._tasks)
+        cached = self.__dict__.get("_direct_cache")
+        if cached is not None and _same_shape(cached[0], shape):
+            return cached[1]
+        steps = self._plain_steps()
+        self._direct_cache = (shape, steps)
+        return steps
+
+    def _plain_steps(self) -> list | None:
+        """:meth:`_direct_steps` without the cache."""
         steps: list = []
         seen: set[int] = set()
 
@@ -333,11 +411,21 @@ class ParallelPassManager(PassManager):
             for task in passes:
                 task.property_set = self.property_set
                 out = task.run(dag)
-                if isinstance(task, TransformationPass) and not isinstance(out, DAGCircuit):
+                if not isinstance(out, DAGCircuit) and isinstance(task, TransformationPass):
                     raise TranspilerError(
                         "Transformation passes should return a transformed dag."
                         f"The pass {type(task).__name__} is returning a {type(out)}"
                     )
                 if out is not None:
                     dag = out
-        return self._passmanager_backend(dag, circuit)
+        if (
+            _dag_to_circuit_data is None
+            or type(self)._passmanager_backend is not PassManager._passmanager_backend
+            or not _plain_backend(self.property_set)
+        ):
+            return self._passmanager_backend(dag, circuit)
+        # What _passmanager_backend does when the passes left no layout and no schedule.
+        out_program = _dag_to_circuit(dag)
+        out_program._clbit_write_latency = self.property_set["clbit_write_latency"]
+        out_program._conditional_latency = self.property_set["conditional_latency"]
+        return out_program

@@ -9,17 +9,14 @@ from typing import Any
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.passmanager.flow_controllers import ConditionalController
 from qiskit.transpiler import PassManager, Target
-from qiskit.transpiler.passes import (
-    ConsolidateBlocks,
-    HighLevelSynthesis,
-)
+from qiskit.transpiler.passes import HighLevelSynthesis
 
 from .passes import (
     BestOfStateAndUnitaryModes,
     CheckIonQInput,
     CheckNativeForm,
-    ClearBlockList,
     CommuteIntoTwoQubitBlocks,
+    ConsolidateTwoQubitBlocks,
     LowerAndResynthesize,
     LowerBestOfCandidates,
     LowerToIonQNative,
@@ -92,8 +89,9 @@ def translation_passes(
     3. At ``optimization_level >= 2``, :class:`CommuteIntoTwoQubitBlocks` moves
        two-qubit gates back through gates they commute with onto an earlier block of
        the same pair.
-    4. At ``optimization_level >= 1``, :class:`ConsolidateBlocks` (collecting the
-       blocks as :class:`~qiskit.transpiler.passes.Collect2qBlocks` does) merges each
+    4. At ``optimization_level >= 1``, :class:`ConsolidateTwoQubitBlocks` (Qiskit's
+       :class:`~qiskit.transpiler.passes.ConsolidateBlocks`, collecting the blocks as
+       :class:`~qiskit.transpiler.passes.Collect2qBlocks` does) merges each
        run of bound gates on a qubit pair into one two-qubit unitary, so that the
        lowering resynthesises it with the fewest MS.
     5. :class:`LowerToIonQNative` emits GPi/GPi2/MS/ZZ with virtual RZ.
@@ -123,9 +121,10 @@ def translation_passes(
             passes.append(CommuteIntoTwoQubitBlocks())
         if optimization_level >= 1:
             # ConsolidateBlocks collects the blocks itself (the same as Collect2qBlocks,
-            # in Rust) when no pass left a ``block_list``: Collect2qBlocks would build a
-            # Python node object per gate only for their indices to be read back.
-            passes += [ClearBlockList(), ConsolidateBlocks(force_consolidate=True)]
+            # in Rust) when no pass left a ``block_list`` (ConsolidateTwoQubitBlocks drops
+            # any): Collect2qBlocks would build a Python node object per gate only for
+            # their indices to be read back.
+            passes.append(ConsolidateTwoQubitBlocks())
         # Level >= 1 also absorbs pi pulses (AbsorbPiPulses), fused into the lowering so
         # that the intermediate circuit is never built.
         if resynthesize and optimization_level in (1, 2):

@@ -29,6 +29,21 @@ W_ZY_DG = W_ZY.conj().T
 
 TWO_PI = 2.0 * math.pi
 
+#: Constant matrices of the lowering's state preparation (read-only: shared by every run).
+I2 = np.eye(2, dtype=complex)
+I4 = np.eye(4, dtype=complex)
+DIAG_1_I = np.diag([1.0, 1j])
+for _constant in (I2, I4, DIAG_1_I):
+    _constant.setflags(write=False)
+
+_COMPLEX = np.dtype(complex)
+try:  # NumPy's private gufunc module (numpy/linalg/_linalg.py imports it the same way)
+    from numpy.linalg import _umath_linalg
+
+    _SVD_F = _umath_linalg.svd_f
+except (ImportError, AttributeError):  # pragma: no cover - another NumPy layout
+    _SVD_F = None
+
 
 def is_symbolic(value) -> bool:
     """Whether ``value`` is a :class:`ParameterExpression` with free parameters."""
@@ -72,6 +87,20 @@ def is_diagonal(u: np.ndarray, tol: float = 1e-12) -> bool:
 def diagonal_angle(u: np.ndarray) -> float:
     """The ``RZ`` angle of a diagonal 2x2 unitary (up to global phase)."""
     return cmath.phase(u[1, 1]) - cmath.phase(u[0, 0])
+
+
+def svd2(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.linalg.svd(matrix)`` of a complex 2x2 matrix: the same LAPACK routine through
+    NumPy's ``svd_f`` gufunc, as ``np.linalg.svd`` calls it for a complex input with
+    ``full_matrices=True``, without its argument handling (three quarters of its cost at
+    this size). Whatever that gufunc cannot decide (no convergence, a NaN) goes through
+    ``np.linalg.svd`` itself, which raises as usual."""
+    if matrix.dtype == _COMPLEX and _SVD_F is not None:
+        with np.errstate(all="ignore"):
+            u, s, vh = _SVD_F(matrix, signature="D->DdD")
+        if math.isfinite(s.item(0)) and math.isfinite(s.item(1)):
+            return u, s, vh
+    return np.linalg.svd(matrix)
 
 
 def kron2(high: np.ndarray, low: np.ndarray) -> np.ndarray:

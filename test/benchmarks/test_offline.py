@@ -47,6 +47,7 @@ def test_guard_catches_an_outside_lookup():
         ("submit.py", ("--sizes", "2", "--runs", "0", "--repeat", "1"), "qiskit-ionq per-circuit"),
         ("training.py", ("--quick",), "(a) qiskit-ionq"),
         ("run_breakdown.py", ("--repeat", "1"), "loop-thread CPU"),
+        ("small_compile.py", ("--repeat", "1", "--circuits", "5", "--peer"), "this / qiskit-ionq"),
         ("run_overhead.py", ("--repeat", "1", "--n", "3"), "cold non-compile"),
         ("run_instructions.py", ("3",), "counted regions"),
     ],

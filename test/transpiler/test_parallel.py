@@ -289,3 +289,131 @@ class TestDirectRun(unittest.TestCase):
             finally:
                 logger.setLevel(old)
             direct.assert_not_called()
+
+
+class TestDirectRunOutput(unittest.TestCase):
+    """The direct run builds its output circuit as Qiskit's ``dag_to_circuit`` does (without
+    adding the registers twice) and remembers its steps per pass list."""
+
+    @staticmethod
+    def _same_circuit(test, got, expected):
+        test.assertEqual(got, expected)
+        # Same instructions in the same order (``==`` compares DAGs, i.e. up to the order
+        # of commuting instructions), same wires, registers and attributes.
+        test.assertEqual(list(got.data), list(expected.data))
+        test.assertEqual(got.qubits, expected.qubits)
+        test.assertEqual(got.clbits, expected.clbits)
+        test.assertEqual(got.qregs, expected.qregs)
+        test.assertEqual(got.cregs, expected.cregs)
+        test.assertEqual(got.ancillas, expected.ancillas)
+        test.assertEqual(got.global_phase, expected.global_phase)
+        test.assertEqual(got.metadata, expected.metadata)
+        test.assertEqual(got.name, expected.name)
+        test.assertEqual(got.layout, expected.layout)
+        test.assertEqual(
+            {k for k in vars(got) if not k.startswith("__")}, {k for k in vars(expected) if not k.startswith("__")}
+        )
+        for key in ("_duration", "_unit", "_op_start_times", "_clbit_write_latency", "_conditional_latency"):
+            test.assertEqual(getattr(got, key, "absent"), getattr(expected, key, "absent"), key)
+
+    def test_dag_to_circuit_is_qiskits(self):
+        from qiskit import ClassicalRegister, QuantumRegister
+        from qiskit.circuit import AncillaRegister
+        from qiskit.converters import circuit_to_dag, dag_to_circuit
+
+        qc = QuantumCircuit(QuantumRegister(2, "a"), AncillaRegister(1, "anc"), ClassicalRegister(2, "c"),
+                            name="named", global_phase=0.4, metadata={"k": [1]})
+        qc.h(0)
+        qc.cx(0, 2)
+        qc.rz(0.3, 1)
+        qc.measure([0, 2], [0, 1])
+        for circuit in (qc, random_circuit(4, 6, measure=True, seed=5)):
+            dag = circuit_to_dag(circuit)
+            expected = dag_to_circuit(dag, copy_operations=False)
+            got = parallel._dag_to_circuit(dag)
+            self._same_circuit(self, got, expected)
+            self.assertIs(got.metadata, expected.metadata if expected.metadata else got.metadata)
+            self.assertTrue(all(a.operation is b.operation for a, b in zip(got.data, expected.data)
+                                if not getattr(a.operation, "_standard_gate", None)))
+
+    def test_direct_output_is_qiskits_output(self):
+        from qiskit import ClassicalRegister, QuantumRegister
+        from qiskit.transpiler import PassManager
+
+        qc = QuantumCircuit(QuantumRegister(3, "q"), ClassicalRegister(3, "c"), global_phase=0.2,
+                            metadata={"tag": 7})
+        qc.h(0)
+        qc.cx(0, 1)
+        qc.ry(0.7, 2)
+        qc.cz(1, 2)
+        qc.measure(range(3), range(3))
+        for level in (0, 1, 2):
+            pm = generate_ionq_pass_manager("aria-1", level, num_qubits=4, qubits_initially_zero=True)
+            for circuit in (qc, random_circuit(3, 8, measure=True, seed=level)):
+                with self.subTest(level=level):
+                    got = pm.run(circuit)
+                    expected = PassManager.run(pm, circuit)  # Qiskit's own runner
+                    self._same_circuit(self, got, expected)
+
+    def test_layout_in_the_property_set_goes_through_qiskits_backend(self):
+        from qiskit.transpiler import Layout, PassManager
+        from qiskit.transpiler.basepasses import AnalysisPass
+
+        class SetLayout(AnalysisPass):
+            def run(self, dag):
+                self.property_set["layout"] = Layout.generate_trivial_layout(*dag.qregs.values())
+
+        circuit = QuantumCircuit(2)
+        circuit.h(0)
+        circuit.cx(0, 1)
+        pm = ParallelPassManager([SetLayout()])
+        with mock.patch.object(parallel, "_dag_to_circuit", wraps=parallel._dag_to_circuit) as fast:
+            out = pm.run(circuit)
+            fast.assert_not_called()  # Qiskit's backend attaches the layout
+            self.assertIsNotNone(out.layout)
+            self.assertEqual(out, PassManager.run(pm, circuit))
+            self.assertEqual(out.layout, PassManager.run(pm, circuit).layout)
+            ParallelPassManager([]).run(circuit)
+            fast.assert_called_once()
+
+        class OwnBackend(ParallelPassManager):  # a subclass's own conversion is used
+            def _passmanager_backend(self, passmanager_ir, in_program, **kwargs):
+                out = super()._passmanager_backend(passmanager_ir, in_program, **kwargs)
+                out.name = "own"
+                return out
+
+        self.assertEqual(OwnBackend([]).run(circuit).name, "own")
+
+    def test_steps_follow_changes_of_the_pass_list(self):
+        from qiskit.transpiler.basepasses import AnalysisPass
+
+        class Mark(AnalysisPass):
+            def __init__(self, tag):
+                super().__init__()
+                self.tag = tag
+
+            def run(self, dag):
+                self.property_set["marks"] = (self.property_set["marks"] or ()) + (self.tag,)
+
+        circuit = QuantumCircuit(1)
+        first, second, third = Mark("a"), Mark("b"), Mark("c")
+        pm = ParallelPassManager([first])
+        pm.run(circuit)
+        self.assertEqual(pm.property_set["marks"], ("a",))
+        pm.append(second)
+        pm.run(circuit)
+        self.assertEqual(pm.property_set["marks"], ("a", "b"))
+        pm.replace(1, third)
+        pm.run(circuit)
+        self.assertEqual(pm.property_set["marks"], ("a", "c"))
+        pm._tasks[0].append(Mark("d"))  # a list inside the pass list, changed in place
+        pm.run(circuit)
+        self.assertEqual(pm.property_set["marks"], ("a", "d", "c"))
+        pm.remove(0)
+        pm.run(circuit)
+        self.assertEqual(pm.property_set["marks"], ("c",))
+        # An equal pass (same arguments) in place of another is still a new pass.
+        equal = Mark("c")
+        pm.replace(0, equal)
+        pm.run(circuit)
+        self.assertIs(pm._direct_steps()[0], equal)

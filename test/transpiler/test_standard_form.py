@@ -305,7 +305,8 @@ class TestPresetPassManager(unittest.TestCase):
                 self.assertTrue(Operator(out.remove_final_measurements(inplace=False)).equiv(
                     Operator(circuit.remove_final_measurements(inplace=False))))
             self.assertIn("CheckParameterized", ran)
-            for name in ("ParametersToVirtualRZ", "LowerToIonQNative", "NativeToStandard", "ConsolidateBlocks"):
+            for name in ("ParametersToVirtualRZ", "LowerToIonQNative", "NativeToStandard", "ConsolidateBlocks",
+                         "ConsolidateTwoQubitBlocks"):
                 self.assertNotIn(name, ran)
 
     def test_rzz_is_isa_only_where_the_target_has_it(self):

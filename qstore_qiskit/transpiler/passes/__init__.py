@@ -8,6 +8,7 @@ from .check_native_form import CheckNativeForm
 from .check_parameterized import CheckParameterized
 from .clear_block_list import ClearBlockList
 from .commute_into_blocks import CommuteIntoTwoQubitBlocks
+from .consolidate_two_qubit_blocks import ConsolidateTwoQubitBlocks
 from .lower_and_resynthesize import LowerAndResynthesize
 from .lower_to_native import LowerToIonQNative
 from .native_to_standard import NativeToStandard
@@ -27,6 +28,7 @@ __all__ = [
     "CheckParameterized",
     "ClearBlockList",
     "CommuteIntoTwoQubitBlocks",
+    "ConsolidateTwoQubitBlocks",
     "LowerAndResynthesize",
     "LowerBestOfCandidates",
     "LowerToIonQNative",

@@ -49,6 +49,16 @@ class CheckIonQInput(AnalysisPass):
         # Names, parameters and flags are read from the DAG nodes directly: ``node.op``
         # would build a Python gate object for every standard gate.
         for node in dag.op_nodes():
+            if node.is_standard_gate():
+                # A standard gate is unitary, on qubits only, and none of the instructions
+                # below: only its parameters need a look.
+                for param in node.params:
+                    if isinstance(param, (int, float)) and not math.isfinite(param):
+                        raise TranspilerError(
+                            f"Instruction '{node.name}' has a non-finite parameter ({param}); "
+                            "IonQ gates need finite angles."
+                        )
+                continue
             name = node.name
             if node.is_control_flow():
                 raise TranspilerError(

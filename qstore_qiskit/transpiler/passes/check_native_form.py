@@ -43,6 +43,11 @@ class CheckNativeForm(AnalysisPass):
         self.property_set["ionq_native_form"] = self._native(dag)
 
     def _native(self, dag: DAGCircuit) -> bool:
+        # Any instruction name outside the native set decides it (a logical circuit, the
+        # usual input): counted in Rust, without a Python node object per instruction.
+        allowed = self.allowed
+        if any(name not in allowed for name in dag.count_ops(recurse=False)):
+            return False
         run_length: dict = {}
         for node in dag.topological_op_nodes():
             name = node.name  # not node.op: that builds a Python object per standard gate

@@ -141,6 +141,10 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         super().__init__()
         self.window = window
         self._checker = SessionCommutationChecker
+        # ``CommutationChecker.commute`` on two DAG nodes, with the arguments ``commute``
+        # passes by default (no qubit limit, exact, matrices up to three qubits); ``None``
+        # where this Qiskit's checker has no such method.
+        self._node_checker = getattr(getattr(SessionCommutationChecker, "cc", None), "commute_nodes", None)
         # Per-run memo of commutation answers: Qiskit's checker builds an Operator for
         # every gate it has no rule for (e.g. the controlled powers in amplitude
         # estimation), which dominated this pass; the same pairs recur many times.
@@ -154,7 +158,10 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         nodes = list(dag.topological_op_nodes())
         if not self._may_move(nodes, qidx):
             return dag
-        ops = [_Entry(n, tuple(qidx[q] for q in n.qargs), n.qargs, n.cargs) for n in nodes]
+        ops = []
+        for n in nodes:
+            qargs = n.qargs
+            ops.append(_Entry(n, tuple([qidx[q] for q in qargs]), qargs, n.cargs))
         moved_any = False
         # Position of the latest instruction on each unordered pair of wires (no clbits):
         # the walk back of ``_try_move`` can only end in a move at such an instruction
@@ -188,8 +195,15 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         if not moved_any:
             return dag
         out = dag.copy_empty_like()
-        for entry in ops:
-            out.apply_operation_back(entry.op, entry.qargs, entry.cargs, check=False)
+        # The nodes' instructions as they are (no Python gate object built per standard
+        # gate, as ``apply_operation_back(node.op, ...)`` needs), where Qiskit has that.
+        append_node = getattr(out, "_apply_op_node_back", None)
+        if append_node is not None:
+            for entry in ops:
+                append_node(entry.node, check=False)
+        else:  # pragma: no cover - older or newer Qiskit without the node method
+            for entry in ops:
+                out.apply_operation_back(entry.op, entry.qargs, entry.cargs, check=False)
         return out
 
     def _may_move(self, nodes: list, qidx: dict) -> bool:
@@ -229,6 +243,17 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
             cached = self._cache.get(key)
             if cached is not None:
                 return cached
+        if a.std and b.std and self._node_checker is not None:
+            # Two standard gates: Qiskit's checker answers from the DAG nodes themselves
+            # (the same Rust check as ``commute`` of their operations, which would first
+            # build a Python gate object for each).
+            try:
+                result = bool(self._node_checker(a.node, b.node, None, 1.0, 3))
+            except Exception:  # noqa: BLE001 - as below: undecided means "does not commute"
+                result = False
+            if key is not None:
+                self._cache[key] = result
+            return result
         # Only now the Python operations are needed (built lazily, see _Entry).
         op_a, qa, ca = a.op, a.qargs, a.cargs
         op_b, qb, cb = b.op, b.qargs, b.cargs

@@ -20,11 +20,15 @@ from ..synthesis import (
     TWO_PI,
     W_ZY,
     W_ZY_DG,
+    DIAG_1_I as _DIAG_1_I,
+    I2 as _I2,
+    I4 as _I4,
     diagonal_angle,
     gpi_matrix,
     is_diagonal,
     is_symbolic,
     kron2,
+    svd2 as _svd,
     rz_matrix,
     zyz_angles,
 )
@@ -34,6 +38,7 @@ from ..gauge import X as _X
 from ...gc_pause import pauses_cyclic_gc
 from ..native_ops import entries_to_dag
 from ..native_ops import is_zero_angle as _is_zero_angle
+from ..native_ops import norm_float_turns as _norm_float_turns
 from ..native_ops import norm_turns as _norm_turns
 from .absorb_pi_pulses import absorb_entries
 from ..target import DeviceSpec, spec_from_target
@@ -47,6 +52,19 @@ _THETA_MARGIN = 1e-10
 
 # Gates that are a pure Z rotation by their (first) parameter, up to global phase.
 _Z_ROTATIONS = frozenset({"rz", "p", "u1"})
+
+#: The first of Measure, Reset, Barrier an instruction class derives from (``None`` if
+#: none), per class: ``isinstance`` against Qiskit's instruction classes goes through
+#: ``ABCMeta.__instancecheck__``, three times for every barrier the lowering meets.
+_KINDS: dict[type, Any] = {}
+
+
+def _kind(cls: type) -> Any:
+    kind = _KINDS.get(cls, _KINDS)
+    if kind is _KINDS:
+        kind = next((base for base in (Measure, Reset, Barrier) if issubclass(cls, base)), None)
+        _KINDS[cls] = kind
+    return kind
 
 
 class _Wire:
@@ -204,13 +222,14 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
     # ------------------------------------------------------------------ dispatch
     def _lower(self, op, qargs, cargs) -> None:
         name = op.name
-        if isinstance(op, Measure) or name == "measure":
+        kind = _kind(type(op))
+        if kind is Measure or name == "measure":
             (q,) = qargs
             self._flush(q)
             self._emit(op, qargs, cargs)
             self._wires[q].last_is_measure = True
             return
-        if isinstance(op, Reset) or name == "reset":
+        if kind is Reset or name == "reset":
             (q,) = qargs
             wire = self._wires[q]
             # A local unitary right before a reset cannot change anything: drop it.
@@ -218,7 +237,7 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
             wire.frame = 0.0
             self._emit(op, qargs, cargs)
             return
-        if isinstance(op, Barrier) or name == "barrier":
+        if kind is Barrier or name == "barrier":
             for q in qargs:
                 self._flush(q)
             self._emit(op, qargs, cargs)
@@ -347,6 +366,9 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
             wire.add_frame(diagonal_angle(u))
             return
         theta, phi, lam = zyz_angles(u)  # u = RZ(phi) RY(theta) RZ(lam), up to phase
+        if type(wire.frame) is float:
+            self._emit_1q_angles(q, wire, theta, phi, lam)
+            return
         wire.add_frame(lam)
         if abs(theta - math.pi) < ANGLE_TOL:
             self._emit_equatorial(q, wire, "gpi", 0.25)  # RY(pi) ~ Y = GPI(1/4)
@@ -359,6 +381,29 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
             self._emit_equatorial(q, wire, "gpi2", 0.0)
             wire.add_frame(math.pi)
         wire.add_frame(phi)
+
+    def _emit_1q_angles(self, q, wire: _Wire, theta: float, phi: float, lam: float) -> None:
+        """:meth:`_emit_1q_matrix` after its ZYZ angles, for a numeric frame: the same
+        operations on the same floats as its ``add_frame`` / ``_emit_equatorial`` calls
+        (``frame = remainder(frame + angle, 2 pi)``; phase ``norm_turns(p - frame / 2 pi)``),
+        written out (this runs for every fused single-qubit run)."""
+        remainder = math.remainder
+        frame = remainder(wire.frame + lam, TWO_PI)
+        if abs(theta - math.pi) < ANGLE_TOL:
+            self._ops.append(["gpi", [_norm_float_turns(0.25 - frame / TWO_PI)], None, (q,), ()])
+        elif abs(theta - _HALF_PI) < ANGLE_TOL:
+            self._ops.append(["gpi2", [_norm_float_turns(0.25 - frame / TWO_PI)], None, (q,), ()])
+        elif theta > ANGLE_TOL:
+            self._ops.append(["gpi2", [_norm_float_turns(0.0 - frame / TWO_PI)], None, (q,), ()])
+            frame = remainder(frame + (theta + math.pi), TWO_PI)
+            self._ops.append(["gpi2", [_norm_float_turns(0.0 - frame / TWO_PI)], None, (q,), ()])
+            frame = remainder(frame + math.pi, TWO_PI)
+        else:
+            wire.frame = remainder(frame + phi, TWO_PI)
+            return
+        wire.last_is_measure = False
+        wire.fresh = False
+        wire.frame = remainder(frame + phi, TWO_PI)
 
     def _price_1q_matrix(self, q, u: np.ndarray) -> None:
         """What :meth:`_emit_1q_matrix` emits for ``u``, with phases ``0.0`` (pricing).
@@ -546,16 +591,18 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
         wa, wb = self._wires[a], self._wires[b]
         if any(not isinstance(x, np.ndarray) for x in wa.pending + wb.pending):
             return False
-        pa = wa.pending[0] if wa.pending else np.eye(2, dtype=complex)
-        pb = wb.pending[0] if wb.pending else np.eye(2, dtype=complex)
-        psi = (matrix @ kron2(pb, pa))[:, 0]
-        u_b, sv, vh_a = np.linalg.svd(psi.reshape(2, 2))  # rows: qubit b, columns: qubit a
-        theta = 2.0 * math.atan2(sv[1], sv[0])
+        if wa.pending or wb.pending:
+            local = kron2(wb.pending[0] if wb.pending else _I2, wa.pending[0] if wa.pending else _I2)
+        else:  # kron2(I, I), entry for entry (the usual case: 1q gates were consolidated)
+            local = _I4
+        psi = (matrix @ local)[:, 0]
+        u_b, sv, vh_a = _svd(psi.reshape(2, 2))  # rows: qubit b, columns: qubit a
+        theta = 2.0 * math.atan2(sv.item(1), sv.item(0))
         wa.pending.clear()
         wb.pending.clear()
         wa.frame = wb.frame = 0.0  # a Z frame on |0> is a global phase
         self._emit_ms(a, b, 0.0, 0.0, theta / TWO_PI)
-        wa.push_matrix(vh_a.T @ np.diag([1.0, 1j]))
+        wa.push_matrix(vh_a.T @ _DIAG_1_I)
         wb.push_matrix(u_b)
         return True
 

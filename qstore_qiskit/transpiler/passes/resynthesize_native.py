@@ -11,12 +11,12 @@ from qiskit.circuit.library import UnitaryGate
 from qiskit.passmanager import PropertySet
 from qiskit.transpiler import Target
 from qiskit.transpiler.basepasses import TransformationPass
-from qiskit.transpiler.passes import ConsolidateBlocks
 
 from ...gc_pause import pauses_cyclic_gc
 from ..native_ops import NATIVE_CLASSES, entries_cost, entries_to_dag, entry_op
 from ..target import instruction_error, spec_from_target
 from .absorb_pi_pulses import absorb_entries
+from .consolidate_two_qubit_blocks import ConsolidateTwoQubitBlocks
 from .lower_to_native import LowerToIonQNative
 
 
@@ -152,7 +152,7 @@ def consolidate_and_lower(
     # Without a ``block_list`` in its property set, ConsolidateBlocks collects the same
     # blocks as Collect2qBlocks (``DAGCircuit.collect_2q_runs``) in Rust, without
     # building a Python node object per gate only to read back its index.
-    consolidate = ConsolidateBlocks(force_consolidate=True)
+    consolidate = ConsolidateTwoQubitBlocks()
     consolidate.property_set = PropertySet()
     work = consolidate.run(work)
     if cost_to_beat is not None:
