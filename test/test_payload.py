@@ -251,6 +251,37 @@ class TestFormat(unittest.TestCase):
                 self.assertEqual(body["circuit"], circuit_to_native_gates(qc))
                 self.assertEqual(width, gate_width(qc))
 
+    def test_scan_gated_gives_gate_width(self):
+        """The scan's gated qubits give gate_width without a second walk."""
+        from qstore_qiskit.providers.inspection import gate_width, scan, scan_gated, width_of
+
+        rng = np.random.default_rng(13)
+        for trial in range(40):
+            qc = QuantumCircuit(6, 6)
+            for _ in range(int(rng.integers(0, 12))):
+                kind = int(rng.integers(0, 7))
+                a, b = (int(x) for x in rng.choice(6, 2, replace=False))
+                if kind == 0:
+                    qc.rz(float(rng.uniform(-3, 3)), a)
+                elif kind == 1:
+                    qc.sx(a)
+                elif kind == 2:
+                    qc.cx(a, b)
+                elif kind == 3:
+                    qc.h(a)
+                elif kind == 4:
+                    qc.delay(10, a)
+                elif kind == 5:
+                    qc.append(MSGate(float(rng.random()), float(rng.random()), 0.25), [a, b])
+                else:
+                    qc.barrier()
+            measured = [int(q) for q in rng.choice(6, int(rng.integers(0, 4)), replace=False)]
+            qc.measure(measured, measured)
+            with self.subTest(trial=trial):
+                *first, gated = scan_gated(qc)
+                self.assertEqual(tuple(first), scan(qc))
+                self.assertEqual(width_of(qc, gated), gate_width(qc))
+
     def test_scan_native_is_scan_and_body_in_one_pass(self):
         """The backend's one-pass scan of a bound native circuit gives what the scan and
         the serializer give apart; any other circuit is left to the scan (None)."""

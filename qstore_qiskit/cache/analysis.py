@@ -163,11 +163,13 @@ def _analyse(circuit: QuantumCircuit, lift: bool, sites: bool = False) -> _Analy
                     enc.append(c)
                 else:
                     enc.append(_encode_numeric(p))
-            append((name, tuple(map(qget, inst.qubits)), tuple(map(cget, inst.clbits)), tuple(enc)))
+            clbits = inst.clbits  # (no map over the empty tuple of nearly every gate)
+            append((name, tuple(map(qget, inst.qubits)), tuple(map(cget, clbits)) if clbits else (), tuple(enc)))
         else:
             if name in _CONTROL_FLOW:
                 raise QStoreCacheError(f"control flow ('{name}') cannot be sent as a native body")
-            append((name, tuple(map(qget, inst.qubits)), tuple(map(cget, inst.clbits))))
+            clbits = inst.clbits
+            append((name, tuple(map(qget, inst.qubits)), tuple(map(cget, clbits)) if clbits else ()))
     key = hashlib.blake2b(_canonical_bytes(parts), digest_size=20).hexdigest()
     return _Analysis(key, columns, np.array(vals, dtype=float), lift_sites)
 

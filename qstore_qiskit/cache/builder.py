@@ -322,7 +322,182 @@ def order_slots(trace: _Trace, native: QuantumCircuit, n_par: int) -> TemplateSp
 
 def build_spec(native: QuantumCircuit, columns: list[Parameter]) -> TemplateSpec:
     """Steps 1 and 2 for a native circuit whose parameters are ``columns``."""
+    if not columns:
+        spec = constant_spec(native)
+        if spec is not None:
+            return spec
     return order_slots(trace_native(native, columns), native, len(columns))
+
+
+_INV_TWO_PI = 1.0 / _TWO_PI
+_ONE_QUBIT = {"gpi": "gpi", "gpi2": "gpi2", "sx": "gpi2", "x": "gpi"}
+_NOT_TRACED = ("barrier", "id", "delay")
+
+
+def constant_spec(native: QuantumCircuit) -> TemplateSpec | None:
+    """Steps 1 and 2 at once for a native circuit without parameters (the exact template
+    of a bound circuit, what a new circuit's first ``run()`` builds); ``None`` for any
+    other circuit (a parameter, a non-``float`` angle, an instruction the trace rejects,
+    a gate after a measurement): :func:`trace_native` then handles it, errors included.
+
+    Returns exactly the :class:`TemplateSpec` of ``order_slots(trace_native(native, []),
+    native, 0)`` (the same floats from the same operations in the same order:
+    ``value + -1.0 * frame`` for a phase, ``frame + (1 / 2pi) * angle`` for an ``rz``,
+    ``0.0 + (1 / 2pi) * angle`` for ``rxx``/``rzz``), with plain floats instead of one
+    affine form per slot, and each slot written straight into its block of the layout
+    instead of being traced first and reordered (tested against the general path).
+    """
+    qidx = {q: i for i, q in enumerate(native.qubits)}
+    cidx: dict | None = None
+    n_q = native.num_qubits
+    meas_map: list[int | None] = [None] * native.num_clbits
+    width = 0
+    directives = 0
+    frames = [0.0] * n_q  # pending Z frame per qubit, turns
+    inv = _INV_TWO_PI
+    one_q = _ONE_QUBIT
+    # The layout's blocks: [ms phi0 | ms phi1 | gpi/gpi2 phases | ms angles | zz angles | finals]
+    phi0: list[float] = []
+    phi1: list[float] = []
+    phases: list[float] = []
+    ms_angles: list[float] = []
+    zz_angles: list[float] = []
+    # Plan entries with block-relative slot numbers (fixed up once the blocks' sizes are known).
+    entries: list[tuple[str, tuple[int, ...], int]] = []
+    # For the ZZ flips: qubit -> (plan index, block, index in block) of its phase slots.
+    on_qubit: list[list[tuple[int, int, int]]] | None = None
+    zz_after: list[tuple[int, int, int]] = []
+    measured: set[int] | None = None
+    data = native.data
+    for inst in data:
+        name = inst.name
+        qs = tuple(map(qidx.__getitem__, inst.qubits))
+        if name in _NOT_TRACED:
+            if getattr(inst.operation, "_directive", False):
+                directives += 1
+            if name == "id" and qs:
+                width = max(width, max(qs) + 1)
+            continue
+        if qs:
+            top = max(qs) + 1
+            if top > width:
+                width = top
+        if name == "measure":
+            if getattr(inst.operation, "_directive", False):
+                directives += 1
+            if measured is None:
+                measured = set()
+                cidx = {c: i for i, c in enumerate(native.clbits)}
+            measured.add(qs[0])
+            meas_map[cidx[inst.clbits[0]]] = qs[0]  # type: ignore[index]
+            continue
+        if measured is not None and measured.intersection(qs):
+            return None  # the general trace raises its error
+        p = inst.params
+        if name == "rz":
+            value = p[0]
+            if type(value) is not float or not math.isfinite(value):  # noqa: E721
+                return None
+            frames[qs[0]] = frames[qs[0]] + inv * value
+            continue
+        kind = one_q.get(name)
+        if kind is not None:
+            if name in ("gpi", "gpi2"):
+                value = p[0]
+                if type(value) is not float or not math.isfinite(value):  # noqa: E721
+                    return None
+            else:
+                value = 0.0  # sx, x: GPi2(0), GPi(0)
+            q = qs[0]
+            if on_qubit is not None:
+                on_qubit[q].append((len(entries), 2, len(phases)))
+            phases.append(value + -1.0 * frames[q])
+            entries.append((kind, qs, len(phases) - 1))
+            continue
+        if name in ("ms", "rxx"):
+            if name == "ms":
+                v0, v1, angle = p
+                if not all(type(v) is float and math.isfinite(v) for v in (v0, v1, angle)):  # noqa: E721
+                    return None
+            else:
+                v0 = v1 = 0.0
+                angle = p[0]
+                if type(angle) is not float or not math.isfinite(angle):  # noqa: E721
+                    return None
+                angle = 0.0 + inv * angle
+            q0, q1 = qs
+            if on_qubit is not None:
+                on_qubit[q0].append((len(entries), 0, len(phi0)))
+                on_qubit[q1].append((len(entries), 1, len(phi1)))
+            phi0.append(v0 + -1.0 * frames[q0])
+            phi1.append(v1 + -1.0 * frames[q1])
+            ms_angles.append(angle)
+            entries.append(("ms", qs, len(ms_angles) - 1))
+            continue
+        if name in ("zz", "rzz"):
+            angle = p[0]
+            if type(angle) is not float or not math.isfinite(angle):  # noqa: E721
+                return None
+            if name == "rzz":
+                angle = 0.0 + inv * angle
+            if on_qubit is None:
+                # Phase slots before the first ZZ never flip: only later ones are listed.
+                on_qubit = [[] for _ in range(n_q)]
+            zz_after.append((len(entries), qs[0], qs[1]))
+            zz_angles.append(angle)
+            entries.append(("zz", qs, len(zz_angles) - 1))
+            continue
+        return None  # not a native gate: the general trace raises its error
+    n_ms = len(ms_angles)
+    n_phase = 2 * n_ms + len(phases)
+    start = (0, n_ms, 2 * n_ms)  # first slot of the phi0, phi1 and phase blocks
+    plan: list[PlanEntry] = []
+    for kind, qs, k in entries:
+        if kind == "ms":
+            plan.append((kind, qs, (k, n_ms + k, n_phase + k)))
+        elif kind == "zz":
+            plan.append((kind, qs, (n_phase + n_ms + k,)))
+        else:
+            plan.append((kind, qs, (2 * n_ms + k,)))
+    first_final = n_phase + n_ms + len(zz_angles)
+    final_slots = list(range(first_final, first_final + n_q))
+    const = np.array(phi0 + phi1 + phases + ms_angles + zz_angles + frames, dtype=float)
+    empty = (np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp), np.empty(0))
+    flips: Terms = empty
+    if zz_after:
+        assert on_qubit is not None
+        # As order_slots: ZZ k flips the later phase slots on its qubits and their final
+        # frames, -0.5 each; (zz, slot) pairs sorted by zz, then slot.
+        n_plan = len(entries)
+        f_zz: list[int] = []
+        f_slot: list[int] = []
+        for k, (pos, q0, q1) in enumerate(zz_after):
+            row = set()
+            for q in (q0, q1):
+                row.update(start[block] + i for plan_pos, block, i in on_qubit[q] if plan_pos > pos)
+                if n_plan > pos:
+                    row.add(first_final + q)
+            f_zz += [k] * len(row)
+            f_slot += sorted(row)
+        flips = (np.array(f_zz, dtype=np.intp), np.array(f_slot, dtype=np.intp), np.full(len(f_zz), -0.5))
+    return TemplateSpec(
+        num_qubits=n_q,
+        num_clbits=native.num_clbits,
+        body_qubits=width,
+        meas_map=meas_map,
+        n_par=0,
+        extra=[],
+        const=const,
+        terms=empty,
+        plan=plan,
+        final_slots=final_slots,
+        n_ms=n_ms,
+        n_zz=len(zz_after),
+        n_phase=n_phase,
+        flips=flips,
+        native_size=len(data) - directives,
+        layout=native.layout,
+    )
 
 
 @dataclass

@@ -86,6 +86,16 @@ class PersistentLevel:
     def _entry_key(self, key: tuple) -> str:
         return entry_key((FORMAT_VERSION, __version__, qiskit.__version__, self._compiler_id, key))
 
+    def _store_off(self) -> bool:
+        """Whether misses have no persistent store (the setting resolves to none without
+        an error; an unusable store is left to the callers, which count the error)."""
+        if self._compiler_id is None or self._store_setting is False:
+            return True
+        try:
+            return open_store(self._store_setting) is None
+        except Exception:  # noqa: BLE001
+            return False
+
     def _on_disk(self, key: tuple) -> bool:
         store = self._persistent()
         try:

@@ -222,7 +222,7 @@ class TemplateCache(PersistentLevel, BatchCompileLevel):
                     self._sightings[key] = None
                     while len(self._sightings) > 4 * self.max_templates:
                         self._sightings.popitem(last=False)
-            if first and not exact_known and not lifted_known:
+            if first and not exact_known and not lifted_known and not self._store_off():
                 # What an earlier process did with this structure: the exact template of
                 # these very values, else the lifted template, is loaded (not compiled).
                 if self._on_disk(exact_key):

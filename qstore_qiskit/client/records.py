@@ -14,8 +14,9 @@ import concurrent.futures
 import datetime
 import json
 import math
+import os
 import statistics
-import uuid
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -23,6 +24,40 @@ from typing import Any, NamedTuple
 from .results import CircuitResult
 
 __all__ = ["Request", "Placement", "Item", "Job", "Watch", "Summary", "validate_circuit", "is_simulator", "noise_key"]
+
+
+class _RandomTags:
+    """Random 12-hex-digit tags (48 bits from ``os.urandom``, as ``uuid4().hex[:12]``
+    gave), cut from a buffer refilled 256 tags at a time.
+
+    ``os.urandom`` releases the GIL: one call per ``submit()`` handed the loop thread
+    the GIL in the middle of every call (besides its CPU). Thread-safe; a forked child
+    draws from a fresh buffer, never its parent's.
+    """
+
+    _PER_FILL = 256
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hex = ""
+        self._pos = 0
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._hex, self._pos = "", 0
+
+    def __call__(self) -> str:
+        with self._lock:
+            pos = self._pos
+            if pos >= len(self._hex):
+                self._hex, pos = os.urandom(6 * self._PER_FILL).hex(), 0
+            self._pos = pos + 12
+            return self._hex[pos : pos + 12]
+
+
+_new_tag = _RandomTags()
 
 
 @dataclass
@@ -41,7 +76,7 @@ class Request:
     remaining: int = 0
     cancelled: bool = False
     job_ids: list[str] = field(default_factory=list)
-    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    tag: str = field(default_factory=_new_tag)
     # Resolved with one Placement per circuit once every circuit's IonQ job exists
     # (before any result): what lets ``job.job_id()`` answer while the jobs run.
     created: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)

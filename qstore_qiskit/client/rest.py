@@ -316,6 +316,15 @@ class IonQHttpClient:
             self.retries[cause] += 1
             logger.debug("retrying %s after %s (attempt %d)", label, cause, state.attempt_number)
 
+        # The first attempt runs outside tenacity: nearly every request succeeds at once,
+        # and setting up AsyncRetrying costs ~40 us of the loop thread per request (it
+        # competes with the caller for the GIL). A retriable failure is replayed as
+        # tenacity's first attempt, so stop, wait and before_sleep see exactly what they
+        # saw when tenacity made that attempt itself.
+        try:
+            return await self._once(method, path, json_body, params, label, decode)
+        except RetriableError as exc:
+            replay = [exc]
         try:
             async for attempt in AsyncRetrying(
                 stop=_stop,
@@ -325,6 +334,8 @@ class IonQHttpClient:
                 reraise=True,
             ):
                 with attempt:
+                    if replay:
+                        raise replay.pop()
                     return await self._once(method, path, json_body, params, label, decode)
         except RetriableError as exc:
             raise exc.final from None

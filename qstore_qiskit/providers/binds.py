@@ -67,7 +67,9 @@ def _column(value: Any, param: Parameter, circuit: QuantumCircuit) -> np.ndarray
 
 def value_table(circuit: QuantumCircuit, binds: Mapping | None) -> np.ndarray | None:
     """Rows of values ordered like ``circuit.parameters``; ``None`` if unparameterized."""
-    params = list(circuit.parameters)
+    # num_parameters first: circuit.parameters builds a sorted view (a bound circuit,
+    # the usual case, has none)
+    params = list(circuit.parameters) if circuit.num_parameters else []
     if not params:
         if binds:
             raise ValueError(f"parameter_binds given for circuit '{circuit.name}', which has no parameters")

@@ -52,7 +52,20 @@ _PLAIN_GATES = frozenset({"rz", "sx", "x"})
 def scan(
     circuit: QuantumCircuit, standard: frozenset[str] = STANDARD_NATIVE
 ) -> tuple[int, str, list[int | None]]:
-    """One pass over ``circuit``: ``(gate count, kind, measurement map)``.
+    """One pass over ``circuit``: ``(gate count, kind, measurement map)`` (see
+    :func:`scan_gated`, which also returns the qubits that gates act on)."""
+    gates, kind, meas_map, _ = scan_gated(circuit, standard)
+    return gates, kind, meas_map
+
+
+def scan_gated(
+    circuit: QuantumCircuit, standard: frozenset[str] = STANDARD_NATIVE
+) -> tuple[int, str, list[int | None], set]:
+    """One pass over ``circuit``: ``(gate count, kind, measurement map, gated qubits)``.
+
+    ``gated qubits`` are the qubits an instruction other than a measurement, barrier or
+    delay acts on, so that ``width_of(circuit, gated)`` is :func:`gate_width` without a
+    second walk over the circuit.
 
     ``kind`` is ``"logical"`` (no native gates), ``"native"`` (only GPi/GPi2/MS/ZZ/RZ and
     their standard-gate forms ``standard``: ``sx``, ``x``, ``rxx``, and ``rzz`` where the
@@ -75,6 +88,8 @@ def scan(
     from qiskit.transpiler.exceptions import TranspilerError
 
     measured: set = set()
+    gated: set = set()
+    gated_add, gated_update = gated.add, gated.update
     meas_map: list[int | None] = [None] * circuit.num_clbits
     qidx = cidx = None
     gates = 0
@@ -85,7 +100,9 @@ def scan(
             continue
         if name in _PLAIN_GATES:
             # The bulk of an ISA circuit: no control flow, no reset, one qubit.
-            if measured and inst.qubits[0] in measured:
+            qubit = inst.qubits[0]
+            gated_add(qubit)
+            if measured and qubit in measured:
                 raise ValueError(
                     f"circuit '{circuit.name}' measures or resets a qubit mid-circuit; qstore backends "
                     "batch gate-list jobs only. Run it with qiskit-ionq's backend (OpenQASM 3 jobs)."
@@ -126,6 +143,7 @@ def scan(
                 f"circuit '{circuit.name}' measures or resets a qubit mid-circuit; qstore backends "
                 "batch gate-list jobs only. Run it with qiskit-ionq's backend (OpenQASM 3 jobs)."
             )
+        gated_update(inst.qubits)
         gates += 1
         for value in inst.params:
             if type(value) is float and not math.isfinite(value):  # noqa: E721 (hot path)
@@ -145,7 +163,15 @@ def scan(
         kind = "mixed" if native else "logical"
     else:
         kind = "native" if native or standard_native else "logical"
-    return gates, kind, meas_map
+    return gates, kind, meas_map, gated
+
+
+def width_of(circuit: QuantumCircuit, gated: set) -> int:
+    """Highest index of the qubits ``gated`` (of ``circuit``) plus one; 0 if none."""
+    if not gated:
+        return 0
+    index = {q: i for i, q in enumerate(circuit.qubits)}
+    return max(index[q] for q in gated) + 1
 
 
 #: Instructions that :func:`scan_native` leaves to :func:`scan` never hold (no control

@@ -24,7 +24,7 @@ from ..transpiler.target import DEVICES
 from .binds import check_parameter_binds, value_table
 from .inspection import (
     NATIVE_NAMES, STANDARD_NATIVE, STANDARD_NATIVE_ZZ, gate_counts, gate_width, payload_fidelity, qis_basis,
-    registers, scan, scan_native,
+    registers, scan_gated, scan_native, width_of,
 )
 from .prepared import PreparedCircuit
 
@@ -67,10 +67,12 @@ class CircuitPreparationMixin:
         # serialized in the same pass that scans it.
         scans: list[tuple[int, str, list[int | None]]] = []
         walked: dict[int, tuple[dict, int]] = {}
+        gated: dict[int, set] = {}  # the qubits gates act on, from the same pass
         for index, circuit in enumerate(circuits):
             found = scan_native(circuit, standard) if opts["use_native_gates"] else None
             if found is None:
-                scans.append(scan(circuit, standard))
+                *scanned, gated[index] = scan_gated(circuit, standard)
+                scans.append(tuple(scanned))  # type: ignore[arg-type]
             else:
                 scans.append(found[0])
                 walked[index] = found[1:]
@@ -111,7 +113,7 @@ class CircuitPreparationMixin:
                 prepared.extend(
                     self._prepare_one(
                         circuit, value_sets[index], opts, scans[index], batched.get(index), templates.get(index),
-                        walked.get(index),
+                        walked.get(index), gated.get(index),
                     )
                 )
                 if paused and index % 128 == 127:
@@ -129,6 +131,7 @@ class CircuitPreparationMixin:
         body: dict | None = None,
         template: tuple | None = None,
         walked: tuple[dict, int] | None = None,
+        gated: set | None = None,
     ) -> list[PreparedCircuit]:
         input_gates, kind, scanned_meas_map = scan
         sizes, labels = registers(circuit)
@@ -171,7 +174,7 @@ class CircuitPreparationMixin:
         if not measured:
             gated_width = None
         elif gated_width is None:
-            gated_width = gate_width(circuit)
+            gated_width = gate_width(circuit) if gated is None else width_of(circuit, gated)
         # Bodies bound from one template differ only by the two GPi each folded MS angle
         # adds: their gate counts are determined by their length (computed once each).
         one_template = value_sets is not None and len(bodies) > 1 and body is None

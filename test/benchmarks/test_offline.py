@@ -48,9 +48,30 @@ def test_guard_catches_an_outside_lookup():
         ("training.py", ("--quick",), "(a) qiskit-ionq"),
         ("run_breakdown.py", ("--repeat", "1"), "loop-thread CPU"),
         ("small_compile.py", ("--repeat", "1", "--circuits", "5", "--peer"), "this / qiskit-ionq"),
+        ("run_overhead.py", ("--repeat", "1", "--n", "3"), "cold non-compile"),
+        ("run_instructions.py", ("3",), "counted regions"),
     ],
 )
 def test_script_stays_on_this_machine(script, args, expect):
     proc = _run(script, *args)
     assert proc.returncode == 0, f"{script} exit {proc.returncode}\n{proc.stderr[-3000:]}"
     assert expect in proc.stdout
+
+
+def test_payload_snapshot_is_deterministic(tmp_path):
+    """Two runs of the payload snapshot on the same code compare identical (and a
+    changed record is reported)."""
+    snap = tmp_path / "snap.json"
+    proc = _run("payload_snapshot.py", "--scale", "1", "--save", str(snap))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _run("payload_snapshot.py", "--scale", "1", "--compare", str(snap))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "identical" in proc.stdout
+    import json
+
+    doc = json.loads(snap.read_text())
+    doc["records"][3]["sha256"] = "0" * 64
+    snap.write_text(json.dumps(doc))
+    proc = _run("payload_snapshot.py", "--scale", "1", "--compare", str(snap))
+    assert proc.returncode != 0
+    assert "DIFFERENT #3" in proc.stdout

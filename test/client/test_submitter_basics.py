@@ -394,3 +394,34 @@ def warnings_ignored():
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestRequestTags(unittest.TestCase):
+    def test_tags_are_random_hex_and_distinct(self):
+        from qstore_qiskit.client.records import _RandomTags
+
+        tags = _RandomTags()
+        drawn = [tags() for _ in range(3 * _RandomTags._PER_FILL + 5)]  # across refills
+        self.assertTrue(all(len(t) == 12 and int(t, 16) >= 0 for t in drawn))
+        self.assertEqual(len(set(drawn)), len(drawn))
+
+    def test_forked_child_draws_its_own_tags(self):
+        import os
+
+        from qstore_qiskit.client.records import _new_tag
+
+        if not hasattr(os, "fork"):
+            self.skipTest("no fork")
+        _new_tag()  # a buffer the child must not reuse
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os.close(read)
+            os.write(write, _new_tag().encode())
+            os._exit(0)
+        os.close(write)
+        child = os.read(read, 64).decode()
+        os.close(read)
+        os.waitpid(pid, 0)
+        self.assertNotEqual(child, _new_tag())
+        self.assertEqual(len(child), 12)
