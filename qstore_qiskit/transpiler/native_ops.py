@@ -40,12 +40,6 @@ def norm_turns(value):
     return 0.0 if abs(value - 1.0) < 1e-12 or abs(value) < 1e-12 else value
 
 
-def norm_float_turns(value: float) -> float:
-    """:func:`norm_turns` of a float (the lowering's hot path: no type checks)."""
-    value = value % 1.0
-    return 0.0 if abs(value - 1.0) < 1e-12 or abs(value) < 1e-12 else value
-
-
 def is_zero_angle(value) -> bool:
     """Whether an angle (radians) is a multiple of 2 pi, i.e. a global phase."""
     if isinstance(value, Affine):

@@ -38,7 +38,6 @@ from ..gauge import X as _X
 from ...gc_pause import pauses_cyclic_gc
 from ..native_ops import entries_to_dag
 from ..native_ops import is_zero_angle as _is_zero_angle
-from ..native_ops import norm_float_turns as _norm_float_turns
 from ..native_ops import norm_turns as _norm_turns
 from .absorb_pi_pulses import absorb_entries
 from ..target import DeviceSpec, spec_from_target
@@ -366,9 +365,6 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
             wire.add_frame(diagonal_angle(u))
             return
         theta, phi, lam = zyz_angles(u)  # u = RZ(phi) RY(theta) RZ(lam), up to phase
-        if type(wire.frame) is float:
-            self._emit_1q_angles(q, wire, theta, phi, lam)
-            return
         wire.add_frame(lam)
         if abs(theta - math.pi) < ANGLE_TOL:
             self._emit_equatorial(q, wire, "gpi", 0.25)  # RY(pi) ~ Y = GPI(1/4)
@@ -381,29 +377,6 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
             self._emit_equatorial(q, wire, "gpi2", 0.0)
             wire.add_frame(math.pi)
         wire.add_frame(phi)
-
-    def _emit_1q_angles(self, q, wire: _Wire, theta: float, phi: float, lam: float) -> None:
-        """:meth:`_emit_1q_matrix` after its ZYZ angles, for a numeric frame: the same
-        operations on the same floats as its ``add_frame`` / ``_emit_equatorial`` calls
-        (``frame = remainder(frame + angle, 2 pi)``; phase ``norm_turns(p - frame / 2 pi)``),
-        written out (this runs for every fused single-qubit run)."""
-        remainder = math.remainder
-        frame = remainder(wire.frame + lam, TWO_PI)
-        if abs(theta - math.pi) < ANGLE_TOL:
-            self._ops.append(["gpi", [_norm_float_turns(0.25 - frame / TWO_PI)], None, (q,), ()])
-        elif abs(theta - _HALF_PI) < ANGLE_TOL:
-            self._ops.append(["gpi2", [_norm_float_turns(0.25 - frame / TWO_PI)], None, (q,), ()])
-        elif theta > ANGLE_TOL:
-            self._ops.append(["gpi2", [_norm_float_turns(0.0 - frame / TWO_PI)], None, (q,), ()])
-            frame = remainder(frame + (theta + math.pi), TWO_PI)
-            self._ops.append(["gpi2", [_norm_float_turns(0.0 - frame / TWO_PI)], None, (q,), ()])
-            frame = remainder(frame + math.pi, TWO_PI)
-        else:
-            wire.frame = remainder(frame + phi, TWO_PI)
-            return
-        wire.last_is_measure = False
-        wire.fresh = False
-        wire.frame = remainder(frame + phi, TWO_PI)
 
     def _price_1q_matrix(self, q, u: np.ndarray) -> None:
         """What :meth:`_emit_1q_matrix` emits for ``u``, with phases ``0.0`` (pricing).
