@@ -63,14 +63,18 @@ class _Entry:
     only when a commutation check needs it: ``node.op`` constructs a new gate object for
     every standard gate, which cost as much as the rest of the pass."""
 
-    __slots__ = ("node", "qs", "qargs", "cargs", "std", "_op", "_key")
+    __slots__ = ("node", "qs", "cargs", "std", "_op", "_key")
 
-    def __init__(self, node, qs: tuple, qargs: tuple, cargs: tuple) -> None:
-        self.node, self.qs, self.qargs, self.cargs = node, qs, qargs, cargs
+    def __init__(self, node, qs: tuple) -> None:
+        self.node, self.qs, self.cargs = node, qs, node.cargs
         # A Qiskit standard gate: its name and parameters determine its matrix.
         self.std = node.is_standard_gate()
         self._op = None
         self._key = _UNSET
+
+    @property
+    def qargs(self) -> tuple:
+        return self.node.qargs
 
     @property
     def op(self):
@@ -156,42 +160,39 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         self._cache, self._matrices = {}, {}
         qidx = {q: i for i, q in enumerate(dag.qubits)}
         nodes = list(dag.topological_op_nodes())
-        if not self._may_move(nodes, qidx):
+        wires = self._may_move(nodes, qidx)
+        if wires is None:
             return dag
-        ops = []
-        for n in nodes:
-            qargs = n.qargs
-            ops.append(_Entry(n, tuple([qidx[q] for q in qargs]), qargs, n.cargs))
+        ops = [_Entry(node, qs) for node, qs in zip(nodes, wires)]
         moved_any = False
         # Position of the latest instruction on each unordered pair of wires (no clbits):
         # the walk back of ``_try_move`` can only end in a move at such an instruction
         # inside its window, so a gate whose pair has none there is not walked at all
         # (wide entangling layers: the previous gate on a pair is layers back).
         last_on_pair: dict[frozenset, int] = {}
-        i = 0
-        while i < len(ops):
+        # Only two-qubit instructions start a walk or are recorded. A move permutes the
+        # window ``start..i`` only, so the instructions after ``i`` keep their positions.
+        for i in [k for k, qs in enumerate(wires) if len(qs) == 2]:
             entry = ops[i]
-            qs = entry.qs
-            if len(qs) == 2 and not entry.cargs:
-                pair = frozenset(qs)
-                previous = last_on_pair.get(pair)
-                if (
-                    previous is not None
-                    and previous >= i - self.window
-                    and not entry.node.is_directive()
-                ):
-                    start = self._try_move(ops, i)
-                    if start is not None:
-                        moved_any = True
-                        # The window start..i was permuted: re-record its positions.
-                        for k in range(start, i + 1):
-                            moved = ops[k]
-                            if len(moved.qs) == 2 and not moved.cargs:
-                                last_on_pair[frozenset(moved.qs)] = k
-                        i += 1
-                        continue
-                last_on_pair[pair] = i
-            i += 1
+            if entry.cargs:
+                continue
+            pair = frozenset(entry.qs)
+            previous = last_on_pair.get(pair)
+            if (
+                previous is not None
+                and previous >= i - self.window
+                and not entry.node.is_directive()
+            ):
+                start = self._try_move(ops, i)
+                if start is not None:
+                    moved_any = True
+                    # The window start..i was permuted: re-record its positions.
+                    for k in range(start, i + 1):
+                        moved = ops[k]
+                        if len(moved.qs) == 2 and not moved.cargs:
+                            last_on_pair[frozenset(moved.qs)] = k
+                    continue
+            last_on_pair[pair] = i
         if not moved_any:
             return dag
         out = dag.copy_empty_like()
@@ -206,23 +207,31 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
                 out.apply_operation_back(entry.op, entry.qargs, entry.cargs, check=False)
         return out
 
-    def _may_move(self, nodes: list, qidx: dict) -> bool:
-        """Whether some two-qubit gate has an earlier instruction on the same pair of
-        wires inside its window (in circuit order). If none has, no walk of the sweep
-        below can end in a move (moves are what change the order), so the pass has
-        nothing to do and skips building its entries (small or wide circuits often)."""
+    def _may_move(self, nodes: list, qidx: dict) -> list | None:
+        """The wire indices of each instruction, or ``None`` if no two-qubit gate has an
+        earlier instruction on the same pair of wires inside its window (in circuit
+        order). Then no walk of the sweep can end in a move (moves are what change the
+        order), so the pass has nothing to do and skips building its entries (small or
+        wide circuits often)."""
         last_on_pair: dict[frozenset, int] = {}
         window = self.window
+        wires: list[tuple] = []
+        may_move = False
         for i, node in enumerate(nodes):
             qargs = node.qargs
-            if len(qargs) != 2 or node.cargs:
+            if len(qargs) == 1:
+                wires.append((qidx[qargs[0]],))
                 continue
-            pair = frozenset((qidx[qargs[0]], qidx[qargs[1]]))
+            qs = tuple([qidx[q] for q in qargs])
+            wires.append(qs)
+            if may_move or len(qs) != 2 or node.cargs:
+                continue
+            pair = frozenset(qs)
             previous = last_on_pair.get(pair)
             if previous is not None and previous >= i - window and not node.is_directive():
-                return True
+                may_move = True
             last_on_pair[pair] = i
-        return False
+        return wires if may_move else None
 
     def _commute(self, a: _Entry, b: _Entry) -> bool:
         if a.cargs or b.cargs or b.node.is_directive():
