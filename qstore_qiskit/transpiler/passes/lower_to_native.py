@@ -219,6 +219,29 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
                                 np.asarray(matrix, dtype=complex), wires[qargs[0]], wires[qargs[1]]
                             )
                         continue
+            name = node.name
+            if name == "measure" or (name == "barrier" and node.is_directive()):
+                # What ``_lower`` does for these (every instruction named "measure" takes
+                # its measure branch; a directive named "barrier" is a barrier), keeping
+                # the node instead of ``node.op``: ``entries_to_dag`` appends its
+                # instruction as it is, no Python operation is built and converted back.
+                qargs = node.qargs
+                if name == "measure":
+                    (q,) = qargs
+                    wire = wires[q]
+                    self._flush(wire)
+                    wire.fresh = False
+                    wire.last_is_measure = True
+                else:
+                    for q in qargs:
+                        wire = wires[q]
+                        self._flush(wire)
+                    for q in qargs:
+                        wire = wires[q]
+                        wire.last_is_measure = False
+                        wire.fresh = False
+                self._ops.append([name, None, None, qargs, node.cargs, node])
+                continue
             self._lower(node.op, node.qargs, node.cargs)
         for qubit, wire in wires.items():
             self._flush(wire)
