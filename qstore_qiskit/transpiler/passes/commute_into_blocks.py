@@ -59,9 +59,11 @@ _UNSET = object()
 
 
 class _Entry:
-    """One instruction of the sweep. The Python operation (and its cache key) is built
-    only when a commutation check needs it: ``node.op`` constructs a new gate object for
-    every standard gate, which cost as much as the rest of the pass."""
+    """One instruction of a commutation check. The Python operation (and its cache key)
+    is built only when the check needs it: ``node.op`` constructs a new gate object for
+    every standard gate, which cost as much as the rest of the pass. The sweep itself
+    holds ``(node, wire indices, cargs)`` tuples and makes an entry only for the
+    instructions it checks (:meth:`CommuteIntoTwoQubitBlocks._entry`)."""
 
     __slots__ = ("node", "qs", "cargs", "std", "_op", "_key")
 
@@ -154,16 +156,18 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         # estimation), which dominated this pass; the same pairs recur many times.
         self._cache: dict = {}
         self._matrices: dict = {}
+        self._entries: dict = {}
 
     @pauses_cyclic_gc
     def run(self, dag: DAGCircuit) -> DAGCircuit:
-        self._cache, self._matrices = {}, {}
+        self._cache, self._matrices, self._entries = {}, {}, {}
         qidx = {q: i for i, q in enumerate(dag.qubits)}
         nodes = list(dag.topological_op_nodes())
         wires = self._may_move(nodes, qidx)
         if wires is None:
             return dag
-        ops = [_Entry(node, qs) for node, qs in zip(nodes, wires)]
+        # (node, wire indices, cargs) per instruction, in circuit order.
+        ops = [(node, qs, node.cargs) for node, qs in zip(nodes, wires)]
         moved_any = False
         # Position of the latest instruction on each unordered pair of wires (no clbits):
         # the walk back of ``_try_move`` can only end in a move at such an instruction
@@ -173,24 +177,24 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         # Only two-qubit instructions start a walk or are recorded. A move permutes the
         # window ``start..i`` only, so the instructions after ``i`` keep their positions.
         for i in [k for k, qs in enumerate(wires) if len(qs) == 2]:
-            entry = ops[i]
-            if entry.cargs:
+            node, qs, cargs = ops[i]
+            if cargs:
                 continue
-            pair = frozenset(entry.qs)
+            pair = frozenset(qs)
             previous = last_on_pair.get(pair)
             if (
                 previous is not None
                 and previous >= i - self.window
-                and not entry.node.is_directive()
+                and not node.is_directive()
             ):
                 start = self._try_move(ops, i)
                 if start is not None:
                     moved_any = True
                     # The window start..i was permuted: re-record its positions.
                     for k in range(start, i + 1):
-                        moved = ops[k]
-                        if len(moved.qs) == 2 and not moved.cargs:
-                            last_on_pair[frozenset(moved.qs)] = k
+                        _, moved_qs, moved_cargs = ops[k]
+                        if len(moved_qs) == 2 and not moved_cargs:
+                            last_on_pair[frozenset(moved_qs)] = k
                     continue
             last_on_pair[pair] = i
         if not moved_any:
@@ -200,12 +204,20 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         # gate, as ``apply_operation_back(node.op, ...)`` needs), where Qiskit has that.
         append_node = getattr(out, "_apply_op_node_back", None)
         if append_node is not None:
-            for entry in ops:
-                append_node(entry.node, check=False)
+            for node, _, _ in ops:
+                append_node(node, check=False)
         else:  # pragma: no cover - older or newer Qiskit without the node method
-            for entry in ops:
-                out.apply_operation_back(entry.op, entry.qargs, entry.cargs, check=False)
+            for node, _, cargs in ops:
+                out.apply_operation_back(node.op, node.qargs, cargs, check=False)
         return out
+
+    def _entry(self, item: tuple) -> _Entry:
+        """The commutation-check entry of a sweep item (one per node and run)."""
+        node = item[0]
+        entry = self._entries.get(id(node))
+        if entry is None:
+            entry = self._entries[id(node)] = _Entry(node, item[1])
+        return entry
 
     def _may_move(self, nodes: list, qidx: dict) -> list | None:
         """The wire indices of each instruction, or ``None`` if no two-qubit gate has an
@@ -313,7 +325,8 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         return bool(np.allclose(ea @ eb, eb @ ea, atol=1e-10, rtol=0.0))
 
     def _try_move(self, ops: list, i: int) -> int | None:
-        gate = ops[i]
+        gate_item = ops[i]
+        gate = self._entry(gate_item)
         pair = set(gate.qs)
         qa, qb = gate.qs
         pinned = {q: False for q in pair}
@@ -321,21 +334,21 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         found = None
         stop = max(-1, i - 1 - self.window)
         for j in range(i - 1, stop, -1):
-            other = ops[j]
-            oqs = other.qs
+            item = ops[j]
+            oqs = item[1]
             # Most instructions in the window are on other wires: tuple membership
             # rejects them without building a set.
             if qa not in oqs and qb not in oqs:
                 continue
-            if len(oqs) == 2 and (oqs == (qa, qb) or oqs == (qb, qa)) and not other.cargs:
+            if len(oqs) == 2 and (oqs == (qa, qb) or oqs == (qb, qa)) and not item[2]:
                 if skipped:
                     found = j
                 break
             if len(oqs) == 1:
                 (q,) = oqs
-                if not pinned[q] and self._commute(gate, other):
+                if not pinned[q] and self._commute(gate, self._entry(item)):
                     skipped.add(j)
-                elif not other.cargs:
+                elif not item[2]:
                     pinned[q] = True  # stays before the gate, inside the block
                 else:
                     return None
@@ -343,7 +356,7 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
             # Another multi-qubit instruction on one of our wires: pass it only if it
             # commutes and no wire it touches is pinned.
             overlap = pair.intersection(oqs)
-            if any(pinned[q] for q in overlap) or not self._commute(gate, other):
+            if any(pinned[q] for q in overlap) or not self._commute(gate, self._entry(item)):
                 return None
             skipped.add(j)
         if found is None:
@@ -353,7 +366,7 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         moving_qubits: set[int] = set()
         staying: list[int] = []
         for k in range(found + 1, i):
-            qs = set(ops[k].qs)
+            qs = set(ops[k][1])
             if k in skipped or qs & moving_qubits:
                 if k not in skipped and qs & pair:
                     return None  # a dependent on our wires that we did not check
@@ -366,5 +379,5 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         # Only the window ``found + 1 .. i`` is permuted: replace that slice in place
         # (same length, so O(i - found)) instead of rebuilding the whole list, which made
         # the pass quadratic in the circuit size.
-        ops[found + 1 : i + 1] = [ops[k] for k in staying] + [gate] + [ops[k] for k in moving]
+        ops[found + 1 : i + 1] = [ops[k] for k in staying] + [gate_item] + [ops[k] for k in moving]
         return found + 1
