@@ -5,8 +5,11 @@ gate; :class:`~.passes.ResynthesizeNativeBlocks` builds a whole candidate circui
 lowering, then the pi-pulse absorption) and usually discards it. The passes therefore
 also work on *entries* ``[name, params, op, qargs, cargs]``: native gates (``gpi``,
 ``gpi2``, ``ms``, ``zz``, ``rz``) carry their name and parameters and ``op=None``;
-anything else (``measure``, ``reset``, ``barrier``, directives) carries its ``op``.
-Gates are built only for a result that is kept (:func:`entries_to_dag`).
+anything else (``measure``, ``reset``, ``barrier``, directives) carries its ``op``, or
+(``measure`` and ``barrier``, from the lowering) ``op=None`` and the input's DAG node as
+a sixth item, ``[name, None, None, qargs, cargs, node]``, whose instruction
+:func:`entries_to_dag` appends as it is. Gates are built only for a result that is kept
+(:func:`entries_to_dag`).
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ def entry_op(entry: list) -> Any:
     """
     op = entry[2]
     if op is None:
+        if len(entry) > 5:  # an instruction kept as its DAG node
+            return entry[5].op
         params = entry[1]
         for param in params:
             if type(param) is not float:
@@ -82,10 +87,21 @@ def entry_op(entry: list) -> Any:
 
 
 def entries_to_dag(template: DAGCircuit, entries: list) -> DAGCircuit:
-    """A DAG like ``template`` (same wires, no operations) holding ``entries`` in order."""
+    """A DAG like ``template`` (same wires, no operations) holding ``entries`` in order.
+
+    An entry kept as its node (a sixth item: a node of ``template``'s own DAG, or of one
+    with the same wires) is appended as that node's instruction, the same instruction
+    ``node.op`` would give, without building the Python operation and converting it back
+    (a measurement or barrier costs about half as much this way).
+    """
     out = template.copy_empty_like()
+    apply = out.apply_operation_back
+    append_node = out._apply_op_node_back  # pylint: disable=protected-access
     for entry in entries:
-        out.apply_operation_back(entry_op(entry), entry[3], entry[4], check=False)
+        if len(entry) > 5:
+            append_node(entry[5], check=False)
+        else:
+            apply(entry_op(entry), entry[3], entry[4], check=False)
     return out
 
 

@@ -59,18 +59,24 @@ _UNSET = object()
 
 
 class _Entry:
-    """One instruction of the sweep. The Python operation (and its cache key) is built
-    only when a commutation check needs it: ``node.op`` constructs a new gate object for
-    every standard gate, which cost as much as the rest of the pass."""
+    """One instruction of a commutation check. The Python operation (and its cache key)
+    is built only when the check needs it: ``node.op`` constructs a new gate object for
+    every standard gate, which cost as much as the rest of the pass. The sweep itself
+    holds ``(node, wire indices, cargs)`` tuples and makes an entry only for the
+    instructions it checks (:meth:`CommuteIntoTwoQubitBlocks._entry`)."""
 
-    __slots__ = ("node", "qs", "qargs", "cargs", "std", "_op", "_key")
+    __slots__ = ("node", "qs", "cargs", "std", "_op", "_key")
 
-    def __init__(self, node, qs: tuple, qargs: tuple, cargs: tuple) -> None:
-        self.node, self.qs, self.qargs, self.cargs = node, qs, qargs, cargs
+    def __init__(self, node, qs: tuple) -> None:
+        self.node, self.qs, self.cargs = node, qs, node.cargs
         # A Qiskit standard gate: its name and parameters determine its matrix.
         self.std = node.is_standard_gate()
         self._op = None
         self._key = _UNSET
+
+    @property
+    def qargs(self) -> tuple:
+        return self.node.qargs
 
     @property
     def op(self):
@@ -150,48 +156,47 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         # estimation), which dominated this pass; the same pairs recur many times.
         self._cache: dict = {}
         self._matrices: dict = {}
+        self._entries: dict = {}
 
     @pauses_cyclic_gc
     def run(self, dag: DAGCircuit) -> DAGCircuit:
-        self._cache, self._matrices = {}, {}
+        self._cache, self._matrices, self._entries = {}, {}, {}
         qidx = {q: i for i, q in enumerate(dag.qubits)}
         nodes = list(dag.topological_op_nodes())
-        if not self._may_move(nodes, qidx):
+        wires = self._may_move(nodes, qidx)
+        if wires is None:
             return dag
-        ops = []
-        for n in nodes:
-            qargs = n.qargs
-            ops.append(_Entry(n, tuple([qidx[q] for q in qargs]), qargs, n.cargs))
+        # (node, wire indices, cargs) per instruction, in circuit order.
+        ops = [(node, qs, node.cargs) for node, qs in zip(nodes, wires)]
         moved_any = False
         # Position of the latest instruction on each unordered pair of wires (no clbits):
         # the walk back of ``_try_move`` can only end in a move at such an instruction
         # inside its window, so a gate whose pair has none there is not walked at all
         # (wide entangling layers: the previous gate on a pair is layers back).
         last_on_pair: dict[frozenset, int] = {}
-        i = 0
-        while i < len(ops):
-            entry = ops[i]
-            qs = entry.qs
-            if len(qs) == 2 and not entry.cargs:
-                pair = frozenset(qs)
-                previous = last_on_pair.get(pair)
-                if (
-                    previous is not None
-                    and previous >= i - self.window
-                    and not entry.node.is_directive()
-                ):
-                    start = self._try_move(ops, i)
-                    if start is not None:
-                        moved_any = True
-                        # The window start..i was permuted: re-record its positions.
-                        for k in range(start, i + 1):
-                            moved = ops[k]
-                            if len(moved.qs) == 2 and not moved.cargs:
-                                last_on_pair[frozenset(moved.qs)] = k
-                        i += 1
-                        continue
-                last_on_pair[pair] = i
-            i += 1
+        # Only two-qubit instructions start a walk or are recorded. A move permutes the
+        # window ``start..i`` only, so the instructions after ``i`` keep their positions.
+        for i in [k for k, qs in enumerate(wires) if len(qs) == 2]:
+            node, qs, cargs = ops[i]
+            if cargs:
+                continue
+            pair = frozenset(qs)
+            previous = last_on_pair.get(pair)
+            if (
+                previous is not None
+                and previous >= i - self.window
+                and not node.is_directive()
+            ):
+                start = self._try_move(ops, i)
+                if start is not None:
+                    moved_any = True
+                    # The window start..i was permuted: re-record its positions.
+                    for k in range(start, i + 1):
+                        _, moved_qs, moved_cargs = ops[k]
+                        if len(moved_qs) == 2 and not moved_cargs:
+                            last_on_pair[frozenset(moved_qs)] = k
+                    continue
+            last_on_pair[pair] = i
         if not moved_any:
             return dag
         out = dag.copy_empty_like()
@@ -199,30 +204,46 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         # gate, as ``apply_operation_back(node.op, ...)`` needs), where Qiskit has that.
         append_node = getattr(out, "_apply_op_node_back", None)
         if append_node is not None:
-            for entry in ops:
-                append_node(entry.node, check=False)
+            for node, _, _ in ops:
+                append_node(node, check=False)
         else:  # pragma: no cover - older or newer Qiskit without the node method
-            for entry in ops:
-                out.apply_operation_back(entry.op, entry.qargs, entry.cargs, check=False)
+            for node, _, cargs in ops:
+                out.apply_operation_back(node.op, node.qargs, cargs, check=False)
         return out
 
-    def _may_move(self, nodes: list, qidx: dict) -> bool:
-        """Whether some two-qubit gate has an earlier instruction on the same pair of
-        wires inside its window (in circuit order). If none has, no walk of the sweep
-        below can end in a move (moves are what change the order), so the pass has
-        nothing to do and skips building its entries (small or wide circuits often)."""
+    def _entry(self, item: tuple) -> _Entry:
+        """The commutation-check entry of a sweep item (one per node and run)."""
+        node = item[0]
+        entry = self._entries.get(id(node))
+        if entry is None:
+            entry = self._entries[id(node)] = _Entry(node, item[1])
+        return entry
+
+    def _may_move(self, nodes: list, qidx: dict) -> list | None:
+        """The wire indices of each instruction, or ``None`` if no two-qubit gate has an
+        earlier instruction on the same pair of wires inside its window (in circuit
+        order). Then no walk of the sweep can end in a move (moves are what change the
+        order), so the pass has nothing to do and skips building its entries (small or
+        wide circuits often)."""
         last_on_pair: dict[frozenset, int] = {}
         window = self.window
+        wires: list[tuple] = []
+        may_move = False
         for i, node in enumerate(nodes):
             qargs = node.qargs
-            if len(qargs) != 2 or node.cargs:
+            if len(qargs) == 1:
+                wires.append((qidx[qargs[0]],))
                 continue
-            pair = frozenset((qidx[qargs[0]], qidx[qargs[1]]))
+            qs = tuple([qidx[q] for q in qargs])
+            wires.append(qs)
+            if may_move or len(qs) != 2 or node.cargs:
+                continue
+            pair = frozenset(qs)
             previous = last_on_pair.get(pair)
             if previous is not None and previous >= i - window and not node.is_directive():
-                return True
+                may_move = True
             last_on_pair[pair] = i
-        return False
+        return wires if may_move else None
 
     def _commute(self, a: _Entry, b: _Entry) -> bool:
         if a.cargs or b.cargs or b.node.is_directive():
@@ -304,7 +325,8 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         return bool(np.allclose(ea @ eb, eb @ ea, atol=1e-10, rtol=0.0))
 
     def _try_move(self, ops: list, i: int) -> int | None:
-        gate = ops[i]
+        gate_item = ops[i]
+        gate = self._entry(gate_item)
         pair = set(gate.qs)
         qa, qb = gate.qs
         pinned = {q: False for q in pair}
@@ -312,21 +334,21 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         found = None
         stop = max(-1, i - 1 - self.window)
         for j in range(i - 1, stop, -1):
-            other = ops[j]
-            oqs = other.qs
+            item = ops[j]
+            oqs = item[1]
             # Most instructions in the window are on other wires: tuple membership
             # rejects them without building a set.
             if qa not in oqs and qb not in oqs:
                 continue
-            if len(oqs) == 2 and (oqs == (qa, qb) or oqs == (qb, qa)) and not other.cargs:
+            if len(oqs) == 2 and (oqs == (qa, qb) or oqs == (qb, qa)) and not item[2]:
                 if skipped:
                     found = j
                 break
             if len(oqs) == 1:
                 (q,) = oqs
-                if not pinned[q] and self._commute(gate, other):
+                if not pinned[q] and self._commute(gate, self._entry(item)):
                     skipped.add(j)
-                elif not other.cargs:
+                elif not item[2]:
                     pinned[q] = True  # stays before the gate, inside the block
                 else:
                     return None
@@ -334,7 +356,7 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
             # Another multi-qubit instruction on one of our wires: pass it only if it
             # commutes and no wire it touches is pinned.
             overlap = pair.intersection(oqs)
-            if any(pinned[q] for q in overlap) or not self._commute(gate, other):
+            if any(pinned[q] for q in overlap) or not self._commute(gate, self._entry(item)):
                 return None
             skipped.add(j)
         if found is None:
@@ -344,7 +366,7 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         moving_qubits: set[int] = set()
         staying: list[int] = []
         for k in range(found + 1, i):
-            qs = set(ops[k].qs)
+            qs = set(ops[k][1])
             if k in skipped or qs & moving_qubits:
                 if k not in skipped and qs & pair:
                     return None  # a dependent on our wires that we did not check
@@ -357,5 +379,5 @@ class CommuteIntoTwoQubitBlocks(TransformationPass):
         # Only the window ``found + 1 .. i`` is permuted: replace that slice in place
         # (same length, so O(i - found)) instead of rebuilding the whole list, which made
         # the pass quadratic in the circuit size.
-        ops[found + 1 : i + 1] = [ops[k] for k in staying] + [gate] + [ops[k] for k in moving]
+        ops[found + 1 : i + 1] = [ops[k] for k in staying] + [gate_item] + [ops[k] for k in moving]
         return found + 1

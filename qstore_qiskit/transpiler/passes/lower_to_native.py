@@ -72,11 +72,17 @@ class _Wire:
     Invariant: (what the original circuit applied so far on this qubit) equals
     ``RZ(frame) . (emitted natives) `` followed by ``pending``, in circuit order.
     ``pending`` holds 2x2 matrices (fused eagerly) and symbolic Z rotations.
+
+    The sweep passes wires (not qubits) between its steps: a qubit is hashed once per
+    instruction that names it, to find its wire, and ``qargs`` is the wire's qubit as
+    the ``qargs`` of the single-qubit gates it emits.
     """
 
-    __slots__ = ("frame", "pending", "last_is_measure", "fresh")
+    __slots__ = ("qubit", "qargs", "frame", "pending", "last_is_measure", "fresh")
 
-    def __init__(self) -> None:
+    def __init__(self, qubit: Any = None) -> None:
+        self.qubit = qubit
+        self.qargs = (qubit,)
         self.frame: Any = 0.0
         self.pending: list = []
         self.last_is_measure = False
@@ -100,6 +106,9 @@ class _Wire:
 
     def add_frame(self, angle) -> None:
         frame = self.frame + angle
+        if type(frame) is float:  # the common case: the float branch below, directly
+            self.frame = math.remainder(frame, TWO_PI)
+            return
         if isinstance(frame, Affine):
             frame = frame.reduce_const(TWO_PI) if frame.terms else frame.const
         if isinstance(frame, float):
@@ -192,23 +201,50 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
         """
         self._pricing = pricing
         self._ops: list = []
-        self._wires: dict[Any, _Wire] = {q: _Wire() for q in dag.qubits}
+        self._wires: dict[Any, _Wire] = {q: _Wire(q) for q in dag.qubits}
+        wires = self._wires
         for node in dag.topological_op_nodes():
             if (node.is_standard_gate() or node.name == "unitary") and not node.is_parameterized():
                 # The matrix straight from the DAG: ``node.op`` would first build a Python
                 # gate object, and its ``to_matrix`` is Python code for standard gates.
                 qargs = node.qargs
-                if 1 <= len(qargs) <= 2:
+                width = len(qargs)
+                if width == 1 or width == 2:
                     matrix = node.matrix
                     if matrix is not None:
-                        if len(qargs) == 1:
-                            self._wires[qargs[0]].push_matrix(np.asarray(matrix, dtype=complex))
+                        if width == 1:
+                            wires[qargs[0]].push_matrix(np.asarray(matrix, dtype=complex))
                         else:
-                            self._synthesize_2q(np.asarray(matrix, dtype=complex), *qargs)
+                            self._synthesize_2q(
+                                np.asarray(matrix, dtype=complex), wires[qargs[0]], wires[qargs[1]]
+                            )
                         continue
+            name = node.name
+            if name == "measure" or (name == "barrier" and node.is_directive()):
+                # What ``_lower`` does for these (every instruction named "measure" takes
+                # its measure branch; a directive named "barrier" is a barrier), keeping
+                # the node instead of ``node.op``: ``entries_to_dag`` appends its
+                # instruction as it is, no Python operation is built and converted back.
+                qargs = node.qargs
+                if name == "measure":
+                    (q,) = qargs
+                    wire = wires[q]
+                    self._flush(wire)
+                    wire.fresh = False
+                    wire.last_is_measure = True
+                else:
+                    for q in qargs:
+                        wire = wires[q]
+                        self._flush(wire)
+                    for q in qargs:
+                        wire = wires[q]
+                        wire.last_is_measure = False
+                        wire.fresh = False
+                self._ops.append([name, None, None, qargs, node.cargs, node])
+                continue
             self._lower(node.op, node.qargs, node.cargs)
-        for qubit, wire in self._wires.items():
-            self._flush(qubit)
+        for qubit, wire in wires.items():
+            self._flush(wire)
             if pricing:
                 continue
             if not wire.last_is_measure and not _is_zero_angle(wire.frame):
@@ -224,9 +260,10 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
         kind = _kind(type(op))
         if kind is Measure or name == "measure":
             (q,) = qargs
-            self._flush(q)
+            wire = self._wires[q]
+            self._flush(wire)
             self._emit(op, qargs, cargs)
-            self._wires[q].last_is_measure = True
+            wire.last_is_measure = True
             return
         if kind is Reset or name == "reset":
             (q,) = qargs
@@ -237,8 +274,9 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
             self._emit(op, qargs, cargs)
             return
         if kind is Barrier or name == "barrier":
+            wires = self._wires
             for q in qargs:
-                self._flush(q)
+                self._flush(wires[q])
             self._emit(op, qargs, cargs)
             return
         if getattr(op, "_directive", False):
@@ -251,7 +289,7 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
         if len(qargs) == 1:
             self._lower_1q(op, qargs[0])
         elif len(qargs) == 2:
-            self._lower_2q(op, qargs[0], qargs[1])
+            self._lower_2q(op, self._wires[qargs[0]], self._wires[qargs[1]])
         else:
             self._lower_definition(op, qargs)
 
@@ -345,21 +383,21 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
         wire.push_rz(math.pi)
 
     # ------------------------------------------------------------------ flushing 1q work
-    def _flush(self, q) -> None:
-        wire = self._wires[q]
-        if not wire.pending:
+    def _flush(self, wire: _Wire) -> None:
+        pending = wire.pending
+        if not pending:
             return
-        pending, wire.pending = wire.pending, []
+        wire.pending = []
         for item in pending:
             if isinstance(item, np.ndarray):
-                self._emit_1q_matrix(q, wire, item)
+                self._emit_1q_matrix(wire, item)
             else:
                 wire.add_frame(item)
 
-    def _emit_1q_matrix(self, q, wire: _Wire, u: np.ndarray) -> None:
+    def _emit_1q_matrix(self, wire: _Wire, u: np.ndarray) -> None:
         """Emit ``u`` as <= 2 GPi2 or 1 GPi, Z parts going to the frame."""
         if self._pricing:
-            self._price_1q_matrix(q, u)
+            self._price_1q_matrix(wire, u)
             return
         if is_diagonal(u):
             wire.add_frame(diagonal_angle(u))
@@ -367,18 +405,18 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
         theta, phi, lam = zyz_angles(u)  # u = RZ(phi) RY(theta) RZ(lam), up to phase
         wire.add_frame(lam)
         if abs(theta - math.pi) < ANGLE_TOL:
-            self._emit_equatorial(q, wire, "gpi", 0.25)  # RY(pi) ~ Y = GPI(1/4)
+            self._emit_equatorial(wire, "gpi", 0.25)  # RY(pi) ~ Y = GPI(1/4)
         elif abs(theta - _HALF_PI) < ANGLE_TOL:
-            self._emit_equatorial(q, wire, "gpi2", 0.25)  # RY(pi/2) = GPI2(1/4)
+            self._emit_equatorial(wire, "gpi2", 0.25)  # RY(pi/2) = GPI2(1/4)
         elif theta > ANGLE_TOL:
             # RY(t) = RZ(pi) SX RZ(t + pi) SX, SX = GPI2(0).
-            self._emit_equatorial(q, wire, "gpi2", 0.0)
+            self._emit_equatorial(wire, "gpi2", 0.0)
             wire.add_frame(theta + math.pi)
-            self._emit_equatorial(q, wire, "gpi2", 0.0)
+            self._emit_equatorial(wire, "gpi2", 0.0)
             wire.add_frame(math.pi)
         wire.add_frame(phi)
 
-    def _price_1q_matrix(self, q, u: np.ndarray) -> None:
+    def _price_1q_matrix(self, wire: _Wire, u: np.ndarray) -> None:
         """What :meth:`_emit_1q_matrix` emits for ``u``, with phases ``0.0`` (pricing).
 
         The gates depend on ``u`` only through the ZYZ angle ``theta`` (0, 1 or 2
@@ -402,67 +440,65 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
             theta = zyz_angles(u)[0]
             from_pi, from_half_pi = abs(theta - math.pi), abs(theta - _HALF_PI)
         if from_pi < ANGLE_TOL:
-            self._emit_native("gpi", [0.0], (q,))
+            self._emit_native1("gpi", [0.0], wire)
         elif from_half_pi < ANGLE_TOL:
-            self._emit_native("gpi2", [0.0], (q,))
+            self._emit_native1("gpi2", [0.0], wire)
         elif theta > ANGLE_TOL:
-            self._emit_native("gpi2", [0.0], (q,))
-            self._emit_native("gpi2", [0.0], (q,))
+            self._emit_native1("gpi2", [0.0], wire)
+            self._emit_native1("gpi2", [0.0], wire)
 
-    def _emit_equatorial(self, q, wire: _Wire, name: str, phase_turns) -> None:
+    def _emit_equatorial(self, wire: _Wire, name: str, phase_turns) -> None:
         """Emit a GPi/GPi2 whose logical phase is ``phase_turns``, through the frame."""
-        self._emit_native(name, [_norm_turns(phase_turns - wire.frame / TWO_PI)], (q,))
+        self._emit_native1(name, [_norm_turns(phase_turns - wire.frame / TWO_PI)], wire)
 
     # ------------------------------------------------------------------ 2q
-    def _lower_2q(self, op, a, b) -> None:
+    def _lower_2q(self, op, wa: _Wire, wb: _Wire) -> None:
         matrix = self._matrix(op)
         if matrix is not None:
-            self._synthesize_2q(matrix, a, b)
+            self._synthesize_2q(matrix, wa, wb)
             return
         name, params = op.name, [affine_or_float(p) for p in op.params]
-        wa, wb = self._wires[a], self._wires[b]
         if name == "rxx":
-            self._emit_ms(a, b, 0.0, 0.0, params[0] / TWO_PI)
+            self._emit_ms(wa, wb, 0.0, 0.0, params[0] / TWO_PI)
         elif name == "ryy":
-            self._emit_ms(a, b, 0.25, 0.25, params[0] / TWO_PI)
+            self._emit_ms(wa, wb, 0.25, 0.25, params[0] / TWO_PI)
         elif name == "rzz":
-            self._emit_zz_interaction(a, b, params[0] / TWO_PI)
+            self._emit_zz_interaction(wa, wb, params[0] / TWO_PI)
         elif name == "zz":
-            self._emit_zz_interaction(a, b, params[0])
+            self._emit_zz_interaction(wa, wb, params[0])
         elif name == "ms":
-            self._emit_ms(a, b, params[0], params[1], params[2])
+            self._emit_ms(wa, wb, params[0], params[1], params[2])
         elif name == "rzx":  # Z on a, X on b: H_a RXX H_a... via RZZ conjugated on b.
             wb.push_matrix(H)
-            self._emit_zz_interaction(a, b, params[0] / TWO_PI)
+            self._emit_zz_interaction(wa, wb, params[0] / TWO_PI)
             wb.push_matrix(H)
         elif name in ("cp", "cu1"):  # CP(l) = RZ_a(l/2) RZ_b(l/2) RZZ(-l/2)
             lam = params[0]
             wa.push_rz(lam / 2)
             wb.push_rz(lam / 2)
-            self._emit_zz_interaction(a, b, -lam / (2 * TWO_PI))
+            self._emit_zz_interaction(wa, wb, -lam / (2 * TWO_PI))
         elif name in ("crz", "crx", "cry"):
             theta = params[0]
             pre, post = {"crz": (None, None), "crx": (H, H), "cry": (W_ZY_DG, W_ZY)}[name]
             if pre is not None:
                 wb.push_matrix(pre)
             wb.push_rz(theta / 2)  # CRZ(t) = RZ_b(t/2) RZZ(-t/2)
-            self._emit_zz_interaction(a, b, -theta / (2 * TWO_PI))
+            self._emit_zz_interaction(wa, wb, -theta / (2 * TWO_PI))
             if post is not None:
                 wb.push_matrix(post)
         else:
-            self._lower_definition(op, (a, b))
+            self._lower_definition(op, (wa.qubit, wb.qubit))
 
-    def _emit_zz_interaction(self, a, b, turns) -> None:
+    def _emit_zz_interaction(self, wa: _Wire, wb: _Wire, turns) -> None:
         """Emit ``RZZ(2 pi turns)``: a native ZZ, or an MS conjugated by Hadamards."""
         if self._use_zz and self._prefer_zz(turns):
-            self._flush(a)
-            self._flush(b)
-            self._emit_zz(a, b, turns)
+            self._flush(wa)
+            self._flush(wb)
+            self._emit_zz(wa, wb, turns)
             return
-        wa, wb = self._wires[a], self._wires[b]
         wa.push_matrix(H)
         wb.push_matrix(H)
-        self._emit_ms(a, b, 0.0, 0.0, turns)
+        self._emit_ms(wa, wb, 0.0, 0.0, turns)
         wa.push_matrix(H)
         wb.push_matrix(H)
 
@@ -470,7 +506,7 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
         angle = 0.25 if isinstance(turns, Affine) else float(turns)
         return self.spec.zz_error_at(angle) <= self.spec.ms_error_at(angle)
 
-    def _emit_zz(self, a, b, turns) -> None:
+    def _emit_zz(self, wa: _Wire, wb: _Wire, turns) -> None:
         turns = affine_or_float(turns)
         if isinstance(turns, float):
             turns = math.remainder(turns, 1.0)  # ZZ(t + 1) = -ZZ(t)
@@ -478,9 +514,9 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
                 return
         else:
             turns = turns.to_expression()
-        self._emit_native("zz", [turns], (a, b))
+        self._emit_native2("zz", [turns], wa, wb)
 
-    def _emit_ms(self, a, b, phase0, phase1, turns) -> None:
+    def _emit_ms(self, wa: _Wire, wb: _Wire, phase0, phase1, turns) -> None:
         """Emit the logical ``MS(phase0, phase1, turns)`` through both frames."""
         turns = affine_or_float(turns)
         phase0, phase1 = affine_or_float(phase0), affine_or_float(phase1)
@@ -496,9 +532,8 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
             if turns < 0:  # MS(p0, p1, -t) = MS(p0 + 1/2, p1, t)
                 phase0 = phase0 + 0.5
                 turns = -turns
-        self._flush(a)
-        self._flush(b)
-        wa, wb = self._wires[a], self._wires[b]
+        self._flush(wa)
+        self._flush(wb)
         if self._pricing:
             p0 = p1 = 0.0
         else:
@@ -506,7 +541,7 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
             p1 = _norm_turns(phase1 - wb.frame / TWO_PI)
         if isinstance(turns, Affine):
             turns = turns.to_expression()
-        self._emit_native("ms", [p0, p1, turns], (a, b))
+        self._emit_native2("ms", [p0, p1, turns], wa, wb)
         if post_x:
             for wire, phase in ((wa, phase0), (wb, phase1)):
                 self._push_logical_gpi(wire, phase)
@@ -519,10 +554,9 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
             wire.push_matrix(_X)
             wire.push_rz(TWO_PI * phase)
 
-    def _synthesize_2q(self, matrix: np.ndarray, a, b) -> None:
+    def _synthesize_2q(self, matrix: np.ndarray, wa: _Wire, wb: _Wire) -> None:
         """Resynthesise a bound 2q unitary from its Weyl coordinates."""
-        wa, wb = self._wires[a], self._wires[b]
-        if self.qubits_initially_zero and wa.fresh and wb.fresh and self._prepare_state(matrix, a, b):
+        if self.qubits_initially_zero and wa.fresh and wb.fresh and self._prepare_state(matrix, wa, wb):
             return
         plan = self._plan(matrix)
         if plan[0] == "single":
@@ -530,12 +564,12 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
             wa.push_matrix(pre_a)
             wb.push_matrix(pre_b)
             if kind == "zz":
-                self._flush(a)
-                self._flush(b)
-                self._emit_zz(a, b, turns)
+                self._flush(wa)
+                self._flush(wb)
+                self._emit_zz(wa, wb, turns)
             else:
                 phase = 0.25 if axis == "yy" else 0.0
-                self._emit_ms(a, b, phase, phase, turns)
+                self._emit_ms(wa, wb, phase, phase, turns)
             wa.push_matrix(post_a)
             wb.push_matrix(post_b)
             return
@@ -545,15 +579,15 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
         for axis, coef in terms:
             turns = -coef / math.pi  # exp(i k PP) = RPP(-2k) = MS(..., -k/pi)
             if axis == "xx":
-                self._emit_ms(a, b, 0.0, 0.0, turns)
+                self._emit_ms(wa, wb, 0.0, 0.0, turns)
             elif axis == "yy":
-                self._emit_ms(a, b, 0.25, 0.25, turns)
+                self._emit_ms(wa, wb, 0.25, 0.25, turns)
             else:
-                self._emit_zz_interaction(a, b, turns)
+                self._emit_zz_interaction(wa, wb, turns)
         wa.push_matrix(k1r)
         wb.push_matrix(k1l)
 
-    def _prepare_state(self, matrix: np.ndarray, a, b) -> bool:
+    def _prepare_state(self, matrix: np.ndarray, wa: _Wire, wb: _Wire) -> bool:
         """Replace a block acting on two untouched qubits by the preparation of its state.
 
         ``psi = U (Pb (x) Pa) |00>`` (``P`` = pending 1q work) has a Schmidt form
@@ -561,9 +595,12 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
         so one MS of ``t / 2 pi`` turns, an ``S`` on ``a`` and the locals ``A``, ``B``
         prepare it. Returns False (nothing done) when pending work is symbolic.
         """
-        wa, wb = self._wires[a], self._wires[b]
-        if any(not isinstance(x, np.ndarray) for x in wa.pending + wb.pending):
-            return False
+        for x in wa.pending:
+            if not isinstance(x, np.ndarray):
+                return False
+        for x in wb.pending:
+            if not isinstance(x, np.ndarray):
+                return False
         if wa.pending or wb.pending:
             local = kron2(wb.pending[0] if wb.pending else _I2, wa.pending[0] if wa.pending else _I2)
         else:  # kron2(I, I), entry for entry (the usual case: 1q gates were consolidated)
@@ -574,7 +611,7 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
         wa.pending.clear()
         wb.pending.clear()
         wa.frame = wb.frame = 0.0  # a Z frame on |0> is a global phase
-        self._emit_ms(a, b, 0.0, 0.0, theta / TWO_PI)
+        self._emit_ms(wa, wb, 0.0, 0.0, theta / TWO_PI)
         wa.push_matrix(vh_a.T @ _DIAG_1_I)
         wb.push_matrix(u_b)
         return True
@@ -587,11 +624,16 @@ class LowerToIonQNative(TwoQubitBlockPlanner, TransformationPass):
             wire.fresh = False
         self._ops.append([op.name, None, op, tuple(qargs), tuple(cargs)])
 
-    def _emit_native(self, name: str, params: list, qargs: tuple) -> None:
-        """Emit a native gate as an entry (the gate object is built only if kept)."""
-        for q in qargs:
-            wire = self._wires[q]
-            wire.last_is_measure = False
-            wire.fresh = False
-        self._ops.append([name, params, None, qargs, ()])
+    def _emit_native1(self, name: str, params: list, wire: _Wire) -> None:
+        """Emit a single-qubit native gate as an entry (the gate object is built only if
+        kept)."""
+        wire.last_is_measure = False
+        wire.fresh = False
+        self._ops.append([name, params, None, wire.qargs, ()])
+
+    def _emit_native2(self, name: str, params: list, wa: _Wire, wb: _Wire) -> None:
+        """Emit a two-qubit native gate as an entry."""
+        wa.last_is_measure = wb.last_is_measure = False
+        wa.fresh = wb.fresh = False
+        self._ops.append([name, params, None, (wa.qubit, wb.qubit), ()])
 
