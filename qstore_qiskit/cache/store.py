@@ -197,14 +197,17 @@ class TemplateCache(PersistentLevel, BatchCompileLevel):
         device: str,
         optimization_level: int,
         planned: set[tuple] | frozenset[tuple] = frozenset(),
+        rows: Sequence[tuple] | None = None,
     ) -> _Plan:
         """Which level-1 entry serves ``circuit`` (and how to build its source on a miss).
 
         ``planned``: keys that earlier circuits of the same batch will have compiled by
         the time this one is served (they count as cached), so that planning a whole
-        batch first decides exactly as serving it circuit by circuit would.
+        batch first decides exactly as serving it circuit by circuit would. ``rows``:
+        the circuit's instructions as the caller already read them (see
+        :func:`~.analysis._analyse`).
         """
-        analysis = _analyse(circuit, lift=True)
+        analysis = _analyse(circuit, lift=True, rows=rows)
         key = (analysis.key, device, optimization_level, self._compile_options)
         if self.adaptive_lifting and analysis.columns and all(p is None for p in analysis.columns):
             # A bound circuit. The first time its lifted structure is seen, compile it
@@ -240,18 +243,24 @@ class TemplateCache(PersistentLevel, BatchCompileLevel):
 
         def lifted():
             # The hot path skips recording where angles were lifted; redo it on a miss.
-            circ, columns, _ = _build_lifted(circuit, _analyse(circuit, lift=True, sites=True))
+            circ, columns, _ = _build_lifted(circuit, _analyse(circuit, lift=True, sites=True, rows=rows))
             return circ, columns
 
         return _Plan(key, lifted, analysis, analysis.key, len(circuit.data))
 
-    def _plan_batch(self, circuits: list[QuantumCircuit], device: str, optimization_level: int) -> list[_Plan]:
+    def _plan_batch(
+        self,
+        circuits: list[QuantumCircuit],
+        device: str,
+        optimization_level: int,
+        rows: Sequence[Sequence[tuple] | None] | None = None,
+    ) -> list[_Plan]:
         """Plan every circuit (in order), then compile the distinct missing entries in
         parallel where that pays (:meth:`_compile_missing`)."""
         planned: set[tuple] = set()
         plans = []
-        for circ in circuits:
-            plan = self._plan(circ, device, optimization_level, planned)
+        for i, circ in enumerate(circuits):
+            plan = self._plan(circ, device, optimization_level, planned, None if rows is None else rows[i])
             planned.add(plan.key)
             plans.append(plan)
         return plans
@@ -507,7 +516,7 @@ class TemplateCache(PersistentLevel, BatchCompileLevel):
     def _bound_body(self, template: CompiledTemplate, key: tuple, values: np.ndarray) -> dict[str, Any]:
         if self.max_bound == 0:
             return template.body(values)
-        bkey = (key, np.round(values, self._round).tobytes())
+        bkey = (key, self._rounded(values))
         hit = self._bound_lookup(bkey)
         if hit is not None:
             return hit
@@ -529,6 +538,7 @@ class TemplateCache(PersistentLevel, BatchCompileLevel):
         *,
         device: str = "aria-1",
         optimization_level: int = 2,
+        rows: Sequence[Sequence[tuple] | None] | None = None,
     ) -> list[dict[str, Any]]:
         """Bodies for many bound circuits; circuits sharing a template bind in one batch.
 
@@ -539,39 +549,50 @@ class TemplateCache(PersistentLevel, BatchCompileLevel):
             circuits: bound circuits (no free parameters).
             device: IonQ device name.
             optimization_level: compiler optimization level.
+            rows: optional, one entry per circuit: its instructions as
+                :data:`~.analysis.INSTRUCTION_ROW` tuples, in order, when the caller has
+                already read them (the backend's scan does), so the structural analysis
+                does not walk the circuit a second time; ``None`` entries are read here.
 
         Returns:
             One body per circuit, in order.
         """
         circuits = list(circuits)
         out: list[dict[str, Any] | None] = [None] * len(circuits)
-        groups: dict[tuple, tuple[CompiledTemplate, list[int], list[np.ndarray]]] = {}
-        plans = self._plan_batch(circuits, device, optimization_level)
+        groups: dict[tuple, tuple[CompiledTemplate, list[int], list[np.ndarray], list[tuple]]] = {}
+        plans = self._plan_batch(circuits, device, optimization_level, rows)
         templates = self._serve_batch(plans, device, optimization_level)
+        keep = self.max_bound
         for i, (circ, plan, template) in enumerate(zip(circuits, plans, templates)):
             analysis, key = plan.analysis, plan.key
             values = self._fill_free(circ, analysis, None)
-            if self.max_bound:
-                hit = self._bound_lookup((key, np.round(values, self._round).tobytes()))
+            bkey = (key, self._rounded(values)) if keep else None
+            if bkey is not None:
+                hit = self._bound_lookup(bkey)
                 if hit is not None:
                     out[i] = hit
                     continue
-            group = groups.setdefault(key, (template, [], []))
+            group = groups.setdefault(key, (template, [], [], []))
             group[1].append(i)
             group[2].append(values)
-        for key, (template, idx, vals) in groups.items():
-            bodies = template.bodies(np.stack(vals))
+            group[3].append(bkey)
+        for template, idx, vals, bkeys in groups.values():
+            # (one binding, the usual case of a new circuit: a view, not np.stack's copy)
+            bodies = template.bodies(vals[0][None, :] if len(vals) == 1 else np.stack(vals))
             with self._lock:
-                for i, v, body in zip(idx, vals, bodies):
+                for i, bkey, body in zip(idx, bkeys, bodies):
                     out[i] = body
-                    if self.max_bound:
-                        bkey = (key, np.round(v, self._round).tobytes())
-                        if bkey not in self._bound:
-                            nb = _body_nbytes(body)
-                            self._bound[bkey] = (body, nb)
-                            self._bytes += nb
+                    if bkey is not None and bkey not in self._bound:
+                        nb = _body_nbytes(body)
+                        self._bound[bkey] = (body, nb)
+                        self._bytes += nb
                 self._evict()
         return out  # type: ignore[return-value]
+
+    def _rounded(self, values: np.ndarray) -> bytes:
+        """The level-2 key part of ``values`` (rounded to ``round_decimals``); the empty
+        values of an exact template need no numpy call."""
+        return np.round(values, self._round).tobytes() if values.size else b""
 
     def stats(self) -> dict[str, Any]:
         """Counters: hits / misses / evictions per level, compiles, bytes, time saved.

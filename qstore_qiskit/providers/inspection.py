@@ -14,6 +14,7 @@ import numpy as np
 from qiskit.circuit import QuantumCircuit
 from qiskit.transpiler import Target
 
+from ..cache.analysis import INSTRUCTION_ROW
 from ..payload import QStorePayloadError, native_body_scan
 from ..transpiler import DeviceSpec
 from ..transpiler.target import instruction_error
@@ -59,7 +60,7 @@ def scan(
 
 
 def scan_gated(
-    circuit: QuantumCircuit, standard: frozenset[str] = STANDARD_NATIVE
+    circuit: QuantumCircuit, standard: frozenset[str] = STANDARD_NATIVE, rows: list | None = None
 ) -> tuple[int, str, list[int | None], set]:
     """One pass over ``circuit``: ``(gate count, kind, measurement map, gated qubits)``.
 
@@ -94,13 +95,19 @@ def scan_gated(
     qidx = cidx = None
     gates = 0
     native = standard_native = logical = False
+    keep = rows.append if rows is not None else None
     for inst in circuit.data:
-        name = inst.name
+        if keep is None:
+            name, qubits, params = inst.name, inst.qubits, inst.params
+        else:
+            row = INSTRUCTION_ROW(inst)
+            keep(row)
+            name, qubits, params = row[0], row[1], row[2]
         if name in ("barrier", "delay"):
             continue
         if name in _PLAIN_GATES:
             # The bulk of an ISA circuit: no control flow, no reset, one qubit.
-            qubit = inst.qubits[0]
+            qubit = qubits[0]
             gated_add(qubit)
             if measured and qubit in measured:
                 raise ValueError(
@@ -109,7 +116,7 @@ def scan_gated(
                 )
             gates += 1
             if name == "rz":
-                value = inst.params[0]
+                value = params[0]
                 if type(value) is float and not math.isfinite(value):  # noqa: E721 (hot path)
                     raise ValueError(
                         f"circuit '{circuit.name}': instruction '{name}' has angle {value}; angles must be finite"
@@ -128,9 +135,9 @@ def scan_gated(
             if qidx is None or cidx is None:
                 qidx = {q: i for i, q in enumerate(circuit.qubits)}
                 cidx = {c: i for i, c in enumerate(circuit.clbits)}
-            qubit = inst.qubits[0]
+            qubit = qubits[0]
             measured.add(qubit)
-            meas_map[cidx[inst.clbits[0]]] = qidx[qubit]
+            meas_map[cidx[inst.clbits[0] if keep is None else row[3][0]]] = qidx[qubit]
             continue
         if name in ("reset", "initialize"):
             raise ValueError(
@@ -138,14 +145,14 @@ def scan_gated(
                 "mid-circuit): IonQ's circuit jobs have no reset (qubits start in |0>). "
                 + ("Use StatePreparation (qc.prepare_state) instead." if name == "initialize" else "Remove it.")
             )
-        if measured and not measured.isdisjoint(inst.qubits):
+        if measured and not measured.isdisjoint(qubits):
             raise ValueError(
                 f"circuit '{circuit.name}' measures or resets a qubit mid-circuit; qstore backends "
                 "batch gate-list jobs only. Run it with qiskit-ionq's backend (OpenQASM 3 jobs)."
             )
-        gated_update(inst.qubits)
+        gated_update(qubits)
         gates += 1
-        for value in inst.params:
+        for value in params:
             if type(value) is float and not math.isfinite(value):  # noqa: E721 (hot path)
                 raise ValueError(
                     f"circuit '{circuit.name}': instruction '{name}' has angle {value}; angles must be finite"
