@@ -38,8 +38,9 @@ __all__ = ["BindKernel", "Emitter", "emit_plain", "make_data_emitter", "make_emi
 
 def _check_values(x: np.ndarray, what: str = "parameter values") -> None:
     # Fast path: NaN / inf propagate into the sum; only a non-finite sum needs the full check
-    # (it may also just be an overflow of huge finite values, which are accepted).
-    if math.isfinite(x.sum()):
+    # (it may also just be an overflow of huge finite values, which are accepted). No
+    # values at all (an exact template's binding) need no numpy call.
+    if not x.size or math.isfinite(x.sum()):
         return
     if not np.isfinite(x).all():
         raise QStoreCacheError(f"{what} must be finite (got NaN or inf)")

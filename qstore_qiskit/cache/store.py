@@ -209,7 +209,8 @@ class TemplateCache(PersistentLevel, BatchCompileLevel):
         """
         analysis = _analyse(circuit, lift=True, rows=rows)
         key = (analysis.key, device, optimization_level, self._compile_options)
-        if self.adaptive_lifting and analysis.columns and all(p is None for p in analysis.columns):
+        columns = analysis.columns
+        if self.adaptive_lifting and columns and columns.count(None) == len(columns):
             # A bound circuit. The first time its lifted structure is seen, compile it
             # exactly: numeric angles let the compiler fuse single-qubit runs and merge
             # blocks, which a template with symbolic angles cannot. Only when the

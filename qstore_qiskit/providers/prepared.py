@@ -84,10 +84,12 @@ def encode_layout(prepared: list[PreparedCircuit]) -> str | None:
             index[key] = len(layouts)
             layouts.append(layout)
         per_circuit.append(index[key])
-    doc: dict[str, Any] = {"l": layouts}
+    # json.dumps({"l": layouts, "i": per_circuit}, separators=(",", ":")), assembled from
+    # the layouts' texts above instead of serializing them a second time.
+    raw = '{"l":[' + ",".join(index) + "]"
     if len(layouts) > 1:
-        doc["i"] = per_circuit
-    return _encoded(json.dumps(doc, separators=(",", ":")))
+        raw += ',"i":' + json.dumps(per_circuit, separators=(",", ":"))
+    return _encoded(raw + "}")
 
 
 @functools.lru_cache(maxsize=256)
