@@ -142,6 +142,19 @@ def _analyse(
                 append((name, (), (), ()))
                 continue
             liftable = lift and name in LIFTABLE_GATES
+            if liftable and not clbits and len(params) == 1 and type(params[0]) is float:
+                # The hot path for bound circuits: one lifted angle (what the loop below
+                # does for it, without its list and tuple).
+                p = params[0]
+                if not -_INF < p < _INF:  # NaN fails every comparison
+                    raise QStoreCacheError(f"instruction '{name}' (#{i}) has a non-finite angle {p}")
+                c = len(columns)
+                columns.append(None)
+                vals.append(p)
+                if sites:
+                    lift_sites.setdefault(i, []).append((0, c))
+                append((name, (qget(qubits[0]),) if len(qubits) == 1 else tuple(map(qget, qubits)), (), (c,)))
+                continue
             enc: list[Any] = []
             for j, p in enumerate(params):
                 if type(p) is float and liftable:  # the hot path for bound circuits
