@@ -539,8 +539,9 @@ def bind_tables(spec: TemplateSpec) -> BindTables:
     # depend on the batch size, so bind() and bind_many() produce bit-identical
     # numbers (and identical cached bodies); each rank is one gather of contiguous
     # rows of the transposed batch, O(nnz) work per binding.
-    nonzero = t_w != 0.0
-    t_slot, t_col, t_w = t_slot[nonzero], t_col[nonzero], t_w[nonzero]
+    if t_w.size:  # (no terms: a constant template; nothing to filter)
+        nonzero = t_w != 0.0
+        t_slot, t_col, t_w = t_slot[nonzero], t_col[nonzero], t_w[nonzero]
     F = np.zeros((spec.n_zz, n_slots))
     if spec.n_zz:
         f_zz, f_slot, f_val = spec.flips

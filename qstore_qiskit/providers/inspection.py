@@ -184,6 +184,8 @@ def width_of(circuit: QuantumCircuit, gated: set) -> int:
 #: Instructions that :func:`scan_native` leaves to :func:`scan` never hold (no control
 #: flow, reset, initialize, id or delay).
 _WALKED = _NATIVE_LIFTED | {"rz", "measure", "barrier"}
+#: ``standard`` -> (the names :func:`scan_native` walks, the native ones among them).
+_ALLOWED: dict[frozenset[str], tuple[frozenset[str], frozenset[str]]] = {}
 #: Instructions that are not gates (:func:`scan`'s gate count leaves them out).
 _NOT_COUNTED = ("measure", "barrier", "delay")
 
@@ -209,7 +211,10 @@ def scan_native(
     """
     counts = circuit.count_ops()
     names = counts.keys()
-    if circuit.num_parameters or not names <= (_WALKED | standard) or names.isdisjoint(_NATIVE_LIFTED | standard):
+    allowed = _ALLOWED.get(standard)
+    if allowed is None:
+        allowed = _ALLOWED[standard] = (_WALKED | standard, _NATIVE_LIFTED | standard)
+    if circuit.num_parameters or not names <= allowed[0] or names.isdisjoint(allowed[1]):
         return None
     try:
         body, gated, meas_map = native_body_scan(circuit)
