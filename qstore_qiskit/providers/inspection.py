@@ -95,14 +95,14 @@ def scan_gated(
     qidx = cidx = None
     gates = 0
     native = standard_native = logical = False
-    keep = rows.append if rows is not None else None
-    for inst in circuit.data:
-        if keep is None:
-            name, qubits, params = inst.name, inst.qubits, inst.params
-        else:
-            row = INSTRUCTION_ROW(inst)
-            keep(row)
-            name, qubits, params = row[0], row[1], row[2]
+    # The instructions and their fields, read by Qiskit's C-level iteration; control
+    # flow looked for once (a Rust pass) rather than asked of every gate.
+    insts = list(circuit.data)
+    read = list(map(INSTRUCTION_ROW, insts))
+    if rows is not None:
+        rows.extend(read)
+    control_flow = circuit.has_control_flow_op()
+    for i, (name, qubits, params, clbits) in enumerate(read):
         if name in ("barrier", "delay"):
             continue
         if name in _PLAIN_GATES:
@@ -126,7 +126,7 @@ def scan_gated(
             else:
                 logical = True
             continue
-        if inst.is_control_flow():
+        if control_flow and insts[i].is_control_flow():
             raise TranspilerError(
                 f"circuit '{circuit.name}' contains '{name}' (classical control flow), which IonQ "
                 "devices do not support; unroll it or run the branches as separate circuits."
@@ -137,7 +137,7 @@ def scan_gated(
                 cidx = {c: i for i, c in enumerate(circuit.clbits)}
             qubit = qubits[0]
             measured.add(qubit)
-            meas_map[cidx[inst.clbits[0] if keep is None else row[3][0]]] = qidx[qubit]
+            meas_map[cidx[clbits[0]]] = qidx[qubit]
             continue
         if name in ("reset", "initialize"):
             raise ValueError(
