@@ -559,6 +559,19 @@ class TemplateCache(PersistentLevel, BatchCompileLevel):
             One body per circuit, in order.
         """
         circuits = list(circuits)
+        if len(circuits) == 1:
+            return [self._payload_one(circuits[0], device, optimization_level, None if rows is None else rows[0])]
+        return self._payload_batch(circuits, device, optimization_level, rows)
+
+    def _payload_batch(
+        self,
+        circuits: list[QuantumCircuit],
+        device: str,
+        optimization_level: int,
+        rows: Sequence[Sequence[tuple] | None] | None,
+    ) -> list[dict[str, Any]]:
+        """:meth:`payload_many`: plan all, compile the distinct misses together, bind
+        each template's circuits in one batch."""
         out: list[dict[str, Any] | None] = [None] * len(circuits)
         groups: dict[tuple, tuple[CompiledTemplate, list[int], list[np.ndarray], list[tuple]]] = {}
         plans = self._plan_batch(circuits, device, optimization_level, rows)
@@ -589,6 +602,29 @@ class TemplateCache(PersistentLevel, BatchCompileLevel):
                         self._bytes += nb
                 self._evict()
         return out  # type: ignore[return-value]
+
+    def _payload_one(
+        self, circuit: QuantumCircuit, device: str, optimization_level: int, rows: Sequence[tuple] | None
+    ) -> dict[str, Any]:
+        """:meth:`payload_many` of one circuit (a separate ``run(qc)``): the same plan,
+        lookups, counters, binding and level-2 entry, without the batch's bookkeeping
+        (a batch of one compiles nothing in parallel)."""
+        plan = self._plan(circuit, device, optimization_level, rows=rows)
+        template = self._lookup_or_compile(plan.key, plan.build, device, optimization_level, plan.structural)
+        values = self._fill_free(circuit, plan.analysis, None)
+        bkey = (plan.key, self._rounded(values)) if self.max_bound else None
+        if bkey is not None:
+            hit = self._bound_lookup(bkey)
+            if hit is not None:
+                return hit
+        body = template.bodies(values[None, :])[0]
+        with self._lock:
+            if bkey is not None and bkey not in self._bound:
+                nb = _body_nbytes(body)
+                self._bound[bkey] = (body, nb)
+                self._bytes += nb
+            self._evict()
+        return body
 
     def _rounded(self, values: np.ndarray) -> bytes:
         """The level-2 key part of ``values`` (rounded to ``round_decimals``); the empty
