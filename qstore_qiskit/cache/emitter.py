@@ -466,6 +466,8 @@ class BindKernel:
         # ansatz, 1000 bindings, GC included), and it never escalates mid-build. The flag
         # is process-wide: only a caller that found it enabled turns it back on, and a
         # process that disabled the GC gets no collection from us.
+        if X.shape[0] == 1:  # one binding (a new circuit's): no pause, one block
+            return self._gate_lists_block(X)
         with cyclic_gc_paused(X.shape[0] > 8) as paused:
             out: list[list[dict[str, Any]]] = []
             # Blocks also keep numpy's temporaries small; the arithmetic is elementwise,

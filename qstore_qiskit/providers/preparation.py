@@ -112,6 +112,9 @@ class CircuitPreparationMixin:
         # over the whole heap, and make the young collection ourselves after each block
         # of 128 circuits (so garbage of circuits compiled here stays bounded). Only a
         # caller that found the collector enabled turns it back on.
+        if len(circuits) == 1 and value_sets[0] is None:  # a separate run(qc): no pause, no blocks
+            return self._prepare_one(circuits[0], None, opts, scans[0], batched.get(0), templates.get(0),
+                                     walked.get(0), gated.get(0))
         bodies = sum(1 if v is None else len(v) for v in value_sets)
         with cyclic_gc_paused(bodies > 8) as paused:
             for index, circuit in enumerate(circuits):
