@@ -95,13 +95,14 @@ def scan_gated(
     qidx = cidx = None
     gates = 0
     native = standard_native = logical = False
-    # The instructions and their fields, read by Qiskit's C-level iteration; control
-    # flow looked for once (a Rust pass) rather than asked of every gate.
-    insts = list(circuit.data)
-    read = list(map(INSTRUCTION_ROW, insts))
+    # The instructions' fields, read by Qiskit's C-level iteration; control flow looked
+    # for once (a Rust pass) rather than asked of every gate. The instruction objects
+    # themselves are kept only to ask which one is control flow, if any is.
+    control_flow = circuit.has_control_flow_op()
+    insts = list(circuit.data) if control_flow else None
+    read = list(map(INSTRUCTION_ROW, circuit.data if insts is None else insts))
     if rows is not None:
         rows.extend(read)
-    control_flow = circuit.has_control_flow_op()
     for i, (name, qubits, params, clbits) in enumerate(read):
         if name in ("barrier", "delay"):
             continue
@@ -126,7 +127,7 @@ def scan_gated(
             else:
                 logical = True
             continue
-        if control_flow and insts[i].is_control_flow():
+        if insts is not None and insts[i].is_control_flow():
             raise TranspilerError(
                 f"circuit '{circuit.name}' contains '{name}' (classical control flow), which IonQ "
                 "devices do not support; unroll it or run the branches as separate circuits."
