@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import operator
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from qiskit.circuit import Parameter, ParameterExpression, ParameterVector, Quan
 
 from .errors import QStoreCacheError
 
-__all__ = ["LIFTABLE_GATES", "structural_key", "lift_parameters"]
+__all__ = ["LIFTABLE_GATES", "INSTRUCTION_ROW", "structural_key", "lift_parameters"]
 
 #: Standard gates whose numeric parameters are angles that the compiler accepts as
 #: parameters; their numeric values are lifted into fresh parameters before keying.
@@ -38,6 +39,14 @@ _INF = math.inf
 _PYTHON_GATES = frozenset({"gpi", "gpi2", "ms", "zz", "rv"})
 _CONTROL_FLOW = frozenset({"if_else", "while_loop", "for_loop", "switch_case", "box"})
 _LIFT_VECTOR_NAME = "_qstore_lift"
+
+#: What the analysis reads of each instruction: ``(name, qubits, params, clbits)``. A
+#: caller that already walked the circuit (the backend's scan,
+#: :func:`~qstore_qiskit.providers.inspection.scan_gated`) hands these rows in, so that
+#: each ``CircuitInstruction`` is built and read once per ``run()``, not twice (Qiskit
+#: builds a new Python object per instruction and per attribute read: about 1.5 us per
+#: instruction for the four of them).
+INSTRUCTION_ROW = operator.attrgetter("name", "qubits", "params", "clbits")
 
 
 def _affine_terms(
@@ -87,7 +96,9 @@ class _Analysis:
     lift_sites: dict[int, list[tuple[int, int]]]
 
 
-def _analyse(circuit: QuantumCircuit, lift: bool, sites: bool = False) -> _Analysis:
+def _analyse(
+    circuit: QuantumCircuit, lift: bool, sites: bool = False, rows: Sequence[tuple] | None = None
+) -> _Analysis:
     """Compute the structural key, canonical parameter columns and lifted values.
 
     Parameters are numbered by first appearance (column ``0``, ``1``, ...), so names never
@@ -98,6 +109,9 @@ def _analyse(circuit: QuantumCircuit, lift: bool, sites: bool = False) -> _Analy
     canonical form is a list of plain tuples (column references as ``int``, everything
     else as ``str``, so the two can never be confused) hashed once
     (:func:`_canonical_bytes`).
+
+    ``rows``: the :data:`INSTRUCTION_ROW` of every instruction of ``circuit``, in order,
+    if the caller already read them (otherwise they are read here).
     """
     qget = {q: i for i, q in enumerate(circuit.qubits)}.__getitem__
     cget = {c: i for i, c in enumerate(circuit.clbits)}.__getitem__
@@ -117,9 +131,9 @@ def _analyse(circuit: QuantumCircuit, lift: bool, sites: bool = False) -> _Analy
             vals.append(nan)
         return c
 
-    for i, inst in enumerate(circuit.data):
-        name = inst.name
-        params = inst.params
+    for i, (name, qubits, params, clbits) in enumerate(
+        rows if rows is not None else map(INSTRUCTION_ROW, circuit.data)
+    ):
         if params:
             if name in _CONTROL_FLOW:
                 raise QStoreCacheError(f"control flow ('{name}') cannot be sent as a native body")
@@ -128,6 +142,19 @@ def _analyse(circuit: QuantumCircuit, lift: bool, sites: bool = False) -> _Analy
                 append((name, (), (), ()))
                 continue
             liftable = lift and name in LIFTABLE_GATES
+            if liftable and not clbits and len(params) == 1 and type(params[0]) is float:
+                # The hot path for bound circuits: one lifted angle (what the loop below
+                # does for it, without its list and tuple).
+                p = params[0]
+                if not -_INF < p < _INF:  # NaN fails every comparison
+                    raise QStoreCacheError(f"instruction '{name}' (#{i}) has a non-finite angle {p}")
+                c = len(columns)
+                columns.append(None)
+                vals.append(p)
+                if sites:
+                    lift_sites.setdefault(i, []).append((0, c))
+                append((name, (qget(qubits[0]),) if len(qubits) == 1 else tuple(map(qget, qubits)), (), (c,)))
+                continue
             enc: list[Any] = []
             for j, p in enumerate(params):
                 if type(p) is float and liftable:  # the hot path for bound circuits
@@ -163,13 +190,12 @@ def _analyse(circuit: QuantumCircuit, lift: bool, sites: bool = False) -> _Analy
                     enc.append(c)
                 else:
                     enc.append(_encode_numeric(p))
-            clbits = inst.clbits  # (no map over the empty tuple of nearly every gate)
-            append((name, tuple(map(qget, inst.qubits)), tuple(map(cget, clbits)) if clbits else (), tuple(enc)))
+            # (no map over the empty clbits tuple of nearly every gate)
+            append((name, tuple(map(qget, qubits)), tuple(map(cget, clbits)) if clbits else (), tuple(enc)))
         else:
             if name in _CONTROL_FLOW:
                 raise QStoreCacheError(f"control flow ('{name}') cannot be sent as a native body")
-            clbits = inst.clbits
-            append((name, tuple(map(qget, inst.qubits)), tuple(map(cget, clbits)) if clbits else ()))
+            append((name, tuple(map(qget, qubits)), tuple(map(cget, clbits)) if clbits else ()))
     key = hashlib.blake2b(_canonical_bytes(parts), digest_size=20).hexdigest()
     return _Analysis(key, columns, np.array(vals, dtype=float), lift_sites)
 

@@ -19,6 +19,7 @@ same step 3 as a freshly compiled one and binds bit-identically.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,7 +208,7 @@ def trace_native(native: QuantumCircuit, columns: list[Parameter]) -> _Trace:
         if name in ("barrier", "id", "delay"):
             # Only these names (and "measure") can be directives in a circuit the trace
             # accepts: gates are never directives.
-            if getattr(inst.operation, "_directive", False):
+            if inst.is_directive():
                 directives += 1
             if name == "id" and qs:
                 width = max(width, max(qs) + 1)
@@ -215,7 +216,7 @@ def trace_native(native: QuantumCircuit, columns: list[Parameter]) -> _Trace:
         if qs:
             width = max(width, max(qs) + 1)
         if name == "measure":
-            if getattr(inst.operation, "_directive", False):
+            if inst.is_directive():
                 directives += 1
             measured.add(qs[0])
             meas_map[cidx[inst.clbits[0]]] = qs[0]
@@ -332,6 +333,7 @@ def build_spec(native: QuantumCircuit, columns: list[Parameter]) -> TemplateSpec
 _INV_TWO_PI = 1.0 / _TWO_PI
 _ONE_QUBIT = {"gpi": "gpi", "gpi2": "gpi2", "sx": "gpi2", "x": "gpi"}
 _NOT_TRACED = ("barrier", "id", "delay")
+_NAME_QUBITS_PARAMS = operator.attrgetter("name", "qubits", "params")
 
 
 def constant_spec(native: QuantumCircuit) -> TemplateSpec | None:
@@ -369,21 +371,27 @@ def constant_spec(native: QuantumCircuit) -> TemplateSpec | None:
     zz_after: list[tuple[int, int, int]] = []
     measured: set[int] | None = None
     data = native.data
+    qget = qidx.__getitem__
+    isfinite = math.isfinite
     for inst in data:
-        name = inst.name
-        qs = tuple(map(qidx.__getitem__, inst.qubits))
+        name, qubits, p = _NAME_QUBITS_PARAMS(inst)
+        if len(qubits) == 1:  # most native gates: no tuple(map()) for one qubit
+            q = qget(qubits[0])
+            qs: tuple[int, ...] = (q,)
+            top = q + 1
+        else:
+            qs = tuple(map(qget, qubits))
+            top = max(qs) + 1 if qs else 0
         if name in _NOT_TRACED:
-            if getattr(inst.operation, "_directive", False):
+            if inst.is_directive():  # (Qiskit's flag, without a Python object per gate)
                 directives += 1
-            if name == "id" and qs:
-                width = max(width, max(qs) + 1)
-            continue
-        if qs:
-            top = max(qs) + 1
-            if top > width:
+            if name == "id" and top > width:
                 width = top
+            continue
+        if top > width:
+            width = top
         if name == "measure":
-            if getattr(inst.operation, "_directive", False):
+            if inst.is_directive():
                 directives += 1
             if measured is None:
                 measured = set()
@@ -393,36 +401,37 @@ def constant_spec(native: QuantumCircuit) -> TemplateSpec | None:
             continue
         if measured is not None and measured.intersection(qs):
             return None  # the general trace raises its error
-        p = inst.params
         if name == "rz":
             value = p[0]
-            if type(value) is not float or not math.isfinite(value):  # noqa: E721
+            if type(value) is not float or not isfinite(value):  # noqa: E721
                 return None
-            frames[qs[0]] = frames[qs[0]] + inv * value
+            frames[q] = frames[q] + inv * value
             continue
         kind = one_q.get(name)
         if kind is not None:
             if name in ("gpi", "gpi2"):
                 value = p[0]
-                if type(value) is not float or not math.isfinite(value):  # noqa: E721
+                if type(value) is not float or not isfinite(value):  # noqa: E721
                     return None
             else:
                 value = 0.0  # sx, x: GPi2(0), GPi(0)
-            q = qs[0]
             if on_qubit is not None:
                 on_qubit[q].append((len(entries), 2, len(phases)))
+            entries.append((kind, qs, len(phases)))
             phases.append(value + -1.0 * frames[q])
-            entries.append((kind, qs, len(phases) - 1))
             continue
         if name in ("ms", "rxx"):
             if name == "ms":
                 v0, v1, angle = p
-                if not all(type(v) is float and math.isfinite(v) for v in (v0, v1, angle)):  # noqa: E721
+                if not (
+                    type(v0) is float and type(v1) is float and type(angle) is float  # noqa: E721
+                    and isfinite(v0) and isfinite(v1) and isfinite(angle)
+                ):
                     return None
             else:
                 v0 = v1 = 0.0
                 angle = p[0]
-                if type(angle) is not float or not math.isfinite(angle):  # noqa: E721
+                if type(angle) is not float or not isfinite(angle):  # noqa: E721
                     return None
                 angle = 0.0 + inv * angle
             q0, q1 = qs
@@ -431,12 +440,12 @@ def constant_spec(native: QuantumCircuit) -> TemplateSpec | None:
                 on_qubit[q1].append((len(entries), 1, len(phi1)))
             phi0.append(v0 + -1.0 * frames[q0])
             phi1.append(v1 + -1.0 * frames[q1])
+            entries.append(("ms", qs, len(ms_angles)))
             ms_angles.append(angle)
-            entries.append(("ms", qs, len(ms_angles) - 1))
             continue
         if name in ("zz", "rzz"):
             angle = p[0]
-            if type(angle) is not float or not math.isfinite(angle):  # noqa: E721
+            if type(angle) is not float or not isfinite(angle):  # noqa: E721
                 return None
             if name == "rzz":
                 angle = 0.0 + inv * angle
@@ -444,8 +453,8 @@ def constant_spec(native: QuantumCircuit) -> TemplateSpec | None:
                 # Phase slots before the first ZZ never flip: only later ones are listed.
                 on_qubit = [[] for _ in range(n_q)]
             zz_after.append((len(entries), qs[0], qs[1]))
+            entries.append(("zz", qs, len(zz_angles)))
             zz_angles.append(angle)
-            entries.append(("zz", qs, len(zz_angles) - 1))
             continue
         return None  # not a native gate: the general trace raises its error
     n_ms = len(ms_angles)
@@ -530,8 +539,9 @@ def bind_tables(spec: TemplateSpec) -> BindTables:
     # depend on the batch size, so bind() and bind_many() produce bit-identical
     # numbers (and identical cached bodies); each rank is one gather of contiguous
     # rows of the transposed batch, O(nnz) work per binding.
-    nonzero = t_w != 0.0
-    t_slot, t_col, t_w = t_slot[nonzero], t_col[nonzero], t_w[nonzero]
+    if t_w.size:  # (no terms: a constant template; nothing to filter)
+        nonzero = t_w != 0.0
+        t_slot, t_col, t_w = t_slot[nonzero], t_col[nonzero], t_w[nonzero]
     F = np.zeros((spec.n_zz, n_slots))
     if spec.n_zz:
         f_zz, f_slot, f_val = spec.flips

@@ -38,8 +38,9 @@ __all__ = ["BindKernel", "Emitter", "emit_plain", "make_data_emitter", "make_emi
 
 def _check_values(x: np.ndarray, what: str = "parameter values") -> None:
     # Fast path: NaN / inf propagate into the sum; only a non-finite sum needs the full check
-    # (it may also just be an overflow of huge finite values, which are accepted).
-    if math.isfinite(x.sum()):
+    # (it may also just be an overflow of huge finite values, which are accepted). No
+    # values at all (an exact template's binding) need no numpy call.
+    if not x.size or math.isfinite(x.sum()):
         return
     if not np.isfinite(x).all():
         raise QStoreCacheError(f"{what} must be finite (got NaN or inf)")
@@ -465,6 +466,8 @@ class BindKernel:
         # ansatz, 1000 bindings, GC included), and it never escalates mid-build. The flag
         # is process-wide: only a caller that found it enabled turns it back on, and a
         # process that disabled the GC gets no collection from us.
+        if X.shape[0] == 1:  # one binding (a new circuit's): no pause, one block
+            return self._gate_lists_block(X)
         with cyclic_gc_paused(X.shape[0] > 8) as paused:
             out: list[list[dict[str, Any]]] = []
             # Blocks also keep numpy's temporaries small; the arithmetic is elementwise,

@@ -8,7 +8,6 @@ binds instead of compiling.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -22,6 +21,7 @@ from qiskit.circuit import Parameter, QuantumCircuit
 
 from .analysis import _analyse, _Analysis, _build_lifted
 from .batch_compile import BatchCompileLevel
+from .bodies import BoundLevel
 from .compiler import CompileFn, default_compile
 from .emitter import _check_values
 from .errors import QStoreCacheError
@@ -30,11 +30,6 @@ from .persistent import StoreSetting
 from .template import CompiledTemplate, _real
 
 __all__ = ["TemplateCache"]
-
-
-def _body_nbytes(body: dict[str, Any]) -> int:
-    # Approximate: a gate dict with its keys' references and float/int/list values.
-    return 240 + sys.getsizeof(body["circuit"]) + 330 * len(body["circuit"])
 
 
 @dataclass
@@ -57,7 +52,7 @@ class _Plan:
     size: int = 0
 
 
-class TemplateCache(PersistentLevel, BatchCompileLevel):
+class TemplateCache(PersistentLevel, BatchCompileLevel, BoundLevel):
     """Thread-safe two-level LRU cache: structure -> template, template + values -> body.
 
     Level 1 maps ``(structural key of the lifted circuit, device, optimization level,
@@ -197,16 +192,20 @@ class TemplateCache(PersistentLevel, BatchCompileLevel):
         device: str,
         optimization_level: int,
         planned: set[tuple] | frozenset[tuple] = frozenset(),
+        rows: Sequence[tuple] | None = None,
     ) -> _Plan:
         """Which level-1 entry serves ``circuit`` (and how to build its source on a miss).
 
         ``planned``: keys that earlier circuits of the same batch will have compiled by
         the time this one is served (they count as cached), so that planning a whole
-        batch first decides exactly as serving it circuit by circuit would.
+        batch first decides exactly as serving it circuit by circuit would. ``rows``:
+        the circuit's instructions as the caller already read them (see
+        :func:`~.analysis._analyse`).
         """
-        analysis = _analyse(circuit, lift=True)
+        analysis = _analyse(circuit, lift=True, rows=rows)
         key = (analysis.key, device, optimization_level, self._compile_options)
-        if self.adaptive_lifting and analysis.columns and all(p is None for p in analysis.columns):
+        columns = analysis.columns
+        if self.adaptive_lifting and columns and columns.count(None) == len(columns):
             # A bound circuit. The first time its lifted structure is seen, compile it
             # exactly: numeric angles let the compiler fuse single-qubit runs and merge
             # blocks, which a template with symbolic angles cannot. Only when the
@@ -240,18 +239,24 @@ class TemplateCache(PersistentLevel, BatchCompileLevel):
 
         def lifted():
             # The hot path skips recording where angles were lifted; redo it on a miss.
-            circ, columns, _ = _build_lifted(circuit, _analyse(circuit, lift=True, sites=True))
+            circ, columns, _ = _build_lifted(circuit, _analyse(circuit, lift=True, sites=True, rows=rows))
             return circ, columns
 
         return _Plan(key, lifted, analysis, analysis.key, len(circuit.data))
 
-    def _plan_batch(self, circuits: list[QuantumCircuit], device: str, optimization_level: int) -> list[_Plan]:
+    def _plan_batch(
+        self,
+        circuits: list[QuantumCircuit],
+        device: str,
+        optimization_level: int,
+        rows: Sequence[Sequence[tuple] | None] | None = None,
+    ) -> list[_Plan]:
         """Plan every circuit (in order), then compile the distinct missing entries in
         parallel where that pays (:meth:`_compile_missing`)."""
         planned: set[tuple] = set()
         plans = []
-        for circ in circuits:
-            plan = self._plan(circ, device, optimization_level, planned)
+        for i, circ in enumerate(circuits):
+            plan = self._plan(circ, device, optimization_level, planned, None if rows is None else rows[i])
             planned.add(plan.key)
             plans.append(plan)
         return plans
@@ -492,43 +497,13 @@ class TemplateCache(PersistentLevel, BatchCompileLevel):
         values = self._fill_free(circuit, analysis, parameter_values)
         return self._bound_body(template, key, values)
 
-    def _bound_lookup(self, bkey: tuple) -> dict[str, Any] | None:
-        """Level-2 lookup (counts the hit or miss)."""
-        with self._lock:
-            hit = self._bound.get(bkey)
-            if hit is None:
-                self._stats["bound_misses"] += 1
-                return None
-            self._bound.move_to_end(bkey)
-            self._stats["bound_hits"] += 1
-            self._saved_seconds += self._bind_seconds_est
-            return hit[0]
-
-    def _bound_body(self, template: CompiledTemplate, key: tuple, values: np.ndarray) -> dict[str, Any]:
-        if self.max_bound == 0:
-            return template.body(values)
-        bkey = (key, np.round(values, self._round).tobytes())
-        hit = self._bound_lookup(bkey)
-        if hit is not None:
-            return hit
-        start = time.perf_counter()
-        body = template.body(values)
-        elapsed = time.perf_counter() - start
-        nb = _body_nbytes(body)
-        with self._lock:
-            self._bind_seconds_est = 0.9 * self._bind_seconds_est + 0.1 * elapsed
-            if bkey not in self._bound:
-                self._bound[bkey] = (body, nb)
-                self._bytes += nb
-                self._evict()
-        return body
-
     def payload_many(
         self,
         circuits: Iterable[QuantumCircuit],
         *,
         device: str = "aria-1",
         optimization_level: int = 2,
+        rows: Sequence[Sequence[tuple] | None] | None = None,
     ) -> list[dict[str, Any]]:
         """Bodies for many bound circuits; circuits sharing a template bind in one batch.
 
@@ -539,39 +514,18 @@ class TemplateCache(PersistentLevel, BatchCompileLevel):
             circuits: bound circuits (no free parameters).
             device: IonQ device name.
             optimization_level: compiler optimization level.
+            rows: optional, one entry per circuit: its instructions as
+                :data:`~.analysis.INSTRUCTION_ROW` tuples, in order, when the caller has
+                already read them (the backend's scan does), so the structural analysis
+                does not walk the circuit a second time; ``None`` entries are read here.
 
         Returns:
             One body per circuit, in order.
         """
         circuits = list(circuits)
-        out: list[dict[str, Any] | None] = [None] * len(circuits)
-        groups: dict[tuple, tuple[CompiledTemplate, list[int], list[np.ndarray]]] = {}
-        plans = self._plan_batch(circuits, device, optimization_level)
-        templates = self._serve_batch(plans, device, optimization_level)
-        for i, (circ, plan, template) in enumerate(zip(circuits, plans, templates)):
-            analysis, key = plan.analysis, plan.key
-            values = self._fill_free(circ, analysis, None)
-            if self.max_bound:
-                hit = self._bound_lookup((key, np.round(values, self._round).tobytes()))
-                if hit is not None:
-                    out[i] = hit
-                    continue
-            group = groups.setdefault(key, (template, [], []))
-            group[1].append(i)
-            group[2].append(values)
-        for key, (template, idx, vals) in groups.items():
-            bodies = template.bodies(np.stack(vals))
-            with self._lock:
-                for i, v, body in zip(idx, vals, bodies):
-                    out[i] = body
-                    if self.max_bound:
-                        bkey = (key, np.round(v, self._round).tobytes())
-                        if bkey not in self._bound:
-                            nb = _body_nbytes(body)
-                            self._bound[bkey] = (body, nb)
-                            self._bytes += nb
-                self._evict()
-        return out  # type: ignore[return-value]
+        if len(circuits) == 1:
+            return [self._payload_one(circuits[0], device, optimization_level, None if rows is None else rows[0])]
+        return self._payload_batch(circuits, device, optimization_level, rows)
 
     def stats(self) -> dict[str, Any]:
         """Counters: hits / misses / evictions per level, compiles, bytes, time saved.

@@ -309,7 +309,9 @@ class BatchSubmitter:
             "session_id": session_id,
             "job_settings": json.loads(settings_key) if settings_key is not None else None,
         }
-        key = (backend, shots, gateset, noise_key(noise), json.dumps(metadata, sort_keys=True), sampler_seed,
+        # (the metadata's items, sorted: string keys and values, so equal exactly when the
+        # dicts are, without a JSON encoder per call)
+        key = (backend, shots, gateset, noise_key(noise), tuple(sorted(metadata.items())), sampler_seed,
                session_id, settings_key)
         if exclusive:  # a bucket of its own: no other call's circuits join its jobs
             key = (*key, "exclusive", next(self._exclusive_ids))

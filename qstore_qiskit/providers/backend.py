@@ -333,13 +333,14 @@ class QStoreBackend(ServiceCallsMixin, CircuitPreparationMixin, BackendV2):
         return job_fields(prepared, opts, api_backend=self._api_backend, simulator=self._simulator)
 
     def _merged_options(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(overrides) - set(self.options.__dict__))
+        fields = self.options.__dict__
+        unknown = sorted({key for key in overrides if key not in fields})
         if unknown:
             raise ValueError(
                 f"unknown run option(s) {', '.join(map(repr, unknown))} for backend {self.name}; "
-                f"known: {', '.join(sorted(self.options.__dict__))}"
+                f"known: {', '.join(sorted(fields))}"
             )
-        opts = dict(self.options.__dict__)
+        opts = dict(fields)
         for key, value in overrides.items():
             opts[key] = check_option(key, value, "run option")
         return opts

@@ -14,6 +14,7 @@ import numpy as np
 from qiskit.circuit import QuantumCircuit
 from qiskit.transpiler import Target
 
+from ..cache.analysis import INSTRUCTION_ROW
 from ..payload import QStorePayloadError, native_body_scan
 from ..transpiler import DeviceSpec
 from ..transpiler.target import instruction_error
@@ -59,7 +60,7 @@ def scan(
 
 
 def scan_gated(
-    circuit: QuantumCircuit, standard: frozenset[str] = STANDARD_NATIVE
+    circuit: QuantumCircuit, standard: frozenset[str] = STANDARD_NATIVE, rows: list | None = None
 ) -> tuple[int, str, list[int | None], set]:
     """One pass over ``circuit``: ``(gate count, kind, measurement map, gated qubits)``.
 
@@ -94,13 +95,20 @@ def scan_gated(
     qidx = cidx = None
     gates = 0
     native = standard_native = logical = False
-    for inst in circuit.data:
-        name = inst.name
+    # The instructions' fields, read by Qiskit's C-level iteration; control flow looked
+    # for once (a Rust pass) rather than asked of every gate. The instruction objects
+    # themselves are kept only to ask which one is control flow, if any is.
+    control_flow = circuit.has_control_flow_op()
+    insts = list(circuit.data) if control_flow else None
+    read = list(map(INSTRUCTION_ROW, circuit.data if insts is None else insts))
+    if rows is not None:
+        rows.extend(read)
+    for i, (name, qubits, params, clbits) in enumerate(read):
         if name in ("barrier", "delay"):
             continue
         if name in _PLAIN_GATES:
             # The bulk of an ISA circuit: no control flow, no reset, one qubit.
-            qubit = inst.qubits[0]
+            qubit = qubits[0]
             gated_add(qubit)
             if measured and qubit in measured:
                 raise ValueError(
@@ -109,7 +117,7 @@ def scan_gated(
                 )
             gates += 1
             if name == "rz":
-                value = inst.params[0]
+                value = params[0]
                 if type(value) is float and not math.isfinite(value):  # noqa: E721 (hot path)
                     raise ValueError(
                         f"circuit '{circuit.name}': instruction '{name}' has angle {value}; angles must be finite"
@@ -119,7 +127,7 @@ def scan_gated(
             else:
                 logical = True
             continue
-        if inst.is_control_flow():
+        if insts is not None and insts[i].is_control_flow():
             raise TranspilerError(
                 f"circuit '{circuit.name}' contains '{name}' (classical control flow), which IonQ "
                 "devices do not support; unroll it or run the branches as separate circuits."
@@ -128,9 +136,9 @@ def scan_gated(
             if qidx is None or cidx is None:
                 qidx = {q: i for i, q in enumerate(circuit.qubits)}
                 cidx = {c: i for i, c in enumerate(circuit.clbits)}
-            qubit = inst.qubits[0]
+            qubit = qubits[0]
             measured.add(qubit)
-            meas_map[cidx[inst.clbits[0]]] = qidx[qubit]
+            meas_map[cidx[clbits[0]]] = qidx[qubit]
             continue
         if name in ("reset", "initialize"):
             raise ValueError(
@@ -138,14 +146,14 @@ def scan_gated(
                 "mid-circuit): IonQ's circuit jobs have no reset (qubits start in |0>). "
                 + ("Use StatePreparation (qc.prepare_state) instead." if name == "initialize" else "Remove it.")
             )
-        if measured and not measured.isdisjoint(inst.qubits):
+        if measured and not measured.isdisjoint(qubits):
             raise ValueError(
                 f"circuit '{circuit.name}' measures or resets a qubit mid-circuit; qstore backends "
                 "batch gate-list jobs only. Run it with qiskit-ionq's backend (OpenQASM 3 jobs)."
             )
-        gated_update(inst.qubits)
+        gated_update(qubits)
         gates += 1
-        for value in inst.params:
+        for value in params:
             if type(value) is float and not math.isfinite(value):  # noqa: E721 (hot path)
                 raise ValueError(
                     f"circuit '{circuit.name}': instruction '{name}' has angle {value}; angles must be finite"
@@ -177,6 +185,8 @@ def width_of(circuit: QuantumCircuit, gated: set) -> int:
 #: Instructions that :func:`scan_native` leaves to :func:`scan` never hold (no control
 #: flow, reset, initialize, id or delay).
 _WALKED = _NATIVE_LIFTED | {"rz", "measure", "barrier"}
+#: ``standard`` -> (the names :func:`scan_native` walks, the native ones among them).
+_ALLOWED: dict[frozenset[str], tuple[frozenset[str], frozenset[str]]] = {}
 #: Instructions that are not gates (:func:`scan`'s gate count leaves them out).
 _NOT_COUNTED = ("measure", "barrier", "delay")
 
@@ -202,7 +212,10 @@ def scan_native(
     """
     counts = circuit.count_ops()
     names = counts.keys()
-    if circuit.num_parameters or not names <= (_WALKED | standard) or names.isdisjoint(_NATIVE_LIFTED | standard):
+    allowed = _ALLOWED.get(standard)
+    if allowed is None:
+        allowed = _ALLOWED[standard] = (_WALKED | standard, _NATIVE_LIFTED | standard)
+    if circuit.num_parameters or not names <= allowed[0] or names.isdisjoint(allowed[1]):
         return None
     try:
         body, gated, meas_map = native_body_scan(circuit)

@@ -68,10 +68,15 @@ class CircuitPreparationMixin:
         scans: list[tuple[int, str, list[int | None]]] = []
         walked: dict[int, tuple[dict, int]] = {}
         gated: dict[int, set] = {}  # the qubits gates act on, from the same pass
+        # The instructions as the scan read them, for the template cache's structural
+        # analysis (one walk over each circuit per run(), not two).
+        cached = opts["use_native_gates"] and opts["enable_smart_caching"]
+        rows: list[list | None] = [None] * len(circuits)
         for index, circuit in enumerate(circuits):
             found = scan_native(circuit, standard) if opts["use_native_gates"] else None
             if found is None:
-                *scanned, gated[index] = scan_gated(circuit, standard)
+                read = rows[index] = [] if cached else None
+                *scanned, gated[index] = scan_gated(circuit, standard, read)
                 scans.append(tuple(scanned))  # type: ignore[arg-type]
             else:
                 scans.append(found[0])
@@ -86,12 +91,12 @@ class CircuitPreparationMixin:
         # processes when there are several and enough work (TemplateCache docs).
         batched: dict[int, dict] = {}
         templates: dict[int, tuple] = {}
-        if opts["use_native_gates"] and opts["enable_smart_caching"]:
+        if cached:
             device, level = self._compile_device(opts), opts["optimization_level"]
             idx = [i for i, c in enumerate(circuits) if value_sets[i] is None and scans[i][1] == "logical"]
             if idx:
                 bodies = self._cache.payload_many(
-                    [circuits[i] for i in idx], device=device, optimization_level=level
+                    [circuits[i] for i in idx], device=device, optimization_level=level, rows=[rows[i] for i in idx]
                 )
                 batched = dict(zip(idx, bodies))
             idx = [i for i, c in enumerate(circuits) if value_sets[i] is not None and scans[i][1] == "logical"]
@@ -107,6 +112,9 @@ class CircuitPreparationMixin:
         # over the whole heap, and make the young collection ourselves after each block
         # of 128 circuits (so garbage of circuits compiled here stays bounded). Only a
         # caller that found the collector enabled turns it back on.
+        if len(circuits) == 1 and value_sets[0] is None:  # a separate run(qc): no pause, no blocks
+            return self._prepare_one(circuits[0], None, opts, scans[0], batched.get(0), templates.get(0),
+                                     walked.get(0), gated.get(0))
         bodies = sum(1 if v is None else len(v) for v in value_sets)
         with cyclic_gc_paused(bodies > 8) as paused:
             for index, circuit in enumerate(circuits):

@@ -65,6 +65,11 @@ class PreparedCircuit:
     input_gates: int = 0
 
 
+#: ``json.dumps(obj, separators=(",", ":"))`` with its encoder built once (``json.dumps``
+#: builds one per call when given any option).
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def encode_layout(prepared: list[PreparedCircuit]) -> str | None:
     """The ``qstore_layout`` metadata value for ``prepared`` (``None`` if too long)."""
     layouts: list[list] = []
@@ -79,15 +84,17 @@ def encode_layout(prepared: list[PreparedCircuit]) -> str | None:
         ids = (id(p.meas_map), id(p.creg_sizes))
         key = by_id.get(ids)
         if key is None:
-            key = by_id[ids] = json.dumps(layout, separators=(",", ":"))
+            key = by_id[ids] = _compact(layout)
         if key not in index:
             index[key] = len(layouts)
             layouts.append(layout)
         per_circuit.append(index[key])
-    doc: dict[str, Any] = {"l": layouts}
+    # json.dumps({"l": layouts, "i": per_circuit}, separators=(",", ":")), assembled from
+    # the layouts' texts above instead of serializing them a second time.
+    raw = '{"l":[' + ",".join(index) + "]"
     if len(layouts) > 1:
-        doc["i"] = per_circuit
-    return _encoded(json.dumps(doc, separators=(",", ":")))
+        raw += ',"i":' + _compact(per_circuit)
+    return _encoded(raw + "}")
 
 
 @functools.lru_cache(maxsize=256)

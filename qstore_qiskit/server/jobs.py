@@ -9,6 +9,7 @@ are re-exported here).
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import threading
 import time
 import uuid
@@ -180,8 +181,13 @@ class Job:
         return total
 
 
+@functools.lru_cache(maxsize=4096)
 def iso(ts: float | None) -> str | None:
-    """Epoch seconds -> ISO-8601 UTC with milliseconds and ``Z``."""
+    """Epoch seconds -> ISO-8601 UTC with milliseconds and ``Z``.
+
+    Memoised: a job's three timestamps are rendered again at every poll of it, and
+    ``strftime`` is most of a rendered record's cost.
+    """
     if ts is None:
         return None
     return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[

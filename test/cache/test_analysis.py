@@ -5,7 +5,7 @@ from __future__ import annotations
 import unittest
 
 import numpy as np
-from qiskit import QuantumCircuit
+from qiskit import ClassicalRegister, QuantumCircuit
 from qiskit.circuit import Parameter, ParameterVector
 from qiskit.quantum_info import Operator
 
@@ -95,6 +95,40 @@ class TestStructuralKey(unittest.TestCase):
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
         self.assertEqual(out.stdout.strip(), key)
+
+    def test_scan_rows_give_the_same_analysis(self):
+        """The backend's scan hands its instruction reads to the analysis (one walk per
+        run()): keys, columns, values and lift sites equal the analysis's own walk, and
+        the scan's result does not change when it records them."""
+        from qiskit.circuit import Instruction
+
+        from qstore_qiskit.cache.analysis import _analyse
+        from qstore_qiskit.providers.inspection import scan_gated
+
+        rng = np.random.default_rng(31)
+        for trial in range(120):
+            n = 1 + trial % 5
+            params = list(ParameterVector(f"r{trial}", 3)) if trial % 3 == 0 else None
+            qc = random_circuit(rng, n, int(rng.integers(0, 14)), params=params)
+            qc.add_register(ClassicalRegister(n + 1, "c"))
+            if trial % 4 == 1:
+                qc.barrier()
+            if trial % 5 == 2:
+                # a custom instruction with clbits (read through the rows, mapped in the key)
+                qc.append(Instruction("tagged", 1, 1, [0.5]), [0], [n])
+            if trial % 2:
+                qc.measure(range(n), range(n))
+            rows: list = []
+            with self.subTest(trial=trial):
+                self.assertEqual(scan_gated(qc, rows=rows), scan_gated(qc))
+                self.assertEqual(len(rows), len(qc.data))
+                for lift in (False, True):
+                    for sites in (False, True):
+                        own, given = _analyse(qc, lift, sites), _analyse(qc, lift, sites, rows=rows)
+                        self.assertEqual(given.key, own.key)
+                        self.assertEqual(given.columns, own.columns)
+                        np.testing.assert_array_equal(given.values, own.values)
+                        self.assertEqual(given.lift_sites, own.lift_sites)
 
     def test_collision_resistance(self):
         """Many random circuits: equal key <=> identical canonical structure."""

@@ -86,6 +86,8 @@ class TestConstantSpec(unittest.TestCase):
         qc.measure(0, 1)
         spec = constant_spec(qc)
         self.assertSameSpec(_general(qc), spec)
+        # directives (the barrier) are read by Qiskit's flag: the size Qiskit reports
+        self.assertEqual(spec.native_size, qc.size())
         # and it binds to the payload of the circuit itself (up to rounding: the
         # serializer sums the frames in another order)
         bound = CompiledTemplate.from_native(qc, []).bind([])

@@ -37,6 +37,39 @@ class TestCacheBehaviour(unittest.TestCase):
         self.assertGreaterEqual(s["time_saved_seconds"], 0.0)
         self.assertGreater(s["compile_seconds"], 0.0)
 
+    def test_one_circuit_path_is_the_batch_of_one(self):
+        """payload_many of one circuit (a separate run()) takes its own path: the same
+        bodies, entries and counters as the batch path given the same single circuit."""
+        from qstore_qiskit.cache.analysis import INSTRUCTION_ROW
+
+        rng = np.random.default_rng(23)
+        shapes = [random_circuit(rng, 3, 8) for _ in range(4)]
+        for qc in shapes:
+            qc.measure_all()
+        sequence = []
+        for qc in shapes + shapes:  # first sightings (exact), exact repeats
+            sequence.append(qc)
+        for qc in shapes:  # other angles: the structure's second sighting (lifted)
+            other = qc.copy_empty_like()
+            for inst in qc.data:
+                params = [float(rng.uniform(-3, 3)) if isinstance(p, float) else p for p in inst.params]
+                other._append(inst.replace(params=params) if params else inst)  # pylint: disable=protected-access
+            sequence += [other, qc]
+        caches = [TemplateCache(max_templates=5, max_bound=4, compile_fn=toy_compile) for _ in range(2)]
+        for qc in sequence:
+            rows = [list(map(INSTRUCTION_ROW, qc.data))]
+            one = caches[0].payload_many([qc], device="aria-1", optimization_level=2, rows=rows)
+            batch = caches[1]._payload_batch([qc], "aria-1", 2, rows)  # pylint: disable=protected-access
+            self.assertEqual(one, batch)
+            self.assertEqual(caches[0].stats()["bound"], caches[1].stats()["bound"])
+        first, second = caches[0].stats(), caches[1].stats()
+        for key in ("compile_seconds", "time_saved_seconds"):
+            first.pop(key), second.pop(key)
+        self.assertEqual(first, second)
+        self.assertGreater(first["bound_hits"], 0)
+        self.assertGreater(first["compiles"], len(shapes))  # exact and lifted templates
+        self.assertGreater(first["template_evictions"], 0)
+
     def test_lru_count_limits(self):
         cache = TemplateCache(max_templates=2, max_bound=3, compile_fn=CountingCompile())
         circuits = [ansatz(n, 1) for n in (1, 2, 3)]

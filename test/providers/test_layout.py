@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 import unittest
+import zlib
 
 from qstore_qiskit.providers.prepared import PreparedCircuit, decode_layout, encode_layout
 
@@ -27,6 +30,16 @@ class TestEncodeLayout(unittest.TestCase):
     def test_equal_content_in_other_objects_is_one_layout(self) -> None:
         one = encode_layout([_prepared([0, 1], [["c", 2]]), _prepared([0, 1], [["c", 2]])])
         self.assertEqual(one, encode_layout([_prepared([0, 1], [["c", 2]])]))
+
+    def test_text_is_the_json_of_the_document(self) -> None:
+        """The assembled text is json.dumps of ``{"l": layouts, "i": positions}``."""
+        a, b = _prepared([0, None, 2], [["meas", 3], ["c", 1]]), _prepared([1], [["m\u00e9as \"x\"", 1]])
+        for prepared, doc in (
+            ([a], {"l": [[a.meas_map, a.creg_sizes]]}),
+            ([a, b, a], {"l": [[a.meas_map, a.creg_sizes], [b.meas_map, b.creg_sizes]], "i": [0, 1, 0]}),
+        ):
+            raw = zlib.decompress(base64.b64decode(encode_layout(prepared))).decode()
+            self.assertEqual(raw, json.dumps(doc, separators=(",", ":")))
 
 
 if __name__ == "__main__":
