@@ -65,6 +65,14 @@ def _key(params: list) -> tuple | None:
     return tuple(key)
 
 
+def _c_level_property(name: str) -> property:
+    """``Instruction``'s property ``name`` with a C-level getter of the same private
+    attribute (``operator.attrgetter("_" + name)``) and ``Instruction``'s own setter,
+    deleter and docstring: the same values and validation, a cheaper read."""
+    slow = getattr(Instruction, name)
+    return property(attrgetter("_" + name), slow.fset, slow.fdel, slow.__doc__)
+
+
 class _CachedNative:
     """Mixin: memoized ``__array__`` and a cheap ``__deepcopy__`` (see the module docs)."""
 
@@ -85,30 +93,11 @@ class _CachedNative:
     # attribute. The same properties with C-level getters (``attrgetter`` of the same
     # attribute) and ``Instruction``'s own setters: the same values and the same
     # validation on assignment, a third less time per added gate.
-    name = property(
-        attrgetter("_name"), Instruction.name.fset, Instruction.name.fdel, Instruction.name.__doc__
-    )
-    params = property(
-        attrgetter("_params"),
-        Instruction.params.fset,
-        Instruction.params.fdel,
-        Instruction.params.__doc__,
-    )
-    label = property(
-        attrgetter("_label"), Instruction.label.fset, Instruction.label.fdel, Instruction.label.__doc__
-    )
-    num_qubits = property(
-        attrgetter("_num_qubits"),
-        Instruction.num_qubits.fset,
-        Instruction.num_qubits.fdel,
-        Instruction.num_qubits.__doc__,
-    )
-    num_clbits = property(
-        attrgetter("_num_clbits"),
-        Instruction.num_clbits.fset,
-        Instruction.num_clbits.fdel,
-        Instruction.num_clbits.__doc__,
-    )
+    name = _c_level_property("name")
+    params = _c_level_property("params")
+    label = _c_level_property("label")
+    num_qubits = _c_level_property("num_qubits")
+    num_clbits = _c_level_property("num_clbits")
 
     def _memo_key(self) -> tuple | None:
         params = self._params  # type: ignore[attr-defined]
