@@ -82,14 +82,19 @@ class BoundLevel:
         start = time.perf_counter()
         body = template.body(values)
         elapsed = time.perf_counter() - start
-        nb = _body_nbytes(body)
         with self._lock:
             self._bind_seconds_est = 0.9 * self._bind_seconds_est + 0.1 * elapsed
-            if bkey not in self._bound:
-                self._bound[bkey] = (body, nb)
-                self._bytes += nb
-                self._evict()
+            self._enter_bound(bkey, body)
+            self._evict()
         return body
+
+    def _enter_bound(self, bkey: tuple, body: dict[str, Any]) -> None:
+        """Keep ``body`` as the level-2 entry ``bkey`` unless one is there (the caller
+        holds the lock, and evicts)."""
+        if bkey not in self._bound:
+            nb = _body_nbytes(body)
+            self._bound[bkey] = (body, nb)
+            self._bytes += nb
 
     def _payload_batch(
         self,
@@ -124,10 +129,8 @@ class BoundLevel:
             with self._lock:
                 for i, bkey, body in zip(idx, bkeys, bodies):
                     out[i] = body
-                    if bkey is not None and bkey not in self._bound:
-                        nb = _body_nbytes(body)
-                        self._bound[bkey] = (body, nb)
-                        self._bytes += nb
+                    if bkey is not None:
+                        self._enter_bound(bkey, body)
                 self._evict()
         return out  # type: ignore[return-value]
 
@@ -147,10 +150,8 @@ class BoundLevel:
                 return hit
         body = template.bodies(values[None, :])[0]
         with self._lock:
-            if bkey is not None and bkey not in self._bound:
-                nb = _body_nbytes(body)
-                self._bound[bkey] = (body, nb)
-                self._bytes += nb
+            if bkey is not None:
+                self._enter_bound(bkey, body)
             self._evict()
         return body
 
